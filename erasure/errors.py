@@ -1,0 +1,77 @@
+"""Errors raised by the data pipeline.
+
+Every error the pipeline raises on purpose derives from :class:`ErasureError`::
+
+    ErasureError
+    ├── ParameterError          codec/layout parameters out of range or inconsistent
+    ├── CodecUnavailable        the requested codec's library is not installed
+    ├── EnvelopeError           encryption layer
+    │   ├── DecryptionError     wrong key, flipped bit, reordered/dropped/truncated message
+    │   └── KeyWrapError        a sealed data key could not be opened
+    ├── ManifestError           manifest could not be parsed or is inconsistent
+    │   ├── UnsupportedVersion  a format version this code does not know
+    │   └── ManifestMismatch    a field disagrees with the others (lengths, roots, sizes)
+    ├── IntegrityError          a share or block does not match its committed root
+    └── NotEnoughShares         fewer than k good blocks for a segment
+
+Errors caught at a boundary are re-raised with ``raise X(...) from err`` so the original
+cause is never lost.
+"""
+
+from __future__ import annotations
+
+
+class ErasureError(Exception):
+    """Base of every error raised on purpose by :mod:`erasure`."""
+
+
+class ParameterError(ErasureError, ValueError):
+    """Codec or layout parameters are out of range or inconsistent."""
+
+
+class CodecUnavailable(ErasureError):
+    """The codec's library is not installed on this machine."""
+
+
+class EnvelopeError(ErasureError):
+    """Base of the encryption layer's errors."""
+
+
+class DecryptionError(EnvelopeError):
+    """Ciphertext failed authentication: wrong key or header, or a message was altered,
+    reordered, dropped or truncated, or data follows the final message."""
+
+
+class KeyWrapError(EnvelopeError):
+    """A sealed data key could not be opened with the given private key."""
+
+
+class ManifestError(ErasureError, ValueError):
+    """A manifest could not be parsed."""
+
+
+class UnsupportedVersion(ManifestError):
+    """The manifest (or another format) carries a version this code does not know."""
+
+
+class ManifestMismatch(ManifestError):
+    """A manifest field is inconsistent with the others."""
+
+
+class IntegrityError(ErasureError):
+    """Bytes do not match the Merkle root they were committed under."""
+
+    def __init__(self, message: str, *, share: int | None = None, segment: int | None = None) -> None:
+        super().__init__(message)
+        self.share = share
+        self.segment = segment
+
+
+class NotEnoughShares(ErasureError):
+    """Fewer than k verified blocks were available for a segment."""
+
+    def __init__(self, message: str, *, segment: int, good: int, needed: int) -> None:
+        super().__init__(message)
+        self.segment = segment
+        self.good = good
+        self.needed = needed

@@ -1,0 +1,102 @@
+"""Shares as files in a local directory: the layout ``datasov pipeline`` reads and writes.
+
+``DIR/manifest.json``, ``DIR/share-NNN.bin`` (the share bytes exactly as committed) and
+``DIR/share-NNN.roots`` (its block roots, 32 bytes each: a cache, verified like any other input).
+Files are written under a temporary name and renamed into place once complete.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from . import merkle
+from .manifest import Manifest
+
+MANIFEST_NAME = "manifest.json"
+
+
+def share_path(directory: Path, index: int) -> Path:
+    return directory / f"share-{index:03d}.bin"
+
+
+def roots_path(directory: Path, index: int) -> Path:
+    return directory / f"share-{index:03d}.roots"
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    tmp = path.with_name(path.name + ".part")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@contextmanager
+def share_writers(directory: Path, n: int) -> Iterator[list[BinaryIO]]:
+    """Open n ``.part`` files; on success they are fsynced and renamed into place."""
+    directory.mkdir(parents=True, exist_ok=True)
+    parts = [share_path(directory, i).with_suffix(".bin.part") for i in range(n)]
+    with ExitStack() as stack:
+        files = [stack.enter_context(p.open("wb", buffering=1 << 20)) for p in parts]
+        yield files
+        for f in files:
+            f.flush()
+            os.fsync(f.fileno())
+    for i, p in enumerate(parts):
+        os.replace(p, share_path(directory, i))
+
+
+def write_roots(directory: Path, block_roots: Sequence[Sequence[bytes]]) -> None:
+    for i, roots in enumerate(block_roots):
+        write_atomic(roots_path(directory, i), b"".join(roots))
+
+
+class FileShareSource:
+    """One share file; block roots come from the ``.roots`` file if present, else are computed."""
+
+    def __init__(self, path: Path, roots_file: Path | None, manifest: Manifest) -> None:
+        self.path = path
+        self._roots_file = roots_file
+        self._manifest = manifest
+        self._fd: int | None = None
+
+    def _open(self) -> int:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        return self._fd
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def block_roots(self) -> Sequence[bytes]:
+        if self._roots_file is not None and self._roots_file.exists():
+            raw = self._roots_file.read_bytes()
+            return [raw[i : i + 32] for i in range(0, len(raw), 32)]
+        m = self._manifest
+        fd = self._open()
+        roots = []
+        for s in range(m.segment_count):
+            size = m.block_size if s < m.segment_count - 1 else m.share_size - s * m.block_size
+            roots.append(merkle.MerkleTree(os.pread(fd, size, m.block_offset(s)), m.leaf_size).root)
+        return roots
+
+    def read_block(self, segment: int, offset: int, size: int) -> bytes:
+        return os.pread(self._open(), size, offset)
+
+
+def sources(directory: Path, manifest: Manifest) -> dict[int, FileShareSource]:
+    """Every share file present in ``directory``."""
+    found = {}
+    for i in range(manifest.n):
+        path = share_path(directory, i)
+        if path.exists():
+            found[i] = FileShareSource(path, roots_path(directory, i), manifest)
+    return found

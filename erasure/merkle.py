@@ -1,0 +1,312 @@
+"""SHA-256 Merkle trees: the one definition shared by Python, C and Solidity.
+
+- leaf = SHA256(0x00 || leaf bytes); node = SHA256(0x01 || left || right)
+- an odd node at the end of a level moves up unchanged
+- data is cut into ``leaf_size`` leaves; the last leaf may be short; empty data is one empty leaf
+- the commitment root of a dataset is the same tree over its n share roots taken as 32-byte leaves
+
+A node at level ``j`` and index ``p`` always covers leaves ``[p * 2**j, min((p + 1) * 2**j, N))``,
+so a block of ``2**j`` leaves that starts on a multiple of ``2**j`` has its own subtree root, and the
+tree over those block roots (nodes only, no leaf tag) is the root of the whole share. The pipeline
+uses this to verify each block of a share on its own.
+
+``BACKEND`` names the engine in use ("python" here).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .errors import IntegrityError, ParameterError
+
+BACKEND = "python"
+
+LEAF_TAG = b"\x00"
+NODE_TAG = b"\x01"
+HASH_SIZE = 32
+DEFAULT_LEAF_SIZE = 1024
+
+_sha256 = hashlib.sha256
+
+
+def leaf_hash(leaf: bytes | memoryview) -> bytes:
+    """SHA256(0x00 || leaf)."""
+    h = _sha256(LEAF_TAG)
+    h.update(leaf)
+    return h.digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    """SHA256(0x01 || left || right)."""
+    return _sha256(NODE_TAG + left + right).digest()
+
+
+def _check_leaf_size(leaf_size: int) -> None:
+    if leaf_size < 1:
+        raise ParameterError(f"leaf_size must be >= 1, got {leaf_size}")
+
+
+def _leaf_hashes(data: bytes | memoryview, leaf_size: int) -> list[bytes]:
+    view = memoryview(data).cast("B")
+    if len(view) == 0:
+        return [leaf_hash(b"")]
+    return [leaf_hash(view[i : i + leaf_size]) for i in range(0, len(view), leaf_size)]
+
+
+def _next_level(level: Sequence[bytes]) -> list[bytes]:
+    up = [_sha256(NODE_TAG + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
+    if len(level) % 2:
+        up.append(level[-1])
+    return up
+
+
+def root_of_nodes(nodes: Sequence[bytes]) -> bytes:
+    """Root of the tree whose lowest level is ``nodes`` (already hashed: no leaf tag is applied)."""
+    if not nodes:
+        raise ParameterError("root_of_nodes needs at least one node")
+    level = list(nodes)
+    while len(level) > 1:
+        level = _next_level(level)
+    return level[0]
+
+
+@dataclass(frozen=True, slots=True)
+class MerkleProof:
+    """Inclusion proof of leaf ``index`` in a tree of ``leaf_count`` leaves.
+
+    ``siblings`` are listed bottom-up; levels where the path node was promoted (no sibling)
+    contribute nothing, which is why the verifier needs ``leaf_count``.
+    """
+
+    index: int
+    leaf_count: int
+    siblings: tuple[bytes, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "index": self.index,
+            "leaf_count": self.leaf_count,
+            "siblings": [s.hex() for s in self.siblings],
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, object]) -> MerkleProof:
+        index, count, siblings = obj["index"], obj["leaf_count"], obj["siblings"]
+        if not isinstance(index, int) or not isinstance(count, int) or not isinstance(siblings, list):
+            raise ParameterError("malformed Merkle proof")
+        return cls(index, count, tuple(bytes.fromhex(str(s)) for s in siblings))
+
+
+def _path_shape(index: int, leaf_count: int) -> list[bool | None]:
+    """For each level bottom-up: True if the sibling is on the left, False if on the right,
+    None if the node is promoted without a sibling."""
+    shape: list[bool | None] = []
+    width = leaf_count
+    while width > 1:
+        if index % 2:
+            shape.append(True)
+        elif index + 1 < width:
+            shape.append(False)
+        else:
+            shape.append(None)
+        index //= 2
+        width = (width + 1) // 2
+    return shape
+
+
+def root_from_proof(leaf_digest: bytes, proof: MerkleProof) -> bytes | None:
+    """Recompute the root from a leaf's digest and its proof; None if the proof is malformed."""
+    if not 0 <= proof.index < proof.leaf_count:
+        return None
+    shape = _path_shape(proof.index, proof.leaf_count)
+    if sum(s is not None for s in shape) != len(proof.siblings):
+        return None
+    acc = leaf_digest
+    siblings = iter(proof.siblings)
+    for side in shape:
+        if side is None:
+            continue
+        sib = next(siblings)
+        if len(sib) != HASH_SIZE:
+            return None
+        acc = node_hash(sib, acc) if side else node_hash(acc, sib)
+    return acc
+
+
+def verify_proof(root: bytes, leaf: bytes | memoryview, proof: MerkleProof) -> bool:
+    """True if ``leaf`` (the leaf's bytes) sits at ``proof.index`` under ``root``."""
+    return root_from_proof(leaf_hash(leaf), proof) == root
+
+
+class MerkleTree:
+    """A whole tree held in memory (32 bytes per leaf and per inner node), for roots and proofs.
+
+    ``data`` is cut into ``leaf_size`` leaves. For streaming use :class:`MerkleBuilder`.
+    """
+
+    __slots__ = ("_data_len", "_levels", "leaf_size")
+
+    def __init__(self, data: bytes | memoryview, leaf_size: int = DEFAULT_LEAF_SIZE) -> None:
+        _check_leaf_size(leaf_size)
+        self.leaf_size = leaf_size
+        self._data_len = len(memoryview(data).cast("B"))
+        level = _leaf_hashes(data, leaf_size)
+        self._levels = [level]
+        while len(level) > 1:
+            level = _next_level(level)
+            self._levels.append(level)
+
+    @property
+    def root(self) -> bytes:
+        return self._levels[-1][0]
+
+    @property
+    def leaf_count(self) -> int:
+        return len(self._levels[0])
+
+    def prove(self, index: int) -> MerkleProof:
+        """Proof for leaf ``index``; raises :class:`ParameterError` if out of range."""
+        if not 0 <= index < self.leaf_count:
+            raise ParameterError(f"leaf index {index} out of range [0, {self.leaf_count})")
+        siblings: list[bytes] = []
+        i = index
+        for level in self._levels[:-1]:
+            if i % 2:
+                siblings.append(level[i - 1])
+            elif i + 1 < len(level):
+                siblings.append(level[i + 1])
+            i //= 2
+        return MerkleProof(index, self.leaf_count, tuple(siblings))
+
+    def prove_many(self, indices: Iterable[int]) -> list[MerkleProof]:
+        return [self.prove(i) for i in indices]
+
+
+class NodeAccumulator:
+    """Builds the root over a stream of nodes fed left to right, in O(log n) memory."""
+
+    __slots__ = ("_count", "_stack")
+
+    def __init__(self) -> None:
+        # _stack[i] is the root of a perfect subtree; sizes strictly decrease along the stack.
+        self._stack: list[tuple[int, bytes]] = []
+        self._count = 0
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def add(self, node: bytes) -> None:
+        self._count += 1
+        level, acc = 0, node
+        while self._stack and self._stack[-1][0] == level:
+            _, left = self._stack.pop()
+            acc = node_hash(left, acc)
+            level += 1
+        self._stack.append((level, acc))
+
+    def copy(self) -> NodeAccumulator:
+        other = NodeAccumulator()
+        other._stack = list(self._stack)
+        other._count = self._count
+        return other
+
+    def root(self) -> bytes:
+        """Root of everything added so far (promotion of the odd right edge, as in MerkleTree)."""
+        if not self._stack:
+            raise ParameterError("no nodes added")
+        acc = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            acc = node_hash(left, acc)
+        return acc
+
+
+class MerkleBuilder:
+    """Incremental tree over a byte stream: ``update()`` as data arrives, then ``root()``.
+
+    Holds at most one partial leaf plus O(log n) hashes, and gives the same root as
+    ``MerkleTree(all_data, leaf_size).root``.
+    """
+
+    __slots__ = ("_acc", "_pending", "leaf_size")
+
+    def __init__(self, leaf_size: int = DEFAULT_LEAF_SIZE) -> None:
+        _check_leaf_size(leaf_size)
+        self.leaf_size = leaf_size
+        self._acc = NodeAccumulator()
+        self._pending = bytearray()
+
+    @property
+    def leaf_count(self) -> int:
+        return max(1, self._acc.count + (1 if self._pending else 0))
+
+    def update(self, data: bytes | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        size = self.leaf_size
+        if self._pending:
+            take = min(size - len(self._pending), len(view))
+            self._pending += view[:take]
+            view = view[take:]
+            if len(self._pending) < size:
+                return
+            self._acc.add(leaf_hash(self._pending))
+            self._pending.clear()
+        full = len(view) - len(view) % size
+        for i in range(0, full, size):
+            self._acc.add(leaf_hash(view[i : i + size]))
+        self._pending += view[full:]
+
+    def add_leaf(self, leaf: bytes | memoryview) -> None:
+        """Add one whole leaf (must be ``leaf_size`` bytes except for the very last one)."""
+        if self._pending:
+            raise ParameterError("a short leaf was already added; it must be the last")
+        if len(leaf) > self.leaf_size:
+            raise ParameterError(f"leaf of {len(leaf)} bytes exceeds leaf_size {self.leaf_size}")
+        if len(leaf) == self.leaf_size:
+            self._acc.add(leaf_hash(leaf))
+        else:
+            self._pending += leaf
+
+    def root(self) -> bytes:
+        if self._pending or self._acc.count == 0:
+            acc = self._acc.copy()
+            acc.add(leaf_hash(self._pending))
+            return acc.root()
+        return self._acc.root()
+
+
+def commitment_root(share_roots: Sequence[bytes]) -> bytes:
+    """Merkle root over the n share roots, each taken as one 32-byte leaf."""
+    if not share_roots:
+        raise ParameterError("commitment_root needs at least one share root")
+    for r in share_roots:
+        if len(r) != HASH_SIZE:
+            raise ParameterError(f"share root must be {HASH_SIZE} bytes, got {len(r)}")
+    return MerkleTree(b"".join(share_roots), leaf_size=HASH_SIZE).root
+
+
+def block_roots(share: bytes | memoryview, block_size: int, leaf_size: int) -> list[bytes]:
+    """Subtree roots of each ``block_size`` block of a share (``block_size`` = leaf_size * 2**j)."""
+    check_block_layout(block_size, leaf_size)
+    view = memoryview(share).cast("B")
+    if len(view) == 0:
+        return [leaf_hash(b"")]
+    return [MerkleTree(view[i : i + block_size], leaf_size).root for i in range(0, len(view), block_size)]
+
+
+def check_block_layout(block_size: int, leaf_size: int) -> None:
+    """Blocks must be a power-of-two number of leaves so each block is one aligned subtree."""
+    _check_leaf_size(leaf_size)
+    leaves = block_size // leaf_size
+    if block_size % leaf_size or leaves < 1 or leaves & (leaves - 1):
+        raise ParameterError(
+            f"block_size {block_size} must be leaf_size {leaf_size} times a power of two"
+        )
+
+
+def verify_block_roots(share_root: bytes, roots: Sequence[bytes], *, share: int | None = None) -> None:
+    """Check a claimed list of block roots against the committed share root."""
+    if not roots or any(len(r) != HASH_SIZE for r in roots) or root_of_nodes(roots) != share_root:
+        raise IntegrityError("block roots do not hash to the committed share root", share=share)

@@ -1,0 +1,345 @@
+"""Streaming encode and decode: plaintext -> encrypted segments -> blocks -> n shares, and back.
+
+Encode reads the plaintext once, encrypts it in secretstream messages, cuts the ciphertext into
+segments of ``k * block_size`` bytes, erasure-codes each segment into n blocks and appends
+block i to share i. Every block is hashed into its Merkle subtree on the way, so the share roots
+and the manifest come out at the end without a second pass. Memory is bounded by the window
+of segments in flight, whatever the input size.
+
+Decode takes any set of :class:`ShareSource`\\ s. It checks each share's claimed block roots
+against the committed share root once, then for each segment reads blocks from good shares
+(systematic ones first), checks every block against its root before it is used, drops a share at
+its first bad or missing block, and decodes from the first k good blocks; the subset may differ
+per segment. Fewer than k good blocks for a segment raises :class:`NotEnoughShares`.
+
+CPU work (codec, block hashing) runs on a thread pool: zfec, libsodium and hashlib release
+the GIL, so threads use every core without copying segments between processes.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from . import envelope, merkle
+from . import manifest as manifest_mod
+from .codec import DEFAULT_CODEC, Codec, get_codec
+from .errors import (
+    DecryptionError,
+    ErasureError,
+    IntegrityError,
+    ManifestMismatch,
+    NotEnoughShares,
+    ParameterError,
+)
+from .manifest import Manifest
+
+DEFAULT_K = 3
+DEFAULT_N = 10
+DEFAULT_BLOCK_SIZE = 256 * 1024
+MAX_BLOCK_SIZE = 16 * 1024 * 1024
+
+Progress = Callable[[int], None]
+"""Called with the number of bytes just processed (plaintext on encode and decode)."""
+
+
+class ShareSink(Protocol):
+    """Where one share's bytes go, in order."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+
+class ShareSource(Protocol):
+    """One share as the decoder sees it: untrusted until checked against the manifest."""
+
+    def block_roots(self) -> Sequence[bytes]:
+        """The share's claimed block roots (one per segment)."""
+        ...
+
+    def read_block(self, segment: int, offset: int, size: int) -> bytes:
+        """``size`` bytes at ``offset`` of the share: the block of ``segment``. May raise OSError."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """How a dataset is cut and coded."""
+
+    codec: str = DEFAULT_CODEC
+    k: int = DEFAULT_K
+    n: int = DEFAULT_N
+    block_size: int = DEFAULT_BLOCK_SIZE
+    leaf_size: int = merkle.DEFAULT_LEAF_SIZE
+    message_size: int = envelope.MESSAGE_SIZE
+
+    def make_codec(self) -> Codec:
+        codec = get_codec(self.codec, self.k, self.n)
+        merkle.check_block_layout(self.block_size, self.leaf_size)
+        if self.block_size > MAX_BLOCK_SIZE:
+            raise ParameterError(f"block_size above {MAX_BLOCK_SIZE}")
+        if codec.block_size(self.k * self.block_size) != self.block_size:
+            raise ParameterError(f"{self.codec} cannot code {self.k} x {self.block_size} without padding")
+        return codec
+
+
+@dataclass(frozen=True, slots=True)
+class EncodeResult:
+    manifest: Manifest
+    block_roots: list[list[bytes]]
+    """For each share, the Merkle root of each of its blocks (what storage nodes serve to verify)."""
+
+
+def _default_threads() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+class _Counter:
+    def __init__(self, chunks: Iterable[bytes | memoryview], progress: Progress | None) -> None:
+        self._chunks = chunks
+        self._progress = progress
+        self.total = 0
+
+    def __iter__(self) -> Iterator[bytes | memoryview]:
+        for chunk in self._chunks:
+            self.total += len(chunk)
+            if self._progress is not None:
+                self._progress(len(chunk))
+            yield chunk
+
+
+def _encode_segment(codec: Codec, segment: bytes, leaf_size: int) -> tuple[list[bytes], list[bytes]]:
+    blocks = codec.encode(segment)
+    return blocks, [merkle.MerkleTree(b, leaf_size).root for b in blocks]
+
+
+def _ordered(
+    pool: ThreadPoolExecutor, tasks: Iterable[Callable[[], object]], window: int
+) -> Iterator[object]:
+    """Run tasks on the pool, at most ``window`` at once, yielding results in order."""
+    pending: deque[Future[object]] = deque()
+    try:
+        for task in tasks:
+            pending.append(pool.submit(task))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for fut in pending:
+            fut.cancel()
+
+
+def encode(
+    plaintext: Iterable[bytes | memoryview],
+    sinks: Sequence[ShareSink],
+    *,
+    key: bytes,
+    salt: bytes | None = None,
+    layout: Layout = Layout(),  # noqa: B008 - frozen value
+    name: str = "",
+    content: str = "file",
+    threads: int | None = None,
+    progress: Progress | None = None,
+) -> EncodeResult:
+    """Encrypt, code and hash ``plaintext`` into ``layout.n`` share sinks; return the manifest.
+
+    ``key`` is the 32-byte data key (see :func:`erasure.envelope.new_data_key`); it is used
+    here and never stored in the manifest, which carries only its salted commitment.
+    """
+    codec = layout.make_codec()
+    if len(sinks) != layout.n:
+        raise ParameterError(f"need {layout.n} share sinks, got {len(sinks)}")
+    salt = envelope.new_salt() if salt is None else salt
+    commitment = envelope.key_commitment(key, salt)
+    counter = _Counter(plaintext, progress)
+    header, messages = envelope.encrypt_stream(key, counter, layout.message_size)
+    segment_size = layout.k * layout.block_size
+    segments = envelope.rechunk(messages, segment_size)
+
+    accumulators = [merkle.NodeAccumulator() for _ in range(layout.n)]
+    roots: list[list[bytes]] = [[] for _ in range(layout.n)]
+    ciphertext_size = share_size = 0
+    workers = threads or _default_threads()
+
+    def tasks() -> Iterator[Callable[[], object]]:
+        nonlocal ciphertext_size
+        for segment in segments:
+            ciphertext_size += len(segment)
+            yield lambda seg=segment: _encode_segment(codec, seg, layout.leaf_size)  # type: ignore[misc]
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="erasure-encode") as pool:
+        for result in _ordered(pool, tasks(), 2 * workers + 1):
+            blocks, block_roots = result  # type: ignore[misc]
+            share_size += len(blocks[0])
+            for i, (block, root) in enumerate(zip(blocks, block_roots, strict=True)):
+                sinks[i].write(block)
+                accumulators[i].add(root)
+                roots[i].append(root)
+
+    share_roots = [acc.root() for acc in accumulators]
+    man = manifest_mod.build(
+        name=name,
+        content=content,
+        codec=layout.codec,
+        k=layout.k,
+        n=layout.n,
+        block_size=layout.block_size,
+        leaf_size=layout.leaf_size,
+        plaintext_size=counter.total,
+        ciphertext_size=ciphertext_size,
+        share_size=share_size,
+        header=header,
+        message_size=layout.message_size,
+        salt=salt,
+        key_commitment=commitment,
+        share_roots=share_roots,
+    )
+    return EncodeResult(man, roots)
+
+
+@dataclass
+class DecodeReport:
+    """What a decode found: shares dropped and why, blocks used per share."""
+
+    excluded: dict[int, str] = field(default_factory=dict)
+    blocks_used: dict[int, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def exclude(self, share: int, reason: str) -> None:
+        with self._lock:
+            self.excluded.setdefault(share, reason)
+
+    def used(self, share: int) -> None:
+        with self._lock:
+            self.blocks_used[share] = self.blocks_used.get(share, 0) + 1
+
+
+def share_size_for(man: Manifest, codec: Codec) -> int:
+    last = man.segment_len(man.segment_count - 1)
+    return (man.segment_count - 1) * man.block_size + codec.block_size(last)
+
+
+class Decoder:
+    """Verify and decode a dataset from its shares; iterate for plaintext chunks.
+
+    ``report`` tells which shares were excluded (bad roots, corrupt or missing blocks).
+    """
+
+    def __init__(
+        self,
+        man: Manifest,
+        key: bytes,
+        sources: Mapping[int, ShareSource],
+        *,
+        threads: int | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        if not envelope.check_key_commitment(key, man.salt, man.key_commitment):
+            raise DecryptionError("data key does not match the manifest's key commitment")
+        self.manifest = man
+        self._key = key
+        self._codec = get_codec(man.codec, man.k, man.n)
+        if share_size_for(man, self._codec) != man.share_size:
+            raise ManifestMismatch("share_size does not match the codec's layout")
+        self._threads = threads or _default_threads()
+        self._progress = progress
+        self.report = DecodeReport()
+        self._roots: dict[int, Sequence[bytes]] = {}
+        for index, source in sorted(sources.items()):
+            if not 0 <= index < man.n:
+                raise ParameterError(f"share index {index} out of range [0, {man.n})")
+            self._admit(index, source)
+        self._sources = {i: s for i, s in sources.items() if i in self._roots}
+
+    def _admit(self, index: int, source: ShareSource) -> None:
+        try:
+            roots = list(source.block_roots())
+            if len(roots) != self.manifest.segment_count:
+                raise IntegrityError(f"{len(roots)} block roots for {self.manifest.segment_count} segments")
+            merkle.verify_block_roots(self.manifest.share_roots[index], roots, share=index)
+        except (OSError, ErasureError) as err:
+            self.report.exclude(index, f"block roots rejected: {err}")
+            return
+        self._roots[index] = roots
+
+    def _segment(self, s: int) -> bytes:
+        man = self.manifest
+        seg_len = man.segment_len(s)
+        size = self._codec.block_size(seg_len)
+        offset = man.block_offset(s)
+        good: dict[int, bytes] = {}
+        for index in sorted(self._sources):
+            if len(good) == man.k:
+                break
+            if index in self.report.excluded:
+                continue
+            try:
+                block = self._sources[index].read_block(s, offset, size)
+            except OSError as err:
+                self.report.exclude(index, f"segment {s}: read failed: {err}")
+                continue
+            if len(block) != size or merkle.MerkleTree(block, man.leaf_size).root != self._roots[index][s]:
+                self.report.exclude(index, f"segment {s}: block does not match its committed root")
+                continue
+            good[index] = block
+        if len(good) < man.k:
+            raise NotEnoughShares(
+                f"segment {s}: only {len(good)} verified blocks, need {man.k}; excluded: {self.report.excluded}",
+                segment=s,
+                good=len(good),
+                needed=man.k,
+            )
+        for index in good:
+            self.report.used(index)
+        return self._codec.decode(good, seg_len)
+
+    def ciphertext(self) -> Iterator[bytes]:
+        """Verified ciphertext segments, in order."""
+        count = self.manifest.segment_count
+        with ThreadPoolExecutor(self._threads, thread_name_prefix="erasure-decode") as pool:
+            tasks = (lambda s=s: self._segment(s) for s in range(count))
+            for segment in _ordered(pool, tasks, 2 * self._threads + 1):
+                yield segment  # type: ignore[misc]
+
+    def __iter__(self) -> Iterator[bytes]:
+        man = self.manifest
+        for chunk in envelope.decrypt_stream(
+            self._key, man.encryption.header, self.ciphertext(), man.encryption.message_size
+        ):
+            if self._progress is not None:
+                self._progress(len(chunk))
+            yield chunk
+
+
+def decode(
+    man: Manifest,
+    key: bytes,
+    sources: Mapping[int, ShareSource],
+    *,
+    threads: int | None = None,
+    progress: Progress | None = None,
+) -> Iterator[bytes]:
+    """Plaintext chunks of the dataset; see :class:`Decoder` for what is checked."""
+    return iter(Decoder(man, key, sources, threads=threads, progress=progress))
+
+
+class MemoryShareSource:
+    """A share held in memory (tests, repair)."""
+
+    def __init__(self, data: bytes, block_size: int, leaf_size: int, roots: Sequence[bytes] | None = None):
+        self.data = data
+        self._roots = roots if roots is not None else merkle.block_roots(data, block_size, leaf_size)
+
+    def block_roots(self) -> Sequence[bytes]:
+        return self._roots
+
+    def read_block(self, segment: int, offset: int, size: int) -> bytes:
+        block = self.data[offset : offset + size]
+        if len(block) != size:
+            raise OSError(f"share truncated at segment {segment}")
+        return block
