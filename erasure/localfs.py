@@ -100,3 +100,40 @@ def sources(directory: Path, manifest: Manifest) -> dict[int, FileShareSource]:
         if path.exists():
             found[i] = FileShareSource(path, roots_path(directory, i), manifest)
     return found
+
+
+def _file_chunks(path: Path, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        while chunk := f.read(chunk_size):
+            yield chunk
+
+
+def open_dataset(path: Path) -> tuple[str, str, int, Iterator[bytes]]:
+    """(name, content kind, size in bytes, chunk stream) for a file or a directory (packed as tar)."""
+    from . import tarpack
+
+    if path.is_dir():
+        return path.resolve().name, "tar", tarpack.packed_size(path), tarpack.pack(path)
+    if path.is_file():
+        return path.name, "file", path.stat().st_size, _file_chunks(path)
+    raise FileNotFoundError(f"{path} is neither a file nor a directory")
+
+
+def write_dataset(content: str, chunks: Iterator[bytes], out: Path) -> None:
+    """Write decoded plaintext: a file (atomically, via ``.part``) or, for a tar, a directory."""
+    from . import tarpack
+
+    if content == "tar":
+        tarpack.unpack(chunks, out)
+        return
+    tmp = out.with_name(out.name + ".part")
+    try:
+        with tmp.open("wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, out)

@@ -43,6 +43,7 @@ DEFAULT_K = 3
 DEFAULT_N = 10
 DEFAULT_BLOCK_SIZE = 256 * 1024
 MAX_BLOCK_SIZE = 16 * 1024 * 1024
+DEFAULT_LEAF_SIZE = merkle.DEFAULT_LEAF_SIZE
 
 Progress = Callable[[int], None]
 """Called with the number of bytes just processed (plaintext on encode and decode)."""
@@ -74,7 +75,7 @@ class Layout:
     k: int = DEFAULT_K
     n: int = DEFAULT_N
     block_size: int = DEFAULT_BLOCK_SIZE
-    leaf_size: int = merkle.DEFAULT_LEAF_SIZE
+    leaf_size: int = DEFAULT_LEAF_SIZE
     message_size: int = envelope.MESSAGE_SIZE
 
     def make_codec(self) -> Codec:

@@ -1,0 +1,1 @@
+"""contracts: see DESIGN.md."""
