@@ -162,12 +162,12 @@ def decode(shares: Path, out: Path, key_file: Path, threads: int | None, as_json
         man, report = _decode(shares, out, read_key_file(key_file), threads, not as_json)
     except (ErasureError, OSError) as err:
         fail(f"decode failed: {err}")
-    summary = {"out": str(out), "plaintext_size": man.plaintext_size, "excluded_shares": report.excluded,
+    summary = {"out": str(out), "plaintext_size": man.plaintext_size, "suspect_shares": report.suspect_shares,
                "blocks_used": report.blocks_used}
     if as_json:
         emit_json(summary)
     else:
-        _table("decoded", {**summary, "excluded_shares": report.excluded or "none"})
+        _table("decoded", {**summary, "suspect_shares": report.suspect_shares or "none"})
 
 
 @pipeline.command()
@@ -209,7 +209,7 @@ def roundtrip(path: Path | None, codec: str, k: int, n: int, block_size: int, le
     finally:
         shutil.rmtree(work, ignore_errors=True)
     summary = {"source": str(src), "codec": f"{codec} {k}-of-{n}", "shares_lost": sorted(lost),
-               "share_corrupted": corrupt, "excluded": sorted(report.excluded),
+               "share_corrupted": corrupt, "suspect_shares": report.suspect_shares,
                "bytes": result.manifest.plaintext_size, "identical": same}
     if as_json:
         emit_json(summary)

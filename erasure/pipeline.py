@@ -8,9 +8,9 @@ of segments in flight, whatever the input size.
 
 Decode takes any set of :class:`ShareSource`\\ s. It checks each share's claimed block roots
 against the committed share root once, then for each segment reads blocks from good shares
-(systematic ones first), checks every block against its root before it is used, drops a share at
-its first bad or missing block, and decodes from the first k good blocks; the subset may differ
-per segment. Fewer than k good blocks for a segment raises :class:`NotEnoughShares`.
+(systematic ones first), checks every block against its root before it is used, skips a block
+that fails (the share stays in use for other segments; an unreadable share is dropped), and
+decodes from the first k good blocks; the subset may differ per segment. Fewer than k good blocks for a segment raises :class:`NotEnoughShares`.
 
 CPU work (codec, block hashing) runs on a thread pool: zfec, libsodium and hashlib release
 the GIL, so threads use every core without copying segments between processes.
@@ -205,9 +205,16 @@ def encode(
 
 @dataclass
 class DecodeReport:
-    """What a decode found: shares dropped and why, blocks used per share."""
+    """What a decode found.
+
+    ``excluded``: shares dropped entirely (block roots rejected, or unreadable), with the reason.
+    ``bad_blocks``: blocks that failed verification, by share, as (segment, reason); the rest of
+    such a share is still used, each block being checked on its own.
+    ``blocks_used``: verified blocks taken from each share.
+    """
 
     excluded: dict[int, str] = field(default_factory=dict)
+    bad_blocks: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
     blocks_used: dict[int, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -215,9 +222,18 @@ class DecodeReport:
         with self._lock:
             self.excluded.setdefault(share, reason)
 
+    def bad_block(self, share: int, segment: int, reason: str) -> None:
+        with self._lock:
+            self.bad_blocks.setdefault(share, []).append((segment, reason))
+
     def used(self, share: int) -> None:
         with self._lock:
             self.blocks_used[share] = self.blocks_used.get(share, 0) + 1
+
+    @property
+    def suspect_shares(self) -> list[int]:
+        """Shares that were excluded or served at least one bad block."""
+        return sorted(set(self.excluded) | set(self.bad_blocks))
 
 
 def share_size_for(man: Manifest, codec: Codec) -> int:
@@ -284,13 +300,17 @@ class Decoder:
             except OSError as err:
                 self.report.exclude(index, f"segment {s}: read failed: {err}")
                 continue
-            if len(block) != size or merkle.MerkleTree(block, man.leaf_size).root != self._roots[index][s]:
-                self.report.exclude(index, f"segment {s}: block does not match its committed root")
+            if len(block) != size:
+                self.report.bad_block(index, s, f"short block: {len(block)} of {size} bytes")
+                continue
+            if merkle.MerkleTree(block, man.leaf_size).root != self._roots[index][s]:
+                self.report.bad_block(index, s, "block does not match its committed root")
                 continue
             good[index] = block
         if len(good) < man.k:
             raise NotEnoughShares(
-                f"segment {s}: only {len(good)} verified blocks, need {man.k}; excluded: {self.report.excluded}",
+                f"segment {s}: only {len(good)} verified blocks, need {man.k} "
+                f"(suspect shares: {self.report.suspect_shares})",
                 segment=s,
                 good=len(good),
                 needed=man.k,

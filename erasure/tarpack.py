@@ -21,15 +21,14 @@ _BLOCK = tarfile.BLOCKSIZE
 _CHUNK = 1 << 20
 
 
-def _entries(root: Path) -> Iterator[tuple[str, Path]]:
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames.sort()
-        base = Path(dirpath)
-        rel_base = base.relative_to(root)
-        names = sorted(dirnames + filenames)
-        for name in names:
-            rel = (rel_base / name).as_posix()
-            yield rel, base / name
+def _entries(root: Path, prefix: str = "") -> Iterator[tuple[str, Path]]:
+    """Depth-first, names sorted: a directory comes right before its contents."""
+    for name in sorted(os.listdir(root)):
+        path = root / name
+        rel = f"{prefix}{name}"
+        yield rel, path
+        if path.is_dir() and not path.is_symlink():
+            yield from _entries(path, rel + "/")
 
 
 def _tarinfo(rel: str, path: Path) -> tarfile.TarInfo:
