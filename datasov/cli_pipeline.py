@@ -45,16 +45,45 @@ def read_key_file(path: Path) -> bytes:
 def layout_options(f: Any) -> Any:
     for option in reversed(
         [
-            click.option("--codec", type=click.Choice(CODECS), default=pl.DEFAULT_CODEC, show_default=True,
-                         help="Erasure code: zfec (portable, default) or isal (ISA-L, faster)."),
-            click.option("-k", "--k", "k", type=int, default=pl.DEFAULT_K, show_default=True,
-                         help="Shares needed to rebuild the data."),
-            click.option("-n", "--n", "n", type=int, default=pl.DEFAULT_N, show_default=True,
-                         help="Shares written in all (one per storage node)."),
-            click.option("--block-size", type=int, default=pl.DEFAULT_BLOCK_SIZE, show_default=True,
-                         help="Bytes per block (leaf size times a power of two)."),
-            click.option("--leaf-size", type=int, default=pl.DEFAULT_LEAF_SIZE, show_default=True,
-                         help="Merkle leaf size in bytes (the unit of storage proofs)."),
+            click.option(
+                "--codec",
+                type=click.Choice(CODECS),
+                default=pl.DEFAULT_CODEC,
+                show_default=True,
+                help="Erasure code: zfec (portable, default) or isal (ISA-L, faster).",
+            ),
+            click.option(
+                "-k",
+                "--k",
+                "k",
+                type=int,
+                default=pl.DEFAULT_K,
+                show_default=True,
+                help="Shares needed to rebuild the data.",
+            ),
+            click.option(
+                "-n",
+                "--n",
+                "n",
+                type=int,
+                default=pl.DEFAULT_N,
+                show_default=True,
+                help="Shares written in all (one per storage node).",
+            ),
+            click.option(
+                "--block-size",
+                type=int,
+                default=pl.DEFAULT_BLOCK_SIZE,
+                show_default=True,
+                help="Bytes per block (leaf size times a power of two).",
+            ),
+            click.option(
+                "--leaf-size",
+                type=int,
+                default=pl.DEFAULT_LEAF_SIZE,
+                show_default=True,
+                help="Merkle leaf size in bytes (the unit of storage proofs).",
+            ),
             click.option("--threads", type=int, default=None, help="Worker threads (default: all cores)."),
         ]
     ):
@@ -62,19 +91,32 @@ def layout_options(f: Any) -> Any:
     return f
 
 
-def _encode(src: Path, out: Path, layout: pl.Layout, key: bytes, threads: int | None, show: bool) -> pl.EncodeResult:
+def _encode(
+    src: Path, out: Path, layout: pl.Layout, key: bytes, threads: int | None, show: bool
+) -> pl.EncodeResult:
     name, content, size, chunks = localfs.open_dataset(src)
-    with progress_bar(f"encoding {name}", size, enabled=show) as advance, localfs.share_writers(
-        out, layout.n
-    ) as sinks:
-        result = pl.encode(chunks, sinks, key=key, layout=layout, name=name, content=content,
-                           threads=threads, progress=advance)
+    with (
+        progress_bar(f"encoding {name}", size, enabled=show) as advance,
+        localfs.share_writers(out, layout.n) as sinks,
+    ):
+        result = pl.encode(
+            chunks,
+            sinks,
+            key=key,
+            layout=layout,
+            name=name,
+            content=content,
+            threads=threads,
+            progress=advance,
+        )
     localfs.write_roots(out, result.block_roots)
     localfs.write_atomic(out / localfs.MANIFEST_NAME, result.manifest.canonical_bytes())
     return result
 
 
-def _decode(shares: Path, out: Path, key: bytes, threads: int | None, show: bool) -> tuple[Any, pl.DecodeReport]:
+def _decode(
+    shares: Path, out: Path, key: bytes, threads: int | None, show: bool
+) -> tuple[Any, pl.DecodeReport]:
     man = manifest_mod.parse((shares / localfs.MANIFEST_NAME).read_bytes())
     sources = localfs.sources(shares, man)
     try:
@@ -94,14 +136,33 @@ def pipeline() -> None:
 
 @pipeline.command()
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
-@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
-              help="Directory for the shares and manifest.json (created).")
-@click.option("--key-file", type=click.Path(path_type=Path), default=None,
-              help="Where to write the new data key (0600). Default: OUT.key beside OUT.")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Directory for the shares and manifest.json (created).",
+)
+@click.option(
+    "--key-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to write the new data key (0600). Default: OUT.key beside OUT.",
+)
 @layout_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def encode(path: Path, out: Path, key_file: Path | None, codec: str, k: int, n: int, block_size: int,
-           leaf_size: int, threads: int | None, as_json: bool) -> None:
+def encode(
+    path: Path,
+    out: Path,
+    key_file: Path | None,
+    codec: str,
+    k: int,
+    n: int,
+    block_size: int,
+    leaf_size: int,
+    threads: int | None,
+    as_json: bool,
+) -> None:
     """Encrypt PATH (a file, or a directory packed as a deterministic tar) into n shares.
 
     \b
@@ -140,10 +201,19 @@ def encode(path: Path, out: Path, key_file: Path | None, codec: str, k: int, n: 
 
 @pipeline.command()
 @click.argument("shares", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
-              help="Output file, or directory if the dataset was a directory.")
-@click.option("--key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-              help="The data key written by encode.")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Output file, or directory if the dataset was a directory.",
+)
+@click.option(
+    "--key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The data key written by encode.",
+)
 @click.option("--threads", type=int, default=None, help="Worker threads (default: all cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def decode(shares: Path, out: Path, key_file: Path, threads: int | None, as_json: bool) -> None:
@@ -162,8 +232,12 @@ def decode(shares: Path, out: Path, key_file: Path, threads: int | None, as_json
         man, report = _decode(shares, out, read_key_file(key_file), threads, not as_json)
     except (ErasureError, OSError) as err:
         fail(f"decode failed: {err}")
-    summary = {"out": str(out), "plaintext_size": man.plaintext_size, "suspect_shares": report.suspect_shares,
-               "blocks_used": report.blocks_used}
+    summary = {
+        "out": str(out),
+        "plaintext_size": man.plaintext_size,
+        "suspect_shares": report.suspect_shares,
+        "blocks_used": report.blocks_used,
+    }
     if as_json:
         emit_json(summary)
     else:
@@ -175,8 +249,17 @@ def decode(shares: Path, out: Path, key_file: Path, threads: int | None, as_json
 @layout_options
 @click.option("--seed", type=int, default=None, help="Seed for which shares are lost and corrupted.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def roundtrip(path: Path | None, codec: str, k: int, n: int, block_size: int, leaf_size: int,
-              threads: int | None, seed: int | None, as_json: bool) -> None:
+def roundtrip(
+    path: Path | None,
+    codec: str,
+    k: int,
+    n: int,
+    block_size: int,
+    leaf_size: int,
+    threads: int | None,
+    seed: int | None,
+    as_json: bool,
+) -> None:
     """Encode PATH (default: the bundled sample), lose n-k-1 shares, corrupt one more, decode, compare.
 
     \b
@@ -208,9 +291,15 @@ def roundtrip(path: Path | None, codec: str, k: int, n: int, block_size: int, le
         fail(str(err))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    summary = {"source": str(src), "codec": f"{codec} {k}-of-{n}", "shares_lost": sorted(lost),
-               "share_corrupted": corrupt, "suspect_shares": report.suspect_shares,
-               "bytes": result.manifest.plaintext_size, "identical": same}
+    summary = {
+        "source": str(src),
+        "codec": f"{codec} {k}-of-{n}",
+        "shares_lost": sorted(lost),
+        "share_corrupted": corrupt,
+        "suspect_shares": report.suspect_shares,
+        "bytes": result.manifest.plaintext_size,
+        "identical": same,
+    }
     if as_json:
         emit_json(summary)
     else:

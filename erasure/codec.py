@@ -70,9 +70,7 @@ def _check_segment(segment_len: int) -> None:
         raise ParameterError(f"segment must be at least 1 byte, got {segment_len}")
 
 
-def _pick_blocks(
-    blocks: Mapping[int, bytes], k: int, n: int, expected: int
-) -> list[tuple[int, bytes]]:
+def _pick_blocks(blocks: Mapping[int, bytes], k: int, n: int, expected: int) -> list[tuple[int, bytes]]:
     for i, b in blocks.items():
         if not 0 <= i < n:
             raise ParameterError(f"block index {i} out of range [0, {n})")

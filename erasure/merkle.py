@@ -30,8 +30,10 @@ DEFAULT_LEAF_SIZE = 1024
 
 _sha256 = hashlib.sha256
 
+ByteLike = bytes | bytearray | memoryview
 
-def leaf_hash(leaf: bytes | memoryview) -> bytes:
+
+def leaf_hash(leaf: ByteLike) -> bytes:
     """SHA256(0x00 || leaf)."""
     h = _sha256(LEAF_TAG)
     h.update(leaf)
@@ -48,7 +50,7 @@ def _check_leaf_size(leaf_size: int) -> None:
         raise ParameterError(f"leaf_size must be >= 1, got {leaf_size}")
 
 
-def _leaf_hashes(data: bytes | memoryview, leaf_size: int) -> list[bytes]:
+def _leaf_hashes(data: ByteLike, leaf_size: int) -> list[bytes]:
     view = memoryview(data).cast("B")
     if len(view) == 0:
         return [leaf_hash(b"")]
@@ -135,7 +137,7 @@ def root_from_proof(leaf_digest: bytes, proof: MerkleProof) -> bytes | None:
     return acc
 
 
-def verify_proof(root: bytes, leaf: bytes | memoryview, proof: MerkleProof) -> bool:
+def verify_proof(root: bytes, leaf: ByteLike, proof: MerkleProof) -> bool:
     """True if ``leaf`` (the leaf's bytes) sits at ``proof.index`` under ``root``."""
     return root_from_proof(leaf_hash(leaf), proof) == root
 
@@ -148,7 +150,7 @@ class MerkleTree:
 
     __slots__ = ("_data_len", "_levels", "leaf_size")
 
-    def __init__(self, data: bytes | memoryview, leaf_size: int = DEFAULT_LEAF_SIZE) -> None:
+    def __init__(self, data: ByteLike, leaf_size: int = DEFAULT_LEAF_SIZE) -> None:
         _check_leaf_size(leaf_size)
         self.leaf_size = leaf_size
         self._data_len = len(memoryview(data).cast("B"))
@@ -242,7 +244,7 @@ class MerkleBuilder:
     def leaf_count(self) -> int:
         return max(1, self._acc.count + (1 if self._pending else 0))
 
-    def update(self, data: bytes | memoryview) -> None:
+    def update(self, data: ByteLike) -> None:
         view = memoryview(data).cast("B")
         size = self.leaf_size
         if self._pending:
@@ -258,7 +260,7 @@ class MerkleBuilder:
             self._acc.add(leaf_hash(view[i : i + size]))
         self._pending += view[full:]
 
-    def add_leaf(self, leaf: bytes | memoryview) -> None:
+    def add_leaf(self, leaf: ByteLike) -> None:
         """Add one whole leaf (must be ``leaf_size`` bytes except for the very last one)."""
         if self._pending:
             raise ParameterError("a short leaf was already added; it must be the last")
@@ -287,7 +289,7 @@ def commitment_root(share_roots: Sequence[bytes]) -> bytes:
     return MerkleTree(b"".join(share_roots), leaf_size=HASH_SIZE).root
 
 
-def block_roots(share: bytes | memoryview, block_size: int, leaf_size: int) -> list[bytes]:
+def block_roots(share: ByteLike, block_size: int, leaf_size: int) -> list[bytes]:
     """Subtree roots of each ``block_size`` block of a share (``block_size`` = leaf_size * 2**j)."""
     check_block_layout(block_size, leaf_size)
     view = memoryview(share).cast("B")
@@ -301,9 +303,7 @@ def check_block_layout(block_size: int, leaf_size: int) -> None:
     _check_leaf_size(leaf_size)
     leaves = block_size // leaf_size
     if block_size % leaf_size or leaves < 1 or leaves & (leaves - 1):
-        raise ParameterError(
-            f"block_size {block_size} must be leaf_size {leaf_size} times a power of two"
-        )
+        raise ParameterError(f"block_size {block_size} must be leaf_size {leaf_size} times a power of two")
 
 
 def verify_block_roots(share_root: bytes, roots: Sequence[bytes], *, share: int | None = None) -> None:

@@ -10,7 +10,8 @@ Decode takes any set of :class:`ShareSource`\\ s. It checks each share's claimed
 against the committed share root once, then for each segment reads blocks from good shares
 (systematic ones first), checks every block against its root before it is used, skips a block
 that fails (the share stays in use for other segments; an unreadable share is dropped), and
-decodes from the first k good blocks; the subset may differ per segment. Fewer than k good blocks for a segment raises :class:`NotEnoughShares`.
+decodes from the first k good blocks; the subset may differ per segment. Fewer than k good
+blocks for a segment raises :class:`NotEnoughShares`.
 
 CPU work (codec, block hashing) runs on a thread pool: zfec, libsodium and hashlib release
 the GIL, so threads use every core without copying segments between processes.
@@ -18,17 +19,19 @@ the GIL, so threads use every core without copying segments between processes.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from . import envelope, merkle
 from . import manifest as manifest_mod
-from .codec import DEFAULT_CODEC, Codec, get_codec
+from .codec import DEFAULT_CODEC as DEFAULT_CODEC
+from .codec import Codec, get_codec
 from .errors import (
     DecryptionError,
     ErasureError,
@@ -44,6 +47,8 @@ DEFAULT_N = 10
 DEFAULT_BLOCK_SIZE = 256 * 1024
 MAX_BLOCK_SIZE = 16 * 1024 * 1024
 DEFAULT_LEAF_SIZE = merkle.DEFAULT_LEAF_SIZE
+
+T = TypeVar("T")
 
 Progress = Callable[[int], None]
 """Called with the number of bytes just processed (plaintext on encode and decode)."""
@@ -118,11 +123,9 @@ def _encode_segment(codec: Codec, segment: bytes, leaf_size: int) -> tuple[list[
     return blocks, [merkle.MerkleTree(b, leaf_size).root for b in blocks]
 
 
-def _ordered(
-    pool: ThreadPoolExecutor, tasks: Iterable[Callable[[], object]], window: int
-) -> Iterator[object]:
+def _ordered(pool: ThreadPoolExecutor, tasks: Iterable[Callable[[], T]], window: int) -> Iterator[T]:
     """Run tasks on the pool, at most ``window`` at once, yielding results in order."""
-    pending: deque[Future[object]] = deque()
+    pending: deque[Future[T]] = deque()
     try:
         for task in tasks:
             pending.append(pool.submit(task))
@@ -141,7 +144,7 @@ def encode(
     *,
     key: bytes,
     salt: bytes | None = None,
-    layout: Layout = Layout(),  # noqa: B008 - frozen value
+    layout: Layout = Layout(),
     name: str = "",
     content: str = "file",
     threads: int | None = None,
@@ -167,15 +170,15 @@ def encode(
     ciphertext_size = share_size = 0
     workers = threads or _default_threads()
 
-    def tasks() -> Iterator[Callable[[], object]]:
+    def tasks() -> Iterator[Callable[[], tuple[list[bytes], list[bytes]]]]:
         nonlocal ciphertext_size
         for segment in segments:
             ciphertext_size += len(segment)
-            yield lambda seg=segment: _encode_segment(codec, seg, layout.leaf_size)  # type: ignore[misc]
+            yield functools.partial(_encode_segment, codec, segment, layout.leaf_size)
 
     with ThreadPoolExecutor(workers, thread_name_prefix="erasure-encode") as pool:
         for result in _ordered(pool, tasks(), 2 * workers + 1):
-            blocks, block_roots = result  # type: ignore[misc]
+            blocks, block_roots = result
             share_size += len(blocks[0])
             for i, (block, root) in enumerate(zip(blocks, block_roots, strict=True)):
                 sinks[i].write(block)
@@ -323,9 +326,8 @@ class Decoder:
         """Verified ciphertext segments, in order."""
         count = self.manifest.segment_count
         with ThreadPoolExecutor(self._threads, thread_name_prefix="erasure-decode") as pool:
-            tasks = (lambda s=s: self._segment(s) for s in range(count))
-            for segment in _ordered(pool, tasks, 2 * self._threads + 1):
-                yield segment  # type: ignore[misc]
+            tasks = (functools.partial(self._segment, s) for s in range(count))
+            yield from _ordered(pool, tasks, 2 * self._threads + 1)
 
     def __iter__(self) -> Iterator[bytes]:
         man = self.manifest

@@ -17,7 +17,7 @@ AVAILABLE = available_codecs()
 
 def test_both_codecs_are_installed() -> None:
     # pyproject depends on zfec and pyeclib (whose wheel bundles ISA-L): both must load.
-    assert AVAILABLE == list(CODECS)
+    assert list(CODECS) == AVAILABLE
 
 
 @pytest.fixture(params=AVAILABLE, scope="module")
@@ -85,11 +85,7 @@ def test_unknown_codec() -> None:
 
 
 def test_large_n(codec_name: str) -> None:
-    try:
-        codec = get_codec(codec_name, 100, 256)
-    except ParameterError as err:  # a library limit must still be a clear ParameterError
-        assert codec_name in str(err)
-        return
+    codec = get_codec(codec_name, 100, 256)
     segment = os.urandom(100 * 32)
     blocks = codec.encode(segment)
     assert codec.decode({i: blocks[i] for i in range(156, 256)}, len(segment)) == segment

@@ -12,7 +12,9 @@ MSG = 64  # small messages so tests cover many-message streams cheaply
 
 
 def encrypt(key: bytes, data: bytes, chunking: int = 7) -> tuple[bytes, list[bytes]]:
-    header, messages = envelope.encrypt_stream(key, [data[i : i + chunking] for i in range(0, len(data), chunking)], MSG)
+    header, messages = envelope.encrypt_stream(
+        key, [data[i : i + chunking] for i in range(0, len(data), chunking)], MSG
+    )
     return header, list(messages)
 
 

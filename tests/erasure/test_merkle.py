@@ -36,7 +36,9 @@ def sizes_around_powers_of_two():
     )
 
 
-@given(leaves=sizes_around_powers_of_two(), short=st.integers(0, 15), leaf_size=st.sampled_from([1, 16, 32, 64]))
+@given(
+    leaves=sizes_around_powers_of_two(), short=st.integers(0, 15), leaf_size=st.sampled_from([1, 16, 32, 64])
+)
 def test_root_matches_reference(leaves: int, short: int, leaf_size: int) -> None:
     data = bytes(range(256)) * ((leaves * leaf_size + short) // 256 + 1)
     data = data[: leaves * leaf_size + short % leaf_size]
@@ -68,9 +70,10 @@ def test_every_proof_verifies_and_tampering_fails(data: bytes, leaf_size: int, p
     if tree.leaf_count > 1:
         other = (i + 1) % tree.leaf_count
         moved = merkle.MerkleProof(other, proof.leaf_count, proof.siblings)
-        assert not merkle.verify_proof(tree.root, leaf, moved) or data[
-            other * leaf_size : (other + 1) * leaf_size
-        ] == leaf
+        assert (
+            not merkle.verify_proof(tree.root, leaf, moved)
+            or data[other * leaf_size : (other + 1) * leaf_size] == leaf
+        )
 
 
 def test_malformed_proofs_are_rejected_not_crashing() -> None:
@@ -84,8 +87,11 @@ def test_malformed_proofs_are_rejected_not_crashing() -> None:
         tree.prove(10)
 
 
-@given(data=st.binary(max_size=3000), cuts=st.lists(st.integers(0, 3000), max_size=6),
-       leaf_size=st.sampled_from([1, 32, 100, 1024]))
+@given(
+    data=st.binary(max_size=3000),
+    cuts=st.lists(st.integers(0, 3000), max_size=6),
+    leaf_size=st.sampled_from([1, 32, 100, 1024]),
+)
 def test_builder_equals_tree_for_any_chunking(data: bytes, cuts: list[int], leaf_size: int) -> None:
     builder = merkle.MerkleBuilder(leaf_size)
     prev = 0
@@ -114,7 +120,7 @@ def test_block_roots_compose_to_share_root(blocks: int, tail: int, leaves_per_bl
     assert merkle.root_of_nodes(roots) == merkle.MerkleTree(data, leaf_size).root
     merkle.verify_block_roots(merkle.MerkleTree(data, leaf_size).root, roots)
     with pytest.raises(IntegrityError):
-        merkle.verify_block_roots(merkle.MerkleTree(data, leaf_size).root, roots[::-1] + [roots[0]])
+        merkle.verify_block_roots(merkle.MerkleTree(data, leaf_size).root, [*roots[::-1], roots[0]])
 
 
 def test_block_layout_must_be_power_of_two_leaves() -> None:

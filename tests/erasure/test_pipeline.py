@@ -28,7 +28,9 @@ def small_layout(codec: str = "zfec", k: int = 3, n: int = 7) -> Layout:
     return Layout(codec=codec, k=k, n=n, block_size=BLOCK, leaf_size=LEAF, message_size=MSG)
 
 
-def encode(data: bytes, layout: Layout, chunk: int = 5000) -> tuple[Manifest, list[bytes], bytes, list[list[bytes]]]:
+def encode(
+    data: bytes, layout: Layout, chunk: int = 5000
+) -> tuple[Manifest, list[bytes], bytes, list[list[bytes]]]:
     key = envelope.new_data_key()
     sinks = [io.BytesIO() for _ in range(layout.n)]
     chunks = [data[i : i + chunk] for i in range(0, len(data), chunk)]
@@ -63,8 +65,13 @@ def test_round_trip_sizes(codec: str, size: int) -> None:
 
 
 @settings(max_examples=25)
-@given(size=st.integers(0, 6 * SEGMENT), k=st.integers(1, 5), extra=st.integers(1, 4), seed=st.integers(0, 2**30),
-       codec=st.sampled_from(available_codecs()))
+@given(
+    size=st.integers(0, 6 * SEGMENT),
+    k=st.integers(1, 5),
+    extra=st.integers(1, 4),
+    seed=st.integers(0, 2**30),
+    codec=st.sampled_from(available_codecs()),
+)
 def test_any_k_shares_per_segment(size: int, k: int, extra: int, seed: int, codec: str) -> None:
     """Each segment sees a different set of readable shares; any k per segment suffice."""
     rng = random.Random(seed)
@@ -98,7 +105,8 @@ def test_any_corrupted_byte_is_detected_and_skipped(share: int, pos: int, seed: 
     damaged = list(shares)
     damaged[share] = bytes(bad)
     srcs: dict[int, pipeline.ShareSource] = {
-        i: MemoryShareSource(damaged[i], BLOCK, LEAF, merkle.block_roots(shares[i], BLOCK, LEAF)) for i in range(7)
+        i: MemoryShareSource(damaged[i], BLOCK, LEAF, merkle.block_roots(shares[i], BLOCK, LEAF))
+        for i in range(7)
     }
     # the damaged share is read first so it must be noticed
     order = {share: srcs.pop(share)}
@@ -106,15 +114,15 @@ def test_any_corrupted_byte_is_detected_and_skipped(share: int, pos: int, seed: 
     decoder = pipeline.Decoder(man, key, order, threads=2)
     assert b"".join(decoder) == data
     segment = (pos % len(bad)) // BLOCK
-    assert [s for s, _ in decoder.report.bad_blocks.get(share, [])] == [segment] or share >= 3 and not any(
-        decoder.report.bad_blocks
+    assert [s for s, _ in decoder.report.bad_blocks.get(share, [])] == [segment] or (
+        share >= 3 and not any(decoder.report.bad_blocks)
     )
 
 
 def test_corrupt_block_roots_exclude_the_share() -> None:
     data = os.urandom(3 * SEGMENT)
     man, shares, key, roots = encode(data, small_layout())
-    forged = [bytes(32)] + roots[0][1:]
+    forged = [bytes(32), *roots[0][1:]]
     srcs: dict[int, pipeline.ShareSource] = {0: MemoryShareSource(shares[0], BLOCK, LEAF, forged)}
     srcs.update(sources(man, shares, [1, 2, 3]))
     decoder = pipeline.Decoder(man, key, srcs)
@@ -128,7 +136,8 @@ def test_fewer_than_k_good_shares_is_a_clear_error() -> None:
     srcs = sources(man, shares, [0, 1])
     with pytest.raises(NotEnoughShares, match="need 3") as info:
         decode(man, key, dict(srcs))
-    assert info.value.good == 2 and info.value.needed == 3
+    assert info.value.good == 2
+    assert info.value.needed == 3
     corrupt = bytearray(shares[2])
     corrupt[BLOCK + 5] ^= 1  # segment 1 of share 2
     srcs3: dict[int, pipeline.ShareSource] = dict(srcs)
@@ -183,8 +192,11 @@ def test_manifest_tampering() -> None:
 def test_plaintext_shorter_in_manifest_fails_decryption() -> None:
     data = os.urandom(3 * SEGMENT)
     man, shares, key, _ = encode(data, small_layout())
-    cut = replace(man, ciphertext_size=man.ciphertext_size - MSG - envelope.ABYTES,
-                  plaintext_size=man.plaintext_size - MSG)
+    cut = replace(
+        man,
+        ciphertext_size=man.ciphertext_size - MSG - envelope.ABYTES,
+        plaintext_size=man.plaintext_size - MSG,
+    )
     with pytest.raises((DecryptionError, ManifestMismatch)):
         decode(cut, key, sources(man, shares, range(7)))
 
@@ -212,7 +224,9 @@ def _peak_encode(size: int) -> int:
             yield chunk
 
     tracemalloc.start()
-    pipeline.encode(gen(), [NullSink() for _ in range(10)], key=envelope.new_data_key(), layout=layout, threads=2)
+    pipeline.encode(
+        gen(), [NullSink() for _ in range(10)], key=envelope.new_data_key(), layout=layout, threads=2
+    )
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return peak

@@ -50,12 +50,23 @@ def merkle_vectors() -> dict[str, object]:
             p = tree.prove(i).to_json()
             p["leaf_hex"] = data[i * leaf_size : (i + 1) * leaf_size].hex()
             proofs.append(p)
-        cases.append({"name": name, "seed": seed, "size": size, "leaf_size": leaf_size,
-                      "leaf_count": tree.leaf_count, "root": tree.root.hex(), "proofs": proofs})
+        cases.append(
+            {
+                "name": name,
+                "seed": seed,
+                "size": size,
+                "leaf_size": leaf_size,
+                "leaf_count": tree.leaf_count,
+                "root": tree.root.hex(),
+                "proofs": proofs,
+            }
+        )
     roots = [hashlib.sha256(bytes([i])).digest() for i in range(10)]
     return {
         "version": 1,
-        "definition": "leaf=SHA256(0x00||leaf); node=SHA256(0x01||l||r); odd node moves up; empty data = one empty leaf",
+        "definition": (
+            "leaf=SHA256(0x00||leaf); node=SHA256(0x01||l||r); odd node moves up; empty data = one empty leaf"
+        ),
         "data": "seeded(seed, size): concatenated SHA256('datasov-vector-{seed}-{counter}') cut to size",
         "cases": cases,
         "commitment": {"share_roots": [r.hex() for r in roots], "root": merkle.commitment_root(roots).hex()},
@@ -67,10 +78,21 @@ def manifest_vector() -> dict[str, object]:
     salt = bytes(range(32, 64))
     roots = [hashlib.sha256(b"share-%d" % i).digest() for i in range(10)]
     man = manifest_mod.build(
-        name="tiny-corpus", content="tar", codec="zfec", k=3, n=10, block_size=262144, leaf_size=1024,
-        plaintext_size=1_000_000, ciphertext_size=envelope.ciphertext_size(1_000_000),
-        share_size=333_339, header=bytes(range(24)), message_size=envelope.MESSAGE_SIZE, salt=salt,
-        key_commitment=envelope.key_commitment(key, salt), share_roots=roots,
+        name="tiny-corpus",
+        content="tar",
+        codec="zfec",
+        k=3,
+        n=10,
+        block_size=262144,
+        leaf_size=1024,
+        plaintext_size=1_000_000,
+        ciphertext_size=envelope.ciphertext_size(1_000_000),
+        share_size=333_339,
+        header=bytes(range(24)),
+        message_size=envelope.MESSAGE_SIZE,
+        salt=salt,
+        key_commitment=envelope.key_commitment(key, salt),
+        share_roots=roots,
     )
     return {
         "version": 1,
