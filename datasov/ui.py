@@ -48,7 +48,7 @@ def progress_bar(description: str, total: int | None, *, enabled: bool = True) -
 
 def fail(message: str, *, hint: str | None = None, code: int = 1) -> None:
     """Print an error (and what to do about it) and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}")
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
     if hint:
-        err_console.print(f"[dim]hint:[/] {hint}")
+        err_console.print(f"[dim]hint:[/] {hint}", soft_wrap=True, highlight=False)
     raise SystemExit(code)

@@ -39,15 +39,20 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
 
 @contextmanager
 def share_writers(directory: Path, n: int) -> Iterator[list[BinaryIO]]:
-    """Open n ``.part`` files; on success they are fsynced and renamed into place."""
+    """Open n ``.part`` files; on success they are fsynced and renamed into place, on error removed."""
     directory.mkdir(parents=True, exist_ok=True)
     parts = [share_path(directory, i).with_suffix(".bin.part") for i in range(n)]
-    with ExitStack() as stack:
-        files = [stack.enter_context(p.open("wb", buffering=1 << 20)) for p in parts]
-        yield files
-        for f in files:
-            f.flush()
-            os.fsync(f.fileno())
+    try:
+        with ExitStack() as stack:
+            files = [stack.enter_context(p.open("wb", buffering=1 << 20)) for p in parts]
+            yield files
+            for f in files:
+                f.flush()
+                os.fsync(f.fileno())
+    except BaseException:
+        for p in parts:
+            p.unlink(missing_ok=True)
+        raise
     for i, p in enumerate(parts):
         os.replace(p, share_path(directory, i))
 
