@@ -94,6 +94,7 @@ def layout_options(f: Any) -> Any:
 def _encode(
     src: Path, out: Path, layout: pl.Layout, key: bytes, threads: int | None, show: bool
 ) -> pl.EncodeResult:
+    layout.make_codec()  # refuse bad parameters before anything is written
     name, content, size, chunks = localfs.open_dataset(src)
     with (
         progress_bar(f"encoding {name}", size, enabled=show) as advance,
