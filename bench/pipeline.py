@@ -1,0 +1,184 @@
+"""Pipeline benchmark: encode/decode throughput as a ratio to the codec alone, and peak RSS.
+
+    python -m bench.pipeline [--quick] [--json]
+
+For each codec at 3-of-10 and 10-of-30:
+- codec alone: single-thread ``codec.encode`` over the same segments in memory, and
+  ``codec.decode`` from the last k blocks (parity-heavy: real decoding work);
+- pipeline: encrypt + code + hash every block + build roots (encode), and fetch + verify
+  every block + decode + decrypt from the last k shares (decode), all cores;
+- ratio = pipeline / codec alone, both measured here in this run. Target >= 0.8.
+Peak RSS: a child process encodes S bytes to share files and decodes them back, for a small
+and a 8x larger S; the peaks should match (streaming), target < 300 MiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from erasure import envelope, localfs, merkle, pipeline
+from erasure.codec import available_codecs, get_codec
+from erasure.manifest import Manifest
+
+MiB = 1 << 20
+POOL = os.urandom(16 * MiB)
+
+
+def stream(size: int, chunk: int = MiB) -> Iterator[bytes]:
+    view = memoryview(POOL)
+    done = 0
+    while done < size:
+        n = min(chunk, size - done)
+        start = done % (len(POOL) - chunk)
+        yield bytes(view[start : start + n])
+        done += n
+
+
+class NullSink:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+
+def codec_alone(codec_name: str, k: int, n: int, size: int, block: int) -> tuple[float, float]:
+    codec = get_codec(codec_name, k, n)
+    segment_size = k * block
+    segments = list(stream(min(size, 64 * MiB), segment_size))
+    rounds = max(1, size // (len(segments) * segment_size))
+    t = time.perf_counter()
+    for _ in range(rounds):
+        for seg in segments:
+            codec.encode(seg)
+    enc = rounds * len(segments) * segment_size / (time.perf_counter() - t)
+    coded = [codec.encode(seg) for seg in segments]
+    t = time.perf_counter()
+    for _ in range(rounds):
+        for seg, blocks in zip(segments, coded, strict=True):
+            codec.decode({i: blocks[i] for i in range(n - k, n)}, len(seg))
+    dec = rounds * len(segments) * segment_size / (time.perf_counter() - t)
+    return enc, dec
+
+
+def pipeline_run(codec_name: str, k: int, n: int, size: int, block: int) -> tuple[float, float]:
+    layout = pipeline.Layout(codec=codec_name, k=k, n=n, block_size=block)
+    keep = set(range(n - k, n))
+    sinks: list[pipeline.ShareSink] = [io.BytesIO() if i in keep else NullSink() for i in range(n)]
+    key = envelope.new_data_key()
+    t = time.perf_counter()
+    result = pipeline.encode(stream(size), sinks, key=key, layout=layout)
+    enc = size / (time.perf_counter() - t)
+    man = result.manifest
+    sources: dict[int, pipeline.ShareSource] = {
+        i: pipeline.MemoryShareSource(sinks[i].getvalue(), block, man.leaf_size, result.block_roots[i])  # type: ignore[union-attr]
+        for i in keep
+    }
+    t = time.perf_counter()
+    total = sum(len(c) for c in pipeline.decode(man, key, sources))
+    dec = size / (time.perf_counter() - t)
+    assert total == size
+    return enc, dec
+
+
+def _vm_hwm_mib() -> float:
+    """Peak RSS of this process image (VmHWM; ru_maxrss would include the parent's peak
+    from before exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_child(size: int) -> None:
+    """Encode ``size`` bytes to files and decode them; print peak RSS (MiB) after each phase."""
+    layout = pipeline.Layout(codec="zfec", k=3, n=10)
+    key = envelope.new_data_key()
+    with tempfile.TemporaryDirectory(prefix="datasov-bench-") as tmp:
+        d = Path(tmp)
+        with localfs.share_writers(d, layout.n) as sinks:
+            man: Manifest = pipeline.encode(stream(size), sinks, key=key, layout=layout).manifest
+        enc_peak = _vm_hwm_mib()
+        for i in range(layout.k):  # decode from parity shares only
+            localfs.share_path(d, i).unlink()
+        total = sum(len(c) for c in pipeline.decode(man, key, localfs.sources(d, man)))
+        assert total == size
+        dec_peak = _vm_hwm_mib()
+    print(json.dumps({"encode_peak_mib": round(enc_peak, 1), "decode_peak_mib": round(dec_peak, 1)}))
+
+
+def peak_rss(size: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.pipeline", "--rss-child", str(size)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="64 MiB runs, 32/256 MiB RSS (about a minute)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rss_child:
+        rss_child(args.rss_child)
+        return
+
+    size = 64 * MiB if args.quick else 1024 * MiB
+    block = pipeline.DEFAULT_BLOCK_SIZE
+    results: dict[str, object] = {
+        "size_mib": size // MiB,
+        "block_size": block,
+        "merkle_backend": merkle.BACKEND,
+        "cores": os.cpu_count(),
+    }
+    print(f"pipeline benchmark: {size // MiB} MiB, block {block // 1024} KiB, merkle={merkle.BACKEND}")
+    for codec_name in available_codecs():
+        for k, n in ((3, 10), (10, 30)):
+            c_enc, c_dec = codec_alone(codec_name, k, n, size, block)
+            p_enc, p_dec = pipeline_run(codec_name, k, n, size, block)
+            tag = f"{codec_name}_{k}_{n}"
+            results.update(
+                {
+                    f"codec_encode_mbps_{tag}": round(c_enc / 1e6, 1),
+                    f"pipeline_encode_mbps_{tag}": round(p_enc / 1e6, 1),
+                    f"encode_ratio_{tag}": round(p_enc / c_enc, 3),
+                    f"codec_decode_mbps_{tag}": round(c_dec / 1e6, 1),
+                    f"pipeline_decode_mbps_{tag}": round(p_dec / 1e6, 1),
+                    f"decode_ratio_{tag}": round(p_dec / c_dec, 3),
+                }
+            )
+            print(
+                f"  {codec_name:4} {k:2}-of-{n:<2}  encode {p_enc / 1e6:7.1f} MB/s = {p_enc / c_enc:5.2f}x codec "
+                f"({c_enc / 1e6:.1f})   decode {p_dec / 1e6:7.1f} MB/s = {p_dec / c_dec:5.2f}x codec ({c_dec / 1e6:.1f})"
+            )
+    small, large = (32 * MiB, 256 * MiB) if args.quick else (256 * MiB, 2048 * MiB)
+    rss_small, rss_large = peak_rss(small), peak_rss(large)
+    results.update(
+        {
+            "rss_small_input_mib": small // MiB,
+            "rss_large_input_mib": large // MiB,
+            "rss_small_peak_mib": max(rss_small.values()),
+            "rss_large_peak_mib": max(rss_large.values()),
+            "rss_growth_ratio": round(max(rss_large.values()) / max(rss_small.values()), 3),
+        }
+    )
+    print(f"  peak RSS  {small // MiB} MiB input: {rss_small}   {large // MiB} MiB input: {rss_large}")
+    if args.json:
+        print(json.dumps(results, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
