@@ -125,9 +125,7 @@ def peak_rss(size: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="64 MiB runs, 32/256 MiB RSS (about a minute)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
@@ -162,7 +160,7 @@ def main() -> None:
             )
             print(
                 f"  {codec_name:4} {k:2}-of-{n:<2}  encode {p_enc / 1e6:7.1f} MB/s = {p_enc / c_enc:5.2f}x codec "
-                f"({c_enc / 1e6:.1f})   decode {p_dec / 1e6:7.1f} MB/s = {p_dec / c_dec:5.2f}x codec ({c_dec / 1e6:.1f})"
+                f"({c_enc / 1e6:.1f})  decode {p_dec / 1e6:7.1f} MB/s = {p_dec / c_dec:5.2f}x codec ({c_dec / 1e6:.1f})"
             )
     small, large = (32 * MiB, 256 * MiB) if args.quick else (256 * MiB, 2048 * MiB)
     rss_small, rss_large = peak_rss(small), peak_rss(large)

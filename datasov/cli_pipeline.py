@@ -91,9 +91,7 @@ def layout_options(f: Any) -> Any:
     return f
 
 
-def _encode(
-    src: Path, out: Path, layout: pl.Layout, key: bytes, threads: int | None, show: bool
-) -> pl.EncodeResult:
+def _encode(src: Path, out: Path, layout: pl.Layout, key: bytes, threads: int | None, show: bool) -> pl.EncodeResult:
     layout.make_codec()  # refuse bad parameters before anything is written
     name, content, size, chunks = localfs.open_dataset(src)
     with (
@@ -115,9 +113,7 @@ def _encode(
     return result
 
 
-def _decode(
-    shares: Path, out: Path, key: bytes, threads: int | None, show: bool
-) -> tuple[Any, pl.DecodeReport]:
+def _decode(shares: Path, out: Path, key: bytes, threads: int | None, show: bool) -> tuple[Any, pl.DecodeReport]:
     man = manifest_mod.parse((shares / localfs.MANIFEST_NAME).read_bytes())
     sources = localfs.sources(shares, man)
     try:
@@ -322,9 +318,7 @@ def _same_tree(a: Path, b: Path) -> bool:
         return b.is_file() and a.read_bytes() == b.read_bytes()
     left = sorted(p.relative_to(a).as_posix() for p in a.rglob("*"))
     right = sorted(p.relative_to(b).as_posix() for p in b.rglob("*"))
-    return left == right and all(
-        (a / rel).is_dir() or (a / rel).read_bytes() == (b / rel).read_bytes() for rel in left
-    )
+    return left == right and all((a / rel).is_dir() or (a / rel).read_bytes() == (b / rel).read_bytes() for rel in left)
 
 
 def _table(title: str, rows: dict[str, Any]) -> None:

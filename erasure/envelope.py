@@ -111,9 +111,7 @@ class Decryptor:
         try:
             plain, tag = sodium.crypto_secretstream_xchacha20poly1305_pull(self._state, message, None)
         except nacl.exceptions.CryptoError as err:
-            raise DecryptionError(
-                "message failed authentication (wrong key, altered or out of order)"
-            ) from err
+            raise DecryptionError("message failed authentication (wrong key, altered or out of order)") from err
         if tag == _TAG_FINAL:
             self.finished = True
         elif tag != _TAG_MESSAGE:

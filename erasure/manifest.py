@@ -280,10 +280,7 @@ def _validate(m: Manifest) -> None:
         raise ManifestMismatch(f"unknown encryption scheme {enc.scheme!r}")
     if not 1 <= enc.message_size <= 64 * 1024 * 1024:
         raise ManifestMismatch("encryption.message_size out of range")
-    if (
-        m.plaintext_size < 0
-        or envelope.ciphertext_size(m.plaintext_size, enc.message_size) != m.ciphertext_size
-    ):
+    if m.plaintext_size < 0 or envelope.ciphertext_size(m.plaintext_size, enc.message_size) != m.ciphertext_size:
         raise ManifestMismatch("ciphertext_size does not match plaintext_size and message_size")
     last = m.ciphertext_size - (m.segment_count - 1) * m.segment_size
     full = (m.segment_count - 1) * m.block_size

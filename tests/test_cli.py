@@ -77,9 +77,7 @@ def test_wrong_key_and_too_few_shares_fail_clearly(tmp_path: Path) -> None:
     run("pipeline", "encode", str(tmp_path / "d"), "-o", str(shares), "-k", "3", "-n", "4")
     wrong = tmp_path / "wrong.key"
     wrong.write_bytes(os.urandom(32))
-    proc = run(
-        "pipeline", "decode", str(shares), "-o", str(tmp_path / "o"), "--key-file", str(wrong), check=False
-    )
+    proc = run("pipeline", "decode", str(shares), "-o", str(tmp_path / "o"), "--key-file", str(wrong), check=False)
     assert proc.returncode == 1
     assert "key commitment" in proc.stderr
     assert not (tmp_path / "o").exists()

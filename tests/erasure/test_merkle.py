@@ -36,9 +36,7 @@ def sizes_around_powers_of_two():
     )
 
 
-@given(
-    leaves=sizes_around_powers_of_two(), short=st.integers(0, 15), leaf_size=st.sampled_from([1, 16, 32, 64])
-)
+@given(leaves=sizes_around_powers_of_two(), short=st.integers(0, 15), leaf_size=st.sampled_from([1, 16, 32, 64]))
 def test_root_matches_reference(leaves: int, short: int, leaf_size: int) -> None:
     data = bytes(range(256)) * ((leaves * leaf_size + short) // 256 + 1)
     data = data[: leaves * leaf_size + short % leaf_size]
@@ -71,8 +69,7 @@ def test_every_proof_verifies_and_tampering_fails(data: bytes, leaf_size: int, p
         other = (i + 1) % tree.leaf_count
         moved = merkle.MerkleProof(other, proof.leaf_count, proof.siblings)
         assert (
-            not merkle.verify_proof(tree.root, leaf, moved)
-            or data[other * leaf_size : (other + 1) * leaf_size] == leaf
+            not merkle.verify_proof(tree.root, leaf, moved) or data[other * leaf_size : (other + 1) * leaf_size] == leaf
         )
 
 

@@ -28,9 +28,7 @@ def small_layout(codec: str = "zfec", k: int = 3, n: int = 7) -> Layout:
     return Layout(codec=codec, k=k, n=n, block_size=BLOCK, leaf_size=LEAF, message_size=MSG)
 
 
-def encode(
-    data: bytes, layout: Layout, chunk: int = 5000
-) -> tuple[Manifest, list[bytes], bytes, list[list[bytes]]]:
+def encode(data: bytes, layout: Layout, chunk: int = 5000) -> tuple[Manifest, list[bytes], bytes, list[list[bytes]]]:
     key = envelope.new_data_key()
     sinks = [io.BytesIO() for _ in range(layout.n)]
     chunks = [data[i : i + chunk] for i in range(0, len(data), chunk)]
@@ -105,8 +103,7 @@ def test_any_corrupted_byte_is_detected_and_skipped(share: int, pos: int, seed: 
     damaged = list(shares)
     damaged[share] = bytes(bad)
     srcs: dict[int, pipeline.ShareSource] = {
-        i: MemoryShareSource(damaged[i], BLOCK, LEAF, merkle.block_roots(shares[i], BLOCK, LEAF))
-        for i in range(7)
+        i: MemoryShareSource(damaged[i], BLOCK, LEAF, merkle.block_roots(shares[i], BLOCK, LEAF)) for i in range(7)
     }
     # the damaged share is read first so it must be noticed
     order = {share: srcs.pop(share)}
@@ -224,9 +221,7 @@ def _peak_encode(size: int) -> int:
             yield chunk
 
     tracemalloc.start()
-    pipeline.encode(
-        gen(), [NullSink() for _ in range(10)], key=envelope.new_data_key(), layout=layout, threads=2
-    )
+    pipeline.encode(gen(), [NullSink() for _ in range(10)], key=envelope.new_data_key(), layout=layout, threads=2)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return peak
