@@ -438,7 +438,15 @@ static void reduce_in_place(kernel_fn fn, uint8_t *buf, size_t count, int thread
     }
 }
 
-#define CHUNK_LEAVES 4096 /* power of two: each chunk is one aligned subtree; 128 KiB of digests */
+#define CHUNK_LEAVES 4096          /* at most: 128 KiB of digests stays in L2 */
+#define CHUNK_BYTES (4u << 20)     /* aim: a few MiB of data per chunk, so threads get work at any leaf size */
+
+/* Leaves per chunk: a power of two (each chunk is one aligned subtree), about CHUNK_BYTES of data. */
+static size_t chunk_leaves(size_t leaf) {
+    size_t n = 1;
+    while (n < CHUNK_LEAVES && (n * 2) * leaf <= CHUNK_BYTES) n *= 2;
+    return n;
+}
 
 typedef struct {
     kernel_fn fn;
@@ -450,9 +458,9 @@ typedef struct {
 
 static void *run_root_job(void *arg) {
     root_job_t *j = (root_job_t *)arg;
-    uint8_t *scratch = (uint8_t *)malloc(CHUNK_LEAVES * DIGEST);
+    size_t per_chunk = chunk_leaves(j->leaf), chunk_bytes = per_chunk * j->leaf;
+    uint8_t *scratch = (uint8_t *)malloc(per_chunk * DIGEST);
     if (!scratch) { j->ok = 0; return NULL; }
-    size_t chunk_bytes = CHUNK_LEAVES * j->leaf;
     for (size_t c = j->first_chunk; c < j->first_chunk + j->n_chunks; c++) {
         size_t off = c * chunk_bytes, n = j->len - off < chunk_bytes ? j->len - off : chunk_bytes;
         size_t leaves = (n + j->leaf - 1) / j->leaf;
@@ -467,7 +475,8 @@ static void *run_root_job(void *arg) {
 
 /* Root of the tree over data, chunk by chunk so digests stay in cache; chunks spread over threads. */
 static int tree_root(kernel_fn fn, const uint8_t *data, size_t len, size_t leaf, int threads, uint8_t out[DIGEST]) {
-    if (len <= leaf * CHUNK_LEAVES) {
+    size_t chunk_bytes = chunk_leaves(leaf) * leaf;
+    if (len <= chunk_bytes) {
         size_t leaves = len ? (len + leaf - 1) / leaf : 1;
         uint8_t *buf = (uint8_t *)malloc(leaves * DIGEST);
         if (!buf) return -1;
@@ -477,7 +486,7 @@ static int tree_root(kernel_fn fn, const uint8_t *data, size_t len, size_t leaf,
         free(buf);
         return 0;
     }
-    size_t chunk_bytes = CHUNK_LEAVES * leaf, n_chunks = (len + chunk_bytes - 1) / chunk_bytes;
+    size_t n_chunks = (len + chunk_bytes - 1) / chunk_bytes;
     uint8_t *roots = (uint8_t *)malloc(n_chunks * DIGEST);
     if (!roots) return -1;
     if (threads > MAX_THREADS) threads = MAX_THREADS;

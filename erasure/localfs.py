@@ -90,7 +90,7 @@ class FileShareSource:
         roots = []
         for s in range(m.segment_count):
             size = m.block_size if s < m.segment_count - 1 else m.share_size - s * m.block_size
-            roots.append(merkle.MerkleTree(os.pread(fd, size, m.block_offset(s)), m.leaf_size).root)
+            roots.append(merkle.root(os.pread(fd, size, m.block_offset(s)), m.leaf_size))
         return roots
 
     def read_block(self, segment: int, offset: int, size: int) -> bytes:

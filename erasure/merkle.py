@@ -10,18 +10,43 @@ so a block of ``2**j`` leaves that starts on a multiple of ``2**j`` has its own 
 tree over those block roots (nodes only, no leaf tag) is the root of the whole share. The pipeline
 uses this to verify each block of a share on its own.
 
-``BACKEND`` names the engine in use ("python" here).
+The engine is the C core ``erasure._merkle`` (AVX-512, SHA-NI or portable C kernels chosen from
+CPUID) when it was built, else pure Python. ``BACKEND`` names the active one ("avx512", "shani",
+"portable" or "python"); ``DATASOV_MERKLE_BACKEND`` forces one (tests, benchmarks).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .errors import IntegrityError, ParameterError
 
-BACKEND = "python"
+try:
+    from . import _merkle as _core
+except ImportError:  # the extension could not be built: pure Python
+    _core = None  # type: ignore[assignment]
+
+
+def _select_backend() -> str:
+    wanted = os.environ.get("DATASOV_MERKLE_BACKEND", "").strip()
+    if _core is None or wanted == "python":
+        if wanted not in ("", "python"):
+            raise ImportError(f"DATASOV_MERKLE_BACKEND={wanted} but the C Merkle core is not built")
+        return "python"
+    if wanted:
+        try:
+            _core.set_kernel(wanted)
+        except ValueError as err:
+            raise ImportError(f"DATASOV_MERKLE_BACKEND={wanted}: {err}") from err
+    return str(_core.get_kernel())
+
+
+BACKEND = _select_backend()
+_C = BACKEND != "python"
 
 LEAF_TAG = b"\x00"
 NODE_TAG = b"\x01"
@@ -142,31 +167,49 @@ def verify_proof(root: bytes, leaf: ByteLike, proof: MerkleProof) -> bool:
     return root_from_proof(leaf_hash(leaf), proof) == root
 
 
+def _py_leaf_level(view: memoryview, leaf_size: int) -> bytes:
+    return b"".join(_leaf_hashes(view, leaf_size))
+
+
+def _py_level_up(level: bytes) -> bytes:
+    nodes = [level[i : i + HASH_SIZE] for i in range(0, len(level), HASH_SIZE)]
+    return b"".join(_next_level(nodes))
+
+
+def root(data: ByteLike, leaf_size: int = DEFAULT_LEAF_SIZE, threads: int = 1) -> bytes:
+    """Merkle root of ``data`` without keeping the tree (the fast path for whole shares)."""
+    _check_leaf_size(leaf_size)
+    if _C:
+        return bytes(_core.root(data, leaf_size, threads))
+    return root_of_nodes(_leaf_hashes(data, leaf_size))
+
+
 class MerkleTree:
     """A whole tree held in memory (32 bytes per leaf and per inner node), for roots and proofs.
 
-    ``data`` is cut into ``leaf_size`` leaves. For streaming use :class:`MerkleBuilder`.
+    ``data`` is cut into ``leaf_size`` leaves; ``threads`` > 1 hashes large trees on several
+    cores. For streaming use :class:`MerkleBuilder`; for a root alone, :func:`root`.
     """
 
-    __slots__ = ("_data_len", "_levels", "leaf_size")
+    __slots__ = ("_levels", "leaf_size")
 
-    def __init__(self, data: ByteLike, leaf_size: int = DEFAULT_LEAF_SIZE) -> None:
+    def __init__(self, data: ByteLike, leaf_size: int = DEFAULT_LEAF_SIZE, threads: int = 1) -> None:
         _check_leaf_size(leaf_size)
         self.leaf_size = leaf_size
-        self._data_len = len(memoryview(data).cast("B"))
-        level = _leaf_hashes(data, leaf_size)
+        view = memoryview(data).cast("B")
+        level = bytes(_core.leaf_digests(view, leaf_size, threads)) if _C else _py_leaf_level(view, leaf_size)
         self._levels = [level]
-        while len(level) > 1:
-            level = _next_level(level)
+        while len(level) > HASH_SIZE:
+            level = bytes(_core.level_up(level, threads)) if _C else _py_level_up(level)
             self._levels.append(level)
 
     @property
     def root(self) -> bytes:
-        return self._levels[-1][0]
+        return self._levels[-1]
 
     @property
     def leaf_count(self) -> int:
-        return len(self._levels[0])
+        return len(self._levels[0]) // HASH_SIZE
 
     def prove(self, index: int) -> MerkleProof:
         """Proof for leaf ``index``; raises :class:`ParameterError` if out of range."""
@@ -175,15 +218,46 @@ class MerkleTree:
         siblings: list[bytes] = []
         i = index
         for level in self._levels[:-1]:
-            if i % 2:
-                siblings.append(level[i - 1])
-            elif i + 1 < len(level):
-                siblings.append(level[i + 1])
+            width = len(level) // HASH_SIZE
+            j = i - 1 if i % 2 else i + 1
+            if j < width:
+                siblings.append(level[j * HASH_SIZE : (j + 1) * HASH_SIZE])
             i //= 2
         return MerkleProof(index, self.leaf_count, tuple(siblings))
 
     def prove_many(self, indices: Iterable[int]) -> list[MerkleProof]:
         return [self.prove(i) for i in indices]
+
+
+def verify_many(root: bytes, leaves: Sequence[ByteLike], proofs: Sequence[MerkleProof]) -> list[bool]:
+    """Verify many proofs against one root (in C when available); one bool per proof."""
+    if len(leaves) != len(proofs):
+        raise ParameterError("need one leaf per proof")
+    if not proofs:
+        return []
+    counts = {p.leaf_count for p in proofs}
+    if not _C or len(counts) != 1 or len(root) != HASH_SIZE:
+        return [verify_proof(root, leaf, p) for leaf, p in zip(leaves, proofs, strict=True)]
+    digests = b"".join(leaf_hash(leaf) for leaf in leaves)
+    if any(len(s) != HASH_SIZE for p in proofs for s in p.siblings):
+        return [verify_proof(root, leaf, p) for leaf, p in zip(leaves, proofs, strict=True)]
+    return verify_digests(root, counts.pop(), digests, [p.index for p in proofs], proofs)
+
+
+def verify_digests(
+    root: bytes, leaf_count: int, digests: bytes, indices: Sequence[int], proofs: Sequence[MerkleProof]
+) -> list[bool]:
+    """Batch verification in C from leaf digests (``len(digests) == 32 * len(proofs)``)."""
+    if not _C:
+        raise ParameterError("verify_digests needs the C Merkle core")
+    if not 0 < leaf_count < 2**64:
+        return [False] * len(indices)
+    in_range = [0 <= i < leaf_count for i in indices]
+    idx = struct.pack(f"<{len(indices)}Q", *(i if ok else 0 for i, ok in zip(indices, in_range, strict=True)))
+    depths = struct.pack(f"<{len(proofs)}I", *(len(p.siblings) for p in proofs))
+    sib = b"".join(s for p in proofs for s in p.siblings)
+    flags = _core.verify_many(root, leaf_count, digests, idx, sib, depths)
+    return [bool(f) and ok for f, ok in zip(flags, in_range, strict=True)]
 
 
 class NodeAccumulator:
@@ -201,8 +275,17 @@ class NodeAccumulator:
         return self._count
 
     def add(self, node: bytes) -> None:
-        self._count += 1
-        level, acc = 0, node
+        self.add_subtree(node, 0)
+
+    def add_subtree(self, node: bytes, level: int) -> None:
+        """Add the root of a perfect subtree of ``2**level`` nodes; the count so far must be a
+        multiple of ``2**level`` (it then sits where those nodes would)."""
+        if self._count % (1 << level):
+            raise ParameterError(f"a subtree of 2**{level} nodes cannot start at {self._count}")
+        if self._stack and self._stack[-1][0] < level:
+            raise ParameterError("subtree larger than the pending right edge")
+        self._count += 1 << level
+        acc = node
         while self._stack and self._stack[-1][0] == level:
             _, left = self._stack.pop()
             acc = node_hash(left, acc)
@@ -255,10 +338,18 @@ class MerkleBuilder:
                 return
             self._acc.add(leaf_hash(self._pending))
             self._pending.clear()
-        full = len(view) - len(view) % size
-        for i in range(0, full, size):
-            self._acc.add(leaf_hash(view[i : i + size]))
-        self._pending += view[full:]
+        full_leaves = len(view) // size
+        done = 0
+        while done < full_leaves:
+            # the largest aligned perfect subtree that fits: one C call hashes it whole
+            count = self._acc.count
+            level = (count & -count).bit_length() - 1 if count else 62
+            while (1 << level) > full_leaves - done:
+                level -= 1
+            chunk = view[done * size : (done + (1 << level)) * size]
+            self._acc.add_subtree(root(chunk, size) if level else leaf_hash(chunk), level)
+            done += 1 << level
+        self._pending += view[full_leaves * size :]
 
     def add_leaf(self, leaf: ByteLike) -> None:
         """Add one whole leaf (must be ``leaf_size`` bytes except for the very last one)."""
@@ -286,16 +377,19 @@ def commitment_root(share_roots: Sequence[bytes]) -> bytes:
     for r in share_roots:
         if len(r) != HASH_SIZE:
             raise ParameterError(f"share root must be {HASH_SIZE} bytes, got {len(r)}")
-    return MerkleTree(b"".join(share_roots), leaf_size=HASH_SIZE).root
+    return root(b"".join(share_roots), HASH_SIZE)
 
 
 def block_roots(share: ByteLike, block_size: int, leaf_size: int) -> list[bytes]:
     """Subtree roots of each ``block_size`` block of a share (``block_size`` = leaf_size * 2**j)."""
     check_block_layout(block_size, leaf_size)
     view = memoryview(share).cast("B")
+    if _C:
+        packed = _core.roots_of_blocks(view, block_size, leaf_size)
+        return [packed[i : i + HASH_SIZE] for i in range(0, len(packed), HASH_SIZE)]
     if len(view) == 0:
         return [leaf_hash(b"")]
-    return [MerkleTree(view[i : i + block_size], leaf_size).root for i in range(0, len(view), block_size)]
+    return [root(view[i : i + block_size], leaf_size) for i in range(0, len(view), block_size)]
 
 
 def check_block_layout(block_size: int, leaf_size: int) -> None:

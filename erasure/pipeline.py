@@ -120,7 +120,7 @@ class _Counter:
 
 def _encode_segment(codec: Codec, segment: bytes, leaf_size: int) -> tuple[list[bytes], list[bytes]]:
     blocks = codec.encode(segment)
-    return blocks, [merkle.MerkleTree(b, leaf_size).root for b in blocks]
+    return blocks, [merkle.root(b, leaf_size) for b in blocks]
 
 
 def _ordered(pool: ThreadPoolExecutor, tasks: Iterable[Callable[[], T]], window: int) -> Iterator[T]:
@@ -306,7 +306,7 @@ class Decoder:
             if len(block) != size:
                 self.report.bad_block(index, s, f"short block: {len(block)} of {size} bytes")
                 continue
-            if merkle.MerkleTree(block, man.leaf_size).root != self._roots[index][s]:
+            if merkle.root(block, man.leaf_size) != self._roots[index][s]:
                 self.report.bad_block(index, s, "block does not match its committed root")
                 continue
             good[index] = block
