@@ -134,6 +134,7 @@ def main() -> None:
         rss_child(args.rss_child)
         return
 
+    pipeline.tune_allocator()  # the same allocator settings for the codec alone and the pipeline
     size = 64 * MiB if args.quick else 1024 * MiB
     block = pipeline.DEFAULT_BLOCK_SIZE
     results: dict[str, object] = {

@@ -19,8 +19,10 @@ the GIL, so threads use every core without copying segments between processes.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
+import platform
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -100,6 +102,33 @@ class EncodeResult:
     """For each share, the Merkle root of each of its blocks (what storage nodes serve to verify)."""
 
 
+_MALLOC_TUNED = False
+
+
+def tune_allocator() -> None:
+    """Keep large buffers on glibc's heap instead of fresh mmap()s (once per process).
+
+    Codecs allocate their output blocks afresh for every segment. With glibc's defaults each
+    allocation over the mmap threshold is a new mapping, so every block is page-faulted in
+    while the codec holds the GIL: measured here, ISA-L encode ran at 0.25 GB/s instead of
+    2.7 GB/s and segment work did not scale over threads. Raising the mmap and trim thresholds
+    lets freed blocks be reused. A no-op off glibc.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED:
+        return
+    _MALLOC_TUNED = True
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 64 << 20)
+    libc.mallopt(m_trim_threshold, 128 << 20)
+
+
 def _default_threads() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
@@ -155,6 +184,7 @@ def encode(
     ``key`` is the 32-byte data key (see :func:`erasure.envelope.new_data_key`); it is used
     here and never stored in the manifest, which carries only its salted commitment.
     """
+    tune_allocator()
     codec = layout.make_codec()
     if len(sinks) != layout.n:
         raise ParameterError(f"need {layout.n} share sinks, got {len(sinks)}")
@@ -261,6 +291,7 @@ class Decoder:
     ) -> None:
         if not envelope.check_key_commitment(key, man.salt, man.key_commitment):
             raise DecryptionError("data key does not match the manifest's key commitment")
+        tune_allocator()
         self.manifest = man
         self._key = key
         self._codec = get_codec(man.codec, man.k, man.n)
