@@ -15,7 +15,6 @@ and a 8x larger S; the peaks should match (streaming), target < 300 MiB.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import resource
@@ -49,6 +48,17 @@ class NullSink:
         return len(data)
 
 
+class ListSink:
+    """Keeps blocks as they come (no growing buffer to reallocate, unlike BytesIO)."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(data)
+        return len(data)
+
+
 def codec_alone(codec_name: str, k: int, n: int, size: int, block: int) -> tuple[float, float]:
     codec = get_codec(codec_name, k, n)
     segment_size = k * block
@@ -71,14 +81,15 @@ def codec_alone(codec_name: str, k: int, n: int, size: int, block: int) -> tuple
 def pipeline_run(codec_name: str, k: int, n: int, size: int, block: int) -> tuple[float, float]:
     layout = pipeline.Layout(codec=codec_name, k=k, n=n, block_size=block)
     keep = set(range(n - k, n))
-    sinks: list[pipeline.ShareSink] = [io.BytesIO() if i in keep else NullSink() for i in range(n)]
+    kept = {i: ListSink() for i in keep}
+    sinks: list[pipeline.ShareSink] = [kept[i] if i in keep else NullSink() for i in range(n)]
     key = envelope.new_data_key()
     t = time.perf_counter()
     result = pipeline.encode(stream(size), sinks, key=key, layout=layout)
     enc = size / (time.perf_counter() - t)
     man = result.manifest
     sources: dict[int, pipeline.ShareSource] = {
-        i: pipeline.MemoryShareSource(sinks[i].getvalue(), block, man.leaf_size, result.block_roots[i])  # type: ignore[union-attr]
+        i: pipeline.MemoryShareSource(b"".join(kept[i].parts), block, man.leaf_size, result.block_roots[i])
         for i in keep
     }
     t = time.perf_counter()
