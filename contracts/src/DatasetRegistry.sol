@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+import {LicenseTerms} from "./Types.sol";
+
+/// @title DatasetRegistry
+/// @notice Data owners register datasets: what was committed (manifest hash, Merkle commitment
+/// root, sizes, a commitment to the data key) and the offer (price, payment token, typed license
+/// terms). Owners may change the offer for future licenses and delegate key release to an agent.
+contract DatasetRegistry {
+    struct Dataset {
+        address owner;
+        address keyAgent; // may deliver keys on the owner's behalf; address(0) = owner only
+        address paymentToken; // ERC-20 the price is paid in
+        uint64 registeredAt;
+        uint64 plaintextSize;
+        uint64 shareSize; // bytes in each of the n shares
+        uint32 leafSize; // Merkle leaf size of the shares
+        uint16 k;
+        uint16 n;
+        uint32 termsVersion; // bumped on every offer update
+        uint256 price;
+        bytes32 manifestHash;
+        bytes32 commitmentRoot;
+        bytes32 keyCommitment;
+    }
+
+    struct Registration {
+        bytes32 manifestHash;
+        bytes32 commitmentRoot;
+        bytes32 keyCommitment;
+        uint64 plaintextSize;
+        uint64 shareSize;
+        uint32 leafSize;
+        uint16 k;
+        uint16 n;
+        uint256 price;
+        address paymentToken;
+        address keyAgent;
+    }
+
+    uint256 public datasetCount;
+    mapping(uint256 datasetId => Dataset) private _datasets;
+    mapping(uint256 datasetId => LicenseTerms) private _terms;
+    mapping(bytes32 manifestHash => uint256 datasetId) public datasetByManifest;
+
+    event DatasetRegistered(
+        uint256 indexed datasetId,
+        address indexed owner,
+        bytes32 manifestHash,
+        bytes32 commitmentRoot,
+        bytes32 keyCommitment,
+        uint256 price,
+        address paymentToken
+    );
+    event OfferUpdated(
+        uint256 indexed datasetId, uint256 price, address paymentToken, uint32 termsVersion, bytes32 termsHash
+    );
+    event KeyAgentSet(uint256 indexed datasetId, address agent);
+    event DatasetOwnerChanged(uint256 indexed datasetId, address indexed previousOwner, address indexed newOwner);
+
+    error UnknownDataset(uint256 datasetId);
+    error NotDatasetOwner(uint256 datasetId, address caller);
+    error ManifestAlreadyRegistered(bytes32 manifestHash, uint256 datasetId);
+    error InvalidRegistration(string reason);
+    error ZeroAddress();
+
+    modifier onlyDatasetOwner(uint256 datasetId) {
+        Dataset storage d = _datasets[datasetId];
+        if (d.owner == address(0)) revert UnknownDataset(datasetId);
+        if (d.owner != msg.sender) revert NotDatasetOwner(datasetId, msg.sender);
+        _;
+    }
+
+    /// @notice Register a dataset with its offer. The caller becomes its owner.
+    function register(Registration calldata r, LicenseTerms calldata terms) external returns (uint256 datasetId) {
+        if (r.manifestHash == bytes32(0) || r.commitmentRoot == bytes32(0) || r.keyCommitment == bytes32(0)) {
+            revert InvalidRegistration("zero hash");
+        }
+        if (r.k == 0 || r.k >= r.n || r.n > 256) revert InvalidRegistration("need 1 <= k < n <= 256");
+        if (r.leafSize == 0 || r.shareSize == 0) revert InvalidRegistration("zero size");
+        if (r.paymentToken == address(0)) revert ZeroAddress();
+        uint256 existing = datasetByManifest[r.manifestHash];
+        if (existing != 0) revert ManifestAlreadyRegistered(r.manifestHash, existing);
+
+        datasetId = ++datasetCount;
+        datasetByManifest[r.manifestHash] = datasetId;
+        _datasets[datasetId] = Dataset({
+            owner: msg.sender,
+            keyAgent: r.keyAgent,
+            paymentToken: r.paymentToken,
+            registeredAt: uint64(block.timestamp),
+            plaintextSize: r.plaintextSize,
+            shareSize: r.shareSize,
+            leafSize: r.leafSize,
+            k: r.k,
+            n: r.n,
+            termsVersion: 1,
+            price: r.price,
+            manifestHash: r.manifestHash,
+            commitmentRoot: r.commitmentRoot,
+            keyCommitment: r.keyCommitment
+        });
+        _terms[datasetId] = terms;
+        emit DatasetRegistered(
+            datasetId, msg.sender, r.manifestHash, r.commitmentRoot, r.keyCommitment, r.price, r.paymentToken
+        );
+        emit OfferUpdated(datasetId, r.price, r.paymentToken, 1, terms.termsHash);
+        if (r.keyAgent != address(0)) emit KeyAgentSet(datasetId, r.keyAgent);
+    }
+
+    /// @notice Change price, token and terms for licenses bought from now on.
+    function updateOffer(uint256 datasetId, uint256 price, address paymentToken, LicenseTerms calldata terms)
+        external
+        onlyDatasetOwner(datasetId)
+    {
+        if (paymentToken == address(0)) revert ZeroAddress();
+        Dataset storage d = _datasets[datasetId];
+        d.price = price;
+        d.paymentToken = paymentToken;
+        uint32 version = ++d.termsVersion;
+        _terms[datasetId] = terms;
+        emit OfferUpdated(datasetId, price, paymentToken, version, terms.termsHash);
+    }
+
+    /// @notice Let `agent` deliver keys for this dataset (address(0) revokes the delegation).
+    function setKeyAgent(uint256 datasetId, address agent) external onlyDatasetOwner(datasetId) {
+        _datasets[datasetId].keyAgent = agent;
+        emit KeyAgentSet(datasetId, agent);
+    }
+
+    function transferDatasetOwnership(uint256 datasetId, address newOwner) external onlyDatasetOwner(datasetId) {
+        if (newOwner == address(0)) revert ZeroAddress();
+        _datasets[datasetId].owner = newOwner;
+        emit DatasetOwnerChanged(datasetId, msg.sender, newOwner);
+    }
+
+    function getDataset(uint256 datasetId) external view returns (Dataset memory d) {
+        d = _datasets[datasetId];
+        if (d.owner == address(0)) revert UnknownDataset(datasetId);
+    }
+
+    function getTerms(uint256 datasetId) external view returns (LicenseTerms memory) {
+        if (_datasets[datasetId].owner == address(0)) revert UnknownDataset(datasetId);
+        return _terms[datasetId];
+    }
+
+    function ownerOf(uint256 datasetId) external view returns (address owner) {
+        owner = _datasets[datasetId].owner;
+        if (owner == address(0)) revert UnknownDataset(datasetId);
+    }
+
+    /// @notice True if `who` may release keys for the dataset: its owner or its key agent.
+    function canReleaseKeys(uint256 datasetId, address who) external view returns (bool) {
+        Dataset storage d = _datasets[datasetId];
+        return who != address(0) && (who == d.owner || who == d.keyAgent);
+    }
+}

@@ -1,0 +1,422 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+
+import {DatasetRegistry} from "./DatasetRegistry.sol";
+import {MerkleVerifier} from "./MerkleVerifier.sol";
+
+/// @title StorageMarket
+/// @notice Storage deals with on-chain proofs of storage.
+///
+/// Operators register with a stake. A data owner opens a deal for a registered dataset: one share
+/// per operator, a duration in epochs and a fee per share per epoch, all paid into escrow. Epochs
+/// are `epochBlocks` blocks long; the seed of epoch e is the hash of its first block, so it is fixed
+/// before anyone can prove and nobody can grind it. Each epoch picks one leaf of every share; the
+/// operator proves it during the epoch (leaf -> share root -> commitment root, sha256 precompile)
+/// and earns the epoch's fee. After the epoch anyone may report a missing proof: the operator is
+/// slashed (half to the reporter, half to the data owner) and the share marked faulty until the
+/// owner replaces its provider. Payments are pulled with `withdraw`. Unearned escrow goes back to
+/// the owner when the deal is settled after its end (or after the owner terminates it).
+/// Invariant: token balance = stakes + withdrawable balances + sum over open deals (escrow - paid).
+contract StorageMarket is ReentrancyGuard {
+    using SafeERC20 for IERC20;
+
+    struct Operator {
+        uint256 stake;
+        uint32 activeShares;
+        bool registered;
+    }
+
+    struct Deal {
+        uint256 datasetId;
+        address owner;
+        bytes32 commitmentRoot;
+        uint64 leafCount; // leaves per share
+        uint32 leafSize;
+        uint32 lastLeafSize; // bytes in the last leaf of a share
+        uint16 n;
+        uint64 startEpoch; // first epoch with challenges
+        uint64 endEpoch; // first epoch after the deal
+        bool settled;
+        uint256 feePerShareEpoch;
+        uint256 escrow;
+        uint256 paid;
+    }
+
+    struct Share {
+        address provider;
+        uint64 activeFrom; // first epoch this provider must prove
+        bool accepted;
+        bool faulty;
+    }
+
+    struct StorageProof {
+        uint256 dealId;
+        uint16 shareIndex;
+        uint64 epoch;
+        bytes leaf;
+        bytes32[] leafProof; // leaf -> share root, bottom-up
+        bytes32 shareRoot;
+        bytes32[] shareProof; // share root -> commitment root, bottom-up
+    }
+
+    DatasetRegistry public immutable registry;
+    IERC20 public immutable token;
+    uint256 public immutable minStake;
+    uint256 public immutable slashAmount;
+    uint64 public immutable epochBlocks;
+    uint64 public immutable genesisBlock;
+
+    uint256 public dealCount;
+    mapping(uint256 dealId => Deal) private _deals;
+    mapping(uint256 dealId => mapping(uint256 shareIndex => Share)) private _shares;
+    mapping(uint256 dealId => mapping(uint256 shareIndex => mapping(uint256 word => uint256))) private _proven;
+    mapping(address operator => Operator) private _operators;
+    mapping(address account => uint256) public balances;
+
+    event OperatorRegistered(address indexed operator, uint256 stake);
+    event StakeChanged(address indexed operator, uint256 stake);
+    event DealOpened(
+        uint256 indexed dealId,
+        uint256 indexed datasetId,
+        address indexed owner,
+        address[] providers,
+        uint64 startEpoch,
+        uint64 endEpoch,
+        uint256 feePerShareEpoch
+    );
+    event ShareAccepted(uint256 indexed dealId, uint16 shareIndex, address indexed provider, uint64 activeFrom);
+    event StorageProven(uint256 indexed dealId, uint16 shareIndex, uint64 indexed epoch, address provider, uint256 fee);
+    event ProofMissed(
+        uint256 indexed dealId, uint16 shareIndex, uint64 indexed epoch, address indexed provider, uint256 slashed
+    );
+    event ProviderReplaced(uint256 indexed dealId, uint16 shareIndex, address oldProvider, address indexed newProvider);
+    event DealTerminated(uint256 indexed dealId, uint64 endEpoch);
+    event DealSettled(uint256 indexed dealId, uint256 refunded);
+    event Withdrawn(address indexed account, uint256 amount);
+
+    error InvalidParameters(string reason);
+    error NotRegistered(address operator);
+    error AlreadyRegistered(address operator);
+    error StakeTooLow(uint256 stake, uint256 required);
+    error StakeLocked(address operator, uint32 activeShares);
+    error NotDatasetOwner(uint256 datasetId, address caller);
+    error NotDealOwner(uint256 dealId, address caller);
+    error UnknownDeal(uint256 dealId);
+    error InvalidShare(uint256 dealId, uint256 shareIndex);
+    error WrongProviderCount(uint256 expected, uint256 got);
+    error DuplicateProvider(address provider);
+    error NotProvider(uint256 dealId, uint256 shareIndex, address caller);
+    error AlreadyAccepted(uint256 dealId, uint256 shareIndex);
+    error DealOver(uint256 dealId);
+    error NotDue(uint256 dealId, uint256 shareIndex, uint64 epoch);
+    error WrongEpoch(uint64 epoch, uint64 current);
+    error SeedNotYetAvailable(uint64 epoch);
+    error AlreadyProven(uint256 dealId, uint256 shareIndex, uint64 epoch);
+    error BadLeafLength(uint256 got, uint256 expected);
+    error InvalidProof(uint256 dealId, uint256 shareIndex, uint64 epoch);
+    error DeadlineNotPassed(uint64 epoch, uint64 current);
+    error ShareNotReplaceable(uint256 dealId, uint256 shareIndex);
+    error DealNotOver(uint256 dealId, uint64 endEpoch);
+    error AlreadySettled(uint256 dealId);
+    error NothingToWithdraw();
+
+    constructor(
+        DatasetRegistry registry_,
+        IERC20 token_,
+        uint256 minStake_,
+        uint256 slashAmount_,
+        uint64 epochBlocks_
+    ) {
+        // The seed is the hash of the epoch's first block, readable for 256 blocks: the whole epoch.
+        if (epochBlocks_ < 2 || epochBlocks_ > 256) revert InvalidParameters("epochBlocks must be in [2, 256]");
+        if (slashAmount_ > minStake_) revert InvalidParameters("slash above minimum stake");
+        registry = registry_;
+        token = token_;
+        minStake = minStake_;
+        slashAmount = slashAmount_;
+        epochBlocks = epochBlocks_;
+        genesisBlock = uint64(block.number);
+    }
+
+    // ------------------------------------------------------------------ epochs ----
+
+    function currentEpoch() public view returns (uint64) {
+        return uint64((block.number - genesisBlock) / epochBlocks);
+    }
+
+    function epochStartBlock(uint64 epoch) public view returns (uint256) {
+        return genesisBlock + uint256(epoch) * epochBlocks;
+    }
+
+    /// @notice The seed of `epoch`: the hash of its first block. Readable from the epoch's second
+    /// block until 256 blocks later; 0 when not readable.
+    function epochSeed(uint64 epoch) public view returns (bytes32) {
+        return blockhash(epochStartBlock(epoch));
+    }
+
+    /// @notice Leaf of share `shareIndex` challenged in `epoch` (needs the seed to be readable).
+    function challengeLeaf(uint256 dealId, uint16 shareIndex, uint64 epoch) public view returns (uint64) {
+        bytes32 seed = epochSeed(epoch);
+        if (seed == bytes32(0)) revert SeedNotYetAvailable(epoch);
+        Deal storage d = _deals[dealId];
+        if (d.owner == address(0)) revert UnknownDeal(dealId);
+        return uint64(uint256(keccak256(abi.encode(seed, dealId, shareIndex))) % d.leafCount);
+    }
+
+    // --------------------------------------------------------------- operators ----
+
+    function registerOperator(uint256 stake) external nonReentrant {
+        Operator storage op = _operators[msg.sender];
+        if (op.registered) revert AlreadyRegistered(msg.sender);
+        if (stake < minStake) revert StakeTooLow(stake, minStake);
+        op.registered = true;
+        op.stake = stake;
+        emit OperatorRegistered(msg.sender, stake);
+        token.safeTransferFrom(msg.sender, address(this), stake);
+    }
+
+    function addStake(uint256 amount) external nonReentrant {
+        Operator storage op = _operators[msg.sender];
+        if (!op.registered) revert NotRegistered(msg.sender);
+        op.stake += amount;
+        emit StakeChanged(msg.sender, op.stake);
+        token.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /// @notice Take stake back; while serving shares at least `minStake` must stay.
+    function withdrawStake(uint256 amount) external nonReentrant {
+        Operator storage op = _operators[msg.sender];
+        if (!op.registered) revert NotRegistered(msg.sender);
+        if (amount > op.stake) revert StakeTooLow(op.stake, amount);
+        if (op.activeShares > 0 && op.stake - amount < minStake) revert StakeLocked(msg.sender, op.activeShares);
+        op.stake -= amount;
+        emit StakeChanged(msg.sender, op.stake);
+        token.safeTransfer(msg.sender, amount);
+    }
+
+    function getOperator(address operator) external view returns (Operator memory) {
+        return _operators[operator];
+    }
+
+    // ------------------------------------------------------------------- deals ----
+
+    /// @notice Open a deal for one of your datasets: `providers[i]` stores share i for
+    /// `durationEpochs` epochs starting next epoch, at `feePerShareEpoch` each; escrow is pulled now.
+    function openDeal(uint256 datasetId, address[] calldata providers, uint64 durationEpochs, uint256 feePerShareEpoch)
+        external
+        nonReentrant
+        returns (uint256 dealId)
+    {
+        DatasetRegistry.Dataset memory ds = registry.getDataset(datasetId);
+        if (ds.owner != msg.sender) revert NotDatasetOwner(datasetId, msg.sender);
+        if (providers.length != ds.n) revert WrongProviderCount(ds.n, providers.length);
+        if (durationEpochs == 0) revert InvalidParameters("zero duration");
+        for (uint256 i; i < providers.length; ++i) {
+            Operator storage op = _operators[providers[i]];
+            if (!op.registered) revert NotRegistered(providers[i]);
+            if (op.stake < minStake) revert StakeTooLow(op.stake, minStake);
+            for (uint256 j; j < i; ++j) {
+                if (providers[j] == providers[i]) revert DuplicateProvider(providers[i]);
+            }
+        }
+        uint64 leafCount = uint64((uint256(ds.shareSize) + ds.leafSize - 1) / ds.leafSize);
+        uint64 start = currentEpoch() + 1;
+        uint256 escrow = uint256(ds.n) * durationEpochs * feePerShareEpoch;
+
+        dealId = ++dealCount;
+        _deals[dealId] = Deal({
+            datasetId: datasetId,
+            owner: msg.sender,
+            commitmentRoot: ds.commitmentRoot,
+            leafCount: leafCount,
+            leafSize: ds.leafSize,
+            lastLeafSize: uint32(ds.shareSize - (leafCount - 1) * ds.leafSize),
+            n: ds.n,
+            startEpoch: start,
+            endEpoch: start + durationEpochs,
+            settled: false,
+            feePerShareEpoch: feePerShareEpoch,
+            escrow: escrow,
+            paid: 0
+        });
+        for (uint256 i; i < providers.length; ++i) {
+            _shares[dealId][i].provider = providers[i];
+        }
+        emit DealOpened(dealId, datasetId, msg.sender, providers, start, start + durationEpochs, feePerShareEpoch);
+        if (escrow > 0) token.safeTransferFrom(msg.sender, address(this), escrow);
+    }
+
+    /// @notice The assigned provider takes on a share; it is challenged from the next epoch
+    /// (or the deal's first epoch).
+    function acceptShare(uint256 dealId, uint16 shareIndex) external {
+        Deal storage d = _deal(dealId);
+        Share storage s = _share(dealId, d, shareIndex);
+        if (s.provider != msg.sender) revert NotProvider(dealId, shareIndex, msg.sender);
+        if (s.accepted) revert AlreadyAccepted(dealId, shareIndex);
+        uint64 next = currentEpoch() + 1;
+        if (d.settled || next >= d.endEpoch) revert DealOver(dealId);
+        Operator storage op = _operators[msg.sender];
+        if (op.stake < minStake) revert StakeTooLow(op.stake, minStake);
+        s.accepted = true;
+        s.activeFrom = next > d.startEpoch ? next : d.startEpoch;
+        op.activeShares += 1;
+        emit ShareAccepted(dealId, shareIndex, msg.sender, s.activeFrom);
+    }
+
+    function proveStorage(StorageProof calldata p) external {
+        _prove(p, currentEpoch());
+    }
+
+    /// @notice Several proofs in one transaction (all or nothing).
+    function proveStorageBatch(StorageProof[] calldata proofs) external {
+        uint64 epoch = currentEpoch();
+        for (uint256 i; i < proofs.length; ++i) {
+            _prove(proofs[i], epoch);
+        }
+    }
+
+    function _prove(StorageProof calldata p, uint64 epoch) private {
+        if (p.epoch != epoch) revert WrongEpoch(p.epoch, epoch);
+        Deal storage d = _deal(p.dealId);
+        Share storage s = _share(p.dealId, d, p.shareIndex);
+        if (s.provider != msg.sender) revert NotProvider(p.dealId, p.shareIndex, msg.sender);
+        if (!_isDue(d, s, epoch)) revert NotDue(p.dealId, p.shareIndex, epoch);
+        uint256 word = epoch >> 8;
+        uint256 bit = uint256(1) << (epoch & 255);
+        uint256 bits = _proven[p.dealId][p.shareIndex][word];
+        if (bits & bit != 0) revert AlreadyProven(p.dealId, p.shareIndex, epoch);
+
+        uint64 index = challengeLeaf(p.dealId, p.shareIndex, epoch);
+        uint256 expected = index == d.leafCount - 1 ? d.lastLeafSize : d.leafSize;
+        if (p.leaf.length != expected) revert BadLeafLength(p.leaf.length, expected);
+        if (!MerkleVerifier.verify(p.shareRoot, p.leaf, index, d.leafCount, p.leafProof)) {
+            revert InvalidProof(p.dealId, p.shareIndex, epoch);
+        }
+        (bytes32 root, bool ok) =
+            MerkleVerifier.computeRoot(MerkleVerifier.leafHash32(p.shareRoot), p.shareIndex, d.n, p.shareProof);
+        if (!ok || root != d.commitmentRoot) revert InvalidProof(p.dealId, p.shareIndex, epoch);
+
+        _proven[p.dealId][p.shareIndex][word] = bits | bit;
+        uint256 fee = d.feePerShareEpoch;
+        d.paid += fee;
+        balances[msg.sender] += fee;
+        emit StorageProven(p.dealId, p.shareIndex, epoch, msg.sender, fee);
+    }
+
+    function isProven(uint256 dealId, uint16 shareIndex, uint64 epoch) public view returns (bool) {
+        return _proven[dealId][shareIndex][epoch >> 8] & (uint256(1) << (epoch & 255)) != 0;
+    }
+
+    /// @notice Was a proof owed for this share in `epoch` (by the current provider)?
+    function isDue(uint256 dealId, uint16 shareIndex, uint64 epoch) external view returns (bool) {
+        Deal storage d = _deal(dealId);
+        return _isDue(d, _share(dealId, d, shareIndex), epoch);
+    }
+
+    function _isDue(Deal storage d, Share storage s, uint64 epoch) private view returns (bool) {
+        return s.accepted && !s.faulty && epoch >= s.activeFrom && epoch < d.endEpoch;
+    }
+
+    /// @notice Anyone may report a proof that was owed in a past epoch and never came: the
+    /// provider is slashed, the share marked faulty. Never possible for a proven epoch.
+    function reportMissedProof(uint256 dealId, uint16 shareIndex, uint64 epoch) external {
+        uint64 current = currentEpoch();
+        if (epoch >= current) revert DeadlineNotPassed(epoch, current);
+        Deal storage d = _deal(dealId);
+        Share storage s = _share(dealId, d, shareIndex);
+        if (!_isDue(d, s, epoch)) revert NotDue(dealId, shareIndex, epoch);
+        if (isProven(dealId, shareIndex, epoch)) revert AlreadyProven(dealId, shareIndex, epoch);
+
+        s.faulty = true;
+        Operator storage op = _operators[s.provider];
+        op.activeShares -= 1;
+        uint256 slashed = op.stake < slashAmount ? op.stake : slashAmount;
+        op.stake -= slashed;
+        uint256 reward = slashed / 2;
+        balances[msg.sender] += reward;
+        balances[d.owner] += slashed - reward;
+        emit ProofMissed(dealId, shareIndex, epoch, s.provider, slashed);
+    }
+
+    /// @notice The deal owner (or its repair agent acting with its key) moves a faulty, or never
+    /// accepted, share to a new provider, which must then accept it. The share root is unchanged:
+    /// a rebuilt share is byte-identical.
+    function replaceProvider(uint256 dealId, uint16 shareIndex, address newProvider) external {
+        Deal storage d = _deal(dealId);
+        if (d.owner != msg.sender) revert NotDealOwner(dealId, msg.sender);
+        Share storage s = _share(dealId, d, shareIndex);
+        if (!(s.faulty || !s.accepted)) revert ShareNotReplaceable(dealId, shareIndex);
+        if (d.settled || currentEpoch() + 1 >= d.endEpoch) revert DealOver(dealId);
+        Operator storage op = _operators[newProvider];
+        if (!op.registered) revert NotRegistered(newProvider);
+        if (op.stake < minStake) revert StakeTooLow(op.stake, minStake);
+        for (uint256 i; i < d.n; ++i) {
+            if (_shares[dealId][i].provider == newProvider) revert DuplicateProvider(newProvider);
+        }
+        address old = s.provider;
+        s.provider = newProvider;
+        s.accepted = false;
+        s.faulty = false;
+        s.activeFrom = 0;
+        emit ProviderReplaced(dealId, shareIndex, old, newProvider);
+    }
+
+    /// @notice The owner ends the deal early (for example to delete the data): the current epoch
+    /// is the last one; settle after it to get the unearned escrow back.
+    function terminateDeal(uint256 dealId) external {
+        Deal storage d = _deal(dealId);
+        if (d.owner != msg.sender) revert NotDealOwner(dealId, msg.sender);
+        if (d.settled) revert AlreadySettled(dealId);
+        uint64 end = currentEpoch() + 1;
+        if (end < d.startEpoch) end = d.startEpoch;
+        if (end < d.endEpoch) d.endEpoch = end;
+        emit DealTerminated(dealId, d.endEpoch);
+    }
+
+    /// @notice After the deal's last epoch: unearned escrow to the owner, providers' stake freed.
+    function settleDeal(uint256 dealId) external {
+        Deal storage d = _deal(dealId);
+        if (d.settled) revert AlreadySettled(dealId);
+        if (currentEpoch() < d.endEpoch) revert DealNotOver(dealId, d.endEpoch);
+        d.settled = true;
+        for (uint256 i; i < d.n; ++i) {
+            Share storage s = _shares[dealId][i];
+            if (s.accepted && !s.faulty) _operators[s.provider].activeShares -= 1;
+        }
+        uint256 refund = d.escrow - d.paid;
+        balances[d.owner] += refund;
+        emit DealSettled(dealId, refund);
+    }
+
+    /// @notice Pull everything owed to you: fees earned, slashing rewards, refunds.
+    function withdraw() external nonReentrant {
+        uint256 amount = balances[msg.sender];
+        if (amount == 0) revert NothingToWithdraw();
+        balances[msg.sender] = 0;
+        emit Withdrawn(msg.sender, amount);
+        token.safeTransfer(msg.sender, amount);
+    }
+
+    function getDeal(uint256 dealId) external view returns (Deal memory) {
+        return _deal(dealId);
+    }
+
+    function getShare(uint256 dealId, uint16 shareIndex) external view returns (Share memory) {
+        Deal storage d = _deal(dealId);
+        return _share(dealId, d, shareIndex);
+    }
+
+    function _deal(uint256 dealId) private view returns (Deal storage d) {
+        d = _deals[dealId];
+        if (d.owner == address(0)) revert UnknownDeal(dealId);
+    }
+
+    function _share(uint256 dealId, Deal storage d, uint256 shareIndex) private view returns (Share storage) {
+        if (shareIndex >= d.n) revert InvalidShare(dealId, shareIndex);
+        return _shares[dealId][shareIndex];
+    }
+}

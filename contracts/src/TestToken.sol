@@ -1,0 +1,14 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
+
+/// @notice A plain ERC-20 for local networks and tests: anyone may mint (a faucet). Never deploy
+/// it where tokens have value.
+contract TestToken is ERC20 {
+    constructor() ERC20("datasov test token", "DSVT") {}
+
+    function mint(address to, uint256 amount) external {
+        _mint(to, amount);
+    }
+}
