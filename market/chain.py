@@ -1,0 +1,381 @@
+"""The async chain client: one ``Chain`` over an embedded EVM or any JSON-RPC endpoint.
+
+``await Chain.embedded()`` starts an in-process EVM (eth-tester / py-evm), funds deterministic dev
+accounts and deploys the contracts: no server needed. ``await Chain.connect(url, deployment,
+accounts)`` talks to any EVM JSON-RPC endpoint (Hardhat in the integration tests, a testnet or L2
+in production); ``await Chain.deploy(url, deployer)`` puts fresh contracts on one.
+
+Transactions go through :class:`market.tx.Transactor`: signed locally, estimated first, receipts
+awaited with a timeout, reverts raised as named errors (:mod:`market.errors`).
+``mine``/``advance_time`` drive local chains in tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
+from web3 import AsyncWeb3
+from web3.contract import AsyncContract
+from web3.providers.eth_tester import AsyncEthereumTesterProvider
+from web3.types import TxReceipt
+
+import contracts
+
+from . import errors
+from .models import Dataset, Deal, Deployment, License, Operator, Share, StorageProof
+from .terms import LicenseTerms, Purpose
+from .tx import Transactor, decode_revert
+
+__all__ = ["Chain", "ChainConfig", "decode_revert", "dev_account"]
+
+ETHER = 10**18
+TOKEN = 10**18
+DEFAULT_EPOCH_BLOCKS = 20
+DEFAULT_DELIVERY_WINDOW = 3600
+DEFAULT_MIN_STAKE = 100 * TOKEN
+DEFAULT_SLASH = 10 * TOKEN
+DEV_FUNDS_ETH = 1000 * ETHER
+DEV_FUNDS_TOKEN = 1_000_000 * TOKEN
+
+
+def dev_account(i: int) -> LocalAccount:
+    """Deterministic development account ``i`` (never use these keys for anything of value)."""
+    key = hashlib.sha256(b"datasov-dev-account-%d" % i).digest()
+    account: LocalAccount = Account.from_key(key)
+    return account
+
+
+@dataclass(frozen=True, slots=True)
+class ChainConfig:
+    epoch_blocks: int = DEFAULT_EPOCH_BLOCKS
+    delivery_window: int = DEFAULT_DELIVERY_WINDOW
+    min_stake: int = DEFAULT_MIN_STAKE
+    slash_amount: int = DEFAULT_SLASH
+
+
+# ------------------------------------------------------------------------- the client ----
+
+
+class Chain:
+    """An AsyncWeb3 connection with the datasov contracts bound and typed wrappers for them."""
+
+    def __init__(
+        self,
+        w3: AsyncWeb3[Any],
+        deployment: Deployment,
+        *,
+        kind: str,
+        receipt_timeout: float = 60.0,
+    ) -> None:
+        self.w3 = w3
+        self.deployment = deployment
+        self.kind = kind  # "embedded" or "rpc"
+        self.tx = Transactor(w3, receipt_timeout=receipt_timeout)
+        self.send = self.tx.send
+        self.call = self.tx.call
+        self.registry = self._bind("DatasetRegistry", deployment.registry)
+        self.licenses = self._bind("LicenseManager", deployment.license_manager)
+        self.market = self._bind("StorageMarket", deployment.storage_market)
+        self.token = self._bind("TestToken", deployment.token)
+
+    def _bind(self, name: str, address: str) -> AsyncContract:
+        return self.w3.eth.contract(address=to_checksum_address(address), abi=contracts.load(name).abi)
+
+    # ---------------------------------------------------------------- construction ----
+
+    @classmethod
+    async def embedded(cls, *, dev_accounts: int = 12, config: ChainConfig = ChainConfig()) -> Chain:
+        """A fresh in-process EVM with contracts deployed and ``dev_accounts`` funded accounts
+        (``dev_account(0)`` deployed the contracts; every account holds test tokens)."""
+        provider = AsyncEthereumTesterProvider()
+        w3 = AsyncWeb3(provider)
+        tester = provider.ethereum_tester
+        coinbase = tester.get_accounts()[0]
+        for i in range(dev_accounts):
+            acct = dev_account(i)
+            tester.add_account(acct.key.hex())
+            tester.send_transaction(
+                {"from": coinbase, "to": acct.address, "value": DEV_FUNDS_ETH, "gas": 21000, "gas_price": 10**9}
+            )
+        chain = await cls._deploy(w3, dev_account(0), config, kind="embedded")
+        for i in range(dev_accounts):
+            await chain.mint(dev_account(0), dev_account(i).address, DEV_FUNDS_TOKEN)
+        return chain
+
+    @classmethod
+    async def connect(cls, rpc_url: str, deployment: Deployment, *, receipt_timeout: float = 60.0) -> Chain:
+        """Use contracts already deployed on any EVM JSON-RPC endpoint."""
+        w3 = AsyncWeb3(AsyncWeb3.AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+        try:
+            chain_id = await w3.eth.chain_id
+        except Exception as err:
+            raise errors.ChainUnavailable(f"cannot reach {rpc_url}: {err}") from err
+        if chain_id != deployment.chain_id:
+            raise errors.DeploymentError(f"{rpc_url} is chain {chain_id}, the deployment is for {deployment.chain_id}")
+        for address in (deployment.registry, deployment.license_manager, deployment.storage_market):
+            if not await w3.eth.get_code(to_checksum_address(address)):
+                raise errors.DeploymentError(f"no contract at {address} on {rpc_url}")
+        return cls(w3, deployment, kind="rpc", receipt_timeout=receipt_timeout)
+
+    @classmethod
+    async def deploy(cls, rpc_url: str, deployer: LocalAccount, *, config: ChainConfig = ChainConfig()) -> Chain:
+        """Deploy fresh contracts on a JSON-RPC endpoint (the deployer must hold ETH)."""
+        w3 = AsyncWeb3(AsyncWeb3.AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+        try:
+            await w3.eth.chain_id
+        except Exception as err:
+            raise errors.ChainUnavailable(f"cannot reach {rpc_url}: {err}") from err
+        return await cls._deploy(w3, deployer, config, kind="rpc")
+
+    @classmethod
+    async def _deploy(cls, w3: AsyncWeb3[Any], deployer: LocalAccount, config: ChainConfig, *, kind: str) -> Chain:
+        tx = Transactor(w3)
+        start = await w3.eth.block_number
+        token = await tx.create("TestToken", deployer)
+        registry = await tx.create("DatasetRegistry", deployer)
+        licenses = await tx.create("LicenseManager", deployer, registry, config.delivery_window)
+        market = await tx.create(
+            "StorageMarket", deployer, registry, token, config.min_stake, config.slash_amount, config.epoch_blocks
+        )
+        deployment = Deployment(
+            chain_id=await w3.eth.chain_id,
+            registry=registry,
+            license_manager=licenses,
+            storage_market=market,
+            token=token,
+            deployed_block=start,
+            epoch_blocks=config.epoch_blocks,
+            delivery_window=config.delivery_window,
+        )
+        return cls(w3, deployment, kind=kind)
+
+    # ------------------------------------------------------------------- local chains ----
+
+    async def mine(self, blocks: int = 1) -> None:
+        """Mine ``blocks`` empty blocks (embedded chain or Hardhat)."""
+        if self.kind == "embedded":
+            tester = self.w3.provider.ethereum_tester
+            tester.mine_blocks(blocks)
+        else:
+            await self._rpc("hardhat_mine", [hex(blocks)])
+
+    async def advance_time(self, seconds: int) -> None:
+        """Move the chain clock forward and mine a block at the new time."""
+        if self.kind == "embedded":
+            tester = self.w3.provider.ethereum_tester
+            latest = await self.w3.eth.get_block("latest")
+            tester.time_travel(int(latest["timestamp"]) + seconds)
+        else:
+            await self._rpc("evm_increaseTime", [seconds])
+            await self._rpc("evm_mine", [])
+
+    async def _rpc(self, method: str, params: list[Any]) -> Any:
+        response = await self.w3.provider.make_request(method, params)
+        if "error" in response:
+            raise errors.ChainError(f"{method}: {response['error']}")
+        return response.get("result")
+
+    async def block_number(self) -> int:
+        return int(await self.w3.eth.block_number)
+
+    async def timestamp(self) -> int:
+        return int((await self.w3.eth.get_block("latest"))["timestamp"])
+
+    # ------------------------------------------------------------------------- token ----
+
+    async def mint(self, sender: LocalAccount, to: str, amount: int) -> None:
+        await self.send(self.token.functions.mint(to, amount), sender)
+
+    async def approve(self, owner: LocalAccount, spender: str, amount: int) -> None:
+        await self.send(self.token.functions.approve(spender, amount), owner)
+
+    async def balance_of(self, address: str) -> int:
+        return int(await self.call(self.token.functions.balanceOf(address)))
+
+    # ---------------------------------------------------------------------- registry ----
+
+    async def register_dataset(
+        self,
+        owner: LocalAccount,
+        *,
+        manifest_hash: bytes,
+        commitment_root: bytes,
+        key_commitment: bytes,
+        plaintext_size: int,
+        share_size: int,
+        leaf_size: int,
+        k: int,
+        n: int,
+        price: int,
+        terms: LicenseTerms,
+        payment_token: str | None = None,
+        key_agent: str | None = None,
+    ) -> int:
+        """Register a dataset; returns its id."""
+        registration = (
+            manifest_hash,
+            commitment_root,
+            key_commitment,
+            plaintext_size,
+            share_size,
+            leaf_size,
+            k,
+            n,
+            price,
+            payment_token or self.deployment.token,
+            key_agent or "0x" + "00" * 20,
+        )
+        receipt = await self.send(self.registry.functions.register(registration, terms.to_abi()), owner)
+        event = self.tx.event(self.registry, "DatasetRegistered", receipt)
+        return int(event["args"]["datasetId"])
+
+    async def update_offer(
+        self, owner: LocalAccount, dataset_id: int, *, price: int, terms: LicenseTerms, payment_token: str | None = None
+    ) -> None:
+        fn = self.registry.functions.updateOffer(
+            dataset_id, price, payment_token or self.deployment.token, terms.to_abi()
+        )
+        await self.send(fn, owner)
+
+    async def set_key_agent(self, owner: LocalAccount, dataset_id: int, agent: str) -> None:
+        await self.send(self.registry.functions.setKeyAgent(dataset_id, agent), owner)
+
+    async def get_dataset(self, dataset_id: int) -> Dataset:
+        return Dataset.from_abi(dataset_id, await self.call(self.registry.functions.getDataset(dataset_id)))
+
+    async def get_terms(self, dataset_id: int) -> LicenseTerms:
+        return LicenseTerms.from_abi(await self.call(self.registry.functions.getTerms(dataset_id)))
+
+    async def dataset_count(self) -> int:
+        return int(await self.call(self.registry.functions.datasetCount()))
+
+    # ---------------------------------------------------------------------- licenses ----
+
+    async def purchase(
+        self, buyer: LocalAccount, dataset_id: int, purpose: Purpose, buyer_key: bytes, *, max_price: int | None = None
+    ) -> int:
+        """Approve the price and buy a license; returns the license id."""
+        dataset = await self.get_dataset(dataset_id)
+        limit = dataset.price if max_price is None else max_price
+        if dataset.price:
+            token = self._bind("TestToken", dataset.payment_token)
+            await self.send(token.functions.approve(self.deployment.license_manager, dataset.price), buyer)
+        fn = self.licenses.functions.purchase(dataset_id, int(purpose), buyer_key, limit)
+        receipt = await self.send(fn, buyer)
+        event = self.tx.event(self.licenses, "LicensePurchased", receipt)
+        return int(event["args"]["licenseId"])
+
+    async def deliver_key(self, releaser: LocalAccount, license_id: int, sealed_key: bytes) -> TxReceipt:
+        return await self.send(self.licenses.functions.deliverKey(license_id, sealed_key), releaser)
+
+    async def refund(self, caller: LocalAccount, license_id: int) -> None:
+        await self.send(self.licenses.functions.refund(license_id), caller)
+
+    async def revoke_consent(self, owner: LocalAccount, dataset_id: int) -> None:
+        await self.send(self.licenses.functions.revokeConsent(dataset_id), owner)
+
+    async def consent_revoked_at(self, dataset_id: int) -> int:
+        return int(await self.call(self.licenses.functions.consentRevokedAt(dataset_id)))
+
+    async def is_license_valid(self, license_id: int) -> bool:
+        return bool(await self.call(self.licenses.functions.isLicenseValid(license_id)))
+
+    async def get_license(self, license_id: int) -> License:
+        return License.from_abi(license_id, await self.call(self.licenses.functions.getLicense(license_id)))
+
+    async def sealed_key(self, license_id: int) -> bytes | None:
+        """The sealed key delivered for a license (from the KeyDelivered event), if any."""
+        logs = await self.licenses.events.KeyDelivered().get_logs(
+            from_block=self.deployment.deployed_block, argument_filters={"licenseId": license_id}
+        )
+        return bytes(logs[-1]["args"]["sealedKey"]) if logs else None
+
+    # ------------------------------------------------------------------------ storage ----
+
+    async def register_operator(self, operator: LocalAccount, stake: int) -> None:
+        await self.approve(operator, self.deployment.storage_market, stake)
+        await self.send(self.market.functions.registerOperator(stake), operator)
+
+    async def add_stake(self, operator: LocalAccount, amount: int) -> None:
+        await self.approve(operator, self.deployment.storage_market, amount)
+        await self.send(self.market.functions.addStake(amount), operator)
+
+    async def withdraw_stake(self, operator: LocalAccount, amount: int) -> None:
+        await self.send(self.market.functions.withdrawStake(amount), operator)
+
+    async def get_operator(self, address: str) -> Operator:
+        t = await self.call(self.market.functions.getOperator(address))
+        return Operator(int(t[0]), int(t[1]), bool(t[2]))
+
+    async def open_deal(
+        self, owner: LocalAccount, dataset_id: int, providers: Sequence[str], *, epochs: int, fee_per_share_epoch: int
+    ) -> int:
+        escrow = len(providers) * epochs * fee_per_share_epoch
+        if escrow:
+            await self.approve(owner, self.deployment.storage_market, escrow)
+        fn = self.market.functions.openDeal(dataset_id, list(providers), epochs, fee_per_share_epoch)
+        receipt = await self.send(fn, owner)
+        event = self.tx.event(self.market, "DealOpened", receipt)
+        return int(event["args"]["dealId"])
+
+    async def accept_share(self, provider: LocalAccount, deal_id: int, share_index: int) -> None:
+        await self.send(self.market.functions.acceptShare(deal_id, share_index), provider)
+
+    async def prove_storage(self, provider: LocalAccount, proof: StorageProof) -> TxReceipt:
+        return await self.send(self.market.functions.proveStorage(proof.to_abi()), provider)
+
+    async def prove_storage_batch(self, provider: LocalAccount, proofs: Sequence[StorageProof]) -> TxReceipt:
+        return await self.send(self.market.functions.proveStorageBatch([p.to_abi() for p in proofs]), provider)
+
+    async def report_missed_proof(self, reporter: LocalAccount, deal_id: int, share_index: int, epoch: int) -> None:
+        await self.send(self.market.functions.reportMissedProof(deal_id, share_index, epoch), reporter)
+
+    async def replace_provider(self, owner: LocalAccount, deal_id: int, share_index: int, new_provider: str) -> None:
+        await self.send(self.market.functions.replaceProvider(deal_id, share_index, new_provider), owner)
+
+    async def terminate_deal(self, owner: LocalAccount, deal_id: int) -> None:
+        await self.send(self.market.functions.terminateDeal(deal_id), owner)
+
+    async def settle_deal(self, caller: LocalAccount, deal_id: int) -> None:
+        await self.send(self.market.functions.settleDeal(deal_id), caller)
+
+    async def withdraw(self, account: LocalAccount) -> None:
+        await self.send(self.market.functions.withdraw(), account)
+
+    async def market_balance(self, address: str) -> int:
+        return int(await self.call(self.market.functions.balances(address)))
+
+    async def get_deal(self, deal_id: int) -> Deal:
+        return Deal.from_abi(deal_id, await self.call(self.market.functions.getDeal(deal_id)))
+
+    async def get_share(self, deal_id: int, share_index: int) -> Share:
+        t = await self.call(self.market.functions.getShare(deal_id, share_index))
+        return Share(str(t[0]), int(t[1]), bool(t[2]), bool(t[3]))
+
+    async def current_epoch(self) -> int:
+        return int(await self.call(self.market.functions.currentEpoch()))
+
+    async def epoch_start_block(self, epoch: int) -> int:
+        return int(await self.call(self.market.functions.epochStartBlock(epoch)))
+
+    async def challenge_leaf(self, deal_id: int, share_index: int, epoch: int) -> int:
+        return int(await self.call(self.market.functions.challengeLeaf(deal_id, share_index, epoch)))
+
+    async def is_proven(self, deal_id: int, share_index: int, epoch: int) -> bool:
+        return bool(await self.call(self.market.functions.isProven(deal_id, share_index, epoch)))
+
+    async def is_due(self, deal_id: int, share_index: int, epoch: int) -> bool:
+        return bool(await self.call(self.market.functions.isDue(deal_id, share_index, epoch)))
+
+    async def advance_to_epoch(self, epoch: int, *, offset: int = 1) -> None:
+        """Mine until the chain is ``offset`` blocks into ``epoch`` (offset >= 1: the seed is readable)."""
+        target = await self.epoch_start_block(epoch) + offset
+        now = await self.block_number()
+        if target > now:
+            await self.mine(target - now)

@@ -1,0 +1,198 @@
+"""Typed views of on-chain records and of a deployment (frozen values, decoded from ABI tuples)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+from .errors import DeploymentError
+from .terms import Purpose
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """Where the datasov contracts live on one chain."""
+
+    chain_id: int
+    registry: str
+    license_manager: str
+    storage_market: str
+    token: str
+    deployed_block: int
+    epoch_blocks: int
+    delivery_window: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": 1, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Deployment:
+        if obj.get("version") != 1:
+            raise DeploymentError(f"unsupported deployment file version {obj.get('version')!r}")
+        try:
+            return cls(**{k: v for k, v in obj.items() if k != "version"})
+        except TypeError as err:
+            raise DeploymentError(f"malformed deployment file: {err}") from err
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> Deployment:
+        try:
+            return cls.from_json(json.loads(path.read_text()))
+        except (OSError, ValueError) as err:
+            raise DeploymentError(f"cannot read deployment file {path}: {err}") from err
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    dataset_id: int
+    owner: str
+    key_agent: str
+    payment_token: str
+    registered_at: int
+    plaintext_size: int
+    share_size: int
+    leaf_size: int
+    k: int
+    n: int
+    terms_version: int
+    price: int
+    manifest_hash: bytes
+    commitment_root: bytes
+    key_commitment: bytes
+
+    @classmethod
+    def from_abi(cls, dataset_id: int, t: Any) -> Dataset:
+        return cls(
+            dataset_id,
+            t[0],
+            t[1],
+            t[2],
+            t[3],
+            t[4],
+            t[5],
+            t[6],
+            t[7],
+            t[8],
+            t[9],
+            t[10],
+            bytes(t[11]),
+            bytes(t[12]),
+            bytes(t[13]),
+        )
+
+
+class LicenseStatus(IntEnum):
+    NONE = 0
+    PENDING = 1
+    DELIVERED = 2
+    REFUNDED = 3
+
+
+@dataclass(frozen=True, slots=True)
+class License:
+    license_id: int
+    dataset_id: int
+    buyer: str
+    purpose: Purpose
+    status: LicenseStatus
+    revocable: bool
+    terms_version: int
+    purchased_at: int
+    delivery_deadline: int
+    delivered_at: int
+    duration: int
+    expires_at: int
+    payment_token: str
+    price: int
+    buyer_key: bytes
+    terms_hash: bytes
+
+    @classmethod
+    def from_abi(cls, license_id: int, t: Any) -> License:
+        return cls(
+            license_id,
+            t[0],
+            t[1],
+            Purpose(t[2]),
+            LicenseStatus(t[3]),
+            bool(t[4]),
+            t[5],
+            t[6],
+            t[7],
+            t[8],
+            t[9],
+            t[10],
+            t[11],
+            t[12],
+            bytes(t[13]),
+            bytes(t[14]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    stake: int
+    active_shares: int
+    registered: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Deal:
+    deal_id: int
+    dataset_id: int
+    owner: str
+    commitment_root: bytes
+    leaf_count: int
+    leaf_size: int
+    last_leaf_size: int
+    n: int
+    start_epoch: int
+    end_epoch: int
+    settled: bool
+    fee_per_share_epoch: int
+    escrow: int
+    paid: int
+
+    @classmethod
+    def from_abi(cls, deal_id: int, t: Any) -> Deal:
+        return cls(
+            deal_id, t[0], t[1], bytes(t[2]), t[3], t[4], t[5], t[6], t[7], t[8], bool(t[9]), t[10], t[11], t[12]
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    provider: str
+    active_from: int
+    accepted: bool
+    faulty: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StorageProof:
+    """One storage proof as ``proveStorage`` takes it."""
+
+    deal_id: int
+    share_index: int
+    epoch: int
+    leaf: bytes
+    leaf_proof: tuple[bytes, ...]
+    share_root: bytes
+    share_proof: tuple[bytes, ...]
+
+    def to_abi(self) -> tuple[Any, ...]:
+        return (
+            self.deal_id,
+            self.share_index,
+            self.epoch,
+            self.leaf,
+            list(self.leaf_proof),
+            self.share_root,
+            list(self.share_proof),
+        )

@@ -1,0 +1,179 @@
+"""Sending transactions and decoding reverts: the part of the chain client below the contracts.
+
+Transactions are signed locally (keys never leave the process) under a per-sender lock that
+keeps nonces in order, gas is estimated first so a refusal is caught before anything is sent,
+receipts are awaited with a timeout, and every revert becomes the named Python class of its
+Solidity custom error (:mod:`market.errors`) with its decoded arguments.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+from typing import Any
+
+from eth_abi.abi import decode as abi_decode
+from eth_account.signers.local import LocalAccount
+from eth_tester.exceptions import TransactionFailed
+from eth_utils.crypto import keccak
+from web3 import AsyncWeb3
+from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
+from web3.logs import DISCARD
+from web3.types import TxReceipt
+
+import contracts
+
+from . import errors
+
+
+def _abi_type(param: dict[str, Any]) -> str:
+    if param["type"].startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in param["components"])
+        return f"({inner}){param['type'][5:]}"
+    return str(param["type"])
+
+
+def _error_table() -> dict[bytes, tuple[str, list[str], list[str]]]:
+    table = {}
+    for name in contracts.ARTIFACTS:
+        for item in contracts.load(name).abi:
+            if item["type"] != "error":
+                continue
+            types = [_abi_type(p) for p in item["inputs"]]
+            selector = keccak(text=f"{item['name']}({','.join(types)})")[:4]
+            table[selector] = (item["name"], types, [p["name"] for p in item["inputs"]])
+    return table
+
+
+_ERRORS = _error_table()
+_PANICS = {0x01: "assert failed", 0x11: "arithmetic overflow", 0x12: "division by zero", 0x32: "index out of range"}
+
+
+def decode_revert(data: str | bytes | None, function: str = "") -> errors.ContractRevert:
+    """The named error for raw revert data (selector + ABI-encoded arguments)."""
+    raw = bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else (data or b"")
+    where = f" in {function}" if function else ""
+    if len(raw) >= 4 and raw[:4] in _ERRORS:
+        name, types, names = _ERRORS[raw[:4]]
+        try:
+            values = dict(zip(names, abi_decode(types, raw[4:]), strict=True))
+        except Exception:  # malformed arguments: still name the error
+            values = {}
+        shown = ", ".join(f"{k}={v.hex() if isinstance(v, bytes) else v}" for k, v in values.items())
+        return errors.revert_class(name)(f"{name}({shown}){where}", values=values, function=function)
+    if raw[:4] == keccak(text="Panic(uint256)")[:4] and len(raw) == 36:
+        code = int.from_bytes(raw[4:], "big")
+        return errors.UnknownRevert(f"panic 0x{code:02x} ({_PANICS.get(code, 'panic')}){where}", function=function)
+    if raw[:4] == keccak(text="Error(string)")[:4]:
+        (reason,) = abi_decode(["string"], raw[4:])
+        return errors.UnknownRevert(f"reverted: {reason}{where}", function=function)
+    return errors.UnknownRevert(f"reverted without reason{where}", function=function)
+
+
+def _raw_revert(err: BaseException | None) -> bytes | None:
+    """Revert bytes carried by eth-tester's TransactionFailed, on the error or its causes: as
+    bytes (estimate_gas) or as the repr of bytes in a string (eth_call)."""
+    seen = 0
+    while err is not None and seen < 5:
+        for arg in err.args:
+            if isinstance(arg, bytes):
+                return arg
+            if isinstance(arg, str):
+                text = arg.removeprefix("execution reverted: ")
+                if text.startswith(("b'", 'b"')):
+                    try:
+                        value = ast.literal_eval(text)
+                    except (ValueError, SyntaxError):
+                        continue
+                    if isinstance(value, bytes):
+                        return value
+        err = err.__cause__ or err.__context__
+        seen += 1
+    return None
+
+
+def _revert_from(err: Exception, function: str) -> errors.ContractRevert:
+    raw = _raw_revert(err) if isinstance(err, TransactionFailed) else None
+    if raw is not None:
+        return decode_revert(raw, function)
+    data = getattr(err, "data", None)
+    if isinstance(data, dict):
+        data = data.get("data") or data.get("result")
+    if isinstance(data, str) and data.startswith("0x"):
+        return decode_revert(data, function)
+    return errors.UnknownRevert(f"{err}{' in ' + function if function else ''}", function=function)
+
+
+class Transactor:
+    """Signs, sends and awaits transactions for any number of local accounts on one connection."""
+
+    def __init__(self, w3: AsyncWeb3[Any], *, receipt_timeout: float = 60.0) -> None:
+        self.w3 = w3
+        self.receipt_timeout = receipt_timeout
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._nonces: dict[str, int] = {}
+
+    async def send(self, fn: Any, sender: LocalAccount, *, gas: int | None = None) -> TxReceipt:
+        """Estimate, sign locally, send and await the receipt of a contract call or creation."""
+        name = getattr(fn, "fn_name", None) or "constructor"
+        address = sender.address
+        lock = self._locks.setdefault(address, asyncio.Lock())
+        async with lock:
+            params: dict[str, Any] = {"from": address}
+            try:
+                estimate = gas or await fn.estimate_gas(params)
+            except (ContractLogicError, TransactionFailed) as err:
+                raise _revert_from(err, name) from err
+            except Web3Exception as err:
+                raise errors.ChainError(f"{name}: {err}") from err
+            nonce = max(self._nonces.get(address, 0), await self.w3.eth.get_transaction_count(address, "pending"))
+            params.update({"nonce": nonce, "gas": int(estimate * 1.25) + 20_000})
+            tx = await fn.build_transaction(params)
+            signed = sender.sign_transaction(tx)
+            tx_hash = await self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            self._nonces[address] = nonce + 1
+        try:
+            receipt = await self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout)
+        except TimeExhausted as err:
+            raise errors.TransactionTimeout(
+                f"{name}: no receipt after {self.receipt_timeout}s", tx_hash=tx_hash.hex()
+            ) from err
+        if receipt["status"] != 1:
+            raise await self._failure_reason(fn, address, receipt, name)
+        return receipt
+
+    async def _failure_reason(self, fn: Any, sender: str, receipt: TxReceipt, name: str) -> errors.ContractRevert:
+        """Replay a mined-but-reverted call at its block to learn why."""
+        try:
+            await fn.call({"from": sender}, block_identifier=receipt["blockNumber"] - 1)
+        except (ContractLogicError, TransactionFailed) as err:
+            return _revert_from(err, name)
+        except Web3Exception:
+            pass
+        return errors.UnknownRevert(f"{name} reverted (out of gas or state changed)", function=name)
+
+    async def call(self, fn: Any) -> Any:
+        """Read-only call; reverts become named errors."""
+        try:
+            return await fn.call()
+        except (ContractLogicError, TransactionFailed) as err:
+            raise _revert_from(err, fn.fn_name) from err
+
+    @staticmethod
+    def event(contract: Any, name: str, receipt: TxReceipt) -> Any:
+        """The single ``name`` event ``contract`` emitted in ``receipt`` (other contracts' logs ignored)."""
+        logs = [log for log in receipt["logs"] if log["address"] == contract.address]
+        found = getattr(contract.events, name)().process_receipt({**receipt, "logs": logs}, errors=DISCARD)
+        if len(found) != 1:
+            raise errors.ChainError(f"expected one {name} event, found {len(found)}")
+        return found[0]
+
+    async def create(self, name: str, sender: LocalAccount, *args: Any) -> str:
+        """Deploy contract ``name`` from its committed artifact; returns its address."""
+        art = contracts.load(name)
+        factory = self.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
+        receipt = await self.send(factory.constructor(*args), sender)
+        address = receipt["contractAddress"]
+        if address is None:
+            raise errors.DeploymentError(f"{name} was not created")
+        return str(address)
