@@ -175,6 +175,20 @@ class Chain:
             await self._rpc("evm_increaseTime", [seconds])
             await self._rpc("evm_mine", [])
 
+    async def snapshot(self) -> Any:
+        """Remember the chain state (local chains only); see :meth:`revert`."""
+        if self.kind == "embedded":
+            return self.w3.provider.ethereum_tester.take_snapshot()
+        return await self._rpc("evm_snapshot", [])
+
+    async def revert(self, snapshot: Any) -> None:
+        """Go back to a snapshot; the nonce cache is dropped with it."""
+        if self.kind == "embedded":
+            self.w3.provider.ethereum_tester.revert_to_snapshot(snapshot)
+        else:
+            await self._rpc("evm_revert", [snapshot])
+        self.tx.forget_nonces()
+
     async def _rpc(self, method: str, params: list[Any]) -> Any:
         response = await self.w3.provider.make_request(method, params)
         if "error" in response:

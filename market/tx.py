@@ -159,6 +159,10 @@ class Transactor:
         except (ContractLogicError, TransactionFailed) as err:
             raise _revert_from(err, fn.fn_name) from err
 
+    def forget_nonces(self) -> None:
+        """Drop cached nonces (after the chain was reverted under us)."""
+        self._nonces.clear()
+
     @staticmethod
     def event(contract: Any, name: str, receipt: TxReceipt) -> Any:
         """The single ``name`` event ``contract`` emitted in ``receipt`` (other contracts' logs ignored)."""
