@@ -1,0 +1,79 @@
+"""An embedded chain shared by the market tests, reverted to a snapshot after each test."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest_asyncio
+from eth_account.signers.local import LocalAccount
+
+from erasure import envelope, merkle, pipeline
+from erasure.manifest import Manifest
+from market.chain import TOKEN, Chain, dev_account
+from market.terms import TRAINING_ALLOWED, LicenseTerms
+
+DEPLOYER, OWNER, BUYER, AGENT, STRANGER = (dev_account(i) for i in range(5))
+OPERATORS = [dev_account(i) for i in range(5, 12)]
+PRICE = 5 * TOKEN
+STAKE = 100 * TOKEN
+
+
+@pytest_asyncio.fixture(scope="session")
+async def base_chain() -> Chain:
+    return await Chain.embedded(dev_accounts=12)
+
+
+@pytest_asyncio.fixture
+async def chain(base_chain: Chain) -> AsyncIterator[Chain]:
+    snapshot = await base_chain.snapshot()
+    yield base_chain
+    await base_chain.revert(snapshot)
+
+
+@dataclass
+class Published:
+    """A small real dataset: encoded shares, manifest, key, and its on-chain id."""
+
+    dataset_id: int
+    manifest: Manifest
+    shares: list[bytes]
+    key: bytes
+    trees: list[merkle.MerkleTree]
+
+
+def encode_sample(size: int = 20_000, k: int = 2, n: int = 5) -> tuple[Manifest, list[bytes], bytes]:
+    key = envelope.new_data_key()
+    sinks = [io.BytesIO() for _ in range(n)]
+    layout = pipeline.Layout(k=k, n=n, block_size=4096, leaf_size=1024)
+    result = pipeline.encode([os.urandom(size)], sinks, key=key, layout=layout)
+    return result.manifest, [s.getvalue() for s in sinks], key
+
+
+async def register(
+    chain: Chain, man: Manifest, *, owner: LocalAccount = OWNER, terms: LicenseTerms = TRAINING_ALLOWED, **kw: object
+) -> int:
+    return await chain.register_dataset(
+        owner,
+        manifest_hash=man.hash(),
+        commitment_root=man.commitment_root,
+        key_commitment=man.key_commitment,
+        plaintext_size=man.plaintext_size,
+        share_size=man.share_size,
+        leaf_size=man.leaf_size,
+        k=man.k,
+        n=man.n,
+        price=kw.pop("price", PRICE),  # type: ignore[arg-type]
+        terms=terms,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+@pytest_asyncio.fixture
+async def published(chain: Chain) -> Published:
+    man, shares, key = encode_sample()
+    dataset_id = await register(chain, man)
+    trees = [merkle.MerkleTree(s, man.leaf_size) for s in shares]
+    return Published(dataset_id, man, shares, key, trees)
