@@ -1,0 +1,220 @@
+"""Security properties: reentrancy through a malicious token, vectors shared with Python, error
+coverage, and value conservation under random sequences of actions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nacl.public
+import pytest
+import pytest_asyncio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import contracts
+from erasure import envelope, merkle
+from market import errors
+from market.chain import TOKEN, Chain
+from market.models import LicenseStatus
+from market.terms import Purpose
+from tests.vectors.generate import seeded
+
+from .conftest import BUYER, DEPLOYER, OPERATORS, OWNER, PRICE, STAKE, STRANGER, Published, encode_sample, register
+from .test_storage_market import FEE, open_deal, proof_for
+
+LAB_PUB = bytes(nacl.public.PrivateKey.generate().public_key)
+VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "merkle_v1.json").read_text())
+
+
+async def test_every_custom_error_has_a_named_python_class() -> None:
+    for name in contracts.ARTIFACTS:
+        for item in contracts.load(name).abi:
+            if item["type"] == "error":
+                assert item["name"] in errors.REVERTS, f"{name}.{item['name']} has no class in market.errors"
+
+
+async def test_committed_merkle_vectors_verify_on_chain(chain: Chain) -> None:
+    harness = chain.w3.eth.contract(
+        address=await chain.tx.create("MerkleHarness", DEPLOYER), abi=contracts.load("MerkleHarness").abi
+    )
+    for case in VECTORS["cases"]:
+        root = bytes.fromhex(case["root"])
+        for p in case["proofs"]:
+            leaf = bytes.fromhex(p["leaf_hex"])
+            siblings = [bytes.fromhex(s) for s in p["siblings"]]
+            assert await harness.functions.verify(root, leaf, p["index"], case["leaf_count"], siblings).call()
+            wrong = bytes([leaf[0] ^ 1]) + leaf[1:] if leaf else b"\x01"
+            assert not await harness.functions.verify(root, wrong, p["index"], case["leaf_count"], siblings).call()
+            if siblings:
+                assert not await harness.functions.verify(
+                    root, leaf, p["index"], case["leaf_count"], siblings[:-1]
+                ).call()
+        data = seeded(case["seed"], case["size"])
+        first = data[: case["leaf_size"]]
+        assert await harness.functions.leafHash(first).call() == hashlib.sha256(b"\x00" + first).digest()
+
+
+async def _malicious_dataset(chain: Chain) -> tuple[str, int, bytes]:
+    bad = await chain.tx.create("ReentrantToken", DEPLOYER)
+    token = chain.w3.eth.contract(address=bad, abi=contracts.load("ReentrantToken").abi)
+    await chain.send(token.functions.mint(BUYER.address, 100 * TOKEN), DEPLOYER)
+    man, _, key = encode_sample()
+    ds = await register(chain, man, payment_token=bad)
+    return bad, ds, key
+
+
+async def test_refund_cannot_be_reentered(chain: Chain) -> None:
+    bad, ds, _ = await _malicious_dataset(chain)
+    token = chain.w3.eth.contract(address=bad, abi=contracts.load("ReentrantToken").abi)
+    lic = await chain.purchase(BUYER, ds, Purpose.AI_TRAINING, LAB_PUB)
+    payload = chain.licenses.encode_abi("refund", args=[lic])
+    await chain.send(token.functions.arm(chain.deployment.license_manager, payload), STRANGER)
+    await chain.advance_time(chain.deployment.delivery_window + 1)
+    await chain.refund(BUYER, lic)
+    assert await token.functions.reentered().call()
+    assert not await token.functions.reentrySucceeded().call()
+    assert await token.functions.balanceOf(BUYER.address).call() == 100 * TOKEN  # paid back once
+    assert await token.functions.balanceOf(chain.deployment.license_manager).call() == 0
+
+
+async def test_delivery_cannot_be_reentered_into_a_refund(chain: Chain) -> None:
+    bad, ds, key = await _malicious_dataset(chain)
+    token = chain.w3.eth.contract(address=bad, abi=contracts.load("ReentrantToken").abi)
+    lic = await chain.purchase(BUYER, ds, Purpose.AI_TRAINING, LAB_PUB)
+    await chain.send(
+        token.functions.arm(chain.deployment.license_manager, chain.licenses.encode_abi("refund", args=[lic])),
+        STRANGER,
+    )
+    await chain.deliver_key(OWNER, lic, envelope.seal_key(key, LAB_PUB))
+    assert await token.functions.reentered().call()
+    assert not await token.functions.reentrySucceeded().call()
+    assert (await chain.get_license(lic)).status == LicenseStatus.DELIVERED
+    assert await token.functions.balanceOf(OWNER.address).call() == PRICE
+
+
+# ------------------------------------------------------------------ value conservation ----
+
+ACTIONS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "purchase",
+                "deliver",
+                "refund",
+                "revoke",
+                "time",
+                "prove",
+                "report",
+                "epoch",
+                "terminate",
+                "settle",
+                "withdraw",
+            ]
+        ),
+        st.integers(0, 7),
+    ),
+    min_size=4,
+    max_size=14,
+)
+
+
+async def _check_invariants(chain: Chain, licenses: list[int], deals: list[int], accounts: list[str]) -> None:
+    pending = 0
+    for lic in licenses:
+        record = await chain.get_license(lic)
+        if record.status == LicenseStatus.PENDING:
+            pending += record.price
+    assert await chain.balance_of(chain.deployment.license_manager) == pending
+    held = 0
+    for op in OPERATORS:
+        held += (await chain.get_operator(op.address)).stake
+    for acct in accounts:
+        held += await chain.market_balance(acct)
+    for deal_id in deals:
+        deal = await chain.get_deal(deal_id)
+        assert deal.paid <= deal.escrow
+        if not deal.settled:
+            held += deal.escrow - deal.paid
+    assert await chain.balance_of(chain.deployment.storage_market) == held
+
+
+@dataclass
+class Market:
+    chain: Chain
+    pub: Published
+    deal: int
+    ready: Any  # snapshot with the dataset registered and the deal open
+
+
+@pytest_asyncio.fixture
+async def market(base_chain: Chain) -> AsyncIterator[Market]:
+    """A dataset with an accepted deal, set up once for all examples of a property test."""
+    before = await base_chain.snapshot()
+    man, shares, key = encode_sample()
+    ds = await register(base_chain, man)
+    pub = Published(ds, man, shares, key, [merkle.MerkleTree(s, man.leaf_size) for s in shares])
+    deal = await open_deal(base_chain, pub)
+    yield Market(base_chain, pub, deal, await base_chain.snapshot())
+    await base_chain.revert(before)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(actions=ACTIONS)
+async def test_value_is_conserved(market: Market, actions: list[tuple[str, int]]) -> None:
+    chain, pub, deal = market.chain, market.pub, market.deal
+    man, ds, key = pub.manifest, pub.dataset_id, pub.key
+    licenses: list[int] = []
+    accounts = [OWNER.address, STRANGER.address, BUYER.address] + [op.address for op in OPERATORS]
+    try:
+        for action, arg in actions:
+            try:
+                if action == "purchase":
+                    licenses.append(await chain.purchase(BUYER, ds, Purpose(arg % 4), LAB_PUB))
+                elif action == "deliver" and licenses:
+                    await chain.deliver_key(OWNER, licenses[arg % len(licenses)], envelope.seal_key(key, LAB_PUB))
+                elif action == "refund" and licenses:
+                    await chain.refund(BUYER, licenses[arg % len(licenses)])
+                elif action == "revoke":
+                    await chain.revoke_consent(OWNER, ds)
+                elif action == "time":
+                    await chain.advance_time(chain.deployment.delivery_window // 2 + arg)
+                elif action == "prove":
+                    share = arg % man.n
+                    epoch = await chain.current_epoch()
+                    await chain.prove_storage(OPERATORS[share], await proof_for(chain, pub, deal, share, epoch))
+                elif action == "report":
+                    epoch = await chain.current_epoch()
+                    await chain.report_missed_proof(STRANGER, deal, arg % man.n, max(0, epoch - 1))
+                elif action == "epoch":
+                    await chain.advance_to_epoch(await chain.current_epoch() + 1)
+                elif action == "terminate":
+                    await chain.terminate_deal(OWNER, deal)
+                elif action == "settle":
+                    await chain.settle_deal(STRANGER, deal)
+                elif action == "withdraw":
+                    await chain.withdraw([OWNER, STRANGER, *OPERATORS][arg % 9])
+            except errors.ContractRevert:
+                pass  # refusals are part of the sequence; the books must still balance
+            await _check_invariants(chain, licenses, [deal], accounts)
+    finally:
+        await chain.revert(market.ready)
+
+
+async def test_stake_and_fee_accounting_example(chain: Chain, published: Published) -> None:
+    deal = await open_deal(chain, published)
+    d = await chain.get_deal(deal)
+    assert d.escrow == published.manifest.n * 5 * FEE
+    assert await chain.balance_of(chain.deployment.storage_market) == len(OPERATORS) * STAKE + d.escrow
+
+
+@pytest.mark.parametrize("name", ["TestToken", "DatasetRegistry", "LicenseManager", "StorageMarket"])
+async def test_artifacts_are_loadable(name: str) -> None:
+    art = contracts.load(name)
+    assert art.bytecode.startswith("0x")
+    assert len(art.bytecode) > 100
+    assert art.compiler.startswith("0.8.28")
