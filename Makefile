@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest contracts contracts-check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,16 +24,27 @@ demo: $(VENV)/.installed
 	$(BIN)/datasov pipeline roundtrip
 	$(BIN)/datasov pipeline roundtrip --codec isal -k 10 -n 30
 
+# Solidity toolchain (solc-js, OpenZeppelin, Hardhat for integration tests), pinned in contracts/package-lock.json
+contracts/node_modules/.installed: contracts/package.json contracts/package-lock.json
+	npm ci --prefix contracts --no-audit --no-fund --loglevel=error
+	touch $@
+
+contracts: contracts/node_modules/.installed
+	npm --prefix contracts run --silent build
+
+contracts-check: contracts/node_modules/.installed
+	npm --prefix contracts run --silent check
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-pytest: $(VENV)/.installed-test
+pytest: $(VENV)/.installed-test contracts/node_modules/.installed
 	$(BIN)/pytest -q
 
-test: lint typecheck pytest
+test: lint typecheck contracts-check pytest
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench.pipeline --quick

@@ -84,6 +84,11 @@ class Chain:
         self.market = self._bind("StorageMarket", deployment.storage_market)
         self.token = self._bind("TestToken", deployment.token)
 
+    async def close(self) -> None:
+        """Close the JSON-RPC connection (no-op for the embedded chain)."""
+        if self.kind == "rpc":
+            await self.w3.provider.disconnect()
+
     def _bind(self, name: str, address: str) -> AsyncContract:
         return self.w3.eth.contract(address=to_checksum_address(address), abi=contracts.load(name).abi)
 
@@ -104,8 +109,7 @@ class Chain:
                 {"from": coinbase, "to": acct.address, "value": DEV_FUNDS_ETH, "gas": 21000, "gas_price": 10**9}
             )
         chain = await cls._deploy(w3, dev_account(0), config, kind="embedded")
-        for i in range(dev_accounts):
-            await chain.mint(dev_account(0), dev_account(i).address, DEV_FUNDS_TOKEN)
+        await chain.fund_dev_accounts(dev_accounts)
         return chain
 
     @classmethod
@@ -132,6 +136,14 @@ class Chain:
         except Exception as err:
             raise errors.ChainUnavailable(f"cannot reach {rpc_url}: {err}") from err
         return await cls._deploy(w3, deployer, config, kind="rpc")
+
+    async def fund_dev_accounts(self, count: int, *, eth: int = DEV_FUNDS_ETH, tokens: int = DEV_FUNDS_TOKEN) -> None:
+        """Give dev accounts ETH (Hardhat's ``hardhat_setBalance``) and test tokens (local chains only)."""
+        for i in range(count):
+            address = dev_account(i).address
+            if self.kind == "rpc":
+                await self._rpc("hardhat_setBalance", [address, hex(eth)])
+            await self.mint(dev_account(0), address, tokens)
 
     @classmethod
     async def _deploy(cls, w3: AsyncWeb3[Any], deployer: LocalAccount, config: ChainConfig, *, kind: str) -> Chain:

@@ -7,13 +7,16 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import pytest
 import pytest_asyncio
 from eth_account.signers.local import LocalAccount
+from web3 import AsyncWeb3
 
 from erasure import envelope, merkle, pipeline
 from erasure.manifest import Manifest
-from market.chain import TOKEN, Chain, dev_account
+from market.chain import ETHER, TOKEN, Chain, dev_account
 from market.terms import TRAINING_ALLOWED, LicenseTerms
+from tests.support.hardhat import HardhatNode
 
 DEPLOYER, OWNER, BUYER, AGENT, STRANGER = (dev_account(i) for i in range(5))
 OPERATORS = [dev_account(i) for i in range(5, 12)]
@@ -21,9 +24,23 @@ PRICE = 5 * TOKEN
 STAKE = 100 * TOKEN
 
 
-@pytest_asyncio.fixture(scope="session")
-async def base_chain() -> Chain:
-    return await Chain.embedded(dev_accounts=12)
+@pytest_asyncio.fixture(scope="session", params=["embedded", pytest.param("hardhat", marks=pytest.mark.integration)])
+async def base_chain(request: pytest.FixtureRequest) -> AsyncIterator[Chain]:
+    """The same suite runs on the embedded EVM and on a real Hardhat node over JSON-RPC."""
+    if request.param == "embedded":
+        yield await Chain.embedded(dev_accounts=12)
+        return
+    node = HardhatNode()
+    try:
+        w3 = AsyncWeb3(AsyncWeb3.AsyncHTTPProvider(node.url))
+        await w3.provider.make_request("hardhat_setBalance", [DEPLOYER.address, hex(1000 * ETHER)])  # type: ignore[arg-type]
+        await w3.provider.disconnect()
+        chain = await Chain.deploy(node.url, DEPLOYER)
+        await chain.fund_dev_accounts(12)
+        yield chain
+        await chain.close()
+    finally:
+        node.stop()
 
 
 @pytest_asyncio.fixture

@@ -203,6 +203,7 @@ async def test_value_is_conserved(market: Market, actions: list[tuple[str, int]]
             await _check_invariants(chain, licenses, [deal], accounts)
     finally:
         await chain.revert(market.ready)
+        market.ready = await chain.snapshot()  # a Hardhat snapshot is used up by reverting to it
 
 
 async def test_stake_and_fee_accounting_example(chain: Chain, published: Published) -> None:
