@@ -362,6 +362,10 @@ class Chain:
     async def report_missed_proof(self, reporter: LocalAccount, deal_id: int, share_index: int, epoch: int) -> None:
         await self.send(self.market.functions.reportMissedProof(deal_id, share_index, epoch), reporter)
 
+    async def claim_fees(self, caller: LocalAccount, deal_id: int, share_index: int) -> None:
+        """Move a share's earned fees to its provider's withdrawable balance."""
+        await self.send(self.market.functions.claimFees(deal_id, share_index), caller)
+
     async def replace_provider(self, owner: LocalAccount, deal_id: int, share_index: int, new_provider: str) -> None:
         await self.send(self.market.functions.replaceProvider(deal_id, share_index, new_provider), owner)
 
@@ -382,7 +386,7 @@ class Chain:
 
     async def get_share(self, deal_id: int, share_index: int) -> Share:
         t = await self.call(self.market.functions.getShare(deal_id, share_index))
-        return Share(str(t[0]), int(t[1]), bool(t[2]), bool(t[3]))
+        return Share(str(t[0]), int(t[1]), int(t[2]), int(t[3]), bool(t[4]))
 
     async def current_epoch(self) -> int:
         return int(await self.call(self.market.functions.currentEpoch()))

@@ -129,6 +129,7 @@ REVERTS: dict[str, type[ContractRevert]] = {
         "DeliveryDeadlinePassed",
         "RefundNotYetAllowed",
         "DeadlineNotPassed",
+        "ReportWindowClosed",
         "DealOver",
         "DealNotOver",
         "AlreadySettled",

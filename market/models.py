@@ -161,8 +161,22 @@ class Deal:
 
     @classmethod
     def from_abi(cls, deal_id: int, t: Any) -> Deal:
+        (root, leaf_count, leaf_size, last_leaf, n, start, end, settled, owner, dataset_id, fee, escrow, paid) = t
         return cls(
-            deal_id, t[0], t[1], bytes(t[2]), t[3], t[4], t[5], t[6], t[7], t[8], bool(t[9]), t[10], t[11], t[12]
+            deal_id,
+            dataset_id,
+            owner,
+            bytes(root),
+            leaf_count,
+            leaf_size,
+            last_leaf,
+            n,
+            start,
+            end,
+            bool(settled),
+            fee,
+            escrow,
+            paid,
         )
 
 
@@ -170,8 +184,16 @@ class Deal:
 class Share:
     provider: str
     active_from: int
-    accepted: bool
+    """First epoch the provider must prove; 0 = not accepted yet."""
+    last_proven: int
+    """Last proven epoch + 1; 0 = none."""
+    unclaimed: int
+    """Proven epochs whose fees are not yet claimed."""
     faulty: bool
+
+    @property
+    def accepted(self) -> bool:
+        return self.active_from != 0
 
 
 @dataclass(frozen=True, slots=True)

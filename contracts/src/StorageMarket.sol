@@ -16,10 +16,12 @@ import {MerkleVerifier} from "./MerkleVerifier.sol";
 /// are `epochBlocks` blocks long; the seed of epoch e is the hash of its first block, so it is fixed
 /// before anyone can prove and nobody can grind it. Each epoch picks one leaf of every share; the
 /// operator proves it during the epoch (leaf -> share root -> commitment root, sha256 precompile)
-/// and earns the epoch's fee. After the epoch anyone may report a missing proof: the operator is
-/// slashed (half to the reporter, half to the data owner) and the share marked faulty until the
-/// owner replaces its provider. Payments are pulled with `withdraw`. Unearned escrow goes back to
-/// the owner when the deal is settled after its end (or after the owner terminates it).
+/// and earns the epoch's fee. During the following epoch anyone may report a missing proof: the
+/// operator is slashed (half to the reporter, half to the data owner) and the share marked faulty
+/// until the owner replaces its provider. Fees are counted per share and claimed in one go
+/// (`claimFees`), then pulled with `withdraw`. Unearned escrow goes back to the owner when the
+/// deal is settled after its end (or after the owner terminates it).
+/// Gas: a proof reads two deal slots and one share slot and rewrites only the share slot.
 /// Invariant: token balance = stakes + withdrawable balances + sum over open deals (escrow - paid).
 contract StorageMarket is ReentrancyGuard {
     using SafeERC20 for IERC20;
@@ -31,32 +33,34 @@ contract StorageMarket is ReentrancyGuard {
     }
 
     struct Deal {
-        uint256 datasetId;
-        address owner;
-        bytes32 commitmentRoot;
-        uint64 leafCount; // leaves per share
+        bytes32 commitmentRoot; // slot 0 (read by every proof)
+        uint40 leafCount; // slot 1 (read by every proof): leaves per share
         uint32 leafSize;
         uint32 lastLeafSize; // bytes in the last leaf of a share
         uint16 n;
-        uint64 startEpoch; // first epoch with challenges
-        uint64 endEpoch; // first epoch after the deal
+        uint32 startEpoch; // first epoch with challenges
+        uint32 endEpoch; // first epoch after the deal
         bool settled;
+        address owner;
+        uint256 datasetId;
         uint256 feePerShareEpoch;
         uint256 escrow;
-        uint256 paid;
+        uint256 paid; // fees claimed by providers
     }
 
+    /// @dev One storage slot, the only one a proof writes.
     struct Share {
         address provider;
-        uint64 activeFrom; // first epoch this provider must prove
-        bool accepted;
+        uint32 activeFrom; // first epoch this provider must prove; 0 = not accepted yet
+        uint32 lastProven; // last proven epoch + 1; 0 = none
+        uint24 unclaimed; // proven epochs whose fees are not yet claimed
         bool faulty;
     }
 
     struct StorageProof {
         uint256 dealId;
         uint16 shareIndex;
-        uint64 epoch;
+        uint32 epoch;
         bytes leaf;
         bytes32[] leafProof; // leaf -> share root, bottom-up
         bytes32 shareRoot;
@@ -68,12 +72,11 @@ contract StorageMarket is ReentrancyGuard {
     uint256 public immutable minStake;
     uint256 public immutable slashAmount;
     uint64 public immutable epochBlocks;
-    uint64 public immutable genesisBlock;
+    uint256 public immutable genesisBlock;
 
     uint256 public dealCount;
     mapping(uint256 dealId => Deal) private _deals;
     mapping(uint256 dealId => mapping(uint256 shareIndex => Share)) private _shares;
-    mapping(uint256 dealId => mapping(uint256 shareIndex => mapping(uint256 word => uint256))) private _proven;
     mapping(address operator => Operator) private _operators;
     mapping(address account => uint256) public balances;
 
@@ -84,17 +87,18 @@ contract StorageMarket is ReentrancyGuard {
         uint256 indexed datasetId,
         address indexed owner,
         address[] providers,
-        uint64 startEpoch,
-        uint64 endEpoch,
+        uint32 startEpoch,
+        uint32 endEpoch,
         uint256 feePerShareEpoch
     );
-    event ShareAccepted(uint256 indexed dealId, uint16 shareIndex, address indexed provider, uint64 activeFrom);
-    event StorageProven(uint256 indexed dealId, uint16 shareIndex, uint64 indexed epoch, address provider, uint256 fee);
+    event ShareAccepted(uint256 indexed dealId, uint16 shareIndex, address indexed provider, uint32 activeFrom);
+    event StorageProven(uint256 indexed dealId, uint16 shareIndex, uint32 epoch);
+    event FeesClaimed(uint256 indexed dealId, uint16 shareIndex, address indexed provider, uint256 amount);
     event ProofMissed(
-        uint256 indexed dealId, uint16 shareIndex, uint64 indexed epoch, address indexed provider, uint256 slashed
+        uint256 indexed dealId, uint16 shareIndex, uint32 indexed epoch, address indexed provider, uint256 slashed
     );
     event ProviderReplaced(uint256 indexed dealId, uint16 shareIndex, address oldProvider, address indexed newProvider);
-    event DealTerminated(uint256 indexed dealId, uint64 endEpoch);
+    event DealTerminated(uint256 indexed dealId, uint32 endEpoch);
     event DealSettled(uint256 indexed dealId, uint256 refunded);
     event Withdrawn(address indexed account, uint256 amount);
 
@@ -112,15 +116,16 @@ contract StorageMarket is ReentrancyGuard {
     error NotProvider(uint256 dealId, uint256 shareIndex, address caller);
     error AlreadyAccepted(uint256 dealId, uint256 shareIndex);
     error DealOver(uint256 dealId);
-    error NotDue(uint256 dealId, uint256 shareIndex, uint64 epoch);
-    error WrongEpoch(uint64 epoch, uint64 current);
-    error SeedNotYetAvailable(uint64 epoch);
-    error AlreadyProven(uint256 dealId, uint256 shareIndex, uint64 epoch);
+    error NotDue(uint256 dealId, uint256 shareIndex, uint32 epoch);
+    error WrongEpoch(uint32 epoch, uint32 current);
+    error SeedNotYetAvailable(uint32 epoch);
+    error AlreadyProven(uint256 dealId, uint256 shareIndex, uint32 epoch);
     error BadLeafLength(uint256 got, uint256 expected);
-    error InvalidProof(uint256 dealId, uint256 shareIndex, uint64 epoch);
-    error DeadlineNotPassed(uint64 epoch, uint64 current);
+    error InvalidProof(uint256 dealId, uint256 shareIndex, uint32 epoch);
+    error DeadlineNotPassed(uint32 epoch, uint32 current);
+    error ReportWindowClosed(uint32 epoch, uint32 current);
     error ShareNotReplaceable(uint256 dealId, uint256 shareIndex);
-    error DealNotOver(uint256 dealId, uint64 endEpoch);
+    error DealNotOver(uint256 dealId, uint32 endEpoch);
     error AlreadySettled(uint256 dealId);
     error NothingToWithdraw();
 
@@ -139,32 +144,38 @@ contract StorageMarket is ReentrancyGuard {
         minStake = minStake_;
         slashAmount = slashAmount_;
         epochBlocks = epochBlocks_;
-        genesisBlock = uint64(block.number);
+        genesisBlock = block.number;
     }
 
     // ------------------------------------------------------------------ epochs ----
 
-    function currentEpoch() public view returns (uint64) {
-        return uint64((block.number - genesisBlock) / epochBlocks);
+    function currentEpoch() public view returns (uint32) {
+        return uint32((block.number - genesisBlock) / epochBlocks);
     }
 
-    function epochStartBlock(uint64 epoch) public view returns (uint256) {
+    function epochStartBlock(uint32 epoch) public view returns (uint256) {
         return genesisBlock + uint256(epoch) * epochBlocks;
     }
 
     /// @notice The seed of `epoch`: the hash of its first block. Readable from the epoch's second
     /// block until 256 blocks later; 0 when not readable.
-    function epochSeed(uint64 epoch) public view returns (bytes32) {
+    function epochSeed(uint32 epoch) public view returns (bytes32) {
         return blockhash(epochStartBlock(epoch));
     }
 
     /// @notice Leaf of share `shareIndex` challenged in `epoch` (needs the seed to be readable).
-    function challengeLeaf(uint256 dealId, uint16 shareIndex, uint64 epoch) public view returns (uint64) {
+    function challengeLeaf(uint256 dealId, uint16 shareIndex, uint32 epoch) public view returns (uint40) {
+        return _challenge(dealId, shareIndex, epoch, _deal(dealId).leafCount);
+    }
+
+    function _challenge(uint256 dealId, uint16 shareIndex, uint32 epoch, uint40 leafCount)
+        private
+        view
+        returns (uint40)
+    {
         bytes32 seed = epochSeed(epoch);
         if (seed == bytes32(0)) revert SeedNotYetAvailable(epoch);
-        Deal storage d = _deals[dealId];
-        if (d.owner == address(0)) revert UnknownDeal(dealId);
-        return uint64(uint256(keccak256(abi.encode(seed, dealId, shareIndex))) % d.leafCount);
+        return uint40(uint256(keccak256(abi.encode(seed, dealId, shareIndex))) % leafCount);
     }
 
     // --------------------------------------------------------------- operators ----
@@ -206,7 +217,7 @@ contract StorageMarket is ReentrancyGuard {
 
     /// @notice Open a deal for one of your datasets: `providers[i]` stores share i for
     /// `durationEpochs` epochs starting next epoch, at `feePerShareEpoch` each; escrow is pulled now.
-    function openDeal(uint256 datasetId, address[] calldata providers, uint64 durationEpochs, uint256 feePerShareEpoch)
+    function openDeal(uint256 datasetId, address[] calldata providers, uint32 durationEpochs, uint256 feePerShareEpoch)
         external
         nonReentrant
         returns (uint256 dealId)
@@ -223,22 +234,22 @@ contract StorageMarket is ReentrancyGuard {
                 if (providers[j] == providers[i]) revert DuplicateProvider(providers[i]);
             }
         }
-        uint64 leafCount = uint64((uint256(ds.shareSize) + ds.leafSize - 1) / ds.leafSize);
-        uint64 start = currentEpoch() + 1;
+        uint40 leafCount = uint40((uint256(ds.shareSize) + ds.leafSize - 1) / ds.leafSize);
+        uint32 start = currentEpoch() + 1;
         uint256 escrow = uint256(ds.n) * durationEpochs * feePerShareEpoch;
 
         dealId = ++dealCount;
         _deals[dealId] = Deal({
-            datasetId: datasetId,
-            owner: msg.sender,
             commitmentRoot: ds.commitmentRoot,
             leafCount: leafCount,
             leafSize: ds.leafSize,
-            lastLeafSize: uint32(ds.shareSize - (leafCount - 1) * ds.leafSize),
+            lastLeafSize: uint32(ds.shareSize - uint256(leafCount - 1) * ds.leafSize),
             n: ds.n,
             startEpoch: start,
             endEpoch: start + durationEpochs,
             settled: false,
+            owner: msg.sender,
+            datasetId: datasetId,
             feePerShareEpoch: feePerShareEpoch,
             escrow: escrow,
             paid: 0
@@ -256,12 +267,11 @@ contract StorageMarket is ReentrancyGuard {
         Deal storage d = _deal(dealId);
         Share storage s = _share(dealId, d, shareIndex);
         if (s.provider != msg.sender) revert NotProvider(dealId, shareIndex, msg.sender);
-        if (s.accepted) revert AlreadyAccepted(dealId, shareIndex);
-        uint64 next = currentEpoch() + 1;
+        if (s.activeFrom != 0) revert AlreadyAccepted(dealId, shareIndex);
+        uint32 next = currentEpoch() + 1;
         if (d.settled || next >= d.endEpoch) revert DealOver(dealId);
         Operator storage op = _operators[msg.sender];
         if (op.stake < minStake) revert StakeTooLow(op.stake, minStake);
-        s.accepted = true;
         s.activeFrom = next > d.startEpoch ? next : d.startEpoch;
         op.activeShares += 1;
         emit ShareAccepted(dealId, shareIndex, msg.sender, s.activeFrom);
@@ -273,63 +283,66 @@ contract StorageMarket is ReentrancyGuard {
 
     /// @notice Several proofs in one transaction (all or nothing).
     function proveStorageBatch(StorageProof[] calldata proofs) external {
-        uint64 epoch = currentEpoch();
+        uint32 epoch = currentEpoch();
         for (uint256 i; i < proofs.length; ++i) {
             _prove(proofs[i], epoch);
         }
     }
 
-    function _prove(StorageProof calldata p, uint64 epoch) private {
+    function _prove(StorageProof calldata p, uint32 epoch) private {
         if (p.epoch != epoch) revert WrongEpoch(p.epoch, epoch);
         Deal storage d = _deal(p.dealId);
-        Share storage s = _share(p.dealId, d, p.shareIndex);
+        uint40 leafCount = d.leafCount;
+        uint16 n = d.n;
+        if (p.shareIndex >= n) revert InvalidShare(p.dealId, p.shareIndex);
+        Share memory s = _shares[p.dealId][p.shareIndex];
         if (s.provider != msg.sender) revert NotProvider(p.dealId, p.shareIndex, msg.sender);
-        if (!_isDue(d, s, epoch)) revert NotDue(p.dealId, p.shareIndex, epoch);
-        uint256 word = epoch >> 8;
-        uint256 bit = uint256(1) << (epoch & 255);
-        uint256 bits = _proven[p.dealId][p.shareIndex][word];
-        if (bits & bit != 0) revert AlreadyProven(p.dealId, p.shareIndex, epoch);
+        if (!_due(s, epoch, d.endEpoch)) revert NotDue(p.dealId, p.shareIndex, epoch);
+        if (s.lastProven == epoch + 1) revert AlreadyProven(p.dealId, p.shareIndex, epoch);
 
-        uint64 index = challengeLeaf(p.dealId, p.shareIndex, epoch);
-        uint256 expected = index == d.leafCount - 1 ? d.lastLeafSize : d.leafSize;
+        uint40 index = _challenge(p.dealId, p.shareIndex, epoch, leafCount);
+        uint256 expected = index == leafCount - 1 ? d.lastLeafSize : d.leafSize;
         if (p.leaf.length != expected) revert BadLeafLength(p.leaf.length, expected);
-        if (!MerkleVerifier.verify(p.shareRoot, p.leaf, index, d.leafCount, p.leafProof)) {
+        if (!MerkleVerifier.verify(p.shareRoot, p.leaf, index, leafCount, p.leafProof)) {
             revert InvalidProof(p.dealId, p.shareIndex, epoch);
         }
         (bytes32 root, bool ok) =
-            MerkleVerifier.computeRoot(MerkleVerifier.leafHash32(p.shareRoot), p.shareIndex, d.n, p.shareProof);
+            MerkleVerifier.computeRoot(MerkleVerifier.leafHash32(p.shareRoot), p.shareIndex, n, p.shareProof);
         if (!ok || root != d.commitmentRoot) revert InvalidProof(p.dealId, p.shareIndex, epoch);
 
-        _proven[p.dealId][p.shareIndex][word] = bits | bit;
-        uint256 fee = d.feePerShareEpoch;
-        d.paid += fee;
-        balances[msg.sender] += fee;
-        emit StorageProven(p.dealId, p.shareIndex, epoch, msg.sender, fee);
+        s.lastProven = epoch + 1;
+        s.unclaimed += 1;
+        _shares[p.dealId][p.shareIndex] = s;
+        emit StorageProven(p.dealId, p.shareIndex, epoch);
     }
 
-    function isProven(uint256 dealId, uint16 shareIndex, uint64 epoch) public view returns (bool) {
-        return _proven[dealId][shareIndex][epoch >> 8] & (uint256(1) << (epoch & 255)) != 0;
+    /// @notice Was the proof for `epoch` recorded? Meaningful for the current and the previous
+    /// epoch (the only ones that can still be proven or reported).
+    function isProven(uint256 dealId, uint16 shareIndex, uint32 epoch) public view returns (bool) {
+        Deal storage d = _deal(dealId);
+        return _share(dealId, d, shareIndex).lastProven == epoch + 1;
     }
 
     /// @notice Was a proof owed for this share in `epoch` (by the current provider)?
-    function isDue(uint256 dealId, uint16 shareIndex, uint64 epoch) external view returns (bool) {
+    function isDue(uint256 dealId, uint16 shareIndex, uint32 epoch) external view returns (bool) {
         Deal storage d = _deal(dealId);
-        return _isDue(d, _share(dealId, d, shareIndex), epoch);
+        return _due(_share(dealId, d, shareIndex), epoch, d.endEpoch);
     }
 
-    function _isDue(Deal storage d, Share storage s, uint64 epoch) private view returns (bool) {
-        return s.accepted && !s.faulty && epoch >= s.activeFrom && epoch < d.endEpoch;
+    function _due(Share memory s, uint32 epoch, uint32 endEpoch) private pure returns (bool) {
+        return s.activeFrom != 0 && !s.faulty && epoch >= s.activeFrom && epoch < endEpoch;
     }
 
-    /// @notice Anyone may report a proof that was owed in a past epoch and never came: the
-    /// provider is slashed, the share marked faulty. Never possible for a proven epoch.
-    function reportMissedProof(uint256 dealId, uint16 shareIndex, uint64 epoch) external {
-        uint64 current = currentEpoch();
+    /// @notice During the epoch after a proof was owed, anyone may report that it never came: the
+    /// provider is slashed and the share marked faulty. Never possible for a proven epoch.
+    function reportMissedProof(uint256 dealId, uint16 shareIndex, uint32 epoch) external {
+        uint32 current = currentEpoch();
         if (epoch >= current) revert DeadlineNotPassed(epoch, current);
+        if (epoch + 1 != current) revert ReportWindowClosed(epoch, current);
         Deal storage d = _deal(dealId);
         Share storage s = _share(dealId, d, shareIndex);
-        if (!_isDue(d, s, epoch)) revert NotDue(dealId, shareIndex, epoch);
-        if (isProven(dealId, shareIndex, epoch)) revert AlreadyProven(dealId, shareIndex, epoch);
+        if (!_due(s, epoch, d.endEpoch)) revert NotDue(dealId, shareIndex, epoch);
+        if (s.lastProven == epoch + 1) revert AlreadyProven(dealId, shareIndex, epoch);
 
         s.faulty = true;
         Operator storage op = _operators[s.provider];
@@ -342,14 +355,29 @@ contract StorageMarket is ReentrancyGuard {
         emit ProofMissed(dealId, shareIndex, epoch, s.provider, slashed);
     }
 
+    /// @notice Move the fees a share has earned to its provider's balance (anyone may call).
+    function claimFees(uint256 dealId, uint16 shareIndex) external {
+        Deal storage d = _deal(dealId);
+        _claim(dealId, d, shareIndex, _share(dealId, d, shareIndex));
+    }
+
+    function _claim(uint256 dealId, Deal storage d, uint16 shareIndex, Share storage s) private {
+        uint256 amount = uint256(s.unclaimed) * d.feePerShareEpoch;
+        if (amount == 0) return;
+        s.unclaimed = 0;
+        d.paid += amount;
+        balances[s.provider] += amount;
+        emit FeesClaimed(dealId, shareIndex, s.provider, amount);
+    }
+
     /// @notice The deal owner (or its repair agent acting with its key) moves a faulty, or never
     /// accepted, share to a new provider, which must then accept it. The share root is unchanged:
-    /// a rebuilt share is byte-identical.
+    /// a rebuilt share is byte-identical. Fees the old provider earned stay its own.
     function replaceProvider(uint256 dealId, uint16 shareIndex, address newProvider) external {
         Deal storage d = _deal(dealId);
         if (d.owner != msg.sender) revert NotDealOwner(dealId, msg.sender);
         Share storage s = _share(dealId, d, shareIndex);
-        if (!(s.faulty || !s.accepted)) revert ShareNotReplaceable(dealId, shareIndex);
+        if (!(s.faulty || s.activeFrom == 0)) revert ShareNotReplaceable(dealId, shareIndex);
         if (d.settled || currentEpoch() + 1 >= d.endEpoch) revert DealOver(dealId);
         Operator storage op = _operators[newProvider];
         if (!op.registered) revert NotRegistered(newProvider);
@@ -357,11 +385,12 @@ contract StorageMarket is ReentrancyGuard {
         for (uint256 i; i < d.n; ++i) {
             if (_shares[dealId][i].provider == newProvider) revert DuplicateProvider(newProvider);
         }
+        _claim(dealId, d, shareIndex, s);
         address old = s.provider;
         s.provider = newProvider;
-        s.accepted = false;
-        s.faulty = false;
         s.activeFrom = 0;
+        s.lastProven = 0;
+        s.faulty = false;
         emit ProviderReplaced(dealId, shareIndex, old, newProvider);
     }
 
@@ -371,28 +400,30 @@ contract StorageMarket is ReentrancyGuard {
         Deal storage d = _deal(dealId);
         if (d.owner != msg.sender) revert NotDealOwner(dealId, msg.sender);
         if (d.settled) revert AlreadySettled(dealId);
-        uint64 end = currentEpoch() + 1;
+        uint32 end = currentEpoch() + 1;
         if (end < d.startEpoch) end = d.startEpoch;
         if (end < d.endEpoch) d.endEpoch = end;
         emit DealTerminated(dealId, d.endEpoch);
     }
 
-    /// @notice After the deal's last epoch: unearned escrow to the owner, providers' stake freed.
+    /// @notice After the deal's last epoch: fees earned go to providers, the unearned escrow back
+    /// to the owner, and the providers' stake is freed.
     function settleDeal(uint256 dealId) external {
         Deal storage d = _deal(dealId);
         if (d.settled) revert AlreadySettled(dealId);
         if (currentEpoch() < d.endEpoch) revert DealNotOver(dealId, d.endEpoch);
         d.settled = true;
-        for (uint256 i; i < d.n; ++i) {
+        for (uint16 i; i < d.n; ++i) {
             Share storage s = _shares[dealId][i];
-            if (s.accepted && !s.faulty) _operators[s.provider].activeShares -= 1;
+            _claim(dealId, d, i, s);
+            if (s.activeFrom != 0 && !s.faulty) _operators[s.provider].activeShares -= 1;
         }
         uint256 refund = d.escrow - d.paid;
         balances[d.owner] += refund;
         emit DealSettled(dealId, refund);
     }
 
-    /// @notice Pull everything owed to you: fees earned, slashing rewards, refunds.
+    /// @notice Pull everything owed to you: fees claimed, slashing rewards, refunds.
     function withdraw() external nonReentrant {
         uint256 amount = balances[msg.sender];
         if (amount == 0) revert NothingToWithdraw();

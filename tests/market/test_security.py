@@ -113,6 +113,7 @@ ACTIONS = st.lists(
                 "epoch",
                 "terminate",
                 "settle",
+                "claim",
                 "withdraw",
             ]
         ),
@@ -196,6 +197,8 @@ async def test_value_is_conserved(market: Market, actions: list[tuple[str, int]]
                     await chain.terminate_deal(OWNER, deal)
                 elif action == "settle":
                     await chain.settle_deal(STRANGER, deal)
+                elif action == "claim":
+                    await chain.claim_fees(STRANGER, deal, arg % man.n)
                 elif action == "withdraw":
                     await chain.withdraw([OWNER, STRANGER, *OPERATORS][arg % 9])
             except errors.ContractRevert:

@@ -71,6 +71,34 @@ async def test_open_deal_refusals(chain: Chain, published: Published) -> None:
         )
 
 
+async def test_deal_record(chain: Chain, published: Published) -> None:
+    deal = await open_deal(chain, published, accept=False)
+    opened_in = await chain.current_epoch()  # openDeal was the last transaction
+    d = await chain.get_deal(deal)
+    man = published.manifest
+    assert (d.dataset_id, d.owner, d.commitment_root, d.n) == (
+        published.dataset_id,
+        OWNER.address,
+        man.commitment_root,
+        man.n,
+    )
+    assert d.leaf_count == -(-man.share_size // man.leaf_size)
+    assert d.last_leaf_size == man.share_size - (d.leaf_count - 1) * man.leaf_size
+    assert d.start_epoch == opened_in + 1
+    assert d.end_epoch == d.start_epoch + EPOCHS
+    assert (d.escrow, d.paid, d.settled) == (man.n * EPOCHS * FEE, 0, False)
+    share = await chain.get_share(deal, 3)
+    assert (share.provider, share.accepted, share.faulty) == (OPERATORS[3].address, False, False)
+
+
+async def test_nothing_is_due_before_acceptance(chain: Chain, published: Published) -> None:
+    deal = await open_deal(chain, published, accept=False)
+    d = await chain.get_deal(deal)
+    await chain.advance_to_epoch(d.start_epoch + 1)
+    with pytest.raises(errors.NotDue):
+        await chain.report_missed_proof(STRANGER, deal, 0, d.start_epoch)
+
+
 async def test_accept_is_provider_only_and_locks_stake(chain: Chain, published: Published) -> None:
     deal = await open_deal(chain, published, accept=False)
     with pytest.raises(errors.NotProvider):
@@ -106,13 +134,16 @@ async def test_proofs_pay_and_are_checked(chain: Chain, published: Published) ->
         await chain.prove_storage(OPERATORS[0], replace(proof, leaf=proof.leaf + b"x"))
     with pytest.raises(errors.InvalidProof):  # a wrong path
         await chain.prove_storage(OPERATORS[0], replace(proof, leaf_proof=proof.leaf_proof[::-1]))
-    with pytest.raises(errors.InvalidProof):  # the proof of share 0 offered for share 1
+    with pytest.raises(errors.ProofRejected):  # share 0's proof offered for share 1 (wrong leaf, or wrong length)
         await chain.prove_storage(OPERATORS[1], replace(proof, share_index=1))
     with pytest.raises(errors.WrongEpoch):
         await chain.prove_storage(OPERATORS[0], replace(proof, epoch=epoch + 1))
     await chain.prove_storage(OPERATORS[0], proof)
     assert await chain.is_proven(deal, 0, epoch)
+    assert (await chain.get_share(deal, 0)).unclaimed == 1
+    await chain.claim_fees(STRANGER, deal, 0)  # anyone may move the fees; they go to the provider
     assert await chain.market_balance(OPERATORS[0].address) == FEE
+    assert (await chain.get_deal(deal)).paid == FEE
     with pytest.raises(errors.AlreadyProven):
         await chain.prove_storage(OPERATORS[0], proof)
     # replayed in a later epoch: with the stale epoch field it is refused outright; with the epoch
@@ -161,7 +192,7 @@ async def test_missed_proof_slashing_and_repair(chain: Chain, published: Publish
     await chain.advance_to_epoch(epoch + 1)
     with pytest.raises(errors.AlreadyProven):  # an honest node is never slashed
         await chain.report_missed_proof(STRANGER, deal, 0, epoch)
-    with pytest.raises(errors.NotDue):  # nothing was due before the deal started
+    with pytest.raises(errors.ReportWindowClosed):  # only the epoch just ended can be reported
         await chain.report_missed_proof(STRANGER, deal, 4, epoch - 1)
     await chain.report_missed_proof(STRANGER, deal, 4, epoch)
     slash = 10 * TOKEN

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -37,6 +39,7 @@ class HardhatNode:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=True,  # npx runs node as a child: stop the whole group
         )
         ready = threading.Event()
         self.output: list[str] = []
@@ -56,12 +59,16 @@ class HardhatNode:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         # the pump thread owns stdout: it reads to EOF once the process is gone (closing the pipe
         # here while it reads would block on the reader's lock)
         self._pump.join(10)
+        if not self._pump.is_alive() and self.proc.stdout is not None:
+            self.proc.stdout.close()
