@@ -17,8 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eth.vm.forks.cancun import CancunVM
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_tester import EthereumTester, PyEVMBackend
 from eth_utils.address import to_checksum_address
 from web3 import AsyncWeb3
 from web3.contract import AsyncContract
@@ -99,6 +101,9 @@ class Chain:
         """A fresh in-process EVM with contracts deployed and ``dev_accounts`` funded accounts
         (``dev_account(0)`` deployed the contracts; every account holds test tokens)."""
         provider = AsyncEthereumTesterProvider()
+        # The same fork as the compiler target and the Hardhat node (contracts/hardhat.config.js),
+        # so gas and opcodes match across the embedded chain, Hardhat and production.
+        provider.ethereum_tester = EthereumTester(backend=PyEVMBackend(vm_configuration=((0, CancunVM),)))
         w3 = AsyncWeb3(provider)
         tester = provider.ethereum_tester
         coinbase = tester.get_accounts()[0]

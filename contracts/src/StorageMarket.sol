@@ -441,9 +441,11 @@ contract StorageMarket is ReentrancyGuard {
         return _share(dealId, d, shareIndex);
     }
 
+    /// @dev A deal exists iff its commitment root is set (registration refuses a zero root); slot 0
+    /// is read by every proof anyway, so the check costs no extra cold read.
     function _deal(uint256 dealId) private view returns (Deal storage d) {
         d = _deals[dealId];
-        if (d.owner == address(0)) revert UnknownDeal(dealId);
+        if (d.commitmentRoot == bytes32(0)) revert UnknownDeal(dealId);
     }
 
     function _share(uint256 dealId, Deal storage d, uint256 shareIndex) private view returns (Share storage) {
