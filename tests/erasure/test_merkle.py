@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from erasure import merkle
 from erasure.errors import IntegrityError, ParameterError
+from tests.vectors.generate import seeded
 
 VECTORS = Path(__file__).parent.parent / "vectors" / "merkle_v1.json"
 
@@ -139,7 +140,7 @@ def test_committed_vectors() -> None:
     vectors = json.loads(VECTORS.read_text())
     assert vectors["version"] == 1
     for case in vectors["cases"]:
-        data = bytes.fromhex(case["data_hex"]) if "data_hex" in case else _seeded(case["seed"], case["size"])
+        data = bytes.fromhex(case["data_hex"]) if "data_hex" in case else seeded(case["seed"], case["size"])
         tree = merkle.MerkleTree(data, case["leaf_size"])
         assert tree.root.hex() == case["root"], case["name"]
         assert tree.leaf_count == case["leaf_count"]
@@ -150,12 +151,3 @@ def test_committed_vectors() -> None:
             assert merkle.verify_proof(tree.root, leaf, proof)
     c = vectors["commitment"]
     assert merkle.commitment_root([bytes.fromhex(r) for r in c["share_roots"]]).hex() == c["root"]
-
-
-def _seeded(seed: int, size: int) -> bytes:
-    out = bytearray()
-    counter = 0
-    while len(out) < size:
-        out += hashlib.sha256(f"datasov-vector-{seed}-{counter}".encode()).digest()
-        counter += 1
-    return bytes(out[:size])
