@@ -370,6 +370,23 @@ class MerkleBuilder:
         return self._acc.root()
 
 
+def node_proof(nodes: Sequence[bytes], index: int) -> tuple[bytes, ...]:
+    """Siblings (bottom-up) of node ``index`` in the tree whose lowest level is ``nodes``.
+
+    With ``nodes`` the block roots of a share, this is the upper part of a leaf's proof: the
+    siblings inside its block followed by these give ``MerkleTree(share).prove(leaf).siblings``.
+    """
+    if not 0 <= index < len(nodes):
+        raise ParameterError(f"node index {index} out of range [0, {len(nodes)})")
+    level, siblings = list(nodes), []
+    while len(level) > 1:
+        j = index - 1 if index % 2 else index + 1
+        if j < len(level):
+            siblings.append(level[j])
+        level, index = _next_level(level), index // 2
+    return tuple(siblings)
+
+
 def commitment_root(share_roots: Sequence[bytes]) -> bytes:
     """Merkle root over the n share roots, each taken as one 32-byte leaf."""
     if not share_roots:

@@ -1,0 +1,137 @@
+"""The shard index: SQLite through sqlite-utils, with a schema version and forward migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from ..errors import Replayed, SchemaError
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db.table("shares").create(
+        {
+            "dataset": str,
+            "idx": int,
+            "root": str,
+            "size": int,
+            "leaf_size": int,
+            "block_size": int,
+            "deal_id": int,
+            "state": str,  # "ok" | "quarantined"
+            "stored_at": float,
+            "expires_at": float,  # 0 = no expiry
+        },
+        pk=("dataset", "idx"),
+    )
+    db.table("nonces").create({"signer": str, "nonce": str, "expires_at": float}, pk=("signer", "nonce"))
+    db.table("nonces").create_index(["expires_at"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class ShareRecord:
+    dataset: str
+    idx: int
+    root: bytes
+    size: int
+    leaf_size: int
+    block_size: int
+    deal_id: int
+    state: str
+    stored_at: float
+    expires_at: float
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ShareRecord:
+        return cls(
+            row["dataset"],
+            row["idx"],
+            bytes.fromhex(row["root"]),
+            row["size"],
+            row["leaf_size"],
+            row["block_size"],
+            row["deal_id"],
+            row["state"],
+            row["stored_at"],
+            row["expires_at"],
+        )
+
+
+class Index:
+    """Share metadata and used nonces. Single-writer: call from one thread (the store serialises)."""
+
+    def __init__(self, path: Path) -> None:
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        self.db = sqlite_utils.Database(conn)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise SchemaError(f"index schema {version} is newer than this node ({SCHEMA_VERSION})")
+        for step in range(version, SCHEMA_VERSION):
+            with self.db.conn:
+                MIGRATIONS[step](self.db)
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", [str(step + 1)]
+                )
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+
+    def add(self, record: ShareRecord) -> None:
+        row = asdict(record)
+        row["root"] = record.root.hex()
+        self.db.table("shares").insert(row)
+
+    def get(self, dataset: str, idx: int) -> ShareRecord | None:
+        rows = list(self.db.table("shares").rows_where("dataset = ? AND idx = ?", [dataset, idx]))
+        return ShareRecord.from_row(rows[0]) if rows else None
+
+    def all(self) -> list[ShareRecord]:
+        return [ShareRecord.from_row(r) for r in self.db.table("shares").rows]
+
+    def set_state(self, dataset: str, idx: int, state: str) -> None:
+        self.db.execute("UPDATE shares SET state = ? WHERE dataset = ? AND idx = ?", [state, dataset, idx])
+
+    def remove(self, dataset: str, idx: int) -> None:
+        self.db.execute("DELETE FROM shares WHERE dataset = ? AND idx = ?", [dataset, idx])
+
+    def used_bytes(self) -> int:
+        return int(self.db.execute("SELECT COALESCE(SUM(size), 0) FROM shares").fetchone()[0])
+
+    def expired(self, now: float) -> list[ShareRecord]:
+        rows = self.db.table("shares").rows_where("expires_at > 0 AND expires_at < ?", [now])
+        return [ShareRecord.from_row(r) for r in rows]
+
+    def use_nonce(self, signer: str, nonce: str, expires_at: float) -> None:
+        """Record a nonce; raises :class:`Replayed` if this signer used it before."""
+        try:
+            self.db.execute(
+                "INSERT INTO nonces (signer, nonce, expires_at) VALUES (?, ?, ?)", [signer.lower(), nonce, expires_at]
+            )
+        except sqlite3.IntegrityError as err:
+            raise Replayed(f"nonce {nonce} already used by {signer}") from err
+
+    def forget_nonces(self, now: float | None = None) -> int:
+        """Drop nonces of orders that have expired anyway (they can no longer be replayed)."""
+        cur = self.db.execute("DELETE FROM nonces WHERE expires_at < ?", [now if now is not None else time.time()])
+        return int(cur.rowcount)
+
+    def close(self) -> None:
+        self.db.conn.close()

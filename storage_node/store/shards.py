@@ -1,0 +1,364 @@
+"""Share files on disk: crash-safe writes, verified reads, quarantine, quota, garbage collection.
+
+Layout under the node's home::
+
+    shares/<dataset>/<index>.share   the share bytes exactly as committed
+    shares/<dataset>/<index>.roots   its block roots (32 bytes per block), checked against the root
+    tmp/<random>.part                uploads in progress (removed on restart)
+    quarantine/                      shares found corrupted on disk, kept for inspection
+    index.sqlite                     metadata (see index.py)
+
+An upload streams into ``tmp/``, hashed block by block on the way (off the event loop); at the end
+its size and Merkle root must equal what the storage order declared, then it is fsynced, renamed into
+place, the directory fsynced, and only then indexed. A crash at any point leaves either the whole
+share indexed or nothing visible: :meth:`ShardStore.recover` removes partial files and orphans.
+Reads verify every block they serve against the stored block roots; a mismatch quarantines the share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from erasure import merkle
+
+from ..errors import CorruptShare, QuotaExceeded, ShareExists, ShareNotFound, UploadMismatch
+from .index import Index, ShareRecord
+
+T = TypeVar("T")
+DATASET_RE = re.compile(r"^[0-9a-f]{64}$")
+MAX_SHARES = 256
+FLUSH = 1 << 20
+
+
+def check_address(dataset: str, idx: int) -> None:
+    """Dataset ids are 64 lowercase hex characters, share indices 0..255: nothing else reaches a path."""
+    if not DATASET_RE.fullmatch(dataset):
+        raise ShareNotFound(f"invalid dataset id {dataset[:80]!r}")
+    if not 0 <= idx < MAX_SHARES:
+        raise ShareNotFound(f"invalid share index {idx}")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ShardStore:
+    def __init__(self, home: Path, *, capacity: int) -> None:
+        self.home = home
+        self.capacity = capacity
+        self.shares_dir = home / "shares"
+        self.tmp_dir = home / "tmp"
+        self.quarantine_dir = home / "quarantine"
+        for d in (self.shares_dir, self.tmp_dir, self.quarantine_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self.index = Index(home / "index.sqlite")
+        self._lock = threading.Lock()  # serialises index access across worker threads
+        self._reserved = 0
+        self._active: set[tuple[str, int]] = set()
+        self.corruptions = 0
+
+    # ------------------------------------------------------------------ paths ----
+
+    def share_path(self, dataset: str, idx: int) -> Path:
+        return self.shares_dir / dataset / f"{idx:03d}.share"
+
+    def roots_path(self, dataset: str, idx: int) -> Path:
+        return self.shares_dir / dataset / f"{idx:03d}.roots"
+
+    # ------------------------------------------------------------- bookkeeping ----
+
+    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+        def call() -> T:
+            with self._lock:
+                return fn(*args)
+
+        return await asyncio.to_thread(call)
+
+    async def used(self) -> int:
+        return await self._db(self.index.used_bytes)
+
+    async def free(self) -> int:
+        return self.capacity - await self.used() - self._reserved
+
+    async def get(self, dataset: str, idx: int) -> ShareRecord:
+        check_address(dataset, idx)
+        record = await self._db(self.index.get, dataset, idx)
+        if record is None or record.state != "ok":
+            raise ShareNotFound(f"no share {dataset}/{idx}")
+        return record
+
+    async def records(self) -> list[ShareRecord]:
+        return await self._db(self.index.all)
+
+    def recover(self) -> dict[str, int]:
+        """After a restart: drop partial uploads and share files the index does not know."""
+        removed_parts = 0
+        for part in self.tmp_dir.glob("*.part"):
+            part.unlink(missing_ok=True)
+            removed_parts += 1
+        known = {(r.dataset, r.idx) for r in self.index.all()}
+        orphans = 0
+        for path in self.shares_dir.glob("*/*.share"):
+            key = (path.parent.name, int(path.stem)) if path.stem.isdigit() else None
+            if key not in known:
+                path.unlink(missing_ok=True)
+                path.with_suffix(".roots").unlink(missing_ok=True)
+                orphans += 1
+        missing = 0
+        for r in self.index.all():
+            if r.state == "ok" and not self.share_path(r.dataset, r.idx).exists():
+                self.index.remove(r.dataset, r.idx)
+                missing += 1
+        return {"partial_uploads": removed_parts, "orphans": orphans, "missing": missing}
+
+    # ---------------------------------------------------------------- uploads ----
+
+    async def begin(
+        self,
+        dataset: str,
+        idx: int,
+        *,
+        root: bytes,
+        size: int,
+        leaf_size: int,
+        block_size: int,
+        deal_id: int = 0,
+        expires_at: float = 0.0,
+    ) -> Upload:
+        """Reserve space and start an upload; raises before any byte is written."""
+        check_address(dataset, idx)
+        merkle.check_block_layout(block_size, leaf_size)
+        if size < 1:
+            raise UploadMismatch("empty share")
+        key = (dataset, idx)
+        if key in self._active or await self._db(self.index.get, dataset, idx) is not None:
+            raise ShareExists(f"share {dataset}/{idx} already stored or being uploaded")
+        if await self.free() < size:
+            raise QuotaExceeded(f"{size} bytes do not fit: {await self.free()} free of {self.capacity}")
+        self._reserved += size
+        self._active.add(key)
+        return Upload(
+            self, ShareRecord(dataset, idx, root, size, leaf_size, block_size, deal_id, "ok", 0.0, expires_at)
+        )
+
+    def _release(self, record: ShareRecord) -> None:
+        self._reserved -= record.size
+        self._active.discard((record.dataset, record.idx))
+
+    # ------------------------------------------------------------------ reads ----
+
+    async def block_roots(self, record: ShareRecord) -> list[bytes]:
+        raw = await asyncio.to_thread(self.roots_path(record.dataset, record.idx).read_bytes)
+        roots = [raw[i : i + 32] for i in range(0, len(raw), 32)]
+        if not roots or merkle.root_of_nodes(roots) != record.root:
+            await self.quarantine(record, "block roots do not match the share root")
+        return roots
+
+    async def read_blocks(self, record: ShareRecord, first: int, last: int) -> AsyncIterator[bytes]:
+        """Verified blocks ``first..last`` (inclusive) of a share."""
+        roots = await self.block_roots(record)
+        path = self.share_path(record.dataset, record.idx)
+        for b in range(first, last + 1):
+            offset = b * record.block_size
+            length = min(record.block_size, record.size - offset)
+            block, ok = await asyncio.to_thread(self._read_verified, path, offset, length, record.leaf_size, roots[b])
+            if not ok:
+                await self.quarantine(record, f"block {b} does not match its root")
+            yield block
+
+    @staticmethod
+    def _read_verified(path: Path, offset: int, length: int, leaf_size: int, root: bytes) -> tuple[bytes, bool]:
+        with path.open("rb") as f:
+            f.seek(offset)
+            block = f.read(length)
+        return block, len(block) == length and merkle.root(block, leaf_size) == root
+
+    async def read_range(self, record: ShareRecord, start: int, end: int) -> AsyncIterator[bytes]:
+        """Verified bytes ``[start, end)`` of a share, block by block."""
+        if not 0 <= start < end <= record.size:
+            raise ShareNotFound(f"range {start}-{end} outside the share")
+        first, last = start // record.block_size, (end - 1) // record.block_size
+        b = first
+        async for block in self.read_blocks(record, first, last):
+            base = b * record.block_size
+            yield block[max(0, start - base) : min(len(block), end - base)]
+            b += 1
+
+    async def prove(self, record: ShareRecord, leaf: int) -> tuple[bytes, merkle.MerkleProof]:
+        """The leaf's bytes and its proof to the share root, from one verified block."""
+        leaf_count = max(1, -(-record.size // record.leaf_size))
+        if not 0 <= leaf < leaf_count:
+            raise ShareNotFound(f"leaf {leaf} out of range [0, {leaf_count})")
+        per_block = record.block_size // record.leaf_size
+        b = leaf // per_block
+        block = b""
+        async for piece in self.read_blocks(record, b, b):
+            block = piece
+        roots = await self.block_roots(record)
+        inner = merkle.MerkleTree(block, record.leaf_size).prove(leaf - b * per_block)
+        proof = merkle.MerkleProof(leaf, leaf_count, inner.siblings + merkle.node_proof(roots, b))
+        offset = (leaf - b * per_block) * record.leaf_size
+        return block[offset : offset + record.leaf_size], proof
+
+    async def quarantine(self, record: ShareRecord, reason: str) -> None:
+        """Move a corrupted share aside and stop serving it; raises :class:`CorruptShare`."""
+        self.corruptions += 1
+        stamp = int(time.time() * 1000)
+        target = self.quarantine_dir / f"{record.dataset}-{record.idx:03d}-{stamp}"
+
+        def move() -> None:
+            with self._lock:
+                self.index.set_state(record.dataset, record.idx, "quarantined")
+            for suffix in (".share", ".roots"):
+                src = self.share_path(record.dataset, record.idx).with_suffix(suffix)
+                if src.exists():
+                    os.replace(src, target.with_suffix(suffix))
+
+        await asyncio.to_thread(move)
+        raise CorruptShare(f"share {record.dataset}/{record.idx} is corrupted on disk ({reason}); quarantined")
+
+    # ------------------------------------------------------------------ removal ----
+
+    async def delete(self, dataset: str, idx: int) -> None:
+        record = await self.get(dataset, idx)
+
+        def remove() -> None:
+            with self._lock:
+                self.index.remove(record.dataset, record.idx)
+            self.share_path(dataset, idx).unlink(missing_ok=True)
+            self.roots_path(dataset, idx).unlink(missing_ok=True)
+
+        await asyncio.to_thread(remove)
+
+    async def collect_garbage(self, now: float | None = None) -> int:
+        """Delete shares whose storage term has ended; returns how many."""
+        expired = await self._db(self.index.expired, now if now is not None else time.time())
+        for r in expired:
+            await self.delete(r.dataset, r.idx)
+        await self._db(self.index.forget_nonces)
+        return len(expired)
+
+    def close(self) -> None:
+        self.index.close()
+
+
+class Upload:
+    """One share being received: ``await write(chunk)`` ... ``await commit()`` (or ``abort()``)."""
+
+    def __init__(self, store: ShardStore, record: ShareRecord) -> None:
+        self.store = store
+        self.record = record
+        self.received = 0
+        self._part = store.tmp_dir / f"{secrets.token_hex(8)}.part"
+        self._file = self._part.open("wb")
+        self._buffer = bytearray()
+        self._block = bytearray()
+        self._roots: list[bytes] = []
+        self._done = False
+        self._released = False
+
+    def _release(self) -> None:
+        if not self._released:
+            self._released = True
+            self.store._release(self.record)
+
+    async def write(self, chunk: bytes) -> None:
+        if self.received + len(chunk) > self.record.size:
+            await self.abort()
+            raise UploadMismatch(f"more than the declared {self.record.size} bytes")
+        self.received += len(chunk)
+        self._buffer += chunk
+        if len(self._buffer) >= FLUSH:
+            data, self._buffer = bytes(self._buffer), bytearray()
+            await asyncio.to_thread(self._absorb, data)
+
+    def _absorb(self, data: bytes) -> None:
+        """Write to the part file and hash whole blocks (runs in a worker thread)."""
+        self._file.write(data)
+        self._block += data
+        size = self.record.block_size
+        if len(self._block) >= size:
+            view = memoryview(self._block)
+            cut = len(self._block) - len(self._block) % size
+            for i in range(0, cut, size):
+                self._roots.append(merkle.root(view[i : i + size], self.record.leaf_size))
+            view.release()
+            del self._block[:cut]
+
+    def _finish(self) -> bytes:
+        if self._block:
+            self._roots.append(merkle.root(bytes(self._block), self.record.leaf_size))
+            self._block.clear()
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        return merkle.root_of_nodes(self._roots)
+
+    async def commit(self) -> ShareRecord:
+        """Check size and root; make the share visible atomically."""
+        r = self.record
+        try:
+            if self.received != r.size:
+                raise UploadMismatch(f"received {self.received} of {r.size} declared bytes")
+            data, self._buffer = bytes(self._buffer), bytearray()
+            await asyncio.to_thread(self._absorb, data)
+            root = await asyncio.to_thread(self._finish)
+            if root != r.root:
+                raise UploadMismatch("the bytes do not hash to the declared share root")
+            record = ShareRecord(
+                r.dataset, r.idx, r.root, r.size, r.leaf_size, r.block_size, r.deal_id, "ok", time.time(), r.expires_at
+            )
+            await asyncio.to_thread(self._install, record)
+            self._done = True
+            return record
+        finally:
+            if not self._done:
+                await self.abort()
+            self._release()
+
+    def _install(self, record: ShareRecord) -> None:
+        store = self.store
+        final = store.share_path(record.dataset, record.idx)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        roots_tmp = self._part.with_suffix(".roots.part")
+        with roots_tmp.open("wb") as f:
+            f.write(b"".join(self._roots))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(roots_tmp, store.roots_path(record.dataset, record.idx))
+        os.replace(self._part, final)
+        _fsync_dir(final.parent)
+        with store._lock:
+            store.index.add(record)
+
+    async def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+
+        def cleanup() -> None:
+            if not self._file.closed:
+                self._file.close()
+            self._part.unlink(missing_ok=True)
+            self._part.with_suffix(".roots.part").unlink(missing_ok=True)
+
+        await asyncio.to_thread(cleanup)
+        self._release()
+
+
+def wipe(home: Path) -> None:
+    """Remove a store entirely (tests, `node reset`)."""
+    shutil.rmtree(home, ignore_errors=True)
