@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -189,13 +188,14 @@ WRITER = textwrap.dedent(
 
 async def test_kill_9_mid_upload_leaves_nothing_visible(tmp_path: Path) -> None:
     home = tmp_path / "node"
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(home)], stdout=subprocess.PIPE, text=True)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WRITER, str(home), stdout=asyncio.subprocess.PIPE
+    )
     assert proc.stdout is not None
-    line = await asyncio.to_thread(proc.stdout.readline)
-    assert line.strip() == "half"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    proc.stdout.close()
+    line = await asyncio.wait_for(proc.stdout.readline(), 60)
+    assert line.strip() == b"half"
+    proc.send_signal(signal.SIGKILL)
+    await proc.wait()
     assert list((home / "tmp").glob("*.part"))  # the partial upload really was on disk
     store = ShardStore(home, capacity=1 << 30)
     try:
