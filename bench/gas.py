@@ -63,8 +63,19 @@ async def run(as_json: bool) -> dict[str, object]:
 
     async def register(leaf_size: int, n: int, commitment_root: bytes) -> tuple[int, int]:
         fn = chain.registry.functions.register(
-            (os.urandom(32), commitment_root, os.urandom(32), 1 << 30, leaf_size << DEPTH, leaf_size, 1, n,
-             5 * TOKEN, chain.deployment.token, "0x" + "00" * 20),
+            (
+                os.urandom(32),
+                commitment_root,
+                os.urandom(32),
+                1 << 30,
+                leaf_size << DEPTH,
+                leaf_size,
+                1,
+                n,
+                5 * TOKEN,
+                chain.deployment.token,
+                "0x" + "00" * 20,
+            ),
             TRAINING_ALLOWED.to_abi(),
         )
         receipt = await chain.send(fn, owner)
@@ -131,9 +142,11 @@ def main() -> None:
     for leaf_size in LEAF_SIZES:
         one, per = out[f"gas_prove_{leaf_size}"], out[f"gas_batch{BATCH}_per_proof_{leaf_size}"]
         data = out[f"gas_prove_{leaf_size}_calldata"]
-        print(f"  proveStorage {leaf_size:>4} B leaf  {one:>9,} = {one / 60_000:.2f}x the 60k limit"  # type: ignore[operator]
-              f" (calldata {data:,});  batch of {BATCH}: {per:>7,}/proof = {per / 30_000:.2f}x the 30k limit"  # type: ignore[operator]
-              f" (calldata {out[f'gas_batch{BATCH}_per_proof_{leaf_size}_calldata']:,})")
+        print(
+            f"  proveStorage {leaf_size:>4} B leaf  {one:>9,} = {one / 60_000:.2f}x the 60k limit"  # type: ignore[operator]
+            f" (calldata {data:,});  batch of {BATCH}: {per:>7,}/proof = {per / 30_000:.2f}x the 30k limit"  # type: ignore[operator]
+            f" (calldata {out[f'gas_batch{BATCH}_per_proof_{leaf_size}_calldata']:,})"
+        )
     if args.json:
         print(json.dumps(out, sort_keys=True))
 

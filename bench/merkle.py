@@ -45,8 +45,12 @@ def main() -> None:
     kernels = core.kernels() if core is not None else []
 
     sha = size / best(lambda: hashlib.sha256(data).digest(), reps)
-    out: dict[str, object] = {"buffer_mib": size >> 20, "hashlib_sha256_gbps": round(sha / 1e9, 3),
-                              "backend": merkle.BACKEND, "kernels": kernels}
+    out: dict[str, object] = {
+        "buffer_mib": size >> 20,
+        "hashlib_sha256_gbps": round(sha / 1e9, 3),
+        "backend": merkle.BACKEND,
+        "kernels": kernels,
+    }
     print(f"merkle benchmark: {size >> 20} MiB buffer; hashlib sha256 {sha / 1e9:.2f} GB/s; active {merkle.BACKEND}")
 
     small = data[: 16 << 20]
@@ -68,8 +72,10 @@ def main() -> None:
                     out[f"ratio_{kernel}_{leaf}_{threads}t"] = round(ratio, 3)
                     if kernel == active:
                         out[f"ratio_{leaf}_{threads}t"] = round(ratio, 3)
-                    print(f"  {kernel:8} {leaf:5} B leaves {threads} thread{'s' if threads > 1 else ' '}: "
-                          f"{rate / 1e9:5.2f} GB/s = {ratio:4.2f}x")
+                    print(
+                        f"  {kernel:8} {leaf:5} B leaves {threads} thread{'s' if threads > 1 else ' '}: "
+                        f"{rate / 1e9:5.2f} GB/s = {ratio:4.2f}x"
+                    )
         core.set_kernel(active)
 
     # proofs: a share of 2^16 leaves of 1 KiB

@@ -100,6 +100,10 @@ class ShardStore:
             raise ShareNotFound(f"no share {dataset}/{idx}")
         return record
 
+    async def use_nonce(self, signer: str, nonce: str, expires_at: float) -> None:
+        """Record an order's nonce; raises Replayed if the signer used it before."""
+        await self._db(self.index.use_nonce, signer, nonce, expires_at)
+
     async def records(self) -> list[ShareRecord]:
         return await self._db(self.index.all)
 

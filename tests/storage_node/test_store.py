@@ -188,9 +188,7 @@ WRITER = textwrap.dedent(
 
 async def test_kill_9_mid_upload_leaves_nothing_visible(tmp_path: Path) -> None:
     home = tmp_path / "node"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", WRITER, str(home), stdout=asyncio.subprocess.PIPE
-    )
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", WRITER, str(home), stdout=asyncio.subprocess.PIPE)
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), 60)
     assert line.strip() == b"half"

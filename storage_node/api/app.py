@@ -1,0 +1,249 @@
+"""The node's HTTP API (aiohttp).
+
+    PUT  /v1/shares/{dataset}/{index}          streaming upload with a signed storage order
+    GET  /v1/shares/{dataset}/{index}          the share (Range supported), every block verified
+    HEAD /v1/shares/{dataset}/{index}          size and root
+    GET  /v1/shares/{dataset}/{index}/roots    block roots (32 bytes each), for verifying decoders
+    GET  /v1/shares/{dataset}/{index}/proof?leaf=N   leaf bytes and Merkle proof (JSON)
+    GET  /v1/health                            liveness, capacity
+    GET  /metrics                              Prometheus
+
+Every request is checked before it touches disk: path and id syntax, Content-Length against the
+order and the node's limits (413), the order's signature (401) and addressing/expiry (403), its
+nonce (409), authorisation of the signer (403/422), capacity (507). Errors are JSON
+``{"error": code, "message": text}``. Uploads have an idle timeout and a concurrency cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from .. import orders
+from ..errors import NodeError, OrderError, ShareNotFound
+from ..store.shards import ShardStore, check_address
+
+log = logging.getLogger("datasov.node.api")
+
+Authorizer = Callable[[str, orders.StorageOrder], Awaitable[None]]
+"""Decides whether ``signer`` may place ``order`` (raise a NodeError to refuse)."""
+
+
+async def allow_any(signer: str, order: orders.StorageOrder) -> None:
+    """Development default: any correctly signed order is accepted."""
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("datasov_http_requests", "HTTP requests", ["route", "status"], registry=self.registry)
+        self.bytes_in = Counter("datasov_bytes_received", "Share bytes received", registry=self.registry)
+        self.bytes_out = Counter("datasov_bytes_served", "Share bytes served", registry=self.registry)
+        self.uploads = Counter("datasov_uploads", "Uploads by result", ["result"], registry=self.registry)
+        self.corruptions = Gauge("datasov_corrupt_shares", "Shares found corrupted on disk", registry=self.registry)
+        self.used = Gauge("datasov_used_bytes", "Bytes stored", registry=self.registry)
+        self.capacity = Gauge("datasov_capacity_bytes", "Capacity", registry=self.registry)
+
+
+@dataclass
+class NodeState:
+    store: ShardStore
+    address: str
+    authorize: Authorizer = allow_any
+    max_share_size: int = 64 << 30
+    idle_timeout: float = 30.0
+    max_uploads: int = 8
+    metrics: Metrics = field(default_factory=Metrics)
+    uploads: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.uploads = asyncio.Semaphore(self.max_uploads)
+
+
+NODE = web.AppKey("node", NodeState)
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status)
+
+
+@web.middleware
+async def errors_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    metrics = request.app[NODE].metrics
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    try:
+        response = await handler(request)
+    except NodeError as err:
+        response = _error(err.status, err.code, str(err))
+    except web.HTTPException as err:
+        if err.status < 400:
+            raise
+        response = _error(err.status, err.reason.lower().replace(" ", "_"), err.text or err.reason)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        response = _error(500, "internal", "internal error")
+    metrics.requests.labels(route, str(response.status)).inc()
+    return response
+
+
+def _address(request: web.Request) -> tuple[str, int]:
+    dataset = request.match_info["dataset"]
+    try:
+        index = int(request.match_info["index"])
+    except ValueError as err:
+        raise ShareNotFound("share index must be an integer") from err
+    check_address(dataset, index)
+    return dataset, index
+
+
+async def put_share(request: web.Request) -> web.Response:
+    state = request.app[NODE]
+    dataset, index = _address(request)
+    length = request.content_length
+    if length is None:
+        raise web.HTTPLengthRequired(text="Content-Length is required")
+    order = orders.parse(request.headers.get(orders.ORDER_HEADER))
+    if order.size > state.max_share_size or length > state.max_share_size:
+        raise web.HTTPRequestEntityTooLarge(max_size=state.max_share_size, actual_size=length)
+    signer = orders.verify(order, request.headers.get(orders.SIGNATURE_HEADER), node=state.address)
+    if (order.dataset, order.index) != (dataset, index):
+        raise OrderError("the order is for another share than the URL")
+    if order.size != length:
+        raise OrderError(f"Content-Length {length} differs from the order's size {order.size}")
+    await state.authorize(signer, order)
+    await state.store.use_nonce(signer, order.nonce, order.expiry)
+    if state.uploads.locked():
+        raise web.HTTPServiceUnavailable(text="too many uploads in progress", headers={"Retry-After": "1"})
+    async with state.uploads:
+        upload = await state.store.begin(
+            dataset,
+            index,
+            root=bytes.fromhex(order.share_root),
+            size=order.size,
+            leaf_size=order.leaf_size,
+            block_size=order.block_size,
+            deal_id=order.deal_id,
+        )
+        try:
+            while True:
+                chunk = await asyncio.wait_for(request.content.readany(), state.idle_timeout)
+                if not chunk:
+                    break
+                await upload.write(chunk)
+                state.metrics.bytes_in.inc(len(chunk))
+            record = await upload.commit()
+        except TimeoutError as err:
+            await upload.abort()
+            state.metrics.uploads.labels("timeout").inc()
+            raise web.HTTPRequestTimeout(text="upload stalled") from err
+        except BaseException:
+            await upload.abort()
+            state.metrics.uploads.labels("failed").inc()
+            raise
+    state.metrics.uploads.labels("ok").inc()
+    return web.json_response(
+        {"dataset": dataset, "index": index, "size": record.size, "root": record.root.hex(), "signer": signer},
+        status=201,
+    )
+
+
+async def get_share(request: web.Request) -> web.StreamResponse:
+    state = request.app[NODE]
+    dataset, index = _address(request)
+    record = await state.store.get(dataset, index)
+    headers = {
+        "X-Datasov-Root": record.root.hex(),
+        "Accept-Ranges": "bytes",
+        "Content-Type": "application/octet-stream",
+    }
+    try:
+        rng = request.http_range
+    except ValueError as err:
+        raise web.HTTPRequestRangeNotSatisfiable(text=str(err)) from err
+    start = rng.start or 0
+    stop = record.size if rng.stop is None else min(rng.stop, record.size)
+    if start < 0:  # suffix range: bytes=-N
+        start, stop = max(0, record.size + start), record.size
+    if not 0 <= start < stop <= record.size:
+        raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{record.size}"})
+    partial = (start, stop) != (0, record.size)
+    if partial:
+        headers["Content-Range"] = f"bytes {start}-{stop - 1}/{record.size}"
+    response = web.StreamResponse(status=206 if partial else 200, headers=headers)
+    response.content_length = stop - start
+    if request.method == "HEAD":
+        await response.prepare(request)
+        return response
+    chunks = state.store.read_range(record, start, stop)
+    first = await anext(chunks)  # a corrupt first block becomes a clean error, not a broken stream
+    await response.prepare(request)
+    await response.write(first)
+    state.metrics.bytes_out.inc(len(first))
+    async for chunk in chunks:  # corruption later aborts the connection: never served as good
+        await response.write(chunk)
+        state.metrics.bytes_out.inc(len(chunk))
+    await response.write_eof()
+    return response
+
+
+async def get_roots(request: web.Request) -> web.Response:
+    state = request.app[NODE]
+    record = await state.store.get(*_address(request))
+    roots = await state.store.block_roots(record)
+    return web.Response(body=b"".join(roots), content_type="application/octet-stream")
+
+
+async def get_proof(request: web.Request) -> web.Response:
+    state = request.app[NODE]
+    record = await state.store.get(*_address(request))
+    try:
+        leaf = int(request.query["leaf"])
+    except (KeyError, ValueError) as err:
+        raise web.HTTPBadRequest(text="query parameter leaf=N is required") from err
+    leaf_bytes, proof = await state.store.prove(record, leaf)
+    return web.json_response({"root": record.root.hex(), "leaf": leaf_bytes.hex(), **proof.to_json()})
+
+
+async def health(request: web.Request) -> web.Response:
+    state = request.app[NODE]
+    used = await state.store.used()
+    return web.json_response(
+        {
+            "status": "ok",
+            "address": state.address,
+            "capacity": state.store.capacity,
+            "used": used,
+            "free": state.store.capacity - used,
+            "corrupt_shares": state.store.corruptions,
+        }
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    state = request.app[NODE]
+    state.metrics.used.set(await state.store.used())
+    state.metrics.capacity.set(state.store.capacity)
+    state.metrics.corruptions.set(state.store.corruptions)
+    body = generate_latest(state.metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def make_app(state: NodeState) -> web.Application:
+    app = web.Application(middlewares=[errors_middleware], client_max_size=64 * 1024)
+    app[NODE] = state
+    share = "/v1/shares/{dataset}/{index}"
+    app.router.add_put(share, put_share)
+    app.router.add_get(share, get_share)  # also answers HEAD
+    app.router.add_get(share + "/roots", get_roots)
+    app.router.add_get(share + "/proof", get_proof)
+    app.router.add_get("/v1/health", health)
+    app.router.add_get("/metrics", metrics)
+    return app

@@ -1,0 +1,167 @@
+"""Typed async client for a storage node's HTTP API, with timeouts and bounded retries.
+
+Reads (GET/HEAD) are retried on connection errors and transient 5xx answers (502/504 and 503 with
+Retry-After, never a corrupt share), with short exponential backoff; uploads are not retried (the
+caller builds a fresh order, whose nonce is new). Errors raise :class:`RemoteError` with the node's
+status and error code, or :class:`NodeUnavailable` when it cannot be reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import aiohttp
+from eth_account.signers.local import LocalAccount
+
+from erasure import merkle
+
+from .errors import NodeError
+from .orders import StorageOrder
+
+T = TypeVar("T")
+
+
+class RemoteError(NodeError):
+    """The node answered with an error."""
+
+    def __init__(self, status: int, code: str, message: str, *, url: str) -> None:
+        super().__init__(f"{url}: {status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.url = url
+
+
+class NodeUnavailable(NodeError):
+    """The node could not be reached (after retries)."""
+
+    code = "unavailable"
+
+
+class NodeClient:
+    def __init__(self, *, timeout: float = 30.0, retries: int = 3, backoff: float = 0.05) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
+        self._retries = retries
+        self._backoff = backoff
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> NodeClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=256, limit_per_host=32)
+            self._session = aiohttp.ClientSession(timeout=self._timeout, connector=connector)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    @staticmethod
+    def share_url(url: str, dataset: str, index: int) -> str:
+        return f"{url}/v1/shares/{dataset}/{index}"
+
+    async def _raise_for(self, resp: aiohttp.ClientResponse) -> None:
+        if resp.status < 400:
+            return
+        try:
+            body = await resp.json(content_type=None)
+            code, message = str(body.get("error", "error")), str(body.get("message", ""))
+        except (ValueError, aiohttp.ContentTypeError):
+            code, message = "error", (await resp.text())[:200]
+        raise RemoteError(resp.status, code, message, url=str(resp.url))
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        delay = self._backoff
+        for n in range(self._retries):
+            try:
+                return await attempt()
+            except (aiohttp.ClientConnectionError, TimeoutError) as err:
+                if n == self._retries - 1:
+                    raise NodeUnavailable(f"node unreachable: {err}") from err
+            except RemoteError as err:
+                transient = err.status in (502, 504) or (err.status == 503 and err.code != "share_corrupted")
+                if not transient or n == self._retries - 1:
+                    raise
+            await asyncio.sleep(delay)
+            delay *= 2
+        raise AssertionError("unreachable")
+
+    async def put_share(
+        self, url: str, order: StorageOrder, signer: LocalAccount, data: bytes | AsyncIterable[bytes]
+    ) -> dict[str, Any]:
+        headers = {
+            **order.headers(signer),
+            "Content-Length": str(order.size),
+            "Content-Type": "application/octet-stream",
+        }
+        target = self.share_url(url, order.dataset, order.index)
+        try:
+            async with self.session.put(target, data=data, headers=headers) as resp:
+                await self._raise_for(resp)
+                result: dict[str, Any] = await resp.json()
+                return result
+        except (aiohttp.ClientConnectionError, TimeoutError) as err:
+            raise NodeUnavailable(f"upload to {url} failed: {err}") from err
+
+    async def get_share(self, url: str, dataset: str, index: int, *, start: int = 0, end: int | None = None) -> bytes:
+        """Bytes ``[start, end)`` of a share (the whole share by default)."""
+        headers = {}
+        if start or end is not None:
+            headers["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+
+        async def attempt() -> bytes:
+            async with self.session.get(self.share_url(url, dataset, index), headers=headers) as resp:
+                await self._raise_for(resp)
+                return await resp.read()
+
+        return await self._retrying(attempt)
+
+    async def stream_share(self, url: str, dataset: str, index: int, chunk: int = 1 << 20) -> AsyncIterator[bytes]:
+        async with self.session.get(self.share_url(url, dataset, index)) as resp:
+            await self._raise_for(resp)
+            async for piece in resp.content.iter_chunked(chunk):
+                yield piece
+
+    async def head(self, url: str, dataset: str, index: int) -> tuple[int, bytes]:
+        async def attempt() -> tuple[int, bytes]:
+            async with self.session.head(self.share_url(url, dataset, index)) as resp:
+                await self._raise_for(resp)
+                return int(resp.headers["Content-Length"]), bytes.fromhex(resp.headers["X-Datasov-Root"])
+
+        return await self._retrying(attempt)
+
+    async def roots(self, url: str, dataset: str, index: int) -> list[bytes]:
+        async def attempt() -> list[bytes]:
+            async with self.session.get(self.share_url(url, dataset, index) + "/roots") as resp:
+                await self._raise_for(resp)
+                raw = await resp.read()
+                return [raw[i : i + 32] for i in range(0, len(raw), 32)]
+
+        return await self._retrying(attempt)
+
+    async def proof(self, url: str, dataset: str, index: int, leaf: int) -> tuple[bytes, merkle.MerkleProof, bytes]:
+        """(leaf bytes, proof, share root) as the node claims them: verify before trusting."""
+
+        async def attempt() -> tuple[bytes, merkle.MerkleProof, bytes]:
+            async with self.session.get(self.share_url(url, dataset, index) + f"/proof?leaf={leaf}") as resp:
+                await self._raise_for(resp)
+                body = await resp.json()
+                return bytes.fromhex(body["leaf"]), merkle.MerkleProof.from_json(body), bytes.fromhex(body["root"])
+
+        return await self._retrying(attempt)
+
+    async def health(self, url: str) -> dict[str, Any]:
+        async def attempt() -> dict[str, Any]:
+            async with self.session.get(f"{url}/v1/health") as resp:
+                await self._raise_for(resp)
+                result: dict[str, Any] = await resp.json()
+                return result
+
+        return await self._retrying(attempt)

@@ -1,0 +1,38 @@
+"""The node's operator identity: an Ethereum key kept in the node's home, readable by its owner only."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from .errors import NodeError
+
+KEY_FILE = "operator.key"
+
+
+class KeyFileError(NodeError):
+    code = "key_file"
+
+
+def load_or_create_operator(home: Path) -> LocalAccount:
+    """The operator account stored in ``home/operator.key`` (0600), created on first use."""
+    path = home / KEY_FILE
+    home.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        account: LocalAccount = Account.create()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(bytes(account.key).hex() + "\n")
+        return account
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise KeyFileError(f"{path} is readable by others (mode {mode:o}); run: chmod 600 {path}")
+    try:
+        loaded: LocalAccount = Account.from_key(bytes.fromhex(path.read_text().strip()))
+    except ValueError as err:
+        raise KeyFileError(f"{path} does not hold a private key") from err
+    return loaded

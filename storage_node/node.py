@@ -1,0 +1,69 @@
+"""A storage node's lifecycle: identity, store (recovered at start), HTTP API; start and stop."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from .api.app import Authorizer, NodeState, allow_any, make_app
+from .identity import load_or_create_operator
+from .store.shards import ShardStore
+
+log = logging.getLogger("datasov.node")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    home: Path
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: any free port
+    capacity: int = 50 << 30
+    max_share_size: int = 64 << 30
+    max_uploads: int = 8
+    idle_timeout: float = 30.0
+
+
+class StorageNode:
+    """``await node.start()`` ... ``await node.stop()``; ``node.url`` once started."""
+
+    def __init__(self, config: NodeConfig, *, authorize: Authorizer = allow_any) -> None:
+        self.config = config
+        self.operator = load_or_create_operator(config.home)
+        self.address = self.operator.address
+        self.store: ShardStore | None = None
+        self._authorize = authorize
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        cfg = self.config
+        self.store = ShardStore(cfg.home, capacity=cfg.capacity)
+        report = self.store.recover()
+        if any(report.values()):
+            log.warning("recovered %s", report)
+        state = NodeState(
+            self.store,
+            self.address,
+            authorize=self._authorize,
+            max_share_size=cfg.max_share_size,
+            idle_timeout=cfg.idle_timeout,
+            max_uploads=cfg.max_uploads,
+        )
+        self._runner = web.AppRunner(make_app(state), access_log=None, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, cfg.host, cfg.port)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://{cfg.host}:{port}"
+        log.info("node %s listening on %s", self.address, self.url)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.store is not None:
+            self.store.close()
+            self.store = None

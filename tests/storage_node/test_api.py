@@ -1,0 +1,214 @@
+"""The node's HTTP API over real loopback sockets: happy paths, every refusal, faults, loop lag."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import replace
+
+import pytest
+
+from erasure import merkle
+from storage_node.client import NodeClient, RemoteError
+from storage_node.errors import WrongNode
+from storage_node.node import StorageNode
+from storage_node.orders import StorageOrder
+
+from .conftest import NodeFactory, publisher
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+LEAF, BLOCK = 1024, 64 * 1024
+DS = "cd" * 32
+
+
+def order_for(node: StorageNode, data: bytes, *, index: int = 0, dataset: str = DS, **kw: object) -> StorageOrder:
+    return StorageOrder.new(
+        node=node.address,
+        dataset=dataset,
+        index=index,
+        share_root=merkle.root(data, LEAF),
+        size=len(data),
+        leaf_size=LEAF,
+        block_size=BLOCK,
+        **kw,
+    )  # type: ignore[arg-type]
+
+
+async def test_twelve_nodes_start_and_answer(network: list[StorageNode], client: NodeClient) -> None:
+    healths = await asyncio.gather(*(client.health(n.url) for n in network))
+    assert len({h["address"] for h in healths}) == 12
+    assert all(h["status"] == "ok" for h in healths)
+
+
+async def test_upload_download_ranges_roots_proofs(make_node: NodeFactory, client: NodeClient) -> None:
+    node = await make_node()
+    data = os.urandom(5 * BLOCK + 1234)
+    owner = publisher()
+    result = await client.put_share(node.url, order_for(node, data), owner, data)
+    assert result["root"] == merkle.root(data, LEAF).hex()
+    assert result["signer"] == owner.address
+    assert await client.get_share(node.url, DS, 0) == data
+    assert await client.get_share(node.url, DS, 0, start=BLOCK - 10, end=BLOCK + 10) == data[BLOCK - 10 : BLOCK + 10]
+    assert await client.head(node.url, DS, 0) == (len(data), merkle.root(data, LEAF))
+    assert await client.roots(node.url, DS, 0) == merkle.block_roots(data, BLOCK, LEAF)
+    leaf, proof, root = await client.proof(node.url, DS, 0, 77)
+    assert merkle.verify_proof(merkle.root(data, LEAF), leaf, proof)
+    assert root == merkle.root(data, LEAF)
+
+
+async def test_streamed_upload(make_node: NodeFactory, client: NodeClient) -> None:
+    node = await make_node()
+    data = os.urandom(3 * BLOCK)
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        for i in range(0, len(data), 10_000):
+            yield data[i : i + 10_000]
+
+    await client.put_share(node.url, order_for(node, data), publisher(), chunks())
+    assert await client.get_share(node.url, DS, 0) == data
+
+
+async def expect(status: int, code: str, coro: object) -> None:
+    with pytest.raises(RemoteError) as info:
+        await coro  # type: ignore[misc]
+    assert (info.value.status, info.value.code) == (status, code), info.value
+
+
+async def test_refusals_change_nothing(make_node: NodeFactory, client: NodeClient) -> None:
+    node = await make_node(capacity=BLOCK * 8, max_share_size=BLOCK * 4)
+    data = os.urandom(2 * BLOCK)
+    owner = publisher()
+    url = NodeClient.share_url(node.url, DS, 0)
+    session = client.session
+
+    async def raw_put(headers: dict[str, str], body: bytes = data, target: str = url) -> tuple[int, str]:
+        async with session.put(target, data=body, headers=headers) as resp:
+            return resp.status, (await resp.json())["error"]
+
+    good = order_for(node, data)
+    headers = good.headers(owner)
+    assert await raw_put({}) == (400, "bad_order")  # no order at all
+    assert await raw_put({**headers, "X-Datasov-Order": "%%%"}) == (400, "bad_order")
+    assert await raw_put({"X-Datasov-Order": headers["X-Datasov-Order"]}) == (401, "bad_signature")
+    assert await raw_put({**headers, "X-Datasov-Signature": "0x1234"}) == (401, "bad_signature")
+    await expect(403, "wrong_node", client.put_share(node.url, replace(good, node=owner.address), owner, data))
+    await expect(
+        403, "order_expired", client.put_share(node.url, replace(good, expiry=int(time.time()) - 1), owner, data)
+    )
+    other_share = replace(good, index=1).headers(owner)
+    assert await raw_put(other_share) == (400, "bad_order")  # the order names another share than the URL
+    big = os.urandom(5 * BLOCK)
+    await expect(413, "request_entity_too_large", client.put_share(node.url, order_for(node, big), owner, big))
+    assert await raw_put(headers, body=data[:-1]) == (400, "bad_order")  # length differs from the order
+    await expect(
+        422,
+        "upload_mismatch",
+        client.put_share(node.url, replace(order_for(node, data), share_root="11" * 32), owner, data),
+    )
+    await expect(404, "share_not_found", client.get_share(node.url, DS, 0))
+    await expect(404, "not_found", client.get_share(node.url, "../../etc/passwd", 0))  # never reaches a route
+    await expect(404, "share_not_found", client.get_share(node.url, "ZZ" * 32, 0))
+    await expect(404, "share_not_found", client.get_share(node.url, DS, 999))
+    # a good upload, then its replay
+    await client.put_share(node.url, good, owner, data)
+    await expect(409, "replayed", client.put_share(node.url, good, owner, data))
+    await expect(409, "share_exists", client.put_share(node.url, order_for(node, data), owner, data))
+    # disk full
+    for i in (1, 2, 3):
+        await client.put_share(node.url, order_for(node, data, index=i), owner, data)
+    await expect(507, "insufficient_storage", client.put_share(node.url, order_for(node, data, index=4), owner, data))
+    await expect(416, "requested_range_not_satisfiable", client.get_share(node.url, DS, 0, start=len(data) + 5))
+    health = await client.health(node.url)
+    assert health["used"] == 4 * len(data)
+    assert not list((node.config.home / "tmp").iterdir())
+    assert await client.get_share(node.url, DS, 0) == data
+
+
+async def test_only_authorised_signers_may_store(make_node: NodeFactory, client: NodeClient) -> None:
+    owner, intruder = publisher(), publisher()
+
+    async def only_owner(signer: str, order: StorageOrder) -> None:
+        if signer != owner.address:
+            raise WrongNode(f"{signer} has no deal with this node")
+
+    node = await make_node(authorize=only_owner)
+    data = os.urandom(BLOCK)
+    good = order_for(node, data)
+    await expect(403, "wrong_node", client.put_share(node.url, good, intruder, data))
+    # a tampered order recovers to another address than its signer's: refused the same way
+    headers = good.headers(owner)
+    headers["X-Datasov-Order"] = replace(good, deal_id=7).headers(owner)["X-Datasov-Order"]
+    async with client.session.put(NodeClient.share_url(node.url, DS, 0), data=data, headers=headers) as resp:
+        assert resp.status == 403
+    await client.put_share(node.url, good, owner, data)
+
+
+async def test_corrupted_share_is_never_served(make_node: NodeFactory, client: NodeClient) -> None:
+    node = await make_node()
+    data = os.urandom(3 * BLOCK)
+    await client.put_share(node.url, order_for(node, data), publisher(), data)
+    assert node.store is not None
+    path = node.store.share_path(DS, 0)
+    raw = bytearray(path.read_bytes())
+    raw[10] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    await expect(503, "share_corrupted", client.get_share(node.url, DS, 0))
+    await expect(404, "share_not_found", client.get_share(node.url, DS, 0))
+    metrics = await (await client.session.get(node.url + "/metrics")).text()
+    assert "datasov_corrupt_shares 1.0" in metrics
+    assert (await client.health(node.url))["corrupt_shares"] == 1
+
+
+async def test_stalled_upload_times_out_and_leaves_nothing(make_node: NodeFactory) -> None:
+    node = await make_node(idle_timeout=0.3)
+    data = os.urandom(2 * BLOCK)
+    headers = order_for(node, data).headers(publisher())
+    host, port = node.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    head = f"PUT /v1/shares/{DS}/0 HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    writer.write(head.encode() + data[:1000])  # then hang
+    await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), 10)
+    assert b" 408 " in status_line
+    writer.close()
+    await writer.wait_closed()
+    assert node.store is not None
+    assert await node.store.used() == 0
+    assert not list((node.config.home / "tmp").iterdir())
+
+
+async def test_loop_stays_responsive_during_a_256_mib_upload(make_node: NodeFactory, client: NodeClient) -> None:
+    node = await make_node(capacity=1 << 30)
+    data = os.urandom(256 << 20)
+    order = StorageOrder.new(
+        node=node.address,
+        dataset=DS,
+        index=0,
+        share_root=merkle.root(data, LEAF, 2),
+        size=len(data),
+        leaf_size=LEAF,
+        block_size=256 * 1024,
+    )
+    lags: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        while not done.is_set():
+            t = time.perf_counter()
+            await asyncio.sleep(0.005)
+            lags.append(time.perf_counter() - t - 0.005)
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        view = memoryview(data)
+        for i in range(0, len(data), 1 << 20):
+            yield bytes(view[i : i + (1 << 20)])
+
+    tick = asyncio.create_task(ticker())
+    await client.put_share(node.url, order, publisher(), chunks())
+    done.set()
+    await tick
+    assert len(lags) > 10
+    assert max(lags) < 0.050, f"event loop blocked for {max(lags) * 1000:.1f} ms"
