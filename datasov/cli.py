@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from . import __version__
+from .cli_node import node
 from .cli_pipeline import pipeline
 
 
@@ -22,10 +23,12 @@ def cli() -> None:
       datasov pipeline roundtrip            encode + decode the bundled sample, losing shares
       datasov pipeline encode DATA -o SHARES
       datasov pipeline decode SHARES -o OUT --key-file SHARES.key
+      datasov node init --home DIR && datasov node run --home DIR
     """
 
 
 cli.add_command(pipeline)
+cli.add_command(node)
 
 
 def main() -> None:

@@ -23,6 +23,13 @@ from .orders import StorageOrder
 T = TypeVar("T")
 
 
+async def _chunks(data: bytes | bytearray | memoryview, size: int = 1 << 20) -> AsyncIterator[bytes]:
+    """Send a buffer in pieces so a large body never holds the event loop."""
+    view = memoryview(data)
+    for i in range(0, len(view), size):
+        yield bytes(view[i : i + size])
+
+
 class RemoteError(NodeError):
     """The node answered with an error."""
 
@@ -102,8 +109,9 @@ class NodeClient:
             "Content-Type": "application/octet-stream",
         }
         target = self.share_url(url, order.dataset, order.index)
+        body = _chunks(data) if isinstance(data, bytes | bytearray | memoryview) else data
         try:
-            async with self.session.put(target, data=data, headers=headers) as resp:
+            async with self.session.put(target, data=body, headers=headers) as resp:
                 await self._raise_for(resp)
                 result: dict[str, Any] = await resp.json()
                 return result

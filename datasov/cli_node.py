@@ -1,0 +1,171 @@
+"""``datasov node``: set up and run a storage node."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import signal
+from pathlib import Path
+from typing import Any
+
+import click
+
+from storage_node.errors import NodeError
+from storage_node.identity import load_or_create_operator
+from storage_node.node import NodeConfig, StorageNode
+from storage_node.store.shards import ShardStore
+
+from .ui import emit_json, fail
+
+CONFIG_FILE = "node.json"
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kib": 1 << 10,
+    "mib": 1 << 20,
+    "gib": 1 << 30,
+    "tib": 1 << 40,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+}
+
+
+def parse_size(text: str) -> int:
+    """'50GiB' -> 53687091200; plain numbers are bytes."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if not m or m.group(2).lower() not in _UNITS:
+        raise click.BadParameter(f"{text!r} is not a size like 500MiB, 50GiB or 2TB")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise click.BadParameter(f"{text!r} is not HOST:PORT")
+    return host, int(port)
+
+
+def _load_config(home: Path) -> dict[str, Any]:
+    path = home / CONFIG_FILE
+    if not path.exists():
+        fail(f"{home} is not a node home", hint=f"run: datasov node init --home {home}")
+    config: dict[str, Any] = json.loads(path.read_text())
+    return config
+
+
+@click.group()
+def node() -> None:
+    """Run a storage node: store encrypted shares, serve them, prove you hold them."""
+
+
+@node.command()
+@click.option("--home", type=click.Path(path_type=Path), required=True, help="Directory for keys, config and shares.")
+@click.option(
+    "--http",
+    "listen",
+    default="127.0.0.1:0",
+    show_default=True,
+    help="HOST:PORT to serve the HTTP API on (port 0: any free port).",
+)
+@click.option("--capacity", default="50GiB", show_default=True, help="Disk space offered for shares.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def init(home: Path, listen: str, capacity: str, as_json: bool) -> None:
+    """Create a node's identity (operator key, 0600) and configuration.
+
+    \b
+    Example:
+      datasov node init --home ~/.datasov/node1 --http 127.0.0.1:7401 --capacity 500GiB
+    """
+    if (home / CONFIG_FILE).exists():
+        fail(f"{home} already holds a node", hint="use another --home, or run it with: datasov node run")
+    host, port = parse_listen(listen)
+    size = parse_size(capacity)
+    operator = load_or_create_operator(home)
+    config = {"version": 1, "host": host, "port": port, "capacity": size}
+    (home / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    result = {"home": str(home), "operator": operator.address, **config}
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(
+            f"node created in {home}\n  operator  {operator.address}\n  http      {host}:{port}\n"
+            f"  capacity  {capacity}\nstart it with: datasov node run --home {home}"
+        )
+
+
+@node.command()
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    required=True,
+    help="The node's directory (from `datasov node init`).",
+)
+@click.option("--http", "listen", default=None, help="Override HOST:PORT from the config.")
+@click.option("--capacity", default=None, help="Override the capacity from the config (e.g. 50GiB).")
+@click.option("-v", "--verbose", is_flag=True, help="Log every request at debug level.")
+def run(home: Path, listen: str | None, capacity: str | None, verbose: bool) -> None:
+    """Run the node until SIGINT or SIGTERM; prints where it listens.
+
+    \b
+    Example:
+      datasov node run --home ~/.datasov/node1
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = _load_config(home)
+    host, port = parse_listen(listen) if listen else (config["host"], config["port"])
+    size = parse_size(capacity) if capacity else int(config["capacity"])
+    try:
+        asyncio.run(_serve(NodeConfig(home=home, host=host, port=port, capacity=size)))
+    except NodeError as err:
+        fail(str(err))
+
+
+async def _serve(config: NodeConfig) -> None:
+    storage = StorageNode(config)
+    await storage.start()
+    click.echo(f"datasov node {storage.address} listening on {storage.url}", nl=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await storage.stop()
+        click.echo("datasov node stopped")
+
+
+@node.command()
+@click.option("--home", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def status(home: Path, as_json: bool) -> None:
+    """What this node stores (works while the node is stopped).
+
+    \b
+    Example:
+      datasov node status --home ~/.datasov/node1 --json
+    """
+    config = _load_config(home)
+    store = ShardStore(home, capacity=int(config["capacity"]))
+    try:
+        records = store.index.all()
+        result = {
+            "operator": load_or_create_operator(home).address,
+            "shares": sum(r.state == "ok" for r in records),
+            "quarantined": sum(r.state == "quarantined" for r in records),
+            "used": store.index.used_bytes(),
+            "capacity": store.capacity,
+        }
+    finally:
+        store.close()
+    if as_json:
+        emit_json(result)
+    else:
+        for key, value in result.items():
+            click.echo(f"{key:12} {value}")
