@@ -37,6 +37,7 @@ T = TypeVar("T")
 DATASET_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_SHARES = 256
 FLUSH = 1 << 20
+ROOTS_CACHE = 4096  # shares whose verified block roots stay in memory (32 B per block each)
 
 
 def check_address(dataset: str, idx: int) -> None:
@@ -68,6 +69,7 @@ class ShardStore:
         self._lock = threading.Lock()  # serialises index access across worker threads
         self._reserved = 0
         self._active: set[tuple[str, int]] = set()
+        self._roots_cache: dict[tuple[str, int], list[bytes]] = {}
         self.corruptions = 0
 
     # ------------------------------------------------------------------ paths ----
@@ -165,10 +167,18 @@ class ShardStore:
     # ------------------------------------------------------------------ reads ----
 
     async def block_roots(self, record: ShareRecord) -> list[bytes]:
+        """The share's block roots, checked against its root once and then kept in memory."""
+        key = (record.dataset, record.idx)
+        cached = self._roots_cache.get(key)
+        if cached is not None:
+            return cached
         raw = await asyncio.to_thread(self.roots_path(record.dataset, record.idx).read_bytes)
         roots = [raw[i : i + 32] for i in range(0, len(raw), 32)]
         if not roots or merkle.root_of_nodes(roots) != record.root:
             await self.quarantine(record, "block roots do not match the share root")
+        if len(self._roots_cache) >= ROOTS_CACHE:
+            self._roots_cache.pop(next(iter(self._roots_cache)))
+        self._roots_cache[key] = roots
         return roots
 
     async def read_blocks(self, record: ShareRecord, first: int, last: int) -> AsyncIterator[bytes]:
@@ -220,6 +230,7 @@ class ShardStore:
     async def quarantine(self, record: ShareRecord, reason: str) -> None:
         """Move a corrupted share aside and stop serving it; raises :class:`CorruptShare`."""
         self.corruptions += 1
+        self._roots_cache.pop((record.dataset, record.idx), None)
         stamp = int(time.time() * 1000)
         target = self.quarantine_dir / f"{record.dataset}-{record.idx:03d}-{stamp}"
 
@@ -238,6 +249,7 @@ class ShardStore:
 
     async def delete(self, dataset: str, idx: int) -> None:
         record = await self.get(dataset, idx)
+        self._roots_cache.pop((dataset, idx), None)
 
         def remove() -> None:
             with self._lock:

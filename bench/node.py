@@ -1,0 +1,168 @@
+"""Storage node benchmark on loopback: the node against bare aiohttp, measured in the same run.
+
+    python -m bench.node [--quick] [--json]
+
+- upload: a share PUT to a real node (order check, streamed hashing, fsync, atomic install) vs a
+  bare aiohttp handler that reads and discards the same bytes; ratio target >= 0.8;
+- download: GET of the whole share (every block verified on the way) vs a bare handler serving the
+  same bytes from memory; ratio target >= 0.8;
+- 4 KiB range reads with 200 concurrent clients: reads/s and p99 latency (target p99 < 50 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from eth_account import Account
+
+from erasure import merkle
+from storage_node.client import NodeClient
+from storage_node.node import NodeConfig, StorageNode
+from storage_node.orders import StorageOrder
+
+MiB = 1 << 20
+DS = "be" * 32
+
+
+async def bare_server(payload: bytes) -> tuple[web.AppRunner, str]:
+    async def put(request: web.Request) -> web.Response:
+        async for _ in request.content.iter_chunked(MiB):
+            pass
+        return web.json_response({"ok": True}, status=201)
+
+    async def get(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        resp.content_length = len(payload)
+        await resp.prepare(request)
+        view = memoryview(payload)
+        for i in range(0, len(payload), MiB):
+            await resp.write(view[i : i + MiB])
+        return resp
+
+    app = web.Application()
+    app.router.add_put("/blob", put)
+    app.router.add_get("/blob", get)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}/blob"
+
+
+async def body(data: bytes):  # type: ignore[no-untyped-def]
+    view = memoryview(data)
+    for i in range(0, len(data), MiB):
+        yield bytes(view[i : i + MiB])
+
+
+async def run(size: int, range_reads: int) -> dict[str, float]:
+    data = os.urandom(size)
+    out: dict[str, float] = {"share_mib": size / MiB}
+    with tempfile.TemporaryDirectory(prefix="datasov-bench-node-") as tmp:
+        node = StorageNode(NodeConfig(home=Path(tmp), capacity=8 * size))
+        await node.start()
+        runner, bare_url = await bare_server(data)
+        owner = Account.create()
+        try:
+            async with aiohttp.ClientSession() as session, NodeClient() as client:
+                t = time.perf_counter()
+                async with session.put(bare_url, data=body(data)) as resp:
+                    await resp.read()
+                bare_up = size / (time.perf_counter() - t)
+                t = time.perf_counter()
+                async with session.get(bare_url) as resp:
+                    async for _ in resp.content.iter_chunked(MiB):
+                        pass
+                bare_down = size / (time.perf_counter() - t)
+
+                order = StorageOrder.new(
+                    node=node.address,
+                    dataset=DS,
+                    index=0,
+                    share_root=merkle.root(data, 1024, 2),
+                    size=size,
+                    leaf_size=1024,
+                    block_size=256 * 1024,
+                )
+                t = time.perf_counter()
+                await client.put_share(node.url, order, owner, body(data))
+                up = size / (time.perf_counter() - t)
+                t = time.perf_counter()
+                async for _ in client.stream_share(node.url, DS, 0):
+                    pass
+                down = size / (time.perf_counter() - t)
+                out.update(
+                    {
+                        "bare_upload_mbps": round(bare_up / 1e6, 1),
+                        "upload_mbps": round(up / 1e6, 1),
+                        "upload_ratio": round(up / bare_up, 3),
+                        "bare_download_mbps": round(bare_down / 1e6, 1),
+                        "download_mbps": round(down / 1e6, 1),
+                        "download_ratio": round(down / bare_down, 3),
+                    }
+                )
+
+                # 4 KiB range reads, 200 concurrent clients
+                latencies: list[float] = []
+                sem = asyncio.Semaphore(200)
+                offsets = [int.from_bytes(os.urandom(4), "big") % (size - 4096) for _ in range(range_reads)]
+
+                async def one(offset: int) -> None:
+                    async with sem:
+                        t0 = time.perf_counter()
+                        got = await client.get_share(node.url, DS, 0, start=offset, end=offset + 4096)
+                        latencies.append(time.perf_counter() - t0)
+                        assert len(got) == 4096
+
+                t = time.perf_counter()
+                await asyncio.gather(*(one(o) for o in offsets))
+                elapsed = time.perf_counter() - t
+                latencies.sort()
+                out.update(
+                    {
+                        "range_reads_per_s": round(range_reads / elapsed),
+                        "range_p50_ms": round(statistics.median(latencies) * 1000, 2),
+                        "range_p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))] * 1000, 2),
+                    }
+                )
+        finally:
+            await runner.cleanup()
+            await node.stop()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="64 MiB share, 2,000 range reads")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    args = parser.parse_args()
+    size, reads = (64 * MiB, 2000) if args.quick else (512 * MiB, 10000)
+    out = asyncio.run(run(size, reads))
+    print(f"node benchmark on loopback, {out['share_mib']:.0f} MiB share")
+    print(
+        f"  upload  {out['upload_mbps']:8.1f} MB/s= {out['upload_ratio']:.2f}x bare aiohttp ({out['bare_upload_mbps']})"
+    )
+    print(
+        f"  download {out['download_mbps']:8.1f} MB/s = {out['download_ratio']:.2f}x bare aiohttp "
+        f"({out['bare_download_mbps']})"
+    )
+    print(
+        f"  4 KiB range reads, 200 concurrent: {out['range_reads_per_s']:,.0f}/s, p50 {out['range_p50_ms']} ms, "
+        f"p99 {out['range_p99_ms']} ms (limit 50 ms)"
+    )
+    if args.json:
+        print(json.dumps(out, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
