@@ -70,15 +70,19 @@ async def test_kill_9_mid_upload_then_restart(tmp_path: Path) -> None:
     proc, url = await run_node(home, port)
     data = os.urandom(24 << 20)
     owner = publisher()
-    order = StorageOrder.new(
-        node=address,
-        dataset=DS,
-        index=0,
-        share_root=merkle.root(data, 1024),
-        size=len(data),
-        leaf_size=1024,
-        block_size=256 * 1024,
-    )
+
+    def new_order() -> StorageOrder:  # each upload needs a fresh nonce
+        return StorageOrder.new(
+            node=address,
+            dataset=DS,
+            index=0,
+            share_root=merkle.root(data, 1024),
+            size=len(data),
+            leaf_size=1024,
+            block_size=256 * 1024,
+        )
+
+    order = new_order()
     half_sent = asyncio.Event()
 
     async def body():  # type: ignore[no-untyped-def]
@@ -103,16 +107,7 @@ async def test_kill_9_mid_upload_then_restart(tmp_path: Path) -> None:
             with pytest.raises(RemoteError) as info:
                 await client.get_share(url, DS, 0)
             assert info.value.status == 404
-            fresh = StorageOrder.new(
-                node=address,
-                dataset=DS,
-                index=0,
-                share_root=merkle.root(data, 1024),
-                size=len(data),
-                leaf_size=1024,
-                block_size=256 * 1024,
-            )
-            await client.put_share(url, fresh, owner, data)
+            await client.put_share(url, new_order(), owner, data)
             proc.send_signal(signal.SIGKILL)  # a committed share survives kill -9
             await proc.wait()
             proc, url = await run_node(home, port)
