@@ -1,0 +1,192 @@
+"""The libp2p host and its Kademlia DHT, run on their own trio thread, driven from asyncio.
+
+This module is the one bridge between the two event loops: the host is started by ``trio.run`` on a
+daemon thread; asyncio code awaits :meth:`P2PHost._call`, which hands a coroutine function to the
+trio loop with ``trio.from_thread.run`` from a worker thread, so neither loop ever blocks the other.
+Exceptions raised on the trio side surface unchanged on the asyncio side.
+
+What the node does with it: announce a signed peer record (``/datasov/peer/<peer id>``), provide
+the well-known key of storage nodes and one key per share it holds; clients find providers of a
+share, or of the node key, and read their records to learn operator, HTTP URL and free capacity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from typing import Any, TypeVar
+
+import multiaddr
+import trio
+from eth_account.signers.local import LocalAccount
+from libp2p import new_host
+from libp2p.crypto.keys import KeyPair
+from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.tools.anyio_service import background_trio_service
+
+from ..errors import NodeError
+from . import records
+
+log = logging.getLogger("datasov.node.p2p")
+T = TypeVar("T")
+NODES_KEY = "/datasov/nodes/v1"
+
+
+class P2PError(NodeError):
+    code = "p2p"
+
+
+def share_key(dataset: str, index: int) -> str:
+    return f"/datasov/share/v1/{dataset}/{index}"
+
+
+class P2PHost:
+    def __init__(
+        self,
+        key_pair: KeyPair,
+        *,
+        listen: str = "/ip4/127.0.0.1/tcp/0",
+        bootstrap: Sequence[str] = (),
+        start_timeout: float = 30.0,
+    ) -> None:
+        self.key_pair = key_pair
+        self.peer_id = ID.from_pubkey(key_pair.public_key).to_base58()
+        self._listen = listen
+        self._bootstrap = list(bootstrap)
+        self._start_timeout = start_timeout
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+        self._stop: trio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._host: Any = None
+        self._dht: KadDHT | None = None
+        self.addrs: list[str] = []
+
+    # ------------------------------------------------------------ trio side ----
+
+    async def _main(self) -> None:
+        try:
+            host = new_host(key_pair=self.key_pair)
+            async with AsyncExitStack() as stack:
+                await stack.enter_async_context(host.run(listen_addrs=[multiaddr.Multiaddr(self._listen)]))
+                dht = KadDHT(host, DHTMode.SERVER)
+                dht.register_validator(records.NAMESPACE, records.PeerRecordValidator())
+                await stack.enter_async_context(background_trio_service(dht))
+                self._host, self._dht = host, dht
+                self.addrs = [str(a) for a in host.get_addrs()]
+                for addr in self._bootstrap:
+                    await self._connect(addr)
+                self._token = trio.lowlevel.current_trio_token()
+                self._stop = trio.Event()
+                self._ready.set()
+                await self._stop.wait()
+                for peer in list(host.get_network().connections):  # close every connection we hold
+                    await host.disconnect(peer)
+                await host.close()
+        except BaseException as err:  # reported to the starting side
+            self._failure = err
+            self._ready.set()
+            if not isinstance(err, Exception):
+                raise
+
+    async def _connect(self, addr: str) -> None:
+        assert self._host is not None
+        assert self._dht is not None
+        info = info_from_p2p_addr(multiaddr.Multiaddr(addr))
+        await self._host.connect(info)
+        await self._dht.add_peer(info.peer_id)
+
+    # --------------------------------------------------------- asyncio side ----
+
+    async def start(self) -> None:
+        self._thread = threading.Thread(target=trio.run, args=(self._main,), name="libp2p-trio", daemon=True)
+        self._thread.start()
+        if not await asyncio.to_thread(self._ready.wait, self._start_timeout):
+            raise P2PError("libp2p host did not start in time")
+        if self._failure is not None:
+            raise P2PError(f"libp2p host failed to start: {self._failure}") from self._failure
+        log.info("libp2p peer %s listening on %s", self.peer_id, ", ".join(self.addrs))
+
+    async def _call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        if self._token is None:
+            raise P2PError("libp2p host is not running")
+        return await asyncio.to_thread(trio.from_thread.run, fn, *args, trio_token=self._token)
+
+    async def stop(self) -> None:
+        if self._token is not None and self._stop is not None:
+            await asyncio.to_thread(trio.from_thread.run_sync, self._stop.set, trio_token=self._token)
+            self._token = None
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 10)
+            self._thread = None
+
+    async def connect(self, addr: str) -> None:
+        """Dial a peer by its full multiaddr (…/p2p/<peer id>) and add it to the routing table."""
+        await self._call(self._connect, addr)
+
+    async def announce(
+        self, operator: LocalAccount, *, http_url: str, capacity: int, free: int, price: int = 0
+    ) -> records.PeerRecord:
+        """Publish this node's signed record and provide the storage-nodes key."""
+        record = records.PeerRecord(
+            peer_id=self.peer_id,
+            operator=operator.address,
+            http_url=http_url,
+            capacity=capacity,
+            free=free,
+            price=price,
+            timestamp=records.now(),
+            public_key=self.key_pair.public_key.serialize().hex(),
+        )
+        signed = records.sign_record(record, operator, self.key_pair)
+        assert self._dht is not None
+        await self._call(self._dht.put_value, records.dht_key(self.peer_id), signed)
+        await self._call(self._dht.provide, NODES_KEY)
+        return record
+
+    async def provide_share(self, dataset: str, index: int) -> None:
+        assert self._dht is not None
+        await self._call(self._dht.provide, share_key(dataset, index))
+
+    async def record_of(self, peer_id: str) -> records.PeerRecord | None:
+        """A peer's record from the DHT, verified; None if absent or invalid."""
+        assert self._dht is not None
+        raw = await self._call(self._dht.get_value, records.dht_key(peer_id))
+        if raw is None:
+            return None
+        try:
+            return records.open_record(raw)
+        except records.RecordError as err:
+            log.warning("ignoring peer record of %s: %s", peer_id, err)
+            return None
+
+    async def _records_of_providers(self, key: str) -> list[records.PeerRecord]:
+        assert self._dht is not None
+        providers = await self._call(self._dht.find_providers, key)
+        seen: dict[str, records.PeerRecord] = {}
+        for info in providers:
+            peer = info.peer_id.to_base58()
+            if peer in seen:
+                continue
+            record = await self.record_of(peer)
+            if record is not None:
+                seen[peer] = record
+        return list(seen.values())
+
+    async def find_share(self, dataset: str, index: int) -> list[records.PeerRecord]:
+        """Records of the nodes that say they hold this share."""
+        return await self._records_of_providers(share_key(dataset, index))
+
+    async def find_nodes(self, *, min_free: int = 0) -> list[records.PeerRecord]:
+        """Records of storage nodes with at least ``min_free`` bytes free (as they last announced)."""
+        return [r for r in await self._records_of_providers(NODES_KEY) if r.free >= min_free]
+
+    @property
+    def full_addrs(self) -> list[str]:
+        return [f"{a}/p2p/{self.peer_id}" if "/p2p/" not in a else a for a in self.addrs]
