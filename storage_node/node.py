@@ -10,6 +10,8 @@ from aiohttp import web
 
 from .api.app import Authorizer, NodeState, allow_any, make_app
 from .identity import load_or_create_operator
+from .p2p.host import P2PHost
+from .p2p.identity import load_or_create_p2p_key
 from .store.shards import ShardStore
 
 log = logging.getLogger("datasov.node")
@@ -24,6 +26,8 @@ class NodeConfig:
     max_share_size: int = 64 << 30
     max_uploads: int = 8
     idle_timeout: float = 30.0
+    p2p_listen: str | None = None  # e.g. "/ip4/127.0.0.1/tcp/0"; None: no libp2p
+    bootstrap: tuple[str, ...] = ()
 
 
 class StorageNode:
@@ -37,6 +41,7 @@ class StorageNode:
         self._authorize = authorize
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self.p2p: P2PHost | None = None
 
     async def start(self) -> None:
         cfg = self.config
@@ -51,6 +56,7 @@ class StorageNode:
             max_share_size=cfg.max_share_size,
             idle_timeout=cfg.idle_timeout,
             max_uploads=cfg.max_uploads,
+            on_stored=self._announce_share,
         )
         self._runner = web.AppRunner(make_app(state), access_log=None, handler_cancellation=True)
         await self._runner.setup()
@@ -59,8 +65,29 @@ class StorageNode:
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://{cfg.host}:{port}"
         log.info("node %s listening on %s", self.address, self.url)
+        if cfg.p2p_listen is not None:
+            self.p2p = P2PHost(load_or_create_p2p_key(cfg.home), listen=cfg.p2p_listen, bootstrap=cfg.bootstrap)
+            await self.p2p.start()
+            await self.announce()
+            for record in await self.store.records():  # shares kept across a restart are provided again
+                if record.state == "ok":
+                    await self.p2p.provide_share(record.dataset, record.idx)
+
+    async def announce(self) -> None:
+        """(Re)publish this node's signed peer record with its current free space."""
+        if self.p2p is not None and self.store is not None:
+            free = await self.store.free()
+            await self.p2p.announce(self.operator, http_url=self.url, capacity=self.store.capacity, free=free)
+
+    async def _announce_share(self, dataset: str, index: int) -> None:
+        if self.p2p is not None:
+            await self.p2p.provide_share(dataset, index)
+            await self.announce()
 
     async def stop(self) -> None:
+        if self.p2p is not None:
+            await self.p2p.stop()
+            self.p2p = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

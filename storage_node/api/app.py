@@ -59,6 +59,8 @@ class NodeState:
     max_share_size: int = 64 << 30
     idle_timeout: float = 30.0
     max_uploads: int = 8
+    on_stored: Callable[[str, int], Awaitable[None]] | None = None
+    """Called after a share is committed (the node provides it in the DHT)."""
     metrics: Metrics = field(default_factory=Metrics)
     uploads: asyncio.Semaphore = field(init=False)
 
@@ -149,6 +151,11 @@ async def put_share(request: web.Request) -> web.Response:
             state.metrics.uploads.labels("failed").inc()
             raise
     state.metrics.uploads.labels("ok").inc()
+    if state.on_stored is not None:
+        try:
+            await state.on_stored(dataset, index)
+        except Exception:  # stored is stored: discovery catches up at the next announcement
+            log.exception("could not announce %s/%s", dataset, index)
     return web.json_response(
         {"dataset": dataset, "index": index, "size": record.size, "root": record.root.hex(), "signer": signer},
         status=201,

@@ -184,8 +184,27 @@ class P2PHost:
         return await self._records_of_providers(share_key(dataset, index))
 
     async def find_nodes(self, *, min_free: int = 0) -> list[records.PeerRecord]:
-        """Records of storage nodes with at least ``min_free`` bytes free (as they last announced)."""
-        return [r for r in await self._records_of_providers(NODES_KEY) if r.free >= min_free]
+        """Records of other storage nodes with at least ``min_free`` bytes free (as last announced).
+
+        The candidates are the providers of the storage-nodes key and every peer in the routing
+        table: py-libp2p answers a provider lookup from its local store alone when that store has
+        any entry, and every node provides that key itself, so the lookup by itself sees too little.
+        """
+        assert self._dht is not None
+        dht = self._dht
+
+        async def candidates() -> list[str]:
+            found = {info.peer_id.to_base58() for info in await dht.find_providers(NODES_KEY)}
+            found.update(p.to_base58() for p in dht.routing_table.get_peer_ids())
+            found.discard(self.peer_id)
+            return sorted(found)
+
+        out = []
+        for peer in await self._call(candidates):
+            record = await self.record_of(peer)
+            if record is not None and record.free >= min_free:
+                out.append(record)
+        return out
 
     @property
     def full_addrs(self) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import stat
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -13,9 +14,14 @@ import pytest
 import pytest_asyncio
 from eth_account import Account
 
+from erasure import merkle
+from storage_node.client import NodeClient
+from storage_node.orders import StorageOrder
 from storage_node.p2p import records
 from storage_node.p2p.host import P2PHost
 from storage_node.p2p.identity import load_or_create_p2p_key
+
+from .conftest import NodeFactory
 
 
 @pytest_asyncio.fixture(loop_scope="function")
@@ -50,6 +56,7 @@ async def test_nodes_and_shares_are_found_through_the_dht(peers: list[P2PHost]) 
     ]
     roomy = await peers[1].find_nodes(min_free=15)
     assert sorted(r.peer_id for r in roomy) == sorted(p.peer_id for p in peers[2:])
+    assert sorted(r.peer_id for r in await peers[0].find_nodes()) == sorted(p.peer_id for p in peers[1:])
     assert await peers[0].find_share("cd" * 32, 0) == []
 
 
@@ -74,3 +81,34 @@ def test_records_refuse_forgery(tmp_path: Path) -> None:
         records.open_record(records.sign_record(record, op, other))
     with pytest.raises(records.RecordError):
         records.PeerRecordValidator().validate(records.dht_key("someone-else"), raw)
+
+
+@pytest.mark.asyncio(loop_scope="function")
+async def test_an_uploaded_share_is_found_and_fetched_through_discovery(make_node: NodeFactory) -> None:
+    seed = await make_node("seed", p2p_listen="/ip4/127.0.0.1/tcp/0")
+    assert seed.p2p is not None
+    boot = tuple(seed.p2p.full_addrs)
+    holder = await make_node("holder", p2p_listen="/ip4/127.0.0.1/tcp/0", bootstrap=boot)
+    seeker = await make_node("seeker", p2p_listen="/ip4/127.0.0.1/tcp/0", bootstrap=boot)
+    assert holder.p2p is not None
+    assert seeker.p2p is not None
+    for n in (holder, seeker):
+        await seed.p2p.connect(n.p2p.full_addrs[0])  # type: ignore[union-attr]
+    data = os.urandom(100_000)
+    order = StorageOrder.new(
+        node=holder.address,
+        dataset="ab" * 32,
+        index=3,
+        share_root=merkle.root(data, 1024),
+        size=len(data),
+        leaf_size=1024,
+        block_size=4096,
+    )
+    async with NodeClient() as client:
+        await client.put_share(holder.url, order, Account.create(), data)
+        found = await seeker.p2p.find_share("ab" * 32, 3)
+        assert [(r.operator, r.http_url) for r in found] == [(holder.address, holder.url)]
+        assert await client.get_share(found[0].http_url, "ab" * 32, 3) == data
+        nodes = {r.operator: r for r in await seeker.p2p.find_nodes()}
+        assert set(nodes) == {seed.address, holder.address}  # the other nodes, not itself
+        assert nodes[holder.address].free == holder.config.capacity - len(data)  # re-announced after the upload
