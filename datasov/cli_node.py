@@ -106,13 +106,34 @@ def init(home: Path, listen: str, capacity: str, as_json: bool) -> None:
 )
 @click.option("--http", "listen", default=None, help="Override HOST:PORT from the config.")
 @click.option("--capacity", default=None, help="Override the capacity from the config (e.g. 50GiB).")
+@click.option(
+    "--p2p",
+    "p2p_listen",
+    default=None,
+    metavar="MULTIADDR",
+    help="Join the libp2p network listening here, e.g. /ip4/127.0.0.1/tcp/7501 (default: no libp2p).",
+)
+@click.option(
+    "--bootstrap",
+    multiple=True,
+    metavar="MULTIADDR",
+    help="A peer to join through (full multiaddr ending in /p2p/<peer id>); repeatable.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log every request at debug level.")
-def run(home: Path, listen: str | None, capacity: str | None, verbose: bool) -> None:
+def run(
+    home: Path,
+    listen: str | None,
+    capacity: str | None,
+    p2p_listen: str | None,
+    bootstrap: tuple[str, ...],
+    verbose: bool,
+) -> None:
     """Run the node until SIGINT or SIGTERM; prints where it listens.
 
     \b
     Example:
-      datasov node run --home ~/.datasov/node1
+      datasov node run --home ~/.datasov/node1 --p2p /ip4/127.0.0.1/tcp/7501
+      datasov node run --home ~/.datasov/node2 --bootstrap /ip4/127.0.0.1/tcp/7501/p2p/12D3KooW...
     """
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -121,7 +142,13 @@ def run(home: Path, listen: str | None, capacity: str | None, verbose: bool) -> 
     host, port = parse_listen(listen) if listen else (config["host"], config["port"])
     size = parse_size(capacity) if capacity else int(config["capacity"])
     try:
-        asyncio.run(_serve(NodeConfig(home=home, host=host, port=port, capacity=size)))
+        if bootstrap and p2p_listen is None:
+            p2p_listen = "/ip4/127.0.0.1/tcp/0"
+        asyncio.run(
+            _serve(
+                NodeConfig(home=home, host=host, port=port, capacity=size, p2p_listen=p2p_listen, bootstrap=bootstrap)
+            )
+        )
     except NodeError as err:
         fail(str(err))
 
@@ -130,6 +157,8 @@ async def _serve(config: NodeConfig) -> None:
     storage = StorageNode(config)
     await storage.start()
     click.echo(f"datasov node {storage.address} listening on {storage.url}", nl=True)
+    if storage.p2p is not None:
+        click.echo(f"libp2p peer {storage.p2p.peer_id} at {' '.join(storage.p2p.full_addrs)}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
