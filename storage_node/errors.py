@@ -11,6 +11,9 @@
     │   ├── CorruptShare           bytes on disk no longer match their root: quarantined
     │   └── SchemaError            the index database is newer than this code
     └── OrderError                 a storage order is malformed, expired, replayed or badly signed
+        ├── NotAuthorized          the signer may not place it (not the deal's owner)
+        ├── UnknownDeal            no such deal on-chain, or it does not match the order
+        └── WrongRoot              the share root is not part of the deal's commitment
 
 Each carries an HTTP status and a stable ``code`` used in JSON error bodies.
 """
@@ -69,3 +72,15 @@ class WrongNode(OrderError):
 
 class Replayed(OrderError):
     status, code = 409, "replayed"
+
+
+class NotAuthorized(OrderError):
+    status, code = 403, "not_authorized"
+
+
+class UnknownDeal(OrderError):
+    status, code = 422, "unknown_deal"
+
+
+class WrongRoot(OrderError):
+    status, code = 422, "wrong_root"

@@ -17,6 +17,7 @@ import binascii
 import json
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -46,6 +47,7 @@ class StorageOrder:
     deal_id: int
     expiry: int  # unix seconds
     nonce: str
+    share_proof: tuple[str, ...] = ()  # hex siblings: share root -> the deal's commitment root
     version: int = VERSION
     domain: str = DOMAIN
 
@@ -62,6 +64,7 @@ class StorageOrder:
         block_size: int,
         deal_id: int = 0,
         valid_for: int = 3600,
+        share_proof: Sequence[bytes] = (),
     ) -> StorageOrder:
         return cls(
             node=node,
@@ -74,6 +77,7 @@ class StorageOrder:
             deal_id=deal_id,
             expiry=int(time.time()) + valid_for,
             nonce=secrets.token_hex(16),
+            share_proof=tuple(h.hex() for h in share_proof),
         )
 
     def canonical(self) -> bytes:
@@ -91,6 +95,7 @@ class StorageOrder:
 
 
 _FIELDS: dict[str, type] = {
+    "share_proof": list,
     "node": str,
     "dataset": str,
     "index": int,
@@ -125,11 +130,15 @@ def parse(header: str | None) -> StorageOrder:
         raise OrderError(f"unsupported order version/domain {obj['version']}/{obj['domain']!r}")
     if len(obj["share_root"]) != 64 or len(obj["nonce"]) > 64:
         raise OrderError("malformed share_root or nonce")
+    proof = obj["share_proof"]
+    if len(proof) > 8 or not all(isinstance(h, str) and len(h) == 64 for h in proof):
+        raise OrderError("share_proof must be at most 8 hashes of 64 hex characters")
     try:
-        bytes.fromhex(obj["share_root"])
+        for h in (obj["share_root"], *proof):
+            bytes.fromhex(h)
     except ValueError as err:
-        raise OrderError("share_root is not hex") from err
-    return StorageOrder(**obj)
+        raise OrderError("share_root or share_proof is not hex") from err
+    return StorageOrder(**{**obj, "share_proof": tuple(proof)})
 
 
 def verify(order: StorageOrder, signature: str | None, *, node: str, now: float | None = None) -> str:

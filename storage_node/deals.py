@@ -1,0 +1,43 @@
+"""Authorising storage orders against on-chain deals (the node's ``Authorizer`` with a chain).
+
+An order is accepted only if its deal exists and is open, the signer owns it, this node is the
+share's assigned provider, the dataset and sizes match the registered dataset, and the declared
+share root is provably part of the deal's commitment root (the order carries the Merkle path).
+"""
+
+from __future__ import annotations
+
+from erasure import merkle
+from market import errors as market_errors
+from market.chain import Chain
+
+from .errors import NotAuthorized, UnknownDeal, WrongNode, WrongRoot
+from .orders import StorageOrder
+
+
+class DealAuthorizer:
+    def __init__(self, chain: Chain, node_address: str) -> None:
+        self.chain = chain
+        self.node_address = node_address
+
+    async def __call__(self, signer: str, order: StorageOrder) -> None:
+        try:
+            deal = await self.chain.get_deal(order.deal_id)
+            share = await self.chain.get_share(order.deal_id, order.index)
+            dataset = await self.chain.get_dataset(deal.dataset_id)
+        except market_errors.NotFound as err:
+            raise UnknownDeal(f"deal {order.deal_id} share {order.index} is not on-chain") from err
+        if deal.settled:
+            raise UnknownDeal(f"deal {order.deal_id} is settled")
+        if signer.lower() != deal.owner.lower():
+            raise NotAuthorized(f"{signer} does not own deal {order.deal_id}")
+        if share.provider.lower() != self.node_address.lower():
+            raise WrongNode(f"share {order.index} of deal {order.deal_id} is assigned to {share.provider}")
+        if order.dataset != dataset.manifest_hash.hex():
+            raise UnknownDeal("the order's dataset is not the deal's dataset")
+        if (order.size, order.leaf_size) != (dataset.share_size, dataset.leaf_size):
+            raise UnknownDeal("share size or leaf size differ from the registered dataset")
+        proof = merkle.MerkleProof(order.index, deal.n, tuple(bytes.fromhex(h) for h in order.share_proof))
+        root = merkle.root_from_proof(merkle.leaf_hash(bytes.fromhex(order.share_root)), proof)
+        if root != deal.commitment_root:
+            raise WrongRoot("the share root is not part of the deal's commitment root")
