@@ -12,6 +12,11 @@ from typing import Any
 
 import click
 
+from market.chain import Chain
+from market.errors import MarketError
+from market.models import Deployment
+from storage_node.api.app import Authorizer, allow_any
+from storage_node.deals import DealAuthorizer
 from storage_node.errors import NodeError
 from storage_node.identity import load_or_create_operator
 from storage_node.node import NodeConfig, StorageNode
@@ -119,6 +124,18 @@ def init(home: Path, listen: str, capacity: str, as_json: bool) -> None:
     metavar="MULTIADDR",
     help="A peer to join through (full multiaddr ending in /p2p/<peer id>); repeatable.",
 )
+@click.option(
+    "--rpc",
+    default=None,
+    metavar="URL",
+    help="EVM JSON-RPC endpoint: accept only orders backed by an on-chain deal (needs --deployment).",
+)
+@click.option(
+    "--deployment",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="Deployment file (contract addresses) for --rpc.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log every request at debug level.")
 def run(
     home: Path,
@@ -126,6 +143,8 @@ def run(
     capacity: str | None,
     p2p_listen: str | None,
     bootstrap: tuple[str, ...],
+    rpc: str | None,
+    deployment: Path | None,
     verbose: bool,
 ) -> None:
     """Run the node until SIGINT or SIGTERM; prints where it listens.
@@ -144,17 +163,23 @@ def run(
     try:
         if bootstrap and p2p_listen is None:
             p2p_listen = "/ip4/127.0.0.1/tcp/0"
-        asyncio.run(
-            _serve(
-                NodeConfig(home=home, host=host, port=port, capacity=size, p2p_listen=p2p_listen, bootstrap=bootstrap)
-            )
+        if rpc is not None and deployment is None:
+            fail("--rpc needs --deployment FILE (the contract addresses)")
+        node_config = NodeConfig(
+            home=home, host=host, port=port, capacity=size, p2p_listen=p2p_listen, bootstrap=bootstrap
         )
-    except NodeError as err:
+        asyncio.run(_serve(node_config, rpc, deployment))
+    except (NodeError, MarketError) as err:
         fail(str(err))
 
 
-async def _serve(config: NodeConfig) -> None:
-    storage = StorageNode(config)
+async def _serve(config: NodeConfig, rpc: str | None = None, deployment: Path | None = None) -> None:
+    chain = None
+    authorize: Authorizer = allow_any
+    if rpc is not None and deployment is not None:
+        chain = await Chain.connect(rpc, Deployment.load(deployment))
+        authorize = DealAuthorizer(chain, load_or_create_operator(config.home).address)
+    storage = StorageNode(config, authorize=authorize)
     await storage.start()
     click.echo(f"datasov node {storage.address} listening on {storage.url}", nl=True)
     if storage.p2p is not None:
@@ -167,6 +192,8 @@ async def _serve(config: NodeConfig) -> None:
         await stop.wait()
     finally:
         await storage.stop()
+        if chain is not None:
+            await chain.close()
         click.echo("datasov node stopped")
 
 
