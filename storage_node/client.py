@@ -18,7 +18,7 @@ from eth_account.signers.local import LocalAccount
 from erasure import merkle
 
 from .errors import NodeError
-from .orders import StorageOrder
+from .orders import DeleteOrder, StorageOrder
 
 T = TypeVar("T")
 
@@ -164,6 +164,15 @@ class NodeClient:
                 return bytes.fromhex(body["leaf"]), merkle.MerkleProof.from_json(body), bytes.fromhex(body["root"])
 
         return await self._retrying(attempt)
+
+    async def delete_share(self, url: str, dataset: str, index: int, node: str, signer: LocalAccount) -> None:
+        """Order the node to delete a share you stored (not retried: each order has a fresh nonce)."""
+        order = DeleteOrder.new(node=node, dataset=dataset, index=index)
+        try:
+            async with self.session.delete(self.share_url(url, dataset, index), headers=order.headers(signer)) as resp:
+                await self._raise_for(resp)
+        except (aiohttp.ClientConnectionError, TimeoutError) as err:
+            raise NodeUnavailable(f"delete on {url} failed: {err}") from err
 
     async def health(self, url: str) -> dict[str, Any]:
         async def attempt() -> dict[str, Any]:

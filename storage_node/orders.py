@@ -28,6 +28,8 @@ from eth_account.signers.local import LocalAccount
 from .errors import BadSignature, OrderError, OrderExpired, WrongNode
 
 DOMAIN = "datasov/storage-order/v1"
+DELETE_DOMAIN = "datasov/delete-order/v1"
+DELETE_HEADER = "X-Datasov-Delete"
 VERSION = 1
 MAX_ORDER_BYTES = 4096
 MAX_VALIDITY = 24 * 3600
@@ -94,6 +96,52 @@ class StorageOrder:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class DeleteOrder:
+    """The uploader asks a node to delete a share (owner-ordered deletion)."""
+
+    node: str
+    dataset: str
+    index: int
+    expiry: int
+    nonce: str
+    version: int = VERSION
+    domain: str = DELETE_DOMAIN
+
+    @classmethod
+    def new(cls, *, node: str, dataset: str, index: int, valid_for: int = 600) -> DeleteOrder:
+        return cls(node, dataset, index, int(time.time()) + valid_for, secrets.token_hex(16))
+
+    def canonical(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
+
+    def headers(self, account: LocalAccount) -> dict[str, str]:
+        signed = account.sign_message(encode_defunct(self.canonical()))
+        return {
+            DELETE_HEADER: base64.urlsafe_b64encode(self.canonical()).decode(),
+            SIGNATURE_HEADER: "0x" + bytes(signed.signature).hex(),
+        }
+
+
+def parse_delete(header: str | None) -> DeleteOrder:
+    if not header or len(header) > MAX_ORDER_BYTES:
+        raise OrderError(f"missing or oversized {DELETE_HEADER} header")
+    try:
+        obj: Any = json.loads(base64.urlsafe_b64decode(header.encode()))
+        order = DeleteOrder(**obj)
+    except (ValueError, TypeError, binascii.Error) as err:
+        raise OrderError(f"malformed delete order: {err}") from err
+    if (
+        (order.version, order.domain) != (VERSION, DELETE_DOMAIN)
+        or not isinstance(order.index, int)
+        or not all(isinstance(v, str) for v in (order.node, order.dataset, order.nonce))
+        or not isinstance(order.expiry, int)
+        or len(order.nonce) > 64
+    ):
+        raise OrderError("malformed delete order")
+    return order
+
+
 _FIELDS: dict[str, type] = {
     "share_proof": list,
     "node": str,
@@ -141,7 +189,7 @@ def parse(header: str | None) -> StorageOrder:
     return StorageOrder(**{**obj, "share_proof": tuple(proof)})
 
 
-def verify(order: StorageOrder, signature: str | None, *, node: str, now: float | None = None) -> str:
+def verify(order: StorageOrder | DeleteOrder, signature: str | None, *, node: str, now: float | None = None) -> str:
     """Check addressing, expiry and signature; returns the signer's address."""
     now = time.time() if now is None else now
     if order.node.lower() != node.lower():

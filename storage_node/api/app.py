@@ -3,6 +3,7 @@
     PUT  /v1/shares/{dataset}/{index}          streaming upload with a signed storage order
     GET  /v1/shares/{dataset}/{index}          the share (Range supported), every block verified
     HEAD /v1/shares/{dataset}/{index}          size and root
+    DELETE /v1/shares/{dataset}/{index}        owner-ordered deletion (signed delete order)
     GET  /v1/shares/{dataset}/{index}/roots    block roots (32 bytes each), for verifying decoders
     GET  /v1/shares/{dataset}/{index}/proof?leaf=N   leaf bytes and Merkle proof (JSON)
     GET  /v1/health                            liveness, capacity
@@ -26,7 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from .. import orders
-from ..errors import NodeError, OrderError, ShareNotFound
+from ..errors import NodeError, NotAuthorized, OrderError, ShareNotFound
 from ..store.shards import ShardStore, check_address
 
 log = logging.getLogger("datasov.node.api")
@@ -133,6 +134,7 @@ async def put_share(request: web.Request) -> web.Response:
             leaf_size=order.leaf_size,
             block_size=order.block_size,
             deal_id=order.deal_id,
+            owner=signer,
         )
         try:
             while True:
@@ -201,6 +203,22 @@ async def get_share(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def delete_share(request: web.Request) -> web.Response:
+    """Owner-ordered deletion: a delete order signed by the account that stored the share."""
+    state = request.app[NODE]
+    dataset, index = _address(request)
+    order = orders.parse_delete(request.headers.get(orders.DELETE_HEADER))
+    signer = orders.verify(order, request.headers.get(orders.SIGNATURE_HEADER), node=state.address)
+    if (order.dataset, order.index) != (dataset, index):
+        raise OrderError("the delete order is for another share than the URL")
+    await state.store.use_nonce(signer, order.nonce, order.expiry)
+    record = await state.store.get(dataset, index)
+    if signer.lower() != record.owner.lower():
+        raise NotAuthorized(f"{signer} did not store this share")
+    await state.store.delete(dataset, index)
+    return web.json_response({"dataset": dataset, "index": index, "deleted": True})
+
+
 async def get_roots(request: web.Request) -> web.Response:
     state = request.app[NODE]
     record = await state.store.get(*_address(request))
@@ -249,6 +267,7 @@ def make_app(state: NodeState) -> web.Application:
     share = "/v1/shares/{dataset}/{index}"
     app.router.add_put(share, put_share)
     app.router.add_get(share, get_share)  # also answers HEAD
+    app.router.add_delete(share, delete_share)
     app.router.add_get(share + "/roots", get_roots)
     app.router.add_get(share + "/proof", get_proof)
     app.router.add_get("/v1/health", health)

@@ -34,7 +34,12 @@ def _v1(db: sqlite_utils.Database) -> None:
     db.table("nonces").create_index(["expires_at"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+def _v2(db: sqlite_utils.Database) -> None:
+    """Remember who uploaded each share: only they may order its deletion."""
+    db.table("shares").add_column("owner", str, not_null_default="")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -50,6 +55,7 @@ class ShareRecord:
     state: str
     stored_at: float
     expires_at: float
+    owner: str = ""  # address that signed the storage order
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ShareRecord:
@@ -64,6 +70,7 @@ class ShareRecord:
             row["state"],
             row["stored_at"],
             row["expires_at"],
+            row.get("owner", ""),
         )
 
 

@@ -18,6 +18,7 @@ Reads verify every block they serve against the stored block roots; a mismatch q
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import re
 import secrets
@@ -143,6 +144,7 @@ class ShardStore:
         block_size: int,
         deal_id: int = 0,
         expires_at: float = 0.0,
+        owner: str = "",
     ) -> Upload:
         """Reserve space and start an upload; raises before any byte is written."""
         check_address(dataset, idx)
@@ -157,7 +159,7 @@ class ShardStore:
         self._reserved += size
         self._active.add(key)
         return Upload(
-            self, ShareRecord(dataset, idx, root, size, leaf_size, block_size, deal_id, "ok", 0.0, expires_at)
+            self, ShareRecord(dataset, idx, root, size, leaf_size, block_size, deal_id, "ok", 0.0, expires_at, owner)
         )
 
     def _release(self, record: ShareRecord) -> None:
@@ -334,9 +336,7 @@ class Upload:
             root = await asyncio.to_thread(self._finish)
             if root != r.root:
                 raise UploadMismatch("the bytes do not hash to the declared share root")
-            record = ShareRecord(
-                r.dataset, r.idx, r.root, r.size, r.leaf_size, r.block_size, r.deal_id, "ok", time.time(), r.expires_at
-            )
+            record = dataclasses.replace(r, state="ok", stored_at=time.time())
             await asyncio.to_thread(self._install, record)
             self._done = True
             return record

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from erasure import merkle
-from storage_node.client import NodeClient, RemoteError
+from storage_node.client import NodeClient, NodeUnavailable, RemoteError
 from storage_node.errors import WrongNode
 from storage_node.node import StorageNode
 from storage_node.orders import StorageOrder
@@ -143,6 +143,39 @@ async def test_only_authorised_signers_may_store(make_node: NodeFactory, client:
     async with client.session.put(NodeClient.share_url(node.url, DS, 0), data=data, headers=headers) as resp:
         assert resp.status == 403
     await client.put_share(node.url, good, owner, data)
+
+
+async def test_owner_ordered_deletion(make_node: NodeFactory, client: NodeClient) -> None:
+    node = await make_node()
+    owner, stranger = publisher(), publisher()
+    data = os.urandom(BLOCK)
+    await client.put_share(node.url, order_for(node, data), owner, data)
+    await expect(403, "not_authorized", client.delete_share(node.url, DS, 0, node.address, stranger))
+    await expect(403, "wrong_node", client.delete_share(node.url, DS, 0, stranger.address, owner))
+    await client.delete_share(node.url, DS, 0, node.address, owner)
+    await expect(404, "share_not_found", client.get_share(node.url, DS, 0))
+    assert (await client.health(node.url))["used"] == 0
+
+
+async def test_a_hanging_node_times_out_the_client() -> None:
+    """A node that accepts the connection and never answers: the client gives up, it does not hang."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # keep the connection open, say nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with NodeClient(timeout=0.3, retries=2, backoff=0.01) as hung:
+            with pytest.raises(NodeUnavailable):
+                await hung.get_share(f"http://127.0.0.1:{port}", DS, 0)
+        assert len(accepted) == 2  # one attempt per retry, each timed out
+    finally:
+        for w in accepted:
+            w.close()
+        server.close()
+        await server.wait_closed()
 
 
 async def test_corrupted_share_is_never_served(make_node: NodeFactory, client: NodeClient) -> None:

@@ -21,7 +21,7 @@ from storage_node.errors import (
     ShareNotFound,
     UploadMismatch,
 )
-from storage_node.store.index import Index
+from storage_node.store.index import MIGRATIONS, SCHEMA_VERSION, Index
 from storage_node.store.shards import ShardStore
 
 LEAF, BLOCK = 1024, 4096
@@ -157,7 +157,7 @@ async def test_garbage_collection_and_delete(store: ShardStore) -> None:
 
 def test_index_schema_and_nonces(tmp_path: Path) -> None:
     index = Index(tmp_path / "i.sqlite")
-    assert index.schema_version == 1
+    assert index.schema_version == SCHEMA_VERSION == 2
     index.use_nonce("0xAbC", "n1", expires_at=10)
     with pytest.raises(Replayed):
         index.use_nonce("0xabc", "n1", expires_at=10)
@@ -166,6 +166,41 @@ def test_index_schema_and_nonces(tmp_path: Path) -> None:
     index.close()
     with pytest.raises(SchemaError):
         Index(tmp_path / "i.sqlite")
+
+
+def test_migration_from_v1_keeps_shares(tmp_path: Path) -> None:
+    import sqlite3
+
+    import sqlite_utils
+
+    db = sqlite_utils.Database(sqlite3.connect(tmp_path / "old.sqlite"))
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    MIGRATIONS[0](db)  # a node from before v2
+    db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    db.table("shares").insert(
+        {
+            "dataset": DS,
+            "idx": 0,
+            "root": "00" * 32,
+            "size": 1,
+            "leaf_size": LEAF,
+            "block_size": BLOCK,
+            "deal_id": 0,
+            "state": "ok",
+            "stored_at": 1.0,
+            "expires_at": 0.0,
+        }
+    )
+    db.conn.commit()
+    db.conn.close()
+    index = Index(tmp_path / "old.sqlite")
+    try:
+        assert index.schema_version == 2
+        record = index.get(DS, 0)
+        assert record is not None
+        assert record.owner == ""
+    finally:
+        index.close()
 
 
 WRITER = textwrap.dedent(
