@@ -179,7 +179,7 @@ async def _serve(config: NodeConfig, rpc: str | None = None, deployment: Path | 
     if rpc is not None and deployment is not None:
         chain = await Chain.connect(rpc, Deployment.load(deployment))
         authorize = DealAuthorizer(chain, load_or_create_operator(config.home).address)
-    storage = StorageNode(config, authorize=authorize)
+    storage = StorageNode(config, authorize=authorize, chain=chain)
     await storage.start()
     click.echo(f"datasov node {storage.address} listening on {storage.url}", nl=True)
     if storage.p2p is not None:

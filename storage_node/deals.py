@@ -3,6 +3,7 @@
 An order is accepted only if its deal exists and is open, the signer owns it, this node is the
 share's assigned provider, the dataset and sizes match the registered dataset, and the declared
 share root is provably part of the deal's commitment root (the order carries the Merkle path).
+:func:`collect_ended_deals` deletes what a node holds for deals that are over.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from market.chain import Chain
 
 from .errors import NotAuthorized, UnknownDeal, WrongNode, WrongRoot
 from .orders import StorageOrder
+from .store.shards import ShardStore
 
 
 class DealAuthorizer:
@@ -41,3 +43,21 @@ class DealAuthorizer:
         root = merkle.root_from_proof(merkle.leaf_hash(bytes.fromhex(order.share_root)), proof)
         if root != deal.commitment_root:
             raise WrongRoot("the share root is not part of the deal's commitment root")
+
+
+async def collect_ended_deals(store: ShardStore, chain: Chain) -> int:
+    """Delete the shares of deals that are over on-chain (settled, or past their last epoch)."""
+    records = [r for r in await store.records() if r.deal_id and r.state == "ok"]
+    epoch = await chain.current_epoch()
+    ended: set[int] = set()
+    for deal_id in {r.deal_id for r in records}:
+        try:
+            deal = await chain.get_deal(deal_id)
+        except market_errors.NotFound:
+            continue  # not ours to judge: keep the data
+        if deal.settled or epoch >= deal.end_epoch:
+            ended.add(deal_id)
+    for r in records:
+        if r.deal_id in ended:
+            await store.delete(r.dataset, r.idx)
+    return sum(r.deal_id in ended for r in records)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 
+from market.chain import Chain
+
 from .api.app import Authorizer, NodeState, allow_any, make_app
+from .deals import collect_ended_deals
 from .identity import load_or_create_operator
 from .p2p.host import P2PHost
 from .p2p.identity import load_or_create_p2p_key
@@ -28,12 +33,13 @@ class NodeConfig:
     idle_timeout: float = 30.0
     p2p_listen: str | None = None  # e.g. "/ip4/127.0.0.1/tcp/0"; None: no libp2p
     bootstrap: tuple[str, ...] = ()
+    gc_interval: float = 300.0  # seconds between garbage collections; 0: never on its own
 
 
 class StorageNode:
     """``await node.start()`` ... ``await node.stop()``; ``node.url`` once started."""
 
-    def __init__(self, config: NodeConfig, *, authorize: Authorizer = allow_any) -> None:
+    def __init__(self, config: NodeConfig, *, authorize: Authorizer = allow_any, chain: Chain | None = None) -> None:
         self.config = config
         self.operator = load_or_create_operator(config.home)
         self.address = self.operator.address
@@ -42,6 +48,8 @@ class StorageNode:
         self._runner: web.AppRunner | None = None
         self.url = ""
         self.p2p: P2PHost | None = None
+        self.chain = chain
+        self._gc_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         cfg = self.config
@@ -72,6 +80,27 @@ class StorageNode:
             for record in await self.store.records():  # shares kept across a restart are provided again
                 if record.state == "ok":
                     await self.p2p.provide_share(record.dataset, record.idx)
+        if cfg.gc_interval > 0:
+            self._gc_task = asyncio.create_task(self._gc_loop(), name="datasov-gc")
+
+    async def collect_garbage(self) -> int:
+        """Delete expired shares, and with a chain the shares of deals that are over."""
+        assert self.store is not None
+        removed = await self.store.collect_garbage()
+        if self.chain is not None:
+            removed += await collect_ended_deals(self.store, self.chain)
+        return removed
+
+    async def _gc_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.gc_interval)
+            try:
+                removed = await self.collect_garbage()
+                if removed:
+                    log.info("garbage collection removed %d share(s)", removed)
+                    await self.announce()
+            except Exception:  # keep serving; try again next round
+                log.exception("garbage collection failed")
 
     async def announce(self) -> None:
         """(Re)publish this node's signed peer record with its current free space."""
@@ -85,6 +114,11 @@ class StorageNode:
             await self.announce()
 
     async def stop(self) -> None:
+        if self._gc_task is not None:
+            self._gc_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._gc_task
+            self._gc_task = None
         if self.p2p is not None:
             await self.p2p.stop()
             self.p2p = None

@@ -10,7 +10,7 @@ import pytest
 from erasure import merkle
 from market.chain import TOKEN, Chain, dev_account
 from storage_node.client import NodeClient, RemoteError
-from storage_node.deals import DealAuthorizer
+from storage_node.deals import DealAuthorizer, collect_ended_deals
 from storage_node.orders import StorageOrder
 from tests.market.conftest import OWNER, STRANGER, encode_sample, register
 
@@ -73,3 +73,12 @@ async def test_orders_are_checked_against_the_deal(make_node: NodeFactory, tmp_p
         for i, node in enumerate(nodes):
             await client.put_share(node.url, order(i, i), OWNER, shares[i])
             assert await client.get_share(node.url, dataset, i) == shares[i]
+
+    # the deal ends: nodes drop what they held for it, and nothing else
+    store = nodes[0].store
+    assert store is not None
+    assert await collect_ended_deals(store, chain) == 0
+    await chain.terminate_deal(OWNER, deal)
+    await chain.advance_to_epoch((await chain.get_deal(deal)).end_epoch)
+    assert await collect_ended_deals(store, chain) == 1
+    assert await store.records() == []
