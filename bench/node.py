@@ -3,9 +3,9 @@
     python -m bench.node [--quick] [--json]
 
 - upload: a share PUT to a real node (order check, streamed hashing, fsync, atomic install) vs a
-  bare aiohttp handler that reads and discards the same bytes; ratio target >= 0.8;
-- download: GET of the whole share (every block verified on the way) vs a bare handler serving the
-  same bytes from memory; ratio target >= 0.8;
+  bare aiohttp handler that writes the same bytes to a file and fsyncs, with no checks; target >= 0.8;
+- download: GET of the whole share (every block verified on the way) vs a bare handler streaming
+  the same bytes from a file; target >= 0.8;
 - 4 KiB range reads with 200 concurrent clients: reads/s and p99 latency (target p99 < 50 ms).
 """
 
@@ -33,19 +33,28 @@ MiB = 1 << 20
 DS = "be" * 32
 
 
-async def bare_server(payload: bytes) -> tuple[web.AppRunner, str]:
+async def bare_server(payload: bytes, directory: Path) -> tuple[web.AppRunner, str]:
+    """aiohttp storing and serving the same bytes as the node, with none of its checks: the upload
+    is written to a file and fsynced (as the node does), the download is read back from a file."""
+    stored = directory / "bare.blob"
+    stored.write_bytes(payload)
+
     async def put(request: web.Request) -> web.Response:
-        async for _ in request.content.iter_chunked(MiB):
-            pass
+        target = directory / "bare-upload.blob"
+        f = await asyncio.to_thread(target.open, "wb")
+        async for chunk in request.content.iter_chunked(MiB):
+            await asyncio.to_thread(f.write, chunk)
+        await asyncio.to_thread(os.fsync, f.fileno())
+        f.close()
         return web.json_response({"ok": True}, status=201)
 
     async def get(request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse()
         resp.content_length = len(payload)
         await resp.prepare(request)
-        view = memoryview(payload)
-        for i in range(0, len(payload), MiB):
-            await resp.write(view[i : i + MiB])
+        with stored.open("rb") as f:
+            while chunk := await asyncio.to_thread(f.read, MiB):
+                await resp.write(chunk)
         return resp
 
     app = web.Application()
@@ -71,7 +80,7 @@ async def run(size: int, range_reads: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="datasov-bench-node-") as tmp:
         node = StorageNode(NodeConfig(home=Path(tmp), capacity=8 * size))
         await node.start()
-        runner, bare_url = await bare_server(data)
+        runner, bare_url = await bare_server(data, Path(tmp))
         owner = Account.create()
         try:
             async with aiohttp.ClientSession() as session, NodeClient() as client:

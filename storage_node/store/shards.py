@@ -37,7 +37,8 @@ from .index import Index, ShareRecord
 T = TypeVar("T")
 DATASET_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_SHARES = 256
-FLUSH = 1 << 20
+FLUSH = 1 << 20  # bytes received before a worker-thread call writes and hashes them
+READ_BATCH = 4 << 20  # bytes read and verified per worker-thread call
 ROOTS_CACHE = 4096  # shares whose verified block roots stay in memory (32 B per block each)
 
 
@@ -184,23 +185,34 @@ class ShardStore:
         return roots
 
     async def read_blocks(self, record: ShareRecord, first: int, last: int) -> AsyncIterator[bytes]:
-        """Verified blocks ``first..last`` (inclusive) of a share."""
+        """Verified blocks ``first..last`` (inclusive) of a share, read and hashed a few MiB per
+        worker-thread call."""
         roots = await self.block_roots(record)
         path = self.share_path(record.dataset, record.idx)
-        for b in range(first, last + 1):
-            offset = b * record.block_size
-            length = min(record.block_size, record.size - offset)
-            block, ok = await asyncio.to_thread(self._read_verified, path, offset, length, record.leaf_size, roots[b])
-            if not ok:
-                await self.quarantine(record, f"block {b} does not match its root")
-            yield block
+        per_call = max(1, READ_BATCH // record.block_size)
+        for b in range(first, last + 1, per_call):
+            upto = min(last, b + per_call - 1)
+            blocks, bad = await asyncio.to_thread(self._read_verified, path, record, b, upto, roots)
+            for block in blocks:
+                yield block
+            if bad is not None:
+                await self.quarantine(record, f"block {bad} does not match its root")
 
     @staticmethod
-    def _read_verified(path: Path, offset: int, length: int, leaf_size: int, root: bytes) -> tuple[bytes, bool]:
+    def _read_verified(
+        path: Path, record: ShareRecord, first: int, last: int, roots: list[bytes]
+    ) -> tuple[list[bytes], int | None]:
+        """Blocks first..last up to the first bad one, and the index of that bad block (or None)."""
+        out: list[bytes] = []
         with path.open("rb") as f:
-            f.seek(offset)
-            block = f.read(length)
-        return block, len(block) == length and merkle.root(block, leaf_size) == root
+            f.seek(first * record.block_size)
+            for b in range(first, last + 1):
+                length = min(record.block_size, record.size - b * record.block_size)
+                block = f.read(length)
+                if len(block) != length or merkle.root(block, record.leaf_size) != roots[b]:
+                    return out, b
+                out.append(block)
+        return out, None
 
     async def read_range(self, record: ShareRecord, start: int, end: int) -> AsyncIterator[bytes]:
         """Verified bytes ``[start, end)`` of a share, block by block."""
