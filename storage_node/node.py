@@ -54,7 +54,7 @@ class StorageNode:
     async def start(self) -> None:
         cfg = self.config
         self.store = ShardStore(cfg.home, capacity=cfg.capacity)
-        report = self.store.recover()
+        report = await asyncio.to_thread(self.store.recover)
         if any(report.values()):
             log.warning("recovered %s", report)
         state = NodeState(

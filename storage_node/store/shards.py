@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from erasure import merkle
 
@@ -72,6 +72,7 @@ class ShardStore:
         self._reserved = 0
         self._active: set[tuple[str, int]] = set()
         self._roots_cache: dict[tuple[str, int], list[bytes]] = {}
+        self._begin_lock = asyncio.Lock()
         self.corruptions = 0
 
     # ------------------------------------------------------------------ paths ----
@@ -153,15 +154,22 @@ class ShardStore:
         if size < 1:
             raise UploadMismatch("empty share")
         key = (dataset, idx)
-        if key in self._active or await self._db(self.index.get, dataset, idx) is not None:
-            raise ShareExists(f"share {dataset}/{idx} already stored or being uploaded")
-        if await self.free() < size:
-            raise QuotaExceeded(f"{size} bytes do not fit: {await self.free()} free of {self.capacity}")
-        self._reserved += size
-        self._active.add(key)
-        return Upload(
-            self, ShareRecord(dataset, idx, root, size, leaf_size, block_size, deal_id, "ok", 0.0, expires_at, owner)
-        )
+        async with self._begin_lock:  # check and reserve as one step: concurrent uploads cannot both pass
+            if key in self._active or await self._db(self.index.get, dataset, idx) is not None:
+                raise ShareExists(f"share {dataset}/{idx} already stored or being uploaded")
+            free = await self.free()
+            if free < size:
+                raise QuotaExceeded(f"{size} bytes do not fit: {free} free of {self.capacity}")
+            self._reserved += size
+            self._active.add(key)
+        record = ShareRecord(dataset, idx, root, size, leaf_size, block_size, deal_id, "ok", 0.0, expires_at, owner)
+        part = self.tmp_dir / f"{secrets.token_hex(8)}.part"
+        try:
+            file = await asyncio.to_thread(part.open, "wb")
+        except BaseException:
+            self._release(record)
+            raise
+        return Upload(self, record, part, file)
 
     def _release(self, record: ShareRecord) -> None:
         self._reserved -= record.size
@@ -288,12 +296,12 @@ class ShardStore:
 class Upload:
     """One share being received: ``await write(chunk)`` ... ``await commit()`` (or ``abort()``)."""
 
-    def __init__(self, store: ShardStore, record: ShareRecord) -> None:
+    def __init__(self, store: ShardStore, record: ShareRecord, part: Path, file: BinaryIO) -> None:
         self.store = store
         self.record = record
         self.received = 0
-        self._part = store.tmp_dir / f"{secrets.token_hex(8)}.part"
-        self._file = self._part.open("wb")
+        self._part = part
+        self._file = file
         self._buffer = bytearray()
         self._block = bytearray()
         self._roots: list[bytes] = []

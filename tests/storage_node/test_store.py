@@ -117,6 +117,23 @@ async def test_duplicates_and_quota(store: ShardStore) -> None:
     await second.abort()
 
 
+async def test_concurrent_uploads_cannot_both_claim_a_place_or_space(store: ShardStore) -> None:
+    kw = {"root": bytes(32), "leaf_size": LEAF, "block_size": BLOCK}
+    same = await asyncio.gather(
+        store.begin(DS, 5, size=10, **kw), store.begin(DS, 5, size=10, **kw), return_exceptions=True
+    )
+    assert sorted(type(r).__name__ for r in same) == ["ShareExists", "Upload"]
+    big = store.capacity // 2 + 1
+    space = await asyncio.gather(
+        store.begin(DS, 6, size=big, **kw), store.begin(DS, 7, size=big, **kw), return_exceptions=True
+    )
+    assert sorted(type(r).__name__ for r in space) == ["QuotaExceeded", "Upload"]
+    for r in (*same, *space):
+        if not isinstance(r, BaseException):
+            await r.abort()
+    assert await store.free() == store.capacity
+
+
 @pytest.mark.parametrize(("dataset", "idx"), [("../etc", 0), ("AB" * 32, 0), ("ab" * 31, 0), (DS, 256), (DS, -1)])
 async def test_bad_addresses_never_touch_disk(store: ShardStore, dataset: str, idx: int) -> None:
     with pytest.raises(ShareNotFound):
