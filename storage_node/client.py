@@ -174,6 +174,24 @@ class NodeClient:
         except (aiohttp.ClientConnectionError, TimeoutError) as err:
             raise NodeUnavailable(f"delete on {url} failed: {err}") from err
 
+    async def put_manifest(self, url: str, dataset: str, raw: bytes) -> None:
+        """Leave a dataset's manifest with a node that holds one of its shares."""
+        try:
+            async with self.session.put(f"{url}/v1/manifests/{dataset}", data=raw) as resp:
+                await self._raise_for(resp)
+        except (aiohttp.ClientConnectionError, TimeoutError) as err:
+            raise NodeUnavailable(f"manifest upload to {url} failed: {err}") from err
+
+    async def get_manifest(self, url: str, dataset: str) -> bytes:
+        """The manifest bytes as the node has them: check their hash before trusting them."""
+
+        async def attempt() -> bytes:
+            async with self.session.get(f"{url}/v1/manifests/{dataset}") as resp:
+                await self._raise_for(resp)
+                return await resp.content.read(1 << 17)
+
+        return await self._retrying(attempt)
+
     async def health(self, url: str) -> dict[str, Any]:
         async def attempt() -> dict[str, Any]:
             async with self.session.get(f"{url}/v1/health") as resp:

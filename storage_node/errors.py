@@ -9,6 +9,7 @@
     │   ├── QuotaExceeded          not enough capacity left
     │   ├── UploadMismatch         bytes received do not match the declared size or root
     │   ├── CorruptShare           bytes on disk no longer match their root: quarantined
+    │   ├── BadManifest            a manifest that is malformed or not the dataset's
     │   └── SchemaError            the index database is newer than this code
     └── OrderError                 a storage order is malformed, expired, replayed or badly signed
         ├── NotAuthorized          the signer may not place it (not the deal's owner)
@@ -48,6 +49,10 @@ class UploadMismatch(StoreError):
 
 class CorruptShare(StoreError):
     status, code = 503, "share_corrupted"
+
+
+class BadManifest(StoreError):
+    status, code = 422, "bad_manifest"
 
 
 class SchemaError(StoreError):

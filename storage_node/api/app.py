@@ -6,6 +6,8 @@
     DELETE /v1/shares/{dataset}/{index}        owner-ordered deletion (signed delete order)
     GET  /v1/shares/{dataset}/{index}/roots    block roots (32 bytes each), for verifying decoders
     GET  /v1/shares/{dataset}/{index}/proof?leaf=N   leaf bytes and Merkle proof (JSON)
+    PUT  /v1/manifests/{dataset}               a dataset's manifest (must hash to the id; shares held here)
+    GET  /v1/manifests/{dataset}               the manifest, for buyers (verify its hash against the chain)
     GET  /v1/health                            liveness, capacity
     GET  /metrics                              Prometheus
 
@@ -25,6 +27,8 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from erasure import manifest
 
 from .. import orders
 from ..errors import NodeError, NotAuthorized, OrderError, ShareNotFound
@@ -135,6 +139,7 @@ async def put_share(request: web.Request) -> web.Response:
             block_size=order.block_size,
             deal_id=order.deal_id,
             owner=signer,
+            share_proof=tuple(bytes.fromhex(h) for h in order.share_proof),
         )
         try:
             while True:
@@ -219,6 +224,22 @@ async def delete_share(request: web.Request) -> web.Response:
     return web.json_response({"dataset": dataset, "index": index, "deleted": True})
 
 
+async def put_manifest(request: web.Request) -> web.Response:
+    state = request.app[NODE]
+    dataset = request.match_info["dataset"]
+    if (request.content_length or 0) > manifest.MAX_MANIFEST_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=manifest.MAX_MANIFEST_BYTES, actual_size=request.content_length)
+    raw = await request.read()
+    await state.store.put_manifest(dataset, raw)
+    return web.json_response({"dataset": dataset, "stored": True}, status=201)
+
+
+async def get_manifest(request: web.Request) -> web.Response:
+    state = request.app[NODE]
+    raw = await state.store.get_manifest(request.match_info["dataset"])
+    return web.Response(body=raw, content_type="application/json")
+
+
 async def get_roots(request: web.Request) -> web.Response:
     state = request.app[NODE]
     record = await state.store.get(*_address(request))
@@ -270,6 +291,8 @@ def make_app(state: NodeState) -> web.Application:
     app.router.add_delete(share, delete_share)
     app.router.add_get(share + "/roots", get_roots)
     app.router.add_get(share + "/proof", get_proof)
+    app.router.add_put("/v1/manifests/{dataset}", put_manifest)
+    app.router.add_get("/v1/manifests/{dataset}", get_manifest)
     app.router.add_get("/v1/health", health)
     app.router.add_get("/metrics", metrics)
     return app

@@ -39,7 +39,12 @@ def _v2(db: sqlite_utils.Database) -> None:
     db.table("shares").add_column("owner", str, not_null_default="")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+def _v3(db: sqlite_utils.Database) -> None:
+    """Keep each share's Merkle path to its deal's commitment root (the prover submits it)."""
+    db.table("shares").add_column("share_proof", str, not_null_default="")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -56,6 +61,7 @@ class ShareRecord:
     stored_at: float
     expires_at: float
     owner: str = ""  # address that signed the storage order
+    share_proof: tuple[bytes, ...] = ()  # siblings: share root -> the deal's commitment root
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ShareRecord:
@@ -71,7 +77,13 @@ class ShareRecord:
             row["stored_at"],
             row["expires_at"],
             row.get("owner", ""),
+            _split(row.get("share_proof", "")),
         )
+
+
+def _split(hexes: str) -> tuple[bytes, ...]:
+    raw = bytes.fromhex(hexes)
+    return tuple(raw[i : i + 32] for i in range(0, len(raw), 32))
 
 
 class Index:
@@ -104,6 +116,7 @@ class Index:
     def add(self, record: ShareRecord) -> None:
         row = asdict(record)
         row["root"] = record.root.hex()
+        row["share_proof"] = b"".join(record.share_proof).hex()
         self.db.table("shares").insert(row)
 
     def get(self, dataset: str, idx: int) -> ShareRecord | None:

@@ -4,6 +4,7 @@ Layout under the node's home::
 
     shares/<dataset>/<index>.share   the share bytes exactly as committed
     shares/<dataset>/<index>.roots   its block roots (32 bytes per block), checked against the root
+    shares/<dataset>/manifest.json   the dataset's manifest (its tagged hash is the dataset id)
     tmp/<random>.part                uploads in progress (removed on restart)
     quarantine/                      shares found corrupted on disk, kept for inspection
     index.sqlite                     metadata (see index.py)
@@ -29,9 +30,10 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
-from erasure import merkle
+from erasure import manifest, merkle
+from erasure.errors import ErasureError
 
-from ..errors import CorruptShare, QuotaExceeded, ShareExists, ShareNotFound, UploadMismatch
+from ..errors import BadManifest, CorruptShare, QuotaExceeded, ShareExists, ShareNotFound, UploadMismatch
 from .index import Index, ShareRecord
 
 T = TypeVar("T")
@@ -147,6 +149,7 @@ class ShardStore:
         deal_id: int = 0,
         expires_at: float = 0.0,
         owner: str = "",
+        share_proof: tuple[bytes, ...] = (),
     ) -> Upload:
         """Reserve space and start an upload; raises before any byte is written."""
         check_address(dataset, idx)
@@ -162,7 +165,9 @@ class ShardStore:
                 raise QuotaExceeded(f"{size} bytes do not fit: {free} free of {self.capacity}")
             self._reserved += size
             self._active.add(key)
-        record = ShareRecord(dataset, idx, root, size, leaf_size, block_size, deal_id, "ok", 0.0, expires_at, owner)
+        record = ShareRecord(
+            dataset, idx, root, size, leaf_size, block_size, deal_id, "ok", 0.0, expires_at, owner, share_proof
+        )
         part = self.tmp_dir / f"{secrets.token_hex(8)}.part"
         try:
             file = await asyncio.to_thread(part.open, "wb")
@@ -267,6 +272,50 @@ class ShardStore:
         await asyncio.to_thread(move)
         raise CorruptShare(f"share {record.dataset}/{record.idx} is corrupted on disk ({reason}); quarantined")
 
+    # --------------------------------------------------------------- manifests ----
+
+    def manifest_path(self, dataset: str) -> Path:
+        return self.shares_dir / dataset / "manifest.json"
+
+    async def put_manifest(self, dataset: str, raw: bytes) -> None:
+        """Keep a dataset's manifest next to its shares (content-addressed: its hash is the id).
+
+        Accepted only for a dataset this node holds a share of, so nobody can fill the disk with
+        manifests; a manifest already stored is left as it is."""
+        check_address(dataset, 0)
+        try:
+            man = manifest.parse(raw)
+        except ErasureError as err:
+            raise BadManifest(f"malformed manifest: {err}") from err
+        if man.hash().hex() != dataset:
+            raise BadManifest("the manifest does not hash to the dataset id")
+        held = [r for r in await self.records() if r.dataset == dataset and r.state == "ok"]
+        if not held:
+            raise ShareNotFound(f"no share of {dataset} is stored here")
+        if any(man.share_roots[r.idx] != r.root for r in held if r.idx < man.n):
+            raise BadManifest("the manifest's share roots differ from the shares stored here")
+        path = self.manifest_path(dataset)
+        if path.exists():
+            return
+
+        def write() -> None:
+            part = self.tmp_dir / f"{secrets.token_hex(8)}.manifest.part"
+            with part.open("wb") as f:
+                f.write(man.canonical_bytes())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(part, path)
+            _fsync_dir(path.parent)
+
+        await asyncio.to_thread(write)
+
+    async def get_manifest(self, dataset: str) -> bytes:
+        check_address(dataset, 0)
+        try:
+            return await asyncio.to_thread(self.manifest_path(dataset).read_bytes)
+        except FileNotFoundError as err:
+            raise ShareNotFound(f"no manifest for {dataset}") from err
+
     # ------------------------------------------------------------------ removal ----
 
     async def delete(self, dataset: str, idx: int) -> None:
@@ -278,6 +327,8 @@ class ShardStore:
                 self.index.remove(record.dataset, record.idx)
             self.share_path(dataset, idx).unlink(missing_ok=True)
             self.roots_path(dataset, idx).unlink(missing_ok=True)
+            if not any(p.suffix == ".share" for p in self.share_path(dataset, idx).parent.iterdir()):
+                self.manifest_path(dataset).unlink(missing_ok=True)  # its last share is gone
 
         await asyncio.to_thread(remove)
 

@@ -174,7 +174,7 @@ async def test_garbage_collection_and_delete(store: ShardStore) -> None:
 
 def test_index_schema_and_nonces(tmp_path: Path) -> None:
     index = Index(tmp_path / "i.sqlite")
-    assert index.schema_version == SCHEMA_VERSION == 2
+    assert index.schema_version == SCHEMA_VERSION == 3
     index.use_nonce("0xAbC", "n1", expires_at=10)
     with pytest.raises(Replayed):
         index.use_nonce("0xabc", "n1", expires_at=10)
@@ -212,10 +212,11 @@ def test_migration_from_v1_keeps_shares(tmp_path: Path) -> None:
     db.conn.close()
     index = Index(tmp_path / "old.sqlite")
     try:
-        assert index.schema_version == 2
+        assert index.schema_version == 3
         record = index.get(DS, 0)
         assert record is not None
         assert record.owner == ""
+        assert record.share_proof == ()
     finally:
         index.close()
 
