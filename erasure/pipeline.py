@@ -278,6 +278,8 @@ class Decoder:
     """Verify and decode a dataset from its shares; iterate for plaintext chunks.
 
     ``report`` tells which shares were excluded (bad roots, corrupt or missing blocks).
+    Blocks are read from ``sources`` in the mapping's order (put the fastest first): the first k
+    that verify are used for each segment.
     """
 
     def __init__(
@@ -324,7 +326,7 @@ class Decoder:
         size = self._codec.block_size(seg_len)
         offset = man.block_offset(s)
         good: dict[int, bytes] = {}
-        for index in sorted(self._sources):
+        for index in self._sources:  # in the caller's order of preference (fastest first)
             if len(good) == man.k:
                 break
             if index in self.report.excluded:

@@ -220,6 +220,12 @@ class Chain:
 
     # ------------------------------------------------------------------------- token ----
 
+    async def send_eth(self, sender: LocalAccount, to: str, amount: int) -> None:
+        await self.tx.transfer(sender, to, amount)
+
+    async def eth_balance(self, address: str) -> int:
+        return int(await self.w3.eth.get_balance(to_checksum_address(address)))
+
     async def mint(self, sender: LocalAccount, to: str, amount: int) -> None:
         await self.send(self.token.functions.mint(to, amount), sender)
 
@@ -327,6 +333,30 @@ class Chain:
         )
         return bytes(logs[-1]["args"]["sealedKey"]) if logs else None
 
+    async def purchases(self, from_block: int, to_block: int) -> list[dict[str, Any]]:
+        """``LicensePurchased`` events in ``[from_block, to_block]`` (decoded args + block number)."""
+        logs = await self.licenses.events.LicensePurchased().get_logs(from_block=from_block, to_block=to_block)
+        return [{**dict(log["args"]), "blockNumber": int(log["blockNumber"])} for log in logs]
+
+    async def license_events(self, license_id: int) -> dict[str, dict[str, Any]]:
+        """The purchase and key-delivery events of a license: tx hash, block, block time."""
+        out: dict[str, dict[str, Any]] = {}
+        for name in ("LicensePurchased", "KeyDelivered", "Refunded"):
+            event = getattr(self.licenses.events, name)()
+            logs = await event.get_logs(
+                from_block=self.deployment.deployed_block, argument_filters={"licenseId": license_id}
+            )
+            if logs:
+                log = logs[-1]
+                block = await self.w3.eth.get_block(log["blockNumber"])
+                out[name] = {
+                    "tx": "0x" + bytes(log["transactionHash"]).hex(),
+                    "block": int(log["blockNumber"]),
+                    "block_hash": "0x" + bytes(block["hash"]).hex(),
+                    "time": int(block["timestamp"]),
+                }
+        return out
+
     # ------------------------------------------------------------------------ storage ----
 
     async def register_operator(self, operator: LocalAccount, stake: int) -> None:
@@ -385,6 +415,18 @@ class Chain:
 
     async def market_balance(self, address: str) -> int:
         return int(await self.call(self.market.functions.balances(address)))
+
+    async def deals_of(self, *, dataset_id: int | None = None, owner: str | None = None) -> list[int]:
+        """Ids of the deals opened for a dataset and/or by an owner, oldest first."""
+        filters: dict[str, Any] = {}
+        if dataset_id is not None:
+            filters["datasetId"] = dataset_id
+        if owner is not None:
+            filters["owner"] = owner
+        logs = await self.market.events.DealOpened().get_logs(
+            from_block=self.deployment.deployed_block, argument_filters=filters
+        )
+        return [int(log["args"]["dealId"]) for log in logs]
 
     async def get_deal(self, deal_id: int) -> Deal:
         return Deal.from_abi(deal_id, await self.call(self.market.functions.getDeal(deal_id)))

@@ -142,6 +142,31 @@ class Transactor:
             raise await self._failure_reason(fn, address, receipt, name)
         return receipt
 
+    async def transfer(self, sender: LocalAccount, to: str, value: int) -> TxReceipt:
+        """Send ``value`` wei of the chain's native currency."""
+        address = sender.address
+        lock = self._locks.setdefault(address, asyncio.Lock())
+        async with lock:
+            latest = await self.w3.eth.get_block("latest")
+            base = int(latest.get("baseFeePerGas", 10**9))
+            nonce = max(self._nonces.get(address, 0), await self.w3.eth.get_transaction_count(address, "pending"))
+            tx = {
+                "to": to,
+                "value": value,
+                "gas": 21_000,
+                "nonce": nonce,
+                "chainId": await self.w3.eth.chain_id,
+                "maxFeePerGas": 2 * base + 10**9,
+                "maxPriorityFeePerGas": 10**9,
+            }
+            tx_hash = await self.w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction)
+            self._nonces[address] = nonce + 1
+        try:
+            receipt = await self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout)
+        except TimeExhausted as err:
+            raise errors.TransactionTimeout(f"transfer: no receipt after {self.receipt_timeout}s", tx_hash=tx_hash.hex()) from err
+        return receipt
+
     async def _failure_reason(self, fn: Any, sender: str, receipt: TxReceipt, name: str) -> errors.ContractRevert:
         """Replay a mined-but-reverted call at its block to learn why."""
         try:

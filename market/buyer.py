@@ -1,0 +1,258 @@
+"""Buy a license, receive the key, fetch + verify + decode + decrypt the dataset.
+
+    buy:   X25519 key pair saved in the keystore -> purchase(dataset, purpose, public key) on-chain
+    key:   wait for KeyDelivered -> open the sealed key with the saved private key
+    fetch: manifest from any holder, checked against the on-chain manifest hash
+           -> data key checked against the on-chain key commitment
+           -> block roots of each share checked against the committed share roots
+           -> any k verified blocks per segment, fastest nodes first -> decode -> decrypt -> write
+
+Nothing unverified reaches the output: a node serving wrong bytes only costs a retry elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from erasure import envelope, localfs, manifest
+from erasure.errors import ErasureError
+from erasure.manifest import Manifest
+from erasure.pipeline import Decoder
+from storage_node.client import NodeClient
+from storage_node.errors import NodeError
+
+from . import errors
+from .chain import Chain
+from .directory import Directory, DirectoryError
+from .keystore import Keystore
+from .models import License, LicenseStatus
+from .terms import Purpose
+
+
+class BuyError(errors.MarketError):
+    """A purchase or fetch could not be completed."""
+
+
+class KeyNotDelivered(BuyError):
+    """No key arrived (yet); ``refundable`` says whether the deadline passed."""
+
+    def __init__(self, message: str, *, refundable: bool) -> None:
+        super().__init__(message)
+        self.refundable = refundable
+
+
+class KeyMismatch(BuyError):
+    """The delivered key does not match the dataset's on-chain key commitment."""
+
+
+class LicenseNotUsable(BuyError):
+    """The license is refunded, expired or its consent was revoked."""
+
+
+class ManifestUnavailable(BuyError):
+    """No holder served a manifest matching the on-chain manifest hash."""
+
+
+async def buy(
+    chain: Chain, keystore: Keystore, dataset_id: int, purpose: Purpose, *, max_price: int | None = None
+) -> int:
+    """Purchase a license for ``purpose``; returns the license id (the key comes later)."""
+    buyer_key = keystore.new_buyer_key(dataset_id)
+    license_id = await chain.purchase(keystore.account, dataset_id, purpose, buyer_key, max_price=max_price)
+    keystore.note_license(license_id, buyer_key)
+    return license_id
+
+
+async def wait_for_key(
+    chain: Chain, keystore: Keystore, license_id: int, *, timeout: float = 60.0, poll: float = 0.25
+) -> bytes:
+    """The data key of a license, once the owner's agent delivered it (opened, not yet checked
+    against the commitment: :func:`fetch` does that with the manifest's salt)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lic = await chain.get_license(license_id)
+        if lic.status == LicenseStatus.DELIVERED:
+            sealed = await chain.sealed_key(license_id)
+            if sealed is None:
+                raise BuyError(f"license {license_id} is delivered but no KeyDelivered event was found")
+            return envelope.open_sealed_key(sealed, keystore.buyer_secret(lic.buyer_key))
+        if lic.status == LicenseStatus.REFUNDED:
+            raise LicenseNotUsable(f"license {license_id} was refunded")
+        now = await chain.timestamp()
+        if now > lic.delivery_deadline:
+            raise KeyNotDelivered(
+                f"the key for license {license_id} was not delivered before the deadline",
+                refundable=True,
+            )
+        if time.monotonic() >= deadline:
+            raise KeyNotDelivered(
+                f"no key for license {license_id} yet (the owner's key agent may be offline); "
+                f"delivery deadline in {lic.delivery_deadline - now} s",
+                refundable=False,
+            )
+        await asyncio.sleep(poll)
+
+
+class RemoteShareSource:
+    """A share on a node, read from the decoder's worker threads through the event loop."""
+
+    def __init__(
+        self, client: NodeClient, url: str, dataset: str, index: int, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.client = client
+        self.url = url
+        self.dataset = dataset
+        self.index = index
+        self._loop = loop
+
+    def _run(self, coro: Any) -> Any:
+        fut: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return fut.result()
+        except NodeError as err:  # the decoder treats OSError as "this share is unavailable"
+            raise OSError(f"{self.url}: {err}") from err
+
+    def block_roots(self) -> Sequence[bytes]:
+        roots: list[bytes] = self._run(self.client.roots(self.url, self.dataset, self.index))
+        return roots
+
+    def read_block(self, segment: int, offset: int, size: int) -> bytes:
+        data: bytes = self._run(self.client.get_share(self.url, self.dataset, self.index, start=offset, end=offset + size))
+        return data
+
+
+@dataclass
+class FetchReport:
+    license_id: int
+    dataset_id: int
+    manifest_hash: str
+    bytes_written: int
+    seconds: float
+    holders: dict[int, str]
+    unreachable: dict[int, str] = field(default_factory=dict)
+    excluded: dict[int, str] = field(default_factory=dict)
+    shares_used: list[int] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "license_id": self.license_id,
+            "dataset_id": self.dataset_id,
+            "manifest_hash": self.manifest_hash,
+            "bytes": self.bytes_written,
+            "seconds": round(self.seconds, 3),
+            "holders": self.holders,
+            "unreachable": self.unreachable,
+            "excluded": self.excluded,
+            "shares_used": self.shares_used,
+        }
+
+
+async def holders(chain: Chain, directory: Directory, dataset_id: int) -> dict[int, str]:
+    """share index -> node URL, from the dataset's latest deal on-chain."""
+    deals = await chain.deals_of(dataset_id=dataset_id)
+    if not deals:
+        raise BuyError(f"dataset {dataset_id} has no storage deal")
+    deal = await chain.get_deal(deals[-1])
+    out: dict[int, str] = {}
+    for i in range(deal.n):
+        share = await chain.get_share(deal.deal_id, i)
+        if share.faulty:
+            continue
+        try:
+            out[i] = await directory.url_of(share.provider)
+        except DirectoryError:
+            continue
+    return out
+
+
+async def fetch_manifest(client: NodeClient, urls: dict[int, str], dataset_hash: bytes) -> Manifest:
+    for url in urls.values():
+        try:
+            raw = await client.get_manifest(url, dataset_hash.hex())
+            man = manifest.parse(raw)
+        except (NodeError, ErasureError):
+            continue
+        if man.hash() == dataset_hash:
+            return man
+    raise ManifestUnavailable(f"no holder served the manifest {dataset_hash.hex()}")
+
+
+async def usable_license(chain: Chain, license_id: int) -> License:
+    lic = await chain.get_license(license_id)
+    if lic.status != LicenseStatus.DELIVERED:
+        raise LicenseNotUsable(f"license {license_id} is {lic.status.name.lower()}, not delivered")
+    if not await chain.is_license_valid(license_id):
+        raise LicenseNotUsable(f"license {license_id} is no longer valid (expired, or consent revoked)")
+    return lic
+
+
+async def fetch(
+    chain: Chain,
+    keystore: Keystore,
+    directory: Directory,
+    client: NodeClient,
+    license_id: int,
+    out: Path,
+    *,
+    threads: int = 8,
+    progress: Callable[[int], None] | None = None,
+) -> FetchReport:
+    """Fetch, verify, decode and decrypt a licensed dataset into ``out`` (a file or a directory)."""
+    start = time.perf_counter()
+    lic = await usable_license(chain, license_id)
+    dataset = await chain.get_dataset(lic.dataset_id)
+    sealed = await chain.sealed_key(license_id)
+    if sealed is None:
+        raise BuyError(f"no KeyDelivered event for license {license_id}")
+    data_key = envelope.open_sealed_key(sealed, keystore.buyer_secret(lic.buyer_key))
+    urls = await holders(chain, directory, lic.dataset_id)
+    man = await fetch_manifest(client, urls, dataset.manifest_hash)
+    if man.key_commitment != dataset.key_commitment or not envelope.check_key_commitment(
+        data_key, man.salt, dataset.key_commitment
+    ):
+        raise KeyMismatch(f"the key delivered for license {license_id} does not match the dataset's commitment")
+
+    async def rtt(index: int, url: str) -> tuple[float, int, str] | tuple[None, int, str]:
+        t = time.perf_counter()
+        try:
+            await asyncio.wait_for(client.health(url), 5.0)
+        except (NodeError, TimeoutError) as err:
+            return None, index, str(err)
+        return time.perf_counter() - t, index, url
+
+    probes = await asyncio.gather(*(rtt(i, u) for i, u in urls.items()))
+    report = FetchReport(license_id, lic.dataset_id, dataset.manifest_hash.hex(), 0, 0.0, holders=urls)
+    live = sorted((p for p in probes if p[0] is not None), key=lambda p: p[0] or 0.0)
+    report.unreachable = {i: msg for t, i, msg in probes if t is None}
+    loop = asyncio.get_running_loop()
+    sources = {i: RemoteShareSource(client, url, man.hash().hex(), i, loop) for _, i, url in live}
+
+    def run() -> int:
+        decoder = Decoder(man, data_key, sources, threads=threads, progress=progress)
+        written = 0
+
+        def counted() -> Any:
+            nonlocal written
+            for chunk in decoder:
+                written += len(chunk)
+                yield chunk
+
+        try:
+            localfs.write_dataset(man.content, counted(), out)
+        finally:
+            report.excluded = dict(decoder.report.excluded)
+            report.shares_used = sorted(decoder.report.blocks_used)
+        return written
+
+    try:
+        report.bytes_written = await asyncio.to_thread(run)
+    except ErasureError as err:
+        raise BuyError(f"could not rebuild dataset {lic.dataset_id}: {err}") from err
+    report.seconds = time.perf_counter() - start
+    return report

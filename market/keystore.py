@@ -1,0 +1,207 @@
+"""The local keystore: the user's account key, data keys of published datasets, license secrets.
+
+One file, ``HOME/keystore.json`` (mode 0600), encrypted at rest: a key derived from the passphrase
+with Argon2id (libsodium ``crypto_pwhash``) seals the entries with XSalsa20-Poly1305 (``SecretBox``).
+Nothing in it is ever written or logged in the clear. Writes are atomic (temp file, fsync, rename)
+under an exclusive ``flock``, so the key agent and the CLI can share one home.
+
+Where the passphrase comes from is the caller's business (``datasov`` reads ``DATASOV_PASSPHRASE``,
+``--passphrase-file``, a prompt, or a machine secret made by ``datasov init --no-passphrase``).
+
+Format (version 1)::
+
+    {"format": "datasov-keystore", "version": 1, "kdf": "argon2id13", "opslimit": N, "memlimit": N,
+     "salt": hex, "box": hex(SecretBox(canonical JSON of the entries))}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nacl.exceptions
+import nacl.public
+import nacl.pwhash
+import nacl.secret
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from .errors import MarketError
+
+FORMAT = "datasov-keystore"
+VERSION = 1
+FILE = "keystore.json"
+OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
+MEMLIMIT = nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
+
+
+class KeystoreError(MarketError):
+    """The keystore is missing, unreadable, too open, or the passphrase is wrong."""
+
+
+class WrongPassphrase(KeystoreError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetKey:
+    dataset_id: int
+    manifest_hash: bytes
+    data_key: bytes
+
+
+def _derive(passphrase: bytes, salt: bytes, opslimit: int, memlimit: int) -> bytes:
+    return bytes(
+        nacl.pwhash.argon2id.kdf(nacl.secret.SecretBox.KEY_SIZE, passphrase, salt, opslimit=opslimit, memlimit=memlimit)
+    )
+
+
+class Keystore:
+    """``Keystore.create(home, passphrase)`` once, then ``Keystore.open(home, passphrase)``."""
+
+    def __init__(self, path: Path, box_key: bytes, header: dict[str, Any]) -> None:
+        self.path = path
+        self._box = nacl.secret.SecretBox(box_key)
+        self._header = header
+
+    # ------------------------------------------------------------------ lifecycle ----
+
+    @classmethod
+    def create(cls, home: Path, passphrase: bytes, *, account: LocalAccount | None = None) -> Keystore:
+        """A new keystore holding ``account`` (a fresh one by default); refuses to overwrite."""
+        path = home / FILE
+        if path.exists():
+            raise KeystoreError(f"{path} already exists")
+        home.mkdir(parents=True, exist_ok=True)
+        salt = secrets.token_bytes(nacl.pwhash.argon2id.SALTBYTES)
+        header = {
+            "format": FORMAT,
+            "version": VERSION,
+            "kdf": "argon2id13",
+            "opslimit": OPSLIMIT,
+            "memlimit": MEMLIMIT,
+            "salt": salt.hex(),
+        }
+        store = cls(path, _derive(passphrase, salt, OPSLIMIT, MEMLIMIT), header)
+        account = account or Account.create()
+        store._write({"account": bytes(account.key).hex(), "datasets": {}, "buyer_keys": {}, "licenses": {}})
+        return store
+
+    @classmethod
+    def open(cls, home: Path, passphrase: bytes) -> Keystore:
+        path = home / FILE
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError as err:
+            raise KeystoreError(f"no keystore in {home}; run: datasov init --home {home}") from err
+        if mode & 0o077:
+            raise KeystoreError(f"{path} is readable by others (mode {mode:o}); run: chmod 600 {path}")
+        header = cls._read_header(path)
+        try:
+            salt = bytes.fromhex(header["salt"])
+            key = _derive(passphrase, salt, int(header["opslimit"]), int(header["memlimit"]))
+        except (KeyError, ValueError, TypeError, nacl.exceptions.CryptoError) as err:
+            raise KeystoreError(f"{path}: malformed key derivation parameters") from err
+        store = cls(path, key, {k: v for k, v in header.items() if k != "box"})
+        store._load()  # fails now, not later, on a wrong passphrase
+        return store
+
+    @staticmethod
+    def _read_header(path: Path) -> dict[str, Any]:
+        try:
+            header = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise KeystoreError(f"cannot read {path}: {err}") from err
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise KeystoreError(f"{path} is not a datasov keystore")
+        if header.get("version") != VERSION:
+            raise KeystoreError(f"{path}: unsupported keystore version {header.get('version')!r}")
+        return header
+
+    # ------------------------------------------------------------------ storage ----
+
+    def _load(self) -> dict[str, Any]:
+        header = self._read_header(self.path)
+        try:
+            plain = self._box.decrypt(bytes.fromhex(header["box"]))
+        except nacl.exceptions.CryptoError as err:
+            raise WrongPassphrase(f"wrong passphrase for {self.path}") from err
+        except (KeyError, ValueError) as err:
+            raise KeystoreError(f"{self.path}: malformed keystore") from err
+        entries: dict[str, Any] = json.loads(plain)
+        return entries
+
+    def _write(self, entries: dict[str, Any]) -> None:
+        plain = json.dumps(entries, sort_keys=True, separators=(",", ":")).encode()
+        doc = {**self._header, "box": bytes(self._box.encrypt(plain)).hex()}
+        tmp = self.path.with_name(f".{FILE}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    @contextlib.contextmanager
+    def _update(self) -> Iterator[dict[str, Any]]:
+        lock = self.path.with_name(FILE + ".lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            entries = self._load()
+            yield entries
+            self._write(entries)
+        finally:
+            os.close(fd)
+
+    # ------------------------------------------------------------------ entries ----
+
+    @property
+    def account(self) -> LocalAccount:
+        acct: LocalAccount = Account.from_key(bytes.fromhex(self._load()["account"]))
+        return acct
+
+    def add_dataset(self, manifest_hash: bytes, data_key: bytes, *, dataset_id: int | None = None) -> None:
+        """Keep a dataset's data key (first by manifest hash, before registration; then with its id)."""
+        with self._update() as entries:
+            entries["datasets"][manifest_hash.hex()] = {"key": data_key.hex(), "id": dataset_id}
+
+    def dataset_key(self, dataset_id: int) -> DatasetKey:
+        for manifest_hex, entry in self._load()["datasets"].items():
+            if entry["id"] == dataset_id:
+                return DatasetKey(dataset_id, bytes.fromhex(manifest_hex), bytes.fromhex(entry["key"]))
+        raise KeystoreError(f"no data key for dataset {dataset_id} in {self.path}")
+
+    def datasets(self) -> list[int]:
+        return sorted(int(e["id"]) for e in self._load()["datasets"].values() if e["id"] is not None)
+
+    def new_buyer_key(self, dataset_id: int) -> bytes:
+        """A fresh X25519 key pair for one purchase, saved *before* the purchase is sent (a crash
+        in between cannot lose it); returns the public key to put on-chain."""
+        private = nacl.public.PrivateKey.generate()
+        public = bytes(private.public_key)
+        with self._update() as entries:
+            entries["buyer_keys"][public.hex()] = {"secret": bytes(private).hex(), "dataset": dataset_id}
+        return public
+
+    def note_license(self, license_id: int, buyer_key: bytes) -> None:
+        with self._update() as entries:
+            entries["licenses"][str(license_id)] = buyer_key.hex()
+
+    def buyer_secret(self, buyer_key: bytes) -> bytes:
+        """The X25519 private key for a public key this keystore made (see :meth:`new_buyer_key`)."""
+        entry = self._load()["buyer_keys"].get(buyer_key.hex())
+        if entry is None:
+            raise KeystoreError(f"this license's key was not made by this keystore ({self.path})")
+        return bytes.fromhex(entry["secret"])
+
+    def licenses(self) -> list[int]:
+        return sorted(int(k) for k in self._load()["licenses"])

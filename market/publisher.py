@@ -1,0 +1,249 @@
+"""Publish a dataset: encrypt and encode it, place its shares, register it and open its storage deal.
+
+    pipeline (thread) -> share files in a staging directory -> register dataset on-chain
+    -> choose n distinct healthy nodes -> open the storage deal naming them
+    -> upload every share in parallel with a signed order -> leave the manifest with each node
+
+The data key goes into the owner's keystore *before* anything goes on-chain, so a crash at any
+later step cannot lose it. A node that fails its upload is replaced (``replaceProvider`` allows it
+while the share is not yet accepted) by a spare and the share goes there instead. The staging
+directory is removed once every share is placed; a failed publish leaves it for inspection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import shutil
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eth_account.signers.local import LocalAccount
+
+from erasure import envelope, localfs, merkle
+from erasure.manifest import Manifest
+from erasure.pipeline import Layout, encode
+from storage_node.client import NodeClient
+from storage_node.errors import NodeError
+from storage_node.orders import StorageOrder
+
+from .chain import Chain
+from .directory import Directory, NodeInfo
+from .errors import MarketError
+from .keystore import Keystore
+from .terms import TRAINING_ALLOWED, LicenseTerms
+
+log = logging.getLogger("datasov.publish")
+
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, advance, total)``: stage is "encode" or "upload"; sizes in bytes."""
+
+
+class PublishError(MarketError):
+    """Publishing could not complete (not enough nodes, every candidate failed...)."""
+
+
+class NotEnoughNodes(PublishError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class PublishOptions:
+    layout: Layout = Layout(k=4, n=10)
+    price: int = 0
+    terms: LicenseTerms = TRAINING_ALLOWED
+    epochs: int = 100
+    fee_per_share_epoch: int = 0
+    key_agent: str | None = None
+    upload_parallelism: int = 8
+
+
+@dataclass
+class Published:
+    dataset_id: int
+    deal_id: int
+    manifest: Manifest
+    placements: dict[int, NodeInfo]
+    replaced: list[tuple[int, str, str]] = field(default_factory=list)  # (share, failed node, reason)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def manifest_hash(self) -> bytes:
+        return self.manifest.hash()
+
+
+async def _file_body(path: Path, progress: Callable[[int], None], chunk: int = 1 << 20) -> AsyncIterator[bytes]:
+    f = await asyncio.to_thread(path.open, "rb")
+    try:
+        while data := await asyncio.to_thread(f.read, chunk):
+            progress(len(data))
+            yield data
+    finally:
+        f.close()
+
+
+async def healthy_nodes(directory: Directory, client: NodeClient, chain: Chain, *, need_free: int) -> list[NodeInfo]:
+    """Nodes that answer, have ``need_free`` bytes free and are registered operators with stake,
+    fastest first (one per operator)."""
+    min_stake = int(await chain.call(chain.market.functions.minStake()))
+
+    async def probe(node: NodeInfo) -> tuple[float, NodeInfo] | None:
+        start = time.perf_counter()
+        try:
+            health = await asyncio.wait_for(client.health(node.url), 5.0)
+        except (NodeError, TimeoutError):
+            return None
+        rtt = time.perf_counter() - start
+        if int(health.get("free", 0)) < need_free or str(health.get("address", "")).lower() != node.address.lower():
+            return None
+        op = await chain.get_operator(node.address)
+        if not op.registered or op.stake < min_stake:
+            return None
+        return rtt, node
+
+    found = [r for r in await asyncio.gather(*(probe(n) for n in await directory.nodes())) if r is not None]
+    found.sort(key=lambda r: r[0])
+    seen: set[str] = set()
+    out = []
+    for _, node in found:
+        if node.address.lower() not in seen:
+            seen.add(node.address.lower())
+            out.append(node)
+    return out
+
+
+async def publish(
+    path: Path,
+    *,
+    chain: Chain,
+    keystore: Keystore,
+    directory: Directory,
+    client: NodeClient,
+    staging: Path,
+    options: PublishOptions = PublishOptions(),
+    progress: Progress | None = None,
+) -> Published:
+    owner = keystore.account
+    layout = options.layout
+    report = progress or (lambda _s, _a, _t: None)
+    timings: dict[str, float] = {}
+
+    # 1. encrypt + encode into the staging directory (off the event loop)
+    t0 = time.perf_counter()
+    name, content, size, chunks = localfs.open_dataset(path)
+    data_key = envelope.new_data_key()
+    work = staging / f"publish-{int(time.time())}-{random.randrange(1 << 32):08x}"
+    work.mkdir(parents=True)
+
+    def run_encode() -> Manifest:
+        with localfs.share_writers(work, layout.n) as sinks:
+            result = encode(
+                chunks,
+                sinks,
+                key=data_key,
+                layout=layout,
+                name=name,
+                content=content,
+                progress=lambda n: report("encode", n, size),
+            )
+        return result.manifest
+
+    man = await asyncio.to_thread(run_encode)
+    timings["encode"] = time.perf_counter() - t0
+    keystore.add_dataset(man.hash(), data_key)  # before anything public happens
+
+    # 2. choose the nodes, register, open the deal
+    candidates = await healthy_nodes(directory, client, chain, need_free=man.share_size)
+    if len(candidates) < layout.n:
+        raise NotEnoughNodes(
+            f"{len(candidates)} healthy nodes with {man.share_size} bytes free and stake; need {layout.n}"
+        )
+    chosen, spares = candidates[: layout.n], candidates[layout.n :]
+    dataset_id = await chain.register_dataset(
+        owner,
+        manifest_hash=man.hash(),
+        commitment_root=man.commitment_root,
+        key_commitment=man.key_commitment,
+        plaintext_size=man.plaintext_size,
+        share_size=man.share_size,
+        leaf_size=man.leaf_size,
+        k=man.k,
+        n=man.n,
+        price=options.price,
+        terms=options.terms,
+        key_agent=options.key_agent,
+    )
+    keystore.add_dataset(man.hash(), data_key, dataset_id=dataset_id)
+    deal_id = await chain.open_deal(
+        owner,
+        dataset_id,
+        [node.address for node in chosen],
+        epochs=options.epochs,
+        fee_per_share_epoch=options.fee_per_share_epoch,
+    )
+    published = Published(dataset_id, deal_id, man, {}, timings=timings)
+
+    # 3. upload the shares in parallel; a failing node is replaced by a spare
+    t1 = time.perf_counter()
+    limit = asyncio.Semaphore(options.upload_parallelism)
+    spare_lock = asyncio.Lock()
+    total = man.share_size * man.n
+    raw_manifest = man.canonical_bytes()
+
+    async def place(index: int, node: NodeInfo) -> None:
+        while True:
+            try:
+                async with limit:
+                    await upload_share(client, owner, node, man, deal_id, index, work, report, total)
+                    await client.put_manifest(node.url, man.hash().hex(), raw_manifest)
+                published.placements[index] = node
+                return
+            except NodeError as err:
+                log.warning("share %d: node %s failed: %s", index, node.url, err)
+                async with spare_lock:
+                    if not spares:
+                        raise NotEnoughNodes(f"share {index}: {node.url} failed ({err}) and no spare node is left") from err
+                    spare = spares.pop(0)
+                    await chain.replace_provider(owner, deal_id, index, spare.address)
+                published.replaced.append((index, node.url, str(err)))
+                node = spare
+
+    await asyncio.gather(*(place(i, node) for i, node in enumerate(chosen)))
+    timings["upload"] = time.perf_counter() - t1
+    shutil.rmtree(work, ignore_errors=True)
+    return published
+
+
+async def upload_share(
+    client: NodeClient,
+    owner: LocalAccount,
+    node: NodeInfo,
+    man: Manifest,
+    deal_id: int,
+    index: int,
+    directory: Path,
+    report: Progress,
+    total: int,
+) -> None:
+    """Send share ``index`` from ``directory`` to ``node`` with a signed order proving its root."""
+    order = StorageOrder.new(
+        node=node.address,
+        dataset=man.hash().hex(),
+        index=index,
+        share_root=man.share_roots[index],
+        size=man.share_size,
+        leaf_size=man.leaf_size,
+        block_size=man.block_size,
+        deal_id=deal_id,
+        share_proof=share_proof(man.share_roots, index),
+    )
+    body = _file_body(localfs.share_path(directory, index), lambda n: report("upload", n, total))
+    await client.put_share(node.url, order, owner, body)
+
+
+def share_proof(share_roots: Sequence[bytes], index: int) -> tuple[bytes, ...]:
+    """Siblings from share root ``index`` up to the commitment root."""
+    return merkle.MerkleTree(b"".join(share_roots), merkle.HASH_SIZE).prove(index).siblings

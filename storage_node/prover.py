@@ -1,0 +1,204 @@
+"""Storage proofs: accept assigned shares, answer every epoch's challenges, claim the fees.
+
+Each epoch the chain's seed picks one leaf of every share under an active deal. For each share it
+holds and owes a proof for, the node reads the challenged leaf from a *verified* block, builds the
+path leaf -> share root -> commitment root, checks the whole proof locally (it never submits one it
+knows to be wrong) and submits them in batches before the epoch ends.
+
+Nothing is kept between runs: what is owed and what is proven is read from the chain, so a restart
+(or a slow chain) just resumes with the current epoch. A share found corrupted is quarantined by the
+store and not proven: the chain will see the miss, which is the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from eth_account.signers.local import LocalAccount
+
+from erasure import merkle
+from market import errors as market_errors
+from market.chain import Chain
+from market.models import Deal, StorageProof
+
+from .errors import NodeError
+from .store.index import ShareRecord
+from .store.shards import ShardStore
+
+log = logging.getLogger("datasov.node.prover")
+
+DEFAULT_BATCH = 16
+
+
+@dataclass
+class EpochReport:
+    epoch: int
+    proven: list[tuple[int, int]] = field(default_factory=list)  # (deal, share)
+    failed: dict[tuple[int, int], str] = field(default_factory=dict)
+    gas_used: int = 0
+
+
+@dataclass
+class ProverStats:
+    accepted: int = 0
+    proofs: int = 0
+    failed: int = 0
+    gas_used: int = 0
+    claimed: int = 0  # token units moved to the withdrawable balance
+    epochs: list[EpochReport] = field(default_factory=list)
+
+
+class Prover:
+    """``await prover.tick()`` does one round; ``await prover.run()`` keeps doing them."""
+
+    def __init__(
+        self,
+        chain: Chain,
+        account: LocalAccount,
+        store: ShardStore,
+        *,
+        batch: int = DEFAULT_BATCH,
+        poll: float = 1.0,
+        claim_every: int = 1,
+    ) -> None:
+        self.chain = chain
+        self.account = account
+        self.store = store
+        self.batch = batch
+        self.poll = poll
+        self.claim_every = claim_every
+        self.stats = ProverStats()
+        self._deals: dict[int, Deal] = {}
+        self._accepted: set[tuple[int, int]] = set()
+        self._done_epoch = -1
+
+    async def _deal(self, deal_id: int) -> Deal:
+        if deal_id not in self._deals:
+            self._deals[deal_id] = await self.chain.get_deal(deal_id)
+        return self._deals[deal_id]
+
+    async def _held(self) -> list[ShareRecord]:
+        return [r for r in await self.store.records() if r.deal_id and r.state == "ok"]
+
+    # --------------------------------------------------------------- acceptance ----
+
+    async def accept_new(self) -> int:
+        """Accept on-chain every stored share assigned to this node and not yet accepted."""
+        count = 0
+        for r in await self._held():
+            key = (r.deal_id, r.idx)
+            if key in self._accepted:
+                continue
+            share = await self.chain.get_share(r.deal_id, r.idx)
+            if share.provider.lower() != self.account.address.lower():
+                continue  # replaced by another provider: not ours to prove
+            if not share.accepted:
+                try:
+                    await self.chain.accept_share(self.account, r.deal_id, r.idx)
+                except market_errors.StateError as err:  # deal over: garbage collection will follow
+                    log.info("share %d/%d not accepted: %s", r.deal_id, r.idx, err)
+                    continue
+                count += 1
+            self._accepted.add(key)
+        self.stats.accepted += count
+        return count
+
+    # ------------------------------------------------------------------- proofs ----
+
+    async def build(self, record: ShareRecord, epoch: int) -> StorageProof:
+        """The proof for one share in ``epoch``, checked end to end before it is returned."""
+        deal = await self._deal(record.deal_id)
+        leaf_index = await self.chain.challenge_leaf(record.deal_id, record.idx, epoch)
+        leaf, leaf_proof = await self.store.prove(record, leaf_index)  # reads a verified block
+        share_proof = merkle.MerkleProof(record.idx, deal.n, record.share_proof)
+        if merkle.root_from_proof(merkle.leaf_hash(leaf), leaf_proof) != record.root:
+            raise NodeError(f"leaf {leaf_index} of {record.dataset}/{record.idx} does not prove its root")
+        if merkle.root_from_proof(merkle.leaf_hash(record.root), share_proof) != deal.commitment_root:
+            raise NodeError(f"share {record.idx} has no valid path to deal {record.deal_id}'s commitment")
+        return StorageProof(
+            deal_id=record.deal_id,
+            share_index=record.idx,
+            epoch=epoch,
+            leaf=leaf,
+            leaf_proof=leaf_proof.siblings,
+            share_root=record.root,
+            share_proof=record.share_proof,
+        )
+
+    async def prove_epoch(self, epoch: int) -> EpochReport:
+        """Prove every share this node owes a proof for in ``epoch`` (skips what is proven)."""
+        report = EpochReport(epoch)
+        proofs: list[StorageProof] = []
+        for r in await self._held():
+            key = (r.deal_id, r.idx)
+            try:
+                if not await self.chain.is_due(*key, epoch) or await self.chain.is_proven(*key, epoch):
+                    continue
+                share = await self.chain.get_share(*key)
+                if share.provider.lower() != self.account.address.lower():
+                    continue
+                proofs.append(await self.build(r, epoch))
+            except (NodeError, market_errors.ChainError) as err:
+                report.failed[key] = str(err)
+                log.warning("no proof for share %d/%d in epoch %d: %s", *key, epoch, err)
+        for i in range(0, len(proofs), self.batch):
+            await self._submit(proofs[i : i + self.batch], report)
+        self.stats.proofs += len(report.proven)
+        self.stats.failed += len(report.failed)
+        self.stats.gas_used += report.gas_used
+        self.stats.epochs.append(report)
+        return report
+
+    async def _submit(self, proofs: Sequence[StorageProof], report: EpochReport) -> None:
+        try:
+            if len(proofs) == 1:
+                receipt = await self.chain.prove_storage(self.account, proofs[0])
+            else:
+                receipt = await self.chain.prove_storage_batch(self.account, proofs)
+            report.gas_used += int(receipt["gasUsed"])
+            report.proven.extend((p.deal_id, p.share_index) for p in proofs)
+        except market_errors.ChainError as err:
+            if len(proofs) == 1:
+                report.failed[(proofs[0].deal_id, proofs[0].share_index)] = str(err)
+                return
+            for p in proofs:  # one bad proof must not sink the others
+                await self._submit([p], report)
+
+    async def claim(self) -> int:
+        """Claim the fees of every held share with proven, unclaimed epochs."""
+        claimed = 0
+        for r in await self._held():
+            share = await self.chain.get_share(r.deal_id, r.idx)
+            if share.provider.lower() == self.account.address.lower() and share.unclaimed >= self.claim_every:
+                deal = await self._deal(r.deal_id)
+                await self.chain.claim_fees(self.account, r.deal_id, r.idx)
+                claimed += share.unclaimed * deal.fee_per_share_epoch
+        self.stats.claimed += claimed
+        return claimed
+
+    # ---------------------------------------------------------------------- loop ----
+
+    async def tick(self) -> EpochReport | None:
+        """Accept new shares; prove the current epoch once its seed is readable; claim fees."""
+        await self.accept_new()
+        epoch = await self.chain.current_epoch()
+        if epoch == self._done_epoch:
+            return None
+        if await self.chain.block_number() <= await self.chain.epoch_start_block(epoch):
+            return None  # the seed (hash of the epoch's first block) is not available yet
+        report = await self.prove_epoch(epoch)
+        self._done_epoch = epoch
+        if self.claim_every:
+            await self.claim()
+        return report
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except market_errors.ChainError as err:  # a slow or unreachable chain: try again
+                log.warning("prover round failed: %s", err)
+            await asyncio.sleep(self.poll)
