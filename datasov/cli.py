@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from . import __version__
+from .cli_devnet import demo, devnet
+from .cli_market import COMMANDS
 from .cli_node import node
 from .cli_pipeline import pipeline
 
@@ -20,13 +22,25 @@ def cli() -> None:
 
     \b
     Try:
-      datasov pipeline roundtrip            encode + decode the bundled sample, losing shares
-      datasov pipeline encode DATA -o SHARES
-      datasov pipeline decode SHARES -o OUT --key-file SHARES.key
+      datasov demo                          the whole story on this machine (about a minute)
+      datasov devnet up --home NET          a local chain + 12 nodes that keep running
+      datasov init --home ME --network NET/devnet.json --dev-account 1 --no-passphrase
+      datasov publish DATA --home ME --price 5 --terms training
+      datasov agent run --home ME           release keys to buyers while consent stands
+      datasov license buy 1 --home LAB && datasov fetch 1 --home LAB -o OUT
+      datasov audit 1 --home LAB -o receipt.json && datasov audit verify receipt.json --home LAB
       datasov node init --home DIR && datasov node run --home DIR
+
+    \b
+    Exit codes: 0 ok, 1 error, 2 usage, 3 chain or nodes unreachable, 4 refused by the contract
+    (consent revoked, purpose not allowed...), 5 key not delivered yet, 6 data or receipt did not verify.
     """
 
 
+cli.add_command(demo)
+cli.add_command(devnet)
+for command in COMMANDS:
+    cli.add_command(command)
 cli.add_command(pipeline)
 cli.add_command(node)
 

@@ -52,3 +52,35 @@ def fail(message: str, *, hint: str | None = None, code: int = 1) -> None:
     if hint:
         err_console.print(f"[dim]hint:[/] {hint}", soft_wrap=True, highlight=False)
     raise SystemExit(code)
+
+
+@contextmanager
+def stage_progress(*, enabled: bool = True) -> Iterator[Any]:
+    """Progress bars for a multi-stage job; yields ``progress(stage, advance, total)``."""
+    if not enabled or not sys.stderr.isatty():
+        yield lambda _stage, _n, _total: None
+        return
+    with Progress(
+        TextColumn("{task.description:>8}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, n: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.advance(tasks[stage], n)
+
+        yield progress
+
+
+def tokens(amount: int, decimals: int = 18) -> str:
+    """1500000000000000000 -> '1.5'."""
+    whole, frac = divmod(amount, 10**decimals)
+    text = f"{whole}.{frac:0{decimals}d}".rstrip("0").rstrip(".")
+    return text

@@ -30,7 +30,7 @@ from web3.types import TxReceipt
 import contracts
 
 from . import errors
-from .models import Dataset, Deal, Deployment, License, Operator, Share, StorageProof
+from .models import Dataset, Deal, Deployment, License, LicenseStatus, Operator, Share, StorageProof
 from .terms import LicenseTerms, Purpose
 from .tx import Transactor, decode_revert
 
@@ -326,11 +326,34 @@ class Chain:
     async def get_license(self, license_id: int) -> License:
         return License.from_abi(license_id, await self.call(self.licenses.functions.getLicense(license_id)))
 
+    async def blocks_at(self, timestamp: int) -> tuple[int, int]:
+        """The blocks mined at ``timestamp`` (first, last), found by bisection over block times; a
+        record's time stamp (purchase, delivery...) then narrows a log query to a few blocks."""
+
+        async def first_after(t: int) -> int:  # first block with timestamp > t
+            lo, hi = self.deployment.deployed_block, await self.block_number() + 1
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if int((await self.w3.eth.get_block(mid))["timestamp"]) > t:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            return lo
+
+        return await first_after(timestamp - 1), await first_after(timestamp) - 1
+
+    async def _license_logs(self, name: str, license_id: int, at: int | None) -> list[Any]:
+        start, end = (self.deployment.deployed_block, "latest") if not at else await self.blocks_at(at)
+        event = getattr(self.licenses.events, name)()
+        logs: list[Any] = await event.get_logs(
+            from_block=start, to_block=end, argument_filters={"licenseId": license_id}
+        )
+        return logs
+
     async def sealed_key(self, license_id: int) -> bytes | None:
         """The sealed key delivered for a license (from the KeyDelivered event), if any."""
-        logs = await self.licenses.events.KeyDelivered().get_logs(
-            from_block=self.deployment.deployed_block, argument_filters={"licenseId": license_id}
-        )
+        lic = await self.get_license(license_id)
+        logs = await self._license_logs("KeyDelivered", license_id, lic.delivered_at)
         return bytes(logs[-1]["args"]["sealedKey"]) if logs else None
 
     async def purchases(self, from_block: int, to_block: int) -> list[dict[str, Any]]:
@@ -341,11 +364,12 @@ class Chain:
     async def license_events(self, license_id: int) -> dict[str, dict[str, Any]]:
         """The purchase and key-delivery events of a license: tx hash, block, block time."""
         out: dict[str, dict[str, Any]] = {}
-        for name in ("LicensePurchased", "KeyDelivered", "Refunded"):
-            event = getattr(self.licenses.events, name)()
-            logs = await event.get_logs(
-                from_block=self.deployment.deployed_block, argument_filters={"licenseId": license_id}
-            )
+        lic = await self.get_license(license_id)
+        times = {"LicensePurchased": lic.purchased_at, "KeyDelivered": lic.delivered_at, "Refunded": None}
+        for name, at in times.items():
+            if (name == "KeyDelivered" and at == 0) or (name == "Refunded" and lic.status != LicenseStatus.REFUNDED):
+                continue  # no such event to look for
+            logs = await self._license_logs(name, license_id, at)
             if logs:
                 log = logs[-1]
                 block = await self.w3.eth.get_block(log["blockNumber"])

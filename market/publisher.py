@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
@@ -32,6 +33,7 @@ from storage_node.orders import StorageOrder
 
 from .chain import Chain
 from .directory import Directory, NodeInfo
+from . import errors
 from .errors import MarketError
 from .keystore import Keystore
 from .terms import TRAINING_ALLOWED, LicenseTerms
@@ -125,7 +127,9 @@ async def publish(
     staging: Path,
     options: PublishOptions = PublishOptions(),
     progress: Progress | None = None,
+    name: str | None = None,
 ) -> Published:
+    """Publish the file or directory at ``path`` (``name`` goes into the manifest; default: its name)."""
     owner = keystore.account
     layout = options.layout
     report = progress or (lambda _s, _a, _t: None)
@@ -133,7 +137,8 @@ async def publish(
 
     # 1. encrypt + encode into the staging directory (off the event loop)
     t0 = time.perf_counter()
-    name, content, size, chunks = localfs.open_dataset(path)
+    default_name, content, size, chunks = localfs.open_dataset(path)
+    name = name or default_name
     data_key = envelope.new_data_key()
     work = staging / f"publish-{int(time.time())}-{random.randrange(1 << 32):08x}"
     work.mkdir(parents=True)
@@ -247,3 +252,35 @@ async def upload_share(
 def share_proof(share_roots: Sequence[bytes], index: int) -> tuple[bytes, ...]:
     """Siblings from share root ``index`` up to the commitment root."""
     return merkle.MerkleTree(b"".join(share_roots), merkle.HASH_SIZE).prove(index).siblings
+
+
+async def end_storage(chain: Chain, owner: LocalAccount, directory: Directory, dataset_id: int) -> dict[str, Any]:
+    """Terminate the dataset's open deals and order every holder to delete its share now.
+
+    Nodes that cannot be reached delete the shares at their next garbage collection (the deal is
+    over on-chain), so the result lists them as pending rather than failed."""
+    dataset = await chain.get_dataset(dataset_id)
+    if dataset.owner.lower() != owner.address.lower():
+        raise PublishError(f"dataset {dataset_id} belongs to {dataset.owner}")
+    deleted: list[int] = []
+    pending: dict[int, str] = {}
+    ended: list[int] = []
+    async with NodeClient(retries=1, timeout=5.0) as client:
+        for deal_id in await chain.deals_of(dataset_id=dataset_id):
+            deal = await chain.get_deal(deal_id)
+            if deal.settled:
+                continue
+            try:
+                await chain.terminate_deal(owner, deal_id)
+            except errors.StateError:
+                pass  # already terminated or over: deleting the shares is still wanted
+            ended.append(deal_id)
+            for i in range(deal.n):
+                share = await chain.get_share(deal_id, i)
+                try:
+                    url = await directory.url_of(share.provider)
+                    await client.delete_share(url, dataset.manifest_hash.hex(), i, share.provider, owner)
+                    deleted.append(i)
+                except (NodeError, MarketError) as err:
+                    pending[i] = str(err)
+    return {"dataset_id": dataset_id, "deals": ended, "deleted": deleted, "pending": pending}

@@ -62,7 +62,7 @@ class Prover:
         *,
         batch: int = DEFAULT_BATCH,
         poll: float = 1.0,
-        claim_every: int = 1,
+        claim_every: int = 8,
     ) -> None:
         self.chain = chain
         self.account = account
@@ -168,7 +168,8 @@ class Prover:
                 await self._submit([p], report)
 
     async def claim(self) -> int:
-        """Claim the fees of every held share with proven, unclaimed epochs."""
+        """Claim the fees of every held share with at least ``claim_every`` proven, unclaimed epochs
+        (claiming is a transaction: batching epochs saves gas)."""
         claimed = 0
         for r in await self._held():
             share = await self.chain.get_share(r.deal_id, r.idx)
@@ -190,9 +191,10 @@ class Prover:
         if await self.chain.block_number() <= await self.chain.epoch_start_block(epoch):
             return None  # the seed (hash of the epoch's first block) is not available yet
         report = await self.prove_epoch(epoch)
-        self._done_epoch = epoch
-        if self.claim_every:
-            await self.claim()
+        if not report.failed:  # otherwise try the failed ones again next round, while the epoch lasts
+            self._done_epoch = epoch
+            if self.claim_every:
+                await self.claim()
         return report
 
     async def run(self) -> None:

@@ -1,0 +1,679 @@
+"""The marketplace commands: init, publish, datasets, show, license, fetch, consent, storage, audit, agent."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import click
+from eth_account import Account
+from rich.table import Table
+
+from erasure.pipeline import Layout
+from market import audit as audit_mod
+from market import buyer, keys, publisher
+from market.chain import Chain
+from market.keystore import Keystore
+from market.terms import TRAINING_ALLOWED, LicenseTerms, Permission, Purpose
+from storage_node.client import NodeClient
+from storage_node.errors import NodeError
+
+from .context import (
+    CONFIG,
+    Network,
+    command_runner,
+    connect,
+    home_option,
+    json_option,
+    load_network,
+    make_machine_secret,
+    open_keystore,
+    passphrase,
+    passphrase_option,
+    rpc_option,
+)
+from .ui import emit_json, err_console, fail, out_console, stage_progress, tokens
+
+TERMS_PRESETS: dict[str, LicenseTerms] = {
+    "training": TRAINING_ALLOWED,
+    "inference-only": LicenseTerms(ai_inference=Permission.ALLOWED, commercial_use=True),
+    "research": LicenseTerms(
+        ai_training=Permission.ALLOWED, ai_inference=Permission.ALLOWED, data_mining=Permission.ALLOWED
+    ),
+    "none": LicenseTerms(),
+}
+
+
+def parse_amount(text: str) -> int:
+    """'1.5' tokens -> 1500000000000000000 base units."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation as err:
+        raise click.BadParameter(f"{text!r} is not an amount like 10 or 0.25") from err
+    if value < 0:
+        raise click.BadParameter("amounts cannot be negative")
+    return int(value * 10**18)
+
+
+# ------------------------------------------------------------------------------ init ----
+
+
+@click.command()
+@home_option
+@click.option(
+    "--network",
+    "network_file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="A devnet.json (from `datasov devnet up`) or any file in that format.",
+)
+@click.option("--dev-account", type=int, default=None, help="Use deterministic dev account N (local chains only).")
+@click.option("--no-passphrase", is_flag=True, help="Encrypt the keystore with a random machine secret (0600).")
+@passphrase_option
+@click.option("--force", is_flag=True, help="Rewrite the network config of an existing home.")
+@json_option
+def init(
+    home: Path,
+    network_file: Path | None,
+    dev_account: int | None,
+    no_passphrase: bool,
+    passphrase_file: Path | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Create a home: an encrypted keystore with your account, and the network to use.
+
+    \b
+    Example (with `datasov devnet up --home ./net` running elsewhere):
+      datasov init --home ./alice --network ./net/devnet.json --dev-account 1 --no-passphrase
+    """
+    from market.chain import dev_account as dev  # noqa: PLC0415 - same name as the option
+
+    home.mkdir(parents=True, exist_ok=True)
+    created = False
+    if not (home / "keystore.json").exists():
+        if no_passphrase:
+            secret = make_machine_secret(home)
+        else:
+            secret = passphrase(home, passphrase_file, confirm=True)
+        account = dev(dev_account) if dev_account is not None else Account.create()
+        Keystore.create(home, secret, account=account)
+        created = True
+    elif dev_account is not None:
+        fail(f"{home} already has a keystore", hint="use a new --home for another account")
+    if network_file is not None:
+        if (home / CONFIG).exists() and not force:
+            fail(f"{home / CONFIG} exists", hint="add --force to replace it")
+        network = Network.from_json(json.loads(network_file.read_text()))
+        (home / CONFIG).write_text(json.dumps(network.to_json(), indent=2) + "\n")
+    address = open_keystore(home, passphrase_file).account.address
+    if as_json:
+        emit_json({"home": str(home), "address": address, "created": created})
+    else:
+        out_console.print(f"{'created' if created else 'using'} {home}: account [bold]{address}[/]")
+
+
+# --------------------------------------------------------------------------- publish ----
+
+
+@click.command()
+@click.argument("path", type=click.Path(path_type=Path, exists=True))
+@click.option("--title", default=None, help="Name recorded in the manifest (default: the file or folder name).")
+@click.option("--price", default="0", show_default=True, help="License price in tokens.")
+@click.option(
+    "--terms",
+    type=click.Choice(sorted(TERMS_PRESETS)),
+    default="training",
+    show_default=True,
+    help="License terms preset (what licensees may use the data for).",
+)
+@click.option("--terms-text", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="Full terms text.")
+@click.option("--terms-uri", default="", help="Where the full terms text is published.")
+@click.option("-k", "k", type=int, default=4, show_default=True, help="Shares needed to rebuild.")
+@click.option("-n", "n", type=int, default=10, show_default=True, help="Shares stored (on n distinct nodes).")
+@click.option("--codec", default="zfec", show_default=True, help="Erasure codec (zfec or isal).")
+@click.option("--epochs", type=int, default=1000, show_default=True, help="Storage deal length in epochs.")
+@click.option("--fee", default="0.001", show_default=True, help="Storage fee per share per epoch, in tokens.")
+@home_option
+@rpc_option
+@passphrase_option
+@json_option
+@command_runner
+async def publish(
+    path: Path,
+    title: str | None,
+    price: str,
+    terms: str,
+    terms_text: Path | None,
+    terms_uri: str,
+    k: int,
+    n: int,
+    codec: str,
+    epochs: int,
+    fee: str,
+    home: Path,
+    rpc: str | None,
+    passphrase_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Encrypt, erasure-code and store a file or folder on n nodes, and offer licenses for it.
+
+    The data key stays in your keystore; the owner's key agent (`datasov agent run`) releases it
+    to each buyer while consent stands.
+
+    \b
+    Example:
+      datasov publish ./corpus --price 5 --terms training -k 4 -n 10
+    """
+    network = load_network(home, rpc)
+    keystore = open_keystore(home, passphrase_file)
+    chosen = TERMS_PRESETS[terms]
+    if terms_text is not None:
+        chosen = chosen.with_text(terms_text.read_text(), terms_uri)
+    options = publisher.PublishOptions(
+        layout=Layout(codec=codec, k=k, n=n),
+        price=parse_amount(price),
+        terms=chosen,
+        epochs=epochs,
+        fee_per_share_epoch=parse_amount(fee),
+    )
+    chain = await connect(network)
+    try:
+        async with NodeClient() as client:
+            with stage_progress(enabled=not as_json) as progress:
+                pub = await publisher.publish(
+                    path,
+                    chain=chain,
+                    keystore=keystore,
+                    directory=network.directory,
+                    client=client,
+                    staging=home / "staging",
+                    options=options,
+                    progress=progress,
+                    name=title,
+                )
+    finally:
+        await chain.close()
+    result = {
+        "dataset_id": pub.dataset_id,
+        "deal_id": pub.deal_id,
+        "manifest_hash": pub.manifest_hash.hex(),
+        "commitment_root": pub.manifest.commitment_root.hex(),
+        "size": pub.manifest.plaintext_size,
+        "k": pub.manifest.k,
+        "n": pub.manifest.n,
+        "nodes": {i: node.url for i, node in sorted(pub.placements.items())},
+        "replaced": pub.replaced,
+        "seconds": {k: round(v, 3) for k, v in pub.timings.items()},
+    }
+    if as_json:
+        emit_json(result)
+        return
+    out_console.print(
+        f"published dataset [bold]{pub.dataset_id}[/] ({pub.manifest.plaintext_size} bytes, "
+        f"{pub.manifest.k}-of-{pub.manifest.n} on {len(pub.placements)} nodes), storage deal {pub.deal_id}"
+    )
+    out_console.print(f"commitment root {pub.manifest.commitment_root.hex()}")
+    err_console.print("[dim]keep `datasov agent run` going so buyers receive the key[/]")
+
+
+# -------------------------------------------------------------------------- browsing ----
+
+
+async def _dataset_json(chain: Chain, dataset_id: int) -> dict[str, Any]:
+    d = await chain.get_dataset(dataset_id)
+    terms = await chain.get_terms(dataset_id)
+    return {
+        "id": dataset_id,
+        "owner": d.owner,
+        "price": str(d.price),
+        "price_tokens": tokens(d.price),
+        "size": d.plaintext_size,
+        "k": d.k,
+        "n": d.n,
+        "manifest_hash": d.manifest_hash.hex(),
+        "commitment_root": d.commitment_root.hex(),
+        "terms": terms.to_json(),
+        "consent_revoked_at": await chain.consent_revoked_at(dataset_id),
+    }
+
+
+@click.command()
+@home_option
+@rpc_option
+@json_option
+@command_runner
+async def datasets(home: Path, rpc: str | None, as_json: bool) -> None:
+    """List the datasets on offer.
+
+    \b
+    Example:
+      datasov datasets --json | jq '.[] | select(.terms.ai_training != "not_allowed")'
+    """
+    chain = await connect(load_network(home, rpc))
+    try:
+        rows = [await _dataset_json(chain, i) for i in range(1, await chain.dataset_count() + 1)]
+    finally:
+        await chain.close()
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("id", "size", "k/n", "price", "ai training", "consent", "owner")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            f"{r['size']:,}",
+            f"{r['k']}/{r['n']}",
+            r["price_tokens"],
+            r["terms"]["ai_training"],
+            "revoked" if r["consent_revoked_at"] else "stands",
+            r["owner"],
+        )
+    out_console.print(table)
+
+
+@click.command()
+@click.argument("dataset_id", type=int)
+@home_option
+@rpc_option
+@json_option
+@command_runner
+async def show(dataset_id: int, home: Path, rpc: str | None, as_json: bool) -> None:
+    """Show one dataset: terms, sizes, commitment, where its shares are and whether they answer.
+
+    \b
+    Example:
+      datasov show 1
+    """
+    network = load_network(home, rpc)
+    chain = await connect(network)
+    try:
+        info = await _dataset_json(chain, dataset_id)
+        shares: list[dict[str, Any]] = []
+        deals = await chain.deals_of(dataset_id=dataset_id)
+        async with NodeClient(retries=1, timeout=3.0) as client:
+            if deals:
+                deal = await chain.get_deal(deals[-1])
+                info["deal"] = {"id": deal.deal_id, "start_epoch": deal.start_epoch, "end_epoch": deal.end_epoch}
+                for i in range(deal.n):
+                    share = await chain.get_share(deal.deal_id, i)
+                    entry: dict[str, Any] = {"index": i, "provider": share.provider, "faulty": share.faulty}
+                    try:
+                        url = await network.directory.url_of(share.provider)
+                        await client.head(url, info["manifest_hash"], i)
+                        entry.update(url=url, online=True)
+                    except (NodeError, Exception) as err:  # noqa: BLE001 - report, don't fail
+                        entry.update(online=False, problem=str(err)[:120])
+                    shares.append(entry)
+        info["shares"] = shares
+    finally:
+        await chain.close()
+    if as_json:
+        emit_json(info)
+        return
+    out_console.print(f"[bold]dataset {dataset_id}[/]  owner {info['owner']}")
+    out_console.print(f"size {info['size']:,} bytes, {info['k']}-of-{info['n']}, price {info['price_tokens']}")
+    out_console.print(f"manifest {info['manifest_hash']}\ncommitment {info['commitment_root']}")
+    out_console.print("consent: " + ("[red]revoked[/]" if info["consent_revoked_at"] else "[green]stands[/]"))
+    out_console.print("terms: " + ", ".join(f"{k}={v}" for k, v in info["terms"].items() if k != "terms_hash"))
+    online = sum(1 for s in shares if s.get("online"))
+    out_console.print(f"shares online: {online}/{len(shares)} (need {info['k']})")
+
+
+# --------------------------------------------------------------------------- license ----
+
+
+@click.group()
+def license() -> None:  # noqa: A001 - the command is called "license"
+    """Buy licenses and get refunds."""
+
+
+@license.command("buy")
+@click.argument("dataset_id", type=int)
+@click.option("--purpose", default="ai_training", show_default=True, help="ai_training, ai_generative_training, "
+              "ai_inference or data_mining.")
+@click.option("--max-price", default=None, help="Refuse to pay more than this many tokens (default: the listed price).")
+@click.option("--wait", type=float, default=60.0, show_default=True, help="Seconds to wait for the key (0: don't).")
+@home_option
+@rpc_option
+@passphrase_option
+@json_option
+@command_runner
+async def license_buy(
+    dataset_id: int,
+    purpose: str,
+    max_price: str | None,
+    wait: float,
+    home: Path,
+    rpc: str | None,
+    passphrase_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Buy a license to use a dataset for a purpose; the payment is escrowed until the key arrives.
+
+    \b
+    Example:
+      datasov license buy 1 --purpose ai_training && datasov fetch 1 -o ./data
+    """
+    network = load_network(home, rpc)
+    keystore = open_keystore(home, passphrase_file)
+    chain = await connect(network)
+    try:
+        limit = parse_amount(max_price) if max_price is not None else None
+        license_id = await buyer.buy(chain, keystore, dataset_id, Purpose.parse(purpose), max_price=limit)
+        delivered = False
+        if wait > 0:
+            with err_console.status(f"license {license_id}: waiting for the owner's key agent..."):
+                await buyer.wait_for_key(chain, keystore, license_id, timeout=wait)
+            delivered = True
+    finally:
+        await chain.close()
+    if as_json:
+        emit_json({"license_id": license_id, "dataset_id": dataset_id, "key_delivered": delivered})
+    else:
+        state = "key delivered" if delivered else "waiting for the key"
+        out_console.print(f"license [bold]{license_id}[/] for dataset {dataset_id}: {state}")
+
+
+@license.command("refund")
+@click.argument("license_id", type=int)
+@home_option
+@rpc_option
+@passphrase_option
+@command_runner
+async def license_refund(license_id: int, home: Path, rpc: str | None, passphrase_file: Path | None) -> None:
+    """Take your payment back for a license whose key never came (after the delivery deadline).
+
+    \b
+    Example:
+      datasov license refund 7
+    """
+    network = load_network(home, rpc)
+    keystore = open_keystore(home, passphrase_file)
+    chain = await connect(network)
+    try:
+        await chain.refund(keystore.account, license_id)
+    finally:
+        await chain.close()
+    out_console.print(f"license {license_id} refunded")
+
+
+# ----------------------------------------------------------------------------- fetch ----
+
+
+@click.command()
+@click.argument("license_id", type=int)
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Where to write the dataset.")
+@home_option
+@rpc_option
+@passphrase_option
+@json_option
+@command_runner
+async def fetch(
+    license_id: int, out: Path, home: Path, rpc: str | None, passphrase_file: Path | None, as_json: bool
+) -> None:
+    """Fetch a licensed dataset: every block verified against the on-chain commitment, then decrypted.
+
+    \b
+    Example:
+      datasov fetch 1 -o ./corpus
+    """
+    if out.exists():
+        fail(f"{out} already exists", hint="choose a new path with -o")
+    network = load_network(home, rpc)
+    keystore = open_keystore(home, passphrase_file)
+    chain = await connect(network)
+    try:
+        dataset = await chain.get_dataset((await chain.get_license(license_id)).dataset_id)
+        async with NodeClient() as client:
+            with stage_progress(enabled=not as_json) as progress:
+                report = await buyer.fetch(
+                    chain,
+                    keystore,
+                    network.directory,
+                    client,
+                    license_id,
+                    out,
+                    progress=lambda nbytes: progress("fetch", nbytes, dataset.plaintext_size),
+                )
+    finally:
+        await chain.close()
+    if as_json:
+        emit_json(report.to_json())
+        return
+    out_console.print(
+        f"wrote {report.bytes_written:,} bytes to {out} in {report.seconds:.1f} s "
+        f"(shares used {report.shares_used}; unreachable {sorted(report.unreachable)})"
+    )
+
+
+# ------------------------------------------------------------------ consent, storage ----
+
+
+@click.group()
+def consent() -> None:
+    """Revoke consent for a dataset you own."""
+
+
+@consent.command("revoke")
+@click.argument("dataset_id", type=int)
+@home_option
+@rpc_option
+@passphrase_option
+@command_runner
+async def consent_revoke(dataset_id: int, home: Path, rpc: str | None, passphrase_file: Path | None) -> None:
+    """Revoke consent: no new licenses, no key release; revocable licenses end now.
+
+    \b
+    Example:
+      datasov consent revoke 1
+    """
+    network = load_network(home, rpc)
+    keystore = open_keystore(home, passphrase_file)
+    chain = await connect(network)
+    try:
+        await chain.revoke_consent(keystore.account, dataset_id)
+    finally:
+        await chain.close()
+    out_console.print(f"consent for dataset {dataset_id} revoked")
+
+
+@click.group()
+def storage() -> None:
+    """Manage the storage of datasets you own."""
+
+
+@storage.command("end")
+@click.argument("dataset_id", type=int)
+@home_option
+@rpc_option
+@passphrase_option
+@json_option
+@command_runner
+async def storage_end(
+    dataset_id: int, home: Path, rpc: str | None, passphrase_file: Path | None, as_json: bool
+) -> None:
+    """End a dataset's storage deal and order its nodes to delete the shares now.
+
+    \b
+    Example:
+      datasov storage end 1
+    """
+    network = load_network(home, rpc)
+    keystore = open_keystore(home, passphrase_file)
+    chain = await connect(network)
+    try:
+        result = await publisher.end_storage(chain, keystore.account, network.directory, dataset_id)
+    finally:
+        await chain.close()
+    if as_json:
+        emit_json(result)
+    else:
+        out_console.print(
+            f"deal(s) {result['deals']} terminated; {len(result['deleted'])} share(s) deleted now, "
+            f"{len(result['pending'])} left to the nodes' garbage collection"
+        )
+
+
+# ----------------------------------------------------------------------------- audit ----
+
+
+class _DefaultGroup(click.Group):
+    """``datasov audit LICENSE`` runs the default subcommand; ``datasov audit verify FILE`` another."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["receipt", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_DefaultGroup)
+def audit() -> None:
+    """Consent receipts: `datasov audit LICENSE -o receipt.json`, `datasov audit verify receipt.json`."""
+
+
+@audit.command("receipt")
+@click.argument("license_id", type=int)
+@click.option("-o", "--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="The fetched file: its SHA-256 goes into the receipt (signed by you).",
+)
+@home_option
+@rpc_option
+@passphrase_option
+@json_option
+@command_runner
+async def audit_receipt(
+    license_id: int,
+    out: Path,
+    data: Path | None,
+    home: Path,
+    rpc: str | None,
+    passphrase_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Write the signed consent receipt of a license you hold.
+
+    \b
+    Example:
+      datasov audit 1 -o receipt.json && datasov audit verify receipt.json
+    """
+    network = load_network(home, rpc)
+    keystore = open_keystore(home, passphrase_file)
+    digest = await asyncio.to_thread(_sha256_file, data) if data is not None and data.is_file() else None
+    chain = await connect(network)
+    try:
+        receipt = await audit_mod.build_receipt(chain, license_id, keystore.account, content_sha256=digest)
+    finally:
+        await chain.close()
+    out.write_text(json.dumps(receipt, indent=2, sort_keys=True) + "\n")
+    if as_json:
+        emit_json({"receipt": str(out), "license_id": license_id})
+    else:
+        out_console.print(f"consent receipt for license {license_id} written to {out}")
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@audit.command("verify")
+@click.argument("receipt_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@home_option
+@rpc_option
+@json_option
+@command_runner
+async def audit_verify(receipt_file: Path, home: Path, rpc: str | None, as_json: bool) -> None:
+    """Check a consent receipt against the chain alone (exit 0 only if every claim holds).
+
+    \b
+    Example:
+      datasov audit verify receipt.json --json
+    """
+    try:
+        receipt = json.loads(receipt_file.read_text())
+    except ValueError as err:
+        fail(f"{receipt_file} is not JSON: {err}")
+    chain = await connect(load_network(home, rpc))
+    try:
+        result = await audit_mod.verify_receipt(chain, receipt)
+    finally:
+        await chain.close()
+    if as_json:
+        emit_json(result.to_json())
+    else:
+        verdict = "[green]valid[/]" if result.ok else "[red]INVALID[/]"
+        out_console.print(f"receipt {verdict}; consent {'stands' if result.consent_stands else 'no longer stands'}")
+        for p in result.problems:
+            out_console.print(f"  problem: {p}")
+        for note in result.notes:
+            out_console.print(f"  note: {note}")
+    if not result.ok:
+        raise SystemExit(6)
+
+
+# ----------------------------------------------------------------------------- agent ----
+
+
+@click.group()
+def agent() -> None:
+    """The owner's key agent: releases keys to paying licensees while consent stands."""
+
+
+@agent.command("run")
+@click.option("--poll", type=float, default=1.0, show_default=True, help="Seconds between chain checks.")
+@click.option("--once", is_flag=True, help="Handle what is pending now and exit.")
+@home_option
+@rpc_option
+@passphrase_option
+@json_option
+@command_runner
+async def agent_run(
+    poll: float, once: bool, home: Path, rpc: str | None, passphrase_file: Path | None, as_json: bool
+) -> None:
+    """Follow purchases of your datasets and deliver keys (resumes where it stopped).
+
+    \b
+    Example:
+      datasov agent run --home ./alice
+    """
+    network = load_network(home, rpc)
+    keystore = open_keystore(home, passphrase_file)
+    chain = await connect(network)
+    key_agent = keys.KeyAgent(chain, keystore, home=home, poll=poll)
+    try:
+        if once:
+            decisions = await key_agent.tick()
+            if as_json:
+                emit_json([_decision(d) for d in decisions])
+            else:
+                for d in decisions:
+                    out_console.print(f"license {d.license_id}: {d.outcome} {d.reason}")
+            return
+        err_console.print(f"key agent for {keystore.account.address} following {network.rpc} (Ctrl-C to stop)")
+        await key_agent.run()
+    finally:
+        await chain.close()
+
+
+def _decision(d: keys.Decision) -> dict[str, Any]:
+    return {
+        "license_id": d.license_id,
+        "dataset_id": d.dataset_id,
+        "buyer": d.buyer,
+        "outcome": d.outcome,
+        "reason": d.reason,
+    }
+
+
+COMMANDS = [init, publish, datasets, show, license, fetch, consent, storage, audit, agent]
