@@ -20,9 +20,7 @@ $(VENV)/.installed-test: $(BIN)/python pyproject.toml
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(BIN)/datasov --help
-	$(BIN)/datasov pipeline roundtrip
-	$(BIN)/datasov pipeline roundtrip --codec isal -k 10 -n 30
+	$(BIN)/datasov demo
 
 # Solidity toolchain (solc-js, OpenZeppelin, Hardhat for integration tests), pinned in contracts/package-lock.json
 contracts/node_modules/.installed: contracts/package.json contracts/package-lock.json

@@ -40,6 +40,7 @@ def devnet_up(home: Path, nodes: int, rpc_port: int, block_time: float, epoch_bl
       datasov init --home ./alice --network ./net/devnet.json --dev-account 1 --no-passphrase
       datasov publish ./corpus --home ./alice --price 5
     """
+    home.mkdir(parents=True, exist_ok=True)
     asyncio.run(_devnet(home, nodes, rpc_port, block_time, epoch_blocks, as_json))
 
 
@@ -47,7 +48,6 @@ async def _devnet(home: Path, nodes: int, rpc_port: int, block_time: float, epoc
     from .devnet import LocalNetwork
     from .rpc import serve
 
-    home.mkdir(parents=True, exist_ok=True)
     net = await LocalNetwork.start(home, nodes=nodes, config=ChainConfig(epoch_blocks=epoch_blocks))
     runner, url = await serve(net.chain, "127.0.0.1", rpc_port)
     path = net.save(url)
@@ -90,8 +90,12 @@ def _accounts() -> list[tuple[str, str]]:
 
 
 @click.command()
-@click.option("--workdir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Keep the network's files here (default: a temporary directory, removed after).")
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Keep the network's files here (default: a temporary directory, removed after).",
+)
 @click.option("--nodes", type=click.IntRange(12, 64), default=12, show_default=True)
 @json_option
 def demo(workdir: Path | None, nodes: int, as_json: bool) -> None:

@@ -90,15 +90,12 @@ def init(
     Example (with `datasov devnet up --home ./net` running elsewhere):
       datasov init --home ./alice --network ./net/devnet.json --dev-account 1 --no-passphrase
     """
-    from market.chain import dev_account as dev  # noqa: PLC0415 - same name as the option
+    from market.chain import dev_account as dev
 
     home.mkdir(parents=True, exist_ok=True)
     created = False
     if not (home / "keystore.json").exists():
-        if no_passphrase:
-            secret = make_machine_secret(home)
-        else:
-            secret = passphrase(home, passphrase_file, confirm=True)
+        secret = make_machine_secret(home) if no_passphrase else passphrase(home, passphrase_file, confirm=True)
         account = dev(dev_account) if dev_account is not None else Account.create()
         Keystore.create(home, secret, account=account)
         created = True
@@ -305,7 +302,7 @@ async def show(dataset_id: int, home: Path, rpc: str | None, as_json: bool) -> N
                         url = await network.directory.url_of(share.provider)
                         await client.head(url, info["manifest_hash"], i)
                         entry.update(url=url, online=True)
-                    except (NodeError, Exception) as err:  # noqa: BLE001 - report, don't fail
+                    except (NodeError, Exception) as err:
                         entry.update(online=False, problem=str(err)[:120])
                     shares.append(entry)
         info["shares"] = shares
@@ -327,14 +324,18 @@ async def show(dataset_id: int, home: Path, rpc: str | None, as_json: bool) -> N
 
 
 @click.group()
-def license() -> None:  # noqa: A001 - the command is called "license"
+def license() -> None:
     """Buy licenses and get refunds."""
 
 
 @license.command("buy")
 @click.argument("dataset_id", type=int)
-@click.option("--purpose", default="ai_training", show_default=True, help="ai_training, ai_generative_training, "
-              "ai_inference or data_mining.")
+@click.option(
+    "--purpose",
+    default="ai_training",
+    show_default=True,
+    help="ai_training, ai_generative_training, ai_inference or data_mining.",
+)
 @click.option("--max-price", default=None, help="Refuse to pay more than this many tokens (default: the listed price).")
 @click.option("--wait", type=float, default=60.0, show_default=True, help="Seconds to wait for the key (0: don't).")
 @home_option
@@ -367,7 +368,7 @@ async def license_buy(
         delivered = False
         if wait > 0:
             with err_console.status(f"license {license_id}: waiting for the owner's key agent..."):
-                await buyer.wait_for_key(chain, keystore, license_id, timeout=wait)
+                await buyer.wait_for_key(chain, keystore, license_id, within=wait)
             delivered = True
     finally:
         await chain.close()

@@ -36,7 +36,7 @@ from .ui import fail
 
 T = TypeVar("T")
 CONFIG = "config.json"
-MACHINE_SECRET = "machine.secret"
+MACHINE_SECRET = "machine.secret"  # noqa: S105 - a file name, not a secret
 DEFAULT_HOME = Path(os.environ.get("DATASOV_HOME", Path.home() / ".datasov"))
 
 # exit codes (documented in `datasov --help`)
@@ -160,8 +160,12 @@ async def _guard(main: Awaitable[T]) -> T:
         hint = "take your payment back: datasov license refund LICENSE" if err.refundable else "try again later"
         fail(str(err), hint=hint, code=EXIT_PENDING)
     except buyer.KeyMismatch as err:
-        fail(str(err), hint="the owner delivered a wrong key: refunds are possible only for undelivered keys; keep "
-             "the receipt (datasov audit) as evidence", code=EXIT_INTEGRITY)
+        fail(
+            str(err),
+            hint="the owner delivered a wrong key: refunds are possible only for undelivered keys; keep "
+            "the receipt (datasov audit) as evidence",
+            code=EXIT_INTEGRITY,
+        )
     except errors.ContractRevert as err:
         fail(f"the contract refused: {err}", code=EXIT_REFUSED)
     except (NotEnoughShares, IntegrityError) as err:

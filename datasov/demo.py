@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from erasure.pipeline import Layout
 from market import audit, buyer, errors, keys, publisher
 from market.chain import TOKEN, ChainConfig, dev_account
 from market.deals import FaultReporter
 from market.keystore import Keystore
 from market.terms import TRAINING_ALLOWED, Purpose
-from erasure.pipeline import Layout
 from storage_node.client import NodeClient
 
 from .devnet import LocalNetwork
@@ -56,7 +56,7 @@ class Demo:
         start = time.perf_counter()
         try:
             detail, ok = await action(), True
-        except Exception as err:  # noqa: BLE001 - a failed step is reported, the demo goes on where it can
+        except Exception as err:
             detail, ok = f"{type(err).__name__}: {err}", False
         seconds = time.perf_counter() - start
         self.steps.append(Step(name, ok, detail, seconds))
@@ -70,12 +70,14 @@ class Demo:
     def summary(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
-            "steps": [{"step": s.name, "ok": s.ok, "detail": s.detail, "seconds": round(s.seconds, 2)} for s in self.steps],
+            "steps": [
+                {"step": s.name, "ok": s.ok, "detail": s.detail, "seconds": round(s.seconds, 2)} for s in self.steps
+            ],
         }
 
 
-async def _wait_until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
+async def _wait_until(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
+    deadline = time.monotonic() + within
     while not await check():
         if time.monotonic() > deadline:
             raise StepFailed(f"timed out waiting for {what}")
@@ -129,7 +131,7 @@ async def run_demo(workdir: Path, say: Callable[[str], None], *, nodes: int = 12
         assert net is not None
         lab: Keystore = state["lab"]
         license_id = await buyer.buy(net.chain, lab, state["pub"].dataset_id, Purpose.AI_TRAINING)
-        await buyer.wait_for_key(net.chain, lab, license_id, timeout=30)
+        await buyer.wait_for_key(net.chain, lab, license_id, within=30)
         state["license"] = license_id
         return f"license {license_id} for ai_training; key sealed to the lab and delivered by the owner's agent"
 

@@ -30,6 +30,7 @@ log = logging.getLogger("datasov.devnet")
 
 DEVNET_FILE = "devnet.json"
 OPERATOR_ETH = 10 * ETHER
+DEFAULT_CONFIG = ChainConfig()
 
 
 @dataclass
@@ -62,7 +63,7 @@ class LocalNetwork:
         *,
         nodes: int = 12,
         chain: Chain | None = None,
-        config: ChainConfig = ChainConfig(),
+        config: ChainConfig = DEFAULT_CONFIG,
         capacity: int = 1 << 30,
         prover_poll: float = 0.2,
         provers: bool = True,

@@ -95,7 +95,9 @@ class RpcServer:
         try:
             body = json.loads(await request.read())
         except ValueError:
-            return web.json_response({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "parse error"}})
+            return web.json_response(
+                {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "parse error"}}
+            )
         if isinstance(body, list):
             return web.json_response([await self.answer(r) for r in body if isinstance(r, dict)])
         if not isinstance(body, dict):

@@ -8,6 +8,7 @@ Files are written under a temporary name and renamed into place once complete.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -128,10 +129,16 @@ def write_dataset(content: str, chunks: Iterator[bytes], out: Path) -> None:
     """Write decoded plaintext: a file (atomically, via ``.part``) or, for a tar, a directory."""
     from . import tarpack
 
-    if content == "tar":
-        tarpack.unpack(chunks, out)
-        return
     tmp = out.with_name(out.name + ".part")
+    if content == "tar":  # unpacked aside and moved into place whole: a failed decode leaves nothing
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            tarpack.unpack(chunks, tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        os.replace(tmp, out)
+        return
     try:
         with tmp.open("wb") as f:
             for chunk in chunks:

@@ -70,11 +70,11 @@ async def buy(
 
 
 async def wait_for_key(
-    chain: Chain, keystore: Keystore, license_id: int, *, timeout: float = 60.0, poll: float = 0.25
+    chain: Chain, keystore: Keystore, license_id: int, *, within: float = 60.0, poll: float = 0.25
 ) -> bytes:
     """The data key of a license, once the owner's agent delivered it (opened, not yet checked
     against the commitment: :func:`fetch` does that with the manifest's salt)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         lic = await chain.get_license(license_id)
         if lic.status == LicenseStatus.DELIVERED:
@@ -102,9 +102,7 @@ async def wait_for_key(
 class RemoteShareSource:
     """A share on a node, read from the decoder's worker threads through the event loop."""
 
-    def __init__(
-        self, client: NodeClient, url: str, dataset: str, index: int, loop: asyncio.AbstractEventLoop
-    ) -> None:
+    def __init__(self, client: NodeClient, url: str, dataset: str, index: int, loop: asyncio.AbstractEventLoop) -> None:
         self.client = client
         self.url = url
         self.dataset = dataset
@@ -123,7 +121,9 @@ class RemoteShareSource:
         return roots
 
     def read_block(self, segment: int, offset: int, size: int) -> bytes:
-        data: bytes = self._run(self.client.get_share(self.url, self.dataset, self.index, start=offset, end=offset + size))
+        data: bytes = self._run(
+            self.client.get_share(self.url, self.dataset, self.index, start=offset, end=offset + size)
+        )
         return data
 
 

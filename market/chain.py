@@ -187,7 +187,10 @@ class Chain:
         if self.kind == "embedded":
             tester = self.w3.provider.ethereum_tester
             latest = await self.w3.eth.get_block("latest")
-            tester.time_travel(int(latest["timestamp"]) + seconds)
+            target = int(latest["timestamp"]) + seconds
+            tester.time_travel(target)
+            if await self.timestamp() < target:  # eth-tester stamps the travelling block a second early
+                tester.mine_blocks(1)
         else:
             await self._rpc("evm_increaseTime", [seconds])
             await self._rpc("evm_mine", [])

@@ -31,7 +31,12 @@ class FaultReporter:
     """Reports every missed proof of the deals opened by ``owner`` (or of ``deal_ids``)."""
 
     def __init__(
-        self, chain: Chain, reporter: LocalAccount, *, owner: str | None = None, deal_ids: list[int] | None = None,
+        self,
+        chain: Chain,
+        reporter: LocalAccount,
+        *,
+        owner: str | None = None,
+        deal_ids: list[int] | None = None,
         poll: float = 1.0,
     ) -> None:
         self.chain = chain
@@ -61,8 +66,9 @@ class FaultReporter:
                 except (errors.StateError, errors.ProofRejected) as err:  # proven or reported meanwhile
                     log.info("not reported %d/%d epoch %d: %s", deal_id, i, epoch, err)
                     continue
-                log.warning("share %d of deal %d missed its proof in epoch %d: %s slashed", i, deal_id, epoch,
-                            share.provider)
+                log.warning(
+                    "share %d of deal %d missed its proof in epoch %d: %s slashed", i, deal_id, epoch, share.provider
+                )
                 found.append(MissedProof(deal_id, i, epoch, share.provider))
         self._checked_epoch = epoch
         self.reported.extend(found)

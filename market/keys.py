@@ -52,10 +52,23 @@ class KeyAgent:
         self.state_path = home / STATE_FILE
         self.poll = poll
         self.decisions: list[Decision] = []
+        self._where = ""
+
+    async def _locate(self) -> None:
+        """Name this chain and deployment (chain id, contract, hash of the deployment block): two
+        local chains can share an id and addresses, never that block hash."""
+        if not self._where:
+            d = self.chain.deployment
+            block = await self.chain.w3.eth.get_block(d.deployed_block)
+            self._where = f"{d.chain_id}:{d.license_manager.lower()}:{bytes(block['hash']).hex()}"
 
     def _checkpoint(self) -> int:
+        """The first block not yet handled (on this chain and these contracts)."""
         try:
-            return int(json.loads(self.state_path.read_text())["next_block"])
+            state = json.loads(self.state_path.read_text())
+            if state.get("deployment", self._where) != self._where:
+                return self.chain.deployment.deployed_block  # another network: start from its beginning
+            return int(state["next_block"])
         except FileNotFoundError:
             return self.chain.deployment.deployed_block
         except (ValueError, KeyError, TypeError) as err:
@@ -63,11 +76,12 @@ class KeyAgent:
 
     def _save(self, next_block: int) -> None:
         tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"version": 1, "next_block": next_block}))
+        tmp.write_text(json.dumps({"version": 1, "deployment": self._where, "next_block": next_block}))
         os.replace(tmp, self.state_path)
 
     async def tick(self) -> list[Decision]:
         """Handle every purchase mined since the last checkpoint; returns what was decided."""
+        await self._locate()
         start = self._checkpoint()
         head = await self.chain.block_number()
         mine = set(self.keystore.datasets())

@@ -13,6 +13,7 @@ directory is removed once every share is placed; a failed publish leaves it for 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import shutil
@@ -31,15 +32,16 @@ from storage_node.client import NodeClient
 from storage_node.errors import NodeError
 from storage_node.orders import StorageOrder
 
+from . import errors
 from .chain import Chain
 from .directory import Directory, NodeInfo
-from . import errors
 from .errors import MarketError
 from .keystore import Keystore
 from .terms import TRAINING_ALLOWED, LicenseTerms
 
 log = logging.getLogger("datasov.publish")
 
+DEFAULT_LAYOUT = Layout(k=4, n=10)
 Progress = Callable[[str, int, int], None]
 """``progress(stage, advance, total)``: stage is "encode" or "upload"; sizes in bytes."""
 
@@ -54,7 +56,7 @@ class NotEnoughNodes(PublishError):
 
 @dataclass(frozen=True, slots=True)
 class PublishOptions:
-    layout: Layout = Layout(k=4, n=10)
+    layout: Layout = DEFAULT_LAYOUT
     price: int = 0
     terms: LicenseTerms = TRAINING_ALLOWED
     epochs: int = 100
@@ -210,7 +212,9 @@ async def publish(
                 log.warning("share %d: node %s failed: %s", index, node.url, err)
                 async with spare_lock:
                     if not spares:
-                        raise NotEnoughNodes(f"share {index}: {node.url} failed ({err}) and no spare node is left") from err
+                        raise NotEnoughNodes(
+                            f"share {index}: {node.url} failed ({err}) and no spare node is left"
+                        ) from err
                     spare = spares.pop(0)
                     await chain.replace_provider(owner, deal_id, index, spare.address)
                 published.replaced.append((index, node.url, str(err)))
@@ -270,10 +274,8 @@ async def end_storage(chain: Chain, owner: LocalAccount, directory: Directory, d
             deal = await chain.get_deal(deal_id)
             if deal.settled:
                 continue
-            try:
+            with contextlib.suppress(errors.StateError):  # already terminated: still delete the shares
                 await chain.terminate_deal(owner, deal_id)
-            except errors.StateError:
-                pass  # already terminated or over: deleting the shares is still wanted
             ended.append(deal_id)
             for i in range(deal.n):
                 share = await chain.get_share(deal_id, i)

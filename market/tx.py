@@ -150,7 +150,7 @@ class Transactor:
             latest = await self.w3.eth.get_block("latest")
             base = int(latest.get("baseFeePerGas", 10**9))
             nonce = max(self._nonces.get(address, 0), await self.w3.eth.get_transaction_count(address, "pending"))
-            tx = {
+            tx: dict[str, Any] = {
                 "to": to,
                 "value": value,
                 "gas": 21_000,
@@ -164,7 +164,9 @@ class Transactor:
         try:
             receipt = await self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout)
         except TimeExhausted as err:
-            raise errors.TransactionTimeout(f"transfer: no receipt after {self.receipt_timeout}s", tx_hash=tx_hash.hex()) from err
+            raise errors.TransactionTimeout(
+                f"transfer: no receipt after {self.receipt_timeout}s", tx_hash=tx_hash.hex()
+            ) from err
         return receipt
 
     async def _failure_reason(self, fn: Any, sender: str, receipt: TxReceipt, name: str) -> errors.ContractRevert:

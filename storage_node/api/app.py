@@ -227,8 +227,9 @@ async def delete_share(request: web.Request) -> web.Response:
 async def put_manifest(request: web.Request) -> web.Response:
     state = request.app[NODE]
     dataset = request.match_info["dataset"]
-    if (request.content_length or 0) > manifest.MAX_MANIFEST_BYTES:
-        raise web.HTTPRequestEntityTooLarge(max_size=manifest.MAX_MANIFEST_BYTES, actual_size=request.content_length)
+    length = request.content_length or 0
+    if length > manifest.MAX_MANIFEST_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=manifest.MAX_MANIFEST_BYTES, actual_size=length)
     raw = await request.read()
     await state.store.put_manifest(dataset, raw)
     return web.json_response({"dataset": dataset, "stored": True}, status=201)
