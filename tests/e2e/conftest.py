@@ -24,6 +24,7 @@ from storage_node.client import NodeClient
 
 SAMPLE = Path(__file__).parents[2] / "datasov" / "samples" / "tiny-corpus"
 PRICE = 5 * TOKEN
+LAYOUT = Layout(k=4, n=10)
 _homes = itertools.count()
 
 
@@ -75,7 +76,7 @@ def publish(net: LocalNetwork, owner: Keystore, client: NodeClient, tmp_path: Pa
     """Publish ``path`` (the sample by default) as the owner; returns it with the owner's key agent."""
 
     async def go(
-        path: Path = SAMPLE, *, terms: LicenseTerms = TRAINING_ALLOWED, layout: Layout = Layout(k=4, n=10)
+        path: Path = SAMPLE, *, terms: LicenseTerms = TRAINING_ALLOWED, layout: Layout = LAYOUT
     ) -> Offer:
         pub = await publisher.publish(
             path,

@@ -42,7 +42,8 @@ async def test_publish_buy_fetch_roundtrip(
     report = await buyer.fetch(net.chain, lab, net.directory, client, license_id, tmp_path / "out")
     assert _same_tree(SAMPLE, tmp_path / "out")
     assert report.bytes_written == pub.manifest.plaintext_size
-    assert len(report.shares_used) == 4 and not report.excluded
+    assert len(report.shares_used) == 4
+    assert not report.excluded
 
 
 async def test_single_file_dataset(
@@ -112,7 +113,8 @@ async def test_undelivered_key_is_refunded_after_the_deadline(
         await buyer.wait_for_key(net.chain, lab, license_id, within=5)
     assert waited.value.refundable
     decisions = {d.license_id: d for d in await offer.agent.tick()}  # the agent comes back too late
-    assert decisions[license_id].outcome == "refused" and "deadline" in decisions[license_id].reason
+    assert decisions[license_id].outcome == "refused"
+    assert "deadline" in decisions[license_id].reason
     before = await net.chain.balance_of(lab.account.address)
     await net.chain.refund(lab.account, license_id)
     assert await net.chain.balance_of(lab.account.address) == before + PRICE
@@ -202,7 +204,8 @@ async def test_storage_end_deletes_shares(net: LocalNetwork, owner: Keystore, pu
     offer = await publish()
     dataset = offer.pub.manifest_hash.hex()
     result = await end_storage(net.chain, owner.account, net.directory, offer.dataset_id)
-    assert sorted(result["deleted"]) == list(range(10)) and not result["pending"]
+    assert sorted(result["deleted"]) == list(range(10))
+    assert not result["pending"]
     for i, node in offer.pub.placements.items():
         store = net.node_of(node.address).node.store
         assert store is not None
@@ -225,7 +228,8 @@ async def test_consent_receipt_verifies_and_detects_tampering(
     await offer.agent.tick()
     receipt = await audit.build_receipt(net.chain, license_id, lab.account, content_sha256="ab" * 32)
     check = await audit.verify_receipt(net.chain, json.loads(json.dumps(receipt)))
-    assert check.ok and check.consent_stands, check.problems
+    assert check.ok, check.problems
+    assert check.consent_stands
 
     forged = json.loads(json.dumps(receipt))
     forged["license"]["purpose"] = "data_mining"
