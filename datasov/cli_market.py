@@ -533,7 +533,13 @@ class _DefaultGroup(click.Group):
 
 @click.group(cls=_DefaultGroup)
 def audit() -> None:
-    """Consent receipts: `datasov audit LICENSE -o receipt.json`, `datasov audit verify receipt.json`."""
+    """Consent receipts: what you licensed, for which bytes, when; checkable against the chain alone.
+
+    \b
+    Example:
+      datasov audit 1 -o receipt.json --data ./corpus.tar   (same as: datasov audit receipt 1 ...)
+      datasov audit verify receipt.json
+    """
 
 
 @audit.command("receipt")

@@ -24,7 +24,7 @@ from market.keystore import Keystore
 from market.terms import TRAINING_ALLOWED, Purpose
 from storage_node.client import NodeClient
 
-from .devnet import LocalNetwork
+from .devnet import LocalNetwork, stop_task
 
 SAMPLE = Path(__file__).parent / "samples" / "tiny-corpus"
 EPOCH_BLOCKS = 100
@@ -88,6 +88,7 @@ async def run_demo(workdir: Path, say: Callable[[str], None], *, nodes: int = 12
     demo = Demo(workdir, say, nodes)
     state: dict[str, Any] = {}
     tasks: list[asyncio.Task[None]] = []
+    workers: list[keys.KeyAgent | FaultReporter] = []
     net: LocalNetwork | None = None
 
     async def start() -> str:
@@ -122,6 +123,7 @@ async def run_demo(workdir: Path, say: Callable[[str], None], *, nodes: int = 12
         reporter = FaultReporter(net.chain, owner.account, poll=0.2)
         state["agent"], state["reporter"] = agent, reporter
         tasks.extend([asyncio.create_task(agent.run()), asyncio.create_task(reporter.run())])
+        workers.extend([agent, reporter])
         return (
             f"dataset {pub.dataset_id}: {pub.manifest.plaintext_size:,} bytes, 4-of-10 shares on 10 nodes, "
             f"deal {pub.deal_id}, training allowed, price 5 tokens"
@@ -231,9 +233,8 @@ async def run_demo(workdir: Path, say: Callable[[str], None], *, nodes: int = 12
             if not await demo.step(name, action) and name.startswith(("start", "owner publishes", "lab buys")):
                 break  # later steps need these
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        for task, worker in zip(tasks, workers, strict=True):
+            await stop_task(task, worker)
         if net is not None:
             await net.stop()
     return demo

@@ -17,7 +17,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from market.chain import DEFAULT_MIN_STAKE, ETHER, Chain, ChainConfig, dev_account
 from market.directory import NodeInfo, StaticDirectory
@@ -31,6 +31,19 @@ log = logging.getLogger("datasov.devnet")
 DEVNET_FILE = "devnet.json"
 OPERATOR_ETH = 10 * ETHER
 DEFAULT_CONFIG = ChainConfig()
+
+
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+async def stop_task(task: asyncio.Task[None], worker: Stoppable | None = None) -> None:
+    """Stop a background loop: flag it, cancel it, and wait for it to end."""
+    if worker is not None:
+        worker.stop()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 @dataclass
@@ -119,9 +132,7 @@ class LocalNetwork:
         """Stop a node abruptly: its port closes, its prover stops (its files stay on disk)."""
         n = self.nodes[index]
         if n.task is not None:
-            n.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await n.task
+            await stop_task(n.task, n.prover)
             n.task = None
         await n.node.stop()
         n.alive = False

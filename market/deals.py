@@ -46,6 +46,7 @@ class FaultReporter:
         self.poll = poll
         self.reported: list[MissedProof] = []
         self._checked_epoch = -1
+        self._stopping = False
 
     async def tick(self) -> list[MissedProof]:
         epoch = await self.chain.current_epoch() - 1
@@ -74,8 +75,13 @@ class FaultReporter:
         self.reported.extend(found)
         return found
 
+    def stop(self) -> None:
+        """End :meth:`run` after the current round (a cancellation alone can be lost in web3's waits)."""
+        self._stopping = True
+
     async def run(self) -> None:
-        while True:
+        self._stopping = False
+        while not self._stopping:
             try:
                 await self.tick()
             except errors.ChainError as err:

@@ -52,6 +52,7 @@ class KeyAgent:
         self.state_path = home / STATE_FILE
         self.poll = poll
         self.decisions: list[Decision] = []
+        self._stopping = False
         self._where = ""
 
     async def _locate(self) -> None:
@@ -123,8 +124,13 @@ class KeyAgent:
             return decide("refused", str(err))
         return decide("delivered")
 
+    def stop(self) -> None:
+        """End :meth:`run` after the current round (a cancellation alone can be lost in web3's waits)."""
+        self._stopping = True
+
     async def run(self) -> None:
-        while True:
+        self._stopping = False
+        while not self._stopping:
             try:
                 await self.tick()
             except errors.ChainError as err:

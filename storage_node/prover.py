@@ -74,6 +74,7 @@ class Prover:
         self._deals: dict[int, Deal] = {}
         self._accepted: set[tuple[int, int]] = set()
         self._done_epoch = -1
+        self._stopping = False
 
     async def _deal(self, deal_id: int) -> Deal:
         if deal_id not in self._deals:
@@ -197,8 +198,14 @@ class Prover:
                 await self.claim()
         return report
 
+    def stop(self) -> None:
+        """Ask :meth:`run` to end after the current round (cancelling the task also works, but
+        Python 3.11's ``asyncio.wait_for``, which web3 uses, can swallow a cancellation)."""
+        self._stopping = True
+
     async def run(self) -> None:
-        while True:
+        self._stopping = False
+        while not self._stopping:
             try:
                 await self.tick()
             except market_errors.ChainError as err:  # a slow or unreachable chain: try again

@@ -75,9 +75,7 @@ Publish = Callable[..., Awaitable[Offer]]
 def publish(net: LocalNetwork, owner: Keystore, client: NodeClient, tmp_path: Path) -> Publish:
     """Publish ``path`` (the sample by default) as the owner; returns it with the owner's key agent."""
 
-    async def go(
-        path: Path = SAMPLE, *, terms: LicenseTerms = TRAINING_ALLOWED, layout: Layout = LAYOUT
-    ) -> Offer:
+    async def go(path: Path = SAMPLE, *, terms: LicenseTerms = TRAINING_ALLOWED, layout: Layout = LAYOUT) -> Offer:
         pub = await publisher.publish(
             path,
             chain=net.chain,

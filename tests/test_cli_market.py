@@ -1,0 +1,138 @@
+"""The marketplace CLI driven as a user would: a `datasov devnet up` process, then the commands an
+owner and a lab type, as subprocesses with real exit codes and output."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from datasov.demo import SAMPLE, _same_tree
+
+EXIT_REFUSED, EXIT_INTEGRITY = 4, 6
+
+
+def datasov(*args: str, home: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    env.pop("DATASOV_PASSPHRASE", None)
+    full = [sys.executable, "-m", "datasov", *args, *(["--home", str(home)] if home else [])]
+    proc = subprocess.run(full, capture_output=True, text=True, timeout=180, check=False, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args}: exit {proc.returncode}\nstdout:{proc.stdout}\nstderr:{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("devnet")
+    cmd = [sys.executable, "-m", "datasov", "devnet", "up", "--home", str(home), "--rpc-port", "0", "--json"]
+    cmd += ["--block-time", "0.5"]
+    log = (home / "devnet.log").open("w")  # a file, not a pipe: a chatty devnet can never block on it
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:  # the description is printed as soon as everything is up
+        lines.append(line)
+        if line.rstrip() == "}":
+            break
+    described = json.loads("".join(lines))
+    assert len(described["nodes"]) == 12
+    assert (home / "devnet.json").exists()
+    try:
+        yield home
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+        log.close()
+        assert proc.returncode == 0
+        assert "devnet stopped" in (home / "devnet.log").read_text()
+
+
+def test_owner_and_lab_on_a_devnet(devnet: Path, tmp_path: Path) -> None:
+    alice, lab = tmp_path / "alice", tmp_path / "lab"
+    network = str(devnet / "devnet.json")
+    for home, account in ((alice, "1"), (lab, "2")):
+        out = json.loads(
+            datasov(
+                "init", "--network", network, "--dev-account", account, "--no-passphrase", "--json", home=home
+            ).stdout
+        )
+        assert out["created"]
+        assert oct((home / "keystore.json").stat().st_mode & 0o777) == "0o600"
+        assert oct((home / "machine.secret").stat().st_mode & 0o777) == "0o600"
+
+    published = json.loads(datasov("publish", str(SAMPLE), "--price", "2.5", "--json", home=alice).stdout)
+    dataset = str(published["dataset_id"])
+    assert len(published["nodes"]) == 10
+    listing = json.loads(datasov("datasets", "--json", home=lab).stdout)
+    assert [d["price_tokens"] for d in listing if str(d["id"]) == dataset] == ["2.5"]
+    shown = json.loads(datasov("show", dataset, "--json", home=lab).stdout)
+    assert sum(s["online"] for s in shown["shares"]) == 10
+
+    bought = json.loads(datasov("license", "buy", dataset, "--wait", "0", "--json", home=lab).stdout)
+    license_id = str(bought["license_id"])
+    assert not bought["key_delivered"]
+    decisions = json.loads(datasov("agent", "run", "--once", "--json", home=alice).stdout)
+    assert [d["outcome"] for d in decisions if str(d["license_id"]) == license_id] == ["delivered"]
+
+    fetched = json.loads(datasov("fetch", license_id, "-o", str(tmp_path / "copy"), "--json", home=lab).stdout)
+    assert fetched["bytes"] == published["size"]
+    assert _same_tree(SAMPLE, tmp_path / "copy")
+    again = datasov("fetch", license_id, "-o", str(tmp_path / "copy"), home=lab, check=False)
+    assert again.returncode == 1
+    assert "already exists" in again.stderr
+
+    receipt = tmp_path / "receipt.json"
+    datasov("audit", license_id, "-o", str(receipt), home=lab)
+    verified = json.loads(datasov("audit", "verify", str(receipt), "--json", home=lab).stdout)
+    assert verified["ok"]
+    assert verified["consent_stands"]
+    forged = json.loads(receipt.read_text())
+    forged["dataset"]["commitment_root"] = "00" * 32
+    receipt.write_text(json.dumps(forged))
+    bad = datasov("audit", "verify", str(receipt), home=lab, check=False)
+    assert bad.returncode == EXIT_INTEGRITY
+    assert "INVALID" in bad.stdout
+
+    not_owner = datasov("consent", "revoke", dataset, home=lab, check=False)
+    assert not_owner.returncode == EXIT_REFUSED
+    assert "NotDatasetOwner" in not_owner.stderr
+    datasov("consent", "revoke", dataset, home=alice)
+    refused = datasov("license", "buy", dataset, "--wait", "0", home=lab, check=False)
+    assert refused.returncode == EXIT_REFUSED
+    assert "ConsentIsRevoked" in refused.stderr
+
+    ended = json.loads(datasov("storage", "end", dataset, "--json", home=alice).stdout)
+    assert sorted(ended["deleted"]) == list(range(10))
+
+
+def test_helpful_errors_without_setup(tmp_path: Path) -> None:
+    missing = datasov("datasets", home=tmp_path / "nowhere", check=False)
+    assert missing.returncode == 1
+    assert "datasov init" in missing.stderr
+    for command in (
+        ["publish"],
+        ["license", "buy"],
+        ["fetch"],
+        ["audit"],
+        ["audit", "verify"],
+        ["devnet", "up"],
+        ["demo"],
+        ["agent", "run"],
+    ):
+        text = datasov(*command, "--help").stdout
+        assert "Example" in text, command
+
+
+def test_demo_tells_the_whole_story() -> None:
+    proc = datasov("demo", "--json")
+    summary = json.loads(proc.stdout)
+    assert summary["ok"]
+    assert len(summary["steps"]) == 8
+    assert all(step["ok"] for step in summary["steps"])
