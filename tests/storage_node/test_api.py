@@ -245,3 +245,30 @@ async def test_loop_stays_responsive_during_a_256_mib_upload(make_node: NodeFact
     await tick
     assert len(lags) > 10
     assert max(lags) < 0.050, f"event loop blocked for {max(lags) * 1000:.1f} ms"
+
+
+async def test_manifests_are_content_addressed_and_only_for_held_datasets(
+    make_node: NodeFactory, client: NodeClient
+) -> None:
+    import io
+
+    from erasure import envelope
+    from erasure.pipeline import Layout, encode
+
+    node = await make_node()
+    sinks = [io.BytesIO() for _ in range(3)]
+    layout = Layout(k=2, n=3, block_size=BLOCK, leaf_size=LEAF)
+    man = encode([os.urandom(200_000)], sinks, key=envelope.new_data_key(), layout=layout).manifest
+    dataset, raw = man.hash().hex(), man.canonical_bytes()
+    await expect(404, "share_not_found", client.put_manifest(node.url, dataset, raw))  # holds nothing of it yet
+    share = sinks[1].getvalue()
+    order = order_for(node, share, index=1, dataset=dataset)
+    assert order.share_root == man.share_roots[1].hex()
+    await client.put_share(node.url, order, publisher(), share)
+    await expect(422, "bad_manifest", client.put_manifest(node.url, "ab" * 32, raw))  # not its hash
+    await expect(422, "bad_manifest", client.put_manifest(node.url, dataset, b"{not json"))
+    await expect(413, "request_entity_too_large", client.put_manifest(node.url, dataset, b" " * 70_000))
+    await expect(404, "share_not_found", client.get_manifest(node.url, dataset))  # nothing was stored
+    await client.put_manifest(node.url, dataset, raw)
+    assert await client.get_manifest(node.url, dataset) == raw
+    await expect(404, "share_not_found", client.get_manifest(node.url, "..%2F..%2Fetc"))
