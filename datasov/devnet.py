@@ -67,6 +67,7 @@ class LocalNetwork:
     nodes: list[NetworkNode] = field(default_factory=list)
     prover_poll: float = 0.2
     capacity: int = 1 << 30
+    background: bool = True
     _ports: dict[int, int] = field(default_factory=dict)
 
     @classmethod
@@ -80,10 +81,13 @@ class LocalNetwork:
         capacity: int = 1 << 30,
         prover_poll: float = 0.2,
         provers: bool = True,
+        background: bool = True,
     ) -> LocalNetwork:
+        """``provers``: give each node a prover; ``background``: run them on their own (else the
+        caller drives them with :meth:`prove_all`)."""
         """A chain (embedded unless given) and ``nodes`` staked nodes, all started."""
         chain = chain or await Chain.embedded(dev_accounts=12, config=config)
-        net = cls(home, chain, prover_poll=prover_poll, capacity=capacity)
+        net = cls(home, chain, prover_poll=prover_poll, capacity=capacity, background=background)
         for i in range(nodes):
             node_home = home / "nodes" / f"node-{i:02d}"
             net.nodes.append(NetworkNode(i, node_home, net._make_node(i, node_home)))
@@ -115,7 +119,8 @@ class LocalNetwork:
         if provers:
             assert n.node.store is not None
             n.prover = Prover(self.chain, n.node.operator, n.node.store, poll=self.prover_poll)
-            n.task = asyncio.create_task(n.prover.run(), name=f"prover-{n.index}")
+            if self.background:
+                n.task = asyncio.create_task(n.prover.run(), name=f"prover-{n.index}")
 
     @property
     def directory(self) -> StaticDirectory:

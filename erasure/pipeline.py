@@ -285,13 +285,15 @@ class Decoder:
     def __init__(
         self,
         man: Manifest,
-        key: bytes,
+        key: bytes | None,
         sources: Mapping[int, ShareSource],
         *,
         threads: int | None = None,
         progress: Progress | None = None,
     ) -> None:
-        if not envelope.check_key_commitment(key, man.salt, man.key_commitment):
+        """``key=None`` gives a ciphertext-only decoder (repair): :meth:`ciphertext` works, iterating
+        for plaintext does not."""
+        if key is not None and not envelope.check_key_commitment(key, man.salt, man.key_commitment):
             raise DecryptionError("data key does not match the manifest's key commitment")
         tune_allocator()
         self.manifest = man
@@ -363,6 +365,8 @@ class Decoder:
             yield from _ordered(pool, tasks, 2 * self._threads + 1)
 
     def __iter__(self) -> Iterator[bytes]:
+        if self._key is None:
+            raise ParameterError("this decoder has no data key: only ciphertext() is available")
         man = self.manifest
         for chunk in envelope.decrypt_stream(
             self._key, man.encryption.header, self.ciphertext(), man.encryption.message_size
@@ -370,6 +374,36 @@ class Decoder:
             if self._progress is not None:
                 self._progress(len(chunk))
             yield chunk
+
+
+def rebuild(
+    man: Manifest,
+    sources: Mapping[int, ShareSource],
+    sinks: Mapping[int, ShareSink],
+    *,
+    threads: int | None = None,
+) -> DecodeReport:
+    """Rebuild shares ``sinks.keys()`` from any k good ones, without the data key (ciphertext only).
+
+    Each segment is decoded from k verified blocks and encoded again; the codecs are deterministic,
+    so the rebuilt share is the original byte for byte. Its root is checked against the manifest
+    before returning: :class:`IntegrityError` if it differs (nothing rebuilt is then trustworthy).
+    """
+    codec = get_codec(man.codec, man.k, man.n)
+    for index in sinks:
+        if not 0 <= index < man.n:
+            raise ParameterError(f"share index {index} out of range [0, {man.n})")
+    decoder = Decoder(man, None, sources, threads=threads)
+    roots: dict[int, list[bytes]] = {i: [] for i in sinks}
+    for segment in decoder.ciphertext():
+        blocks = codec.encode(segment)
+        for index, sink in sinks.items():
+            sink.write(blocks[index])
+            roots[index].append(merkle.root(blocks[index], man.leaf_size))
+    for index, block_roots in roots.items():
+        if merkle.root_of_nodes(block_roots) != man.share_roots[index]:
+            raise IntegrityError(f"rebuilt share {index} does not match its committed root")
+    return decoder.report
 
 
 def decode(

@@ -142,7 +142,7 @@ class Prover:
                 if share.provider.lower() != self.account.address.lower():
                     continue
                 proofs.append(await self.build(r, epoch))
-            except (NodeError, market_errors.ChainError) as err:
+            except (NodeError, OSError, market_errors.ChainError) as err:  # a lost file is a missed proof
                 report.failed[key] = str(err)
                 log.warning("no proof for share %d/%d in epoch %d: %s", *key, epoch, err)
         for i in range(0, len(proofs), self.batch):
