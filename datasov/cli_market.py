@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,14 @@ from erasure.pipeline import Layout
 from market import audit as audit_mod
 from market import buyer, keys, publisher
 from market.chain import Chain
+from market.deals import FaultReporter
 from market.durability import estimate
+from market.errors import ChainError
 from market.keystore import Keystore
 from market.terms import TRAINING_ALLOWED, LicenseTerms, Permission, Purpose
 from storage_node.client import NodeClient
 from storage_node.errors import NodeError
+from storage_node.repair import RepairAgent
 
 from .context import (
     CONFIG,
@@ -635,41 +639,93 @@ async def audit_verify(receipt_file: Path, home: Path, rpc: str | None, as_json:
 
 @click.group()
 def agent() -> None:
-    """The owner's key agent: releases keys to paying licensees while consent stands."""
+    """The owner's agent: releases keys while consent stands, reports missed proofs, repairs shares."""
 
 
 @agent.command("run")
 @click.option("--poll", type=float, default=1.0, show_default=True, help="Seconds between chain checks.")
-@click.option("--once", is_flag=True, help="Handle what is pending now and exit.")
+@click.option("--once", is_flag=True, help="Do one round of everything and exit.")
+@click.option("--no-repair", is_flag=True, help="Only release keys and report missed proofs.")
+@click.option(
+    "--repair-threshold",
+    type=int,
+    default=None,
+    help="Repair a deal when fewer shares than this are healthy (default k + 2).",
+)
+@click.option("--repair-every", type=float, default=30.0, show_default=True, help="Seconds between health checks.")
 @home_option
 @rpc_option
 @passphrase_option
 @json_option
 @command_runner
 async def agent_run(
-    poll: float, once: bool, home: Path, rpc: str | None, passphrase_file: Path | None, as_json: bool
+    poll: float,
+    once: bool,
+    no_repair: bool,
+    repair_threshold: int | None,
+    repair_every: float,
+    home: Path,
+    rpc: str | None,
+    passphrase_file: Path | None,
+    as_json: bool,
 ) -> None:
-    """Follow purchases of your datasets and deliver keys (resumes where it stopped).
+    """Follow purchases of your datasets and deliver keys (resumes where it stopped); report the
+    storage proofs your nodes miss (they are slashed); rebuild lost shares on new nodes.
 
     \b
     Example:
       datasov agent run --home ./alice
+      datasov agent run --home ./alice --once --json
     """
     network = load_network(home, rpc)
     keystore = open_keystore(home, passphrase_file)
     chain = await connect(network)
+    account = keystore.account
     key_agent = keys.KeyAgent(chain, keystore, home=home, poll=poll)
+    reporter = FaultReporter(chain, account)
     try:
-        if once:
-            decisions = await key_agent.tick()
-            if as_json:
-                emit_json([_decision(d) for d in decisions])
-            else:
-                for d in decisions:
-                    out_console.print(f"license {d.license_id}: {d.outcome} {d.reason}")
-            return
-        err_console.print(f"key agent for {keystore.account.address} following {network.rpc} (Ctrl-C to stop)")
-        await key_agent.run()
+        async with NodeClient(timeout=10, retries=2) as client:
+            repairer = RepairAgent(
+                chain, account, network.directory, client, workdir=home / "repair", threshold=repair_threshold
+            )
+            if once:
+                decisions = await key_agent.tick()
+                missed = await reporter.tick()
+                repairs = [] if no_repair else await repairer.tick()
+                result = {
+                    "deliveries": [_decision(d) for d in decisions],
+                    "missed_proofs_reported": [
+                        {"deal_id": m.deal_id, "share": m.share_index, "epoch": m.epoch, "provider": m.provider}
+                        for m in missed
+                    ],
+                    "repaired": {r.deal_id: r.repaired for r in repairs if r.repaired},
+                }
+                if as_json:
+                    emit_json(result)
+                else:
+                    for d in decisions:
+                        out_console.print(f"license {d.license_id}: {d.outcome} {d.reason}")
+                    for m in missed:
+                        out_console.print(f"reported: deal {m.deal_id} share {m.share_index} epoch {m.epoch}")
+                    for r in repairs:
+                        if r.repaired:
+                            out_console.print(f"deal {r.deal_id}: rebuilt shares {sorted(r.repaired)}")
+                return
+            err_console.print(f"agent for {account.address} following {network.rpc} (Ctrl-C to stop)")
+            last_repair = 0.0
+            while True:
+                for step in (key_agent.tick, reporter.tick):
+                    try:
+                        await step()
+                    except ChainError as err:
+                        err_console.print(f"[yellow]chain error, retrying:[/] {err}")
+                if not no_repair and time.monotonic() - last_repair >= repair_every:
+                    last_repair = time.monotonic()
+                    try:
+                        await repairer.tick()
+                    except ChainError as err:
+                        err_console.print(f"[yellow]chain error, retrying:[/] {err}")
+                await asyncio.sleep(poll)
     finally:
         await chain.close()
 

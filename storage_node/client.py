@@ -21,6 +21,7 @@ from .errors import NodeError
 from .orders import DeleteOrder, StorageOrder
 
 T = TypeVar("T")
+MAX_MANIFEST = 64 * 1024
 
 
 async def _chunks(data: bytes | bytearray | memoryview, size: int = 1 << 20) -> AsyncIterator[bytes]:
@@ -188,7 +189,12 @@ class NodeClient:
         async def attempt() -> bytes:
             async with self.session.get(f"{url}/v1/manifests/{dataset}") as resp:
                 await self._raise_for(resp)
-                return await resp.content.read(1 << 17)
+                raw = bytearray()
+                async for piece in resp.content.iter_any():  # read() of n bytes may return fewer
+                    raw += piece
+                    if len(raw) > MAX_MANIFEST:
+                        raise RemoteError(502, "manifest_too_large", "manifest larger than allowed", url=url)
+                return bytes(raw)
 
         return await self._retrying(attempt)
 

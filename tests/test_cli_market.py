@@ -78,7 +78,7 @@ def test_owner_and_lab_on_a_devnet(devnet: Path, tmp_path: Path) -> None:
     bought = json.loads(datasov("license", "buy", dataset, "--wait", "0", "--json", home=lab).stdout)
     license_id = str(bought["license_id"])
     assert not bought["key_delivered"]
-    decisions = json.loads(datasov("agent", "run", "--once", "--json", home=alice).stdout)
+    decisions = json.loads(datasov("agent", "run", "--once", "--json", home=alice).stdout)["deliveries"]
     assert [d["outcome"] for d in decisions if str(d["license_id"]) == license_id] == ["delivered"]
 
     fetched = json.loads(datasov("fetch", license_id, "-o", str(tmp_path / "copy"), "--json", home=lab).stdout)
@@ -125,6 +125,7 @@ def test_helpful_errors_without_setup(tmp_path: Path) -> None:
         ["devnet", "up"],
         ["demo"],
         ["agent", "run"],
+        ["durability"],
     ):
         text = datasov(*command, "--help").stdout
         assert "Example" in text, command
