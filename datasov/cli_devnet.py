@@ -48,7 +48,7 @@ async def _devnet(home: Path, nodes: int, rpc_port: int, block_time: float, epoc
     from .devnet import LocalNetwork
     from .rpc import serve
 
-    net = await LocalNetwork.start(home, nodes=nodes, config=ChainConfig(epoch_blocks=epoch_blocks))
+    net = await LocalNetwork.start(home, nodes=nodes, config=ChainConfig(epoch_blocks=epoch_blocks), prover_poll=1.0)
     runner, url = await serve(net.chain, "127.0.0.1", rpc_port)
     path = net.save(url)
     if as_json:

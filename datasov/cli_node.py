@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -20,6 +21,7 @@ from storage_node.deals import DealAuthorizer
 from storage_node.errors import NodeError
 from storage_node.identity import load_or_create_operator
 from storage_node.node import NodeConfig, StorageNode
+from storage_node.prover import Prover
 from storage_node.store.shards import ShardStore
 
 from .ui import emit_json, fail
@@ -181,6 +183,11 @@ async def _serve(config: NodeConfig, rpc: str | None = None, deployment: Path | 
         authorize = DealAuthorizer(chain, load_or_create_operator(config.home).address)
     storage = StorageNode(config, authorize=authorize, chain=chain)
     await storage.start()
+    prover_task = None
+    prover = None
+    if chain is not None and storage.store is not None and storage.state is not None:
+        prover = Prover(chain, storage.operator, storage.store, metrics=storage.state.metrics)
+        prover_task = asyncio.create_task(prover.run(), name="prover")
     click.echo(f"datasov node {storage.address} listening on {storage.url}", nl=True)
     if storage.p2p is not None:
         click.echo(f"libp2p peer {storage.p2p.peer_id} at {' '.join(storage.p2p.full_addrs)}")
@@ -191,6 +198,11 @@ async def _serve(config: NodeConfig, rpc: str | None = None, deployment: Path | 
     try:
         await stop.wait()
     finally:
+        if prover_task is not None and prover is not None:
+            prover.stop()
+            prover_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await prover_task
         await storage.stop()
         if chain is not None:
             await chain.close()
@@ -199,19 +211,27 @@ async def _serve(config: NodeConfig, rpc: str | None = None, deployment: Path | 
 
 @node.command()
 @click.option("--home", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
+@click.option("--rpc", default=None, metavar="URL", help="Also show stake, earnings and slashes from this chain.")
+@click.option(
+    "--deployment",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="Deployment file (contract addresses) for --rpc.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def status(home: Path, as_json: bool) -> None:
-    """What this node stores (works while the node is stopped).
+def status(home: Path, rpc: str | None, deployment: Path | None, as_json: bool) -> None:
+    """What this node stores (works while the node is stopped); with --rpc, what it earned and lost.
 
     \b
     Example:
       datasov node status --home ~/.datasov/node1 --json
+      datasov node status --home ~/.datasov/node1 --rpc http://127.0.0.1:8545 --deployment deploy.json
     """
     config = _load_config(home)
     store = ShardStore(home, capacity=int(config["capacity"]))
     try:
         records = store.index.all()
-        result = {
+        result: dict[str, Any] = {
             "operator": load_or_create_operator(home).address,
             "shares": sum(r.state == "ok" for r in records),
             "quarantined": sum(r.state == "quarantined" for r in records),
@@ -220,8 +240,46 @@ def status(home: Path, as_json: bool) -> None:
         }
     finally:
         store.close()
+    if rpc is not None:
+        if deployment is None:
+            fail("--rpc needs --deployment FILE (the contract addresses)")
+        try:
+            result["chain"] = asyncio.run(_earnings(rpc, Deployment.load(deployment), result["operator"], records))
+        except MarketError as err:
+            fail(str(err))
     if as_json:
         emit_json(result)
     else:
         for key, value in result.items():
-            click.echo(f"{key:12} {value}")
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    click.echo(f"{k:12} {v}")
+            else:
+                click.echo(f"{key:12} {value}")
+
+
+async def _earnings(rpc: str, deployment: Deployment, operator: str, records: list[Any]) -> dict[str, Any]:
+    """Stake, withdrawable balance, fees proven but not yet claimed, and slashes, from the chain."""
+    chain = await Chain.connect(rpc, deployment)
+    try:
+        op = await chain.get_operator(operator)
+        unclaimed = 0
+        for r in records:
+            if r.deal_id and r.state == "ok":
+                share = await chain.get_share(r.deal_id, r.idx)
+                if share.provider.lower() == operator.lower():
+                    unclaimed += share.unclaimed * (await chain.get_deal(r.deal_id)).fee_per_share_epoch
+        slashes = await chain.market.events.ProofMissed().get_logs(
+            from_block=deployment.deployed_block, argument_filters={"provider": operator}
+        )
+        return {
+            "registered": op.registered,
+            "stake": str(op.stake),
+            "active_shares": op.active_shares,
+            "withdrawable": str(await chain.market_balance(operator)),
+            "unclaimed_fees": str(unclaimed),
+            "slashed": str(sum(int(e["args"]["slashed"]) for e in slashes)),
+            "missed_proofs": len(slashes),
+        }
+    finally:
+        await chain.close()

@@ -115,10 +115,13 @@ class LocalNetwork:
     async def _run(self, n: NetworkNode, *, provers: bool = True) -> None:
         await n.node.start()
         self._ports[n.index] = int(n.node.url.rsplit(":", 1)[1])
+        config = {"version": 1, "host": "127.0.0.1", "port": self._ports[n.index], "capacity": self.capacity}
+        (n.home / "node.json").write_text(json.dumps(config) + "\n")  # so `datasov node status` reads it
         n.alive = True
         if provers:
             assert n.node.store is not None
-            n.prover = Prover(self.chain, n.node.operator, n.node.store, poll=self.prover_poll)
+            metrics = n.node.state.metrics if n.node.state is not None else None
+            n.prover = Prover(self.chain, n.node.operator, n.node.store, poll=self.prover_poll, metrics=metrics)
             if self.background:
                 n.task = asyncio.create_task(n.prover.run(), name=f"prover-{n.index}")
 
@@ -165,6 +168,7 @@ class LocalNetwork:
     def save(self, rpc_url: str) -> Path:
         path = self.home / DEVNET_FILE
         path.write_text(json.dumps(self.describe(rpc_url), indent=2) + "\n")
+        self.chain.deployment.save(self.home / "deployment.json")  # for `datasov node run/status --deployment`
         return path
 
     async def stop(self) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 from eth_tester.exceptions import TransactionFailed
+from web3.types import RPCEndpoint
 
 from market.chain import Chain
 from market.tx import _raw_revert
@@ -44,6 +45,47 @@ class RpcServer:
             raise ValueError("only the embedded chain is served over RPC")
         self.chain = chain
         self.tester = chain.w3.provider.ethereum_tester
+        self._logs: list[list[dict[str, Any]]] = []  # wire-format logs of block i
+
+    # eth-tester filters logs by decoding every receipt of every block in range, on each query (and
+    # the chain shares this event loop with the nodes): index each block's logs once instead.
+    async def _index_logs(self) -> None:
+        head = int(await self.chain.w3.eth.block_number)
+        while len(self._logs) <= head:
+            block = hex(len(self._logs))
+            response = await self.chain.w3.manager._coro_make_request(
+                RPCEndpoint("eth_getLogs"), [{"fromBlock": block, "toBlock": block}]
+            )
+            self._logs.append(to_wire(response.get("result") or []))
+
+    async def _block_param(self, value: Any, default: int) -> int:
+        if value is None:
+            return default
+        if value in ("latest", "pending", "safe", "finalized"):
+            return len(self._logs) - 1
+        if value == "earliest":
+            return 0
+        return int(value, 16) if isinstance(value, str) else int(value)
+
+    async def get_logs(self, query: dict[str, Any]) -> list[dict[str, Any]]:
+        await self._index_logs()
+        start = await self._block_param(query.get("fromBlock"), len(self._logs) - 1)
+        end = min(await self._block_param(query.get("toBlock"), len(self._logs) - 1), len(self._logs) - 1)
+        address = query.get("address")
+        addresses = {a.lower() for a in ([address] if isinstance(address, str) else address or [])}
+        topics = query.get("topics") or []
+        out = []
+        for logs in self._logs[max(start, 0) : end + 1]:
+            for log in logs:
+                if addresses and str(log["address"]).lower() not in addresses:
+                    continue
+                if all(
+                    want is None
+                    or (i < len(log["topics"]) and log["topics"][i] in (want if isinstance(want, list) else [want]))
+                    for i, want in enumerate(topics)
+                ):
+                    out.append(log)
+        return out
 
     async def _local(self, method: str, params: list[Any]) -> Any:
         """Test-chain methods eth-tester does not speak."""
@@ -62,7 +104,10 @@ class RpcServer:
             return hex(self.tester.take_snapshot())
         if method == "evm_revert":
             self.tester.revert_to_snapshot(int(params[0], 16))
+            self._logs.clear()  # the blocks after the snapshot are gone
             return True
+        if method == "eth_getLogs" and params and isinstance(params[0], dict) and "blockHash" not in params[0]:
+            return await self.get_logs(params[0])
         raise KeyError(method)
 
     async def answer(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -46,7 +46,7 @@ def progress_bar(description: str, total: int | None, *, enabled: bool = True) -
         yield lambda n: bar.advance(task, n)
 
 
-def fail(message: str, *, hint: str | None = None, code: int = 1) -> None:
+def fail(message: str, *, hint: str | None = None, code: int = 1) -> NoReturn:
     """Print an error (and what to do about it) and exit with ``code``."""
     err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
     if hint:

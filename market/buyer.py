@@ -210,15 +210,19 @@ async def holders(chain: Chain, directory: Directory, dataset_id: int) -> dict[i
 
 
 async def fetch_manifest(client: NodeClient, urls: dict[int, str], dataset_hash: bytes) -> Manifest:
+    problems: list[str] = []
     for url in urls.values():
         try:
             raw = await client.get_manifest(url, dataset_hash.hex())
             man = manifest.parse(raw)
-        except (NodeError, ErasureError):
+        except (NodeError, ErasureError) as err:
+            problems.append(f"{url}: {err}")
             continue
         if man.hash() == dataset_hash:
             return man
-    raise ManifestUnavailable(f"no holder served the manifest {dataset_hash.hex()}")
+        problems.append(f"{url}: served a manifest with another hash")
+    shown = "; ".join(problems[:3]) or "no holders known"
+    raise ManifestUnavailable(f"no holder served the manifest {dataset_hash.hex()} ({shown})")
 
 
 async def usable_license(chain: Chain, license_id: int) -> License:

@@ -50,6 +50,7 @@ class StorageNode:
         self.p2p: P2PHost | None = None
         self.chain = chain
         self._gc_task: asyncio.Task[None] | None = None
+        self.state: NodeState | None = None
 
     async def start(self) -> None:
         cfg = self.config
@@ -66,6 +67,7 @@ class StorageNode:
             max_uploads=cfg.max_uploads,
             on_stored=self._announce_share,
         )
+        self.state = state
         self._runner = web.AppRunner(make_app(state), access_log=None, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, cfg.host, cfg.port)

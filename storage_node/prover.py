@@ -24,6 +24,7 @@ from market import errors as market_errors
 from market.chain import Chain
 from market.models import Deal, StorageProof
 
+from .api.app import Metrics
 from .errors import NodeError
 from .store.index import ShareRecord
 from .store.shards import ShardStore
@@ -63,6 +64,7 @@ class Prover:
         batch: int = DEFAULT_BATCH,
         poll: float = 1.0,
         claim_every: int = 8,
+        metrics: Metrics | None = None,
     ) -> None:
         self.chain = chain
         self.account = account
@@ -71,6 +73,7 @@ class Prover:
         self.poll = poll
         self.claim_every = claim_every
         self.stats = ProverStats()
+        self.metrics = metrics
         self._deals: dict[int, Deal] = {}
         self._accepted: set[tuple[int, int]] = set()
         self._done_epoch = -1
@@ -150,6 +153,10 @@ class Prover:
         self.stats.proofs += len(report.proven)
         self.stats.failed += len(report.failed)
         self.stats.gas_used += report.gas_used
+        if self.metrics is not None:
+            self.metrics.proofs.labels("ok").inc(len(report.proven))
+            self.metrics.proofs.labels("failed").inc(len(report.failed))
+            self.metrics.proof_gas.inc(report.gas_used)
         self.stats.epochs.append(report)
         return report
 
@@ -179,6 +186,8 @@ class Prover:
                 await self.chain.claim_fees(self.account, r.deal_id, r.idx)
                 claimed += share.unclaimed * deal.fee_per_share_epoch
         self.stats.claimed += claimed
+        if self.metrics is not None:
+            self.metrics.fees_claimed.inc(claimed)
         return claimed
 
     # ---------------------------------------------------------------------- loop ----

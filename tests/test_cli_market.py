@@ -108,6 +108,27 @@ def test_owner_and_lab_on_a_devnet(devnet: Path, tmp_path: Path) -> None:
     assert refused.returncode == EXIT_REFUSED
     assert "ConsentIsRevoked" in refused.stderr
 
+    rpc = json.loads((devnet / "devnet.json").read_text())["rpc"]
+    statuses = [
+        json.loads(
+            datasov(
+                "node",
+                "status",
+                "--home",
+                str(node_home),
+                "--rpc",
+                rpc,
+                "--deployment",
+                str(devnet / "deployment.json"),
+                "--json",
+            ).stdout
+        )
+        for node_home in sorted((devnet / "nodes").iterdir())[:2]
+    ]
+    assert all(isinstance(s["shares"], int) and s["used"] <= s["capacity"] for s in statuses)
+    assert all(s["chain"]["registered"] and int(s["chain"]["stake"]) > 0 for s in statuses)
+    assert all(s["chain"]["slashed"] == "0" for s in statuses)  # nobody missed a proof
+
     ended = json.loads(datasov("storage", "end", dataset, "--json", home=alice).stdout)
     assert sorted(ended["deleted"]) == list(range(10))
 

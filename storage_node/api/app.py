@@ -54,6 +54,11 @@ class Metrics:
         self.corruptions = Gauge("datasov_corrupt_shares", "Shares found corrupted on disk", registry=self.registry)
         self.used = Gauge("datasov_used_bytes", "Bytes stored", registry=self.registry)
         self.capacity = Gauge("datasov_capacity_bytes", "Capacity", registry=self.registry)
+        self.proofs = Counter("datasov_storage_proofs", "Storage proofs by result", ["result"], registry=self.registry)
+        self.proof_gas = Counter("datasov_storage_proof_gas", "Gas spent on storage proofs", registry=self.registry)
+        self.fees_claimed = Counter(
+            "datasov_fees_claimed_tokens", "Storage fees claimed (token base units)", registry=self.registry
+        )
 
 
 @dataclass
