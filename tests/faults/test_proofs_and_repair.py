@@ -148,3 +148,14 @@ async def test_value_is_conserved_across_fees_and_slashes(tmp_path: Path) -> Non
             assert sum(balances) > 0
     finally:
         await net.stop()
+
+
+async def test_short_seeded_soak_keeps_every_invariant(tmp_path: Path) -> None:
+    from bench.soak import soak
+
+    stats = await soak(tmp_path, minutes=0.3, nodes=12, seed=7)
+    assert stats.published >= 2
+    assert stats.fetches >= 2
+    assert stats.datasets_lost == 0, stats.problems
+    assert stats.bytes_wrong == 0
+    assert stats.slashed_nodes <= stats.faulty_nodes  # no honest node slashed
