@@ -211,6 +211,11 @@ class MerkleTree:
     def leaf_count(self) -> int:
         return len(self._levels[0]) // HASH_SIZE
 
+    @property
+    def leaf_level(self) -> bytes:
+        """The leaf digests, 32 bytes each, concatenated."""
+        return self._levels[0]
+
     def prove(self, index: int) -> MerkleProof:
         """Proof for leaf ``index``; raises :class:`ParameterError` if out of range."""
         if not 0 <= index < self.leaf_count:

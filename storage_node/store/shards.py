@@ -19,6 +19,7 @@ Reads verify every block they serve against the stored block roots; a mismatch q
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import re
@@ -26,6 +27,7 @@ import secrets
 import shutil
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -41,7 +43,9 @@ DATASET_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_SHARES = 256
 FLUSH = 1 << 20  # bytes received before a worker-thread call writes and hashes them
 READ_BATCH = 4 << 20  # bytes read and verified per worker-thread call
-ROOTS_CACHE = 4096  # shares whose verified block roots stay in memory (32 B per block each)
+DIGEST_CACHE_BYTES = 64 << 20  # leaf digests of verified blocks kept for small reads (covers ~2 GiB)
+ROOTS_CACHE = 4096
+RECORDS_CACHE = 65536  # shares whose verified block roots stay in memory (32 B per block each)
 
 
 def check_address(dataset: str, idx: int) -> None:
@@ -74,6 +78,9 @@ class ShardStore:
         self._reserved = 0
         self._active: set[tuple[str, int]] = set()
         self._roots_cache: dict[tuple[str, int], list[bytes]] = {}
+        self._records: dict[tuple[str, int], ShareRecord] = {}  # only "ok" shares; dropped on any change
+        self._digests: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()  # verified leaf digests
+        self._digest_bytes = 0
         self._begin_lock = asyncio.Lock()
         self.corruptions = 0
 
@@ -102,9 +109,14 @@ class ShardStore:
 
     async def get(self, dataset: str, idx: int) -> ShareRecord:
         check_address(dataset, idx)
-        record = await self._db(self.index.get, dataset, idx)
-        if record is None or record.state != "ok":
-            raise ShareNotFound(f"no share {dataset}/{idx}")
+        record = self._records.get((dataset, idx))  # served shares are looked up without a thread hop
+        if record is None:
+            record = await self._db(self.index.get, dataset, idx)
+            if record is None or record.state != "ok":
+                raise ShareNotFound(f"no share {dataset}/{idx}")
+            if len(self._records) >= RECORDS_CACHE:
+                self._records.pop(next(iter(self._records)))
+            self._records[(dataset, idx)] = record
         return record
 
     async def use_nonce(self, signer: str, nonce: str, expires_at: float) -> None:
@@ -182,6 +194,11 @@ class ShardStore:
 
     # ------------------------------------------------------------------ reads ----
 
+    def _forget(self, dataset: str, idx: int) -> None:
+        self._records.pop((dataset, idx), None)
+        for key in [k for k in self._digests if k[:2] == (dataset, idx)]:
+            self._digest_bytes -= len(self._digests.pop(key))
+
     async def block_roots(self, record: ShareRecord) -> list[bytes]:
         """The share's block roots, checked against its root once and then kept in memory."""
         key = (record.dataset, record.idx)
@@ -203,13 +220,28 @@ class ShardStore:
         roots = await self.block_roots(record)
         path = self.share_path(record.dataset, record.idx)
         per_call = max(1, READ_BATCH // record.block_size)
-        for b in range(first, last + 1, per_call):
+        starts = list(range(first, last + 1, per_call))
+
+        def batch(b: int) -> asyncio.Future[tuple[list[bytes], int | None]]:
             upto = min(last, b + per_call - 1)
-            blocks, bad = await asyncio.to_thread(self._read_verified, path, record, b, upto, roots)
-            for block in blocks:
-                yield block
-            if bad is not None:
-                await self.quarantine(record, f"block {bad} does not match its root")
+            return asyncio.ensure_future(asyncio.to_thread(self._read_verified, path, record, b, upto, roots))
+
+        ahead = batch(starts[0]) if starts else None
+        try:
+            for n in range(len(starts)):
+                assert ahead is not None
+                blocks, bad = await ahead
+                # read and verify the next batch while this one goes out
+                ahead = batch(starts[n + 1]) if n + 1 < len(starts) and bad is None else None
+                for block in blocks:
+                    yield block
+                if bad is not None:
+                    await self.quarantine(record, f"block {bad} does not match its root")
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                with contextlib.suppress(asyncio.CancelledError, OSError):
+                    await ahead
 
     @staticmethod
     def _read_verified(
@@ -228,15 +260,111 @@ class ShardStore:
         return out, None
 
     async def read_range(self, record: ShareRecord, start: int, end: int) -> AsyncIterator[bytes]:
-        """Verified bytes ``[start, end)`` of a share, block by block."""
+        """Verified bytes ``[start, end)`` of a share, block by block (small reads leaf by leaf)."""
         if not 0 <= start < end <= record.size:
             raise ShareNotFound(f"range {start}-{end} outside the share")
         first, last = start // record.block_size, (end - 1) // record.block_size
+        if first == last and end - start <= record.block_size // 4:
+            yield await self._read_small(record, first, start, end)
+            return
         b = first
         async for block in self.read_blocks(record, first, last):
             base = b * record.block_size
             yield block[max(0, start - base) : min(len(block), end - base)]
             b += 1
+
+    async def _read_small(self, record: ShareRecord, b: int, start: int, end: int) -> bytes:
+        """A small range inside block ``b``, checked leaf by leaf against the block's leaf digests.
+
+        The first read of a block verifies the whole block against its root and keeps its leaf
+        digests (32 bytes per leaf, 3% of the block) in memory; later reads of that block read and
+        hash only the leaves they touch."""
+        roots = await self.block_roots(record)
+        key = (record.dataset, record.idx, b)
+        digests = self._digests.get(key)
+        path = self.share_path(record.dataset, record.idx)
+        cached = self._small_from_page_cache(path, record, b, start, end, digests) if digests else None
+        data: bytes | None
+        fresh: bytes | None
+        if cached is not None:  # served from the page cache without leaving the loop
+            data, fresh = cached, None
+        else:
+            data, fresh = await asyncio.to_thread(self._small_verified, path, record, b, start, end, roots, digests)
+        if data is None:
+            self._digests.pop(key, None)
+            await self.quarantine(record, f"block {b} does not match its root")
+            raise AssertionError("unreachable")  # quarantine raises
+        if fresh is not None:
+            self._digests[key] = fresh
+            self._digest_bytes += len(fresh)
+            while self._digest_bytes > DIGEST_CACHE_BYTES:
+                _, dropped = self._digests.popitem(last=False)
+                self._digest_bytes -= len(dropped)
+        else:
+            self._digests.move_to_end(key)
+        return data
+
+    @staticmethod
+    def _small_from_page_cache(
+        path: Path, record: ShareRecord, b: int, start: int, end: int, digests: bytes | None
+    ) -> bytes | None:
+        """The leaves of a small read if they are all in the page cache (``RWF_NOWAIT``: never
+        waits for the disk) and match their digests; else None (the caller reads in a thread)."""
+        nowait = getattr(os, "RWF_NOWAIT", None)
+        if nowait is None or digests is None:
+            return None
+        base, leaf = b * record.block_size, record.leaf_size
+        lo, hi = (start - base) // leaf, (end - base - 1) // leaf
+        length = min((hi - lo + 1) * leaf, record.size - base - lo * leaf)
+        buf = bytearray(length)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            return None
+        try:
+            got = os.preadv(fd, [buf], base + lo * leaf, nowait)
+        except OSError:  # EAGAIN: not cached; EOPNOTSUPP: filesystem without RWF_NOWAIT
+            return None
+        finally:
+            os.close(fd)
+        if got != length:
+            return None
+        for i in range(lo, hi + 1):
+            piece = buf[(i - lo) * leaf : (i - lo + 1) * leaf]
+            if merkle.leaf_hash(piece) != digests[i * merkle.HASH_SIZE : (i + 1) * merkle.HASH_SIZE]:
+                return None  # let the thread path re-read and, if still wrong, quarantine
+        offset = start - base - lo * leaf
+        return bytes(buf[offset : offset + end - start])
+
+    @staticmethod
+    def _small_verified(
+        path: Path,
+        record: ShareRecord,
+        b: int,
+        start: int,
+        end: int,
+        roots: list[bytes],
+        digests: bytes | None,
+    ) -> tuple[bytes | None, bytes | None]:
+        """(the bytes, or None if they do not verify; leaf digests if the whole block was read)."""
+        base, leaf = b * record.block_size, record.leaf_size
+        with path.open("rb") as f:
+            if digests is None:
+                f.seek(base)
+                block = f.read(min(record.block_size, record.size - base))
+                tree = merkle.MerkleTree(block, leaf)
+                if tree.root != roots[b]:
+                    return None, None
+                return block[start - base : end - base], tree.leaf_level
+            lo, hi = (start - base) // leaf, (end - base - 1) // leaf
+            f.seek(base + lo * leaf)
+            span = f.read((hi - lo + 1) * leaf)
+        for i in range(lo, hi + 1):
+            piece = span[(i - lo) * leaf : (i - lo + 1) * leaf]
+            if not piece or merkle.leaf_hash(piece) != digests[i * merkle.HASH_SIZE : (i + 1) * merkle.HASH_SIZE]:
+                return None, None
+        offset = start - base - lo * leaf
+        return span[offset : offset + end - start], None
 
     async def prove(self, record: ShareRecord, leaf: int) -> tuple[bytes, merkle.MerkleProof]:
         """The leaf's bytes and its proof to the share root, from one verified block."""
@@ -258,6 +386,7 @@ class ShardStore:
         """Move a corrupted share aside and stop serving it; raises :class:`CorruptShare`."""
         self.corruptions += 1
         self._roots_cache.pop((record.dataset, record.idx), None)
+        self._forget(record.dataset, record.idx)
         stamp = int(time.time() * 1000)
         target = self.quarantine_dir / f"{record.dataset}-{record.idx:03d}-{stamp}"
 
@@ -321,6 +450,7 @@ class ShardStore:
     async def delete(self, dataset: str, idx: int) -> None:
         record = await self.get(dataset, idx)
         self._roots_cache.pop((dataset, idx), None)
+        self._forget(dataset, idx)
 
         def remove() -> None:
             with self._lock:
@@ -358,6 +488,7 @@ class Upload:
         self._roots: list[bytes] = []
         self._done = False
         self._released = False
+        self._absorbing: asyncio.Future[None] | None = None
 
     def _release(self) -> None:
         if not self._released:
@@ -372,7 +503,13 @@ class Upload:
         self._buffer += chunk
         if len(self._buffer) >= FLUSH:
             data, self._buffer = bytes(self._buffer), bytearray()
-            await asyncio.to_thread(self._absorb, data)
+            await self._drain()  # at most one batch being written and hashed while the next arrives
+            self._absorbing = asyncio.ensure_future(asyncio.to_thread(self._absorb, data))
+
+    async def _drain(self) -> None:
+        if self._absorbing is not None:
+            pending, self._absorbing = self._absorbing, None
+            await pending
 
     def _absorb(self, data: bytes) -> None:
         """Write to the part file and hash whole blocks (runs in a worker thread)."""
@@ -403,6 +540,7 @@ class Upload:
             if self.received != r.size:
                 raise UploadMismatch(f"received {self.received} of {r.size} declared bytes")
             data, self._buffer = bytes(self._buffer), bytearray()
+            await self._drain()
             await asyncio.to_thread(self._absorb, data)
             root = await asyncio.to_thread(self._finish)
             if root != r.root:
@@ -435,6 +573,8 @@ class Upload:
         if self._done:
             return
         self._done = True
+        with contextlib.suppress(Exception):  # the file is going away: only wait for the writer to stop
+            await self._drain()
 
         def cleanup() -> None:
             if not self._file.closed:

@@ -272,3 +272,22 @@ async def test_manifests_are_content_addressed_and_only_for_held_datasets(
     await client.put_manifest(node.url, dataset, raw)
     assert await client.get_manifest(node.url, dataset) == raw
     await expect(404, "share_not_found", client.get_manifest(node.url, "..%2F..%2Fetc"))
+
+
+@pytest.mark.parametrize("where", [5000, 3 * BLOCK + 100])  # a leaf a small read touches; the short last block
+async def test_small_reads_verify_leaf_by_leaf_and_catch_corruption(
+    make_node: NodeFactory, client: NodeClient, where: int
+) -> None:
+    node = await make_node()
+    data = os.urandom(3 * BLOCK + 5000)
+    await client.put_share(node.url, order_for(node, data), publisher(), data)
+    start = where - where % 4096
+    for _ in range(2):  # the first read verifies the block and keeps its leaf digests; the second uses them
+        assert await client.get_share(node.url, DS, 0, start=start, end=start + 900) == data[start : start + 900]
+    assert node.store is not None
+    path = node.store.share_path(DS, 0)
+    raw = bytearray(path.read_bytes())
+    raw[where] ^= 0x01
+    path.write_bytes(bytes(raw))  # the page cache now holds the corrupted bytes
+    await expect(503, "share_corrupted", client.get_share(node.url, DS, 0, start=start, end=start + 900))
+    await expect(404, "share_not_found", client.get_share(node.url, DS, 0, start=0, end=10))
