@@ -172,7 +172,8 @@ async def range_client(url: str, size: int, reads: int, concurrency: int) -> dic
                 async with session.get(f"{url}/v1/shares/{DS}/0", headers=headers) as resp:
                     got = await resp.read()
                 latencies.append(time.perf_counter() - t0)
-                assert resp.status == 206 and len(got) == 4096
+                assert resp.status == 206
+                assert len(got) == 4096
 
         t = time.perf_counter()
         await asyncio.gather(*(one(o) for o in offsets))
