@@ -203,7 +203,8 @@ def main() -> None:
         f"({out['bare_download_mbps']})"
     )
     print(
-        f"  4 KiB range reads, 200 concurrent from {CLIENT_PROCS} client processes: {out['range_reads_per_s']:,.0f}/s, p50 {out['range_p50_ms']} ms, "
+        f"  4 KiB range reads, 200 concurrent from {CLIENT_PROCS} client process(es): "
+        f"{out['range_reads_per_s']:,.0f}/s, p50 {out['range_p50_ms']} ms, "
         f"p99 {out['range_p99_ms']} ms (limit 50 ms)"
     )
     if args.json:
