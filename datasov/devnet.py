@@ -151,6 +151,13 @@ class LocalNetwork:
         n.node = self._make_node(index, n.home)
         await self._run(n)
 
+    async def partition(self, index: int) -> None:
+        """Cut a node off the network: its HTTP port closes, but it keeps its data and keeps proving."""
+        await self.nodes[index].node.close_http()
+
+    async def heal(self, index: int) -> None:
+        await self.nodes[index].node.open_http()
+
     async def prove_all(self) -> None:
         """One prover round on every live node, now (tests drive epochs with this)."""
         for n in self.nodes:

@@ -68,12 +68,7 @@ class StorageNode:
             on_stored=self._announce_share,
         )
         self.state = state
-        self._runner = web.AppRunner(make_app(state), access_log=None, handler_cancellation=True)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, cfg.host, cfg.port)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://{cfg.host}:{port}"
+        await self.open_http(cfg.port)
         log.info("node %s listening on %s", self.address, self.url)
         if cfg.p2p_listen is not None:
             self.p2p = P2PHost(load_or_create_p2p_key(cfg.home), listen=cfg.p2p_listen, bootstrap=cfg.bootstrap)
@@ -84,6 +79,25 @@ class StorageNode:
                     await self.p2p.provide_share(record.dataset, record.idx)
         if cfg.gc_interval > 0:
             self._gc_task = asyncio.create_task(self._gc_loop(), name="datasov-gc")
+
+    async def open_http(self, port: int | None = None) -> None:
+        """Serve the API (again, after :meth:`close_http`: same port unless told otherwise)."""
+        assert self.state is not None
+        cfg = self.config
+        if port is None:
+            port = int(self.url.rsplit(":", 1)[1]) if self.url else cfg.port
+        self._runner = web.AppRunner(make_app(self.state), access_log=None, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, cfg.host, port)
+        await site.start()
+        bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://{cfg.host}:{bound}"
+
+    async def close_http(self) -> None:
+        """Stop answering HTTP while the store, prover and libp2p keep running (a network partition)."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
 
     async def collect_garbage(self) -> int:
         """Delete expired shares, and with a chain the shares of deals that are over."""

@@ -159,3 +159,54 @@ async def test_short_seeded_soak_keeps_every_invariant(tmp_path: Path) -> None:
     assert stats.datasets_lost == 0, stats.problems
     assert stats.bytes_wrong == 0
     assert stats.slashed_nodes <= stats.faulty_nodes  # no honest node slashed
+
+
+async def test_a_partitioned_node_is_routed_around_and_not_slashed(tmp_path: Path) -> None:
+    """A node that cannot be reached but still holds its share: fetches go elsewhere, it keeps
+    proving (so it is not slashed: it did not lose data), and repair does not move its share."""
+    net = await LocalNetwork.start(tmp_path / "net", nodes=8, config=ChainConfig(epoch_blocks=60), background=False)
+    chain = net.chain
+    try:
+        owner = Keystore.create(tmp_path / "owner", b"pw", account=dev_account(1))
+        lab = Keystore.create(tmp_path / "lab", b"pw", account=dev_account(2))
+        async with NodeClient(timeout=2, retries=1) as client:
+            pub = await publisher.publish(
+                SAMPLE,
+                chain=chain,
+                keystore=owner,
+                directory=net.directory,
+                client=client,
+                staging=tmp_path / "staging",
+                options=publisher.PublishOptions(layout=Layout(k=2, n=6), epochs=20, fee_per_share_epoch=FEE),
+            )
+            await net.prove_all()
+            cut = net.node_of(pub.placements[0].address)
+            stake = (await chain.get_operator(cut.node.address)).stake
+            await net.partition(cut.index)
+            with pytest.raises(Exception):  # noqa: B017 - any connection error: the port is closed
+                await client.health(pub.placements[0].url)
+
+            license_id = await buyer.buy(chain, lab, pub.dataset_id, Purpose.AI_TRAINING)
+            await keys.KeyAgent(chain, owner, home=tmp_path / "owner").tick()
+            report = await buyer.fetch(chain, lab, net.directory, client, license_id, tmp_path / "out")
+            assert _same_tree(SAMPLE, tmp_path / "out")
+            assert 0 in report.unreachable
+            assert 0 not in report.shares_used
+
+            target = max([(await chain.get_share(pub.deal_id, i)).active_from for i in range(6)])
+            await chain.advance_to_epoch(target)
+            await net.prove_all()  # the partitioned node still reaches the chain and proves
+            await chain.advance_to_epoch(target + 1)
+            assert await FaultReporter(chain, owner.account).tick() == []
+            assert (await chain.get_operator(cut.node.address)).stake == stake
+
+            agent = RepairAgent(chain, owner.account, net.directory, client, workdir=tmp_path / "r", threshold=6)
+            (repair,) = await agent.tick()
+            assert 0 in repair.unhealthy
+            assert repair.repaired == {}  # not faulty on-chain: its share stays where it is
+            assert "not yet faulty" in repair.failed[0]
+
+            await net.heal(cut.index)
+            assert (await client.health(pub.placements[0].url))["status"] == "ok"
+    finally:
+        await net.stop()
