@@ -19,7 +19,7 @@ from market.chain import TOKEN, ChainConfig, dev_account
 from market.deals import FaultReporter
 from market.keystore import Keystore
 from market.terms import Purpose
-from storage_node.client import NodeClient
+from storage_node.client import NodeClient, NodeUnavailable
 from storage_node.repair import RepairAgent, RepairError
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -183,7 +183,7 @@ async def test_a_partitioned_node_is_routed_around_and_not_slashed(tmp_path: Pat
             cut = net.node_of(pub.placements[0].address)
             stake = (await chain.get_operator(cut.node.address)).stake
             await net.partition(cut.index)
-            with pytest.raises(Exception):  # noqa: B017 - any connection error: the port is closed
+            with pytest.raises(NodeUnavailable):  # the port is closed
                 await client.health(pub.placements[0].url)
 
             license_id = await buyer.buy(chain, lab, pub.dataset_id, Purpose.AI_TRAINING)
