@@ -71,6 +71,7 @@ async def soak(work: Path, *, minutes: float, nodes: int, seed: int) -> Stats:
     reporter = FaultReporter(chain, owner.account)
     datasets: list[tuple[int, int, str, int]] = []  # (dataset id, license id, sha256, size)
     deadline = time.monotonic() + minutes * 60
+    min_stake = int(await chain.call(chain.market.functions.minStake()))
     try:
         async with NodeClient(timeout=5, retries=1) as client:
             # threshold above any n: every lost share is rebuilt at the next epoch (the product default,
@@ -82,6 +83,9 @@ async def soak(work: Path, *, minutes: float, nodes: int, seed: int) -> Stats:
                 data = rng.randbytes(size)
                 path = work / f"data-{stats.published}.bin"
                 path.write_bytes(data)
+                for n in net.nodes:  # operators whose share was corrupted re-stake too
+                    if n.alive:
+                        await top_up(n.node.operator)
                 pub = await publisher.publish(
                     path,
                     chain=chain,
@@ -126,8 +130,16 @@ async def soak(work: Path, *, minutes: float, nodes: int, seed: int) -> Stats:
             async def restart() -> None:
                 dead = [n for n in net.nodes if not n.alive]
                 if dead:
-                    await net.restart(rng.choice(dead).index)
+                    back = rng.choice(dead)
+                    await net.restart(back.index)
                     stats.restarts += 1
+                    await top_up(back.node.operator)
+
+            async def top_up(operator: Any) -> None:
+                """A slashed operator stakes again, as a real one must to get new deals."""
+                op = await chain.get_operator(operator.address)
+                if op.stake < min_stake:
+                    await chain.add_stake(operator, min_stake - op.stake)
 
             async def corrupt() -> None:
                 candidates = [
