@@ -35,6 +35,7 @@ from ..errors import NodeError, NotAuthorized, OrderError, ShareNotFound
 from ..store.shards import ShardStore, check_address
 
 log = logging.getLogger("datasov.node.api")
+WRITE_SIZE = 1 << 20
 
 Authorizer = Callable[[str, orders.StorageOrder], Awaitable[None]]
 """Decides whether ``signer`` may place ``order`` (raise a NodeError to refuse)."""
@@ -206,9 +207,18 @@ async def get_share(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     await response.write(first)
     state.metrics.bytes_out.inc(len(first))
+    pending: list[bytes] = []
+    buffered = 0
     async for chunk in chunks:  # corruption later aborts the connection: never served as good
-        await response.write(chunk)
-        state.metrics.bytes_out.inc(len(chunk))
+        pending.append(chunk)
+        buffered += len(chunk)
+        if buffered >= WRITE_SIZE:  # fewer, larger writes: each one costs a trip through the transport
+            await response.write(b"".join(pending))
+            state.metrics.bytes_out.inc(buffered)
+            pending, buffered = [], 0
+    if pending:
+        await response.write(b"".join(pending))
+        state.metrics.bytes_out.inc(buffered)
     await response.write_eof()
     return response
 
