@@ -49,7 +49,8 @@ async def _devnet(home: Path, nodes: int, rpc_port: int, block_time: float, epoc
     from .rpc import serve
 
     net = await LocalNetwork.start(home, nodes=nodes, config=ChainConfig(epoch_blocks=epoch_blocks), prover_poll=1.0)
-    runner, url = await serve(net.chain, "127.0.0.1", rpc_port)
+    runner, url, server = await serve(net.chain, "127.0.0.1", rpc_port)
+    await server.index_logs()
     path = net.save(url)
     if as_json:
         emit_json({**net.describe(url), "file": str(path), "dev_accounts": _accounts()})
@@ -72,6 +73,7 @@ async def _devnet(home: Path, nodes: int, rpc_port: int, block_time: float, epoc
         while True:
             await asyncio.sleep(block_time)
             await net.chain.mine(1)
+            await server.index_logs()
 
     ticker = asyncio.create_task(blocks())
     try:

@@ -49,7 +49,7 @@ class RpcServer:
 
     # eth-tester filters logs by decoding every receipt of every block in range, on each query (and
     # the chain shares this event loop with the nodes): index each block's logs once instead.
-    async def _index_logs(self) -> None:
+    async def index_logs(self) -> None:
         head = int(await self.chain.w3.eth.block_number)
         while len(self._logs) <= head:
             block = hex(len(self._logs))
@@ -68,7 +68,7 @@ class RpcServer:
         return int(value, 16) if isinstance(value, str) else int(value)
 
     async def get_logs(self, query: dict[str, Any]) -> list[dict[str, Any]]:
-        await self._index_logs()
+        await self.index_logs()
         start = await self._block_param(query.get("fromBlock"), len(self._logs) - 1)
         end = min(await self._block_param(query.get("toBlock"), len(self._logs) - 1), len(self._logs) - 1)
         address = query.get("address")
@@ -155,11 +155,14 @@ class RpcServer:
         return app
 
 
-async def serve(chain: Chain, host: str, port: int) -> tuple[web.AppRunner, str]:
-    """Start the JSON-RPC server; returns its runner (clean up to stop) and URL."""
-    runner = web.AppRunner(RpcServer(chain).app(), access_log=None)
+async def serve(chain: Chain, host: str, port: int) -> tuple[web.AppRunner, str, RpcServer]:
+    """Start the JSON-RPC server; returns its runner (clean up to stop), URL and the server (call
+    :meth:`RpcServer.index_logs` as blocks are mined: eth-tester finds a receipt by walking back
+    from the head, so indexing each block while it is recent stays cheap)."""
+    server = RpcServer(chain)
+    runner = web.AppRunner(server.app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://{host}:{bound}"
+    return runner, f"http://{host}:{bound}", server

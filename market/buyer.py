@@ -273,8 +273,11 @@ async def fetch(
     live = sorted((p for p in probes if p[0] is not None), key=lambda p: p[0] or 0.0)
     report.unreachable = {i: msg for t, i, msg in probes if t is None}
     loop = asyncio.get_running_loop()
+    # fastest first; holders that did not answer the probe come last (slow is not gone: the
+    # decoder still tries them if the others are not enough)
+    order = [i for _, i, _ in live] + sorted(report.unreachable)
     sources = {
-        i: RemoteShareSource(client, url, man.hash().hex(), i, loop, share_size=man.share_size) for _, i, url in live
+        i: RemoteShareSource(client, urls[i], man.hash().hex(), i, loop, share_size=man.share_size) for i in order
     }
 
     def run() -> int:

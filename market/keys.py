@@ -1,6 +1,7 @@
 """The owner's key agent: release a dataset's key to each paying licensee while consent stands.
 
-It follows ``LicensePurchased`` for the datasets in the owner's keystore. For each purchase it
+It follows ``LicensePurchased`` for the datasets its account owns, and finds each data key in
+the keystore by the dataset's manifest hash (ids are per chain; the hash is not). For each purchase it
 checks, on-chain and at that moment, that the license is still pending, its delivery deadline has
 not passed, consent is not revoked and the dataset's terms allow the purchase's purpose; only then
 does it seal the data key to the buyer's X25519 key and call ``deliverKey``.
@@ -23,7 +24,7 @@ from erasure import envelope
 
 from . import errors
 from .chain import Chain
-from .keystore import Keystore
+from .keystore import Keystore, KeystoreError
 from .models import LicenseStatus
 from .terms import Purpose
 
@@ -85,13 +86,16 @@ class KeyAgent:
         await self._locate()
         start = self._checkpoint()
         head = await self.chain.block_number()
-        mine = set(self.keystore.datasets())
+        owners: dict[int, str] = {}
         decided: list[Decision] = []
         block = start
         while block <= head:
             upto = min(head, block + MAX_RANGE - 1)
             for event in await self.chain.purchases(block, upto):
-                if int(event["datasetId"]) in mine:
+                dataset_id = int(event["datasetId"])
+                if dataset_id not in owners:
+                    owners[dataset_id] = (await self.chain.get_dataset(dataset_id)).owner.lower()
+                if owners[dataset_id] == self.account.address.lower():
                     decided.append(await self.handle(int(event["licenseId"])))
             self._save(upto + 1)
             block = upto + 1
@@ -116,8 +120,12 @@ class KeyAgent:
             return decide("refused", f"the terms do not allow {Purpose(lic.purpose).name.lower()}")
         if await self.chain.timestamp() > lic.delivery_deadline:
             return decide("refused", "the delivery deadline has passed (the buyer can take a refund)")
-        key = self.keystore.dataset_key(lic.dataset_id)
-        sealed = envelope.seal_key(key.data_key, lic.buyer_key)
+        dataset = await self.chain.get_dataset(lic.dataset_id)
+        try:
+            data_key = self.keystore.data_key_for(dataset.manifest_hash)
+        except KeystoreError:
+            return decide("skipped", "this keystore does not hold the dataset's key")
+        sealed = envelope.seal_key(data_key, lic.buyer_key)
         try:
             await self.chain.deliver_key(self.account, license_id, sealed)
         except (errors.ConsentError, errors.StateError) as err:  # revoked or expired since we looked

@@ -180,6 +180,13 @@ class Keystore:
                 return DatasetKey(dataset_id, bytes.fromhex(manifest_hex), bytes.fromhex(entry["key"]))
         raise KeystoreError(f"no data key for dataset {dataset_id} in {self.path}")
 
+    def data_key_for(self, manifest_hash: bytes) -> bytes:
+        """The data key of the dataset with this manifest hash (unambiguous across chains, unlike ids)."""
+        entry = self._load()["datasets"].get(manifest_hash.hex())
+        if entry is None:
+            raise KeystoreError(f"no data key for manifest {manifest_hash.hex()} in {self.path}")
+        return bytes.fromhex(entry["key"])
+
     def datasets(self) -> list[int]:
         return sorted(int(e["id"]) for e in self._load()["datasets"].values() if e["id"] is not None)
 
