@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import time
+import logging
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,6 @@ from market import buyer, keys, publisher
 from market.chain import Chain
 from market.deals import FaultReporter
 from market.durability import estimate
-from market.errors import ChainError
 from market.keystore import Keystore
 from market.terms import TRAINING_ALLOWED, LicenseTerms, Permission, Purpose
 from storage_node.client import NodeClient
@@ -31,11 +30,11 @@ from .context import (
     CONFIG,
     Network,
     command_runner,
-    connect,
     home_option,
     json_option,
     load_network,
     make_machine_secret,
+    open_chain,
     open_keystore,
     passphrase,
     passphrase_option,
@@ -182,23 +181,19 @@ async def publish(
         epochs=epochs,
         fee_per_share_epoch=parse_amount(fee),
     )
-    chain = await connect(network)
-    try:
-        async with NodeClient() as client:
-            with stage_progress(enabled=not as_json) as progress:
-                pub = await publisher.publish(
-                    path,
-                    chain=chain,
-                    keystore=keystore,
-                    directory=network.directory,
-                    client=client,
-                    staging=home / "staging",
-                    options=options,
-                    progress=progress,
-                    name=title,
-                )
-    finally:
-        await chain.close()
+    async with open_chain(network) as chain, NodeClient() as client:
+        with stage_progress(enabled=not as_json) as progress:
+            pub = await publisher.publish(
+                path,
+                chain=chain,
+                keystore=keystore,
+                directory=network.directory,
+                client=client,
+                staging=home / "staging",
+                options=options,
+                progress=progress,
+                name=title,
+            )
     result = {
         "dataset_id": pub.dataset_id,
         "deal_id": pub.deal_id,
@@ -255,11 +250,8 @@ async def datasets(home: Path, rpc: str | None, as_json: bool) -> None:
     Example:
       datasov datasets --json | jq '.[] | select(.terms.ai_training != "not_allowed")'
     """
-    chain = await connect(load_network(home, rpc))
-    try:
+    async with open_chain(load_network(home, rpc)) as chain:
         rows = [await _dataset_json(chain, i) for i in range(1, await chain.dataset_count() + 1)]
-    finally:
-        await chain.close()
     if as_json:
         emit_json(rows)
         return
@@ -291,8 +283,7 @@ async def show(dataset_id: int, home: Path, rpc: str | None, as_json: bool) -> N
       datasov show 1
     """
     network = load_network(home, rpc)
-    chain = await connect(network)
-    try:
+    async with open_chain(network) as chain:
         info = await _dataset_json(chain, dataset_id)
         shares: list[dict[str, Any]] = []
         deals = await chain.deals_of(dataset_id=dataset_id)
@@ -311,8 +302,6 @@ async def show(dataset_id: int, home: Path, rpc: str | None, as_json: bool) -> N
                         entry.update(online=False, problem=str(err)[:120])
                     shares.append(entry)
         info["shares"] = shares
-    finally:
-        await chain.close()
     if as_json:
         emit_json(info)
         return
@@ -366,8 +355,7 @@ async def license_buy(
     """
     network = load_network(home, rpc)
     keystore = open_keystore(home, passphrase_file)
-    chain = await connect(network)
-    try:
+    async with open_chain(network) as chain:
         limit = parse_amount(max_price) if max_price is not None else None
         license_id = await buyer.buy(chain, keystore, dataset_id, Purpose.parse(purpose), max_price=limit)
         delivered = False
@@ -375,8 +363,6 @@ async def license_buy(
             with err_console.status(f"license {license_id}: waiting for the owner's key agent..."):
                 await buyer.wait_for_key(chain, keystore, license_id, within=wait)
             delivered = True
-    finally:
-        await chain.close()
     if as_json:
         emit_json({"license_id": license_id, "dataset_id": dataset_id, "key_delivered": delivered})
     else:
@@ -399,11 +385,8 @@ async def license_refund(license_id: int, home: Path, rpc: str | None, passphras
     """
     network = load_network(home, rpc)
     keystore = open_keystore(home, passphrase_file)
-    chain = await connect(network)
-    try:
+    async with open_chain(network) as chain:
         await chain.refund(keystore.account, license_id)
-    finally:
-        await chain.close()
     out_console.print(f"license {license_id} refunded")
 
 
@@ -431,8 +414,7 @@ async def fetch(
         fail(f"{out} already exists", hint="choose a new path with -o")
     network = load_network(home, rpc)
     keystore = open_keystore(home, passphrase_file)
-    chain = await connect(network)
-    try:
+    async with open_chain(network) as chain:
         dataset = await chain.get_dataset((await chain.get_license(license_id)).dataset_id)
         async with NodeClient() as client:
             with stage_progress(enabled=not as_json) as progress:
@@ -445,8 +427,6 @@ async def fetch(
                     out,
                     progress=lambda nbytes: progress("fetch", nbytes, dataset.plaintext_size),
                 )
-    finally:
-        await chain.close()
     if as_json:
         emit_json(report.to_json())
         return
@@ -479,11 +459,8 @@ async def consent_revoke(dataset_id: int, home: Path, rpc: str | None, passphras
     """
     network = load_network(home, rpc)
     keystore = open_keystore(home, passphrase_file)
-    chain = await connect(network)
-    try:
+    async with open_chain(network) as chain:
         await chain.revoke_consent(keystore.account, dataset_id)
-    finally:
-        await chain.close()
     out_console.print(f"consent for dataset {dataset_id} revoked")
 
 
@@ -510,11 +487,8 @@ async def storage_end(
     """
     network = load_network(home, rpc)
     keystore = open_keystore(home, passphrase_file)
-    chain = await connect(network)
-    try:
+    async with open_chain(network) as chain:
         result = await publisher.end_storage(chain, keystore.account, network.directory, dataset_id)
-    finally:
-        await chain.close()
     if as_json:
         emit_json(result)
     else:
@@ -579,11 +553,8 @@ async def audit_receipt(
     network = load_network(home, rpc)
     keystore = open_keystore(home, passphrase_file)
     digest = await asyncio.to_thread(_sha256_file, data) if data is not None and data.is_file() else None
-    chain = await connect(network)
-    try:
+    async with open_chain(network) as chain:
         receipt = await audit_mod.build_receipt(chain, license_id, keystore.account, content_sha256=digest)
-    finally:
-        await chain.close()
     out.write_text(json.dumps(receipt, indent=2, sort_keys=True) + "\n")
     if as_json:
         emit_json({"receipt": str(out), "license_id": license_id})
@@ -616,11 +587,8 @@ async def audit_verify(receipt_file: Path, home: Path, rpc: str | None, as_json:
         receipt = json.loads(receipt_file.read_text())
     except ValueError as err:
         fail(f"{receipt_file} is not JSON: {err}")
-    chain = await connect(load_network(home, rpc))
-    try:
+    async with open_chain(load_network(home, rpc)) as chain:
         result = await audit_mod.verify_receipt(chain, receipt)
-    finally:
-        await chain.close()
     if as_json:
         emit_json(result.to_json())
     else:
@@ -679,14 +647,19 @@ async def agent_run(
     """
     network = load_network(home, rpc)
     keystore = open_keystore(home, passphrase_file)
-    chain = await connect(network)
     account = keystore.account
-    key_agent = keys.KeyAgent(chain, keystore, home=home, poll=poll)
-    reporter = FaultReporter(chain, account)
-    try:
+    async with open_chain(network) as chain:
+        key_agent = keys.KeyAgent(chain, keystore, home=home, poll=poll)
+        reporter = FaultReporter(chain, account, poll=poll)
         async with NodeClient(timeout=10, retries=2) as client:
             repairer = RepairAgent(
-                chain, account, network.directory, client, workdir=home / "repair", threshold=repair_threshold
+                chain,
+                account,
+                network.directory,
+                client,
+                workdir=home / "repair",
+                threshold=repair_threshold,
+                poll=repair_every,
             )
             if once:
                 decisions = await key_agent.tick()
@@ -712,22 +685,9 @@ async def agent_run(
                             out_console.print(f"deal {r.deal_id}: rebuilt shares {sorted(r.repaired)}")
                 return
             err_console.print(f"agent for {account.address} following {network.rpc} (Ctrl-C to stop)")
-            last_repair = 0.0
-            while True:
-                for step in (key_agent.tick, reporter.tick):
-                    try:
-                        await step()
-                    except ChainError as err:
-                        err_console.print(f"[yellow]chain error, retrying:[/] {err}")
-                if not no_repair and time.monotonic() - last_repair >= repair_every:
-                    last_repair = time.monotonic()
-                    try:
-                        await repairer.tick()
-                    except ChainError as err:
-                        err_console.print(f"[yellow]chain error, retrying:[/] {err}")
-                await asyncio.sleep(poll)
-    finally:
-        await chain.close()
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+            workers = [key_agent, reporter] + ([] if no_repair else [repairer])
+            await asyncio.gather(*(worker.run() for worker in workers))
 
 
 def _decision(d: keys.Decision) -> dict[str, Any]:

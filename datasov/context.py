@@ -12,12 +12,13 @@ machine secret ``HOME/machine.secret`` (made by ``datasov init --no-passphrase``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
 import stat
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -134,8 +135,14 @@ def open_keystore(home: Path, passphrase_file: Path | None) -> Keystore:
     return Keystore.open(home, passphrase(home, passphrase_file))
 
 
-async def connect(network: Network) -> Chain:
-    return await Chain.connect(network.rpc, network.deployment)
+@contextlib.asynccontextmanager
+async def open_chain(network: Network) -> AsyncIterator[Chain]:
+    """The network's chain, connected for the length of the block."""
+    chain = await Chain.connect(network.rpc, network.deployment)
+    try:
+        yield chain
+    finally:
+        await chain.close()
 
 
 def run(main: Awaitable[T]) -> T:

@@ -21,6 +21,7 @@ from market import audit, buyer, errors, keys, publisher
 from market.chain import TOKEN, ChainConfig, dev_account
 from market.deals import FaultReporter
 from market.keystore import Keystore
+from market.loop import Ticking
 from market.terms import TRAINING_ALLOWED, Purpose
 from storage_node.client import NodeClient
 
@@ -88,7 +89,7 @@ async def run_demo(workdir: Path, say: Callable[[str], None], *, nodes: int = 12
     demo = Demo(workdir, say, nodes)
     state: dict[str, Any] = {}
     tasks: list[asyncio.Task[None]] = []
-    workers: list[keys.KeyAgent | FaultReporter] = []
+    workers: list[Ticking] = []
     net: LocalNetwork | None = None
 
     async def start() -> str:

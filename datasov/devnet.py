@@ -17,10 +17,11 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from market.chain import DEFAULT_MIN_STAKE, ETHER, Chain, ChainConfig, dev_account
 from market.directory import NodeInfo, StaticDirectory
+from market.loop import Ticking
 from storage_node.deals import DealAuthorizer
 from storage_node.identity import load_or_create_operator
 from storage_node.node import NodeConfig, StorageNode
@@ -33,11 +34,7 @@ OPERATOR_ETH = 10 * ETHER
 DEFAULT_CONFIG = ChainConfig()
 
 
-class Stoppable(Protocol):
-    def stop(self) -> None: ...
-
-
-async def stop_task(task: asyncio.Task[None], worker: Stoppable | None = None) -> None:
+async def stop_task(task: asyncio.Task[None], worker: Ticking | None = None) -> None:
     """Stop a background loop: flag it, cancel it, and wait for it to end."""
     if worker is not None:
         worker.stop()

@@ -30,6 +30,7 @@ from web3.types import TxReceipt
 import contracts
 
 from . import errors
+from .logindex import LogIndex, LogIndexMiddleware
 from .models import Dataset, Deal, Deployment, License, LicenseStatus, Operator, Share, StorageProof
 from .terms import LicenseTerms, Purpose
 from .tx import Transactor, decode_revert
@@ -104,7 +105,9 @@ class Chain:
         # The same fork as the compiler target and the Hardhat node (contracts/hardhat.config.js),
         # so gas and opcodes match across the embedded chain, Hardhat and production.
         provider.ethereum_tester = EthereumTester(backend=PyEVMBackend(vm_configuration=((0, CancunVM),)))
+        provider.log_index = LogIndex()  # type: ignore[attr-defined]
         w3 = AsyncWeb3(provider)
+        w3.middleware_onion.add(LogIndexMiddleware)
         tester = provider.ethereum_tester
         coinbase = tester.get_accounts()[0]
         for i in range(dev_accounts):
@@ -205,6 +208,7 @@ class Chain:
         """Go back to a snapshot; the nonce cache is dropped with it."""
         if self.kind == "embedded":
             self.w3.provider.ethereum_tester.revert_to_snapshot(snapshot)
+            self.w3.provider.log_index.clear()  # the blocks after the snapshot are gone
         else:
             await self._rpc("evm_revert", [snapshot])
         self.tx.forget_nonces()
@@ -214,6 +218,12 @@ class Chain:
         if "error" in response:
             raise errors.ChainError(f"{method}: {response['error']}")
         return response.get("result")
+
+    async def index_logs(self) -> None:
+        """Embedded chain: index the logs of blocks mined since the last call (cheap while they are
+        recent; see :mod:`market.logindex`). Call it as blocks are mined by a long-running devnet."""
+        if self.kind == "embedded":
+            await self.w3.eth.get_logs({"fromBlock": "latest", "toBlock": "latest"})
 
     async def block_number(self) -> int:
         return int(await self.w3.eth.block_number)
@@ -445,18 +455,6 @@ class Chain:
 
     async def deals_of(self, *, dataset_id: int | None = None, owner: str | None = None) -> list[int]:
         """Ids of the deals opened for a dataset and/or by an owner, oldest first."""
-        if self.kind == "embedded":
-            # eth-tester filters logs by decoding every receipt in range (seconds on a busy local
-            # chain); reading the deals themselves is a few milliseconds each.
-            count = int(await self.call(self.market.functions.dealCount()))
-            found = []
-            for deal_id in range(1, count + 1):
-                deal = await self.get_deal(deal_id)
-                if (dataset_id is None or deal.dataset_id == dataset_id) and (
-                    owner is None or deal.owner.lower() == owner.lower()
-                ):
-                    found.append(deal_id)
-            return found
         filters: dict[str, Any] = {}
         if dataset_id is not None:
             filters["datasetId"] = dataset_id

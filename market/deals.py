@@ -7,7 +7,6 @@ anyone may (the reporter gets half the slashed stake).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ from eth_account.signers.local import LocalAccount
 
 from . import errors
 from .chain import Chain
+from .loop import Ticking
 
 log = logging.getLogger("datasov.deals")
 
@@ -27,7 +27,7 @@ class MissedProof:
     provider: str
 
 
-class FaultReporter:
+class FaultReporter(Ticking):
     """Reports every missed proof of the deals opened by ``owner`` (or of ``deal_ids``)."""
 
     def __init__(
@@ -46,7 +46,6 @@ class FaultReporter:
         self.poll = poll
         self.reported: list[MissedProof] = []
         self._checked_epoch = -1
-        self._stopping = False
 
     async def tick(self) -> list[MissedProof]:
         epoch = await self.chain.current_epoch() - 1
@@ -74,16 +73,3 @@ class FaultReporter:
         self._checked_epoch = epoch
         self.reported.extend(found)
         return found
-
-    def stop(self) -> None:
-        """End :meth:`run` after the current round (a cancellation alone can be lost in web3's waits)."""
-        self._stopping = True
-
-    async def run(self) -> None:
-        self._stopping = False
-        while not self._stopping:
-            try:
-                await self.tick()
-            except errors.ChainError as err:
-                log.warning("fault reporter round failed (will retry): %s", err)
-            await asyncio.sleep(self.poll)

@@ -13,7 +13,6 @@ longer pending, so nothing is missed and nothing is delivered twice.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ from erasure import envelope
 from . import errors
 from .chain import Chain
 from .keystore import Keystore, KeystoreError
+from .loop import Ticking
 from .models import LicenseStatus
 from .terms import Purpose
 
@@ -43,7 +43,7 @@ class Decision:
     reason: str = ""
 
 
-class KeyAgent:
+class KeyAgent(Ticking):
     """``await agent.tick()`` handles the blocks up to now; ``await agent.run()`` keeps following."""
 
     def __init__(self, chain: Chain, keystore: Keystore, *, home: Path, poll: float = 1.0) -> None:
@@ -53,7 +53,6 @@ class KeyAgent:
         self.state_path = home / STATE_FILE
         self.poll = poll
         self.decisions: list[Decision] = []
-        self._stopping = False
         self._where = ""
 
     async def _locate(self) -> None:
@@ -131,16 +130,3 @@ class KeyAgent:
         except (errors.ConsentError, errors.StateError) as err:  # revoked or expired since we looked
             return decide("refused", str(err))
         return decide("delivered")
-
-    def stop(self) -> None:
-        """End :meth:`run` after the current round (a cancellation alone can be lost in web3's waits)."""
-        self._stopping = True
-
-    async def run(self) -> None:
-        self._stopping = False
-        while not self._stopping:
-            try:
-                await self.tick()
-            except errors.ChainError as err:
-                log.warning("key agent round failed (will retry): %s", err)
-            await asyncio.sleep(self.poll)

@@ -71,6 +71,7 @@ class Keystore:
         self.path = path
         self._box = nacl.secret.SecretBox(box_key)
         self._header = header
+        self._account: LocalAccount | None = None
 
     # ------------------------------------------------------------------ lifecycle ----
 
@@ -166,8 +167,10 @@ class Keystore:
 
     @property
     def account(self) -> LocalAccount:
-        acct: LocalAccount = Account.from_key(bytes.fromhex(self._load()["account"]))
-        return acct
+        """The account key (it never changes: read and decrypted once)."""
+        if self._account is None:
+            self._account = Account.from_key(bytes.fromhex(self._load()["account"]))
+        return self._account
 
     def add_dataset(self, manifest_hash: bytes, data_key: bytes, *, dataset_id: int | None = None) -> None:
         """Keep a dataset's data key (first by manifest hash, before registration; then with its id)."""

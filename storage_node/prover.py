@@ -12,7 +12,6 @@ store and not proven: the chain will see the miss, which is the truth.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from eth_account.signers.local import LocalAccount
 from erasure import merkle
 from market import errors as market_errors
 from market.chain import Chain
+from market.loop import Ticking
 from market.models import Deal, StorageProof
 
 from .api.app import Metrics
@@ -52,7 +52,7 @@ class ProverStats:
     epochs: list[EpochReport] = field(default_factory=list)
 
 
-class Prover:
+class Prover(Ticking):
     """``await prover.tick()`` does one round; ``await prover.run()`` keeps doing them."""
 
     def __init__(
@@ -77,7 +77,6 @@ class Prover:
         self._deals: dict[int, Deal] = {}
         self._accepted: set[tuple[int, int]] = set()
         self._done_epoch = -1
-        self._stopping = False
 
     async def _deal(self, deal_id: int) -> Deal:
         if deal_id not in self._deals:
@@ -206,17 +205,3 @@ class Prover:
             if self.claim_every:
                 await self.claim()
         return report
-
-    def stop(self) -> None:
-        """Ask :meth:`run` to end after the current round (cancelling the task also works, but
-        Python 3.11's ``asyncio.wait_for``, which web3 uses, can swallow a cancellation)."""
-        self._stopping = True
-
-    async def run(self) -> None:
-        self._stopping = False
-        while not self._stopping:
-            try:
-                await self.tick()
-            except market_errors.ChainError as err:  # a slow or unreachable chain: try again
-                log.warning("prover round failed: %s", err)
-            await asyncio.sleep(self.poll)

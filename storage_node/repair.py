@@ -29,6 +29,7 @@ from market import errors as market_errors
 from market.buyer import RemoteShareSource, fetch_manifest
 from market.chain import Chain
 from market.directory import Directory, DirectoryError, NodeInfo
+from market.loop import Ticking
 from market.publisher import healthy_nodes, upload_share
 
 from .client import NodeClient
@@ -53,7 +54,7 @@ class RepairReport:
     seconds: float = 0.0
 
 
-class RepairAgent:
+class RepairAgent(Ticking):
     def __init__(
         self,
         chain: Chain,
@@ -74,7 +75,6 @@ class RepairAgent:
         self.poll = poll
         self.reports: list[RepairReport] = []
         self._manifests: dict[int, Manifest] = {}
-        self._stopping = False
 
     async def _manifest(self, deal_id: int, urls: list[str]) -> Manifest:
         if deal_id not in self._manifests:
@@ -210,18 +210,6 @@ class RepairAgent:
             except (RepairError, market_errors.MarketError) as err:
                 log.error("deal %d: %s", deal_id, err)
         return done
-
-    def stop(self) -> None:
-        self._stopping = True
-
-    async def run(self) -> None:
-        self._stopping = False
-        while not self._stopping:
-            try:
-                await self.tick()
-            except market_errors.ChainError as err:
-                log.warning("repair round failed (will retry): %s", err)
-            await asyncio.sleep(self.poll)
 
 
 def _quiet(_stage: str, _n: int, _total: int) -> None:

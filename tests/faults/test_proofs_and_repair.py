@@ -26,6 +26,21 @@ pytestmark = pytest.mark.asyncio(loop_scope="function")
 FEE = TOKEN // 100
 
 
+async def publish(
+    net: LocalNetwork, owner: Keystore, client: NodeClient, tmp_path: Path, layout: Layout, *, epochs: int
+) -> publisher.Published:
+    """The bundled sample, published by ``owner`` with a storage fee."""
+    return await publisher.publish(
+        SAMPLE,
+        chain=net.chain,
+        keystore=owner,
+        directory=net.directory,
+        client=client,
+        staging=tmp_path / "staging",
+        options=publisher.PublishOptions(layout=layout, epochs=epochs, fee_per_share_epoch=FEE),
+    )
+
+
 async def test_missed_proofs_are_slashed_and_repaired(tmp_path: Path) -> None:
     net = await LocalNetwork.start(tmp_path / "net", nodes=12, config=ChainConfig(epoch_blocks=60), background=False)
     chain = net.chain
@@ -33,15 +48,7 @@ async def test_missed_proofs_are_slashed_and_repaired(tmp_path: Path) -> None:
         owner = Keystore.create(tmp_path / "owner", b"pw", account=dev_account(1))
         lab = Keystore.create(tmp_path / "lab", b"pw", account=dev_account(2))
         async with NodeClient(timeout=5, retries=1) as client:
-            pub = await publisher.publish(
-                SAMPLE,
-                chain=chain,
-                keystore=owner,
-                directory=net.directory,
-                client=client,
-                staging=tmp_path / "staging",
-                options=publisher.PublishOptions(layout=Layout(k=4, n=10), epochs=20, fee_per_share_epoch=FEE),
-            )
+            pub = await publish(net, owner, client, tmp_path, Layout(k=4, n=10), epochs=20)
             deal = pub.deal_id
             await net.prove_all()  # every node accepts its share
             holders = {i: net.node_of(pub.placements[i].address) for i in range(10)}
@@ -116,15 +123,7 @@ async def test_value_is_conserved_across_fees_and_slashes(tmp_path: Path) -> Non
         market = chain.deployment.storage_market
         async with NodeClient(timeout=5, retries=1) as client:
             before = await chain.balance_of(market)
-            pub = await publisher.publish(
-                SAMPLE,
-                chain=chain,
-                keystore=owner,
-                directory=net.directory,
-                client=client,
-                staging=tmp_path / "staging",
-                options=publisher.PublishOptions(layout=Layout(k=2, n=5), epochs=6, fee_per_share_epoch=FEE),
-            )
+            pub = await publish(net, owner, client, tmp_path, Layout(k=2, n=5), epochs=6)
             escrow = 5 * 6 * FEE
             assert await chain.balance_of(market) == before + escrow
             await net.prove_all()
@@ -170,15 +169,7 @@ async def test_a_partitioned_node_is_routed_around_and_not_slashed(tmp_path: Pat
         owner = Keystore.create(tmp_path / "owner", b"pw", account=dev_account(1))
         lab = Keystore.create(tmp_path / "lab", b"pw", account=dev_account(2))
         async with NodeClient(timeout=2, retries=1) as client:
-            pub = await publisher.publish(
-                SAMPLE,
-                chain=chain,
-                keystore=owner,
-                directory=net.directory,
-                client=client,
-                staging=tmp_path / "staging",
-                options=publisher.PublishOptions(layout=Layout(k=2, n=6), epochs=20, fee_per_share_epoch=FEE),
-            )
+            pub = await publish(net, owner, client, tmp_path, Layout(k=2, n=6), epochs=20)
             await net.prove_all()
             cut = net.node_of(pub.placements[0].address)
             stake = (await chain.get_operator(cut.node.address)).stake
