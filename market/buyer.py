@@ -103,9 +103,14 @@ async def wait_for_key(
 class RemoteShareSource:
     """A share on a node, read from the decoder's worker threads through the event loop.
 
-    Reads ahead: a request for one block fetches ``readahead`` consecutive blocks in one HTTP range
-    request (the decoder walks segments in order), kept until used. Nothing is trusted here: the
-    decoder checks every block against its committed root.
+    Reads ahead: blocks are grouped in windows of ``readahead`` consecutive segments, aligned on
+    segment numbers (window w covers segments ``[w * readahead, (w + 1) * readahead)``, bytes
+    ``[w * readahead * block_size, min(that + readahead * block_size, share_size))``); the first
+    request for a block fetches its whole window in one HTTP range request, kept until the decoder
+    has moved past it. The alignment comes from the layout, never from the size of the block asked
+    for: the last segment's block is shorter than the others. Without ``share_size`` and
+    ``block_size`` every block is its own range request. Nothing is trusted here: the decoder
+    checks every block against its committed root.
     """
 
     def __init__(
@@ -117,6 +122,7 @@ class RemoteShareSource:
         loop: asyncio.AbstractEventLoop,
         *,
         share_size: int = 0,
+        block_size: int = 0,
         readahead: int = 8,
     ) -> None:
         self.client = client
@@ -124,10 +130,34 @@ class RemoteShareSource:
         self.dataset = dataset
         self.index = index
         self.share_size = share_size
+        self.block_size = block_size
         self.readahead = readahead
         self._loop = loop
         self._lock = threading.Lock()
-        self._pending: dict[int, Future[bytes]] = {}  # first block offset of a window -> its bytes
+        self._pending: dict[int, Future[bytes]] = {}  # window number -> its bytes
+
+    @classmethod
+    def for_manifest(
+        cls,
+        client: NodeClient,
+        url: str,
+        man: Manifest,
+        index: int,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        readahead: int = 8,
+    ) -> RemoteShareSource:
+        """Share ``index`` of the dataset ``man`` describes, reading ahead along its layout."""
+        return cls(
+            client,
+            url,
+            man.hash().hex(),
+            index,
+            loop,
+            share_size=man.share_size,
+            block_size=man.block_size,
+            readahead=readahead,
+        )
 
     def _run(self, coro: Any) -> Any:
         fut: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)
@@ -143,23 +173,29 @@ class RemoteShareSource:
         roots: list[bytes] = self._run(self.client.roots(self.url, self.dataset, self.index))
         return roots
 
+    def _direct(self, offset: int, size: int) -> bytes:
+        data: bytes = self._run(
+            self.client.get_share(self.url, self.dataset, self.index, start=offset, end=offset + size)
+        )
+        return data
+
     def read_block(self, segment: int, offset: int, size: int) -> bytes:
-        if self.readahead <= 1 or not self.share_size:
-            data: bytes = self._run(
-                self.client.get_share(self.url, self.dataset, self.index, start=offset, end=offset + size)
-            )
-            return data
-        window = size * self.readahead
-        start = offset - offset % window if size else offset
+        if self.readahead <= 1 or not self.share_size or not self.block_size:
+            return self._direct(offset, size)
+        number = segment // self.readahead
+        span = self.readahead * self.block_size
+        start = number * span
+        end = min(start + span, self.share_size)
+        if not start <= offset <= offset + size <= end:  # not a block of this layout: no window for it
+            return self._direct(offset, size)
         with self._lock:
-            fut = self._pending.get(start)
+            fut = self._pending.get(number)
             if fut is None:
-                end = min(start + window, self.share_size)
                 fut = asyncio.run_coroutine_threadsafe(
                     self.client.get_share(self.url, self.dataset, self.index, start=start, end=end), self._loop
                 )
-                self._pending[start] = fut
-                for old in [k for k in self._pending if k < start - window]:
+                self._pending[number] = fut
+                for old in [w for w in self._pending if w < number - 1]:
                     del self._pending[old]  # the decoder has moved past these windows
         chunk: bytes = self._result(fut)
         return chunk[offset - start : offset - start + size]
@@ -276,9 +312,7 @@ async def fetch(
     # fastest first; holders that did not answer the probe come last (slow is not gone: the
     # decoder still tries them if the others are not enough)
     order = [i for _, i, _ in live] + sorted(report.unreachable)
-    sources = {
-        i: RemoteShareSource(client, urls[i], man.hash().hex(), i, loop, share_size=man.share_size) for i in order
-    }
+    sources = {i: RemoteShareSource.for_manifest(client, urls[i], man, i, loop) for i in order}
 
     def run() -> int:
         decoder = Decoder(man, data_key, sources, threads=threads, progress=progress)

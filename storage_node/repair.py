@@ -157,10 +157,7 @@ class RepairAgent(Ticking):
         self, man: Manifest, healthy: dict[int, str], wanted: list[int], work: Path, report: RepairReport
     ) -> None:
         loop = asyncio.get_running_loop()
-        sources = {
-            i: RemoteShareSource(self.client, url, man.hash().hex(), i, loop, share_size=man.share_size)
-            for i, url in healthy.items()
-        }
+        sources = {i: RemoteShareSource.for_manifest(self.client, url, man, i, loop) for i, url in healthy.items()}
 
         def run() -> None:
             with localfs.share_writers(work, man.n) as writers:
