@@ -1,5 +1,7 @@
 """Streaming encryption: round trips, and every kind of tampering fails with a named error."""
 
+import hashlib
+
 import nacl.public
 import pytest
 from hypothesis import given
@@ -92,4 +94,6 @@ def test_key_commitment_binds_key_and_salt() -> None:
     assert envelope.check_key_commitment(key, salt, c)
     assert not envelope.check_key_commitment(envelope.new_data_key(), salt, c)
     assert not envelope.check_key_commitment(key, envelope.new_salt(), c)
-    assert key not in c
+    # domain-separated: the documented tagged hash, never an untagged digest of the same inputs
+    assert c == hashlib.sha256(envelope.KEY_COMMITMENT_TAG + salt + key).digest()
+    assert c not in (hashlib.sha256(key).digest(), hashlib.sha256(salt + key).digest())
