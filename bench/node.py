@@ -6,8 +6,9 @@
   bare aiohttp handler that writes the same bytes to a file and fsyncs, with no checks; target >= 0.8;
 - download: GET of the whole share (every block verified on the way) vs a bare handler streaming
   the same bytes from a file; target >= 0.8;
-- 4 KiB range reads with 200 concurrent clients (in 2 client processes of their own, so the load
-  generator does not share the node's event loop): reads/s and p99 latency (target p99 < 50 ms).
+- 4 KiB range reads with 200 concurrent clients (in ``CLIENT_PROCS`` = 1 client process of its own, so
+  the load generator does not share the node's event loop; on two cores the node keeps one and the
+  load generator the other): reads/s and p99 latency (target p99 < 50 ms).
 """
 
 from __future__ import annotations

@@ -3,11 +3,13 @@
     python -m bench.pipeline [--quick] [--json]
 
 For each codec at 3-of-10 and 10-of-30:
-- codec alone: single-thread ``codec.encode`` over the same segments in memory, and
-  ``codec.decode`` from the last k blocks (parity-heavy: real decoding work);
+- codec alone: ``codec.encode`` over the same segments in memory, and ``codec.decode`` from the
+  last k blocks (parity-heavy: real decoding work), measured twice: on one thread, and on as many
+  threads as the pipeline uses (``pipeline.default_threads()``);
 - pipeline: encrypt + code + hash every block + build roots (encode), and fetch + verify
-  every block + decode + decrypt from the last k shares (decode), all cores;
-- ratio = pipeline / codec alone, both measured here in this run. Target >= 0.8.
+  every block + decode + decrypt from the last k shares (decode), same thread count;
+- ratio = pipeline / codec alone at the same parallelism, both measured here in this run
+  (target >= 0.8); the one-thread codec figure is printed beside it for reference.
 Peak RSS: a child process encodes S bytes to share files and decodes them back, for a small
 and a 8x larger S; the peaks should match (streaming), target < 300 MiB.
 """
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from erasure import envelope, localfs, merkle, pipeline
@@ -59,22 +62,30 @@ class ListSink:
         return len(data)
 
 
-def codec_alone(codec_name: str, k: int, n: int, size: int, block: int) -> tuple[float, float]:
+def codec_alone(codec_name: str, k: int, n: int, size: int, block: int, *, threads: int) -> tuple[float, float]:
+    """Bytes/s of ``codec.encode`` and ``codec.decode`` (from the last k blocks: parity-heavy) over the
+    same segments in memory, spread over ``threads`` workers (1 = the bare codec on one core)."""
     codec = get_codec(codec_name, k, n)
     segment_size = k * block
     segments = list(stream(min(size, 64 * MiB), segment_size))
     rounds = max(1, size // (len(segments) * segment_size))
-    t = time.perf_counter()
-    for _ in range(rounds):
-        for seg in segments:
-            codec.encode(seg)
-    enc = rounds * len(segments) * segment_size / (time.perf_counter() - t)
     coded = [codec.encode(seg) for seg in segments]
-    t = time.perf_counter()
-    for _ in range(rounds):
-        for seg, blocks in zip(segments, coded, strict=True):
-            codec.decode({i: blocks[i] for i in range(n - k, n)}, len(seg))
-    dec = rounds * len(segments) * segment_size / (time.perf_counter() - t)
+
+    def enc_one(seg: bytes) -> None:
+        codec.encode(seg)
+
+    def dec_one(i: int) -> None:
+        codec.decode({j: coded[i][j] for j in range(n - k, n)}, len(segments[i]))
+
+    with ThreadPoolExecutor(threads) as pool:
+        t = time.perf_counter()
+        for _ in range(rounds):
+            list(pool.map(enc_one, segments))
+        enc = rounds * len(segments) * segment_size / (time.perf_counter() - t)
+        t = time.perf_counter()
+        for _ in range(rounds):
+            list(pool.map(dec_one, range(len(segments))))
+        dec = rounds * len(segments) * segment_size / (time.perf_counter() - t)
     return enc, dec
 
 
@@ -148,20 +159,28 @@ def main() -> None:
     pipeline.tune_allocator()  # the same allocator settings for the codec alone and the pipeline
     size = 64 * MiB if args.quick else 1024 * MiB
     block = pipeline.DEFAULT_BLOCK_SIZE
+    threads = pipeline.default_threads()
     results: dict[str, object] = {
         "size_mib": size // MiB,
         "block_size": block,
         "merkle_backend": merkle.BACKEND,
         "cores": os.cpu_count(),
+        "threads": threads,
     }
-    print(f"pipeline benchmark: {size // MiB} MiB, block {block // 1024} KiB, merkle={merkle.BACKEND}")
+    print(
+        f"pipeline benchmark: {size // MiB} MiB, block {block // 1024} KiB, merkle={merkle.BACKEND}, "
+        f"{threads} threads (codec alone measured at 1 and {threads})"
+    )
     for codec_name in available_codecs():
         for k, n in ((3, 10), (10, 30)):
-            c_enc, c_dec = codec_alone(codec_name, k, n, size, block)
+            c1_enc, c1_dec = codec_alone(codec_name, k, n, size, block, threads=1)
+            c_enc, c_dec = codec_alone(codec_name, k, n, size, block, threads=threads)
             p_enc, p_dec = pipeline_run(codec_name, k, n, size, block)
             tag = f"{codec_name}_{k}_{n}"
             results.update(
                 {
+                    f"codec_1thread_encode_mbps_{tag}": round(c1_enc / 1e6, 1),
+                    f"codec_1thread_decode_mbps_{tag}": round(c1_dec / 1e6, 1),
                     f"codec_encode_mbps_{tag}": round(c_enc / 1e6, 1),
                     f"pipeline_encode_mbps_{tag}": round(p_enc / 1e6, 1),
                     f"encode_ratio_{tag}": round(p_enc / c_enc, 3),
@@ -172,7 +191,8 @@ def main() -> None:
             )
             print(
                 f"  {codec_name:4} {k:2}-of-{n:<2}  encode {p_enc / 1e6:7.1f} MB/s = {p_enc / c_enc:5.2f}x codec "
-                f"({c_enc / 1e6:.1f})  decode {p_dec / 1e6:7.1f} MB/s = {p_dec / c_dec:5.2f}x codec ({c_dec / 1e6:.1f})"
+                f"({c_enc / 1e6:.1f}; 1 thread {c1_enc / 1e6:.1f})  decode {p_dec / 1e6:7.1f} MB/s = "
+                f"{p_dec / c_dec:5.2f}x codec ({c_dec / 1e6:.1f}; 1 thread {c1_dec / 1e6:.1f})"
             )
     small, large = (32 * MiB, 256 * MiB) if args.quick else (256 * MiB, 2048 * MiB)
     rss_small, rss_large = peak_rss(small), peak_rss(large)

@@ -129,7 +129,8 @@ def tune_allocator() -> None:
     libc.mallopt(m_trim_threshold, 128 << 20)
 
 
-def _default_threads() -> int:
+def default_threads() -> int:
+    """Worker threads the pipeline uses when not told: one per core, at most 8."""
     return max(1, min(8, os.cpu_count() or 1))
 
 
@@ -198,7 +199,7 @@ def encode(
     accumulators = [merkle.NodeAccumulator() for _ in range(layout.n)]
     roots: list[list[bytes]] = [[] for _ in range(layout.n)]
     ciphertext_size = share_size = 0
-    workers = threads or _default_threads()
+    workers = threads or default_threads()
 
     def tasks() -> Iterator[Callable[[], tuple[list[bytes], list[bytes]]]]:
         nonlocal ciphertext_size
@@ -301,7 +302,7 @@ class Decoder:
         self._codec = get_codec(man.codec, man.k, man.n)
         if share_size_for(man, self._codec) != man.share_size:
             raise ManifestMismatch("share_size does not match the codec's layout")
-        self._threads = threads or _default_threads()
+        self._threads = threads or default_threads()
         self._progress = progress
         self.report = DecodeReport()
         self._roots: dict[int, Sequence[bytes]] = {}
