@@ -26,6 +26,7 @@ from storage_node.store.shards import ShardStore
 
 from .ui import emit_json, fail
 
+log = logging.getLogger("datasov.node")
 CONFIG_FILE = "node.json"
 _UNITS = {
     "": 1,
@@ -138,6 +139,11 @@ def init(home: Path, listen: str, capacity: str, as_json: bool) -> None:
     default=None,
     help="Deployment file (contract addresses) for --rpc.",
 )
+@click.option(
+    "--dev-accept-any-order",
+    is_flag=True,
+    help="Development only: without --rpc, accept any validly signed order (no on-chain deal behind it).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log every request at debug level.")
 def run(
     home: Path,
@@ -147,18 +153,29 @@ def run(
     bootstrap: tuple[str, ...],
     rpc: str | None,
     deployment: Path | None,
+    dev_accept_any_order: bool,
     verbose: bool,
 ) -> None:
     """Run the node until SIGINT or SIGTERM; prints where it listens.
 
+    Orders are accepted only when an on-chain deal backs them (--rpc and --deployment); a node
+    with no chain must be told so with --dev-accept-any-order, for local development only.
+
     \b
     Example:
-      datasov node run --home ~/.datasov/node1 --p2p /ip4/127.0.0.1/tcp/7501
-      datasov node run --home ~/.datasov/node2 --bootstrap /ip4/127.0.0.1/tcp/7501/p2p/12D3KooW...
+      datasov node run --home ~/.datasov/node1 --rpc http://127.0.0.1:8545 --deployment net/deployment.json
+      datasov node run --home ~/.datasov/node2 --dev-accept-any-order --p2p /ip4/127.0.0.1/tcp/7501
     """
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if rpc is None and not dev_accept_any_order:
+        raise click.UsageError(
+            "without --rpc the node cannot check orders against on-chain deals: pass --rpc URL --deployment FILE, "
+            "or --dev-accept-any-order for local development"
+        )
+    if rpc is not None and dev_accept_any_order:
+        raise click.UsageError("--dev-accept-any-order makes no sense with --rpc (orders are checked on-chain)")
     config = _load_config(home)
     host, port = parse_listen(listen) if listen else (config["host"], config["port"])
     size = parse_size(capacity) if capacity else int(config["capacity"])
@@ -181,6 +198,8 @@ async def _serve(config: NodeConfig, rpc: str | None = None, deployment: Path | 
     if rpc is not None and deployment is not None:
         chain = await Chain.connect(rpc, Deployment.load(deployment))
         authorize = DealAuthorizer(chain, load_or_create_operator(config.home).address)
+    else:
+        log.warning("development mode: accepting any validly signed order, with no on-chain deal behind it")
     storage = StorageNode(config, authorize=authorize, chain=chain)
     await storage.start()
     prover_task = None

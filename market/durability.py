@@ -11,8 +11,9 @@ The model (the one in the Storj whitepaper, section 3.4, and Tahoe-LAFS's "repai
   sum_{i=m+1..n} 1 / (i * lam) years (each step waits for one of the i live shares to fail);
 - yearly loss ~= repairs per year * P(loss per repair) (small probabilities; capped at 1).
 
-It ignores correlated failures (a whole data centre or operator going at once), which is why
-publishing places no two shares on one operator and, on a real network, no two on one /24.
+It ignores correlated failures (a whole data centre or operator going at once); publishing
+places no two shares on one operator, but does not yet spread them over distinct networks
+(/24 or /48), so two operators in one data centre can still fail together.
 """
 
 from __future__ import annotations

@@ -1,2 +1,3 @@
 """libp2p identity and discovery. py-libp2p runs on trio, so its host lives on its own thread
-(:mod:`.bridge`); the asyncio side only sees ``await``-able calls on :class:`.host.P2PHost`."""
+(started and bridged in :mod:`.host`); the asyncio side only sees ``await``-able calls on
+:class:`.host.P2PHost`."""

@@ -32,6 +32,7 @@ async def run_node(home: Path, port: int) -> tuple[asyncio.subprocess.Process, s
         str(home),
         "--http",
         f"127.0.0.1:{port}",
+        "--dev-accept-any-order",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )
@@ -115,3 +116,23 @@ async def test_kill_9_mid_upload_then_restart(tmp_path: Path) -> None:
         finally:
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(proc.wait(), 30) == 0  # clean stop on SIGTERM
+
+
+async def test_run_without_a_chain_needs_the_explicit_development_flag(tmp_path: Path) -> None:
+    home = tmp_path / "node"
+    await init_node(home)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "datasov",
+        "node",
+        "run",
+        "--home",
+        str(home),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2  # a usage error, before anything listens
+    assert b"--dev-accept-any-order" in err
+    assert b"listening" not in out
