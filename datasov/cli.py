@@ -29,7 +29,7 @@ def cli() -> None:
       datasov agent run --home ME           release keys to buyers while consent stands
       datasov license buy 1 --home LAB && datasov fetch 1 --home LAB -o OUT
       datasov audit 1 --home LAB -o receipt.json && datasov audit verify receipt.json --home LAB
-      datasov node init --home DIR && datasov node run --home DIR
+      datasov node init --home DIR && datasov node run --home DIR --rpc URL --deployment NET/deployment.json
 
     \b
     Exit codes: 0 ok, 1 error, 2 usage, 3 chain or nodes unreachable, 4 refused by the contract
