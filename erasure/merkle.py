@@ -10,8 +10,9 @@ so a block of ``2**j`` leaves that starts on a multiple of ``2**j`` has its own 
 tree over those block roots (nodes only, no leaf tag) is the root of the whole share. The pipeline
 uses this to verify each block of a share on its own.
 
-The engine is the C core ``erasure._merkle`` (AVX-512, SHA-NI or portable C kernels chosen from
-CPUID) when it was built, else pure Python. ``BACKEND`` names the active one ("avx512", "shani",
+The engine is the C core ``erasure._merkle`` (AVX-512, SHA-NI or portable C kernels: CPUID says
+which can run, a short timing at import picks the fastest; ``_core.kernels()`` lists them in that
+measured order) when it was built, else pure Python. ``BACKEND`` names the active one ("avx512", "shani",
 "portable" or "python"); ``DATASOV_MERKLE_BACKEND`` forces one (tests, benchmarks).
 """
 
