@@ -41,6 +41,8 @@ contract StorageMarket is ReentrancyGuard {
         uint32 startEpoch; // first epoch with challenges
         uint32 endEpoch; // first epoch after the deal
         bool settled;
+        uint16 k; // shares needed to rebuild the dataset (from the registry)
+        uint16 healthy; // shares accepted by their provider and not faulty
         address owner;
         uint256 datasetId;
         uint256 feePerShareEpoch;
@@ -79,6 +81,13 @@ contract StorageMarket is ReentrancyGuard {
     mapping(uint256 dealId => mapping(uint256 shareIndex => Share)) private _shares;
     mapping(address operator => Operator) private _operators;
     mapping(address account => uint256) public balances;
+    /// @dev The latest two deals opened for a dataset (a renewal must not hide the deal it renews).
+    mapping(uint256 datasetId => DatasetDeals) private _datasetDeals;
+
+    struct DatasetDeals {
+        uint128 latest;
+        uint128 previous;
+    }
 
     event OperatorRegistered(address indexed operator, uint256 stake);
     event StakeChanged(address indexed operator, uint256 stake);
@@ -248,6 +257,8 @@ contract StorageMarket is ReentrancyGuard {
             startEpoch: start,
             endEpoch: start + durationEpochs,
             settled: false,
+            k: ds.k,
+            healthy: 0,
             owner: msg.sender,
             datasetId: datasetId,
             feePerShareEpoch: feePerShareEpoch,
@@ -257,6 +268,8 @@ contract StorageMarket is ReentrancyGuard {
         for (uint256 i; i < providers.length; ++i) {
             _shares[dealId][i].provider = providers[i];
         }
+        DatasetDeals storage dd = _datasetDeals[datasetId];
+        (dd.previous, dd.latest) = (dd.latest, uint128(dealId));
         emit DealOpened(dealId, datasetId, msg.sender, providers, start, start + durationEpochs, feePerShareEpoch);
         if (escrow > 0) token.safeTransferFrom(msg.sender, address(this), escrow);
     }
@@ -274,6 +287,7 @@ contract StorageMarket is ReentrancyGuard {
         if (op.stake < minStake) revert StakeTooLow(op.stake, minStake);
         s.activeFrom = next > d.startEpoch ? next : d.startEpoch;
         op.activeShares += 1;
+        d.healthy += 1;
         emit ShareAccepted(dealId, shareIndex, msg.sender, s.activeFrom);
     }
 
@@ -345,6 +359,7 @@ contract StorageMarket is ReentrancyGuard {
         if (s.lastProven == epoch + 1) revert AlreadyProven(dealId, shareIndex, epoch);
 
         s.faulty = true;
+        d.healthy -= 1;
         Operator storage op = _operators[s.provider];
         op.activeShares -= 1;
         uint256 slashed = op.stake < slashAmount ? op.stake : slashAmount;
@@ -413,6 +428,7 @@ contract StorageMarket is ReentrancyGuard {
         if (d.settled) revert AlreadySettled(dealId);
         if (currentEpoch() < d.endEpoch) revert DealNotOver(dealId, d.endEpoch);
         d.settled = true;
+        d.healthy = 0;
         for (uint16 i; i < d.n; ++i) {
             Share storage s = _shares[dealId][i];
             _claim(dealId, d, i, s);
@@ -430,6 +446,26 @@ contract StorageMarket is ReentrancyGuard {
         balances[msg.sender] = 0;
         emit Withdrawn(msg.sender, amount);
         token.safeTransfer(msg.sender, amount);
+    }
+
+    /// @notice Can the dataset be served: does it have an open deal (not settled, its last epoch
+    /// not passed) in which at least k shares are accepted by their provider and not faulty?
+    /// O(1): the latest two deals of the dataset are checked (a renewal and the deal it renews).
+    function isServable(uint256 datasetId) external view returns (bool) {
+        DatasetDeals storage dd = _datasetDeals[datasetId];
+        uint32 epoch = currentEpoch();
+        return _servable(dd.latest, epoch) || _servable(dd.previous, epoch);
+    }
+
+    function _servable(uint256 dealId, uint32 epoch) private view returns (bool) {
+        if (dealId == 0) return false;
+        Deal storage d = _deals[dealId];
+        return !d.settled && epoch < d.endEpoch && d.healthy >= d.k;
+    }
+
+    /// @notice Shares of the deal accepted by their provider and not faulty (0 once settled).
+    function healthyShares(uint256 dealId) external view returns (uint16) {
+        return _deal(dealId).healthy;
     }
 
     function getDeal(uint256 dealId) external view returns (Deal memory) {
