@@ -478,7 +478,7 @@ class Chain:
 
     async def get_share(self, deal_id: int, share_index: int) -> Share:
         t = await self.call(self.market.functions.getShare(deal_id, share_index))
-        return Share(str(t[0]), int(t[1]), int(t[2]), int(t[3]), bool(t[4]))
+        return Share(str(t[0]), int(t[1]), int(t[2]), int(t[3]), bool(t[4]), bool(t[5]))
 
     async def current_epoch(self) -> int:
         return int(await self.call(self.market.functions.currentEpoch()))

@@ -212,6 +212,8 @@ class Share:
     unclaimed: int
     """Proven epochs whose fees are not yet claimed."""
     faulty: bool
+    previous_proven: bool = False
+    """The epoch before ``last_proven - 1`` was proven too."""
 
     @property
     def accepted(self) -> bool:

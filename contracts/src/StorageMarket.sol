@@ -50,13 +50,16 @@ contract StorageMarket is ReentrancyGuard {
         uint256 paid; // fees claimed by providers
     }
 
-    /// @dev One storage slot, the only one a proof writes.
+    /// @dev One storage slot, the only one a proof writes. Only the current and the previous
+    /// epoch can be proven or reported, so the latest proven epoch and whether the epoch before it
+    /// was proven too say everything still needed: a proven epoch is never reportable.
     struct Share {
         address provider;
         uint32 activeFrom; // first epoch this provider must prove; 0 = not accepted yet
-        uint32 lastProven; // last proven epoch + 1; 0 = none
-        uint24 unclaimed; // proven epochs whose fees are not yet claimed
+        uint32 lastProven; // latest proven epoch + 1; 0 = none
+        uint16 unclaimed; // proven epochs whose fees are not yet claimed (claimed at the limit)
         bool faulty;
+        bool previousProven; // epoch lastProven - 2 was proven too
     }
 
     struct StorageProof {
@@ -324,17 +327,31 @@ contract StorageMarket is ReentrancyGuard {
             MerkleVerifier.computeRoot(MerkleVerifier.leafHash32(p.shareRoot), p.shareIndex, n, p.shareProof);
         if (!ok || root != d.commitmentRoot) revert InvalidProof(p.dealId, p.shareIndex, epoch);
 
+        s.previousProven = s.lastProven == epoch; // the epoch before this one
         s.lastProven = epoch + 1;
+        if (s.unclaimed == type(uint16).max) {
+            // never reached by a provider that claims; claimed here rather than refusing a proof
+            uint256 amount = uint256(s.unclaimed) * d.feePerShareEpoch;
+            s.unclaimed = 0;
+            d.paid += amount;
+            balances[s.provider] += amount;
+            emit FeesClaimed(p.dealId, p.shareIndex, s.provider, amount);
+        }
         s.unclaimed += 1;
         _shares[p.dealId][p.shareIndex] = s;
         emit StorageProven(p.dealId, p.shareIndex, epoch);
     }
 
-    /// @notice Was the proof for `epoch` recorded? Meaningful for the current and the previous
-    /// epoch (the only ones that can still be proven or reported).
+    /// @notice Was the proof for `epoch` recorded? Exact for the current and the previous epoch
+    /// (the only ones that can still be proven or reported); false for older epochs.
     function isProven(uint256 dealId, uint16 shareIndex, uint32 epoch) public view returns (bool) {
         Deal storage d = _deal(dealId);
-        return _share(dealId, d, shareIndex).lastProven == epoch + 1;
+        return _proven(_share(dealId, d, shareIndex), epoch);
+    }
+
+    function _proven(Share storage s, uint32 epoch) private view returns (bool) {
+        uint32 last = s.lastProven;
+        return last == epoch + 1 || (s.previousProven && last == epoch + 2);
     }
 
     /// @notice Was a proof owed for this share in `epoch` (by the current provider)?
@@ -356,7 +373,7 @@ contract StorageMarket is ReentrancyGuard {
         Deal storage d = _deal(dealId);
         Share storage s = _share(dealId, d, shareIndex);
         if (!_due(s, epoch, d.endEpoch)) revert NotDue(dealId, shareIndex, epoch);
-        if (s.lastProven == epoch + 1) revert AlreadyProven(dealId, shareIndex, epoch);
+        if (_proven(s, epoch)) revert AlreadyProven(dealId, shareIndex, epoch);
 
         s.faulty = true;
         d.healthy -= 1;
@@ -405,6 +422,7 @@ contract StorageMarket is ReentrancyGuard {
         s.provider = newProvider;
         s.activeFrom = 0;
         s.lastProven = 0;
+        s.previousProven = false;
         s.faulty = false;
         emit ProviderReplaced(dealId, shareIndex, old, newProvider);
     }
