@@ -20,7 +20,8 @@ import {MerkleVerifier} from "./MerkleVerifier.sol";
 /// operator is slashed (half to the reporter, half to the data owner) and the share marked faulty
 /// until the owner replaces its provider. Fees are counted per share and claimed in one go
 /// (`claimFees`), then pulled with `withdraw`. Unearned escrow goes back to the owner when the
-/// deal is settled after its end (or after the owner terminates it).
+/// deal is settled, once the report window of its last epoch has closed (also after the owner
+/// terminates it).
 /// Gas: a proof reads two deal slots and one share slot and rewrites only the share slot.
 /// Invariant: token balance = stakes + withdrawable balances + sum over open deals (escrow - paid).
 contract StorageMarket is ReentrancyGuard {
@@ -371,6 +372,7 @@ contract StorageMarket is ReentrancyGuard {
         if (epoch >= current) revert DeadlineNotPassed(epoch, current);
         if (epoch + 1 != current) revert ReportWindowClosed(epoch, current);
         Deal storage d = _deal(dealId);
+        if (d.settled) revert AlreadySettled(dealId);
         Share storage s = _share(dealId, d, shareIndex);
         if (!_due(s, epoch, d.endEpoch)) revert NotDue(dealId, shareIndex, epoch);
         if (_proven(s, epoch)) revert AlreadyProven(dealId, shareIndex, epoch);
@@ -439,12 +441,14 @@ contract StorageMarket is ReentrancyGuard {
         emit DealTerminated(dealId, d.endEpoch);
     }
 
-    /// @notice After the deal's last epoch: fees earned go to providers, the unearned escrow back
-    /// to the owner, and the providers' stake is freed.
+    /// @notice Once the report window of the deal's last epoch has closed (from epoch
+    /// `endEpoch + 1`): fees earned go to providers, the unearned escrow back to the owner, and the
+    /// providers' stake is freed. Reports and settlement never overlap, so a share is counted out
+    /// of its operator's `activeShares` exactly once (by its report or by the settlement).
     function settleDeal(uint256 dealId) external {
         Deal storage d = _deal(dealId);
         if (d.settled) revert AlreadySettled(dealId);
-        if (currentEpoch() < d.endEpoch) revert DealNotOver(dealId, d.endEpoch);
+        if (currentEpoch() <= d.endEpoch) revert DealNotOver(dealId, d.endEpoch);
         d.settled = true;
         d.healthy = 0;
         for (uint16 i; i < d.n; ++i) {

@@ -228,6 +228,9 @@ async def test_termination_settlement_and_withdrawal(chain: Chain, published: Pu
     with pytest.raises(errors.DealNotOver):
         await chain.settle_deal(STRANGER, deal)
     await chain.advance_to_epoch(d.end_epoch)
+    with pytest.raises(errors.DealNotOver):  # the last epoch can still be reported
+        await chain.settle_deal(STRANGER, deal)
+    await chain.advance_to_epoch(d.end_epoch + 1)
     owner_before = await chain.balance_of(OWNER.address)
     await chain.settle_deal(STRANGER, deal)
     with pytest.raises(errors.AlreadySettled):
