@@ -429,13 +429,15 @@ contract StorageMarket is ReentrancyGuard {
         emit ProviderReplaced(dealId, shareIndex, old, newProvider);
     }
 
-    /// @notice The owner ends the deal early (for example to delete the data): the current epoch
-    /// is the last one; settle after it to get the unearned escrow back.
+    /// @notice The owner ends the deal early (for example to delete the data): from the current
+    /// epoch on nothing is owed, so providers may delete the shares at once (a proof already made
+    /// for the current epoch is still paid; the previous epoch stays reportable during this one, as
+    /// it was before). Settle from the next epoch on to get the unearned escrow back.
     function terminateDeal(uint256 dealId) external {
         Deal storage d = _deal(dealId);
         if (d.owner != msg.sender) revert NotDealOwner(dealId, msg.sender);
         if (d.settled) revert AlreadySettled(dealId);
-        uint32 end = currentEpoch() + 1;
+        uint32 end = currentEpoch();
         if (end < d.startEpoch) end = d.startEpoch;
         if (end < d.endEpoch) d.endEpoch = end;
         emit DealTerminated(dealId, d.endEpoch);
