@@ -17,13 +17,15 @@ import {MerkleVerifier} from "./MerkleVerifier.sol";
 /// before anyone can prove and nobody can grind it. Each epoch picks one leaf of every share; the
 /// operator proves it during the epoch (leaf -> share root -> commitment root, sha256 precompile)
 /// and earns the epoch's fee. During the following epoch anyone may report a missing proof: the
-/// operator is slashed (half to the reporter, half to the data owner) and the share marked faulty
+/// operator is slashed (half to the reporter, half to the data owner; the reporter's half is burned
+/// when the owner reports its own deal) and the share marked faulty
 /// until the owner replaces its provider. Fees are counted per share and claimed in one go
 /// (`claimFees`), then pulled with `withdraw`. Unearned escrow goes back to the owner when the
 /// deal is settled, once the report window of its last epoch has closed (also after the owner
 /// terminates it).
 /// Gas: a proof reads two deal slots and one share slot and rewrites only the share slot.
-/// Invariant: token balance = stakes + withdrawable balances + sum over open deals (escrow - paid).
+/// Invariant: token balance = stakes + withdrawable balances + sum over open deals (escrow - paid)
+/// + burned (the reporter's half of slashes the deal's owner reported itself).
 contract StorageMarket is ReentrancyGuard {
     using SafeERC20 for IERC20;
 
@@ -85,6 +87,9 @@ contract StorageMarket is ReentrancyGuard {
     mapping(uint256 dealId => mapping(uint256 shareIndex => Share)) private _shares;
     mapping(address operator => Operator) private _operators;
     mapping(address account => uint256) public balances;
+    /// @notice Reporter rewards withheld from owners who reported their own deal: held here for
+    /// good, owed to nobody.
+    uint256 public burned;
     /// @dev The latest two deals opened for a dataset (a renewal must not hide the deal it renews).
     mapping(uint256 datasetId => DatasetDeals) private _datasetDeals;
 
@@ -239,19 +244,28 @@ contract StorageMarket is ReentrancyGuard {
         if (ds.owner != msg.sender) revert NotDatasetOwner(datasetId, msg.sender);
         if (providers.length != ds.n) revert WrongProviderCount(ds.n, providers.length);
         if (durationEpochs == 0) revert InvalidParameters("zero duration");
+        uint256 nextDeal = dealCount + 1;
         for (uint256 i; i < providers.length; ++i) {
-            Operator storage op = _operators[providers[i]];
-            if (!op.registered) revert NotRegistered(providers[i]);
+            address provider = providers[i];
+            Operator storage op = _operators[provider];
+            if (!op.registered) revert NotRegistered(provider);
             if (op.stake < minStake) revert StakeTooLow(op.stake, minStake);
-            for (uint256 j; j < i; ++j) {
-                if (providers[j] == providers[i]) revert DuplicateProvider(providers[i]);
+            // linear duplicate check: one transient mark per (deal, provider); the deal id is new
+            // in every call, so marks left by an earlier call in the same transaction never match
+            uint256 mark = (nextDeal << 160) | uint160(provider);
+            bool seen;
+            assembly ("memory-safe") {
+                seen := tload(mark)
+                tstore(mark, 1)
             }
+            if (seen) revert DuplicateProvider(provider);
         }
         uint40 leafCount = uint40((uint256(ds.shareSize) + ds.leafSize - 1) / ds.leafSize);
         uint32 start = currentEpoch() + 1;
         uint256 escrow = uint256(ds.n) * durationEpochs * feePerShareEpoch;
 
-        dealId = ++dealCount;
+        dealId = nextDeal;
+        dealCount = dealId;
         _deals[dealId] = Deal({
             commitmentRoot: ds.commitmentRoot,
             leafCount: leafCount,
@@ -384,7 +398,10 @@ contract StorageMarket is ReentrancyGuard {
         uint256 slashed = op.stake < slashAmount ? op.stake : slashAmount;
         op.stake -= slashed;
         uint256 reward = slashed / 2;
-        balances[msg.sender] += reward;
+        // an owner reporting its own deal gets its half only: the reporter's half is burned, so
+        // sabotaging one's own providers never pays the whole slash
+        if (msg.sender == d.owner) burned += reward;
+        else balances[msg.sender] += reward;
         balances[d.owner] += slashed - reward;
         emit ProofMissed(dealId, shareIndex, epoch, s.provider, slashed);
     }

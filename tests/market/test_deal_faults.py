@@ -95,3 +95,15 @@ async def test_a_settled_deal_cannot_be_reported(chain: Chain, published: Publis
     await chain.settle_deal(STRANGER, deal)
     with pytest.raises((errors.StateError, errors.ProofRejected)):
         await chain.report_missed_proof(STRANGER, deal, 0, end)
+
+
+async def test_an_owner_reporting_its_own_deal_earns_no_reporter_reward(chain: Chain, published: Published) -> None:
+    deal = await open_deal(chain, published)
+    epoch = (await chain.get_deal(deal)).start_epoch
+    await chain.advance_to_epoch(epoch + 1)
+    slash = int(await chain.call(chain.market.functions.slashAmount()))
+    await chain.report_missed_proof(OWNER, deal, 0, epoch)
+    assert await chain.market_balance(OWNER.address) == slash - slash // 2  # the owner's half only
+    assert int(await chain.call(chain.market.functions.burned())) == slash // 2  # the reporter's half
+    await chain.report_missed_proof(STRANGER, deal, 1, epoch)  # anyone else still earns it
+    assert await chain.market_balance(STRANGER.address) == slash // 2
