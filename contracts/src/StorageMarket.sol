@@ -14,7 +14,9 @@ import {MerkleVerifier} from "./MerkleVerifier.sol";
 /// Operators register with a stake. A data owner opens a deal for a registered dataset: one share
 /// per operator, a duration in epochs and a fee per share per epoch, all paid into escrow. Epochs
 /// are `epochBlocks` blocks long; the seed of epoch e is the hash of its first block, so it is fixed
-/// before anyone can prove and nobody can grind it. Each epoch picks one leaf of every share; the
+/// before anyone can prove. What is trusted (see `epochSeed`): the producer of an epoch's first
+/// block can grind its hash, so it must not be a provider (or collude with one) that dropped data.
+/// Each epoch picks one leaf of every share; the
 /// operator proves it during the epoch (leaf -> share root -> commitment root, sha256 precompile)
 /// and earns the epoch's fee. During the following epoch anyone may report a missing proof: the
 /// operator is slashed (half to the reporter, half to the data owner; the reporter's half is burned
@@ -177,6 +179,17 @@ contract StorageMarket is ReentrancyGuard {
 
     /// @notice The seed of `epoch`: the hash of its first block. Readable from the epoch's second
     /// block until 256 blocks later; 0 when not readable.
+    /// @dev Randomness, stated honestly. The hash commits to the block's PREVRANDAO (mixHash),
+    /// which its proposer cannot choose, but also to the body and header fields it does choose, so
+    /// the producer of an epoch's first block can try many hashes and publish the one whose
+    /// challenges suit it: it picks the best of its attempts for that one epoch. PREVRANDAO alone
+    /// could only be withheld (one bit of bias), but the EVM exposes it for the current block only:
+    /// using it would mean recording it in some transaction, and whoever chooses that block grinds
+    /// it instead. Trusted: the producers of epoch-start blocks do not collude with providers that
+    /// dropped data. A provider holding a fraction f of a share's leaves passes one epoch with
+    /// probability f; grinding G hashes raises that to 1 - (1 - f)^G for the epochs whose first
+    /// block it controls, and it must pass every epoch. On a single-sequencer L2 the sequencer is
+    /// that producer for every epoch: the same trust is then placed in the sequencer.
     function epochSeed(uint32 epoch) public view returns (bytes32) {
         return blockhash(epochStartBlock(epoch));
     }
