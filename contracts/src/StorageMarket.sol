@@ -14,15 +14,20 @@ import {MerkleVerifier} from "./MerkleVerifier.sol";
 /// Operators register with a stake. A data owner opens a deal for a registered dataset: one share
 /// per operator, a duration in epochs and a fee per share per epoch, all paid into escrow. Epochs
 /// are `epochBlocks` blocks long; the seed of epoch e is the hash of its first block, so it is fixed
-/// before anyone can prove and nobody can grind it. Each epoch picks one leaf of every share; the
+/// before anyone can prove. What is trusted (see `epochSeed`): the producer of an epoch's first
+/// block can grind its hash, so it must not be a provider (or collude with one) that dropped data.
+/// Each epoch picks one leaf of every share; the
 /// operator proves it during the epoch (leaf -> share root -> commitment root, sha256 precompile)
 /// and earns the epoch's fee. During the following epoch anyone may report a missing proof: the
-/// operator is slashed (half to the reporter, half to the data owner) and the share marked faulty
+/// operator is slashed (half to the reporter, half to the data owner; the reporter's half is burned
+/// when the owner reports its own deal) and the share marked faulty
 /// until the owner replaces its provider. Fees are counted per share and claimed in one go
 /// (`claimFees`), then pulled with `withdraw`. Unearned escrow goes back to the owner when the
-/// deal is settled after its end (or after the owner terminates it).
+/// deal is settled, once the report window of its last epoch has closed (also after the owner
+/// terminates it).
 /// Gas: a proof reads two deal slots and one share slot and rewrites only the share slot.
-/// Invariant: token balance = stakes + withdrawable balances + sum over open deals (escrow - paid).
+/// Invariant: token balance = stakes + withdrawable balances + sum over open deals (escrow - paid)
+/// + burned (the reporter's half of slashes the deal's owner reported itself).
 contract StorageMarket is ReentrancyGuard {
     using SafeERC20 for IERC20;
 
@@ -41,6 +46,8 @@ contract StorageMarket is ReentrancyGuard {
         uint32 startEpoch; // first epoch with challenges
         uint32 endEpoch; // first epoch after the deal
         bool settled;
+        uint16 k; // shares needed to rebuild the dataset (from the registry)
+        uint16 healthy; // shares accepted by their provider and not faulty
         address owner;
         uint256 datasetId;
         uint256 feePerShareEpoch;
@@ -48,13 +55,16 @@ contract StorageMarket is ReentrancyGuard {
         uint256 paid; // fees claimed by providers
     }
 
-    /// @dev One storage slot, the only one a proof writes.
+    /// @dev One storage slot, the only one a proof writes. Only the current and the previous
+    /// epoch can be proven or reported, so the latest proven epoch and whether the epoch before it
+    /// was proven too say everything still needed: a proven epoch is never reportable.
     struct Share {
         address provider;
         uint32 activeFrom; // first epoch this provider must prove; 0 = not accepted yet
-        uint32 lastProven; // last proven epoch + 1; 0 = none
-        uint24 unclaimed; // proven epochs whose fees are not yet claimed
+        uint32 lastProven; // latest proven epoch + 1; 0 = none
+        uint16 unclaimed; // proven epochs whose fees are not yet claimed (claimed at the limit)
         bool faulty;
+        bool previousProven; // epoch lastProven - 2 was proven too
     }
 
     struct StorageProof {
@@ -79,6 +89,16 @@ contract StorageMarket is ReentrancyGuard {
     mapping(uint256 dealId => mapping(uint256 shareIndex => Share)) private _shares;
     mapping(address operator => Operator) private _operators;
     mapping(address account => uint256) public balances;
+    /// @notice Reporter rewards withheld from owners who reported their own deal: held here for
+    /// good, owed to nobody.
+    uint256 public burned;
+    /// @dev The latest two deals opened for a dataset (a renewal must not hide the deal it renews).
+    mapping(uint256 datasetId => DatasetDeals) private _datasetDeals;
+
+    struct DatasetDeals {
+        uint128 latest;
+        uint128 previous;
+    }
 
     event OperatorRegistered(address indexed operator, uint256 stake);
     event StakeChanged(address indexed operator, uint256 stake);
@@ -159,6 +179,17 @@ contract StorageMarket is ReentrancyGuard {
 
     /// @notice The seed of `epoch`: the hash of its first block. Readable from the epoch's second
     /// block until 256 blocks later; 0 when not readable.
+    /// @dev Randomness, stated honestly. The hash commits to the block's PREVRANDAO (mixHash),
+    /// which its proposer cannot choose, but also to the body and header fields it does choose, so
+    /// the producer of an epoch's first block can try many hashes and publish the one whose
+    /// challenges suit it: it picks the best of its attempts for that one epoch. PREVRANDAO alone
+    /// could only be withheld (one bit of bias), but the EVM exposes it for the current block only:
+    /// using it would mean recording it in some transaction, and whoever chooses that block grinds
+    /// it instead. Trusted: the producers of epoch-start blocks do not collude with providers that
+    /// dropped data. A provider holding a fraction f of a share's leaves passes one epoch with
+    /// probability f; grinding G hashes raises that to 1 - (1 - f)^G for the epochs whose first
+    /// block it controls, and it must pass every epoch. On a single-sequencer L2 the sequencer is
+    /// that producer for every epoch: the same trust is then placed in the sequencer.
     function epochSeed(uint32 epoch) public view returns (bytes32) {
         return blockhash(epochStartBlock(epoch));
     }
@@ -226,19 +257,28 @@ contract StorageMarket is ReentrancyGuard {
         if (ds.owner != msg.sender) revert NotDatasetOwner(datasetId, msg.sender);
         if (providers.length != ds.n) revert WrongProviderCount(ds.n, providers.length);
         if (durationEpochs == 0) revert InvalidParameters("zero duration");
+        uint256 nextDeal = dealCount + 1;
         for (uint256 i; i < providers.length; ++i) {
-            Operator storage op = _operators[providers[i]];
-            if (!op.registered) revert NotRegistered(providers[i]);
+            address provider = providers[i];
+            Operator storage op = _operators[provider];
+            if (!op.registered) revert NotRegistered(provider);
             if (op.stake < minStake) revert StakeTooLow(op.stake, minStake);
-            for (uint256 j; j < i; ++j) {
-                if (providers[j] == providers[i]) revert DuplicateProvider(providers[i]);
+            // linear duplicate check: one transient mark per (deal, provider); the deal id is new
+            // in every call, so marks left by an earlier call in the same transaction never match
+            uint256 mark = (nextDeal << 160) | uint160(provider);
+            bool seen;
+            assembly ("memory-safe") {
+                seen := tload(mark)
+                tstore(mark, 1)
             }
+            if (seen) revert DuplicateProvider(provider);
         }
         uint40 leafCount = uint40((uint256(ds.shareSize) + ds.leafSize - 1) / ds.leafSize);
         uint32 start = currentEpoch() + 1;
         uint256 escrow = uint256(ds.n) * durationEpochs * feePerShareEpoch;
 
-        dealId = ++dealCount;
+        dealId = nextDeal;
+        dealCount = dealId;
         _deals[dealId] = Deal({
             commitmentRoot: ds.commitmentRoot,
             leafCount: leafCount,
@@ -248,6 +288,8 @@ contract StorageMarket is ReentrancyGuard {
             startEpoch: start,
             endEpoch: start + durationEpochs,
             settled: false,
+            k: ds.k,
+            healthy: 0,
             owner: msg.sender,
             datasetId: datasetId,
             feePerShareEpoch: feePerShareEpoch,
@@ -257,6 +299,8 @@ contract StorageMarket is ReentrancyGuard {
         for (uint256 i; i < providers.length; ++i) {
             _shares[dealId][i].provider = providers[i];
         }
+        DatasetDeals storage dd = _datasetDeals[datasetId];
+        (dd.previous, dd.latest) = (dd.latest, uint128(dealId));
         emit DealOpened(dealId, datasetId, msg.sender, providers, start, start + durationEpochs, feePerShareEpoch);
         if (escrow > 0) token.safeTransferFrom(msg.sender, address(this), escrow);
     }
@@ -274,6 +318,7 @@ contract StorageMarket is ReentrancyGuard {
         if (op.stake < minStake) revert StakeTooLow(op.stake, minStake);
         s.activeFrom = next > d.startEpoch ? next : d.startEpoch;
         op.activeShares += 1;
+        d.healthy += 1;
         emit ShareAccepted(dealId, shareIndex, msg.sender, s.activeFrom);
     }
 
@@ -310,17 +355,31 @@ contract StorageMarket is ReentrancyGuard {
             MerkleVerifier.computeRoot(MerkleVerifier.leafHash32(p.shareRoot), p.shareIndex, n, p.shareProof);
         if (!ok || root != d.commitmentRoot) revert InvalidProof(p.dealId, p.shareIndex, epoch);
 
+        s.previousProven = s.lastProven == epoch; // the epoch before this one
         s.lastProven = epoch + 1;
+        if (s.unclaimed == type(uint16).max) {
+            // never reached by a provider that claims; claimed here rather than refusing a proof
+            uint256 amount = uint256(s.unclaimed) * d.feePerShareEpoch;
+            s.unclaimed = 0;
+            d.paid += amount;
+            balances[s.provider] += amount;
+            emit FeesClaimed(p.dealId, p.shareIndex, s.provider, amount);
+        }
         s.unclaimed += 1;
         _shares[p.dealId][p.shareIndex] = s;
         emit StorageProven(p.dealId, p.shareIndex, epoch);
     }
 
-    /// @notice Was the proof for `epoch` recorded? Meaningful for the current and the previous
-    /// epoch (the only ones that can still be proven or reported).
+    /// @notice Was the proof for `epoch` recorded? Exact for the current and the previous epoch
+    /// (the only ones that can still be proven or reported); false for older epochs.
     function isProven(uint256 dealId, uint16 shareIndex, uint32 epoch) public view returns (bool) {
         Deal storage d = _deal(dealId);
-        return _share(dealId, d, shareIndex).lastProven == epoch + 1;
+        return _proven(_share(dealId, d, shareIndex), epoch);
+    }
+
+    function _proven(Share storage s, uint32 epoch) private view returns (bool) {
+        uint32 last = s.lastProven;
+        return last == epoch + 1 || (s.previousProven && last == epoch + 2);
     }
 
     /// @notice Was a proof owed for this share in `epoch` (by the current provider)?
@@ -340,17 +399,22 @@ contract StorageMarket is ReentrancyGuard {
         if (epoch >= current) revert DeadlineNotPassed(epoch, current);
         if (epoch + 1 != current) revert ReportWindowClosed(epoch, current);
         Deal storage d = _deal(dealId);
+        if (d.settled) revert AlreadySettled(dealId);
         Share storage s = _share(dealId, d, shareIndex);
         if (!_due(s, epoch, d.endEpoch)) revert NotDue(dealId, shareIndex, epoch);
-        if (s.lastProven == epoch + 1) revert AlreadyProven(dealId, shareIndex, epoch);
+        if (_proven(s, epoch)) revert AlreadyProven(dealId, shareIndex, epoch);
 
         s.faulty = true;
+        d.healthy -= 1;
         Operator storage op = _operators[s.provider];
         op.activeShares -= 1;
         uint256 slashed = op.stake < slashAmount ? op.stake : slashAmount;
         op.stake -= slashed;
         uint256 reward = slashed / 2;
-        balances[msg.sender] += reward;
+        // an owner reporting its own deal gets its half only: the reporter's half is burned, so
+        // sabotaging one's own providers never pays the whole slash
+        if (msg.sender == d.owner) burned += reward;
+        else balances[msg.sender] += reward;
         balances[d.owner] += slashed - reward;
         emit ProofMissed(dealId, shareIndex, epoch, s.provider, slashed);
     }
@@ -390,29 +454,35 @@ contract StorageMarket is ReentrancyGuard {
         s.provider = newProvider;
         s.activeFrom = 0;
         s.lastProven = 0;
+        s.previousProven = false;
         s.faulty = false;
         emit ProviderReplaced(dealId, shareIndex, old, newProvider);
     }
 
-    /// @notice The owner ends the deal early (for example to delete the data): the current epoch
-    /// is the last one; settle after it to get the unearned escrow back.
+    /// @notice The owner ends the deal early (for example to delete the data): from the current
+    /// epoch on nothing is owed, so providers may delete the shares at once (a proof already made
+    /// for the current epoch is still paid; the previous epoch stays reportable during this one, as
+    /// it was before). Settle from the next epoch on to get the unearned escrow back.
     function terminateDeal(uint256 dealId) external {
         Deal storage d = _deal(dealId);
         if (d.owner != msg.sender) revert NotDealOwner(dealId, msg.sender);
         if (d.settled) revert AlreadySettled(dealId);
-        uint32 end = currentEpoch() + 1;
+        uint32 end = currentEpoch();
         if (end < d.startEpoch) end = d.startEpoch;
         if (end < d.endEpoch) d.endEpoch = end;
         emit DealTerminated(dealId, d.endEpoch);
     }
 
-    /// @notice After the deal's last epoch: fees earned go to providers, the unearned escrow back
-    /// to the owner, and the providers' stake is freed.
+    /// @notice Once the report window of the deal's last epoch has closed (from epoch
+    /// `endEpoch + 1`): fees earned go to providers, the unearned escrow back to the owner, and the
+    /// providers' stake is freed. Reports and settlement never overlap, so a share is counted out
+    /// of its operator's `activeShares` exactly once (by its report or by the settlement).
     function settleDeal(uint256 dealId) external {
         Deal storage d = _deal(dealId);
         if (d.settled) revert AlreadySettled(dealId);
-        if (currentEpoch() < d.endEpoch) revert DealNotOver(dealId, d.endEpoch);
+        if (currentEpoch() <= d.endEpoch) revert DealNotOver(dealId, d.endEpoch);
         d.settled = true;
+        d.healthy = 0;
         for (uint16 i; i < d.n; ++i) {
             Share storage s = _shares[dealId][i];
             _claim(dealId, d, i, s);
@@ -430,6 +500,26 @@ contract StorageMarket is ReentrancyGuard {
         balances[msg.sender] = 0;
         emit Withdrawn(msg.sender, amount);
         token.safeTransfer(msg.sender, amount);
+    }
+
+    /// @notice Can the dataset be served: does it have an open deal (not settled, its last epoch
+    /// not passed) in which at least k shares are accepted by their provider and not faulty?
+    /// O(1): the latest two deals of the dataset are checked (a renewal and the deal it renews).
+    function isServable(uint256 datasetId) external view returns (bool) {
+        DatasetDeals storage dd = _datasetDeals[datasetId];
+        uint32 epoch = currentEpoch();
+        return _servable(dd.latest, epoch) || _servable(dd.previous, epoch);
+    }
+
+    function _servable(uint256 dealId, uint32 epoch) private view returns (bool) {
+        if (dealId == 0) return false;
+        Deal storage d = _deals[dealId];
+        return !d.settled && epoch < d.endEpoch && d.healthy >= d.k;
+    }
+
+    /// @notice Shares of the deal accepted by their provider and not faulty (0 once settled).
+    function healthyShares(uint256 dealId) external view returns (uint16) {
+        return _deal(dealId).healthy;
     }
 
     function getDeal(uint256 dealId) external view returns (Deal memory) {

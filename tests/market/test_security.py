@@ -136,6 +136,7 @@ async def _check_invariants(chain: Chain, licenses: list[int], deals: list[int],
         held += (await chain.get_operator(op.address)).stake
     for acct in accounts:
         held += await chain.market_balance(acct)
+    held += int(await chain.call(chain.market.functions.burned()))
     for deal_id in deals:
         deal = await chain.get_deal(deal_id)
         assert deal.paid <= deal.escrow
