@@ -20,19 +20,22 @@ nonce (409), authorisation of the signer (403/422), capacity (507). Errors are J
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from erasure import manifest
 
 from .. import orders
-from ..errors import NodeError, NotAuthorized, OrderError, ShareNotFound
-from ..store.shards import ShardStore, check_address
+from ..errors import Busy, NodeError, NotAuthorized, OrderError, ShareNotFound, UploadAborted
+from ..store.index import ShareRecord
+from ..store.shards import ShardStore, Upload, check_address
+from .ranges import byte_range
 
 log = logging.getLogger("datasov.node.api")
 WRITE_SIZE = 1 << 20
@@ -74,16 +77,38 @@ class NodeState:
     """Called after a share is committed (the node provides it in the DHT)."""
     metrics: Metrics = field(default_factory=Metrics)
     uploads: asyncio.Semaphore = field(init=False)
+    active_uploads: int = field(init=False, default=0)
+    upload_changes: asyncio.Condition = field(init=False)
+    """Notified whenever an upload takes or gives back its slot (tests wait on it)."""
 
     def __post_init__(self) -> None:
         self.uploads = asyncio.Semaphore(self.max_uploads)
+        self.upload_changes = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def upload_slot(self) -> AsyncIterator[None]:
+        async with self.uploads:
+            await self._count_upload(+1)
+            try:
+                yield
+            finally:
+                await self._count_upload(-1)
+
+    async def _count_upload(self, delta: int) -> None:
+        async with self.upload_changes:
+            self.active_uploads += delta
+            self.upload_changes.notify_all()
 
 
 NODE = web.AppKey("node", NodeState)
 
 
-def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": code, "message": message}, status=status)
+_BODY_HEADERS = frozenset({hdrs.CONTENT_TYPE, hdrs.CONTENT_LENGTH, hdrs.CONTENT_ENCODING})
+
+
+def _error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    """A JSON error answer, keeping the headers its status needs (Allow, Retry-After, Content-Range)."""
+    return web.json_response({"error": code, "message": message}, status=status, headers=headers)
 
 
 @web.middleware
@@ -95,11 +120,12 @@ async def errors_middleware(
     try:
         response = await handler(request)
     except NodeError as err:
-        response = _error(err.status, err.code, str(err))
+        response = _error(err.status, err.code, str(err), err.headers())
     except web.HTTPException as err:
         if err.status < 400:
             raise
-        response = _error(err.status, err.reason.lower().replace(" ", "_"), err.text or err.reason)
+        kept = {k: v for k, v in err.headers.items() if k not in _BODY_HEADERS}  # Allow, Retry-After...
+        response = _error(err.status, err.reason.lower().replace(" ", "_"), err.text or err.reason, kept)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         response = _error(500, "internal", "internal error")
@@ -134,35 +160,17 @@ async def put_share(request: web.Request) -> web.Response:
     await state.authorize(signer, order)
     await state.store.use_nonce(signer, order.nonce, order.expiry)
     if state.uploads.locked():
-        raise web.HTTPServiceUnavailable(text="too many uploads in progress", headers={"Retry-After": "1"})
-    async with state.uploads:
-        upload = await state.store.begin(
-            dataset,
-            index,
-            root=bytes.fromhex(order.share_root),
-            size=order.size,
-            leaf_size=order.leaf_size,
-            block_size=order.block_size,
-            deal_id=order.deal_id,
-            owner=signer,
-            share_proof=tuple(bytes.fromhex(h) for h in order.share_proof),
-        )
+        raise Busy("too many uploads in progress", retry_after=1)
+    async with state.upload_slot():
         try:
-            while True:
-                chunk = await asyncio.wait_for(request.content.readany(), state.idle_timeout)
-                if not chunk:
-                    break
-                await upload.write(chunk)
-                state.metrics.bytes_in.inc(len(chunk))
-            record = await upload.commit()
-        except TimeoutError as err:
-            await upload.abort()
-            state.metrics.uploads.labels("timeout").inc()
-            raise web.HTTPRequestTimeout(text="upload stalled") from err
-        except BaseException:
-            await upload.abort()
-            state.metrics.uploads.labels("failed").inc()
-            raise
+            record = await _receive(request, state, order, signer)
+        except (ConnectionError, asyncio.CancelledError) as err:  # the client went away: expected, not a fault
+            got = request.content.total_bytes
+            log.info("upload of %s/%s aborted by the client after %d of %d bytes", dataset, index, got, length)
+            state.metrics.uploads.labels("aborted").inc()
+            if isinstance(err, asyncio.CancelledError):
+                raise
+            raise UploadAborted("the connection was lost mid-upload") from err
     state.metrics.uploads.labels("ok").inc()
     if state.on_stored is not None:
         try:
@@ -175,6 +183,43 @@ async def put_share(request: web.Request) -> web.Response:
     )
 
 
+async def _receive(request: web.Request, state: NodeState, order: orders.StorageOrder, signer: str) -> ShareRecord:
+    """Stream the body into the store; any failure leaves nothing behind."""
+    upload = await state.store.begin(
+        order.dataset,
+        order.index,
+        root=bytes.fromhex(order.share_root),
+        size=order.size,
+        leaf_size=order.leaf_size,
+        block_size=order.block_size,
+        deal_id=order.deal_id,
+        owner=signer,
+        share_proof=tuple(bytes.fromhex(h) for h in order.share_proof),
+    )
+    try:
+        while True:
+            chunk = await asyncio.wait_for(request.content.readany(), state.idle_timeout)
+            if not chunk:
+                break
+            await upload.write(chunk)
+            state.metrics.bytes_in.inc(len(chunk))
+        return await upload.commit()
+    except TimeoutError as err:
+        await _discard(upload)
+        state.metrics.uploads.labels("timeout").inc()
+        raise web.HTTPRequestTimeout(text="upload stalled") from err
+    except BaseException as err:
+        await _discard(upload)
+        if not isinstance(err, ConnectionError | asyncio.CancelledError):
+            state.metrics.uploads.labels("failed").inc()
+        raise
+
+
+async def _discard(upload: Upload) -> None:
+    """Abort an upload to the end even if the handler is being cancelled (no part file left open)."""
+    await asyncio.shield(upload.abort())
+
+
 async def get_share(request: web.Request) -> web.StreamResponse:
     state = request.app[NODE]
     dataset, index = _address(request)
@@ -184,16 +229,7 @@ async def get_share(request: web.Request) -> web.StreamResponse:
         "Accept-Ranges": "bytes",
         "Content-Type": "application/octet-stream",
     }
-    try:
-        rng = request.http_range
-    except ValueError as err:
-        raise web.HTTPRequestRangeNotSatisfiable(text=str(err)) from err
-    start = rng.start or 0
-    stop = record.size if rng.stop is None else min(rng.stop, record.size)
-    if start < 0:  # suffix range: bytes=-N
-        start, stop = max(0, record.size + start), record.size
-    if not 0 <= start < stop <= record.size:
-        raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{record.size}"})
+    start, stop = byte_range(request.headers.get(hdrs.RANGE), record.size)
     partial = (start, stop) != (0, record.size)
     if partial:
         headers["Content-Range"] = f"bytes {start}-{stop - 1}/{record.size}"

@@ -181,10 +181,14 @@ class ShardStore:
             dataset, idx, root, size, leaf_size, block_size, deal_id, "ok", 0.0, expires_at, owner, share_proof
         )
         part = self.tmp_dir / f"{secrets.token_hex(8)}.part"
+        opening = asyncio.ensure_future(asyncio.to_thread(part.open, "wb"))
         try:
-            file = await asyncio.to_thread(part.open, "wb")
-        except BaseException:
+            file = await asyncio.shield(opening)
+        except BaseException:  # cancelled or failed: the file may still be opened in the thread
             self._release(record)
+            with contextlib.suppress(Exception):
+                (await opening).close()
+                part.unlink(missing_ok=True)
             raise
         return Upload(self, record, part, file)
 
