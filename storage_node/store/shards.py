@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from erasure import manifest, merkle
-from erasure.errors import ErasureError
+from erasure.errors import ErasureError, ParameterError
 
-from ..errors import BadManifest, CorruptShare, QuotaExceeded, ShareExists, ShareNotFound, UploadMismatch
+from ..errors import BadLayout, BadManifest, CorruptShare, QuotaExceeded, ShareExists, ShareNotFound, UploadMismatch
 from .index import Index, ShareRecord
 
 T = TypeVar("T")
@@ -165,7 +165,10 @@ class ShardStore:
     ) -> Upload:
         """Reserve space and start an upload; raises before any byte is written."""
         check_address(dataset, idx)
-        merkle.check_block_layout(block_size, leaf_size)
+        try:
+            merkle.check_block_layout(block_size, leaf_size)
+        except ParameterError as err:
+            raise BadLayout(str(err)) from err
         if size < 1:
             raise UploadMismatch("empty share")
         key = (dataset, idx)
