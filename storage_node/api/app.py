@@ -32,7 +32,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from erasure import manifest
 
 from .. import orders
-from ..errors import Busy, NodeError, NotAuthorized, OrderError, ShareNotFound, UploadAborted
+from ..errors import Busy, CorruptShare, NodeError, NotAuthorized, OrderError, ShareNotFound, UploadAborted
 from ..store.index import ShareRecord
 from ..store.shards import ShardStore, Upload, check_address
 from .ranges import byte_range
@@ -241,22 +241,33 @@ async def get_share(request: web.Request) -> web.StreamResponse:
     chunks = state.store.read_range(record, start, stop)
     first = await anext(chunks)  # a corrupt first block becomes a clean error, not a broken stream
     await response.prepare(request)
+    try:
+        await _stream(response, first, chunks, state.metrics)
+    except CorruptShare as err:  # the status line is out: the only honest answer left is a cut connection
+        log.warning("aborting the response for %s/%s: %s", dataset, index, err)
+        request.protocol.force_close()
+        if request.transport is not None:
+            request.transport.abort()  # the client sees a broken read at once, not a stalled body
+        return response
+    await response.write_eof()
+    return response
+
+
+async def _stream(response: web.StreamResponse, first: bytes, chunks: AsyncIterator[bytes], metrics: Metrics) -> None:
     await response.write(first)
-    state.metrics.bytes_out.inc(len(first))
+    metrics.bytes_out.inc(len(first))
     pending: list[bytes] = []
     buffered = 0
-    async for chunk in chunks:  # corruption later aborts the connection: never served as good
+    async for chunk in chunks:  # corruption later raises CorruptShare: never served as good
         pending.append(chunk)
         buffered += len(chunk)
         if buffered >= WRITE_SIZE:  # fewer, larger writes: each one costs a trip through the transport
             await response.write(b"".join(pending))
-            state.metrics.bytes_out.inc(buffered)
+            metrics.bytes_out.inc(buffered)
             pending, buffered = [], 0
     if pending:
         await response.write(b"".join(pending))
-        state.metrics.bytes_out.inc(buffered)
-    await response.write_eof()
-    return response
+        metrics.bytes_out.inc(buffered)
 
 
 async def delete_share(request: web.Request) -> web.Response:
