@@ -330,7 +330,7 @@ async def health(request: web.Request) -> web.Response:
             "address": state.address,
             "capacity": state.store.capacity,
             "used": used,
-            "free": state.store.capacity - used,
+            "free": max(0, await state.store.free()),  # the disk's free space when it is the smaller
             "corrupt_shares": state.store.corruptions,
         }
     )
