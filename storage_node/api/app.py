@@ -14,7 +14,8 @@
 Every request is checked before it touches disk: path and id syntax, Content-Length against the
 order and the node's limits (413), the order's signature (401) and addressing/expiry (403), its
 nonce (409), authorisation of the signer (403/422), capacity (507). Errors are JSON
-``{"error": code, "message": text}``. Uploads have an idle timeout and a concurrency cap.
+``{"error": code, "message": text}``. Uploads have an idle timeout, an overall deadline (a minimum
+rate) and a concurrency cap; connections are capped and timed out by :mod:`.gate`.
 """
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ class NodeState:
     authorize: Authorizer = allow_any
     max_share_size: int = 64 << 30
     idle_timeout: float = 30.0
+    upload_grace: float = 30.0
+    min_upload_rate: int = 256 * 1024
+    """An upload must end within ``upload_grace + size / min_upload_rate`` seconds (else 408)."""
     max_uploads: int = 8
     on_stored: Callable[[str, int], Awaitable[None]] | None = None
     """Called after a share is committed (the node provides it in the DHT)."""
@@ -196,18 +200,20 @@ async def _receive(request: web.Request, state: NodeState, order: orders.Storage
         owner=signer,
         share_proof=tuple(bytes.fromhex(h) for h in order.share_proof),
     )
+    deadline = state.upload_grace + order.size / max(1, state.min_upload_rate)
     try:
-        while True:
-            chunk = await asyncio.wait_for(request.content.readany(), state.idle_timeout)
-            if not chunk:
-                break
-            await upload.write(chunk)
-            state.metrics.bytes_in.inc(len(chunk))
-        return await upload.commit()
+        async with asyncio.timeout(deadline):  # a trickle that never idles still ends
+            while True:
+                chunk = await asyncio.wait_for(request.content.readany(), state.idle_timeout)
+                if not chunk:
+                    break
+                await upload.write(chunk)
+                state.metrics.bytes_in.inc(len(chunk))
+            return await upload.commit()
     except TimeoutError as err:
         await _discard(upload)
         state.metrics.uploads.labels("timeout").inc()
-        raise web.HTTPRequestTimeout(text="upload stalled") from err
+        raise web.HTTPRequestTimeout(text=f"upload stalled or slower than its {deadline:.0f} s deadline") from err
     except BaseException as err:
         await _discard(upload)
         if not isinstance(err, ConnectionError | asyncio.CancelledError):
