@@ -161,7 +161,8 @@ async def put_share(request: web.Request) -> web.Response:
         raise OrderError("the order is for another share than the URL")
     if order.size != length:
         raise OrderError(f"Content-Length {length} differs from the order's size {order.size}")
-    await state.authorize(signer, order)
+    await state.store.check_nonce(signer, order.nonce)  # a replay costs no chain call
+    await state.authorize(signer, order)  # the chain, last (see deals.DealAuthorizer)
     await state.store.use_nonce(signer, order.nonce, order.expiry)
     if state.uploads.locked():
         raise Busy("too many uploads in progress", retry_after=1)

@@ -161,6 +161,10 @@ class Index:
         except sqlite3.IntegrityError as err:
             raise Replayed(f"nonce {nonce} already used by {signer}") from err
 
+    def nonce_used(self, signer: str, nonce: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM nonces WHERE signer = ? AND nonce = ?", [signer.lower(), nonce]).fetchone()
+        return row is not None
+
     def forget_nonces(self, now: float | None = None) -> int:
         """Drop nonces of orders that have expired anyway (they can no longer be replayed)."""
         cur = self.db.execute("DELETE FROM nonces WHERE expires_at < ?", [now if now is not None else time.time()])

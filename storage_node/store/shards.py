@@ -42,6 +42,7 @@ from ..errors import (
     CorruptShare,
     DiskFull,
     QuotaExceeded,
+    Replayed,
     ShareExists,
     ShareNotFound,
     UploadMismatch,
@@ -141,6 +142,11 @@ class ShardStore:
     async def use_nonce(self, signer: str, nonce: str, expires_at: float) -> None:
         """Record an order's nonce; raises Replayed if the signer used it before."""
         await self._db(self.index.use_nonce, signer, nonce, expires_at)
+
+    async def check_nonce(self, signer: str, nonce: str) -> None:
+        """Raise Replayed if the signer used this nonce before (a read: :meth:`use_nonce` records it)."""
+        if await self._db(self.index.nonce_used, signer, nonce):
+            raise Replayed(f"nonce {nonce} already used by {signer}")
 
     async def records(self) -> list[ShareRecord]:
         return await self._db(self.index.all)
