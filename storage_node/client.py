@@ -3,7 +3,8 @@
 Reads (GET/HEAD) are retried on connection errors and transient 5xx answers (502/504 and 503 with
 Retry-After, never a corrupt share), with short exponential backoff; uploads are not retried (the
 caller builds a fresh order, whose nonce is new). Errors raise :class:`RemoteError` with the node's
-status and error code, or :class:`NodeUnavailable` when it cannot be reached.
+status and error code, :class:`NodeUnavailable` when it cannot be reached, or :class:`BrokenResponse`
+(a NodeUnavailable, not retried) when it cuts an answer short: the caller moves to another holder.
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ class NodeUnavailable(NodeError):
     """The node could not be reached (after retries)."""
 
     code = "unavailable"
+
+
+class BrokenResponse(NodeUnavailable):
+    """The node cut its answer short (it found corruption after the status line went out, or it
+    died mid-body): that holder has failed for this read; never retried against it."""
+
+    code = "broken_response"
 
 
 class NodeClient:
@@ -92,6 +100,8 @@ class NodeClient:
         for n in range(self._retries):
             try:
                 return await attempt()
+            except aiohttp.ClientPayloadError as err:
+                raise BrokenResponse(f"node broke off its answer: {err}") from err
             except (aiohttp.ClientConnectionError, TimeoutError) as err:
                 if n == self._retries - 1:
                     raise NodeUnavailable(f"node unreachable: {err}") from err
@@ -135,10 +145,13 @@ class NodeClient:
         return await self._retrying(attempt)
 
     async def stream_share(self, url: str, dataset: str, index: int, chunk: int = 1 << 20) -> AsyncIterator[bytes]:
-        async with self.session.get(self.share_url(url, dataset, index)) as resp:
-            await self._raise_for(resp)
-            async for piece in resp.content.iter_chunked(chunk):
-                yield piece
+        try:
+            async with self.session.get(self.share_url(url, dataset, index)) as resp:
+                await self._raise_for(resp)
+                async for piece in resp.content.iter_chunked(chunk):
+                    yield piece
+        except aiohttp.ClientPayloadError as err:
+            raise BrokenResponse(f"node broke off its answer: {err}") from err
 
     async def head(self, url: str, dataset: str, index: int) -> tuple[int, bytes]:
         async def attempt() -> tuple[int, bytes]:

@@ -3,48 +3,127 @@
 An order is accepted only if its deal exists and is open, the signer owns it, this node is the
 share's assigned provider, the dataset and sizes match the registered dataset, and the declared
 share root is provably part of the deal's commitment root (the order carries the Merkle path).
+Checks that need no chain come first, and a deal's immutable facts are cached (see DealAuthorizer).
 :class:`DeletionGuard` honours an owner's delete order only for a share the chain no longer asks
 this node to prove; :func:`collect_ended_deals` deletes what a node holds for deals that are over.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
 from erasure import merkle
 from market import errors as market_errors
 from market.chain import Chain
 
+from .chainview import DealChain
 from .errors import NotAuthorized, StillOwed, UnknownDeal, WrongNode, WrongRoot
 from .orders import StorageOrder
 from .store.index import ShareRecord
 from .store.shards import ShardStore
 
 
+@dataclass(frozen=True, slots=True)
+class DealFacts:
+    """What never changes about a deal once opened: enough to refuse most orders without the chain."""
+
+    owner: str
+    n: int
+    commitment_root: bytes
+    manifest_hash: str
+    share_size: int
+    leaf_size: int
+
+
 class DealAuthorizer:
-    def __init__(self, chain: Chain, node_address: str) -> None:
+    """Checks an order against its deal, cheapest check first.
+
+    The immutable facts of a deal (owner, n, commitment root, dataset hash and sizes) are read once
+    (two chain reads, shared by concurrent orders) and kept; an order that fails them (a signer
+    that is not the owner, a wrong dataset, size or root) costs no chain call after that. A deal id
+    that does not exist is remembered for ``missing_ttl`` seconds. Only an order that passes all of
+    these reads what can change: whether the deal is settled, and the share's provider.
+    """
+
+    def __init__(
+        self, chain: DealChain, node_address: str, *, cache_size: int = 4096, missing_ttl: float = 30.0
+    ) -> None:
         self.chain = chain
         self.node_address = node_address
+        self.cache_size = cache_size
+        self.missing_ttl = missing_ttl
+        self._facts: OrderedDict[int, DealFacts] = OrderedDict()
+        self._missing: OrderedDict[int, float] = OrderedDict()  # deal id -> when it was found absent
+        self._reading: dict[int, asyncio.Future[DealFacts]] = {}
+
+    async def facts(self, deal_id: int) -> DealFacts:
+        """The deal's immutable facts, from the cache or (once, for all waiting orders) the chain."""
+        known = self._facts.get(deal_id)
+        if known is not None:
+            self._facts.move_to_end(deal_id)
+            return known
+        missing_since = self._missing.get(deal_id)
+        if missing_since is not None and time.monotonic() - missing_since < self.missing_ttl:
+            raise UnknownDeal(f"deal {deal_id} is not on-chain")
+        reading = self._reading.get(deal_id)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read(deal_id))
+            self._reading[deal_id] = reading
+            reading.add_done_callback(lambda _: self._reading.pop(deal_id, None))
+        return await asyncio.shield(reading)
+
+    async def _read(self, deal_id: int) -> DealFacts:
+        try:
+            deal = await self.chain.get_deal(deal_id)
+            dataset = await self.chain.get_dataset(deal.dataset_id)
+        except market_errors.NotFound as err:
+            self._remember(self._missing, deal_id, time.monotonic())
+            raise UnknownDeal(f"deal {deal_id} is not on-chain") from err
+        facts = DealFacts(
+            deal.owner.lower(),
+            deal.n,
+            deal.commitment_root,
+            dataset.manifest_hash.hex(),
+            dataset.share_size,
+            dataset.leaf_size,
+        )
+        self._missing.pop(deal_id, None)
+        self._remember(self._facts, deal_id, facts)
+        return facts
+
+    def _remember(self, cache: OrderedDict[int, Any], key: int, value: Any) -> None:
+        cache[key] = value
+        while len(cache) > self.cache_size:
+            cache.popitem(last=False)
 
     async def __call__(self, signer: str, order: StorageOrder) -> None:
+        facts = await self.facts(order.deal_id)
+        if signer.lower() != facts.owner:
+            raise NotAuthorized(f"{signer} does not own deal {order.deal_id}")
+        if order.dataset != facts.manifest_hash:
+            raise UnknownDeal("the order's dataset is not the deal's dataset")
+        if (order.size, order.leaf_size) != (facts.share_size, facts.leaf_size):
+            raise UnknownDeal("share size or leaf size differ from the registered dataset")
+        if not 0 <= order.index < facts.n:
+            raise UnknownDeal(f"deal {order.deal_id} has no share {order.index}")
+        proof = merkle.MerkleProof(order.index, facts.n, tuple(bytes.fromhex(h) for h in order.share_proof))
+        root = merkle.root_from_proof(merkle.leaf_hash(bytes.fromhex(order.share_root)), proof)
+        if root != facts.commitment_root:
+            raise WrongRoot("the share root is not part of the deal's commitment root")
+        # signed by the owner and consistent: now what can change (settlement, repair's reassignment)
         try:
             deal = await self.chain.get_deal(order.deal_id)
             share = await self.chain.get_share(order.deal_id, order.index)
-            dataset = await self.chain.get_dataset(deal.dataset_id)
         except market_errors.NotFound as err:
             raise UnknownDeal(f"deal {order.deal_id} share {order.index} is not on-chain") from err
         if deal.settled:
             raise UnknownDeal(f"deal {order.deal_id} is settled")
-        if signer.lower() != deal.owner.lower():
-            raise NotAuthorized(f"{signer} does not own deal {order.deal_id}")
         if share.provider.lower() != self.node_address.lower():
             raise WrongNode(f"share {order.index} of deal {order.deal_id} is assigned to {share.provider}")
-        if order.dataset != dataset.manifest_hash.hex():
-            raise UnknownDeal("the order's dataset is not the deal's dataset")
-        if (order.size, order.leaf_size) != (dataset.share_size, dataset.leaf_size):
-            raise UnknownDeal("share size or leaf size differ from the registered dataset")
-        proof = merkle.MerkleProof(order.index, deal.n, tuple(bytes.fromhex(h) for h in order.share_proof))
-        root = merkle.root_from_proof(merkle.leaf_hash(bytes.fromhex(order.share_root)), proof)
-        if root != deal.commitment_root:
-            raise WrongRoot("the share root is not part of the deal's commitment root")
 
 
 class DeletionGuard:

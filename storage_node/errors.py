@@ -3,21 +3,27 @@
 ::
 
     NodeError
+    ├── RangeNotSatisfiable        a Range the share cannot satisfy (416, with ``Content-Range: bytes */size``)
+    ├── Busy                       no upload slot or connection free now (503, with ``Retry-After``)
+    ├── UploadAborted              the client went away or stopped sending mid-upload (logged on one line)
     ├── StoreError                 the shard store refused or failed
     │   ├── ShareNotFound          no such share (or it was quarantined)
     │   ├── ShareExists            a share is already stored at that place
     │   ├── QuotaExceeded          not enough capacity left
     │   ├── UploadMismatch         bytes received do not match the declared size or root
     │   ├── CorruptShare           bytes on disk no longer match their root: quarantined
+│   ├── DiskFull               the disk itself ran out of space (507), whatever the configured capacity
     │   ├── BadManifest            a manifest that is malformed or not the dataset's
     │   └── SchemaError            the index database is newer than this code
     └── OrderError                 a storage order is malformed, expired, replayed or badly signed
+        ├── BadLayout              block_size/leaf_size outside the node's bounds or not a valid layout
         ├── NotAuthorized          the signer may not place it (not the deal's owner)
         ├── UnknownDeal            no such deal on-chain, or it does not match the order
         ├── WrongRoot              the share root is not part of the deal's commitment
         └── StillOwed              a delete order for a share the chain still asks this node to prove
 
-Each carries an HTTP status and a stable ``code`` used in JSON error bodies.
+Each carries an HTTP status, a stable ``code`` used in JSON error bodies, and the response headers
+that status needs (:meth:`NodeError.headers`).
 """
 
 from __future__ import annotations
@@ -26,6 +32,36 @@ from __future__ import annotations
 class NodeError(Exception):
     status = 500
     code = "internal"
+
+    def headers(self) -> dict[str, str]:
+        """Headers the answer to this error must carry (e.g. ``Retry-After`` on a 503)."""
+        return {}
+
+
+class RangeNotSatisfiable(NodeError):
+    status, code = 416, "requested_range_not_satisfiable"
+
+    def __init__(self, message: str, *, size: int) -> None:
+        super().__init__(message)
+        self.size = size
+
+    def headers(self) -> dict[str, str]:
+        return {"Content-Range": f"bytes */{self.size}"}
+
+
+class Busy(NodeError):
+    status, code = 503, "busy"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class UploadAborted(NodeError):
+    status, code = 400, "upload_aborted"
 
 
 class StoreError(NodeError):
@@ -50,6 +86,10 @@ class UploadMismatch(StoreError):
 
 class CorruptShare(StoreError):
     status, code = 503, "share_corrupted"
+
+
+class DiskFull(StoreError):
+    status, code = 507, "insufficient_storage"
 
 
 class BadManifest(StoreError):
@@ -78,6 +118,10 @@ class WrongNode(OrderError):
 
 class Replayed(OrderError):
     status, code = 409, "replayed"
+
+
+class BadLayout(OrderError):
+    status, code = 422, "bad_layout"
 
 
 class NotAuthorized(OrderError):

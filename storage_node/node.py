@@ -13,6 +13,7 @@ from aiohttp import web
 from market.chain import Chain
 
 from .api.app import Authorizer, NodeState, allow_any, make_app
+from .api.gate import ConnectionGate, GatedSite
 from .deals import DeletionGuard, collect_ended_deals
 from .identity import load_or_create_operator
 from .p2p.host import P2PHost
@@ -30,7 +31,12 @@ class NodeConfig:
     capacity: int = 50 << 30
     max_share_size: int = 64 << 30
     max_uploads: int = 8
-    idle_timeout: float = 30.0
+    idle_timeout: float = 30.0  # seconds an upload may go without a byte
+    upload_grace: float = 30.0  # an upload's deadline: this many seconds plus its size at min_upload_rate
+    min_upload_rate: int = 256 * 1024  # bytes per second
+    header_timeout: float = 15.0  # seconds to send a request's headers, and to idle between requests
+    max_connections: int = 1024  # open HTTP connections, node-wide (kept under the fd limit)
+    max_connections_per_ip: int = 256
     p2p_listen: str | None = None  # e.g. "/ip4/127.0.0.1/tcp/0"; None: no libp2p
     bootstrap: tuple[str, ...] = ()
     gc_interval: float = 300.0  # seconds between garbage collections; 0: never on its own
@@ -51,6 +57,7 @@ class StorageNode:
         self.chain = chain
         self._gc_task: asyncio.Task[None] | None = None
         self.state: NodeState | None = None
+        self.gate: ConnectionGate | None = None
 
     async def start(self) -> None:
         cfg = self.config
@@ -64,6 +71,8 @@ class StorageNode:
             authorize=self._authorize,
             max_share_size=cfg.max_share_size,
             idle_timeout=cfg.idle_timeout,
+            upload_grace=cfg.upload_grace,
+            min_upload_rate=cfg.min_upload_rate,
             max_uploads=cfg.max_uploads,
             on_stored=self._announce_share,
         )
@@ -88,12 +97,17 @@ class StorageNode:
         cfg = self.config
         if port is None:
             port = int(self.url.rsplit(":", 1)[1]) if self.url else cfg.port
-        self._runner = web.AppRunner(make_app(self.state), access_log=None, handler_cancellation=True)
+        self._runner = web.AppRunner(
+            make_app(self.state),
+            access_log=None,
+            handler_cancellation=True,
+            keepalive_timeout=cfg.header_timeout,  # closes idle and half-sent-header connections too
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, cfg.host, port)
+        self.gate = ConnectionGate(max_connections=cfg.max_connections, max_per_ip=cfg.max_connections_per_ip)
+        site = GatedSite(self._runner, cfg.host, port, gate=self.gate)
         await site.start()
-        bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://{cfg.host}:{bound}"
+        self.url = f"http://{cfg.host}:{site.port}"
 
     async def close_http(self) -> None:
         """Stop answering HTTP while the store, prover and libp2p keep running (a network partition)."""

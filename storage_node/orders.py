@@ -6,8 +6,9 @@ the client's Ethereum key (EIP-191 personal message). It travels in two HTTP hea
     X-Datasov-Order:      base64url(canonical JSON)
     X-Datasov-Signature:  0x-prefixed 65-byte signature
 
-The node checks it before reading a byte of the body: version, domain, that it is addressed to this
-node, the path matches, it has not expired, the signature recovers, and its nonce was never used.
+The node checks it before reading a byte of the body: version, domain, a bounded block layout, that it
+is addressed to this node, the path matches, it has not expired, the signature recovers, and its nonce
+was never used.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
-from .errors import BadSignature, OrderError, OrderExpired, WrongNode
+from erasure import merkle
+from erasure.errors import ParameterError
+
+from .errors import BadLayout, BadSignature, OrderError, OrderExpired, WrongNode
 
 DOMAIN = "datasov/storage-order/v1"
 DELETE_DOMAIN = "datasov/delete-order/v1"
@@ -33,6 +37,9 @@ DELETE_HEADER = "X-Datasov-Delete"
 VERSION = 1
 MAX_ORDER_BYTES = 4096
 MAX_VALIDITY = 24 * 3600
+MIN_LEAF_SIZE = 64
+MAX_LEAF_SIZE = 64 * 1024
+MAX_BLOCK_SIZE = 16 * 1024 * 1024  # the pipeline's own bound (erasure.pipeline.MAX_BLOCK_SIZE)
 ORDER_HEADER = "X-Datasov-Order"
 SIGNATURE_HEADER = "X-Datasov-Signature"
 
@@ -186,7 +193,21 @@ def parse(header: str | None) -> StorageOrder:
             bytes.fromhex(h)
     except ValueError as err:
         raise OrderError("share_root or share_proof is not hex") from err
+    check_layout(obj["block_size"], obj["leaf_size"])
     return StorageOrder(**{**obj, "share_proof": tuple(proof)})
+
+
+def check_layout(block_size: int, leaf_size: int) -> None:
+    """Leaves of ``MIN_LEAF_SIZE..MAX_LEAF_SIZE`` bytes, blocks of at most ``MAX_BLOCK_SIZE`` that are
+    a power-of-two number of leaves; else :class:`BadLayout` (422). Bounds what one read may hash."""
+    if not MIN_LEAF_SIZE <= leaf_size <= MAX_LEAF_SIZE:
+        raise BadLayout(f"leaf_size {leaf_size} outside [{MIN_LEAF_SIZE}, {MAX_LEAF_SIZE}]")
+    if not 0 < block_size <= MAX_BLOCK_SIZE:
+        raise BadLayout(f"block_size {block_size} outside [1, {MAX_BLOCK_SIZE}]")
+    try:
+        merkle.check_block_layout(block_size, leaf_size)
+    except ParameterError as err:
+        raise BadLayout(str(err)) from err
 
 
 def verify(order: StorageOrder | DeleteOrder, signature: str | None, *, node: str, now: float | None = None) -> str:

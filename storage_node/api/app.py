@@ -14,26 +14,29 @@
 Every request is checked before it touches disk: path and id syntax, Content-Length against the
 order and the node's limits (413), the order's signature (401) and addressing/expiry (403), its
 nonce (409), authorisation of the signer (403/422), capacity (507). Errors are JSON
-``{"error": code, "message": text}``. Uploads have an idle timeout and a concurrency cap.
+``{"error": code, "message": text}``. Uploads have an idle timeout, an overall deadline (a minimum
+rate) and a concurrency cap; connections are capped and timed out by :mod:`.gate`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from erasure import manifest
 
 from .. import orders
-from ..errors import NodeError, NotAuthorized, OrderError, ShareNotFound
+from ..errors import Busy, CorruptShare, NodeError, NotAuthorized, OrderError, ShareNotFound, UploadAborted
 from ..store.index import ShareRecord
-from ..store.shards import ShardStore, check_address
+from ..store.shards import ShardStore, Upload, check_address
+from .ranges import byte_range
 
 log = logging.getLogger("datasov.node.api")
 WRITE_SIZE = 1 << 20
@@ -77,21 +80,46 @@ class NodeState:
     may_delete: DeletionCheck = allow_deletion
     max_share_size: int = 64 << 30
     idle_timeout: float = 30.0
+    upload_grace: float = 30.0
+    min_upload_rate: int = 256 * 1024
+    """An upload must end within ``upload_grace + size / min_upload_rate`` seconds (else 408)."""
     max_uploads: int = 8
     on_stored: Callable[[str, int], Awaitable[None]] | None = None
     """Called after a share is committed (the node provides it in the DHT)."""
     metrics: Metrics = field(default_factory=Metrics)
     uploads: asyncio.Semaphore = field(init=False)
+    active_uploads: int = field(init=False, default=0)
+    upload_changes: asyncio.Condition = field(init=False)
+    """Notified whenever an upload takes or gives back its slot (tests wait on it)."""
 
     def __post_init__(self) -> None:
         self.uploads = asyncio.Semaphore(self.max_uploads)
+        self.upload_changes = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def upload_slot(self) -> AsyncIterator[None]:
+        async with self.uploads:
+            await self._count_upload(+1)
+            try:
+                yield
+            finally:
+                await self._count_upload(-1)
+
+    async def _count_upload(self, delta: int) -> None:
+        async with self.upload_changes:
+            self.active_uploads += delta
+            self.upload_changes.notify_all()
 
 
 NODE = web.AppKey("node", NodeState)
 
 
-def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": code, "message": message}, status=status)
+_BODY_HEADERS = frozenset({hdrs.CONTENT_TYPE, hdrs.CONTENT_LENGTH, hdrs.CONTENT_ENCODING})
+
+
+def _error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    """A JSON error answer, keeping the headers its status needs (Allow, Retry-After, Content-Range)."""
+    return web.json_response({"error": code, "message": message}, status=status, headers=headers)
 
 
 @web.middleware
@@ -103,11 +131,12 @@ async def errors_middleware(
     try:
         response = await handler(request)
     except NodeError as err:
-        response = _error(err.status, err.code, str(err))
+        response = _error(err.status, err.code, str(err), err.headers())
     except web.HTTPException as err:
         if err.status < 400:
             raise
-        response = _error(err.status, err.reason.lower().replace(" ", "_"), err.text or err.reason)
+        kept = {k: v for k, v in err.headers.items() if k not in _BODY_HEADERS}  # Allow, Retry-After...
+        response = _error(err.status, err.reason.lower().replace(" ", "_"), err.text or err.reason, kept)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         response = _error(500, "internal", "internal error")
@@ -139,38 +168,21 @@ async def put_share(request: web.Request) -> web.Response:
         raise OrderError("the order is for another share than the URL")
     if order.size != length:
         raise OrderError(f"Content-Length {length} differs from the order's size {order.size}")
-    await state.authorize(signer, order)
+    await state.store.check_nonce(signer, order.nonce)  # a replay costs no chain call
+    await state.authorize(signer, order)  # the chain, last (see deals.DealAuthorizer)
     await state.store.use_nonce(signer, order.nonce, order.expiry)
     if state.uploads.locked():
-        raise web.HTTPServiceUnavailable(text="too many uploads in progress", headers={"Retry-After": "1"})
-    async with state.uploads:
-        upload = await state.store.begin(
-            dataset,
-            index,
-            root=bytes.fromhex(order.share_root),
-            size=order.size,
-            leaf_size=order.leaf_size,
-            block_size=order.block_size,
-            deal_id=order.deal_id,
-            owner=signer,
-            share_proof=tuple(bytes.fromhex(h) for h in order.share_proof),
-        )
+        raise Busy("too many uploads in progress", retry_after=1)
+    async with state.upload_slot():
         try:
-            while True:
-                chunk = await asyncio.wait_for(request.content.readany(), state.idle_timeout)
-                if not chunk:
-                    break
-                await upload.write(chunk)
-                state.metrics.bytes_in.inc(len(chunk))
-            record = await upload.commit()
-        except TimeoutError as err:
-            await upload.abort()
-            state.metrics.uploads.labels("timeout").inc()
-            raise web.HTTPRequestTimeout(text="upload stalled") from err
-        except BaseException:
-            await upload.abort()
-            state.metrics.uploads.labels("failed").inc()
-            raise
+            record = await _receive(request, state, order, signer)
+        except (ConnectionError, asyncio.CancelledError) as err:  # the client went away: expected, not a fault
+            got = request.content.total_bytes
+            log.info("upload of %s/%s aborted by the client after %d of %d bytes", dataset, index, got, length)
+            state.metrics.uploads.labels("aborted").inc()
+            if isinstance(err, asyncio.CancelledError):
+                raise
+            raise UploadAborted("the connection was lost mid-upload") from err
     state.metrics.uploads.labels("ok").inc()
     if state.on_stored is not None:
         try:
@@ -183,6 +195,45 @@ async def put_share(request: web.Request) -> web.Response:
     )
 
 
+async def _receive(request: web.Request, state: NodeState, order: orders.StorageOrder, signer: str) -> ShareRecord:
+    """Stream the body into the store; any failure leaves nothing behind."""
+    upload = await state.store.begin(
+        order.dataset,
+        order.index,
+        root=bytes.fromhex(order.share_root),
+        size=order.size,
+        leaf_size=order.leaf_size,
+        block_size=order.block_size,
+        deal_id=order.deal_id,
+        owner=signer,
+        share_proof=tuple(bytes.fromhex(h) for h in order.share_proof),
+    )
+    deadline = state.upload_grace + order.size / max(1, state.min_upload_rate)
+    try:
+        async with asyncio.timeout(deadline):  # a trickle that never idles still ends
+            while True:
+                chunk = await asyncio.wait_for(request.content.readany(), state.idle_timeout)
+                if not chunk:
+                    break
+                await upload.write(chunk)
+                state.metrics.bytes_in.inc(len(chunk))
+            return await upload.commit()
+    except TimeoutError as err:
+        await _discard(upload)
+        state.metrics.uploads.labels("timeout").inc()
+        raise web.HTTPRequestTimeout(text=f"upload stalled or slower than its {deadline:.0f} s deadline") from err
+    except BaseException as err:
+        await _discard(upload)
+        if not isinstance(err, ConnectionError | asyncio.CancelledError):
+            state.metrics.uploads.labels("failed").inc()
+        raise
+
+
+async def _discard(upload: Upload) -> None:
+    """Abort an upload to the end even if the handler is being cancelled (no part file left open)."""
+    await asyncio.shield(upload.abort())
+
+
 async def get_share(request: web.Request) -> web.StreamResponse:
     state = request.app[NODE]
     dataset, index = _address(request)
@@ -192,16 +243,7 @@ async def get_share(request: web.Request) -> web.StreamResponse:
         "Accept-Ranges": "bytes",
         "Content-Type": "application/octet-stream",
     }
-    try:
-        rng = request.http_range
-    except ValueError as err:
-        raise web.HTTPRequestRangeNotSatisfiable(text=str(err)) from err
-    start = rng.start or 0
-    stop = record.size if rng.stop is None else min(rng.stop, record.size)
-    if start < 0:  # suffix range: bytes=-N
-        start, stop = max(0, record.size + start), record.size
-    if not 0 <= start < stop <= record.size:
-        raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{record.size}"})
+    start, stop = byte_range(request.headers.get(hdrs.RANGE), record.size)
     partial = (start, stop) != (0, record.size)
     if partial:
         headers["Content-Range"] = f"bytes {start}-{stop - 1}/{record.size}"
@@ -213,22 +255,33 @@ async def get_share(request: web.Request) -> web.StreamResponse:
     chunks = state.store.read_range(record, start, stop)
     first = await anext(chunks)  # a corrupt first block becomes a clean error, not a broken stream
     await response.prepare(request)
+    try:
+        await _stream(response, first, chunks, state.metrics)
+    except CorruptShare as err:  # the status line is out: the only honest answer left is a cut connection
+        log.warning("aborting the response for %s/%s: %s", dataset, index, err)
+        request.protocol.force_close()
+        if request.transport is not None:
+            request.transport.abort()  # the client sees a broken read at once, not a stalled body
+        return response
+    await response.write_eof()
+    return response
+
+
+async def _stream(response: web.StreamResponse, first: bytes, chunks: AsyncIterator[bytes], metrics: Metrics) -> None:
     await response.write(first)
-    state.metrics.bytes_out.inc(len(first))
+    metrics.bytes_out.inc(len(first))
     pending: list[bytes] = []
     buffered = 0
-    async for chunk in chunks:  # corruption later aborts the connection: never served as good
+    async for chunk in chunks:  # corruption later raises CorruptShare: never served as good
         pending.append(chunk)
         buffered += len(chunk)
         if buffered >= WRITE_SIZE:  # fewer, larger writes: each one costs a trip through the transport
             await response.write(b"".join(pending))
-            state.metrics.bytes_out.inc(buffered)
+            metrics.bytes_out.inc(buffered)
             pending, buffered = [], 0
     if pending:
         await response.write(b"".join(pending))
-        state.metrics.bytes_out.inc(buffered)
-    await response.write_eof()
-    return response
+        metrics.bytes_out.inc(buffered)
 
 
 async def delete_share(request: web.Request) -> web.Response:
@@ -292,7 +345,7 @@ async def health(request: web.Request) -> web.Response:
             "address": state.address,
             "capacity": state.store.capacity,
             "used": used,
-            "free": state.store.capacity - used,
+            "free": max(0, await state.store.free()),  # the disk's free space when it is the smaller
             "corrupt_shares": state.store.corruptions,
         }
     )

@@ -114,10 +114,11 @@ class Index:
         return int(self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
 
     def add(self, record: ShareRecord) -> None:
+        """Index a committed share (replacing a quarantined record at the same place)."""
         row = asdict(record)
         row["root"] = record.root.hex()
         row["share_proof"] = b"".join(record.share_proof).hex()
-        self.db.table("shares").insert(row)
+        self.db.table("shares").insert(row, replace=True)
 
     def get(self, dataset: str, idx: int) -> ShareRecord | None:
         rows = list(self.db.table("shares").rows_where("dataset = ? AND idx = ?", [dataset, idx]))
@@ -133,7 +134,19 @@ class Index:
         self.db.execute("DELETE FROM shares WHERE dataset = ? AND idx = ?", [dataset, idx])
 
     def used_bytes(self) -> int:
-        return int(self.db.execute("SELECT COALESCE(SUM(size), 0) FROM shares").fetchone()[0])
+        """Bytes of the shares being served (a quarantined share holds no capacity)."""
+        return int(self.db.execute("SELECT COALESCE(SUM(size), 0) FROM shares WHERE state = 'ok'").fetchone()[0])
+
+    def corruptions(self) -> int:
+        """How many times a share was found corrupted here, over the node's whole life."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'corruptions'").fetchone()
+        return int(row[0]) if row else 0
+
+    def count_corruption(self) -> int:
+        with self.db.conn:
+            count = self.corruptions() + 1
+            self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('corruptions', ?)", [str(count)])
+        return count
 
     def expired(self, now: float) -> list[ShareRecord]:
         rows = self.db.table("shares").rows_where("expires_at > 0 AND expires_at < ?", [now])
@@ -147,6 +160,10 @@ class Index:
             )
         except sqlite3.IntegrityError as err:
             raise Replayed(f"nonce {nonce} already used by {signer}") from err
+
+    def nonce_used(self, signer: str, nonce: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM nonces WHERE signer = ? AND nonce = ?", [signer.lower(), nonce]).fetchone()
+        return row is not None
 
     def forget_nonces(self, now: float | None = None) -> int:
         """Drop nonces of orders that have expired anyway (they can no longer be replayed)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import os
 import re
 import secrets
@@ -28,14 +29,24 @@ import shutil
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from erasure import manifest, merkle
-from erasure.errors import ErasureError
+from erasure.errors import ErasureError, ParameterError
 
-from ..errors import BadManifest, CorruptShare, QuotaExceeded, ShareExists, ShareNotFound, UploadMismatch
+from ..errors import (
+    BadLayout,
+    BadManifest,
+    CorruptShare,
+    DiskFull,
+    QuotaExceeded,
+    Replayed,
+    ShareExists,
+    ShareNotFound,
+    UploadMismatch,
+)
 from .index import Index, ShareRecord
 
 T = TypeVar("T")
@@ -82,7 +93,7 @@ class ShardStore:
         self._digests: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()  # verified leaf digests
         self._digest_bytes = 0
         self._begin_lock = asyncio.Lock()
-        self.corruptions = 0
+        self.corruptions = self.index.corruptions()  # kept in the index: survives restarts
 
     # ------------------------------------------------------------------ paths ----
 
@@ -105,7 +116,16 @@ class ShardStore:
         return await self._db(self.index.used_bytes)
 
     async def free(self) -> int:
-        return self.capacity - await self.used() - self._reserved
+        """Bytes an upload may still take: the smaller of the configured capacity left and the
+        disk's own free space, less what uploads in progress have reserved."""
+
+        def measure() -> tuple[int, int]:
+            with self._lock:
+                used = self.index.used_bytes()
+            return used, shutil.disk_usage(self.home).free
+
+        used, disk = await asyncio.to_thread(measure)
+        return min(self.capacity - used, disk) - self._reserved
 
     async def get(self, dataset: str, idx: int) -> ShareRecord:
         check_address(dataset, idx)
@@ -122,6 +142,11 @@ class ShardStore:
     async def use_nonce(self, signer: str, nonce: str, expires_at: float) -> None:
         """Record an order's nonce; raises Replayed if the signer used it before."""
         await self._db(self.index.use_nonce, signer, nonce, expires_at)
+
+    async def check_nonce(self, signer: str, nonce: str) -> None:
+        """Raise Replayed if the signer used this nonce before (a read: :meth:`use_nonce` records it)."""
+        if await self._db(self.index.nonce_used, signer, nonce):
+            raise Replayed(f"nonce {nonce} already used by {signer}")
 
     async def records(self) -> list[ShareRecord]:
         return await self._db(self.index.all)
@@ -165,13 +190,18 @@ class ShardStore:
     ) -> Upload:
         """Reserve space and start an upload; raises before any byte is written."""
         check_address(dataset, idx)
-        merkle.check_block_layout(block_size, leaf_size)
+        try:
+            merkle.check_block_layout(block_size, leaf_size)
+        except ParameterError as err:
+            raise BadLayout(str(err)) from err
         if size < 1:
             raise UploadMismatch("empty share")
         key = (dataset, idx)
         async with self._begin_lock:  # check and reserve as one step: concurrent uploads cannot both pass
-            if key in self._active or await self._db(self.index.get, dataset, idx) is not None:
+            held = await self._db(self.index.get, dataset, idx)
+            if key in self._active or (held is not None and held.state == "ok"):
                 raise ShareExists(f"share {dataset}/{idx} already stored or being uploaded")
+            # a quarantined share is replaced by a valid upload (its owner's, or the repair agent's)
             free = await self.free()
             if free < size:
                 raise QuotaExceeded(f"{size} bytes do not fit: {free} free of {self.capacity}")
@@ -181,10 +211,14 @@ class ShardStore:
             dataset, idx, root, size, leaf_size, block_size, deal_id, "ok", 0.0, expires_at, owner, share_proof
         )
         part = self.tmp_dir / f"{secrets.token_hex(8)}.part"
+        opening = asyncio.ensure_future(asyncio.to_thread(part.open, "wb"))
         try:
-            file = await asyncio.to_thread(part.open, "wb")
-        except BaseException:
+            file = await asyncio.shield(opening)
+        except BaseException:  # cancelled or failed: the file may still be opened in the thread
             self._release(record)
+            with contextlib.suppress(Exception):
+                (await opening).close()
+                part.unlink(missing_ok=True)
             raise
         return Upload(self, record, part, file)
 
@@ -384,7 +418,6 @@ class ShardStore:
 
     async def quarantine(self, record: ShareRecord, reason: str) -> None:
         """Move a corrupted share aside and stop serving it; raises :class:`CorruptShare`."""
-        self.corruptions += 1
         self._roots_cache.pop((record.dataset, record.idx), None)
         self._forget(record.dataset, record.idx)
         stamp = int(time.time() * 1000)
@@ -393,6 +426,7 @@ class ShardStore:
         def move() -> None:
             with self._lock:
                 self.index.set_state(record.dataset, record.idx, "quarantined")
+                self.corruptions = self.index.count_corruption()
             for suffix in (".share", ".roots"):
                 src = self.share_path(record.dataset, record.idx).with_suffix(suffix)
                 if src.exists():
@@ -474,6 +508,17 @@ class ShardStore:
         self.index.close()
 
 
+@contextlib.contextmanager
+def _disk_full_is_507() -> Iterator[None]:
+    """The disk (or the operator's quota on it) ran out: :class:`DiskFull`, not an internal error."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFull(f"the disk is full: {err.strerror}") from err
+        raise
+
+
 class Upload:
     """One share being received: ``await write(chunk)`` ... ``await commit()`` (or ``abort()``)."""
 
@@ -503,7 +548,8 @@ class Upload:
         self._buffer += chunk
         if len(self._buffer) >= FLUSH:
             data, self._buffer = bytes(self._buffer), bytearray()
-            await self._drain()  # at most one batch being written and hashed while the next arrives
+            with _disk_full_is_507():
+                await self._drain()  # at most one batch being written and hashed while the next arrives
             self._absorbing = asyncio.ensure_future(asyncio.to_thread(self._absorb, data))
 
     async def _drain(self) -> None:
@@ -540,13 +586,14 @@ class Upload:
             if self.received != r.size:
                 raise UploadMismatch(f"received {self.received} of {r.size} declared bytes")
             data, self._buffer = bytes(self._buffer), bytearray()
-            await self._drain()
-            await asyncio.to_thread(self._absorb, data)
-            root = await asyncio.to_thread(self._finish)
-            if root != r.root:
-                raise UploadMismatch("the bytes do not hash to the declared share root")
-            record = dataclasses.replace(r, state="ok", stored_at=time.time())
-            await asyncio.to_thread(self._install, record)
+            with _disk_full_is_507():
+                await self._drain()
+                await asyncio.to_thread(self._absorb, data)
+                root = await asyncio.to_thread(self._finish)
+                if root != r.root:
+                    raise UploadMismatch("the bytes do not hash to the declared share root")
+                record = dataclasses.replace(r, state="ok", stored_at=time.time())
+                await asyncio.to_thread(self._install, record)
             self._done = True
             return record
         finally:
