@@ -169,8 +169,9 @@ async def _guard(main: Awaitable[T]) -> T:
     except buyer.KeyMismatch as err:
         fail(
             str(err),
-            hint="the owner delivered a wrong key: refunds are possible only for undelivered keys; keep "
-            "the receipt (datasov audit) as evidence",
+            hint="the owner delivered a wrong key; it was disputed on-chain and refunded"
+            if err.refunded
+            else "the dispute window had closed; keep the receipt (datasov audit) as evidence",
             code=EXIT_INTEGRITY,
         )
     except errors.ContractRevert as err:

@@ -5,7 +5,7 @@ import {LicenseTerms} from "./Types.sol";
 
 /// @title DatasetRegistry
 /// @notice Data owners register datasets: what was committed (manifest hash, Merkle commitment
-/// root, sizes, a commitment to the data key) and the offer (price, payment token, typed license
+/// root, sizes, a commitment to the data key and its salt) and the offer (price, payment token, typed license
 /// terms). Owners may change the offer for future licenses and delegate key release to an agent.
 contract DatasetRegistry {
     struct Dataset {
@@ -22,13 +22,15 @@ contract DatasetRegistry {
         uint256 price;
         bytes32 manifestHash;
         bytes32 commitmentRoot;
-        bytes32 keyCommitment;
+        bytes32 keyCommitment; // SHA256(KEY_COMMITMENT_TAG || keySalt || data key)
+        bytes32 keySalt; // public: lets LicenseManager check a disputed key against keyCommitment
     }
 
     struct Registration {
         bytes32 manifestHash;
         bytes32 commitmentRoot;
         bytes32 keyCommitment;
+        bytes32 keySalt;
         uint64 plaintextSize;
         uint64 shareSize;
         uint32 leafSize;
@@ -99,7 +101,8 @@ contract DatasetRegistry {
             price: r.price,
             manifestHash: r.manifestHash,
             commitmentRoot: r.commitmentRoot,
-            keyCommitment: r.keyCommitment
+            keyCommitment: r.keyCommitment,
+            keySalt: r.keySalt
         });
         _terms[datasetId] = terms;
         emit DatasetRegistered(
@@ -143,6 +146,13 @@ contract DatasetRegistry {
     function getTerms(uint256 datasetId) external view returns (LicenseTerms memory) {
         if (_datasets[datasetId].owner == address(0)) revert UnknownDataset(datasetId);
         return _terms[datasetId];
+    }
+
+    /// @notice The data key commitment and the salt it was made with (what a key is checked against).
+    function keyCommitmentOf(uint256 datasetId) external view returns (bytes32 commitment, bytes32 salt) {
+        Dataset storage d = _datasets[datasetId];
+        if (d.owner == address(0)) revert UnknownDataset(datasetId);
+        return (d.keyCommitment, d.keySalt);
     }
 
     function ownerOf(uint256 datasetId) external view returns (address owner) {
