@@ -174,6 +174,13 @@ async def _guard(main: Awaitable[T]) -> T:
             else "the dispute window had closed; keep the receipt (datasov audit) as evidence",
             code=EXIT_INTEGRITY,
         )
+    except errors.DatasetNotServable as err:
+        fail(
+            f"the contract refused: {err}",
+            hint="no active storage deal holds enough healthy shares of it (just published: its nodes have not "
+            "accepted yet, try again shortly; or its storage ended)",
+            code=EXIT_REFUSED,
+        )
     except errors.ContractRevert as err:
         fail(f"the contract refused: {err}", code=EXIT_REFUSED)
     except (NotEnoughShares, IntegrityError) as err:

@@ -161,11 +161,12 @@ class Chain:
         start = await w3.eth.block_number
         token = await tx.create("TestToken", deployer)
         registry = await tx.create("DatasetRegistry", deployer)
-        licenses = await tx.create(
-            "LicenseManager", deployer, registry, config.delivery_window, config.dispute_window
-        )
+        # the market first: licensing asks it whether a dataset is servable
         market = await tx.create(
             "StorageMarket", deployer, registry, token, config.min_stake, config.slash_amount, config.epoch_blocks
+        )
+        licenses = await tx.create(
+            "LicenseManager", deployer, registry, market, config.delivery_window, config.dispute_window
         )
         deployment = Deployment(
             chain_id=await w3.eth.chain_id,
@@ -538,9 +539,17 @@ class Chain:
     async def get_deal(self, deal_id: int) -> Deal:
         return Deal.from_abi(deal_id, await self.call(self.market.functions.getDeal(deal_id)))
 
+    async def is_servable(self, dataset_id: int) -> bool:
+        """Does the dataset have an open deal with at least k accepted, non-faulty shares?"""
+        return bool(await self.call(self.market.functions.isServable(dataset_id)))
+
+    async def healthy_shares(self, deal_id: int) -> int:
+        """Shares of the deal accepted by their provider and not faulty (0 once settled)."""
+        return int(await self.call(self.market.functions.healthyShares(deal_id)))
+
     async def get_share(self, deal_id: int, share_index: int) -> Share:
         t = await self.call(self.market.functions.getShare(deal_id, share_index))
-        return Share(str(t[0]), int(t[1]), int(t[2]), int(t[3]), bool(t[4]))
+        return Share(str(t[0]), int(t[1]), int(t[2]), int(t[3]), bool(t[4]), bool(t[5]))
 
     async def current_epoch(self) -> int:
         return int(await self.call(self.market.functions.currentEpoch()))

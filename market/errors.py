@@ -11,7 +11,7 @@
         └── ContractRevert         a contract refused; ``.error_name`` and ``.values`` decoded
             ├── AccessDenied       caller is not the owner / agent / provider
             ├── NotFound           unknown dataset, deal, license or share
-            ├── ConsentError       consent revoked, purpose not allowed
+            ├── ConsentError       consent revoked, purpose not allowed, dataset not servable
             ├── PaymentError       price, token, offer changed, stake and balance problems
             ├── ProofRejected      a storage proof that does not verify or is not due
             ├── StateError         right call, wrong moment (deadlines, already done...)
@@ -110,7 +110,7 @@ def _define(base: type[ContractRevert], *names: str) -> dict[str, type[ContractR
 REVERTS: dict[str, type[ContractRevert]] = {
     **_define(AccessDenied, "NotDatasetOwner", "NotDealOwner", "NotKeyReleaser", "NotProvider", "NotBuyer", "NotPendingOwner"),
     **_define(NotFound, "UnknownDataset", "UnknownDeal", "UnknownLicense", "InvalidShare"),
-    **_define(ConsentError, "ConsentIsRevoked", "PurposeNotAllowed", "AlreadyRevoked"),
+    **_define(ConsentError, "ConsentIsRevoked", "PurposeNotAllowed", "AlreadyRevoked", "DatasetNotServable"),
     **_define(
         DeliveryRejected,
         "DeliveryMismatch",

@@ -3,8 +3,8 @@
 It follows ``LicensePurchased`` for the datasets its account owns, and finds each data key in
 the keystore by the dataset's manifest hash (ids are per chain; the hash is not). For each purchase it
 checks, on-chain and at that moment, that the license is still pending, its delivery deadline is
-at least ``margin`` seconds away, consent is not revoked and the dataset's terms allow the
-purchase's purpose, and that the buyer's key is a valid BN254 point; only then does it encrypt
+at least ``margin`` seconds away, consent is not revoked, the dataset is servable (an active deal
+holds at least k healthy shares), the dataset's terms allow the purchase's purpose, and that the buyer's key is a valid BN254 point; only then does it encrypt
 the data key to that point (:mod:`market.delivery`) and call ``deliverKey``. Once a delivery's
 dispute window has closed it claims the payment (``claimPayment``).
 
@@ -181,6 +181,8 @@ class KeyAgent(Ticking):
             return decide("skipped", f"license is {lic.status.name.lower()}")
         if await self.chain.consent_revoked_at(lic.dataset_id):
             return decide("refused", "consent has been revoked")
+        if not await self.chain.is_servable(lic.dataset_id):
+            return decide("refused", "the dataset is not servable (no active deal with k healthy shares)")
         terms = await self.chain.get_terms(lic.dataset_id)
         if not terms.allows(Purpose(lic.purpose)):
             return decide("refused", f"the terms do not allow {Purpose(lic.purpose).name.lower()}")

@@ -166,10 +166,30 @@ class Deal:
     fee_per_share_epoch: int
     escrow: int
     paid: int
+    k: int = 0
+    """Shares needed to rebuild the dataset."""
+    healthy: int = 0
+    """Shares accepted by their provider and not faulty (0 once settled)."""
 
     @classmethod
     def from_abi(cls, deal_id: int, t: Any) -> Deal:
-        (root, leaf_count, leaf_size, last_leaf, n, start, end, settled, owner, dataset_id, fee, escrow, paid) = t
+        (
+            root,
+            leaf_count,
+            leaf_size,
+            last_leaf,
+            n,
+            start,
+            end,
+            settled,
+            k,
+            healthy,
+            owner,
+            dataset_id,
+            fee,
+            escrow,
+            paid,
+        ) = t
         return cls(
             deal_id,
             dataset_id,
@@ -185,6 +205,8 @@ class Deal:
             fee,
             escrow,
             paid,
+            k,
+            healthy,
         )
 
 
@@ -198,6 +220,8 @@ class Share:
     unclaimed: int
     """Proven epochs whose fees are not yet claimed."""
     faulty: bool
+    previous_proven: bool = False
+    """The epoch before ``last_proven - 1`` was proven too."""
 
     @property
     def accepted(self) -> bool:

@@ -262,6 +262,10 @@ def share_proof(share_roots: Sequence[bytes], index: int) -> tuple[bytes, ...]:
 async def end_storage(chain: Chain, owner: LocalAccount, directory: Directory, dataset_id: int) -> dict[str, Any]:
     """Terminate the dataset's open deals and order every holder to delete its share now.
 
+    Termination owes nothing from the current epoch on, and each node checks on-chain that its
+    share is no longer owed before it deletes (a delete order without termination is refused), so
+    ending storage never gets an obedient node slashed.
+
     Nodes that cannot be reached delete the shares at their next garbage collection (the deal is
     over on-chain), so the result lists them as pending rather than failed."""
     dataset = await chain.get_dataset(dataset_id)

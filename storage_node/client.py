@@ -80,6 +80,8 @@ class NodeClient:
             return
         try:
             body = await resp.json(content_type=None)
+            if not isinstance(body, dict):  # HEAD answers carry no body; a hostile node may send anything
+                raise ValueError("error body is not a JSON object")
             code, message = str(body.get("error", "error")), str(body.get("message", ""))
         except (ValueError, aiohttp.ContentTypeError):
             code, message = "error", (await resp.text())[:200]

@@ -3,7 +3,8 @@
 An order is accepted only if its deal exists and is open, the signer owns it, this node is the
 share's assigned provider, the dataset and sizes match the registered dataset, and the declared
 share root is provably part of the deal's commitment root (the order carries the Merkle path).
-:func:`collect_ended_deals` deletes what a node holds for deals that are over.
+:class:`DeletionGuard` honours an owner's delete order only for a share the chain no longer asks
+this node to prove; :func:`collect_ended_deals` deletes what a node holds for deals that are over.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from erasure import merkle
 from market import errors as market_errors
 from market.chain import Chain
 
-from .errors import NotAuthorized, UnknownDeal, WrongNode, WrongRoot
+from .errors import NotAuthorized, StillOwed, UnknownDeal, WrongNode, WrongRoot
 from .orders import StorageOrder
+from .store.index import ShareRecord
 from .store.shards import ShardStore
 
 
@@ -43,6 +45,38 @@ class DealAuthorizer:
         root = merkle.root_from_proof(merkle.leaf_hash(bytes.fromhex(order.share_root)), proof)
         if root != deal.commitment_root:
             raise WrongRoot("the share root is not part of the deal's commitment root")
+
+
+class DeletionGuard:
+    """Refuses to delete a share that is due in the current or a later epoch (StillOwed).
+
+    Deleting it would get this node slashed at the next missed proof, whoever signed the order:
+    the owner must terminate the deal first (``terminateDeal`` owes nothing from the current
+    epoch on). A share is free to go once its deal is settled or past its last epoch, or it is no
+    longer this node's (replaced) or already faulty; a share stored without a deal owes nothing.
+    """
+
+    def __init__(self, chain: Chain, node_address: str) -> None:
+        self.chain = chain
+        self.node_address = node_address
+
+    async def __call__(self, record: ShareRecord) -> None:
+        if not record.deal_id:
+            return
+        try:
+            deal = await self.chain.get_deal(record.deal_id)
+            share = await self.chain.get_share(record.deal_id, record.idx)
+        except market_errors.NotFound:
+            return  # no such deal on-chain: nothing is owed for it
+        if deal.settled or share.faulty or share.provider.lower() != self.node_address.lower():
+            return
+        epoch = await self.chain.current_epoch()
+        first = max(epoch, share.active_from or deal.start_epoch)
+        if first < deal.end_epoch:
+            raise StillOwed(
+                f"share {record.idx} of deal {record.deal_id} is still owed until epoch {deal.end_epoch}"
+                " (the owner must terminate the deal before ordering its deletion)"
+            )
 
 
 async def collect_ended_deals(store: ShardStore, chain: Chain) -> int:

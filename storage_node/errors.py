@@ -14,7 +14,8 @@
     └── OrderError                 a storage order is malformed, expired, replayed or badly signed
         ├── NotAuthorized          the signer may not place it (not the deal's owner)
         ├── UnknownDeal            no such deal on-chain, or it does not match the order
-        └── WrongRoot              the share root is not part of the deal's commitment
+        ├── WrongRoot              the share root is not part of the deal's commitment
+        └── StillOwed              a delete order for a share the chain still asks this node to prove
 
 Each carries an HTTP status and a stable ``code`` used in JSON error bodies.
 """
@@ -89,3 +90,9 @@ class UnknownDeal(OrderError):
 
 class WrongRoot(OrderError):
     status, code = 422, "wrong_root"
+
+
+class StillOwed(OrderError):
+    """A delete order for a share the chain still asks this node to prove."""
+
+    status, code = 409, "share_still_owed"

@@ -13,7 +13,7 @@ from aiohttp import web
 from market.chain import Chain
 
 from .api.app import Authorizer, NodeState, allow_any, make_app
-from .deals import collect_ended_deals
+from .deals import DeletionGuard, collect_ended_deals
 from .identity import load_or_create_operator
 from .p2p.host import P2PHost
 from .p2p.identity import load_or_create_p2p_key
@@ -67,6 +67,8 @@ class StorageNode:
             max_uploads=cfg.max_uploads,
             on_stored=self._announce_share,
         )
+        if self.chain is not None:
+            state.may_delete = DeletionGuard(self.chain, self.address)
         self.state = state
         await self.open_http(cfg.port)
         log.info("node %s listening on %s", self.address, self.url)

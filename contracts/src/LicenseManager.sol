@@ -9,6 +9,12 @@ import {BN254, G1Point} from "./BN254.sol";
 import {DatasetRegistry} from "./DatasetRegistry.sol";
 import {LicenseTerms, Permission, Purpose, TermsLib} from "./Types.sol";
 
+/// @notice The one question licensing asks the storage market (StorageMarket implements it).
+interface IDatasetHealth {
+    /// @notice Does the dataset have an active deal holding at least k healthy shares?
+    function isServable(uint256 datasetId) external view returns (bool);
+}
+
 /// @title LicenseManager
 /// @notice Consent-checked licensing with escrow and verifiable key delivery.
 ///
@@ -20,7 +26,9 @@ import {LicenseTerms, Permission, Purpose, TermsLib} from "./Types.sol";
 /// contract recomputes b*R with the ecMul precompile, decrypts, checks the key against the
 /// commitment (SHA256(tag || salt || key), both registered on-chain) and refunds the buyer; the
 /// owner forfeits the payment and the rejection is counted against it. With no upheld dispute the
-/// owner claims the payment once the window has closed. No key before the delivery deadline (or
+/// owner claims the payment once the window has closed. Only a servable dataset (an active deal
+/// holding at least k healthy shares, asked of the StorageMarket) can be bought or have its key
+/// delivered. No key before the delivery deadline (or
 /// consent revoked meanwhile): the buyer takes the payment back. Revocation stops new licenses;
 /// licenses bought under revocable terms end with it (`isLicenseValid` reflects it).
 contract LicenseManager is ReentrancyGuard {
@@ -60,6 +68,7 @@ contract LicenseManager is ReentrancyGuard {
     bytes public constant KEY_COMMITMENT_TAG = "datasov/key-commitment/v1\x00";
 
     DatasetRegistry public immutable registry;
+    IDatasetHealth public immutable storageMarket;
     uint64 public immutable deliveryWindow;
     uint64 public immutable disputeWindow;
 
@@ -116,9 +125,16 @@ contract LicenseManager is ReentrancyGuard {
     error NotDatasetOwner(uint256 datasetId, address caller);
     error AlreadyRevoked(uint256 datasetId);
     error UnsupportedToken(address token);
+    error DatasetNotServable(uint256 datasetId);
 
-    constructor(DatasetRegistry registry_, uint64 deliveryWindow_, uint64 disputeWindow_) {
+    constructor(
+        DatasetRegistry registry_,
+        IDatasetHealth storageMarket_,
+        uint64 deliveryWindow_,
+        uint64 disputeWindow_
+    ) {
         registry = registry_;
+        storageMarket = storageMarket_;
         deliveryWindow = deliveryWindow_;
         disputeWindow = disputeWindow_;
     }
@@ -144,6 +160,7 @@ contract LicenseManager is ReentrancyGuard {
         if (d.price > maxPrice) revert PriceAboveLimit(d.price, maxPrice);
         if (terms.permissionFor(purpose) == Permission.NotAllowed) revert PurposeNotAllowed(datasetId, purpose);
         if (!BN254.isOnCurve(buyerKey)) revert InvalidBuyerKey();
+        if (!storageMarket.isServable(datasetId)) revert DatasetNotServable(datasetId);
 
         licenseId = ++licenseCount;
         uint64 deadline = uint64(block.timestamp) + deliveryWindow;
@@ -175,7 +192,7 @@ contract LicenseManager is ReentrancyGuard {
 
     /// @notice Deliver the data key to the buyer: `r` = r*G and `sealedKey` = key XOR
     /// `deliveryMask(licenseId, r*B)`. Only the owner or its key agent, once, before the deadline,
-    /// and only while consent stands. The escrow is held until the dispute window closes.
+    /// and only while consent stands and the dataset is servable (else the buyer refunds later). The escrow is held until the dispute window closes.
     function deliverKey(uint256 licenseId, G1Point calldata r, bytes32 sealedKey) external nonReentrant {
         License storage l = _licenses[licenseId];
         if (l.status == Status.None) revert UnknownLicense(licenseId);
@@ -184,6 +201,7 @@ contract LicenseManager is ReentrancyGuard {
         if (block.timestamp > l.deliveryDeadline) revert DeliveryDeadlinePassed(licenseId, l.deliveryDeadline);
         if (consentRevokedAt[l.datasetId] != 0) revert ConsentIsRevoked(l.datasetId);
         if (!BN254.isOnCurve(r)) revert InvalidDeliveryPoint();
+        if (!storageMarket.isServable(l.datasetId)) revert DatasetNotServable(l.datasetId);
 
         l.status = Status.Delivered;
         l.deliveredAt = uint64(block.timestamp);

@@ -20,7 +20,8 @@ import {MerkleVerifier} from "./MerkleVerifier.sol";
 /// operator is slashed (half to the reporter, half to the data owner) and the share marked faulty
 /// until the owner replaces its provider. Fees are counted per share and claimed in one go
 /// (`claimFees`), then pulled with `withdraw`. Unearned escrow goes back to the owner when the
-/// deal is settled after its end (or after the owner terminates it).
+/// deal is settled, once the report window of its last epoch has closed (also after the owner
+/// terminates it).
 /// Gas: a proof reads two deal slots and one share slot and rewrites only the share slot.
 /// Invariant: token balance = stakes + withdrawable balances + sum over open deals (escrow - paid).
 contract StorageMarket is ReentrancyGuard {
@@ -41,6 +42,8 @@ contract StorageMarket is ReentrancyGuard {
         uint32 startEpoch; // first epoch with challenges
         uint32 endEpoch; // first epoch after the deal
         bool settled;
+        uint16 k; // shares needed to rebuild the dataset (from the registry)
+        uint16 healthy; // shares accepted by their provider and not faulty
         address owner;
         uint256 datasetId;
         uint256 feePerShareEpoch;
@@ -48,13 +51,16 @@ contract StorageMarket is ReentrancyGuard {
         uint256 paid; // fees claimed by providers
     }
 
-    /// @dev One storage slot, the only one a proof writes.
+    /// @dev One storage slot, the only one a proof writes. Only the current and the previous
+    /// epoch can be proven or reported, so the latest proven epoch and whether the epoch before it
+    /// was proven too say everything still needed: a proven epoch is never reportable.
     struct Share {
         address provider;
         uint32 activeFrom; // first epoch this provider must prove; 0 = not accepted yet
-        uint32 lastProven; // last proven epoch + 1; 0 = none
-        uint24 unclaimed; // proven epochs whose fees are not yet claimed
+        uint32 lastProven; // latest proven epoch + 1; 0 = none
+        uint16 unclaimed; // proven epochs whose fees are not yet claimed (claimed at the limit)
         bool faulty;
+        bool previousProven; // epoch lastProven - 2 was proven too
     }
 
     struct StorageProof {
@@ -79,6 +85,13 @@ contract StorageMarket is ReentrancyGuard {
     mapping(uint256 dealId => mapping(uint256 shareIndex => Share)) private _shares;
     mapping(address operator => Operator) private _operators;
     mapping(address account => uint256) public balances;
+    /// @dev The latest two deals opened for a dataset (a renewal must not hide the deal it renews).
+    mapping(uint256 datasetId => DatasetDeals) private _datasetDeals;
+
+    struct DatasetDeals {
+        uint128 latest;
+        uint128 previous;
+    }
 
     event OperatorRegistered(address indexed operator, uint256 stake);
     event StakeChanged(address indexed operator, uint256 stake);
@@ -248,6 +261,8 @@ contract StorageMarket is ReentrancyGuard {
             startEpoch: start,
             endEpoch: start + durationEpochs,
             settled: false,
+            k: ds.k,
+            healthy: 0,
             owner: msg.sender,
             datasetId: datasetId,
             feePerShareEpoch: feePerShareEpoch,
@@ -257,6 +272,8 @@ contract StorageMarket is ReentrancyGuard {
         for (uint256 i; i < providers.length; ++i) {
             _shares[dealId][i].provider = providers[i];
         }
+        DatasetDeals storage dd = _datasetDeals[datasetId];
+        (dd.previous, dd.latest) = (dd.latest, uint128(dealId));
         emit DealOpened(dealId, datasetId, msg.sender, providers, start, start + durationEpochs, feePerShareEpoch);
         if (escrow > 0) token.safeTransferFrom(msg.sender, address(this), escrow);
     }
@@ -274,6 +291,7 @@ contract StorageMarket is ReentrancyGuard {
         if (op.stake < minStake) revert StakeTooLow(op.stake, minStake);
         s.activeFrom = next > d.startEpoch ? next : d.startEpoch;
         op.activeShares += 1;
+        d.healthy += 1;
         emit ShareAccepted(dealId, shareIndex, msg.sender, s.activeFrom);
     }
 
@@ -310,17 +328,31 @@ contract StorageMarket is ReentrancyGuard {
             MerkleVerifier.computeRoot(MerkleVerifier.leafHash32(p.shareRoot), p.shareIndex, n, p.shareProof);
         if (!ok || root != d.commitmentRoot) revert InvalidProof(p.dealId, p.shareIndex, epoch);
 
+        s.previousProven = s.lastProven == epoch; // the epoch before this one
         s.lastProven = epoch + 1;
+        if (s.unclaimed == type(uint16).max) {
+            // never reached by a provider that claims; claimed here rather than refusing a proof
+            uint256 amount = uint256(s.unclaimed) * d.feePerShareEpoch;
+            s.unclaimed = 0;
+            d.paid += amount;
+            balances[s.provider] += amount;
+            emit FeesClaimed(p.dealId, p.shareIndex, s.provider, amount);
+        }
         s.unclaimed += 1;
         _shares[p.dealId][p.shareIndex] = s;
         emit StorageProven(p.dealId, p.shareIndex, epoch);
     }
 
-    /// @notice Was the proof for `epoch` recorded? Meaningful for the current and the previous
-    /// epoch (the only ones that can still be proven or reported).
+    /// @notice Was the proof for `epoch` recorded? Exact for the current and the previous epoch
+    /// (the only ones that can still be proven or reported); false for older epochs.
     function isProven(uint256 dealId, uint16 shareIndex, uint32 epoch) public view returns (bool) {
         Deal storage d = _deal(dealId);
-        return _share(dealId, d, shareIndex).lastProven == epoch + 1;
+        return _proven(_share(dealId, d, shareIndex), epoch);
+    }
+
+    function _proven(Share storage s, uint32 epoch) private view returns (bool) {
+        uint32 last = s.lastProven;
+        return last == epoch + 1 || (s.previousProven && last == epoch + 2);
     }
 
     /// @notice Was a proof owed for this share in `epoch` (by the current provider)?
@@ -340,11 +372,13 @@ contract StorageMarket is ReentrancyGuard {
         if (epoch >= current) revert DeadlineNotPassed(epoch, current);
         if (epoch + 1 != current) revert ReportWindowClosed(epoch, current);
         Deal storage d = _deal(dealId);
+        if (d.settled) revert AlreadySettled(dealId);
         Share storage s = _share(dealId, d, shareIndex);
         if (!_due(s, epoch, d.endEpoch)) revert NotDue(dealId, shareIndex, epoch);
-        if (s.lastProven == epoch + 1) revert AlreadyProven(dealId, shareIndex, epoch);
+        if (_proven(s, epoch)) revert AlreadyProven(dealId, shareIndex, epoch);
 
         s.faulty = true;
+        d.healthy -= 1;
         Operator storage op = _operators[s.provider];
         op.activeShares -= 1;
         uint256 slashed = op.stake < slashAmount ? op.stake : slashAmount;
@@ -390,29 +424,35 @@ contract StorageMarket is ReentrancyGuard {
         s.provider = newProvider;
         s.activeFrom = 0;
         s.lastProven = 0;
+        s.previousProven = false;
         s.faulty = false;
         emit ProviderReplaced(dealId, shareIndex, old, newProvider);
     }
 
-    /// @notice The owner ends the deal early (for example to delete the data): the current epoch
-    /// is the last one; settle after it to get the unearned escrow back.
+    /// @notice The owner ends the deal early (for example to delete the data): from the current
+    /// epoch on nothing is owed, so providers may delete the shares at once (a proof already made
+    /// for the current epoch is still paid; the previous epoch stays reportable during this one, as
+    /// it was before). Settle from the next epoch on to get the unearned escrow back.
     function terminateDeal(uint256 dealId) external {
         Deal storage d = _deal(dealId);
         if (d.owner != msg.sender) revert NotDealOwner(dealId, msg.sender);
         if (d.settled) revert AlreadySettled(dealId);
-        uint32 end = currentEpoch() + 1;
+        uint32 end = currentEpoch();
         if (end < d.startEpoch) end = d.startEpoch;
         if (end < d.endEpoch) d.endEpoch = end;
         emit DealTerminated(dealId, d.endEpoch);
     }
 
-    /// @notice After the deal's last epoch: fees earned go to providers, the unearned escrow back
-    /// to the owner, and the providers' stake is freed.
+    /// @notice Once the report window of the deal's last epoch has closed (from epoch
+    /// `endEpoch + 1`): fees earned go to providers, the unearned escrow back to the owner, and the
+    /// providers' stake is freed. Reports and settlement never overlap, so a share is counted out
+    /// of its operator's `activeShares` exactly once (by its report or by the settlement).
     function settleDeal(uint256 dealId) external {
         Deal storage d = _deal(dealId);
         if (d.settled) revert AlreadySettled(dealId);
-        if (currentEpoch() < d.endEpoch) revert DealNotOver(dealId, d.endEpoch);
+        if (currentEpoch() <= d.endEpoch) revert DealNotOver(dealId, d.endEpoch);
         d.settled = true;
+        d.healthy = 0;
         for (uint16 i; i < d.n; ++i) {
             Share storage s = _shares[dealId][i];
             _claim(dealId, d, i, s);
@@ -430,6 +470,26 @@ contract StorageMarket is ReentrancyGuard {
         balances[msg.sender] = 0;
         emit Withdrawn(msg.sender, amount);
         token.safeTransfer(msg.sender, amount);
+    }
+
+    /// @notice Can the dataset be served: does it have an open deal (not settled, its last epoch
+    /// not passed) in which at least k shares are accepted by their provider and not faulty?
+    /// O(1): the latest two deals of the dataset are checked (a renewal and the deal it renews).
+    function isServable(uint256 datasetId) external view returns (bool) {
+        DatasetDeals storage dd = _datasetDeals[datasetId];
+        uint32 epoch = currentEpoch();
+        return _servable(dd.latest, epoch) || _servable(dd.previous, epoch);
+    }
+
+    function _servable(uint256 dealId, uint32 epoch) private view returns (bool) {
+        if (dealId == 0) return false;
+        Deal storage d = _deals[dealId];
+        return !d.settled && epoch < d.endEpoch && d.healthy >= d.k;
+    }
+
+    /// @notice Shares of the deal accepted by their provider and not faulty (0 once settled).
+    function healthyShares(uint256 dealId) external view returns (uint16) {
+        return _deal(dealId).healthy;
     }
 
     function getDeal(uint256 dealId) external view returns (Deal memory) {

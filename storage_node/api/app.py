@@ -32,6 +32,7 @@ from erasure import manifest
 
 from .. import orders
 from ..errors import NodeError, NotAuthorized, OrderError, ShareNotFound
+from ..store.index import ShareRecord
 from ..store.shards import ShardStore, check_address
 
 log = logging.getLogger("datasov.node.api")
@@ -39,10 +40,16 @@ WRITE_SIZE = 1 << 20
 
 Authorizer = Callable[[str, orders.StorageOrder], Awaitable[None]]
 """Decides whether ``signer`` may place ``order`` (raise a NodeError to refuse)."""
+DeletionCheck = Callable[[ShareRecord], Awaitable[None]]
+"""Decides whether a share may be deleted now, on its owner's order (raise a NodeError to refuse)."""
 
 
 async def allow_any(signer: str, order: orders.StorageOrder) -> None:
     """Development default: any correctly signed order is accepted."""
+
+
+async def allow_deletion(record: ShareRecord) -> None:
+    """Default without a chain: nothing is owed, the owner's order is enough."""
 
 
 class Metrics:
@@ -67,6 +74,7 @@ class NodeState:
     store: ShardStore
     address: str
     authorize: Authorizer = allow_any
+    may_delete: DeletionCheck = allow_deletion
     max_share_size: int = 64 << 30
     idle_timeout: float = 30.0
     max_uploads: int = 8
@@ -235,6 +243,7 @@ async def delete_share(request: web.Request) -> web.Response:
     record = await state.store.get(dataset, index)
     if signer.lower() != record.owner.lower():
         raise NotAuthorized(f"{signer} did not store this share")
+    await state.may_delete(record)  # never delete what the chain still asks this node to prove
     await state.store.delete(dataset, index)
     return web.json_response({"dataset": dataset, "index": index, "deleted": True})
 

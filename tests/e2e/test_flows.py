@@ -19,7 +19,7 @@ from market.models import LicenseStatus
 from market.terms import LicenseTerms, Permission, Purpose
 from storage_node.client import NodeClient, NodeUnavailable
 
-from .conftest import PRICE, SAMPLE, Publish
+from .conftest import PRICE, SAMPLE, Publish, accept_placements
 
 pytestmark = pytest.mark.asyncio
 
@@ -295,6 +295,7 @@ async def test_publish_moves_a_failed_share_to_a_spare_node(owner: Keystore, lab
                     staging=tmp_path / "staging",
                     options=publisher.PublishOptions(layout=Layout(k=2, n=7)),
                 )
+            await accept_placements(net, pub)
             license_id = await buyer.buy(net.chain, lab, pub.dataset_id, Purpose.AI_TRAINING)
             await keys.KeyAgent(net.chain, owner, home=owner.path.parent).tick()
             await buyer.fetch(net.chain, lab, net.directory, client, license_id, tmp_path / "out")

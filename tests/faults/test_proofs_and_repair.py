@@ -158,6 +158,8 @@ async def test_short_seeded_soak_keeps_every_invariant(tmp_path: Path) -> None:
     assert stats.datasets_lost == 0, stats.problems
     assert stats.bytes_wrong == 0
     assert stats.slashed_nodes <= stats.faulty_nodes  # no honest node slashed
+    assert stats.honest_epochs == 3
+    assert stats.honest_slashes == 0, stats.problems  # every epoch reported, right after the proofs
 
 
 async def test_a_partitioned_node_is_routed_around_and_not_slashed(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import os
 from dataclasses import replace
 
 import pytest
+import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,11 +17,18 @@ from market.chain import Chain
 from market.models import LicenseStatus
 from market.terms import TRAINING_ALLOWED, Purpose
 
-from .conftest import BUYER, DEPLOYER, OWNER, PRICE, STRANGER, Published
+from .conftest import BUYER, DEPLOYER, OWNER, PRICE, STRANGER, Published, make_servable
 
 SECRET = delivery.new_secret()
 BUYER_KEY = delivery.public_key(SECRET)
 
+
+
+@pytest_asyncio.fixture
+async def published(chain: Chain, published: Published) -> Published:
+    """The conftest dataset, made servable (an accepted deal): purchases need one."""
+    await make_servable(chain, published.dataset_id, published.manifest.n)
+    return published
 
 async def _bought(chain: Chain, published: Published) -> int:
     return await chain.purchase(BUYER, published.dataset_id, Purpose.AI_TRAINING, BUYER_KEY)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +24,7 @@ from market.keystore import Keystore
 from market.models import Dataset, Deployment, License, LicenseStatus
 from market.terms import TRAINING_ALLOWED, Purpose
 
-from .conftest import BUYER, OWNER, Published
+from .conftest import BUYER, OWNER, Published, make_servable
 
 P = delivery.P
 GOOD_SECRET = delivery.new_secret()
@@ -31,6 +32,13 @@ GOOD_KEY = delivery.public_key(GOOD_SECRET)
 MANIFEST = b"\x07" * 32
 DATA_KEY = envelope.new_data_key()
 
+
+
+@pytest_asyncio.fixture
+async def published(chain: Chain, published: Published) -> Published:
+    """The conftest dataset, made servable (an accepted deal): purchases need one."""
+    await make_servable(chain, published.dataset_id, published.manifest.n)
+    return published
 
 def _point(x: int, y: int) -> tuple[int, int]:
     return x, y
@@ -110,6 +118,9 @@ class FakeChain:
 
     async def consent_revoked_at(self, dataset_id: int) -> int:
         return 0
+
+    async def is_servable(self, dataset_id: int) -> bool:
+        return True
 
     async def get_terms(self, dataset_id: int) -> Any:
         return TRAINING_ALLOWED

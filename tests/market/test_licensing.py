@@ -6,17 +6,25 @@ import os
 from dataclasses import replace
 
 import pytest
+import pytest_asyncio
 
 from market import delivery, errors
 from market.chain import TOKEN, Chain
 from market.models import LicenseStatus
 from market.terms import TRAINING_ALLOWED, Permission, Purpose
 
-from .conftest import AGENT, BUYER, OWNER, PRICE, STRANGER, Published, encode_sample, register
+from .conftest import AGENT, BUYER, OWNER, PRICE, STRANGER, Published, encode_sample, make_servable, register
 
 LAB = delivery.new_secret()
 LAB_PUB = delivery.public_key(LAB)
 
+
+
+@pytest_asyncio.fixture
+async def published(chain: Chain, published: Published) -> Published:
+    """The conftest dataset, made servable (an accepted deal): purchases need one."""
+    await make_servable(chain, published.dataset_id, published.manifest.n)
+    return published
 
 async def sealed_for(chain: Chain, lic: int, key: bytes) -> delivery.Sealed:
     return delivery.seal(key, LAB_PUB, await chain.delivery_context(lic))
@@ -186,6 +194,7 @@ async def test_irrevocable_license_survives_revocation_but_expires(chain: Chain)
     man, _, key = encode_sample()
     terms = replace(TRAINING_ALLOWED, revocable=False, license_duration=1000)
     ds = await register(chain, man, terms=terms)
+    await make_servable(chain, ds, man.n)
     lic = await chain.purchase(BUYER, ds, Purpose.AI_TRAINING, LAB_PUB)
     await chain.deliver_key(OWNER, lic, await sealed_for(chain, lic, key))
     await chain.revoke_consent(OWNER, ds)
@@ -199,6 +208,7 @@ async def test_irrevocable_license_survives_revocation_but_expires(chain: Chain)
 async def test_free_dataset_needs_no_token(chain: Chain) -> None:
     man, _, key = encode_sample()
     ds = await register(chain, man, price=0)
+    await make_servable(chain, ds, man.n)
     lic = await chain.purchase(BUYER, ds, Purpose.AI_TRAINING, LAB_PUB)
     await chain.deliver_key(OWNER, lic, await sealed_for(chain, lic, key))
     assert await chain.is_license_valid(lic)

@@ -23,7 +23,19 @@ from market.models import LicenseStatus
 from market.terms import Purpose
 from tests.vectors.generate import seeded
 
-from .conftest import BUYER, DEPLOYER, OPERATORS, OWNER, PRICE, STAKE, STRANGER, Published, encode_sample, register
+from .conftest import (
+    BUYER,
+    DEPLOYER,
+    OPERATORS,
+    OWNER,
+    PRICE,
+    STAKE,
+    STRANGER,
+    Published,
+    encode_sample,
+    make_servable,
+    register,
+)
 from .test_storage_market import FEE, open_deal, proof_for
 
 LAB_SECRET = delivery.new_secret()
@@ -65,6 +77,7 @@ async def _malicious_dataset(chain: Chain) -> tuple[str, int, bytes]:
     await chain.send(token.functions.mint(BUYER.address, 100 * TOKEN), DEPLOYER)
     man, _, key = encode_sample()
     ds = await register(chain, man, payment_token=bad)
+    await make_servable(chain, ds, man.n)
     return bad, ds, key
 
 

@@ -224,10 +224,14 @@ async def test_termination_settlement_and_withdrawal(chain: Chain, published: Pu
         await chain.terminate_deal(STRANGER, deal)
     await chain.terminate_deal(OWNER, deal)
     d = await chain.get_deal(deal)
-    assert d.end_epoch == d.start_epoch + 1
+    assert d.end_epoch == d.start_epoch  # nothing is owed from the epoch of termination on
+    assert not await chain.is_due(deal, 1, d.start_epoch)
     with pytest.raises(errors.DealNotOver):
         await chain.settle_deal(STRANGER, deal)
     await chain.advance_to_epoch(d.end_epoch)
+    with pytest.raises(errors.DealNotOver):  # the last epoch can still be reported
+        await chain.settle_deal(STRANGER, deal)
+    await chain.advance_to_epoch(d.end_epoch + 1)
     owner_before = await chain.balance_of(OWNER.address)
     await chain.settle_deal(STRANGER, deal)
     with pytest.raises(errors.AlreadySettled):
