@@ -108,7 +108,9 @@ def _define(base: type[ContractRevert], *names: str) -> dict[str, type[ContractR
 
 
 REVERTS: dict[str, type[ContractRevert]] = {
-    **_define(AccessDenied, "NotDatasetOwner", "NotDealOwner", "NotKeyReleaser", "NotProvider", "NotBuyer", "NotPendingOwner"),
+    **_define(
+        AccessDenied, "NotDatasetOwner", "NotDealOwner", "NotKeyReleaser", "NotProvider", "NotBuyer", "NotPendingOwner"
+    ),
     **_define(NotFound, "UnknownDataset", "UnknownDeal", "UnknownLicense", "InvalidShare"),
     **_define(ConsentError, "ConsentIsRevoked", "PurposeNotAllowed", "AlreadyRevoked", "DatasetNotServable"),
     **_define(

@@ -4,7 +4,8 @@ It follows ``LicensePurchased`` for the datasets its account owns, and finds eac
 the keystore by the dataset's manifest hash (ids are per chain; the hash is not). For each purchase it
 checks, on-chain and at that moment, that the license is still pending, its delivery deadline is
 at least ``margin`` seconds away, consent is not revoked, the dataset is servable (an active deal
-holds at least k healthy shares), the dataset's terms allow the purchase's purpose, and that the buyer's key is a valid BN254 point; only then does it encrypt
+holds at least k healthy shares), the dataset's terms allow the purchase's purpose, and that the
+buyer's key is a valid BN254 point; only then does it encrypt
 the data key to that point (:mod:`market.delivery`) and call ``deliverKey``. Once a delivery's
 dispute window has closed it claims the payment (``claimPayment``).
 
