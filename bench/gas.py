@@ -2,10 +2,11 @@
 
     python -m bench.gas [--json]
 
-register, purchase, deliverKey, openDeal (n=10), one proveStorage and a batch of 16, for shares of
-2^20 leaves at leaf sizes 256 B, 1 KiB and 4 KiB. The limit each figure is compared with is the
-issue's target (one proof <= 60k gas, <= 30k per proof amortized over 16 at the default leaf size);
-the fixed cost of any transaction (21k) is printed as the floor it includes.
+register, openDeal (n=10), purchase, deliverKey, a dispute of a wrong key, claimPayment, one
+proveStorage and a batch of 16, for shares of 2^20 leaves at leaf sizes 256 B, 1 KiB and 4 KiB.
+The limit each figure is compared with is the issue's target (one proof <= 60k gas, <= 30k per
+proof amortized over 16 at the default leaf size); the fixed cost of any transaction (21k) is
+printed as the floor it includes.
 
 The shares are synthetic but real: every leaf holds the same random bytes, so the 2^20-leaf tree
 is computed level by level without materialising gigabytes, and the proofs verify on-chain exactly
@@ -20,9 +21,8 @@ import hashlib
 import json
 import os
 
-import nacl.public
-
 from erasure import envelope, merkle
+from market import delivery
 from market.chain import TOKEN, Chain, dev_account
 from market.models import StorageProof
 from market.terms import TRAINING_ALLOWED, Purpose
@@ -67,6 +67,7 @@ async def run(as_json: bool) -> dict[str, object]:
                 os.urandom(32),
                 commitment_root,
                 os.urandom(32),
+                os.urandom(32),
                 1 << 30,
                 leaf_size << DEPTH,
                 leaf_size,
@@ -84,17 +85,31 @@ async def run(as_json: bool) -> dict[str, object]:
 
     # licensing, on a 3-of-10 style dataset
     ds, out["gas_register"] = await register(1024, 10, os.urandom(32))
-    lab = nacl.public.PrivateKey.generate()
-    await chain.approve(buyer, chain.deployment.license_manager, 5 * TOKEN)
-    fn = chain.licenses.functions.purchase(ds, int(Purpose.AI_TRAINING), bytes(lab.public_key), 5 * TOKEN)
+    await chain.approve(owner, chain.deployment.storage_market, 10**24)
+    fn = chain.market.functions.openDeal(ds, [p.address for p in PROVIDERS], 10, TOKEN // 100)
+    receipt = await chain.send(fn, owner)
+    out["gas_open_deal_n10"] = int(receipt["gasUsed"])
+    deal = int(chain.tx.event(chain.market, "DealOpened", receipt)["args"]["dealId"])
+    await chain.accept_share(PROVIDERS[0], deal, 0)  # k = 1 healthy share: the dataset can be sold
+    secret = delivery.new_secret()
+    lab = delivery.public_key(secret)
+    await chain.approve(buyer, chain.deployment.license_manager, 10 * TOKEN)
+    fn = chain.licenses.functions.purchase(
+        ds, int(Purpose.AI_TRAINING), delivery.check_point(lab), 5 * TOKEN, 1, chain.deployment.token
+    )
     receipt = await chain.send(fn, buyer)
     out["gas_purchase"] = int(receipt["gasUsed"])
     lic = int(chain.tx.event(chain.licenses, "LicensePurchased", receipt)["args"]["licenseId"])
-    sealed = envelope.seal_key(envelope.new_data_key(), bytes(lab.public_key))
+    sealed = delivery.seal(envelope.new_data_key(), lab, await chain.delivery_context(lic))
     out["gas_deliver_key"] = await gas_of(chain, chain.deliver_key(owner, lic, sealed))
-    await chain.approve(owner, chain.deployment.storage_market, 10**24)
-    fn = chain.market.functions.openDeal(ds, [p.address for p in PROVIDERS], 10, TOKEN // 100)
-    out["gas_open_deal_n10"] = await gas_of(chain, chain.send(fn, owner))
+    # a wrong key disputed (two ecMul + sha256 + refund), on a second license
+    receipt = await chain.send(fn, buyer)
+    bad = int(chain.tx.event(chain.licenses, "LicensePurchased", receipt)["args"]["licenseId"])
+    wrong = delivery.seal(envelope.new_data_key(), lab, await chain.delivery_context(bad))
+    await chain.deliver_key(owner, bad, wrong)
+    out["gas_dispute_upheld"] = await gas_of(chain, chain.dispute(buyer, bad, secret, wrong))
+    await chain.advance_time(chain.deployment.dispute_window + 1)
+    out["gas_claim_payment"] = await gas_of(chain, chain.claim_payment(owner, lic))
 
     # proofs: BATCH deals of 2 shares; PROVIDERS[0] holds share 0 of each
     for leaf_size in LEAF_SIZES:
@@ -137,7 +152,14 @@ def main() -> None:
     args = parser.parse_args()
     out = asyncio.run(run(args.json))
     print(f"gas (embedded EVM, shares of 2^{DEPTH} leaves; every transaction includes the 21,000 base)")
-    for key in ("gas_register", "gas_purchase", "gas_deliver_key", "gas_open_deal_n10"):
+    for key in (
+        "gas_register",
+        "gas_purchase",
+        "gas_deliver_key",
+        "gas_dispute_upheld",
+        "gas_claim_payment",
+        "gas_open_deal_n10",
+    ):
         print(f"  {key[4:]:<22} {out[key]:>9,}")
     for leaf_size in LEAF_SIZES:
         one, per = out[f"gas_prove_{leaf_size}"], out[f"gas_batch{BATCH}_per_proof_{leaf_size}"]

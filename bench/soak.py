@@ -102,6 +102,7 @@ async def soak(work: Path, *, minutes: float, nodes: int, seed: int, honest_epoc
                     ),
                 )
                 path.unlink()
+                await net.prove_all()  # the holders accept their shares: only then can it be sold
                 license_id = await buyer.buy(chain, lab, pub.dataset_id, Purpose.AI_TRAINING)
                 await agent.tick()
                 datasets.append((pub.dataset_id, license_id, hashlib.sha256(data).hexdigest(), size))

@@ -366,6 +366,13 @@ def license() -> None:
     help="ai_training, ai_generative_training, ai_inference or data_mining.",
 )
 @click.option("--max-price", default=None, help="Refuse to pay more than this many tokens (default: the listed price).")
+@click.option(
+    "--terms-version",
+    type=int,
+    default=None,
+    help="The offer version you agreed to (`datasov show`); the purchase reverts if the owner changed it "
+    "(default: the version listed now).",
+)
 @click.option("--wait", type=float, default=60.0, show_default=True, help="Seconds to wait for the key (0: don't).")
 @home_option
 @rpc_option
@@ -376,6 +383,7 @@ async def license_buy(
     dataset_id: int,
     purpose: str,
     max_price: str | None,
+    terms_version: int | None,
     wait: float,
     home: Path,
     rpc: str | None,
@@ -392,7 +400,9 @@ async def license_buy(
     keystore = open_keystore(home, passphrase_file)
     async with open_chain(network) as chain:
         limit = parse_amount(max_price) if max_price is not None else None
-        license_id = await buyer.buy(chain, keystore, dataset_id, Purpose.parse(purpose), max_price=limit)
+        license_id = await buyer.buy(
+            chain, keystore, dataset_id, Purpose.parse(purpose), max_price=limit, terms_version=terms_version
+        )
         delivered = False
         if wait > 0:
             with err_console.status(f"license {license_id}: waiting for the owner's key agent..."):

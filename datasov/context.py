@@ -169,9 +169,17 @@ async def _guard(main: Awaitable[T]) -> T:
     except buyer.KeyMismatch as err:
         fail(
             str(err),
-            hint="the owner delivered a wrong key: refunds are possible only for undelivered keys; keep "
-            "the receipt (datasov audit) as evidence",
+            hint="the owner delivered a wrong key; it was disputed on-chain and refunded"
+            if err.refunded
+            else "the dispute window had closed; keep the receipt (datasov audit) as evidence",
             code=EXIT_INTEGRITY,
+        )
+    except errors.DatasetNotServable as err:
+        fail(
+            f"the contract refused: {err}",
+            hint="no active storage deal holds enough healthy shares of it (just published: its nodes have not "
+            "accepted yet, try again shortly; or its storage ended)",
+            code=EXIT_REFUSED,
         )
     except errors.ContractRevert as err:
         fail(f"the contract refused: {err}", code=EXIT_REFUSED)

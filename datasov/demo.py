@@ -133,10 +133,18 @@ async def run_demo(workdir: Path, say: Callable[[str], None], *, nodes: int = 12
     async def buy() -> str:
         assert net is not None
         lab: Keystore = state["lab"]
-        license_id = await buyer.buy(net.chain, lab, state["pub"].dataset_id, Purpose.AI_TRAINING)
+        dataset_id = state["pub"].dataset_id
+        for _ in range(300):  # the nodes' provers accept their shares on-chain within a few polls
+            if await net.chain.is_servable(dataset_id):
+                break
+            await asyncio.sleep(0.1)
+        license_id = await buyer.buy(net.chain, lab, dataset_id, Purpose.AI_TRAINING)
         await buyer.wait_for_key(net.chain, lab, license_id, within=30)
         state["license"] = license_id
-        return f"license {license_id} for ai_training; key sealed to the lab and delivered by the owner's agent"
+        return (
+            f"license {license_id} for ai_training; key encrypted to the lab's per-license key by the owner's "
+            "agent, checked against the on-chain commitment"
+        )
 
     async def fetch(out: Path) -> buyer.FetchReport:
         assert net is not None

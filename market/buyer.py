@@ -1,9 +1,10 @@
 """Buy a license, receive the key, fetch + verify + decode + decrypt the dataset.
 
-    buy:   X25519 key pair saved in the keystore -> purchase(dataset, purpose, public key) on-chain
-    key:   wait for KeyDelivered -> open the sealed key with the saved private key
-    fetch: manifest from any holder, checked against the on-chain manifest hash
-           -> data key checked against the on-chain key commitment
+    buy:   per-license BN254 key pair saved in the keystore -> purchase(dataset, purpose, public key,
+           the offer seen: terms version, payment token, price limit) on-chain
+    key:   wait for KeyDelivered -> open it with the saved secret -> check it against the on-chain
+           key commitment; a wrong key is disputed on-chain at once (refund) and raises KeyMismatch
+    fetch: manifest from any holder, checked against the on-chain manifest hash and key commitment
            -> block roots of each share checked against the committed share roots
            -> any k verified blocks per segment, fastest nodes first -> decode -> decrypt -> write
 
@@ -28,10 +29,10 @@ from erasure.pipeline import Decoder
 from storage_node.client import NodeClient
 from storage_node.errors import NodeError
 
-from . import errors
+from . import delivery, errors
 from .chain import Chain
 from .directory import Directory, DirectoryError
-from .keystore import Keystore
+from .keystore import Keystore, KeystoreError
 from .models import License, LicenseStatus
 from .terms import Purpose
 
@@ -49,7 +50,12 @@ class KeyNotDelivered(BuyError):
 
 
 class KeyMismatch(BuyError):
-    """The delivered key does not match the dataset's on-chain key commitment."""
+    """The delivered key does not match the dataset's on-chain key commitment. ``refunded`` says
+    whether the dispute went through (else the dispute window had closed)."""
+
+    def __init__(self, message: str, *, refunded: bool) -> None:
+        super().__init__(message)
+        self.refunded = refunded
 
 
 class LicenseNotUsable(BuyError):
@@ -61,30 +67,82 @@ class ManifestUnavailable(BuyError):
 
 
 async def buy(
-    chain: Chain, keystore: Keystore, dataset_id: int, purpose: Purpose, *, max_price: int | None = None
+    chain: Chain,
+    keystore: Keystore,
+    dataset_id: int,
+    purpose: Purpose,
+    *,
+    max_price: int | None = None,
+    terms_version: int | None = None,
+    payment_token: str | None = None,
 ) -> int:
-    """Purchase a license for ``purpose``; returns the license id (the key comes later)."""
+    """Purchase a license for ``purpose``; returns the license id (the key comes later).
+
+    The purchase names the offer agreed to: ``terms_version`` and ``payment_token`` (by default
+    the offer as read now, i.e. as shown to the user) and ``max_price``; an offer changed before
+    the purchase is mined makes it revert (``TermsVersionMismatch``, ``PaymentTokenMismatch``)."""
     buyer_key = keystore.new_buyer_key(dataset_id)
-    license_id = await chain.purchase(keystore.account, dataset_id, purpose, buyer_key, max_price=max_price)
+    license_id = await chain.purchase(
+        keystore.account,
+        dataset_id,
+        purpose,
+        buyer_key,
+        max_price=max_price,
+        terms_version=terms_version,
+        payment_token=payment_token,
+    )
     keystore.note_license(license_id, buyer_key)
     return license_id
+
+
+async def receive_key(chain: Chain, keystore: Keystore, lic: License) -> bytes:
+    """The data key delivered for a license, checked against the dataset's on-chain key
+    commitment. A wrong key (or garbage) is disputed on-chain at once, which refunds the buyer,
+    and raises :class:`KeyMismatch`."""
+    sealed = await chain.delivery(lic.license_id)
+    if sealed is None:
+        raise BuyError(f"license {lic.license_id} is delivered but no KeyDelivered event was found")
+    try:
+        public = keystore.license_key(lic.license_id)
+    except KeystoreError:
+        public = await chain.buyer_key(lic.license_id)
+    secret = keystore.buyer_secret(public)
+    dataset = await chain.get_dataset(lic.dataset_id)
+    try:
+        key = delivery.open_sealed(sealed, secret, await chain.delivery_context(lic.license_id))
+        good = envelope.check_key_commitment(key, dataset.key_salt, dataset.key_commitment)
+    except (delivery.DeliveryError, ErasureError):
+        good = False
+    if good:
+        return key
+    if lic.paid or await chain.timestamp() > lic.delivered_at + chain.deployment.dispute_window:
+        raise KeyMismatch(
+            f"the key delivered for license {lic.license_id} does not match the dataset's commitment, "
+            "and its dispute window has closed",
+            refunded=False,
+        )
+    await chain.dispute(keystore.account, lic.license_id, secret, sealed)
+    raise KeyMismatch(
+        f"the key delivered for license {lic.license_id} does not match the dataset's commitment: "
+        f"disputed on-chain, the payment was refunded ({lic.price} to {lic.buyer})",
+        refunded=True,
+    )
 
 
 async def wait_for_key(
     chain: Chain, keystore: Keystore, license_id: int, *, within: float = 60.0, poll: float = 0.25
 ) -> bytes:
-    """The data key of a license, once the owner's agent delivered it (opened, not yet checked
-    against the commitment: :func:`fetch` does that with the manifest's salt)."""
+    """The data key of a license once the owner's agent delivered it, checked against the
+    on-chain commitment (see :func:`receive_key`: a wrong key is disputed and refunded)."""
     deadline = time.monotonic() + within
     while True:
         lic = await chain.get_license(license_id)
         if lic.status == LicenseStatus.DELIVERED:
-            sealed = await chain.sealed_key(license_id)
-            if sealed is None:
-                raise BuyError(f"license {license_id} is delivered but no KeyDelivered event was found")
-            return envelope.open_sealed_key(sealed, keystore.buyer_secret(lic.buyer_key))
+            return await receive_key(chain, keystore, lic)
         if lic.status == LicenseStatus.REFUNDED:
             raise LicenseNotUsable(f"license {license_id} was refunded")
+        if lic.status == LicenseStatus.REJECTED:
+            raise LicenseNotUsable(f"license {license_id} was refunded after a disputed (wrong) key delivery")
         now = await chain.timestamp()
         if now > lic.delivery_deadline:
             raise KeyNotDelivered(
@@ -285,16 +343,11 @@ async def fetch(
     start = time.perf_counter()
     lic = await usable_license(chain, license_id)
     dataset = await chain.get_dataset(lic.dataset_id)
-    sealed = await chain.sealed_key(license_id)
-    if sealed is None:
-        raise BuyError(f"no KeyDelivered event for license {license_id}")
-    data_key = envelope.open_sealed_key(sealed, keystore.buyer_secret(lic.buyer_key))
+    data_key = await receive_key(chain, keystore, lic)
     urls = await holders(chain, directory, lic.dataset_id)
     man = await fetch_manifest(client, urls, dataset.manifest_hash)
-    if man.key_commitment != dataset.key_commitment or not envelope.check_key_commitment(
-        data_key, man.salt, dataset.key_commitment
-    ):
-        raise KeyMismatch(f"the key delivered for license {license_id} does not match the dataset's commitment")
+    if (man.key_commitment, man.salt) != (dataset.key_commitment, dataset.key_salt):
+        raise BuyError(f"dataset {lic.dataset_id}: its manifest and its registration commit to different keys")
 
     async def rtt(index: int, url: str) -> tuple[float, int, str] | tuple[None, int, str]:
         t = time.perf_counter()

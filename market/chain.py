@@ -29,7 +29,7 @@ from web3.types import TxReceipt
 
 import contracts
 
-from . import errors
+from . import delivery, errors
 from .logindex import LogIndex, LogIndexMiddleware
 from .models import Dataset, Deal, Deployment, License, LicenseStatus, Operator, Share, StorageProof
 from .terms import LicenseTerms, Purpose
@@ -41,6 +41,7 @@ ETHER = 10**18
 TOKEN = 10**18
 DEFAULT_EPOCH_BLOCKS = 20
 DEFAULT_DELIVERY_WINDOW = 3600
+DEFAULT_DISPUTE_WINDOW = 3600
 DEFAULT_MIN_STAKE = 100 * TOKEN
 DEFAULT_SLASH = 10 * TOKEN
 DEV_FUNDS_ETH = 1000 * ETHER
@@ -58,6 +59,7 @@ def dev_account(i: int) -> LocalAccount:
 class ChainConfig:
     epoch_blocks: int = DEFAULT_EPOCH_BLOCKS
     delivery_window: int = DEFAULT_DELIVERY_WINDOW
+    dispute_window: int = DEFAULT_DISPUTE_WINDOW
     min_stake: int = DEFAULT_MIN_STAKE
     slash_amount: int = DEFAULT_SLASH
 
@@ -159,9 +161,12 @@ class Chain:
         start = await w3.eth.block_number
         token = await tx.create("TestToken", deployer)
         registry = await tx.create("DatasetRegistry", deployer)
-        licenses = await tx.create("LicenseManager", deployer, registry, config.delivery_window)
+        # the market first: licensing asks it whether a dataset is servable
         market = await tx.create(
             "StorageMarket", deployer, registry, token, config.min_stake, config.slash_amount, config.epoch_blocks
+        )
+        licenses = await tx.create(
+            "LicenseManager", deployer, registry, market, config.delivery_window, config.dispute_window
         )
         deployment = Deployment(
             chain_id=await w3.eth.chain_id,
@@ -172,6 +177,7 @@ class Chain:
             deployed_block=start,
             epoch_blocks=config.epoch_blocks,
             delivery_window=config.delivery_window,
+            dispute_window=config.dispute_window,
         )
         return cls(w3, deployment, kind=kind)
 
@@ -257,6 +263,7 @@ class Chain:
         manifest_hash: bytes,
         commitment_root: bytes,
         key_commitment: bytes,
+        key_salt: bytes,
         plaintext_size: int,
         share_size: int,
         leaf_size: int,
@@ -272,6 +279,7 @@ class Chain:
             manifest_hash,
             commitment_root,
             key_commitment,
+            key_salt,
             plaintext_size,
             share_size,
             leaf_size,
@@ -296,6 +304,21 @@ class Chain:
     async def set_key_agent(self, owner: LocalAccount, dataset_id: int, agent: str) -> None:
         await self.send(self.registry.functions.setKeyAgent(dataset_id, agent), owner)
 
+    async def transfer_dataset_ownership(self, owner: LocalAccount, dataset_id: int, new_owner: str) -> None:
+        """Offer the dataset to ``new_owner`` (it takes effect when that account accepts)."""
+        await self.send(self.registry.functions.transferDatasetOwnership(dataset_id, new_owner), owner)
+
+    async def accept_dataset_ownership(self, new_owner: LocalAccount, dataset_id: int) -> None:
+        """Take over a dataset offered to this account; the old key agent is dropped."""
+        await self.send(self.registry.functions.acceptDatasetOwnership(dataset_id), new_owner)
+
+    async def pending_dataset_owner(self, dataset_id: int) -> str:
+        return str(await self.call(self.registry.functions.pendingOwnerOf(dataset_id)))
+
+    async def dataset_by_manifest(self, registrant: str, manifest_hash: bytes) -> int:
+        """The dataset ``registrant`` registered with this manifest hash (0 if none)."""
+        return int(await self.call(self.registry.functions.datasetByManifest(registrant, manifest_hash)))
+
     async def get_dataset(self, dataset_id: int) -> Dataset:
         return Dataset.from_abi(dataset_id, await self.call(self.registry.functions.getDataset(dataset_id)))
 
@@ -308,21 +331,50 @@ class Chain:
     # ---------------------------------------------------------------------- licenses ----
 
     async def purchase(
-        self, buyer: LocalAccount, dataset_id: int, purpose: Purpose, buyer_key: bytes, *, max_price: int | None = None
+        self,
+        buyer: LocalAccount,
+        dataset_id: int,
+        purpose: Purpose,
+        buyer_key: bytes,
+        *,
+        max_price: int | None = None,
+        terms_version: int | None = None,
+        payment_token: str | None = None,
     ) -> int:
-        """Approve the price and buy a license; returns the license id."""
+        """Approve the price and buy a license under the offer the buyer saw (``terms_version``,
+        ``payment_token``, at most ``max_price``; each defaults to the offer as read now).
+        ``buyer_key`` is the buyer's 64-byte BN254 point (:mod:`market.delivery`). Returns the id."""
         dataset = await self.get_dataset(dataset_id)
         limit = dataset.price if max_price is None else max_price
+        version = dataset.terms_version if terms_version is None else terms_version
+        token_address = dataset.payment_token if payment_token is None else payment_token
         if dataset.price:
-            token = self._bind("TestToken", dataset.payment_token)
+            token = self._bind("TestToken", token_address)
             await self.send(token.functions.approve(self.deployment.license_manager, dataset.price), buyer)
-        fn = self.licenses.functions.purchase(dataset_id, int(purpose), buyer_key, limit)
+        key = delivery.check_point(buyer_key)
+        fn = self.licenses.functions.purchase(dataset_id, int(purpose), key, limit, version, token_address)
         receipt = await self.send(fn, buyer)
         event = self.tx.event(self.licenses, "LicensePurchased", receipt)
         return int(event["args"]["licenseId"])
 
-    async def deliver_key(self, releaser: LocalAccount, license_id: int, sealed_key: bytes) -> TxReceipt:
-        return await self.send(self.licenses.functions.deliverKey(license_id, sealed_key), releaser)
+    async def deliver_key(self, releaser: LocalAccount, license_id: int, sealed: delivery.Sealed) -> TxReceipt:
+        return await self.send(self.licenses.functions.deliverKey(license_id, *sealed.to_abi()), releaser)
+
+    async def dispute(self, buyer: LocalAccount, license_id: int, secret: int, sealed: delivery.Sealed) -> TxReceipt:
+        """Reveal the license's secret to prove the delivered key wrong; refunds the buyer, or
+        raises ``DeliveryIsValid`` if the key was right."""
+        return await self.send(self.licenses.functions.dispute(license_id, secret, *sealed.to_abi()), buyer)
+
+    async def claim_payment(self, caller: LocalAccount, license_id: int) -> TxReceipt:
+        """Pay a delivered license's escrow to the dataset owner (after the dispute window)."""
+        return await self.send(self.licenses.functions.claimPayment(license_id), caller)
+
+    async def rejected_deliveries(self, owner: str) -> int:
+        return int(await self.call(self.licenses.functions.rejectedDeliveries(owner)))
+
+    async def delivery_context(self, license_id: int) -> delivery.Context:
+        """What a delivery for ``license_id`` is bound to on this deployment."""
+        return delivery.Context(self.deployment.chain_id, self.deployment.license_manager, license_id)
 
     async def refund(self, caller: LocalAccount, license_id: int) -> None:
         await self.send(self.licenses.functions.refund(license_id), caller)
@@ -363,16 +415,35 @@ class Chain:
         )
         return logs
 
-    async def sealed_key(self, license_id: int) -> bytes | None:
-        """The sealed key delivered for a license (from the KeyDelivered event), if any."""
+    async def delivery(self, license_id: int) -> delivery.Sealed | None:
+        """What was delivered for a license (from the KeyDelivered event), if anything."""
         lic = await self.get_license(license_id)
+        if not lic.delivered_at:
+            return None
         logs = await self._license_logs("KeyDelivered", license_id, lic.delivered_at)
-        return bytes(logs[-1]["args"]["sealedKey"]) if logs else None
+        if not logs:
+            return None
+        args = logs[-1]["args"]
+        return delivery.Sealed(delivery.encode_point(int(args["rX"]), int(args["rY"])), bytes(args["sealedKey"]))
+
+    async def buyer_key(self, license_id: int) -> bytes:
+        """The buyer's BN254 key of a license (from the LicensePurchased event)."""
+        lic = await self.get_license(license_id)
+        for log in reversed(await self._license_logs("LicensePurchased", license_id, lic.purchased_at)):
+            key = delivery.encode_point(int(log["args"]["buyerKeyX"]), int(log["args"]["buyerKeyY"]))
+            if delivery.key_hash(key) == lic.buyer_key_hash:
+                return key
+        raise errors.ChainError(f"no LicensePurchased event with the buyer key of license {license_id}")
 
     async def purchases(self, from_block: int, to_block: int) -> list[dict[str, Any]]:
-        """``LicensePurchased`` events in ``[from_block, to_block]`` (decoded args + block number)."""
+        """``LicensePurchased`` events in ``[from_block, to_block]`` (decoded args, block number and
+        log index), in chain order."""
         logs = await self.licenses.events.LicensePurchased().get_logs(from_block=from_block, to_block=to_block)
-        return [{**dict(log["args"]), "blockNumber": int(log["blockNumber"])} for log in logs]
+        out = [
+            {**dict(log["args"]), "blockNumber": int(log["blockNumber"]), "logIndex": int(log["logIndex"])}
+            for log in logs
+        ]
+        return sorted(out, key=lambda e: (e["blockNumber"], e["logIndex"]))
 
     async def license_events(self, license_id: int) -> dict[str, dict[str, Any]]:
         """The purchase and key-delivery events of a license: tx hash, block, block time."""

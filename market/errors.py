@@ -11,10 +11,11 @@
         └── ContractRevert         a contract refused; ``.error_name`` and ``.values`` decoded
             ├── AccessDenied       caller is not the owner / agent / provider
             ├── NotFound           unknown dataset, deal, license or share
-            ├── ConsentError       consent revoked, purpose not allowed
-            ├── PaymentError       price, token, stake and balance problems
+            ├── ConsentError       consent revoked, purpose not allowed, dataset not servable
+            ├── PaymentError       price, token, offer changed, stake and balance problems
             ├── ProofRejected      a storage proof that does not verify or is not due
             ├── StateError         right call, wrong moment (deadlines, already done...)
+            ├── DeliveryRejected   a key-delivery dispute or claim refused (window, forged reveal, key valid)
             ├── InvalidInput       malformed arguments
             └── UnknownRevert      a revert with no custom error we know (panic, bare revert)
 
@@ -85,6 +86,11 @@ class ProofRejected(ContractRevert): ...
 class StateError(ContractRevert): ...
 
 
+class DeliveryRejected(ContractRevert):
+    """A key-delivery dispute or payment claim that cannot go through (or a dispute showing the
+    delivered key was right)."""
+
+
 class InvalidInput(ContractRevert): ...
 
 
@@ -102,12 +108,25 @@ def _define(base: type[ContractRevert], *names: str) -> dict[str, type[ContractR
 
 
 REVERTS: dict[str, type[ContractRevert]] = {
-    **_define(AccessDenied, "NotDatasetOwner", "NotDealOwner", "NotKeyReleaser", "NotProvider"),
+    **_define(
+        AccessDenied, "NotDatasetOwner", "NotDealOwner", "NotKeyReleaser", "NotProvider", "NotBuyer", "NotPendingOwner"
+    ),
     **_define(NotFound, "UnknownDataset", "UnknownDeal", "UnknownLicense", "InvalidShare"),
-    **_define(ConsentError, "ConsentIsRevoked", "PurposeNotAllowed", "AlreadyRevoked"),
+    **_define(ConsentError, "ConsentIsRevoked", "PurposeNotAllowed", "AlreadyRevoked", "DatasetNotServable"),
+    **_define(
+        DeliveryRejected,
+        "DeliveryMismatch",
+        "InvalidReveal",
+        "DeliveryIsValid",
+        "NotDisputable",
+        "DisputeWindowClosed",
+        "DisputeWindowOpen",
+    ),
     **_define(
         PaymentError,
         "PriceAboveLimit",
+        "TermsVersionMismatch",
+        "PaymentTokenMismatch",
         "UnsupportedToken",
         "SafeERC20FailedOperation",
         "NothingToWithdraw",
@@ -143,8 +162,9 @@ REVERTS: dict[str, type[ContractRevert]] = {
     **_define(
         InvalidInput,
         "InvalidBuyerKey",
-        "InvalidSealedKey",
+        "InvalidDeliveryPoint",
         "InvalidRegistration",
+        "LicenseDurationTooLong",
         "InvalidParameters",
         "ZeroAddress",
         "DuplicateProvider",

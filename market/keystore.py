@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import nacl.exceptions
-import nacl.public
 import nacl.pwhash
 import nacl.secret
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from . import delivery
 from .errors import MarketError
 
 FORMAT = "datasov-keystore"
@@ -194,24 +194,31 @@ class Keystore:
         return sorted(int(e["id"]) for e in self._load()["datasets"].values() if e["id"] is not None)
 
     def new_buyer_key(self, dataset_id: int) -> bytes:
-        """A fresh X25519 key pair for one purchase, saved *before* the purchase is sent (a crash
-        in between cannot lose it); returns the public key to put on-chain."""
-        private = nacl.public.PrivateKey.generate()
-        public = bytes(private.public_key)
+        """A fresh per-license BN254 key pair (:mod:`market.delivery`), saved *before* the purchase
+        is sent (a crash in between cannot lose it); returns the 64-byte public point to put on-chain."""
+        secret = delivery.new_secret()
+        public = delivery.public_key(secret)
         with self._update() as entries:
-            entries["buyer_keys"][public.hex()] = {"secret": bytes(private).hex(), "dataset": dataset_id}
+            entries["buyer_keys"][public.hex()] = {"scheme": "bn254", "secret": hex(secret), "dataset": dataset_id}
         return public
 
     def note_license(self, license_id: int, buyer_key: bytes) -> None:
         with self._update() as entries:
             entries["licenses"][str(license_id)] = buyer_key.hex()
 
-    def buyer_secret(self, buyer_key: bytes) -> bytes:
-        """The X25519 private key for a public key this keystore made (see :meth:`new_buyer_key`)."""
-        entry = self._load()["buyer_keys"].get(buyer_key.hex())
+    def license_key(self, license_id: int) -> bytes:
+        """The public key this keystore bought ``license_id`` with (see :meth:`note_license`)."""
+        entry = self._load()["licenses"].get(str(license_id))
         if entry is None:
+            raise KeystoreError(f"license {license_id} was not bought from this keystore ({self.path})")
+        return bytes.fromhex(entry)
+
+    def buyer_secret(self, buyer_key: bytes) -> int:
+        """The secret scalar of a public key this keystore made (see :meth:`new_buyer_key`)."""
+        entry = self._load()["buyer_keys"].get(buyer_key.hex())
+        if entry is None or entry.get("scheme") != "bn254":
             raise KeystoreError(f"this license's key was not made by this keystore ({self.path})")
-        return bytes.fromhex(entry["secret"])
+        return int(entry["secret"], 16)
 
     def licenses(self) -> list[int]:
         return sorted(int(k) for k in self._load()["licenses"])

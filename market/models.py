@@ -24,6 +24,7 @@ class Deployment:
     deployed_block: int
     epoch_blocks: int
     delivery_window: int
+    dispute_window: int = 0  # 0 in deployment files older than verifiable delivery
 
     def to_json(self) -> dict[str, Any]:
         return {"version": 1, **asdict(self)}
@@ -65,6 +66,7 @@ class Dataset:
     manifest_hash: bytes
     commitment_root: bytes
     key_commitment: bytes
+    key_salt: bytes
 
     @classmethod
     def from_abi(cls, dataset_id: int, t: Any) -> Dataset:
@@ -84,14 +86,16 @@ class Dataset:
             bytes(t[11]),
             bytes(t[12]),
             bytes(t[13]),
+            bytes(t[14]),
         )
 
 
 class LicenseStatus(IntEnum):
     NONE = 0
     PENDING = 1
-    DELIVERED = 2
-    REFUNDED = 3
+    DELIVERED = 2  # key delivered; ``License.paid`` once the owner claimed the escrow
+    REFUNDED = 3  # no key in time, or consent revoked before delivery
+    REJECTED = 4  # the buyer proved the delivered key wrong on-chain: refunded
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +106,7 @@ class License:
     purpose: Purpose
     status: LicenseStatus
     revocable: bool
+    paid: bool
     terms_version: int
     purchased_at: int
     delivery_deadline: int
@@ -110,8 +115,9 @@ class License:
     expires_at: int
     payment_token: str
     price: int
-    buyer_key: bytes
+    buyer_key_hash: bytes  # keccak256 of the buyer's BN254 key (the key is in LicensePurchased)
     terms_hash: bytes
+    delivery_hash: bytes  # keccak256 of what was delivered (it is in KeyDelivered); zero before
 
     @classmethod
     def from_abi(cls, license_id: int, t: Any) -> License:
@@ -122,7 +128,7 @@ class License:
             Purpose(t[2]),
             LicenseStatus(t[3]),
             bool(t[4]),
-            t[5],
+            bool(t[5]),
             t[6],
             t[7],
             t[8],
@@ -130,8 +136,10 @@ class License:
             t[10],
             t[11],
             t[12],
-            bytes(t[13]),
+            t[13],
             bytes(t[14]),
+            bytes(t[15]),
+            bytes(t[16]),
         )
 
 

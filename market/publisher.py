@@ -174,6 +174,7 @@ async def publish(
         manifest_hash=man.hash(),
         commitment_root=man.commitment_root,
         key_commitment=man.key_commitment,
+        key_salt=man.salt,
         plaintext_size=man.plaintext_size,
         share_size=man.share_size,
         leaf_size=man.leaf_size,

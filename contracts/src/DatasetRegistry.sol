@@ -5,7 +5,7 @@ import {LicenseTerms} from "./Types.sol";
 
 /// @title DatasetRegistry
 /// @notice Data owners register datasets: what was committed (manifest hash, Merkle commitment
-/// root, sizes, a commitment to the data key) and the offer (price, payment token, typed license
+/// root, sizes, a commitment to the data key and its salt) and the offer (price, payment token, typed license
 /// terms). Owners may change the offer for future licenses and delegate key release to an agent.
 contract DatasetRegistry {
     struct Dataset {
@@ -22,13 +22,15 @@ contract DatasetRegistry {
         uint256 price;
         bytes32 manifestHash;
         bytes32 commitmentRoot;
-        bytes32 keyCommitment;
+        bytes32 keyCommitment; // SHA256(KEY_COMMITMENT_TAG || keySalt || data key)
+        bytes32 keySalt; // public: lets LicenseManager check a disputed key against keyCommitment
     }
 
     struct Registration {
         bytes32 manifestHash;
         bytes32 commitmentRoot;
         bytes32 keyCommitment;
+        bytes32 keySalt;
         uint64 plaintextSize;
         uint64 shareSize;
         uint32 leafSize;
@@ -39,10 +41,18 @@ contract DatasetRegistry {
         address keyAgent;
     }
 
+    /// @notice The longest license an offer may grant (100 years): delivery adds it to a uint64 time.
+    uint64 public constant MAX_LICENSE_DURATION = 100 * 365 days;
+
     uint256 public datasetCount;
     mapping(uint256 datasetId => Dataset) private _datasets;
     mapping(uint256 datasetId => LicenseTerms) private _terms;
-    mapping(bytes32 manifestHash => uint256 datasetId) public datasetByManifest;
+    /// @notice A dataset by who registered it and its manifest hash. Keyed by the registrant, so
+    /// a copy of someone's pending registration (front-running) squats nothing: it only lists a
+    /// dataset under the copier's name, whose key it does not have.
+    mapping(address registrant => mapping(bytes32 manifestHash => uint256 datasetId)) public datasetByManifest;
+    /// @notice The address a transfer was offered to, until it accepts (Ownable2Step pattern).
+    mapping(uint256 datasetId => address) public pendingOwnerOf;
 
     event DatasetRegistered(
         uint256 indexed datasetId,
@@ -57,12 +67,15 @@ contract DatasetRegistry {
         uint256 indexed datasetId, uint256 price, address paymentToken, uint32 termsVersion, bytes32 termsHash
     );
     event KeyAgentSet(uint256 indexed datasetId, address agent);
+    event DatasetOwnershipTransferStarted(uint256 indexed datasetId, address indexed owner, address indexed pendingOwner);
     event DatasetOwnerChanged(uint256 indexed datasetId, address indexed previousOwner, address indexed newOwner);
 
     error UnknownDataset(uint256 datasetId);
     error NotDatasetOwner(uint256 datasetId, address caller);
     error ManifestAlreadyRegistered(bytes32 manifestHash, uint256 datasetId);
     error InvalidRegistration(string reason);
+    error LicenseDurationTooLong(uint64 duration, uint64 maxDuration);
+    error NotPendingOwner(uint256 datasetId, address caller);
     error ZeroAddress();
 
     modifier onlyDatasetOwner(uint256 datasetId) {
@@ -80,11 +93,12 @@ contract DatasetRegistry {
         if (r.k == 0 || r.k >= r.n || r.n > 256) revert InvalidRegistration("need 1 <= k < n <= 256");
         if (r.leafSize == 0 || r.shareSize == 0) revert InvalidRegistration("zero size");
         if (r.paymentToken == address(0)) revert ZeroAddress();
-        uint256 existing = datasetByManifest[r.manifestHash];
+        _checkTerms(terms);
+        uint256 existing = datasetByManifest[msg.sender][r.manifestHash];
         if (existing != 0) revert ManifestAlreadyRegistered(r.manifestHash, existing);
 
         datasetId = ++datasetCount;
-        datasetByManifest[r.manifestHash] = datasetId;
+        datasetByManifest[msg.sender][r.manifestHash] = datasetId;
         _datasets[datasetId] = Dataset({
             owner: msg.sender,
             keyAgent: r.keyAgent,
@@ -99,7 +113,8 @@ contract DatasetRegistry {
             price: r.price,
             manifestHash: r.manifestHash,
             commitmentRoot: r.commitmentRoot,
-            keyCommitment: r.keyCommitment
+            keyCommitment: r.keyCommitment,
+            keySalt: r.keySalt
         });
         _terms[datasetId] = terms;
         emit DatasetRegistered(
@@ -115,6 +130,7 @@ contract DatasetRegistry {
         onlyDatasetOwner(datasetId)
     {
         if (paymentToken == address(0)) revert ZeroAddress();
+        _checkTerms(terms);
         Dataset storage d = _datasets[datasetId];
         d.price = price;
         d.paymentToken = paymentToken;
@@ -129,10 +145,35 @@ contract DatasetRegistry {
         emit KeyAgentSet(datasetId, agent);
     }
 
+    /// @notice Offer the dataset to `newOwner`; nothing changes until it calls
+    /// `acceptDatasetOwnership` (a mistyped address cannot take it). A new offer replaces the last.
     function transferDatasetOwnership(uint256 datasetId, address newOwner) external onlyDatasetOwner(datasetId) {
         if (newOwner == address(0)) revert ZeroAddress();
-        _datasets[datasetId].owner = newOwner;
-        emit DatasetOwnerChanged(datasetId, msg.sender, newOwner);
+        pendingOwnerOf[datasetId] = newOwner;
+        emit DatasetOwnershipTransferStarted(datasetId, msg.sender, newOwner);
+    }
+
+    /// @notice Take over a dataset offered to the caller. The old owner's key agent is dropped:
+    /// the new owner appoints its own.
+    function acceptDatasetOwnership(uint256 datasetId) external {
+        if (pendingOwnerOf[datasetId] != msg.sender || msg.sender == address(0)) {
+            revert NotPendingOwner(datasetId, msg.sender);
+        }
+        Dataset storage d = _datasets[datasetId];
+        address previous = d.owner;
+        delete pendingOwnerOf[datasetId];
+        d.owner = msg.sender;
+        if (d.keyAgent != address(0)) {
+            d.keyAgent = address(0);
+            emit KeyAgentSet(datasetId, address(0));
+        }
+        emit DatasetOwnerChanged(datasetId, previous, msg.sender);
+    }
+
+    function _checkTerms(LicenseTerms calldata terms) private pure {
+        if (terms.licenseDuration > MAX_LICENSE_DURATION) {
+            revert LicenseDurationTooLong(terms.licenseDuration, MAX_LICENSE_DURATION);
+        }
     }
 
     function getDataset(uint256 datasetId) external view returns (Dataset memory d) {
@@ -143,6 +184,13 @@ contract DatasetRegistry {
     function getTerms(uint256 datasetId) external view returns (LicenseTerms memory) {
         if (_datasets[datasetId].owner == address(0)) revert UnknownDataset(datasetId);
         return _terms[datasetId];
+    }
+
+    /// @notice The data key commitment and the salt it was made with (what a key is checked against).
+    function keyCommitmentOf(uint256 datasetId) external view returns (bytes32 commitment, bytes32 salt) {
+        Dataset storage d = _datasets[datasetId];
+        if (d.owner == address(0)) revert UnknownDataset(datasetId);
+        return (d.keyCommitment, d.keySalt);
     }
 
     function ownerOf(uint256 datasetId) external view returns (address owner) {

@@ -71,6 +71,12 @@ class Offer:
 Publish = Callable[..., Awaitable[Offer]]
 
 
+async def accept_placements(net: LocalNetwork, pub: publisher.Published) -> None:
+    """Each holder accepts its share on-chain (a prover's first step): the dataset becomes servable."""
+    for index, info in pub.placements.items():
+        await net.chain.accept_share(net.node_of(info.address).node.operator, pub.deal_id, index)
+
+
 @pytest.fixture
 def publish(net: LocalNetwork, owner: Keystore, client: NodeClient, tmp_path: Path) -> Publish:
     """Publish ``path`` (the sample by default) as the owner; returns it with the owner's key agent."""
@@ -85,6 +91,7 @@ def publish(net: LocalNetwork, owner: Keystore, client: NodeClient, tmp_path: Pa
             staging=tmp_path / "staging",
             options=publisher.PublishOptions(layout=layout, price=PRICE, terms=terms, epochs=40),
         )
+        await accept_placements(net, pub)  # no provers run here: accept as they would, so it can be sold
         return Offer(pub, keys.KeyAgent(net.chain, owner, home=owner.path.parent))
 
     return go

@@ -12,14 +12,14 @@ from datasov.demo import _same_tree
 from datasov.devnet import LocalNetwork
 from erasure import envelope
 from erasure.pipeline import Layout
-from market import audit, buyer, errors, keys
+from market import audit, buyer, delivery, errors, keys
 from market.chain import ChainConfig, dev_account
 from market.keystore import Keystore
 from market.models import LicenseStatus
 from market.terms import LicenseTerms, Permission, Purpose
 from storage_node.client import NodeClient, NodeUnavailable
 
-from .conftest import PRICE, SAMPLE, Publish
+from .conftest import PRICE, SAMPLE, Publish, accept_placements
 
 pytestmark = pytest.mark.asyncio
 
@@ -169,11 +169,15 @@ async def test_key_not_matching_the_commitment_is_rejected(
 ) -> None:
     offer = await publish()
     license_id = await buyer.buy(net.chain, lab, offer.dataset_id, Purpose.AI_TRAINING)
-    lic = await net.chain.get_license(license_id)
-    wrong = envelope.seal_key(envelope.new_data_key(), lic.buyer_key)  # a dishonest owner
+    context = await net.chain.delivery_context(license_id)
+    wrong = delivery.seal(envelope.new_data_key(), await net.chain.buyer_key(license_id), context)  # a dishonest owner
     await net.chain.deliver_key(owner.account, license_id, wrong)
-    with pytest.raises(buyer.KeyMismatch):
+    before = await net.chain.balance_of(lab.account.address)
+    with pytest.raises(buyer.KeyMismatch) as mismatch:
         await buyer.fetch(net.chain, lab, net.directory, client, license_id, tmp_path / "out")
+    assert mismatch.value.refunded  # the lab disputed on-chain and took its payment back
+    assert await net.chain.balance_of(lab.account.address) == before + PRICE
+    assert (await net.chain.get_license(license_id)).status == LicenseStatus.REJECTED
     assert not (tmp_path / "out").exists()
     receipt = await audit.build_receipt(net.chain, license_id, lab.account)  # the lab's evidence
     assert receipt["transactions"]["key_delivery"]["tx"].startswith("0x")
@@ -291,6 +295,7 @@ async def test_publish_moves_a_failed_share_to_a_spare_node(owner: Keystore, lab
                     staging=tmp_path / "staging",
                     options=publisher.PublishOptions(layout=Layout(k=2, n=7)),
                 )
+            await accept_placements(net, pub)
             license_id = await buyer.buy(net.chain, lab, pub.dataset_id, Purpose.AI_TRAINING)
             await keys.KeyAgent(net.chain, owner, home=owner.path.parent).tick()
             await buyer.fetch(net.chain, lab, net.directory, client, license_id, tmp_path / "out")

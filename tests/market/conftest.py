@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ from web3 import AsyncWeb3
 
 from erasure import envelope, merkle, pipeline
 from erasure.manifest import Manifest
+from market import errors
 from market.chain import ETHER, TOKEN, Chain, dev_account
 from market.terms import TRAINING_ALLOWED, LicenseTerms
 from tests.support.hardhat import HardhatNode
@@ -77,6 +79,7 @@ async def register(
         manifest_hash=man.hash(),
         commitment_root=man.commitment_root,
         key_commitment=man.key_commitment,
+        key_salt=man.salt,
         plaintext_size=man.plaintext_size,
         share_size=man.share_size,
         leaf_size=man.leaf_size,
@@ -94,3 +97,16 @@ async def published(chain: Chain) -> Published:
     dataset_id = await register(chain, man)
     trees = [merkle.MerkleTree(s, man.leaf_size) for s in shares]
     return Published(dataset_id, man, shares, key, trees)
+
+
+async def make_servable(chain: Chain, dataset_id: int, n: int, *, owner: LocalAccount = OWNER) -> int:
+    """Open a deal for the dataset with every share accepted (purchases need a servable dataset);
+    returns the deal id. Operators are registered on first use."""
+    for op in OPERATORS[:n]:
+        with contextlib.suppress(errors.AlreadyRegistered):
+            await chain.register_operator(op, STAKE)
+    providers = [op.address for op in OPERATORS[:n]]
+    deal = await chain.open_deal(owner, dataset_id, providers, epochs=50, fee_per_share_epoch=0)
+    for i in range(n):
+        await chain.accept_share(OPERATORS[i], deal, i)
+    return deal

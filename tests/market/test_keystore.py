@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from erasure import envelope
+from market import delivery
 from market.chain import dev_account
 from market.keystore import Keystore, KeystoreError, WrongPassphrase
 
@@ -28,12 +29,13 @@ def test_roundtrip_and_permissions(tmp_path: Path) -> None:
     assert again.dataset_key(7).data_key == key
     assert again.datasets() == [7]
     assert again.licenses() == [42]
-    sealed = envelope.seal_key(key, public)
-    assert envelope.open_sealed_key(sealed, again.buyer_secret(public)) == key
+    assert again.license_key(42) == public
+    ctx = delivery.Context(1, "0x" + "ab" * 20, 42)
+    assert delivery.open_sealed(delivery.seal(key, public, ctx), again.buyer_secret(public), ctx) == key
     assert oct((tmp_path / "keystore.json").stat().st_mode & 0o777) == "0o600"
 
     raw = (tmp_path / "keystore.json").read_text()
-    for secret in (key.hex(), bytes(dev_account(3).key).hex(), again.buyer_secret(public).hex()):
+    for secret in (key.hex(), bytes(dev_account(3).key).hex(), f"{again.buyer_secret(public):x}"):
         assert secret not in raw  # nothing secret is stored in the clear
     with pytest.raises(KeystoreError):
         again.dataset_key(8)

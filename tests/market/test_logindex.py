@@ -16,6 +16,7 @@ async def register(chain: Chain, tag: int) -> int:
         manifest_hash=bytes([tag]) * 32,
         commitment_root=b"\2" * 32,
         key_commitment=b"\3" * 32,
+        key_salt=b"\4" * 32,
         plaintext_size=10,
         share_size=10,
         leaf_size=1024,

@@ -10,24 +10,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nacl.public
 import pytest
 import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import contracts
-from erasure import envelope, merkle
-from market import errors
+from erasure import merkle
+from market import delivery, errors
 from market.chain import TOKEN, Chain
 from market.models import LicenseStatus
 from market.terms import Purpose
 from tests.vectors.generate import seeded
 
-from .conftest import BUYER, DEPLOYER, OPERATORS, OWNER, PRICE, STAKE, STRANGER, Published, encode_sample, register
+from .conftest import (
+    BUYER,
+    DEPLOYER,
+    OPERATORS,
+    OWNER,
+    PRICE,
+    STAKE,
+    STRANGER,
+    Published,
+    encode_sample,
+    make_servable,
+    register,
+)
 from .test_storage_market import FEE, open_deal, proof_for
 
-LAB_PUB = bytes(nacl.public.PrivateKey.generate().public_key)
+LAB_SECRET = delivery.new_secret()
+LAB_PUB = delivery.public_key(LAB_SECRET)
 VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "merkle_v1.json").read_text())
 
 
@@ -65,6 +77,7 @@ async def _malicious_dataset(chain: Chain) -> tuple[str, int, bytes]:
     await chain.send(token.functions.mint(BUYER.address, 100 * TOKEN), DEPLOYER)
     man, _, key = encode_sample()
     ds = await register(chain, man, payment_token=bad)
+    await make_servable(chain, ds, man.n)
     return bad, ds, key
 
 
@@ -90,7 +103,9 @@ async def test_delivery_cannot_be_reentered_into_a_refund(chain: Chain) -> None:
         token.functions.arm(chain.deployment.license_manager, chain.licenses.encode_abi("refund", args=[lic])),
         STRANGER,
     )
-    await chain.deliver_key(OWNER, lic, envelope.seal_key(key, LAB_PUB))
+    await chain.deliver_key(OWNER, lic, delivery.seal(key, LAB_PUB, await chain.delivery_context(lic)))
+    await chain.advance_time(chain.deployment.dispute_window + 1)
+    await chain.claim_payment(OWNER, lic)
     assert await token.functions.reentered().call()
     assert not await token.functions.reentrySucceeded().call()
     assert (await chain.get_license(lic)).status == LicenseStatus.DELIVERED
@@ -105,6 +120,8 @@ ACTIONS = st.lists(
             [
                 "purchase",
                 "deliver",
+                "dispute",
+                "claim_payment",
                 "refund",
                 "revoke",
                 "time",
@@ -128,8 +145,8 @@ async def _check_invariants(chain: Chain, licenses: list[int], deals: list[int],
     pending = 0
     for lic in licenses:
         record = await chain.get_license(lic)
-        if record.status == LicenseStatus.PENDING:
-            pending += record.price
+        if record.status == LicenseStatus.PENDING or (record.status == LicenseStatus.DELIVERED and not record.paid):
+            pending += record.price  # escrowed until refunded, or claimed after the dispute window
     assert await chain.balance_of(chain.deployment.license_manager) == pending
     held = 0
     for op in OPERATORS:
@@ -178,7 +195,17 @@ async def test_value_is_conserved(market: Market, actions: list[tuple[str, int]]
                 if action == "purchase":
                     licenses.append(await chain.purchase(BUYER, ds, Purpose(arg % 4), LAB_PUB))
                 elif action == "deliver" and licenses:
-                    await chain.deliver_key(OWNER, licenses[arg % len(licenses)], envelope.seal_key(key, LAB_PUB))
+                    lic = licenses[arg % len(licenses)]
+                    right = key if arg % 2 else bytes(32)  # an honest or a wrong key
+                    sealed = delivery.seal(right, LAB_PUB, await chain.delivery_context(lic))
+                    await chain.deliver_key(OWNER, lic, sealed)
+                elif action == "dispute" and licenses:
+                    lic = licenses[arg % len(licenses)]
+                    sealed = await chain.delivery(lic)
+                    if sealed is not None:
+                        await chain.dispute(BUYER, lic, LAB_SECRET, sealed)
+                elif action == "claim_payment" and licenses:
+                    await chain.claim_payment(STRANGER, licenses[arg % len(licenses)])
                 elif action == "refund" and licenses:
                     await chain.refund(BUYER, licenses[arg % len(licenses)])
                 elif action == "revoke":
