@@ -132,10 +132,12 @@ async def _terminated(chain: Chain, deal_id: int) -> bool:
 def _state(deal: Deal, epoch: int, terminated: bool) -> DealState:
     if deal.settled:
         return "settled"
+    if terminated and epoch <= deal.end_epoch:
+        # ended early by its owner: terminateDeal in epoch c sets the end to c, so the deal reads
+        # "terminated" until its last report window (epoch c) is over, then "ended"
+        return "terminated"
     if epoch >= deal.end_epoch:
         return "ended"
-    if terminated:
-        return "terminated"
     return "active"
 
 
