@@ -24,7 +24,7 @@ from market.keystore import Keystore
 from market.terms import LicenseTerms, Permission, Purpose
 from storage_node.client import NodeClient
 
-from .conftest import LAYOUT, PRICE, SAMPLE
+from .conftest import LAYOUT, PRICE, SAMPLE, accept_placements
 
 
 @dataclass
@@ -45,6 +45,7 @@ async def _licensed(
         staging=staging,
         options=publisher.PublishOptions(layout=LAYOUT, price=PRICE, terms=terms, epochs=40),
     )
+    await accept_placements(net, pub)
     license_id = await buyer.buy(net.chain, lab, pub.dataset_id, Purpose.AI_TRAINING)
     await keys.KeyAgent(net.chain, owner, home=owner.path.parent).tick()
     return Licensed(license_id, pub.dataset_id)

@@ -88,6 +88,8 @@ async def test_honest_fetches_succeed_under_hostile_clients(tmp_path: Path) -> N
                 staging=tmp_path / "staging",
                 options=publisher.PublishOptions(layout=Layout(k=2, n=5), epochs=6, fee_per_share_epoch=TOKEN // 100),
             )
+            for index, info in pub.placements.items():  # the holders accept: the dataset is servable
+                await chain.accept_share(net.node_of(info.address).node.operator, pub.deal_id, index)
             license_id = await buyer.buy(chain, lab, pub.dataset_id, Purpose.AI_TRAINING)
             await keys.KeyAgent(chain, owner, home=tmp_path / "owner").tick()
             holders = [p.url for p in pub.placements.values()]
