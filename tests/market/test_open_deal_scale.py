@@ -35,6 +35,7 @@ async def test_open_deal_with_256_providers_fits_a_transaction() -> None:
         manifest_hash=os.urandom(32),
         commitment_root=os.urandom(32),
         key_commitment=os.urandom(32),
+        key_salt=os.urandom(32),
         plaintext_size=1 << 20,
         share_size=1 << 12,
         leaf_size=1 << 10,
