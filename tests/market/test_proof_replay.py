@@ -60,9 +60,8 @@ async def prove(chain: Chain, pub: Published, deal: int, epoch: int) -> StorageP
     tx = await chain.w3.eth.get_transaction(receipt["transactionHash"])
     _, args = chain.market.decode_function_input(tx["input"])
     p = args["p"]
-    return StorageProof(
-        p["dealId"], p["shareIndex"], p["epoch"], p["leaf"], tuple(p["leafProof"]), p["shareRoot"], tuple(p["shareProof"])
-    )
+    leaf_proof, share_proof = tuple(p["leafProof"]), tuple(p["shareProof"])
+    return StorageProof(p["dealId"], p["shareIndex"], p["epoch"], p["leaf"], leaf_proof, p["shareRoot"], share_proof)
 
 
 async def raw_draw(chain: Chain, deal: int, share: int, epoch: int, leaf_count: int) -> int:
@@ -117,9 +116,7 @@ async def test_a_renewal_never_redraws_a_leaf_revealed_under_the_old_deal(chain:
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(leaves=st.integers(1, 5), skipped=st.lists(st.booleans(), min_size=12, max_size=12))
-async def test_no_leaf_is_challenged_twice_before_all_have_been(
-    chain: Chain, leaves: int, skipped: list[bool]
-) -> None:
+async def test_no_leaf_is_challenged_twice_before_all_have_been(chain: Chain, leaves: int, skipped: list[bool]) -> None:
     """The node proves some epochs and misses others (nobody reports); the leaves it is challenged
     on in proven epochs are all different until every leaf of the share has been revealed."""
     snapshot = await chain.snapshot()
@@ -175,9 +172,8 @@ def bitmaps(draw: st.DrawFn) -> tuple[int, dict[int, int], int]:
 @given(case=bitmaps())
 async def test_pick_follows_its_rule_over_many_words(chain: Chain, case: tuple[int, dict[int, int], int]) -> None:
     leaf_count, words, drawn = case
-    harness = chain.w3.eth.contract(
-        address=await chain.tx.create("RevealedLeavesHarness", DEPLOYER), abi=contracts.load("RevealedLeavesHarness").abi
-    )
+    address = await chain.tx.create("RevealedLeavesHarness", DEPLOYER)
+    harness = chain.w3.eth.contract(address=address, abi=contracts.load("RevealedLeavesHarness").abi)
     await chain.send(harness.functions.setWords(0, list(words), list(words.values())), DEPLOYER)
     got = await harness.functions.pick(0, drawn, leaf_count).call()
     assert got == expected_pick(words, drawn, leaf_count)
