@@ -3,7 +3,8 @@
     python -m bench.gas [--json]
 
 register, openDeal (n=10), purchase, deliverKey, a dispute of a wrong key, claimPayment, one
-proveStorage and a batch of 16, for shares of 2^20 leaves at leaf sizes 256 B, 1 KiB and 4 KiB.
+proveStorage and a batch of 16, for shares of 2^20 leaves at leaf sizes 256 B, 1 KiB and 4 KiB, and
+two proofs of a 256-leaf share (the first writes a fresh revealed-leaf word, the second the same word).
 The limit each figure is compared with is the issue's target (one proof <= 60k gas, <= 30k per
 proof amortized over 16 at the default leaf size); the fixed cost of any transaction (21k) is
 printed as the floor it includes.
@@ -61,7 +62,7 @@ async def run(as_json: bool) -> dict[str, object]:
         await chain.register_operator(p, 100 * TOKEN)
     out: dict[str, object] = {"tx_base_gas": 21000, "depth": DEPTH}
 
-    async def register(leaf_size: int, n: int, commitment_root: bytes) -> tuple[int, int]:
+    async def register(leaf_size: int, n: int, commitment_root: bytes, depth: int = DEPTH) -> tuple[int, int]:
         fn = chain.registry.functions.register(
             (
                 os.urandom(32),
@@ -69,7 +70,7 @@ async def run(as_json: bool) -> dict[str, object]:
                 os.urandom(32),
                 os.urandom(32),
                 1 << 30,
-                leaf_size << DEPTH,
+                leaf_size << depth,
                 leaf_size,
                 1,
                 n,
@@ -142,6 +143,22 @@ async def run(as_json: bool) -> dict[str, object]:
         out[f"gas_batch{BATCH}_per_proof_{leaf_size}"] = batch // BATCH
         out[f"gas_batch{BATCH}_per_proof_{leaf_size}_calldata"] = batch_data // BATCH
         out[f"calldata_bytes_per_proof_{leaf_size}"] = leaf_size + 32 * (DEPTH + 1 + len(share_proof)) + 7 * 32
+
+    # the revealed-leaf word a proof writes: fresh (0 -> 1 bit: 20k) on a share's first proofs in a
+    # word, already written after; a 256-leaf share has one word, so its second proof shows the latter
+    leaf = os.urandom(1024)
+    share_root, path = synthetic_share(leaf, 8)
+    roots = [share_root, hashlib.sha256(b"other share").digest()]
+    share_proof = merkle.MerkleTree(b"".join(roots), 32).prove(0).siblings
+    ds, _ = await register(1024, 2, merkle.commitment_root(roots), depth=8)
+    fn = chain.market.functions.openDeal(ds, [PROVIDERS[0].address, PROVIDERS[1].address], 10, TOKEN // 100)
+    deal = int(chain.tx.event(chain.market, "DealOpened", await chain.send(fn, owner))["args"]["dealId"])
+    await chain.accept_share(PROVIDERS[0], deal, 0)
+    for label in ("fresh_word", "written_word"):
+        epoch = await chain.current_epoch() + 1
+        await chain.advance_to_epoch(epoch)
+        proof = StorageProof(deal, 0, epoch, leaf, tuple(path), share_root, tuple(share_proof))
+        out[f"gas_prove_1024_depth8_{label}"] = int((await chain.prove_storage(PROVIDERS[0], proof))["gasUsed"])
     return out
 
 
@@ -169,6 +186,10 @@ def main() -> None:
             f" (calldata {data:,});  batch of {BATCH}: {per:>7,}/proof = {per / 30_000:.2f}x the 30k limit"  # type: ignore[operator]
             f" (calldata {out[f'gas_batch{BATCH}_per_proof_{leaf_size}_calldata']:,})"
         )
+    print(
+        f"  proveStorage 1024 B leaf, 2^8 leaves: first proof in a word {out['gas_prove_1024_depth8_fresh_word']:,},"
+        f" later proof in the same word {out['gas_prove_1024_depth8_written_word']:,}"
+    )
     if args.json:
         print(json.dumps(out, sort_keys=True))
 

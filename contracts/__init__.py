@@ -13,7 +13,15 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-ARTIFACTS = ("DatasetRegistry", "LicenseManager", "StorageMarket", "TestToken", "ReentrantToken", "MerkleHarness")
+ARTIFACTS = (
+    "DatasetRegistry",
+    "LicenseManager",
+    "StorageMarket",
+    "TestToken",
+    "ReentrantToken",
+    "MerkleHarness",
+    "RevealedLeavesHarness",
+)
 
 
 class ArtifactNotFound(LookupError):

@@ -7,6 +7,7 @@ import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol
 
 import {DatasetRegistry} from "./DatasetRegistry.sol";
 import {MerkleVerifier} from "./MerkleVerifier.sol";
+import {RevealedLeaves} from "./RevealedLeaves.sol";
 
 /// @title StorageMarket
 /// @notice Storage deals with on-chain proofs of storage.
@@ -16,7 +17,8 @@ import {MerkleVerifier} from "./MerkleVerifier.sol";
 /// are `epochBlocks` blocks long; the seed of epoch e is the hash of its first block, so it is fixed
 /// before anyone can prove. What is trusted (see `epochSeed`): the producer of an epoch's first
 /// block can grind its hash, so it must not be a provider (or collude with one) that dropped data.
-/// Each epoch picks one leaf of every share; the
+/// Each epoch picks one leaf of every share, never one a proof has already revealed while
+/// unrevealed leaves remain near the draw (see `challengeLeaf`); the
 /// operator proves it during the epoch (leaf -> share root -> commitment root, sha256 precompile)
 /// and earns the epoch's fee. During the following epoch anyone may report a missing proof: the
 /// operator is slashed (half to the reporter, half to the data owner; the reporter's half is burned
@@ -25,7 +27,8 @@ import {MerkleVerifier} from "./MerkleVerifier.sol";
 /// (`claimFees`), then pulled with `withdraw`. Unearned escrow goes back to the owner when the
 /// deal is settled, once the report window of its last epoch has closed (also after the owner
 /// terminates it).
-/// Gas: a proof reads two deal slots and one share slot and rewrites only the share slot.
+/// Gas: a proof reads two deal slots, one share slot and one revealed-leaf word, and rewrites the
+/// share slot and the word.
 /// Invariant: token balance = stakes + withdrawable balances + sum over open deals (escrow - paid)
 /// + burned (the reporter's half of slashes the deal's owner reported itself).
 contract StorageMarket is ReentrancyGuard {
@@ -92,6 +95,11 @@ contract StorageMarket is ReentrancyGuard {
     /// @notice Reporter rewards withheld from owners who reported their own deal: held here for
     /// good, owed to nobody.
     uint256 public burned;
+    /// @dev Leaves revealed by proofs, per commitment root and share: every deal over the same
+    /// data (a renewal, a copy registered again) shares them, since a leaf in calldata answers any
+    /// of them. A replaced provider inherits them too: the leaves are still public.
+    mapping(bytes32 commitmentRoot => mapping(uint256 shareIndex => mapping(uint256 word => uint256))) private
+        _revealed;
     /// @dev The latest two deals opened for a dataset (a renewal must not hide the deal it renews).
     mapping(uint256 datasetId => DatasetDeals) private _datasetDeals;
 
@@ -194,19 +202,43 @@ contract StorageMarket is ReentrancyGuard {
         return blockhash(epochStartBlock(epoch));
     }
 
-    /// @notice Leaf of share `shareIndex` challenged in `epoch` (needs the seed to be readable).
+    /// @notice Leaf of share `shareIndex` that a proof for `epoch` must reveal now (needs the seed
+    /// to be readable); the single definition provers call.
+    /// @dev The seed draws `keccak(seed, dealId, shareIndex) % leafCount`, which is moved off the
+    /// leaves already revealed (by any deal over the same data) as `RevealedLeaves.pick` says: to
+    /// the next unrevealed leaf of its 256-leaf word, else of the next 3 words. So no leaf is
+    /// challenged twice, and no proof copied from chain history answers a later challenge, while
+    /// those words hold an unrevealed leaf: always, until the whole share is revealed for shares of
+    /// up to 1,024 leaves, and until at least 769 leaves are revealed for larger ones. When they
+    /// are all revealed the draw itself is challenged: a revealed leaf, answerable from chain
+    /// history, which then holds the (nearly) whole share; keeping it is storing the share.
+    /// Nothing resets. The answer depends on what is revealed, so it moves once the proof lands
+    /// (and, rarely, when another deal over the same data reveals the leaf first in the same
+    /// epoch: the proof then fails and is rebuilt).
     function challengeLeaf(uint256 dealId, uint16 shareIndex, uint32 epoch) public view returns (uint40) {
-        return _challenge(dealId, shareIndex, epoch, _deal(dealId).leafCount);
+        Deal storage d = _deal(dealId);
+        if (shareIndex >= d.n) revert InvalidShare(dealId, shareIndex);
+        return _challenge(dealId, _revealed[d.commitmentRoot][shareIndex], shareIndex, epoch, d.leafCount);
     }
 
-    function _challenge(uint256 dealId, uint16 shareIndex, uint32 epoch, uint40 leafCount)
-        private
-        view
-        returns (uint40)
-    {
+    /// @notice Has a proof revealed leaf `leafIndex` of this share (under any deal over the same data)?
+    function isRevealed(uint256 dealId, uint16 shareIndex, uint40 leafIndex) external view returns (bool) {
+        Deal storage d = _deal(dealId);
+        if (shareIndex >= d.n) revert InvalidShare(dealId, shareIndex);
+        return RevealedLeaves.isRevealed(_revealed[d.commitmentRoot][shareIndex], leafIndex);
+    }
+
+    function _challenge(
+        uint256 dealId,
+        mapping(uint256 => uint256) storage revealed,
+        uint16 shareIndex,
+        uint32 epoch,
+        uint40 leafCount
+    ) private view returns (uint40) {
         bytes32 seed = epochSeed(epoch);
         if (seed == bytes32(0)) revert SeedNotYetAvailable(epoch);
-        return uint40(uint256(keccak256(abi.encode(seed, dealId, shareIndex))) % leafCount);
+        uint256 draw = uint256(keccak256(abi.encode(seed, dealId, shareIndex))) % leafCount;
+        return uint40(RevealedLeaves.pick(revealed, draw, leafCount));
     }
 
     // --------------------------------------------------------------- operators ----
@@ -345,7 +377,8 @@ contract StorageMarket is ReentrancyGuard {
         if (!_due(s, epoch, d.endEpoch)) revert NotDue(p.dealId, p.shareIndex, epoch);
         if (s.lastProven == epoch + 1) revert AlreadyProven(p.dealId, p.shareIndex, epoch);
 
-        uint40 index = _challenge(p.dealId, p.shareIndex, epoch, leafCount);
+        mapping(uint256 => uint256) storage revealed = _revealed[d.commitmentRoot][p.shareIndex];
+        uint40 index = _challenge(p.dealId, revealed, p.shareIndex, epoch, leafCount);
         uint256 expected = index == leafCount - 1 ? d.lastLeafSize : d.leafSize;
         if (p.leaf.length != expected) revert BadLeafLength(p.leaf.length, expected);
         if (!MerkleVerifier.verify(p.shareRoot, p.leaf, index, leafCount, p.leafProof)) {
@@ -355,6 +388,7 @@ contract StorageMarket is ReentrancyGuard {
             MerkleVerifier.computeRoot(MerkleVerifier.leafHash32(p.shareRoot), p.shareIndex, n, p.shareProof);
         if (!ok || root != d.commitmentRoot) revert InvalidProof(p.dealId, p.shareIndex, epoch);
 
+        RevealedLeaves.reveal(revealed, index); // never challenged again while others remain near
         s.previousProven = s.lastProven == epoch; // the epoch before this one
         s.lastProven = epoch + 1;
         if (s.unclaimed == type(uint16).max) {
@@ -436,7 +470,8 @@ contract StorageMarket is ReentrancyGuard {
 
     /// @notice The deal owner (or its repair agent acting with its key) moves a faulty, or never
     /// accepted, share to a new provider, which must then accept it. The share root is unchanged:
-    /// a rebuilt share is byte-identical. Fees the old provider earned stay its own.
+    /// a rebuilt share is byte-identical, and the leaves revealed so far stay revealed (they are
+    /// still public). Fees the old provider earned stay its own.
     function replaceProvider(uint256 dealId, uint16 shareIndex, address newProvider) external {
         Deal storage d = _deal(dealId);
         if (d.owner != msg.sender) revert NotDealOwner(dealId, msg.sender);
