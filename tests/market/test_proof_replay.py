@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from web3 import Web3
 
 import contracts
+from contracts import errors
+from contracts.chain import Chain
+from contracts.models import StorageProof
 from erasure import merkle
-from market import errors
-from market.chain import Chain
-from market.models import StorageProof
 from market.proofs import storage_proof
 
 from .conftest import DEPLOYER, OPERATORS, OWNER, STAKE, Published, encode_sample, register
@@ -58,7 +58,7 @@ async def prove(chain: Chain, pub: Published, deal: int, epoch: int) -> StorageP
     )
     receipt = await chain.prove_storage(OPERATORS[0], proof)
     tx = await chain.w3.eth.get_transaction(receipt["transactionHash"])
-    _, args = chain.market.decode_function_input(tx["input"])
+    _, args = chain.storage_market.decode_function_input(tx["input"])
     p = args["p"]
     leaf_proof, share_proof = tuple(p["leafProof"]), tuple(p["shareProof"])
     return StorageProof(p["dealId"], p["shareIndex"], p["epoch"], p["leaf"], leaf_proof, p["shareRoot"], share_proof)
@@ -66,7 +66,7 @@ async def prove(chain: Chain, pub: Published, deal: int, epoch: int) -> StorageP
 
 async def raw_draw(chain: Chain, deal: int, share: int, epoch: int, leaf_count: int) -> int:
     """The index the seed draws before any revealed leaf is skipped: keccak(seed, deal, share) % leafCount."""
-    seed = await chain.call(chain.market.functions.epochSeed(epoch))
+    seed = await chain.call(chain.storage_market.functions.epochSeed(epoch))
     digest = Web3.keccak(encode(["bytes32", "uint256", "uint16"], [seed, deal, share]))
     return int.from_bytes(digest, "big") % leaf_count
 
@@ -99,7 +99,7 @@ async def test_a_proof_copied_from_calldata_never_answers_a_later_epoch(chain: C
     leaf = await leaf_of(chain, pub, copied)
     # the node deletes the share: from here on it has only chain history
     await replay_when_redrawn(chain, deal, copied, leaf, start + 1, start + 48)
-    assert await chain.call(chain.market.functions.isRevealed(deal, 0, leaf))
+    assert await chain.call(chain.storage_market.functions.isRevealed(deal, 0, leaf))
 
 
 async def test_a_renewal_never_redraws_a_leaf_revealed_under_the_old_deal(chain: Chain) -> None:
