@@ -20,6 +20,7 @@ import stat
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -199,3 +200,14 @@ def command_runner(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__
     return wrapper
+
+
+def parse_amount(text: str) -> int:
+    """'1.5' tokens -> 1500000000000000000 base units."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation as err:
+        raise click.BadParameter(f"{text!r} is not an amount like 10 or 0.25") from err
+    if value < 0:
+        raise click.BadParameter("amounts cannot be negative")
+    return int(value * 10**18)

@@ -1,14 +1,24 @@
-"""The ``datasov`` command."""
+"""The ``datasov`` command: one module per command group.
+
+``context`` holds the shared options, the home's network and keystore, and the runner that turns
+expected failures into messages and exit codes; ``ui`` the terminal output.
+"""
 
 from __future__ import annotations
 
 import click
 
-from . import __version__
-from .cli_devnet import demo, devnet
-from .cli_market import COMMANDS
-from .cli_node import node
-from .cli_pipeline import pipeline
+from .. import __version__
+from .agent import agent
+from .audit import audit
+from .browse import datasets, show
+from .devnet import demo, devnet
+from .durability import durability
+from .home import init
+from .lab import fetch, license
+from .node import node
+from .owner import consent, publish, storage
+from .pipeline import pipeline
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -39,7 +49,7 @@ def cli() -> None:
 
 cli.add_command(demo)
 cli.add_command(devnet)
-for command in COMMANDS:
+for command in (init, publish, datasets, show, license, fetch, consent, storage, audit, agent, durability):
     cli.add_command(command)
 cli.add_command(pipeline)
 cli.add_command(node)

@@ -45,8 +45,8 @@ def devnet_up(home: Path, nodes: int, rpc_port: int, block_time: float, epoch_bl
 
 
 async def _devnet(home: Path, nodes: int, rpc_port: int, block_time: float, epoch_blocks: int, as_json: bool) -> None:
-    from .devnet import LocalNetwork
-    from .rpc import serve
+    from ..devnet import LocalNetwork
+    from ..rpc import serve
 
     net = await LocalNetwork.start(home, nodes=nodes, config=ChainConfig(epoch_blocks=epoch_blocks), prover_poll=1.0)
     runner, url = await serve(net.chain, "127.0.0.1", rpc_port)
@@ -115,7 +115,7 @@ def demo(workdir: Path | None, nodes: int, as_json: bool) -> None:
     """
     import logging
 
-    from .demo import run_demo
+    from ..demo import run_demo
 
     logging.getLogger("datasov").setLevel(logging.ERROR)  # the demo tells its own story
 

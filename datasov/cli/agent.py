@@ -1,0 +1,124 @@
+"""``datasov agent run``: the owner's key agent, fault reporter and repair agent."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+
+from market import keys
+from market.deals import FaultReporter
+from storage_node.client import NodeClient
+from storage_node.repair import RepairAgent
+
+from .context import (
+    command_runner,
+    home_option,
+    json_option,
+    load_network,
+    open_chain,
+    open_keystore,
+    passphrase_option,
+    rpc_option,
+)
+from .ui import emit_json, err_console, out_console
+
+# ----------------------------------------------------------------------------- agent ----
+
+
+@click.group()
+def agent() -> None:
+    """The owner's agent: releases keys while consent stands, reports missed proofs, repairs shares."""
+
+
+@agent.command("run")
+@click.option("--poll", type=float, default=1.0, show_default=True, help="Seconds between chain checks.")
+@click.option("--once", is_flag=True, help="Do one round of everything and exit.")
+@click.option("--no-repair", is_flag=True, help="Only release keys and report missed proofs.")
+@click.option(
+    "--repair-threshold",
+    type=int,
+    default=None,
+    help="Repair a deal when fewer shares than this are healthy (default k + 2).",
+)
+@click.option("--repair-every", type=float, default=30.0, show_default=True, help="Seconds between health checks.")
+@home_option
+@rpc_option
+@passphrase_option
+@json_option
+@command_runner
+async def agent_run(
+    poll: float,
+    once: bool,
+    no_repair: bool,
+    repair_threshold: int | None,
+    repair_every: float,
+    home: Path,
+    rpc: str | None,
+    passphrase_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Follow purchases of your datasets and deliver keys (resumes where it stopped); report the
+    storage proofs your nodes miss (they are slashed); rebuild lost shares on new nodes.
+
+    \b
+    Example:
+      datasov agent run --home ./alice
+      datasov agent run --home ./alice --once --json
+    """
+    network = load_network(home, rpc)
+    keystore = open_keystore(home, passphrase_file)
+    account = keystore.account
+    async with open_chain(network) as chain:
+        key_agent = keys.KeyAgent(chain, keystore, home=home, poll=poll)
+        reporter = FaultReporter(chain, account, poll=poll)
+        async with NodeClient(timeout=10, retries=2) as client:
+            repairer = RepairAgent(
+                chain,
+                account,
+                network.directory,
+                client,
+                workdir=home / "repair",
+                threshold=repair_threshold,
+                poll=repair_every,
+            )
+            if once:
+                decisions = await key_agent.tick()
+                missed = await reporter.tick()
+                repairs = [] if no_repair else await repairer.tick()
+                result = {
+                    "deliveries": [_decision(d) for d in decisions],
+                    "missed_proofs_reported": [
+                        {"deal_id": m.deal_id, "share": m.share_index, "epoch": m.epoch, "provider": m.provider}
+                        for m in missed
+                    ],
+                    "repaired": {r.deal_id: r.repaired for r in repairs if r.repaired},
+                }
+                if as_json:
+                    emit_json(result)
+                else:
+                    for d in decisions:
+                        out_console.print(f"license {d.license_id}: {d.outcome} {d.reason}")
+                    for m in missed:
+                        out_console.print(f"reported: deal {m.deal_id} share {m.share_index} epoch {m.epoch}")
+                    for r in repairs:
+                        if r.repaired:
+                            out_console.print(f"deal {r.deal_id}: rebuilt shares {sorted(r.repaired)}")
+                return
+            err_console.print(f"agent for {account.address} following {network.rpc} (Ctrl-C to stop)")
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+            workers = [key_agent, reporter] + ([] if no_repair else [repairer])
+            await asyncio.gather(*(worker.run() for worker in workers))
+
+
+def _decision(d: keys.Decision) -> dict[str, Any]:
+    return {
+        "license_id": d.license_id,
+        "dataset_id": d.dataset_id,
+        "buyer": d.buyer,
+        "outcome": d.outcome,
+        "reason": d.reason,
+    }
