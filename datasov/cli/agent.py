@@ -10,10 +10,13 @@ from typing import Any
 import click
 
 from market import keys
+from market.chain import Chain
 from market.deals import FaultReporter
+from market.keystore import Keystore
 from storage_node.client import NodeClient
 from storage_node.repair import RepairAgent
 
+from . import queries
 from .context import (
     command_runner,
     home_option,
@@ -25,8 +28,6 @@ from .context import (
     rpc_option,
 )
 from .ui import emit_json, err_console, out_console
-
-# ----------------------------------------------------------------------------- agent ----
 
 
 @click.group()
@@ -85,6 +86,17 @@ async def agent_run(
                 threshold=repair_threshold,
                 poll=repair_every,
             )
+            unservable = await _unservable(chain, keystore)
+            for gap in unservable:
+                err_console.print(
+                    f"[yellow]cannot serve[/] dataset {gap['dataset_id']}: its data key is not in this home "
+                    f"({home}); licenses waiting for it: {gap['licenses_waiting']}",
+                    highlight=False,
+                )
+            if unservable:
+                err_console.print(
+                    "[dim]hint: datasov keys export (in the home that published), then keys import here[/]"
+                )
             if once:
                 decisions = await key_agent.tick()
                 missed = await reporter.tick()
@@ -96,6 +108,7 @@ async def agent_run(
                         for m in missed
                     ],
                     "repaired": {r.deal_id: r.repaired for r in repairs if r.repaired},
+                    "cannot_serve": unservable,
                 }
                 if as_json:
                     emit_json(result)
@@ -112,6 +125,28 @@ async def agent_run(
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
             workers = [key_agent, reporter] + ([] if no_repair else [repairer])
             await asyncio.gather(*(worker.run() for worker in workers))
+
+
+async def _unservable(chain: Chain, keystore: Keystore) -> list[dict[str, Any]]:
+    """The datasets this account releases keys for whose data key is not in this keystore, each
+    with the licenses waiting for a key (the agent skips them)."""
+    me = keystore.account.address.lower()
+    held = set(keystore.datasets())
+    mine = []
+    for i in range(1, await chain.dataset_count() + 1):
+        d = await chain.get_dataset(i)
+        if i not in held and me in (d.owner.lower(), d.key_agent.lower()):
+            mine.append(i)
+    if not mine:
+        return []
+    waiting = [
+        lic
+        for lic in await queries.licenses(chain, dataset_ids=set(mine))
+        if await queries.license_state(chain, lic) == "waiting for key"
+    ]
+    return [
+        {"dataset_id": i, "licenses_waiting": [lic.license_id for lic in waiting if lic.dataset_id == i]} for i in mine
+    ]
 
 
 def _decision(d: keys.Decision) -> dict[str, Any]:

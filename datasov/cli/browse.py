@@ -13,7 +13,9 @@ from market.health import DatasetHealth, dataset_health
 from storage_node.client import NodeClient
 from storage_node.errors import NodeError
 
+from . import titles
 from .context import (
+    Network,
     command_runner,
     home_option,
     json_option,
@@ -23,10 +25,9 @@ from .context import (
 )
 from .ui import emit_json, out_console, tokens
 
-# -------------------------------------------------------------------------- browsing ----
 
-
-async def _dataset_json(chain: Chain, dataset_id: int) -> tuple[dict[str, Any], DatasetHealth]:
+async def dataset_json(chain: Chain, dataset_id: int) -> tuple[dict[str, Any], DatasetHealth]:
+    """One dataset as `datasets --json` lists it (without its title: see :mod:`.titles`)."""
     d = await chain.get_dataset(dataset_id)
     terms = await chain.get_terms(dataset_id)
     health = await dataset_health(chain, dataset_id, k=d.k, n=d.n)
@@ -35,6 +36,7 @@ async def _dataset_json(chain: Chain, dataset_id: int) -> tuple[dict[str, Any], 
         "owner": d.owner,
         "price": str(d.price),
         "price_tokens": tokens(d.price),
+        "terms_version": d.terms_version,
         "size": d.plaintext_size,
         "k": d.k,
         "n": d.n,
@@ -45,6 +47,15 @@ async def _dataset_json(chain: Chain, dataset_id: int) -> tuple[dict[str, Any], 
         "health": health.to_json(),
     }
     return info, health
+
+
+async def add_titles(chain: Chain, network: Network, home: Path, rows: list[dict[str, Any]]) -> None:
+    """Set each row's ``title`` (None when no holder answered with the manifest)."""
+    found = await titles.titles(
+        chain, network.directory, home, {r["id"]: bytes.fromhex(r["manifest_hash"]) for r in rows}
+    )
+    for r in rows:
+        r["title"] = found[r["id"]]
 
 
 def _storage_cell(health: dict[str, Any]) -> str:
@@ -69,15 +80,19 @@ async def datasets(home: Path, rpc: str | None, as_json: bool) -> None:
     Example:
       datasov datasets --json | jq '.[] | select(.health.servable and .terms.ai_training != "not_allowed")'
     """
-    async with open_chain(load_network(home, rpc)) as chain:
-        rows = [(await _dataset_json(chain, i))[0] for i in range(1, await chain.dataset_count() + 1)]
+    network = load_network(home, rpc)
+    async with open_chain(network) as chain:
+        rows = [(await dataset_json(chain, i))[0] for i in range(1, await chain.dataset_count() + 1)]
+        await add_titles(chain, network, home, rows)
     if as_json:
         emit_json(rows)
         return
-    table = Table("id", "size", "k/n", "price", "ai training", "consent", "storage", "owner")
+    table = Table("id", "title", "size", "k/n", "price", "ai training", "consent", "storage")
+    table.add_column("owner", overflow="fold", min_width=42)
     for r in rows:
         table.add_row(
             str(r["id"]),
+            r["title"] or "[dim]?[/]",
             f"{r['size']:,}",
             f"{r['k']}/{r['n']}",
             r["price_tokens"],
@@ -107,7 +122,8 @@ async def show(dataset_id: int, home: Path, rpc: str | None, as_json: bool) -> N
     """
     network = load_network(home, rpc)
     async with open_chain(network) as chain:
-        info, health = await _dataset_json(chain, dataset_id)
+        info, health = await dataset_json(chain, dataset_id)
+        await add_titles(chain, network, home, [info])
         shares: list[dict[str, Any]] = []
         async with NodeClient(retries=1, timeout=3.0) as client:
             for share in health.deal.shares if health.deal else ():
@@ -135,7 +151,8 @@ async def show(dataset_id: int, home: Path, rpc: str | None, as_json: bool) -> N
         emit_json(info)
         return
     h = info["health"]
-    out_console.print(f"[bold]dataset {dataset_id}[/]  owner {info['owner']}")
+    out_console.print(f"[bold]dataset {dataset_id}[/]: {info['title'] or '(title unknown: no holder answered)'}")
+    out_console.print(f"owner {info['owner']}, offer version {info['terms_version']}")
     out_console.print(f"size {info['size']:,} bytes, {info['k']}-of-{info['n']}, price {info['price_tokens']}")
     out_console.print(f"manifest {info['manifest_hash']}\ncommitment {info['commitment_root']}")
     out_console.print("consent: " + ("[red]revoked[/]" if info["consent_revoked_at"] else "[green]stands[/]"))

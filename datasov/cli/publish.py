@@ -1,28 +1,31 @@
-"""The owner's commands: publish, consent revoke, storage end."""
+"""Offering a dataset: ``datasov publish`` and ``datasov offer update``."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
+from erasure.errors import ErasureError
 from erasure.pipeline import Layout
 from market import publisher
 from market.terms import TRAINING_ALLOWED, LicenseTerms, Permission
 from storage_node.client import NodeClient
 
+from . import titles
 from .context import (
+    TOKENS,
     command_runner,
     home_option,
     json_option,
     load_network,
     open_chain,
     open_keystore,
-    parse_amount,
     passphrase_option,
     rpc_option,
 )
-from .ui import emit_json, err_console, out_console, stage_progress
+from .ui import emit_json, err_console, out_console, stage_progress, tokens
 
 TERMS_PRESETS: dict[str, LicenseTerms] = {
     "training": TRAINING_ALLOWED,
@@ -40,7 +43,7 @@ TERMS_PRESETS: dict[str, LicenseTerms] = {
 @click.command()
 @click.argument("path", type=click.Path(path_type=Path, exists=True))
 @click.option("--title", default=None, help="Name recorded in the manifest (default: the file or folder name).")
-@click.option("--price", default="0", show_default=True, help="License price in tokens.")
+@click.option("--price", type=TOKENS, default="0", show_default=True, help="License price in tokens.")
 @click.option(
     "--terms",
     type=click.Choice(sorted(TERMS_PRESETS)),
@@ -54,7 +57,9 @@ TERMS_PRESETS: dict[str, LicenseTerms] = {
 @click.option("-n", "n", type=int, default=10, show_default=True, help="Shares stored (on n distinct nodes).")
 @click.option("--codec", default="zfec", show_default=True, help="Erasure codec (zfec or isal).")
 @click.option("--epochs", type=int, default=1000, show_default=True, help="Storage deal length in epochs.")
-@click.option("--fee", default="0.001", show_default=True, help="Storage fee per share per epoch, in tokens.")
+@click.option(
+    "--fee", type=TOKENS, default="0.001", show_default=True, help="Storage fee per share per epoch, in tokens."
+)
 @home_option
 @rpc_option
 @passphrase_option
@@ -63,7 +68,7 @@ TERMS_PRESETS: dict[str, LicenseTerms] = {
 async def publish(
     path: Path,
     title: str | None,
-    price: str,
+    price: int,
     terms: str,
     terms_text: Path | None,
     terms_uri: str,
@@ -71,7 +76,7 @@ async def publish(
     n: int,
     codec: str,
     epochs: int,
-    fee: str,
+    fee: int,
     home: Path,
     rpc: str | None,
     passphrase_file: Path | None,
@@ -84,19 +89,23 @@ async def publish(
 
     \b
     Example:
-      datasov publish ./corpus --price 5 --terms training -k 4 -n 10
+      datasov publish ./my-corpus --price 5 --terms training -k 4 -n 10
     """
+    layout = Layout(codec=codec, k=k, n=n)
+    try:
+        layout.make_codec()
+    except ErasureError as err:
+        raise click.BadParameter(str(err), param_hint="-k / -n / --codec") from err
+    if epochs < 1:
+        raise click.BadParameter("a storage deal lasts at least 1 epoch", param_hint="--epochs")
     network = load_network(home, rpc)
     keystore = open_keystore(home, passphrase_file)
-    chosen = TERMS_PRESETS[terms]
-    if terms_text is not None:
-        chosen = chosen.with_text(terms_text.read_text(), terms_uri)
     options = publisher.PublishOptions(
-        layout=Layout(codec=codec, k=k, n=n),
-        price=parse_amount(price),
-        terms=chosen,
+        layout=layout,
+        price=price,
+        terms=_terms(TERMS_PRESETS[terms], terms_text, terms_uri),
         epochs=epochs,
-        fee_per_share_epoch=parse_amount(fee),
+        fee_per_share_epoch=fee,
     )
     async with open_chain(network) as chain, NodeClient() as client:
         with stage_progress(enabled=not as_json) as progress:
@@ -111,8 +120,10 @@ async def publish(
                 progress=progress,
                 name=title,
             )
+    titles.remember(home, pub.manifest_hash, pub.manifest.name)
     result = {
         "dataset_id": pub.dataset_id,
+        "title": pub.manifest.name,
         "deal_id": pub.deal_id,
         "manifest_hash": pub.manifest_hash.hex(),
         "commitment_root": pub.manifest.commitment_root.hex(),
@@ -134,63 +145,80 @@ async def publish(
     err_console.print("[dim]keep `datasov agent run` going so buyers receive the key[/]")
 
 
-# ------------------------------------------------------------------ consent, storage ----
+def _terms(chosen: LicenseTerms, terms_text: Path | None, terms_uri: str) -> LicenseTerms:
+    return chosen.with_text(terms_text.read_text(), terms_uri) if terms_text is not None else chosen
+
+
+# ------------------------------------------------------------------------ offer ----
 
 
 @click.group()
-def consent() -> None:
-    """Revoke consent for a dataset you own."""
+def offer() -> None:
+    """Change what a dataset you own is offered for."""
 
 
-@consent.command("revoke")
+@offer.command("update")
 @click.argument("dataset_id", type=int)
-@home_option
-@rpc_option
-@passphrase_option
-@command_runner
-async def consent_revoke(dataset_id: int, home: Path, rpc: str | None, passphrase_file: Path | None) -> None:
-    """Revoke consent: no new licenses, no key release; revocable licenses end now.
-
-    \b
-    Example:
-      datasov consent revoke 1
-    """
-    network = load_network(home, rpc)
-    keystore = open_keystore(home, passphrase_file)
-    async with open_chain(network) as chain:
-        await chain.revoke_consent(keystore.account, dataset_id)
-    out_console.print(f"consent for dataset {dataset_id} revoked")
-
-
-@click.group()
-def storage() -> None:
-    """Manage the storage of datasets you own."""
-
-
-@storage.command("end")
-@click.argument("dataset_id", type=int)
+@click.option("--price", type=TOKENS, default=None, help="New license price in tokens (default: unchanged).")
+@click.option(
+    "--terms",
+    type=click.Choice(sorted(TERMS_PRESETS)),
+    default=None,
+    help="New license terms preset (default: unchanged).",
+)
+@click.option("--terms-text", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="Full terms text.")
+@click.option("--terms-uri", default="", help="Where the full terms text is published.")
 @home_option
 @rpc_option
 @passphrase_option
 @json_option
 @command_runner
-async def storage_end(
-    dataset_id: int, home: Path, rpc: str | None, passphrase_file: Path | None, as_json: bool
+async def offer_update(
+    dataset_id: int,
+    price: int | None,
+    terms: str | None,
+    terms_text: Path | None,
+    terms_uri: str,
+    home: Path,
+    rpc: str | None,
+    passphrase_file: Path | None,
+    as_json: bool,
 ) -> None:
-    """End a dataset's storage deal and order its nodes to delete the shares now.
+    """Change the price and/or terms of a dataset you own; the offer's version goes up by one.
+
+    Licenses already bought keep the terms they were bought under; a purchase made against the
+    old version reverts (TermsVersionMismatch), so no buyer pays for terms they did not see.
 
     \b
     Example:
-      datasov storage end 1
+      datasov offer update 1 --price 7.5 --terms research
     """
+    if price is None and terms is None and terms_text is None:
+        raise click.UsageError("nothing to change: give --price, --terms and/or --terms-text")
     network = load_network(home, rpc)
     keystore = open_keystore(home, passphrase_file)
     async with open_chain(network) as chain:
-        result = await publisher.end_storage(chain, keystore.account, network.directory, dataset_id)
+        before = await chain.get_dataset(dataset_id)
+        current = await chain.get_terms(dataset_id)
+        new_terms = _terms(TERMS_PRESETS[terms] if terms is not None else current, terms_text, terms_uri)
+        new_price = before.price if price is None else price
+        await chain.update_offer(
+            keystore.account, dataset_id, price=new_price, terms=new_terms, payment_token=before.payment_token
+        )
+        after = await chain.get_dataset(dataset_id)
+        terms_now = (await chain.get_terms(dataset_id)).to_json()
+    result: dict[str, Any] = {
+        "dataset_id": dataset_id,
+        "price": str(after.price),
+        "price_tokens": tokens(after.price),
+        "terms_version": after.terms_version,
+        "terms": terms_now,
+    }
     if as_json:
         emit_json(result)
     else:
         out_console.print(
-            f"deal(s) {result['deals']} terminated; {len(result['deleted'])} share(s) deleted now, "
-            f"{len(result['pending'])} left to the nodes' garbage collection"
+            f"dataset {dataset_id}: offer version {after.terms_version}, price {tokens(after.price)} tokens "
+            f"(was {tokens(before.price)}), terms: "
+            + ", ".join(f"{k}={v}" for k, v in result["terms"].items() if k != "terms_hash")
         )
