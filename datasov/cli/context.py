@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import secrets
+import socket
 import stat
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -286,3 +287,18 @@ def confirm(question: str, *, yes: bool) -> None:
         fail(f"{question} (not confirmed)", hint="add --yes to confirm without a prompt", code=EXIT_USAGE)
     if not click.confirm(question, default=False, err=True):
         fail("not confirmed; nothing changed", code=EXIT_ERROR)
+
+
+DEV_ACCOUNTS = 4  # dev accounts 1..4, as `datasov devnet up` lists them (0 funds the devnet itself)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail with one clear line if ``host:port`` cannot be listened on (0 always can)."""
+    if port == 0:
+        return
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as err:
+            fail(f"port {port} is already in use on {host} ({err.strerror})", hint="choose another port")

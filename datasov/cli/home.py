@@ -12,6 +12,7 @@ from market.keystore import Keystore
 
 from .context import (
     CONFIG,
+    DEV_ACCOUNTS,
     Network,
     home_option,
     json_option,
@@ -33,7 +34,12 @@ from .ui import emit_json, fail, out_console
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     help="A devnet.json (from `datasov devnet up`) or any file in that format.",
 )
-@click.option("--dev-account", type=int, default=None, help="Use deterministic dev account N (local chains only).")
+@click.option(
+    "--dev-account",
+    type=click.IntRange(1, DEV_ACCOUNTS),
+    default=None,
+    help=f"Use dev account N (1-{DEV_ACCOUNTS}, as `datasov devnet up` lists them; local chains only).",
+)
 @click.option("--no-passphrase", is_flag=True, help="Encrypt the keystore with a random machine secret (0600).")
 @passphrase_option
 @click.option("--force", is_flag=True, help="Rewrite the network config of an existing home.")

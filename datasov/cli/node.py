@@ -24,6 +24,7 @@ from storage_node.node import NodeConfig, StorageNode
 from storage_node.prover import Prover
 from storage_node.store.shards import ShardStore
 
+from .context import check_port_free
 from .ui import emit_json, fail
 
 log = logging.getLogger("datasov.node")
@@ -180,6 +181,7 @@ def run(
         raise click.UsageError("--dev-accept-any-order makes no sense with --rpc (orders are checked on-chain)")
     config = _load_config(home)
     host, port = parse_listen(listen) if listen else (config["host"], config["port"])
+    check_port_free(host, port)
     size = parse_size(capacity) if capacity else int(config["capacity"])
     try:
         if bootstrap and p2p_listen is None:
