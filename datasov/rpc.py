@@ -1,6 +1,6 @@
 """Serve the embedded chain over Ethereum JSON-RPC on loopback (for ``datasov devnet up``).
 
-Requests go through the chain's web3 middleware (``eth_getLogs`` answered by :mod:`market.logindex`,
+Requests go through the chain's web3 middleware (``eth_getLogs`` answered by :mod:`contracts.logindex`,
 the rest by eth-tester: wire format in, camelCase Python values out); results are turned back into
 wire format (integers as hex quantities, bytes as hex).
 Reverts answer ``{"code": 3, "message": "execution reverted", "data": "0x..."}`` like geth and
@@ -18,9 +18,9 @@ from typing import Any
 from aiohttp import web
 from eth_tester.exceptions import TransactionFailed
 
-from market.chain import Chain
-from market.logindex import to_wire
-from market.tx import _raw_revert
+from contracts.chain import Chain
+from contracts.logindex import to_wire
+from contracts.tx import _raw_revert
 
 log = logging.getLogger("datasov.rpc")
 MAX_BODY = 4 << 20

@@ -1,4 +1,4 @@
-"""The chain calls a storage node makes, as a narrow Protocol (``market.chain.Chain`` satisfies it).
+"""The chain calls a storage node makes, as a narrow Protocol (``contracts.chain.Chain`` satisfies it).
 
 Declared here, by the consumer, so tests can count or fake the calls and the node depends on three
 reads, not on the whole client.
@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from market.models import Dataset, Deal, Share
+from contracts.models import Dataset, Deal, Share
 
 
 class DealChain(Protocol):
     async def get_deal(self, deal_id: int) -> Deal:
-        """The deal; raises ``market.errors.NotFound`` if there is none."""
+        """The deal; raises ``contracts.errors.NotFound`` if there is none."""
 
     async def get_share(self, deal_id: int, share_index: int) -> Share:
         """Share ``share_index`` of a deal (its provider, proof state)."""

@@ -6,7 +6,7 @@
     ├── RangeNotSatisfiable        a Range the share cannot satisfy (416, with ``Content-Range: bytes */size``)
     ├── Busy                       no upload slot or connection free now (503, with ``Retry-After``)
     ├── UploadAborted              the client went away or stopped sending mid-upload (logged on one line)
-    ├── StoreError                 the shard store refused or failed
+    ├── StoreError                 the share store refused or failed
     │   ├── ShareNotFound          no such share (or it was quarantined)
     │   ├── ShareExists            a share is already stored at that place
     │   ├── QuotaExceeded          not enough capacity left

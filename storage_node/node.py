@@ -10,15 +10,15 @@ from pathlib import Path
 
 from aiohttp import web
 
-from market.chain import Chain
+from contracts.chain import Chain
 
 from .api.app import Authorizer, NodeState, allow_any, make_app
 from .api.gate import ConnectionGate, GatedSite
-from .deals import DeletionGuard, collect_ended_deals
+from .authorize import DeletionGuard, collect_ended_deals
 from .identity import load_or_create_operator
 from .p2p.host import P2PHost
 from .p2p.identity import load_or_create_p2p_key
-from .store.shards import ShardStore
+from .store.shares import ShareStore
 
 log = logging.getLogger("datasov.node")
 
@@ -49,7 +49,7 @@ class StorageNode:
         self.config = config
         self.operator = load_or_create_operator(config.home)
         self.address = self.operator.address
-        self.store: ShardStore | None = None
+        self.store: ShareStore | None = None
         self._authorize = authorize
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -61,7 +61,7 @@ class StorageNode:
 
     async def start(self) -> None:
         cfg = self.config
-        self.store = ShardStore(cfg.home, capacity=cfg.capacity)
+        self.store = ShareStore(cfg.home, capacity=cfg.capacity)
         report = await asyncio.to_thread(self.store.recover)
         if any(report.values()):
             log.warning("recovered %s", report)

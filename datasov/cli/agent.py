@@ -9,12 +9,12 @@ from typing import Any
 
 import click
 
-from market import keys
-from market.chain import Chain
-from market.deals import FaultReporter
+from contracts.chain import Chain
+from market import key_agent
 from market.keystore import Keystore
+from market.repair import RepairAgent
+from market.reporter import FaultReporter
 from storage_node.client import NodeClient
-from storage_node.repair import RepairAgent
 
 from . import queries
 from .context import (
@@ -74,7 +74,7 @@ async def agent_run(
     keystore = open_keystore(home, passphrase_file)
     account = keystore.account
     async with open_chain(network) as chain:
-        key_agent = keys.KeyAgent(chain, keystore, home=home, poll=poll)
+        deliverer = key_agent.KeyAgent(chain, keystore, home=home, poll=poll)
         reporter = FaultReporter(chain, account, poll=poll)
         async with NodeClient(timeout=10, retries=2) as client:
             repairer = RepairAgent(
@@ -98,7 +98,7 @@ async def agent_run(
                     "[dim]hint: datasov keys export (in the home that published), then keys import here[/]"
                 )
             if once:
-                decisions = await key_agent.tick()
+                decisions = await deliverer.tick()
                 missed = await reporter.tick()
                 repairs = [] if no_repair else await repairer.tick()
                 result = {
@@ -123,7 +123,7 @@ async def agent_run(
                 return
             err_console.print(f"agent for {account.address} following {network.rpc} (Ctrl-C to stop)")
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-            workers = [key_agent, reporter] + ([] if no_repair else [repairer])
+            workers = [deliverer, reporter] + ([] if no_repair else [repairer])
             await asyncio.gather(*(worker.run() for worker in workers))
 
 
@@ -149,7 +149,7 @@ async def _unservable(chain: Chain, keystore: Keystore) -> list[dict[str, Any]]:
     ]
 
 
-def _decision(d: keys.Decision) -> dict[str, Any]:
+def _decision(d: key_agent.Decision) -> dict[str, Any]:
     return {
         "license_id": d.license_id,
         "dataset_id": d.dataset_id,

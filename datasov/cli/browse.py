@@ -8,7 +8,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from market.chain import Chain
+from contracts.chain import Chain
 from market.health import DatasetHealth, dataset_health
 from storage_node.client import NodeClient
 from storage_node.errors import NodeError

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import click
 
-from market import errors, publisher
-from market.chain import Chain
-from market.models import License
+from contracts import errors
+from contracts.chain import Chain
+from contracts.models import License
+from market import publisher
 
 from . import queries
 from .context import (

@@ -27,13 +27,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from contracts import errors
+from contracts.chain import Chain
+from contracts.models import Deployment
+from contracts.terms import Purpose
 from erasure.errors import ErasureError, IntegrityError, NotEnoughShares
-from market import buyer, errors
-from market.chain import Chain
+from market import buyer
 from market.directory import DirectoryError, StaticDirectory
+from market.errors import MarketError
 from market.keystore import Keystore, KeystoreError, WrongPassphrase
-from market.models import Deployment
-from market.terms import Purpose
 from storage_node.errors import NodeError
 
 from . import refusals
@@ -207,7 +209,7 @@ async def _guard(main: Awaitable[T]) -> T:
             hint="too few nodes hold good shares right now; try again later",
             code=EXIT_INTEGRITY,
         )
-    except (errors.MarketError, NodeError, ErasureError) as err:
+    except (MarketError, errors.ContractsError, NodeError, ErasureError) as err:
         fail(str(err), name=type(err).__name__)
     raise AssertionError("unreachable")
 

@@ -14,8 +14,8 @@ from typing import Any
 import click
 from rich.table import Table
 
-from market.chain import Chain
-from market.models import License, LicenseStatus
+from contracts.chain import Chain
+from contracts.models import License, LicenseStatus
 
 from . import queries
 from .browse import add_titles, dataset_json

@@ -59,7 +59,7 @@ def init(
     Example (with `datasov devnet up --home ./net` running elsewhere):
       datasov init --home ./alice --network ./net/devnet.json --dev-account 1 --no-passphrase
     """
-    from market.chain import dev_account as dev
+    from contracts.devchain import dev_account as dev
 
     home.mkdir(parents=True, exist_ok=True)
     created = False

@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from contracts.chain import Chain
+from contracts.models import License, LicenseStatus
+from contracts.terms import Purpose
 from market import buyer
-from market.chain import Chain
-from market.models import License, LicenseStatus
-from market.terms import Purpose
 from storage_node.client import NodeClient
 
 from . import queries

@@ -7,10 +7,10 @@ from typing import Any
 
 import click
 
+from contracts.terms import TRAINING_ALLOWED, LicenseTerms, Permission
 from erasure.errors import ErasureError
 from erasure.pipeline import Layout
 from market import publisher
-from market.terms import TRAINING_ALLOWED, LicenseTerms, Permission
 from storage_node.client import NodeClient
 
 from . import titles

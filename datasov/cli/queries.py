@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from market.chain import Chain
-from market.models import License, LicenseStatus
+from contracts.chain import Chain
+from contracts.models import License, LicenseStatus
 
 from .refusals import local_time
 

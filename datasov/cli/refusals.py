@@ -1,7 +1,7 @@
 """Contract refusals in words: ``PurposeNotAllowed(datasetId=2, purpose=1)`` becomes
 "dataset 2 does not allow ai_generative_training".
 
-:func:`describe` takes a :class:`~market.errors.ContractRevert` (its Solidity error name and
+:func:`describe` takes a :class:`~contracts.errors.ContractRevert` (its Solidity error name and
 decoded arguments) and returns one sentence a user can act on: purposes by name, deadlines as
 local times, token amounts in tokens. An error without an entry here keeps its raw form.
 """
@@ -12,8 +12,8 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
-from market.errors import ContractRevert
-from market.terms import Purpose
+from contracts.errors import ContractRevert
+from contracts.terms import Purpose
 
 from .ui import tokens
 

@@ -13,8 +13,9 @@ import contextlib
 import json
 from pathlib import Path
 
+from contracts.chain import Chain
+from contracts.errors import ContractsError
 from market import buyer
-from market.chain import Chain
 from market.directory import Directory
 from market.errors import MarketError
 from storage_node.client import NodeClient
@@ -55,7 +56,7 @@ async def titles(
             try:
                 urls = await buyer.holders(chain, directory, dataset_id)
                 man = await asyncio.wait_for(buyer.fetch_manifest(client, urls, manifests[dataset_id]), per_node * 2)
-            except (MarketError, NodeError, TimeoutError):
+            except (MarketError, ContractsError, NodeError, TimeoutError):
                 return
             out[dataset_id] = man.name
             remember(home, manifests[dataset_id], man.name)

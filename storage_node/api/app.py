@@ -35,7 +35,7 @@ from erasure import manifest
 from .. import orders
 from ..errors import Busy, CorruptShare, NodeError, NotAuthorized, OrderError, ShareNotFound, UploadAborted
 from ..store.index import ShareRecord
-from ..store.shards import ShardStore, Upload, check_address
+from ..store.shares import ShareStore, Upload, check_address
 from .ranges import byte_range
 
 log = logging.getLogger("datasov.node.api")
@@ -74,7 +74,7 @@ class Metrics:
 
 @dataclass
 class NodeState:
-    store: ShardStore
+    store: ShareStore
     address: str
     authorize: Authorizer = allow_any
     may_delete: DeletionCheck = allow_deletion

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from contracts.devchain import dev_account
 from datasov.cli import cli
 from datasov.cli.devnet import dev_accounts
-from market.chain import dev_account
 from market.keystore import Keystore
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from contracts.devchain import dev_account
 from datasov.cli import cli
 from erasure import envelope
-from market.chain import dev_account
 from market.keystore import Keystore
 
 HOME_PASS, BACKUP_PASS = "home passphrase", "backup passphrase"

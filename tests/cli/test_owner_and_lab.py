@@ -15,6 +15,12 @@ EXIT_USAGE, EXIT_REFUSED, EXIT_PENDING = 2, 4, 5
 TOKEN = 10**18
 
 
+def SAMPLE_PASS(tmp_path: Path) -> Path:
+    path = tmp_path / "backup.pass"
+    path.write_text("a backup passphrase\n")
+    return path
+
+
 def homes(devnet: Path, tmp_path: Path) -> tuple[Path, Path]:
     alice, lab = tmp_path / "alice", tmp_path / "lab"
     for home, account in ((alice, "1"), (lab, "2")):
@@ -68,7 +74,19 @@ def test_owner_and_lab_views(devnet: Path, tmp_path: Path) -> None:
     assert (row["title"], row["licenses_sold"], row["keys_pending"], row["consent"]) == ("tiny corpus", 0, 1, "stands")
     assert row["health"]["servable"]
 
-    datasov("agent", "run", "--once", "--no-repair", home=alice)
+    # an agent run from a home without the data key says which licenses it cannot serve...
+    laptop = tmp_path / "laptop"
+    datasov("init", "--network", str(devnet / "devnet.json"), "--dev-account", "1", "--no-passphrase", home=laptop)
+    skipped = datasov("agent", "run", "--once", "--no-repair", "--json", home=laptop)
+    assert {"dataset_id": int(dataset), "licenses_waiting": [license_id]} in as_json(skipped)["cannot_serve"]
+    assert f"cannot serve dataset {dataset}" in skipped.stderr
+    # ...until the keys are imported from the home that published
+    backup = tmp_path / "alice.keys"
+    datasov("keys", "export", "-o", str(backup), "--backup-passphrase-file", str(SAMPLE_PASS(tmp_path)), home=alice)
+    datasov("keys", "import", str(backup), "--backup-passphrase-file", str(SAMPLE_PASS(tmp_path)), home=laptop)
+    served = as_json(datasov("agent", "run", "--once", "--no-repair", "--json", home=laptop))
+    assert served["cannot_serve"] == []
+    assert [d["outcome"] for d in served["deliveries"] if d["license_id"] == license_id] == ["delivered"]
     fetched = as_json(datasov("fetch", "--dataset", dataset, "-o", str(tmp_path / "copy"), "--json", home=lab))
     assert fetched["license_id"] == license_id
     assert _same_tree(SAMPLE, tmp_path / "copy")

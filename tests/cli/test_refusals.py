@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime
 
+from contracts import errors
 from datasov.cli import refusals
-from market import errors
 
 
 def revert(name: str, **values: object) -> errors.ContractRevert:

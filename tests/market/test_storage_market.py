@@ -6,9 +6,10 @@ from dataclasses import replace
 
 import pytest
 
-from market import errors
-from market.chain import TOKEN, Chain
-from market.models import StorageProof
+from contracts import errors
+from contracts.chain import Chain
+from contracts.connection import TOKEN
+from contracts.models import StorageProof
 from market.proofs import storage_proof
 
 from .conftest import OPERATORS, OWNER, STAKE, STRANGER, Published

@@ -3,7 +3,7 @@
 Transactions are signed locally (keys never leave the process) under a per-sender lock that
 keeps nonces in order, gas is estimated first so a refusal is caught before anything is sent,
 receipts are awaited with a timeout, and every revert becomes the named Python class of its
-Solidity custom error (:mod:`market.errors`) with its decoded arguments.
+Solidity custom error (:mod:`contracts.errors`) with its decoded arguments.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Layout under the node's home::
 An upload streams into ``tmp/``, hashed block by block on the way (off the event loop); at the end
 its size and Merkle root must equal what the storage order declared, then it is fsynced, renamed into
 place, the directory fsynced, and only then indexed. A crash at any point leaves either the whole
-share indexed or nothing visible: :meth:`ShardStore.recover` removes partial files and orphans.
+share indexed or nothing visible: :meth:`ShareStore.recover` removes partial files and orphans.
 Reads verify every block they serve against the stored block roots; a mismatch quarantines the share.
 """
 
@@ -75,7 +75,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class ShardStore:
+class ShareStore:
     def __init__(self, home: Path, *, capacity: int) -> None:
         self.home = home
         self.capacity = capacity
@@ -522,7 +522,7 @@ def _disk_full_is_507() -> Iterator[None]:
 class Upload:
     """One share being received: ``await write(chunk)`` ... ``await commit()`` (or ``abort()``)."""
 
-    def __init__(self, store: ShardStore, record: ShareRecord, part: Path, file: BinaryIO) -> None:
+    def __init__(self, store: ShareStore, record: ShareRecord, part: Path, file: BinaryIO) -> None:
         self.store = store
         self.record = record
         self.received = 0
