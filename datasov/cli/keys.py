@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from market import key_agent
 from market.keystore import KeystoreError, WrongPassphrase
 
 from .context import home_option, json_option, open_keystore, passphrase_option
@@ -96,6 +97,9 @@ def keys_import(
 ) -> None:
     """Merge a key backup into this home (keys already here are kept; the account is not replaced).
 
+    The home's key agent then looks at every purchase again, so licenses it skipped for want of a
+    data key are served on its next run.
+
     \b
     Example:
       datasov keys import alice-keys.backup --home ./laptop && datasov agent run --home ./laptop
@@ -108,6 +112,10 @@ def keys_import(
         fail(str(err), name="WrongPassphrase", hint="the backup's passphrase, not this home's")
     except KeystoreError as err:
         fail(str(err), name=type(err).__name__)
+    if result.datasets:
+        # the key agent of this home skipped purchases it had no key for and moved past them:
+        # forget its position so its next run looks at every purchase again (delivered ones are skipped)
+        (home / key_agent.STATE_FILE).unlink(missing_ok=True)
     summary = {
         "datasets_added": result.datasets,
         "buyer_keys_added": result.buyer_keys,
