@@ -108,18 +108,18 @@ class Connection:
         start = await w3.eth.block_number
         token = await tx.create("TestToken", deployer)
         registry = await tx.create("DatasetRegistry", deployer)
-        # the market first: licensing asks it whether a dataset is servable
-        market = await tx.create(
+        # the StorageMarket first: licensing asks it whether a dataset is servable
+        storage_market = await tx.create(
             "StorageMarket", deployer, registry, token, config.min_stake, config.slash_amount, config.epoch_blocks
         )
         licenses = await tx.create(
-            "LicenseManager", deployer, registry, market, config.delivery_window, config.dispute_window
+            "LicenseManager", deployer, registry, storage_market, config.delivery_window, config.dispute_window
         )
         deployment = Deployment(
             chain_id=await w3.eth.chain_id,
             registry=registry,
             license_manager=licenses,
-            storage_market=market,
+            storage_market=storage_market,
             token=token,
             deployed_block=start,
             epoch_blocks=config.epoch_blocks,

@@ -8,6 +8,7 @@ owner's agent never loads the test EVM (import-linter forbids it from ``storage_
 
 from __future__ import annotations
 
+import ast
 import hashlib
 from typing import Any
 
@@ -15,17 +16,44 @@ from eth.vm.forks.cancun import CancunVM
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_tester import EthereumTester, PyEVMBackend
+from eth_tester.exceptions import TransactionFailed
 from web3 import AsyncWeb3
 from web3.providers.eth_tester import AsyncEthereumTesterProvider
 
 from .chain import Chain
 from .connection import ETHER, TOKEN, ChainConfig
 from .logindex import LogIndex, LogIndexMiddleware
+from .tx import accept_reverts_from
 
-__all__ = ["DEV_FUNDS_ETH", "DEV_FUNDS_TOKEN", "DevChain", "dev_account"]
+__all__ = ["DEV_FUNDS_ETH", "DEV_FUNDS_TOKEN", "DevChain", "TransactionFailed", "dev_account", "raw_revert"]
 
 DEV_FUNDS_ETH = 1000 * ETHER
 DEV_FUNDS_TOKEN = 1_000_000 * TOKEN
+
+
+def raw_revert(err: BaseException | None) -> bytes | None:
+    """Revert bytes carried by eth-tester's TransactionFailed, on the error or its causes: as
+    bytes (estimate_gas) or as the repr of bytes in a string (eth_call)."""
+    seen = 0
+    while err is not None and seen < 5:
+        for arg in err.args:
+            if isinstance(arg, bytes):
+                return arg
+            if isinstance(arg, str):
+                text = arg.removeprefix("execution reverted: ")
+                if text.startswith(("b'", 'b"')):
+                    try:
+                        value = ast.literal_eval(text)
+                    except (ValueError, SyntaxError):
+                        continue
+                    if isinstance(value, bytes):
+                        return value
+        err = err.__cause__ or err.__context__
+        seen += 1
+    return None
+
+
+accept_reverts_from(TransactionFailed, raw_revert)  # eth-tester's refusals become named reverts
 
 
 def dev_account(i: int) -> LocalAccount:

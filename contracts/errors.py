@@ -5,6 +5,8 @@
     ContractsError
     ├── TermsError                 license terms or purposes that make no sense
     ├── DeploymentError            no contracts at the addresses given / wrong chain
+    ├── DeliveryError              contracts.delivery: a key delivery could not be made or opened
+    │   └── InvalidPoint           not a finite BN254 G1 point (or not a valid secret scalar)
     └── ChainError                 anything that went wrong talking to the chain
         ├── ChainUnavailable       the JSON-RPC endpoint cannot be reached
         ├── TransactionTimeout     no receipt within the timeout

@@ -70,7 +70,8 @@ class StorageCalls(Connection):
     async def withdraw(self, account: LocalAccount) -> None:
         await self.send(self.storage_market.functions.withdraw(), account)
 
-    async def market_balance(self, address: str) -> int:
+    async def storage_balance(self, address: str) -> int:
+        """What ``address`` can withdraw from StorageMarket (fees earned, reporter rewards, released stake)."""
         return int(await self.call(self.storage_market.functions.balances(address)))
 
     async def deals_of(self, *, dataset_id: int | None = None, owner: str | None = None) -> list[int]:

@@ -199,7 +199,7 @@ async def run_demo(workdir: Path, say: Callable[[str], None], *, nodes: int = 12
             return all([(await chain.get_share(pub.deal_id, i)).unclaimed == 0 for i in live])
 
         await _wait_until(claimed, 30, "fees to be claimed")
-        earned = [await chain.market_balance(pub.placements[i].address) for i in live]
+        earned = [await chain.storage_balance(pub.placements[i].address) for i in live]
         slashed = sorted({m.provider[:10] for m in reporter.reported})
         return (
             f"epoch {target}: 8 live nodes proved their shares and earned {sum(earned) / TOKEN:.2f} tokens; "

@@ -16,11 +16,10 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from eth_tester.exceptions import TransactionFailed
 
 from contracts.chain import Chain
+from contracts.devchain import TransactionFailed, raw_revert
 from contracts.logindex import to_wire
-from contracts.tx import _raw_revert
 
 log = logging.getLogger("datasov.rpc")
 MAX_BODY = 4 << 20
@@ -68,7 +67,7 @@ class RpcServer:
                     return {"jsonrpc": "2.0", "id": rid, "error": to_wire(response["error"])}
                 result = to_wire(response.get("result"))
         except TransactionFailed as err:
-            raw = _raw_revert(err)
+            raw = raw_revert(err)
             error: dict[str, Any] = {"code": 3, "message": "execution reverted"}
             if raw is not None:
                 error["data"] = "0x" + raw.hex()

@@ -5,8 +5,13 @@ timeouts, deployments, terms) are :mod:`contracts.errors` and the nodes' are :mo
 
     MarketError
     ├── BuyError                   market.buyer: a license or fetch that cannot go through
+    │   ├── KeyNotDelivered        no key arrived (yet); ``refundable`` once the deadline passed
+    │   ├── KeyMismatch            the delivered key fails the on-chain key commitment (disputed)
+    │   ├── LicenseNotUsable       refunded, expired, or its consent was revoked
     │   └── ManifestUnavailable    no holder served a manifest matching the on-chain hash
     ├── PublishError               market.publisher: placement or upload failed
+    │   └── NotEnoughNodes         fewer usable nodes than shares to place
+    ├── RepairError                market.repair: a deal's lost shares could not be rebuilt or placed
     ├── KeystoreError              market.keystore: missing, locked or unreadable keystore
     │   └── WrongPassphrase
     ├── DirectoryError             market.directory: no usable node list

@@ -39,8 +39,8 @@ from .errors import MarketError
 log = logging.getLogger("datasov.repair")
 
 
-class RepairError(NodeError):
-    code = "repair_failed"
+class RepairError(MarketError):
+    """A deal's lost shares could not be rebuilt or placed (``data lost`` below k healthy shares)."""
 
 
 @dataclass

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts import errors as chain_errors
-from contracts.chain import Chain
 from erasure import merkle
 
-from .chainview import DealChain
+from .chainview import DealChain, EpochChain
 from .errors import NotAuthorized, StillOwed, UnknownDeal, WrongNode, WrongRoot
 from .orders import StorageOrder
 from .store.index import ShareRecord
@@ -135,7 +134,7 @@ class DeletionGuard:
     longer this node's (replaced) or already faulty; a share stored without a deal owes nothing.
     """
 
-    def __init__(self, chain: Chain, node_address: str) -> None:
+    def __init__(self, chain: EpochChain, node_address: str) -> None:
         self.chain = chain
         self.node_address = node_address
 
@@ -158,7 +157,7 @@ class DeletionGuard:
             )
 
 
-async def collect_ended_deals(store: ShareStore, chain: Chain) -> int:
+async def collect_ended_deals(store: ShareStore, chain: EpochChain) -> int:
     """Delete the shares of deals that are over on-chain (settled, or past their last epoch)."""
     records = [r for r in await store.records() if r.deal_id and r.state == "ok"]
     epoch = await chain.current_epoch()

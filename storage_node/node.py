@@ -10,11 +10,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from contracts.chain import Chain
-
 from .api.app import Authorizer, NodeState, allow_any, make_app
 from .api.gate import ConnectionGate, GatedSite
 from .authorize import DeletionGuard, collect_ended_deals
+from .chainview import EpochChain
 from .identity import load_or_create_operator
 from .p2p.host import P2PHost
 from .p2p.identity import load_or_create_p2p_key
@@ -45,7 +44,9 @@ class NodeConfig:
 class StorageNode:
     """``await node.start()`` ... ``await node.stop()``; ``node.url`` once started."""
 
-    def __init__(self, config: NodeConfig, *, authorize: Authorizer = allow_any, chain: Chain | None = None) -> None:
+    def __init__(
+        self, config: NodeConfig, *, authorize: Authorizer = allow_any, chain: EpochChain | None = None
+    ) -> None:
         self.config = config
         self.operator = load_or_create_operator(config.home)
         self.address = self.operator.address

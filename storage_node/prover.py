@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from eth_account.signers.local import LocalAccount
 
 from contracts import errors as chain_errors
-from contracts.chain import Chain
 from contracts.loop import Ticking
 from contracts.models import Deal, StorageProof
 from erasure import merkle
 
 from .api.app import Metrics
+from .chainview import ProverChain
 from .errors import NodeError
 from .store.index import ShareRecord
 from .store.shares import ShareStore
@@ -57,7 +57,7 @@ class Prover(Ticking):
 
     def __init__(
         self,
-        chain: Chain,
+        chain: ProverChain,
         account: LocalAccount,
         store: ShareStore,
         *,

@@ -121,7 +121,7 @@ async def _balance(chain: Chain, address: str) -> dict[str, Any]:
         "claimable": sum(lic.price for lic in claimable),
         "in_dispute_window": sum(lic.price for lic in in_window),
         "escrowed_until_delivery": sum(lic.price for lic in escrow),
-        "storage_market": await chain.market_balance(address),
+        "storage_market": await chain.storage_balance(address),
     }
     return {
         "address": address,

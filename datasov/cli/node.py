@@ -305,7 +305,7 @@ async def _earnings(rpc: str, deployment: Deployment, operator: str, records: li
             "registered": op.registered,
             "stake": str(op.stake),
             "active_shares": op.active_shares,
-            "withdrawable": str(await chain.market_balance(operator)),
+            "withdrawable": str(await chain.storage_balance(operator)),
             "unclaimed_fees": str(unclaimed),
             "slashed": str(sum(int(e["args"]["slashed"]) for e in slashes)),
             "missed_proofs": len(slashes),

@@ -169,7 +169,7 @@ async def put_share(request: web.Request) -> web.Response:
     if order.size != length:
         raise OrderError(f"Content-Length {length} differs from the order's size {order.size}")
     await state.store.check_nonce(signer, order.nonce)  # a replay costs no chain call
-    await state.authorize(signer, order)  # the chain, last (see deals.DealAuthorizer)
+    await state.authorize(signer, order)  # the chain, last (see authorize.DealAuthorizer)
     await state.store.use_nonce(signer, order.nonce, order.expiry)
     if state.uploads.locked():
         raise Busy("too many uploads in progress", retry_after=1)

@@ -141,7 +141,7 @@ async def test_value_is_conserved_across_fees_and_slashes(tmp_path: Path) -> Non
             # every token the market holds is accounted for: stakes + withdrawable balances + escrow left
             ops = [await chain.get_operator(n.node.address) for n in net.nodes]
             balances = [
-                await chain.market_balance(a) for a in {n.node.address for n in net.nodes} | {owner.account.address}
+                await chain.storage_balance(a) for a in {n.node.address for n in net.nodes} | {owner.account.address}
             ]
             deal = await chain.get_deal(pub.deal_id)
             burned = int(await chain.call(chain.storage_market.functions.burned()))  # the owner reported itself

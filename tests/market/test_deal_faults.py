@@ -103,7 +103,7 @@ async def test_an_owner_reporting_its_own_deal_earns_no_reporter_reward(chain: C
     await chain.advance_to_epoch(epoch + 1)
     slash = int(await chain.call(chain.storage_market.functions.slashAmount()))
     await chain.report_missed_proof(OWNER, deal, 0, epoch)
-    assert await chain.market_balance(OWNER.address) == slash - slash // 2  # the owner's half only
+    assert await chain.storage_balance(OWNER.address) == slash - slash // 2  # the owner's half only
     assert int(await chain.call(chain.storage_market.functions.burned())) == slash // 2  # the reporter's half
     await chain.report_missed_proof(STRANGER, deal, 1, epoch)  # anyone else still earns it
-    assert await chain.market_balance(STRANGER.address) == slash // 2
+    assert await chain.storage_balance(STRANGER.address) == slash // 2

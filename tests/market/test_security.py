@@ -153,7 +153,7 @@ async def _check_invariants(chain: Chain, licenses: list[int], deals: list[int],
     for op in OPERATORS:
         held += (await chain.get_operator(op.address)).stake
     for acct in accounts:
-        held += await chain.market_balance(acct)
+        held += await chain.storage_balance(acct)
     held += int(await chain.call(chain.storage_market.functions.burned()))
     for deal_id in deals:
         deal = await chain.get_deal(deal_id)
