@@ -223,3 +223,65 @@ class Keystore:
 
     def licenses(self) -> list[int]:
         return sorted(int(k) for k in self._load()["licenses"])
+
+    # ------------------------------------------------------------------- backup ----
+
+    def export_backup(self, passphrase: bytes) -> bytes:
+        """An encrypted copy of every entry (account, data keys, buyer keys, licenses) under its own
+        ``passphrase`` and a fresh salt: the same format as the keystore file, ``"format":
+        "datasov-key-backup"``. Restore it with :meth:`import_backup` in another home."""
+        salt = secrets.token_bytes(nacl.pwhash.argon2id.SALTBYTES)
+        box = nacl.secret.SecretBox(_derive(passphrase, salt, OPSLIMIT, MEMLIMIT))
+        plain = json.dumps(self._load(), sort_keys=True, separators=(",", ":")).encode()
+        doc = {
+            "format": BACKUP_FORMAT,
+            "version": VERSION,
+            "kdf": "argon2id13",
+            "opslimit": OPSLIMIT,
+            "memlimit": MEMLIMIT,
+            "salt": salt.hex(),
+            "box": bytes(box.encrypt(plain)).hex(),
+        }
+        return (json.dumps(doc, indent=1) + "\n").encode()
+
+    def import_backup(self, data: bytes, passphrase: bytes) -> BackupImport:
+        """Merge a backup's data keys, buyer keys and licenses into this keystore (entries already
+        here are kept). This keystore's account is never replaced: ``same_account`` says whether
+        the backup's is the same (if not, its data keys serve buyers only where this account is the
+        dataset's key agent). Raises :class:`WrongPassphrase` or :class:`KeystoreError`, changing
+        nothing."""
+        try:
+            doc = json.loads(data)
+            if not isinstance(doc, dict) or doc.get("format") != BACKUP_FORMAT:
+                raise KeystoreError("not a datasov key backup")
+            if doc.get("version") != VERSION:
+                raise KeystoreError(f"unsupported key backup version {doc.get('version')!r}")
+            salt = bytes.fromhex(doc["salt"])
+            box = nacl.secret.SecretBox(_derive(passphrase, salt, int(doc["opslimit"]), int(doc["memlimit"])))
+            sealed = bytes.fromhex(doc["box"])
+        except (ValueError, KeyError, TypeError, nacl.exceptions.CryptoError) as err:
+            raise KeystoreError(f"malformed key backup: {err}") from err
+        try:
+            theirs: dict[str, Any] = json.loads(box.decrypt(sealed))
+        except nacl.exceptions.CryptoError as err:
+            raise WrongPassphrase("wrong passphrase for the key backup") from err
+        added: dict[str, int] = {}
+        with self._update() as entries:
+            for section in ("datasets", "buyer_keys", "licenses"):
+                new = {k: v for k, v in theirs.get(section, {}).items() if k not in entries[section]}
+                entries[section].update(new)
+                added[section] = len(new)
+            same = theirs.get("account") == entries["account"]
+        return BackupImport(datasets=added["datasets"], buyer_keys=added["buyer_keys"], same_account=same)
+
+
+BACKUP_FORMAT = "datasov-key-backup"
+
+
+@dataclass(frozen=True, slots=True)
+class BackupImport:
+    """What :meth:`Keystore.import_backup` added."""
+
+    datasets: int
+    buyer_keys: int
+    same_account: bool

@@ -100,13 +100,15 @@ def test_owner_and_lab_on_a_devnet(devnet: Path, tmp_path: Path) -> None:
     assert bad.returncode == EXIT_INTEGRITY
     assert "INVALID" in bad.stdout
 
-    not_owner = datasov("consent", "revoke", dataset, home=lab, check=False)
+    not_owner = datasov("consent", "revoke", dataset, "--yes", "--json", home=lab, check=False)
     assert not_owner.returncode == EXIT_REFUSED
-    assert "NotDatasetOwner" in not_owner.stderr
-    datasov("consent", "revoke", dataset, home=alice)
-    refused = datasov("license", "buy", dataset, "--wait", "0", home=lab, check=False)
+    assert json.loads(not_owner.stdout)["error"]["name"] == "NotDatasetOwner"
+    assert f"dataset {dataset} belongs to another account" in not_owner.stderr
+    datasov("consent", "revoke", dataset, "--yes", home=alice)
+    refused = datasov("license", "buy", dataset, "--wait", "0", "--json", home=lab, check=False)
     assert refused.returncode == EXIT_REFUSED
-    assert "ConsentIsRevoked" in refused.stderr
+    assert json.loads(refused.stdout)["error"]["name"] == "ConsentIsRevoked"
+    assert f"the owner of dataset {dataset} has revoked consent" in refused.stderr
 
     rpc = json.loads((devnet / "devnet.json").read_text())["rpc"]
     statuses = [
@@ -129,7 +131,7 @@ def test_owner_and_lab_on_a_devnet(devnet: Path, tmp_path: Path) -> None:
     assert all(s["chain"]["registered"] and int(s["chain"]["stake"]) > 0 for s in statuses)
     assert all(s["chain"]["slashed"] == "0" for s in statuses)  # nobody missed a proof
 
-    ended = json.loads(datasov("storage", "end", dataset, "--json", home=alice).stdout)
+    ended = json.loads(datasov("storage", "end", dataset, "--yes", "--json", home=alice).stdout)
     assert sorted(ended["deleted"]) == list(range(10))
 
 

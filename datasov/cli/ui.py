@@ -46,11 +46,25 @@ def progress_bar(description: str, total: int | None, *, enabled: bool = True) -
         yield lambda n: bar.advance(task, n)
 
 
-def fail(message: str, *, hint: str | None = None, code: int = 1) -> NoReturn:
-    """Print an error (and what to do about it) and exit with ``code``."""
+_json_errors = False
+
+
+def json_errors(enabled: bool) -> None:
+    """With ``--json``, :func:`fail` also prints the error as JSON on stdout (for scripts)."""
+    global _json_errors
+    _json_errors = enabled
+
+
+def fail(message: str, *, hint: str | None = None, code: int = 1, name: str | None = None, **details: Any) -> NoReturn:
+    """Print an error (and what to do about it) and exit with ``code``.
+
+    Under ``--json`` the error is also printed on stdout as ``{"error": {"message", "code", "name",
+    "hint", ...details}}``; ``name`` is the error's class (a contract refusal's Solidity name)."""
     err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
     if hint:
         err_console.print(f"[dim]hint:[/] {hint}", soft_wrap=True, highlight=False)
+    if _json_errors:
+        emit_json({"error": {"message": message, "code": code, "name": name, "hint": hint, **details}})
     raise SystemExit(code)
 
 

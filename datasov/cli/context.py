@@ -16,18 +16,21 @@ import contextlib
 import json
 import os
 import secrets
+import socket
 import stat
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from contracts import errors
 from contracts.chain import Chain
 from contracts.models import Deployment
+from contracts.terms import Purpose
 from erasure.errors import ErasureError, IntegrityError, NotEnoughShares
 from market import buyer
 from market.directory import DirectoryError, StaticDirectory
@@ -35,7 +38,8 @@ from market.errors import MarketError
 from market.keystore import Keystore, KeystoreError, WrongPassphrase
 from storage_node.errors import NodeError
 
-from .ui import fail
+from . import refusals
+from .ui import fail, json_errors
 
 T = TypeVar("T")
 CONFIG = "config.json"
@@ -160,14 +164,19 @@ async def _guard(main: Awaitable[T]) -> T:
     try:
         return await main
     except WrongPassphrase as err:
-        fail(str(err), hint="check DATASOV_PASSPHRASE / --passphrase-file")
+        fail(str(err), name=type(err).__name__, hint="check DATASOV_PASSPHRASE / --passphrase-file")
     except KeystoreError as err:
-        fail(str(err))
+        fail(str(err), name=type(err).__name__)
     except errors.ChainUnavailable as err:
-        fail(str(err), hint="is the chain running? (`datasov devnet up`, or check --rpc)", code=EXIT_UNAVAILABLE)
+        fail(
+            str(err),
+            name=type(err).__name__,
+            hint="is the chain running? (`datasov devnet up`, or check --rpc)",
+            code=EXIT_UNAVAILABLE,
+        )
     except buyer.KeyNotDelivered as err:
         hint = "take your payment back: datasov license refund LICENSE" if err.refundable else "try again later"
-        fail(str(err), hint=hint, code=EXIT_PENDING)
+        fail(str(err), name=type(err).__name__, hint=hint, code=EXIT_PENDING)
     except buyer.KeyMismatch as err:
         fail(
             str(err),
@@ -178,17 +187,30 @@ async def _guard(main: Awaitable[T]) -> T:
         )
     except errors.DatasetNotServable as err:
         fail(
-            f"the contract refused: {err}",
+            f"the contract refused: {refusals.describe(err)}",
+            name="DatasetNotServable",
             hint="no active storage deal holds enough healthy shares of it (just published: its nodes have not "
             "accepted yet, try again shortly; or its storage ended)",
             code=EXIT_REFUSED,
         )
     except errors.ContractRevert as err:
-        fail(f"the contract refused: {err}", code=EXIT_REFUSED)
+        refusal = refusals.to_json(err)
+        fail(
+            f"the contract refused: {refusal['message']}",
+            code=EXIT_REFUSED,
+            name=refusal["name"],
+            values=refusal["values"],
+            function=refusal["function"],
+        )
     except (NotEnoughShares, IntegrityError) as err:
-        fail(str(err), hint="too few nodes hold good shares right now; try again later", code=EXIT_INTEGRITY)
+        fail(
+            str(err),
+            name=type(err).__name__,
+            hint="too few nodes hold good shares right now; try again later",
+            code=EXIT_INTEGRITY,
+        )
     except (MarketError, errors.ContractsError, NodeError, ErasureError) as err:
-        fail(str(err))
+        fail(str(err), name=type(err).__name__)
     raise AssertionError("unreachable")
 
 
@@ -196,8 +218,89 @@ def command_runner(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
     """Decorate an async click callback so it runs under :func:`run`."""
 
     def wrapper(*args: Any, **kwargs: Any) -> T:
+        json_errors(bool(kwargs.get("as_json")))
         return run(fn(*args, **kwargs))
 
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__
     return wrapper
+
+
+if TYPE_CHECKING:  # click >= 8.5 types its ParamType by the value it converts to
+    _IntParam = click.ParamType[int]
+    _PurposeParam = click.ParamType[Purpose]
+else:
+    _IntParam = _PurposeParam = click.ParamType
+
+
+def parse_amount(text: str) -> int:
+    """'1.5' tokens -> 1500000000000000000 base units."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation as err:
+        raise click.BadParameter(f"{text!r} is not an amount like 10 or 0.25") from err
+    if not value.is_finite() or value < 0:
+        raise click.BadParameter(f"{text!r}: amounts are finite and not negative")
+    return int(value * 10**18)
+
+
+class TokenAmount(_IntParam):
+    """An amount in tokens ('2.5'), converted to base units; a bad one is a usage error (exit 2)."""
+
+    name = "tokens"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_amount(str(value))
+        except click.BadParameter as err:
+            self.fail(err.message, param, ctx)
+
+
+class PurposeType(_PurposeParam):
+    """A license purpose by name (ai_training, ai-training...); an unknown one is a usage error."""
+
+    name = "purpose"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Purpose:
+        if isinstance(value, Purpose):
+            return value
+        try:
+            return Purpose.parse(str(value))
+        except errors.TermsError as err:
+            self.fail(str(err), param, ctx)
+
+
+TOKENS = TokenAmount()
+PURPOSE = PurposeType()
+
+
+yes_option = click.option("--yes", "-y", "yes", is_flag=True, help="Do not ask for confirmation.")
+EXIT_USAGE = 2
+
+
+def confirm(question: str, *, yes: bool) -> None:
+    """Ask before an irreversible step; ``--yes`` skips the question. Without a terminal to ask on
+    and without ``--yes``, refuse (exit 2) rather than guess."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        fail(f"{question} (not confirmed)", hint="add --yes to confirm without a prompt", code=EXIT_USAGE)
+    if not click.confirm(question, default=False, err=True):
+        fail("not confirmed; nothing changed", code=EXIT_ERROR)
+
+
+DEV_ACCOUNTS = 4  # dev accounts 1..4, as `datasov devnet up` lists them (0 funds the devnet itself)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail with one clear line if ``host:port`` cannot be listened on (0 always can)."""
+    if port == 0:
+        return
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as err:
+            fail(f"port {port} is already in use on {host} ({err.strerror})", hint="choose another port")

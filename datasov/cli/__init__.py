@@ -1,14 +1,27 @@
-"""The ``datasov`` command."""
+"""The ``datasov`` command: one module per command group.
+
+``context`` holds the shared options, the home's network and keystore, and the runner that turns
+expected failures into messages and exit codes; ``ui`` the terminal output.
+"""
 
 from __future__ import annotations
 
 import click
 
-from . import __version__
-from .cli_devnet import demo, devnet
-from .cli_market import COMMANDS
-from .cli_node import node
-from .cli_pipeline import pipeline
+from .. import __version__
+from .agent import agent
+from .audit import audit
+from .browse import datasets, show
+from .consent import consent, storage
+from .devnet import demo, devnet
+from .durability import durability
+from .earnings import balance, mine, withdraw
+from .home import init
+from .keys import keys
+from .lab import fetch, license, licenses
+from .node import node
+from .pipeline import pipeline
+from .publish import offer, publish
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -27,7 +40,8 @@ def cli() -> None:
       datasov init --home ME --network NET/devnet.json --dev-account 1 --no-passphrase
       datasov publish DATA --home ME --price 5 --terms training
       datasov agent run --home ME           release keys to buyers while consent stands
-      datasov license buy 1 --home LAB && datasov fetch 1 --home LAB -o OUT
+      datasov mine --home ME                your datasets: licenses sold, revenue, keys pending, health
+      datasov license buy DATASET --home LAB && datasov fetch --dataset DATASET --home LAB -o OUT
       datasov audit 1 --home LAB -o receipt.json && datasov audit verify receipt.json --home LAB
       datasov node init --home DIR && datasov node run --home DIR --rpc URL --deployment NET/deployment.json
 
@@ -39,7 +53,25 @@ def cli() -> None:
 
 cli.add_command(demo)
 cli.add_command(devnet)
-for command in COMMANDS:
+for command in (
+    init,
+    publish,
+    offer,
+    datasets,
+    show,
+    mine,
+    balance,
+    withdraw,
+    license,
+    licenses,
+    fetch,
+    consent,
+    storage,
+    audit,
+    agent,
+    keys,
+    durability,
+):
     cli.add_command(command)
 cli.add_command(pipeline)
 cli.add_command(node)

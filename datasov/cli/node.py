@@ -24,6 +24,7 @@ from storage_node.node import NodeConfig, StorageNode
 from storage_node.prover import Prover
 from storage_node.store.shares import ShareStore
 
+from .context import check_port_free
 from .ui import emit_json, fail
 
 log = logging.getLogger("datasov.node")
@@ -145,6 +146,7 @@ def init(home: Path, listen: str, capacity: str, as_json: bool) -> None:
     help="Development only: without --rpc, accept any validly signed order (no on-chain deal behind it).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log every request at debug level.")
+@click.option("--json", "as_json", is_flag=True, help="Print where the node listens as one JSON line.")
 def run(
     home: Path,
     listen: str | None,
@@ -155,6 +157,7 @@ def run(
     deployment: Path | None,
     dev_accept_any_order: bool,
     verbose: bool,
+    as_json: bool,
 ) -> None:
     """Run the node until SIGINT or SIGTERM; prints where it listens.
 
@@ -178,6 +181,7 @@ def run(
         raise click.UsageError("--dev-accept-any-order makes no sense with --rpc (orders are checked on-chain)")
     config = _load_config(home)
     host, port = parse_listen(listen) if listen else (config["host"], config["port"])
+    check_port_free(host, port)
     size = parse_size(capacity) if capacity else int(config["capacity"])
     try:
         if bootstrap and p2p_listen is None:
@@ -187,12 +191,14 @@ def run(
         node_config = NodeConfig(
             home=home, host=host, port=port, capacity=size, p2p_listen=p2p_listen, bootstrap=bootstrap
         )
-        asyncio.run(_serve(node_config, rpc, deployment))
+        asyncio.run(_serve(node_config, rpc, deployment, as_json=as_json))
     except (NodeError, ContractsError) as err:
         fail(str(err))
 
 
-async def _serve(config: NodeConfig, rpc: str | None = None, deployment: Path | None = None) -> None:
+async def _serve(
+    config: NodeConfig, rpc: str | None = None, deployment: Path | None = None, *, as_json: bool = False
+) -> None:
     chain = None
     authorize: Authorizer = allow_any
     if rpc is not None and deployment is not None:
@@ -207,8 +213,12 @@ async def _serve(config: NodeConfig, rpc: str | None = None, deployment: Path | 
     if chain is not None and storage.store is not None and storage.state is not None:
         prover = Prover(chain, storage.operator, storage.store, metrics=storage.state.metrics)
         prover_task = asyncio.create_task(prover.run(), name="prover")
-    click.echo(f"datasov node {storage.address} listening on {storage.url}", nl=True)
-    if storage.p2p is not None:
+    if as_json:
+        peer = storage.p2p.peer_id if storage.p2p is not None else None
+        click.echo(json.dumps({"address": storage.address, "url": storage.url, "peer_id": str(peer) if peer else None}))
+    else:
+        click.echo(f"datasov node {storage.address} listening on {storage.url}", nl=True)
+    if storage.p2p is not None and not as_json:
         click.echo(f"libp2p peer {storage.p2p.peer_id} at {' '.join(storage.p2p.full_addrs)}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -306,8 +306,12 @@ def roundtrip(
 
 
 @pipeline.command()
-def codecs() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (for scripts).")
+def codecs(as_json: bool) -> None:
     """List the erasure codecs that load on this machine."""
+    if as_json:
+        emit_json({name: name in available_codecs() for name in CODECS})
+        return
     for name in CODECS:
         state = "available" if name in available_codecs() else "not installed"
         click.echo(f"{name}\t{state}")

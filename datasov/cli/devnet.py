@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
 import signal
 import tempfile
 from pathlib import Path
@@ -14,8 +16,8 @@ from rich.table import Table
 from contracts.chain import ChainConfig
 from contracts.devchain import dev_account
 
-from .context import json_option
-from .ui import emit_json, err_console, out_console
+from .context import DEV_ACCOUNTS, check_port_free, json_option
+from .ui import emit_json, err_console, fail, json_errors, out_console
 
 
 @click.group()
@@ -29,39 +31,84 @@ def devnet() -> None:
 @click.option("--rpc-port", type=int, default=8545, show_default=True, help="Loopback port for JSON-RPC (0: any).")
 @click.option("--block-time", type=float, default=1.0, show_default=True, help="Seconds between empty blocks.")
 @click.option("--epoch-blocks", type=click.IntRange(2, 256), default=30, show_default=True)
+@click.option("--fresh", is_flag=True, help="Start over on a home whose devnet stopped (its chain is gone).")
 @json_option
-def devnet_up(home: Path, nodes: int, rpc_port: int, block_time: float, epoch_blocks: int, as_json: bool) -> None:
+def devnet_up(
+    home: Path, nodes: int, rpc_port: int, block_time: float, epoch_blocks: int, fresh: bool, as_json: bool
+) -> None:
     """Start a chain and N nodes on loopback and keep them running until Ctrl-C.
 
     Writes HOME/devnet.json (RPC URL, contracts, node directory) for `datasov init --network`.
+    The chain lives in memory: a stopped devnet cannot be resumed, so `devnet up` on its home
+    refuses unless --fresh (homes made against the old one then need `datasov init --force`).
 
     \b
     Example:
       datasov devnet up --home ./net --nodes 12 &
       datasov init --home ./alice --network ./net/devnet.json --dev-account 1 --no-passphrase
-      datasov publish ./corpus --home ./alice --price 5
+      datasov publish ./my-corpus --home ./alice --price 5
     """
+    json_errors(as_json)
+    _claim_home(home, fresh=fresh)
+    check_port_free("127.0.0.1", rpc_port)
     home.mkdir(parents=True, exist_ok=True)
-    asyncio.run(_devnet(home, nodes, rpc_port, block_time, epoch_blocks, as_json))
+    pid_file = home / PID_FILE
+    pid_file.write_text(f"{os.getpid()}\n")
+    try:
+        asyncio.run(_devnet(home, nodes, rpc_port, block_time, epoch_blocks, as_json))
+    finally:
+        pid_file.unlink(missing_ok=True)
+
+
+PID_FILE = "devnet.pid"
+
+
+def _running(pid_file: Path) -> int | None:
+    """The pid of the devnet process that holds this home, if it still runs."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def _claim_home(home: Path, *, fresh: bool) -> None:
+    """Refuse a home another devnet runs on, or whose stopped devnet would be silently replaced."""
+    if (pid := _running(home / PID_FILE)) is not None:
+        fail(f"a devnet is already running on {home} (pid {pid})", hint="use it, or stop it first")
+    if not (home / "devnet.json").exists():
+        return
+    if not fresh:
+        fail(
+            f"{home} holds a devnet that stopped; its chain was in memory and cannot be resumed",
+            hint="add --fresh to start over there (then `datasov init --force --network ...` in each home), "
+            "or use a new --home",
+        )
+    for name in ("devnet.json", "deployment.json"):
+        (home / name).unlink(missing_ok=True)
+    shutil.rmtree(home / "nodes", ignore_errors=True)
 
 
 async def _devnet(home: Path, nodes: int, rpc_port: int, block_time: float, epoch_blocks: int, as_json: bool) -> None:
-    from .devnet import LocalNetwork
-    from .rpc import serve
+    from ..devnet import LocalNetwork
+    from ..rpc import serve
 
     net = await LocalNetwork.start(home, nodes=nodes, config=ChainConfig(epoch_blocks=epoch_blocks), prover_poll=1.0)
     runner, url = await serve(net.chain, "127.0.0.1", rpc_port)
     path = net.save(url)
     if as_json:
-        emit_json({**net.describe(url), "file": str(path), "dev_accounts": _accounts()})
+        emit_json(
+            {**net.describe(url), "file": str(path), "dev_accounts": {str(i): [a, k] for i, a, k in dev_accounts()}}
+        )
     else:
         out_console.print(f"chain JSON-RPC  {url}  (chain id {net.chain.deployment.chain_id})")
         table = Table("node", "operator", "url")
         for n in net.nodes:
             table.add_row(str(n.index), n.node.address, n.node.url)
         out_console.print(table)
-        out_console.print("dev accounts (funded; local use only):")
-        for i, (address, key) in enumerate(_accounts()):
+        out_console.print("dev accounts (funded; local use only; `datasov init --dev-account N`):")
+        for i, address, key in dev_accounts():
             out_console.print(f"  {i:2d}  {address}  {key}")
         out_console.print(f"network file    {path}\n[dim]Ctrl-C to stop[/]")
     stop = asyncio.Event()
@@ -87,8 +134,9 @@ async def _devnet(home: Path, nodes: int, rpc_port: int, block_time: float, epoc
         err_console.print("devnet stopped")
 
 
-def _accounts() -> list[tuple[str, str]]:
-    return [(dev_account(i).address, "0x" + bytes(dev_account(i).key).hex()) for i in range(1, 5)]
+def dev_accounts() -> list[tuple[int, str, str]]:
+    """(N, address, key) of the dev accounts `datasov init --dev-account N` takes."""
+    return [(i, dev_account(i).address, "0x" + bytes(dev_account(i).key).hex()) for i in range(1, DEV_ACCOUNTS + 1)]
 
 
 @click.command()
@@ -116,7 +164,7 @@ def demo(workdir: Path | None, nodes: int, as_json: bool) -> None:
     """
     import logging
 
-    from .demo import run_demo
+    from ..demo import run_demo
 
     logging.getLogger("datasov").setLevel(logging.ERROR)  # the demo tells its own story
 

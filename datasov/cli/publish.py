@@ -1,0 +1,224 @@
+"""Offering a dataset: ``datasov publish`` and ``datasov offer update``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from contracts.terms import TRAINING_ALLOWED, LicenseTerms, Permission
+from erasure.errors import ErasureError
+from erasure.pipeline import Layout
+from market import publisher
+from storage_node.client import NodeClient
+
+from . import titles
+from .context import (
+    TOKENS,
+    command_runner,
+    home_option,
+    json_option,
+    load_network,
+    open_chain,
+    open_keystore,
+    passphrase_option,
+    rpc_option,
+)
+from .ui import emit_json, err_console, out_console, stage_progress, tokens
+
+TERMS_PRESETS: dict[str, LicenseTerms] = {
+    "training": TRAINING_ALLOWED,
+    "inference-only": LicenseTerms(ai_inference=Permission.ALLOWED, commercial_use=True),
+    "research": LicenseTerms(
+        ai_training=Permission.ALLOWED, ai_inference=Permission.ALLOWED, data_mining=Permission.ALLOWED
+    ),
+    "none": LicenseTerms(),
+}
+
+
+# --------------------------------------------------------------------------- publish ----
+
+
+@click.command()
+@click.argument("path", type=click.Path(path_type=Path, exists=True))
+@click.option("--title", default=None, help="Name recorded in the manifest (default: the file or folder name).")
+@click.option("--price", type=TOKENS, default="0", show_default=True, help="License price in tokens.")
+@click.option(
+    "--terms",
+    type=click.Choice(sorted(TERMS_PRESETS)),
+    default="training",
+    show_default=True,
+    help="License terms preset (what licensees may use the data for).",
+)
+@click.option("--terms-text", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="Full terms text.")
+@click.option("--terms-uri", default="", help="Where the full terms text is published.")
+@click.option("-k", "k", type=int, default=4, show_default=True, help="Shares needed to rebuild.")
+@click.option("-n", "n", type=int, default=10, show_default=True, help="Shares stored (on n distinct nodes).")
+@click.option("--codec", default="zfec", show_default=True, help="Erasure codec (zfec or isal).")
+@click.option("--epochs", type=int, default=1000, show_default=True, help="Storage deal length in epochs.")
+@click.option(
+    "--fee", type=TOKENS, default="0.001", show_default=True, help="Storage fee per share per epoch, in tokens."
+)
+@home_option
+@rpc_option
+@passphrase_option
+@json_option
+@command_runner
+async def publish(
+    path: Path,
+    title: str | None,
+    price: int,
+    terms: str,
+    terms_text: Path | None,
+    terms_uri: str,
+    k: int,
+    n: int,
+    codec: str,
+    epochs: int,
+    fee: int,
+    home: Path,
+    rpc: str | None,
+    passphrase_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Encrypt, erasure-code and store a file or folder on n nodes, and offer licenses for it.
+
+    The data key stays in your keystore; the owner's key agent (`datasov agent run`) releases it
+    to each buyer while consent stands.
+
+    \b
+    Example:
+      datasov publish ./my-corpus --price 5 --terms training -k 4 -n 10
+    """
+    layout = Layout(codec=codec, k=k, n=n)
+    try:
+        layout.make_codec()
+    except ErasureError as err:
+        raise click.BadParameter(str(err), param_hint="-k / -n / --codec") from err
+    if epochs < 1:
+        raise click.BadParameter("a storage deal lasts at least 1 epoch", param_hint="--epochs")
+    network = load_network(home, rpc)
+    keystore = open_keystore(home, passphrase_file)
+    options = publisher.PublishOptions(
+        layout=layout,
+        price=price,
+        terms=_terms(TERMS_PRESETS[terms], terms_text, terms_uri),
+        epochs=epochs,
+        fee_per_share_epoch=fee,
+    )
+    async with open_chain(network) as chain, NodeClient() as client:
+        with stage_progress(enabled=not as_json) as progress:
+            pub = await publisher.publish(
+                path,
+                chain=chain,
+                keystore=keystore,
+                directory=network.directory,
+                client=client,
+                staging=home / "staging",
+                options=options,
+                progress=progress,
+                name=title,
+            )
+    titles.remember(home, pub.manifest_hash, pub.manifest.name)
+    result = {
+        "dataset_id": pub.dataset_id,
+        "title": pub.manifest.name,
+        "deal_id": pub.deal_id,
+        "manifest_hash": pub.manifest_hash.hex(),
+        "commitment_root": pub.manifest.commitment_root.hex(),
+        "size": pub.manifest.plaintext_size,
+        "k": pub.manifest.k,
+        "n": pub.manifest.n,
+        "nodes": {i: node.url for i, node in sorted(pub.placements.items())},
+        "replaced": pub.replaced,
+        "seconds": {k: round(v, 3) for k, v in pub.timings.items()},
+    }
+    if as_json:
+        emit_json(result)
+        return
+    out_console.print(
+        f"published dataset [bold]{pub.dataset_id}[/] ({pub.manifest.plaintext_size} bytes, "
+        f"{pub.manifest.k}-of-{pub.manifest.n} on {len(pub.placements)} nodes), storage deal {pub.deal_id}"
+    )
+    out_console.print(f"commitment root {pub.manifest.commitment_root.hex()}")
+    err_console.print("[dim]keep `datasov agent run` going so buyers receive the key[/]")
+
+
+def _terms(chosen: LicenseTerms, terms_text: Path | None, terms_uri: str) -> LicenseTerms:
+    return chosen.with_text(terms_text.read_text(), terms_uri) if terms_text is not None else chosen
+
+
+# ------------------------------------------------------------------------ offer ----
+
+
+@click.group()
+def offer() -> None:
+    """Change what a dataset you own is offered for."""
+
+
+@offer.command("update")
+@click.argument("dataset_id", type=int)
+@click.option("--price", type=TOKENS, default=None, help="New license price in tokens (default: unchanged).")
+@click.option(
+    "--terms",
+    type=click.Choice(sorted(TERMS_PRESETS)),
+    default=None,
+    help="New license terms preset (default: unchanged).",
+)
+@click.option("--terms-text", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="Full terms text.")
+@click.option("--terms-uri", default="", help="Where the full terms text is published.")
+@home_option
+@rpc_option
+@passphrase_option
+@json_option
+@command_runner
+async def offer_update(
+    dataset_id: int,
+    price: int | None,
+    terms: str | None,
+    terms_text: Path | None,
+    terms_uri: str,
+    home: Path,
+    rpc: str | None,
+    passphrase_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Change the price and/or terms of a dataset you own; the offer's version goes up by one.
+
+    Licenses already bought keep the terms they were bought under; a purchase made against the
+    old version reverts (TermsVersionMismatch), so no buyer pays for terms they did not see.
+
+    \b
+    Example:
+      datasov offer update 1 --price 7.5 --terms research
+    """
+    if price is None and terms is None and terms_text is None:
+        raise click.UsageError("nothing to change: give --price, --terms and/or --terms-text")
+    network = load_network(home, rpc)
+    keystore = open_keystore(home, passphrase_file)
+    async with open_chain(network) as chain:
+        before = await chain.get_dataset(dataset_id)
+        current = await chain.get_terms(dataset_id)
+        new_terms = _terms(TERMS_PRESETS[terms] if terms is not None else current, terms_text, terms_uri)
+        new_price = before.price if price is None else price
+        await chain.update_offer(
+            keystore.account, dataset_id, price=new_price, terms=new_terms, payment_token=before.payment_token
+        )
+        after = await chain.get_dataset(dataset_id)
+        terms_now = (await chain.get_terms(dataset_id)).to_json()
+    result: dict[str, Any] = {
+        "dataset_id": dataset_id,
+        "price": str(after.price),
+        "price_tokens": tokens(after.price),
+        "terms_version": after.terms_version,
+        "terms": terms_now,
+    }
+    if as_json:
+        emit_json(result)
+    else:
+        out_console.print(
+            f"dataset {dataset_id}: offer version {after.terms_version}, price {tokens(after.price)} tokens "
+            f"(was {tokens(before.price)}), terms: "
+            + ", ".join(f"{k}={v}" for k, v in result["terms"].items() if k != "terms_hash")
+        )

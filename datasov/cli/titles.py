@@ -1,0 +1,65 @@
+"""Dataset titles for listings: the ``name`` in each dataset's manifest.
+
+The chain holds only the manifest's hash, so the title comes from a holder's copy of the manifest,
+checked against that hash (a holder cannot make up a title), and is cached in ``HOME/titles.json``
+by manifest hash (a manifest never changes). A dataset whose holders do not answer has no title
+(``None``) until one does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from pathlib import Path
+
+from contracts.chain import Chain
+from contracts.errors import ContractsError
+from market import buyer
+from market.directory import Directory
+from market.errors import MarketError
+from storage_node.client import NodeClient
+from storage_node.errors import NodeError
+
+CACHE = "titles.json"
+
+
+def _load(home: Path) -> dict[str, str]:
+    with contextlib.suppress(OSError, ValueError):
+        data = json.loads((home / CACHE).read_text())
+        if isinstance(data, dict):
+            return {str(k): str(v) for k, v in data.items()}
+    return {}
+
+
+def remember(home: Path, manifest_hash: bytes, title: str) -> None:
+    """Note a title (``datasov publish`` knows its own)."""
+    cache = _load(home)
+    cache[manifest_hash.hex()] = title
+    with contextlib.suppress(OSError):
+        home.mkdir(parents=True, exist_ok=True)
+        (home / CACHE).write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")
+
+
+async def titles(
+    chain: Chain, directory: Directory, home: Path, manifests: dict[int, bytes], *, per_node: float = 3.0
+) -> dict[int, str | None]:
+    """dataset id -> title, for datasets given as id -> manifest hash."""
+    cache = _load(home)
+    out: dict[int, str | None] = {i: cache.get(h.hex()) for i, h in manifests.items()}
+    missing = [i for i, title in out.items() if title is None]
+    if not missing:
+        return out
+    async with NodeClient(retries=1, timeout=per_node) as client:
+
+        async def one(dataset_id: int) -> None:
+            try:
+                urls = await buyer.holders(chain, directory, dataset_id)
+                man = await asyncio.wait_for(buyer.fetch_manifest(client, urls, manifests[dataset_id]), per_node * 2)
+            except (MarketError, ContractsError, NodeError, TimeoutError):
+                return
+            out[dataset_id] = man.name
+            remember(home, manifests[dataset_id], man.name)
+
+        await asyncio.gather(*(one(i) for i in missing))
+    return out
