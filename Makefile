@@ -1,6 +1,6 @@
 # Two commands for a fresh machine:
 #   make demo   create .venv if missing, install datasov, run the demo
-#   make test   create .venv if missing, install with test extras, run ruff, mypy and pytest
+#   make test   create .venv if missing, install with test extras, run ruff, lint-imports, mypy and pytest
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -35,6 +35,7 @@ contracts-check: contracts/node_modules/.installed
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy

@@ -30,13 +30,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from contracts.chain import ChainConfig
+from contracts.devchain import dev_account
+from contracts.terms import Purpose
 from datasov.devnet import LocalNetwork
 from erasure import envelope, localfs
 from erasure.pipeline import Layout, decode, encode
-from market import buyer, keys, publisher
-from market.chain import ChainConfig, dev_account
+from market import buyer, key_agent, publisher
 from market.keystore import Keystore
-from market.terms import Purpose
 from storage_node.client import NodeClient
 
 MiB = 1 << 20
@@ -104,7 +105,7 @@ async def over_the_network(data: Path, work: Path, layout: Layout, nodes: int) -
             )
             publish_s = time.perf_counter() - t
             license_id = await buyer.buy(net.chain, lab, pub.dataset_id, Purpose.AI_TRAINING)
-            await keys.KeyAgent(net.chain, owner, home=work / "owner").tick()
+            await key_agent.KeyAgent(net.chain, owner, home=work / "owner").tick()
             t = time.perf_counter()
             await buyer.fetch(net.chain, lab, net.directory, client, license_id, work / "fetched.bin")
             fetch_s = time.perf_counter() - t

@@ -21,11 +21,13 @@ import hashlib
 import json
 import os
 
+from contracts import delivery
+from contracts.chain import Chain
+from contracts.connection import TOKEN
+from contracts.devchain import DevChain, dev_account
+from contracts.models import StorageProof
+from contracts.terms import TRAINING_ALLOWED, Purpose
 from erasure import envelope, merkle
-from market import delivery
-from market.chain import TOKEN, Chain, dev_account
-from market.models import StorageProof
-from market.terms import TRAINING_ALLOWED, Purpose
 
 DEPTH = 20
 LEAF_SIZES = (256, 1024, 4096)
@@ -55,7 +57,7 @@ async def calldata_gas(chain: Chain, tx_hash: bytes) -> int:
 
 
 async def run(as_json: bool) -> dict[str, object]:
-    chain = await Chain.embedded(dev_accounts=16)
+    chain = await DevChain.embedded(dev_accounts=16)
     owner, buyer = dev_account(1), dev_account(2)
     for p in PROVIDERS:
         await chain.register_operator(p, 100 * TOKEN)
@@ -86,10 +88,10 @@ async def run(as_json: bool) -> dict[str, object]:
     # licensing, on a 3-of-10 style dataset
     ds, out["gas_register"] = await register(1024, 10, os.urandom(32))
     await chain.approve(owner, chain.deployment.storage_market, 10**24)
-    fn = chain.market.functions.openDeal(ds, [p.address for p in PROVIDERS], 10, TOKEN // 100)
+    fn = chain.storage_market.functions.openDeal(ds, [p.address for p in PROVIDERS], 10, TOKEN // 100)
     receipt = await chain.send(fn, owner)
     out["gas_open_deal_n10"] = int(receipt["gasUsed"])
-    deal = int(chain.tx.event(chain.market, "DealOpened", receipt)["args"]["dealId"])
+    deal = int(chain.tx.event(chain.storage_market, "DealOpened", receipt)["args"]["dealId"])
     await chain.accept_share(PROVIDERS[0], deal, 0)  # k = 1 healthy share: the dataset can be sold
     secret = delivery.new_secret()
     lab = delivery.public_key(secret)
@@ -122,9 +124,10 @@ async def run(as_json: bool) -> dict[str, object]:
         deals = []
         for _ in range(BATCH + 1):
             ds, _ = await register(leaf_size, 2, commitment)
-            fn = chain.market.functions.openDeal(ds, [PROVIDERS[0].address, PROVIDERS[1].address], 10, TOKEN // 100)
+            providers = [PROVIDERS[0].address, PROVIDERS[1].address]
+            fn = chain.storage_market.functions.openDeal(ds, providers, 10, TOKEN // 100)
             receipt = await chain.send(fn, owner)
-            deal = int(chain.tx.event(chain.market, "DealOpened", receipt)["args"]["dealId"])
+            deal = int(chain.tx.event(chain.storage_market, "DealOpened", receipt)["args"]["dealId"])
             await chain.accept_share(PROVIDERS[0], deal, 0)
             deals.append(deal)
         epoch = await chain.current_epoch() + 1  # every deal has started by then (each runs 10 epochs)

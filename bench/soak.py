@@ -29,15 +29,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contracts.chain import ChainConfig
+from contracts.connection import TOKEN
+from contracts.devchain import dev_account
+from contracts.terms import Purpose
 from datasov.devnet import LocalNetwork
 from erasure.pipeline import Layout
-from market import buyer, keys, publisher
-from market.chain import TOKEN, ChainConfig, dev_account
-from market.deals import FaultReporter
+from market import buyer, key_agent, publisher
 from market.keystore import Keystore
-from market.terms import Purpose
+from market.repair import RepairAgent
+from market.reporter import FaultReporter
 from storage_node.client import NodeClient
-from storage_node.repair import RepairAgent
 
 LAYOUTS = [Layout(k=2, n=6, block_size=64 << 10), Layout(k=3, n=8, block_size=64 << 10), Layout(k=4, n=10)]
 
@@ -71,11 +73,11 @@ async def soak(work: Path, *, minutes: float, nodes: int, seed: int, honest_epoc
     chain = net.chain
     owner = Keystore.create(work / "owner", b"soak", account=dev_account(1))
     lab = Keystore.create(work / "lab", b"soak", account=dev_account(2))
-    agent = keys.KeyAgent(chain, owner, home=work / "owner")
+    agent = key_agent.KeyAgent(chain, owner, home=work / "owner")
     reporter = FaultReporter(chain, owner.account)
     datasets: list[tuple[int, int, str, int]] = []  # (dataset id, license id, sha256, size)
     deadline = time.monotonic() + minutes * 60
-    min_stake = int(await chain.call(chain.market.functions.minStake()))
+    min_stake = int(await chain.call(chain.storage_market.functions.minStake()))
     try:
         async with NodeClient(timeout=5, retries=1) as client:
             # threshold above any n: every lost share is rebuilt at the next epoch (the product default,

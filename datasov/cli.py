@@ -18,7 +18,7 @@ def cli() -> None:
 
     Data owners publish encrypted, erasure-coded datasets and sell licenses to train AI on
     them; AI labs buy licenses and fetch exactly the bytes they paid for; node operators
-    store shards and prove on-chain that they still hold them.
+    store shares and prove on-chain that they still hold them.
 
     \b
     Try:

@@ -11,7 +11,8 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from market.chain import ChainConfig, dev_account
+from contracts.chain import ChainConfig
+from contracts.devchain import dev_account
 
 from .context import json_option
 from .ui import emit_json, err_console, out_console
@@ -72,7 +73,7 @@ async def _devnet(home: Path, nodes: int, rpc_port: int, block_time: float, epoc
         while True:
             await asyncio.sleep(block_time)
             await net.chain.mine(1)
-            await net.chain.index_logs()  # while the block is recent: cheap (see market.logindex)
+            await net.chain.index_logs()  # while the block is recent: cheap (see contracts.logindex)
 
     ticker = asyncio.create_task(blocks())
     try:

@@ -14,18 +14,18 @@ import click
 from eth_account import Account
 from rich.table import Table
 
+from contracts.chain import Chain
+from contracts.terms import TRAINING_ALLOWED, LicenseTerms, Permission, Purpose
 from erasure.pipeline import Layout
 from market import audit as audit_mod
-from market import buyer, keys, publisher
-from market.chain import Chain
-from market.deals import FaultReporter
+from market import buyer, key_agent, publisher
 from market.durability import estimate
 from market.health import DatasetHealth, dataset_health
 from market.keystore import Keystore
-from market.terms import TRAINING_ALLOWED, LicenseTerms, Permission, Purpose
+from market.repair import RepairAgent
+from market.reporter import FaultReporter
 from storage_node.client import NodeClient
 from storage_node.errors import NodeError
-from storage_node.repair import RepairAgent
 
 from .context import (
     CONFIG,
@@ -95,7 +95,7 @@ def init(
     Example (with `datasov devnet up --home ./net` running elsewhere):
       datasov init --home ./alice --network ./net/devnet.json --dev-account 1 --no-passphrase
     """
-    from market.chain import dev_account as dev
+    from contracts.devchain import dev_account as dev
 
     home.mkdir(parents=True, exist_ok=True)
     created = False
@@ -694,7 +694,7 @@ async def agent_run(
     keystore = open_keystore(home, passphrase_file)
     account = keystore.account
     async with open_chain(network) as chain:
-        key_agent = keys.KeyAgent(chain, keystore, home=home, poll=poll)
+        agent = key_agent.KeyAgent(chain, keystore, home=home, poll=poll)
         reporter = FaultReporter(chain, account, poll=poll)
         async with NodeClient(timeout=10, retries=2) as client:
             repairer = RepairAgent(
@@ -707,7 +707,7 @@ async def agent_run(
                 poll=repair_every,
             )
             if once:
-                decisions = await key_agent.tick()
+                decisions = await agent.tick()
                 missed = await reporter.tick()
                 repairs = [] if no_repair else await repairer.tick()
                 result = {
@@ -731,11 +731,11 @@ async def agent_run(
                 return
             err_console.print(f"agent for {account.address} following {network.rpc} (Ctrl-C to stop)")
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-            workers = [key_agent, reporter] + ([] if no_repair else [repairer])
+            workers = [agent, reporter] + ([] if no_repair else [repairer])
             await asyncio.gather(*(worker.run() for worker in workers))
 
 
-def _decision(d: keys.Decision) -> dict[str, Any]:
+def _decision(d: key_agent.Decision) -> dict[str, Any]:
     return {
         "license_id": d.license_id,
         "dataset_id": d.dataset_id,

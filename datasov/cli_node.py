@@ -13,16 +13,16 @@ from typing import Any
 
 import click
 
-from market.chain import Chain
-from market.errors import MarketError
-from market.models import Deployment
+from contracts.chain import Chain
+from contracts.errors import ContractsError
+from contracts.models import Deployment
 from storage_node.api.app import Authorizer, allow_any
-from storage_node.deals import DealAuthorizer
+from storage_node.authorize import DealAuthorizer
 from storage_node.errors import NodeError
 from storage_node.identity import load_or_create_operator
 from storage_node.node import NodeConfig, StorageNode
 from storage_node.prover import Prover
-from storage_node.store.shards import ShardStore
+from storage_node.store.shares import ShareStore
 
 from .ui import emit_json, fail
 
@@ -188,7 +188,7 @@ def run(
             home=home, host=host, port=port, capacity=size, p2p_listen=p2p_listen, bootstrap=bootstrap
         )
         asyncio.run(_serve(node_config, rpc, deployment))
-    except (NodeError, MarketError) as err:
+    except (NodeError, ContractsError) as err:
         fail(str(err))
 
 
@@ -247,7 +247,7 @@ def status(home: Path, rpc: str | None, deployment: Path | None, as_json: bool) 
       datasov node status --home ~/.datasov/node1 --rpc http://127.0.0.1:8545 --deployment deploy.json
     """
     config = _load_config(home)
-    store = ShardStore(home, capacity=int(config["capacity"]))
+    store = ShareStore(home, capacity=int(config["capacity"]))
     try:
         records = store.index.all()
         result: dict[str, Any] = {
@@ -264,7 +264,7 @@ def status(home: Path, rpc: str | None, deployment: Path | None, as_json: bool) 
             fail("--rpc needs --deployment FILE (the contract addresses)")
         try:
             result["chain"] = asyncio.run(_earnings(rpc, Deployment.load(deployment), result["operator"], records))
-        except MarketError as err:
+        except ContractsError as err:
             fail(str(err))
     if as_json:
         emit_json(result)
@@ -288,14 +288,14 @@ async def _earnings(rpc: str, deployment: Deployment, operator: str, records: li
                 share = await chain.get_share(r.deal_id, r.idx)
                 if share.provider.lower() == operator.lower():
                     unclaimed += share.unclaimed * (await chain.get_deal(r.deal_id)).fee_per_share_epoch
-        slashes = await chain.market.events.ProofMissed().get_logs(
+        slashes = await chain.storage_market.events.ProofMissed().get_logs(
             from_block=deployment.deployed_block, argument_filters={"provider": operator}
         )
         return {
             "registered": op.registered,
             "stake": str(op.stake),
             "active_shares": op.active_shares,
-            "withdrawable": str(await chain.market_balance(operator)),
+            "withdrawable": str(await chain.storage_balance(operator)),
             "unclaimed_fees": str(unclaimed),
             "slashed": str(sum(int(e["args"]["slashed"]) for e in slashes)),
             "missed_proofs": len(slashes),

@@ -25,12 +25,14 @@ from typing import Any, TypeVar
 
 import click
 
+from contracts import errors
+from contracts.chain import Chain
+from contracts.models import Deployment
 from erasure.errors import ErasureError, IntegrityError, NotEnoughShares
-from market import buyer, errors
-from market.chain import Chain
+from market import buyer
 from market.directory import DirectoryError, StaticDirectory
+from market.errors import MarketError
 from market.keystore import Keystore, KeystoreError, WrongPassphrase
-from market.models import Deployment
 from storage_node.errors import NodeError
 
 from .ui import fail
@@ -185,7 +187,7 @@ async def _guard(main: Awaitable[T]) -> T:
         fail(f"the contract refused: {err}", code=EXIT_REFUSED)
     except (NotEnoughShares, IntegrityError) as err:
         fail(str(err), hint="too few nodes hold good shares right now; try again later", code=EXIT_INTEGRITY)
-    except (errors.MarketError, NodeError, ErasureError) as err:
+    except (MarketError, errors.ContractsError, NodeError, ErasureError) as err:
         fail(str(err))
     raise AssertionError("unreachable")
 

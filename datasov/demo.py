@@ -16,13 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contracts import errors
+from contracts.chain import Chain, ChainConfig
+from contracts.connection import TOKEN
+from contracts.devchain import dev_account
+from contracts.loop import Ticking
+from contracts.terms import TRAINING_ALLOWED, Purpose
 from erasure.pipeline import Layout
-from market import audit, buyer, errors, keys, publisher
-from market.chain import TOKEN, Chain, ChainConfig, dev_account
-from market.deals import FaultReporter
+from market import audit, buyer, key_agent, publisher
 from market.keystore import Keystore
-from market.loop import Ticking
-from market.terms import TRAINING_ALLOWED, Purpose
+from market.reporter import FaultReporter
 from storage_node.client import NodeClient
 
 from .devnet import LocalNetwork, stop_task
@@ -120,7 +123,7 @@ async def run_demo(workdir: Path, say: Callable[[str], None], *, nodes: int = 12
                 ),
             )
         state["pub"] = pub
-        agent = keys.KeyAgent(net.chain, owner, home=workdir / "owner", poll=0.1)
+        agent = key_agent.KeyAgent(net.chain, owner, home=workdir / "owner", poll=0.1)
         reporter = FaultReporter(net.chain, owner.account, poll=0.2)
         state["agent"], state["reporter"] = agent, reporter
         tasks.extend([asyncio.create_task(agent.run()), asyncio.create_task(reporter.run())])
@@ -205,7 +208,7 @@ async def run_demo(workdir: Path, say: Callable[[str], None], *, nodes: int = 12
             return all([(await chain.get_share(pub.deal_id, i)).unclaimed == 0 for i in live])
 
         await _wait_until(claimed, 30, "fees to be claimed")
-        earned = [await chain.market_balance(pub.placements[i].address) for i in live]
+        earned = [await chain.storage_balance(pub.placements[i].address) for i in live]
         shown = sorted(a[:10] for a in slashed)
         return (
             f"epoch {target}: 8 live nodes proved their shares and earned {sum(earned) / TOKEN:.2f} tokens; "

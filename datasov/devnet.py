@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from market.chain import DEFAULT_MIN_STAKE, ETHER, Chain, ChainConfig, dev_account
+from contracts.chain import ChainConfig
+from contracts.connection import DEFAULT_MIN_STAKE, ETHER
+from contracts.devchain import DevChain, dev_account
+from contracts.loop import Ticking
 from market.directory import NodeInfo, StaticDirectory
-from market.loop import Ticking
-from storage_node.deals import DealAuthorizer
+from storage_node.authorize import DealAuthorizer
 from storage_node.identity import load_or_create_operator
 from storage_node.node import NodeConfig, StorageNode
 from storage_node.prover import Prover
@@ -60,7 +62,7 @@ class NetworkNode:
 @dataclass
 class LocalNetwork:
     home: Path
-    chain: Chain
+    chain: DevChain
     nodes: list[NetworkNode] = field(default_factory=list)
     prover_poll: float = 0.2
     capacity: int = 1 << 30
@@ -73,7 +75,7 @@ class LocalNetwork:
         home: Path,
         *,
         nodes: int = 12,
-        chain: Chain | None = None,
+        chain: DevChain | None = None,
         config: ChainConfig = DEFAULT_CONFIG,
         capacity: int = 1 << 30,
         prover_poll: float = 0.2,
@@ -83,7 +85,7 @@ class LocalNetwork:
         """``provers``: give each node a prover; ``background``: run them on their own (else the
         caller drives them with :meth:`prove_all`)."""
         """A chain (embedded unless given) and ``nodes`` staked nodes, all started."""
-        chain = chain or await Chain.embedded(dev_accounts=12, config=config)
+        chain = chain or await DevChain.embedded(dev_accounts=12, config=config)
         net = cls(home, chain, prover_poll=prover_poll, capacity=capacity, background=background)
         for i in range(nodes):
             node_home = home / "nodes" / f"node-{i:02d}"
@@ -100,7 +102,7 @@ class LocalNetwork:
 
     async def _stake(self, nodes: list[StorageNode]) -> None:
         funder = dev_account(0)
-        stake = int(await self.chain.call(self.chain.market.functions.minStake())) or DEFAULT_MIN_STAKE
+        stake = int(await self.chain.call(self.chain.storage_market.functions.minStake())) or DEFAULT_MIN_STAKE
         for node in nodes:
             op = await self.chain.get_operator(node.address)
             if op.registered:

@@ -1,6 +1,6 @@
 """Serve the embedded chain over Ethereum JSON-RPC on loopback (for ``datasov devnet up``).
 
-Requests go through the chain's web3 middleware (``eth_getLogs`` answered by :mod:`market.logindex`,
+Requests go through the chain's web3 middleware (``eth_getLogs`` answered by :mod:`contracts.logindex`,
 the rest by eth-tester: wire format in, camelCase Python values out); results are turned back into
 wire format (integers as hex quantities, bytes as hex).
 Reverts answer ``{"code": 3, "message": "execution reverted", "data": "0x..."}`` like geth and
@@ -16,11 +16,10 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from eth_tester.exceptions import TransactionFailed
 
-from market.chain import Chain
-from market.logindex import to_wire
-from market.tx import _raw_revert
+from contracts.chain import Chain
+from contracts.devchain import TransactionFailed, raw_revert
+from contracts.logindex import to_wire
 
 log = logging.getLogger("datasov.rpc")
 MAX_BODY = 4 << 20
@@ -68,7 +67,7 @@ class RpcServer:
                     return {"jsonrpc": "2.0", "id": rid, "error": to_wire(response["error"])}
                 result = to_wire(response.get("result"))
         except TransactionFailed as err:
-            raw = _raw_revert(err)
+            raw = raw_revert(err)
             error: dict[str, Any] = {"code": 3, "message": "execution reverted"}
             if raw is not None:
                 error["data"] = "0x" + raw.hex()

@@ -23,10 +23,12 @@ from eth_typing import HexStr
 from web3.exceptions import TransactionNotFound
 from web3.logs import DISCARD
 
+from contracts.chain import Chain
+from contracts.errors import NotFound
+from contracts.models import License, LicenseStatus
+
 from . import offers
-from .chain import Chain
-from .errors import MarketError, NotFound
-from .models import License, LicenseStatus
+from .errors import MarketError
 
 FORMAT = "datasov-consent-receipt"
 VERSION = 1

@@ -28,6 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contracts import delivery
+from contracts.chain import Chain
+from contracts.models import License, LicenseStatus
+from contracts.terms import Purpose
 from erasure import envelope, localfs, manifest
 from erasure.errors import ErasureError
 from erasure.manifest import Manifest
@@ -35,12 +39,9 @@ from erasure.pipeline import Decoder
 from storage_node.client import NodeClient, RemoteError
 from storage_node.errors import NodeError
 
-from . import delivery, errors
-from .chain import Chain
+from . import errors
 from .directory import Directory, DirectoryError
 from .keystore import Keystore, KeystoreError
-from .models import License, LicenseStatus
-from .terms import Purpose
 
 
 class BuyError(errors.MarketError):

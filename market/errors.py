@@ -1,185 +1,26 @@
-"""Errors raised by the market layer (chain client, flows).
+"""Errors raised by the owner's and the lab's flows (:mod:`market`).
 
-::
+Each flow module defines its own errors under :class:`MarketError`; the chain's errors (reverts,
+timeouts, deployments, terms) are :mod:`contracts.errors` and the nodes' are :mod:`storage_node.errors`::
 
     MarketError
-    ├── TermsError                 license terms or purposes that make no sense
-    ├── DeploymentError            no contracts at the addresses given / wrong chain
-    └── ChainError                 anything that went wrong talking to the chain
-        ├── ChainUnavailable       the JSON-RPC endpoint cannot be reached
-        ├── TransactionTimeout     no receipt within the timeout
-        └── ContractRevert         a contract refused; ``.error_name`` and ``.values`` decoded
-            ├── AccessDenied       caller is not the owner / agent / provider
-            ├── NotFound           unknown dataset, deal, license or share
-            ├── ConsentError       consent revoked, purpose not allowed, dataset not servable
-            ├── PaymentError       price, token, offer changed, stake and balance problems
-            ├── ProofRejected      a storage proof that does not verify or is not due
-            ├── StateError         right call, wrong moment (deadlines, already done...)
-            ├── DeliveryRejected   a key-delivery dispute or claim refused (window, forged reveal, key valid)
-            ├── InvalidInput       malformed arguments
-            └── UnknownRevert      a revert with no custom error we know (panic, bare revert)
-
-Each Solidity custom error has a class of the same name (``market.errors.ConsentIsRevoked``),
-so callers can catch exactly what they expect. ``tests/market`` checks that every custom error in
-the ABIs has its class here.
+    ├── BuyError                   market.buyer: a license or fetch that cannot go through
+    │   ├── KeyNotDelivered        no key arrived (yet); ``refundable`` once the deadline passed
+    │   ├── KeyMismatch            the delivered key fails the on-chain key commitment (disputed)
+    │   ├── LicenseNotUsable       refunded, expired, or its consent was revoked
+    │   └── ManifestUnavailable    no holder served a manifest matching the on-chain hash
+    ├── PublishError               market.publisher: placement or upload failed
+    │   └── NotEnoughNodes         fewer usable nodes than shares to place
+    ├── RepairError                market.repair: a deal's lost shares could not be rebuilt or placed
+    ├── KeystoreError              market.keystore: missing, locked or unreadable keystore
+    │   └── WrongPassphrase
+    ├── DirectoryError             market.directory: no usable node list
+    ├── TermsUnavailable           market.offers: the offer's terms cannot be read
+    └── ReceiptError               market.audit: a consent receipt that does not verify
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 
 class MarketError(Exception):
-    """Base of every error raised on purpose by :mod:`market`."""
-
-
-class TermsError(MarketError, ValueError):
-    """Invalid license terms or purpose."""
-
-
-class DeploymentError(MarketError):
-    """The contracts are not where the deployment says, or it is for another chain."""
-
-
-class ChainError(MarketError):
-    """Talking to the chain failed."""
-
-
-class ChainUnavailable(ChainError):
-    """The JSON-RPC endpoint could not be reached."""
-
-
-class TransactionTimeout(ChainError):
-    """A transaction was sent but no receipt came within the timeout."""
-
-    def __init__(self, message: str, *, tx_hash: str) -> None:
-        super().__init__(message)
-        self.tx_hash = tx_hash
-
-
-class ContractRevert(ChainError):
-    """A contract call reverted. ``error_name`` is the Solidity custom error, ``values`` its arguments."""
-
-    error_name: ClassVar[str] = ""
-
-    def __init__(self, message: str, *, values: dict[str, Any] | None = None, function: str = "") -> None:
-        super().__init__(message)
-        self.values = values or {}
-        self.function = function
-
-
-class AccessDenied(ContractRevert): ...
-
-
-class NotFound(ContractRevert): ...
-
-
-class ConsentError(ContractRevert): ...
-
-
-class PaymentError(ContractRevert): ...
-
-
-class ProofRejected(ContractRevert): ...
-
-
-class StateError(ContractRevert): ...
-
-
-class DeliveryRejected(ContractRevert):
-    """A key-delivery dispute or payment claim that cannot go through (or a dispute showing the
-    delivered key was right)."""
-
-
-class InvalidInput(ContractRevert): ...
-
-
-class UnknownRevert(ContractRevert):
-    """Reverted without a custom error this client knows (a panic, a bare revert, out of gas)."""
-
-
-def _define(base: type[ContractRevert], *names: str) -> dict[str, type[ContractRevert]]:
-    out = {}
-    for name in names:
-        cls = type(name, (base,), {"error_name": name, "__doc__": f"Solidity custom error ``{name}``."})
-        cls.__module__ = __name__
-        out[name] = cls
-    return out
-
-
-REVERTS: dict[str, type[ContractRevert]] = {
-    **_define(
-        AccessDenied, "NotDatasetOwner", "NotDealOwner", "NotKeyReleaser", "NotProvider", "NotBuyer", "NotPendingOwner"
-    ),
-    **_define(NotFound, "UnknownDataset", "UnknownDeal", "UnknownLicense", "InvalidShare"),
-    **_define(ConsentError, "ConsentIsRevoked", "PurposeNotAllowed", "AlreadyRevoked", "DatasetNotServable"),
-    **_define(
-        DeliveryRejected,
-        "DeliveryMismatch",
-        "InvalidReveal",
-        "DeliveryIsValid",
-        "NotDisputable",
-        "DisputeWindowClosed",
-        "DisputeWindowOpen",
-    ),
-    **_define(
-        PaymentError,
-        "PriceAboveLimit",
-        "TermsVersionMismatch",
-        "PaymentTokenMismatch",
-        "UnsupportedToken",
-        "SafeERC20FailedOperation",
-        "NothingToWithdraw",
-        "StakeTooLow",
-        "StakeLocked",
-        "ERC20InsufficientAllowance",
-        "ERC20InsufficientBalance",
-        "ERC20InvalidApprover",
-        "ERC20InvalidReceiver",
-        "ERC20InvalidSender",
-        "ERC20InvalidSpender",
-    ),
-    **_define(
-        ProofRejected, "InvalidProof", "BadLeafLength", "WrongEpoch", "AlreadyProven", "NotDue", "SeedNotYetAvailable"
-    ),
-    **_define(
-        StateError,
-        "NotPending",
-        "DeliveryDeadlinePassed",
-        "RefundNotYetAllowed",
-        "DeadlineNotPassed",
-        "ReportWindowClosed",
-        "DealOver",
-        "DealNotOver",
-        "AlreadySettled",
-        "AlreadyAccepted",
-        "AlreadyRegistered",
-        "NotRegistered",
-        "ShareNotReplaceable",
-        "ManifestAlreadyRegistered",
-        "ReentrancyGuardReentrantCall",
-    ),
-    **_define(
-        InvalidInput,
-        "InvalidBuyerKey",
-        "InvalidDeliveryPoint",
-        "InvalidRegistration",
-        "LicenseDurationTooLong",
-        "InvalidParameters",
-        "ZeroAddress",
-        "DuplicateProvider",
-        "WrongProviderCount",
-    ),
-}
-
-
-def revert_class(name: str) -> type[ContractRevert]:
-    """The class for Solidity custom error ``name`` (UnknownRevert if there is none)."""
-    return REVERTS.get(name, UnknownRevert)
-
-
-def __getattr__(name: str) -> type[ContractRevert]:
-    try:
-        return REVERTS[name]
-    except KeyError:
-        raise AttributeError(name) from None
+    """Base of every error raised on purpose by :mod:`market` (no HTTP status: a caller maps it)."""

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .chain import Chain
-from .models import Deal, Share
+from contracts.chain import Chain
+from contracts.models import Deal, Share
 
 DealState = Literal["active", "terminated", "ended", "settled"]
 Status = Literal["servable", "unservable"]
@@ -123,7 +123,7 @@ class DatasetHealth:
 
 
 async def _terminated(chain: Chain, deal_id: int) -> bool:
-    logs = await chain.market.events.DealTerminated().get_logs(
+    logs = await chain.storage_market.events.DealTerminated().get_logs(
         from_block=chain.deployment.deployed_block, argument_filters={"dealId": deal_id}
     )
     return bool(logs)

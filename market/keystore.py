@@ -33,7 +33,8 @@ import nacl.secret
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from . import delivery
+from contracts import delivery
+
 from .errors import MarketError
 
 FORMAT = "datasov-keystore"
@@ -194,7 +195,7 @@ class Keystore:
         return sorted(int(e["id"]) for e in self._load()["datasets"].values() if e["id"] is not None)
 
     def new_buyer_key(self, dataset_id: int) -> bytes:
-        """A fresh per-license BN254 key pair (:mod:`market.delivery`), saved *before* the purchase
+        """A fresh per-license BN254 key pair (:mod:`contracts.delivery`), saved *before* the purchase
         is sent (a crash in between cannot lose it); returns the 64-byte public point to put on-chain."""
         secret = delivery.new_secret()
         public = delivery.public_key(secret)

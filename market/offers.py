@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .chain import Chain
+from contracts.chain import Chain
+from contracts.terms import LicenseTerms
+
 from .errors import MarketError
-from .terms import LicenseTerms
 
 _SETTERS = ("register", "updateOffer")
 

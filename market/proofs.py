@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from contracts.models import StorageProof
 from erasure import merkle
-
-from .models import StorageProof
 
 
 def storage_proof(

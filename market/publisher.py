@@ -25,6 +25,9 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
+from contracts import errors
+from contracts.chain import Chain
+from contracts.terms import TRAINING_ALLOWED, LicenseTerms
 from erasure import envelope, localfs, merkle
 from erasure.manifest import Manifest
 from erasure.pipeline import Layout, encode
@@ -32,12 +35,9 @@ from storage_node.client import NodeClient
 from storage_node.errors import NodeError
 from storage_node.orders import StorageOrder
 
-from . import errors
-from .chain import Chain
 from .directory import Directory, NodeInfo
 from .errors import MarketError
 from .keystore import Keystore
-from .terms import TRAINING_ALLOWED, LicenseTerms
 
 log = logging.getLogger("datasov.publish")
 
@@ -92,7 +92,7 @@ async def _file_body(path: Path, progress: Callable[[int], None], chunk: int = 1
 async def healthy_nodes(directory: Directory, client: NodeClient, chain: Chain, *, need_free: int) -> list[NodeInfo]:
     """Nodes that answer, have ``need_free`` bytes free and are registered operators with stake,
     fastest first (one per operator)."""
-    min_stake = int(await chain.call(chain.market.functions.minStake()))
+    min_stake = int(await chain.call(chain.storage_market.functions.minStake()))
 
     async def probe(node: NodeInfo) -> tuple[float, NodeInfo] | None:
         start = time.perf_counter()
@@ -288,6 +288,6 @@ async def end_storage(chain: Chain, owner: LocalAccount, directory: Directory, d
                     url = await directory.url_of(share.provider)
                     await client.delete_share(url, dataset.manifest_hash.hex(), i, share.provider, owner)
                     deleted.append(i)
-                except (NodeError, MarketError) as err:
+                except (NodeError, MarketError, errors.ContractsError) as err:
                     pending[i] = str(err)
     return {"dataset_id": dataset_id, "deals": ended, "deleted": deleted, "pending": pending}

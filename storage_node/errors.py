@@ -1,21 +1,30 @@
-"""Errors raised by the storage node.
-
-::
+"""Errors raised by the storage node and its client (errors defined next to their code are marked
+with their module)::
 
     NodeError
     ├── RangeNotSatisfiable        a Range the share cannot satisfy (416, with ``Content-Range: bytes */size``)
     ├── Busy                       no upload slot or connection free now (503, with ``Retry-After``)
     ├── UploadAborted              the client went away or stopped sending mid-upload (logged on one line)
-    ├── StoreError                 the shard store refused or failed
+    ├── StoreError                 the share store refused or failed
     │   ├── ShareNotFound          no such share (or it was quarantined)
     │   ├── ShareExists            a share is already stored at that place
     │   ├── QuotaExceeded          not enough capacity left
     │   ├── UploadMismatch         bytes received do not match the declared size or root
     │   ├── CorruptShare           bytes on disk no longer match their root: quarantined
-│   ├── DiskFull               the disk itself ran out of space (507), whatever the configured capacity
+    │   ├── DiskFull               the disk itself ran out of space (507), whatever the configured capacity
     │   ├── BadManifest            a manifest that is malformed or not the dataset's
     │   └── SchemaError            the index database is newer than this code
+    ├── KeyFileError               storage_node.identity: the operator key file is unreadable or unsafe
+    ├── RecordError                storage_node.p2p.records: a peer record that is malformed or badly signed
+    ├── P2PError                   storage_node.p2p.host: the libp2p host could not start or answer
+    ├── RemoteError                storage_node.client: the node answered with an error (its status and code)
+    ├── NodeUnavailable            storage_node.client: the node could not be reached (after retries)
+    │   └── BrokenResponse         it cut its answer short: that holder failed this read
     └── OrderError                 a storage order is malformed, expired, replayed or badly signed
+        ├── OrderExpired           past its expiry
+        ├── BadSignature           not signed by the key it names
+        ├── WrongNode              addressed to another node
+        ├── Replayed               a nonce this node has already seen
         ├── BadLayout              block_size/leaf_size outside the node's bounds or not a valid layout
         ├── NotAuthorized          the signer may not place it (not the deal's owner)
         ├── UnknownDeal            no such deal on-chain, or it does not match the order

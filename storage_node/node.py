@@ -10,15 +10,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from market.chain import Chain
-
 from .api.app import Authorizer, NodeState, allow_any, make_app
 from .api.gate import ConnectionGate, GatedSite
-from .deals import DeletionGuard, collect_ended_deals
+from .authorize import DeletionGuard, collect_ended_deals
+from .chainview import EpochChain
 from .identity import load_or_create_operator
 from .p2p.host import P2PHost
 from .p2p.identity import load_or_create_p2p_key
-from .store.shards import ShardStore
+from .store.shares import ShareStore
 
 log = logging.getLogger("datasov.node")
 
@@ -45,11 +44,13 @@ class NodeConfig:
 class StorageNode:
     """``await node.start()`` ... ``await node.stop()``; ``node.url`` once started."""
 
-    def __init__(self, config: NodeConfig, *, authorize: Authorizer = allow_any, chain: Chain | None = None) -> None:
+    def __init__(
+        self, config: NodeConfig, *, authorize: Authorizer = allow_any, chain: EpochChain | None = None
+    ) -> None:
         self.config = config
         self.operator = load_or_create_operator(config.home)
         self.address = self.operator.address
-        self.store: ShardStore | None = None
+        self.store: ShareStore | None = None
         self._authorize = authorize
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -61,7 +62,7 @@ class StorageNode:
 
     async def start(self) -> None:
         cfg = self.config
-        self.store = ShardStore(cfg.home, capacity=cfg.capacity)
+        self.store = ShareStore(cfg.home, capacity=cfg.capacity)
         report = await asyncio.to_thread(self.store.recover)
         if any(report.values()):
             log.warning("recovered %s", report)

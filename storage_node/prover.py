@@ -18,16 +18,16 @@ from dataclasses import dataclass, field
 
 from eth_account.signers.local import LocalAccount
 
+from contracts import errors as chain_errors
+from contracts.loop import Ticking
+from contracts.models import Deal, StorageProof
 from erasure import merkle
-from market import errors as market_errors
-from market.chain import Chain
-from market.loop import Ticking
-from market.models import Deal, StorageProof
 
 from .api.app import Metrics
+from .chainview import ProverChain
 from .errors import NodeError
 from .store.index import ShareRecord
-from .store.shards import ShardStore
+from .store.shares import ShareStore
 
 log = logging.getLogger("datasov.node.prover")
 
@@ -57,9 +57,9 @@ class Prover(Ticking):
 
     def __init__(
         self,
-        chain: Chain,
+        chain: ProverChain,
         account: LocalAccount,
-        store: ShardStore,
+        store: ShareStore,
         *,
         batch: int = DEFAULT_BATCH,
         poll: float = 1.0,
@@ -101,7 +101,7 @@ class Prover(Ticking):
             if not share.accepted:
                 try:
                     await self.chain.accept_share(self.account, r.deal_id, r.idx)
-                except market_errors.StateError as err:  # deal over: garbage collection will follow
+                except chain_errors.StateError as err:  # deal over: garbage collection will follow
                     log.info("share %d/%d not accepted: %s", r.deal_id, r.idx, err)
                     continue
                 count += 1
@@ -144,7 +144,7 @@ class Prover(Ticking):
                 if share.provider.lower() != self.account.address.lower():
                     continue
                 proofs.append(await self.build(r, epoch))
-            except (NodeError, OSError, market_errors.ChainError) as err:  # a lost file is a missed proof
+            except (NodeError, OSError, chain_errors.ChainError) as err:  # a lost file is a missed proof
                 report.failed[key] = str(err)
                 log.warning("no proof for share %d/%d in epoch %d: %s", *key, epoch, err)
         for i in range(0, len(proofs), self.batch):
@@ -167,7 +167,7 @@ class Prover(Ticking):
                 receipt = await self.chain.prove_storage_batch(self.account, proofs)
             report.gas_used += int(receipt["gasUsed"])
             report.proven.extend((p.deal_id, p.share_index) for p in proofs)
-        except market_errors.ChainError as err:
+        except chain_errors.ChainError as err:
             if len(proofs) == 1:
                 report.failed[(proofs[0].deal_id, proofs[0].share_index)] = str(err)
                 return

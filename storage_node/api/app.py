@@ -35,7 +35,7 @@ from erasure import manifest
 from .. import orders
 from ..errors import Busy, CorruptShare, NodeError, NotAuthorized, OrderError, ShareNotFound, UploadAborted
 from ..store.index import ShareRecord
-from ..store.shards import ShardStore, Upload, check_address
+from ..store.shares import ShareStore, Upload, check_address
 from .ranges import byte_range
 
 log = logging.getLogger("datasov.node.api")
@@ -74,7 +74,7 @@ class Metrics:
 
 @dataclass
 class NodeState:
-    store: ShardStore
+    store: ShareStore
     address: str
     authorize: Authorizer = allow_any
     may_delete: DeletionCheck = allow_deletion
@@ -169,7 +169,7 @@ async def put_share(request: web.Request) -> web.Response:
     if order.size != length:
         raise OrderError(f"Content-Length {length} differs from the order's size {order.size}")
     await state.store.check_nonce(signer, order.nonce)  # a replay costs no chain call
-    await state.authorize(signer, order)  # the chain, last (see deals.DealAuthorizer)
+    await state.authorize(signer, order)  # the chain, last (see authorize.DealAuthorizer)
     await state.store.use_nonce(signer, order.nonce, order.expiry)
     if state.uploads.locked():
         raise Busy("too many uploads in progress", retry_after=1)

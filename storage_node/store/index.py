@@ -1,4 +1,4 @@
-"""The shard index: SQLite through sqlite-utils, with a schema version and forward migrations."""
+"""The share index: SQLite through sqlite-utils, with a schema version and forward migrations."""
 
 from __future__ import annotations
 

@@ -14,12 +14,14 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from contracts.chain import ChainConfig
+from contracts.connection import TOKEN
+from contracts.devchain import dev_account
+from contracts.terms import TRAINING_ALLOWED, LicenseTerms
 from datasov.devnet import LocalNetwork
 from erasure.pipeline import Layout
-from market import keys, publisher
-from market.chain import TOKEN, ChainConfig, dev_account
+from market import key_agent, publisher
 from market.keystore import Keystore
-from market.terms import TRAINING_ALLOWED, LicenseTerms
 from storage_node.client import NodeClient
 
 SAMPLE = Path(__file__).parents[2] / "datasov" / "samples" / "tiny-corpus"
@@ -61,7 +63,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Keystore:
 @dataclass
 class Offer:
     pub: publisher.Published
-    agent: keys.KeyAgent
+    agent: key_agent.KeyAgent
 
     @property
     def dataset_id(self) -> int:
@@ -92,6 +94,6 @@ def publish(net: LocalNetwork, owner: Keystore, client: NodeClient, tmp_path: Pa
             options=publisher.PublishOptions(layout=layout, price=PRICE, terms=terms, epochs=40),
         )
         await accept_placements(net, pub)  # no provers run here: accept as they would, so it can be sold
-        return Offer(pub, keys.KeyAgent(net.chain, owner, home=owner.path.parent))
+        return Offer(pub, key_agent.KeyAgent(net.chain, owner, home=owner.path.parent))
 
     return go

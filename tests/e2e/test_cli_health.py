@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from contracts.chain import ChainConfig
 from datasov.devnet import LocalNetwork
 from datasov.rpc import serve
 from erasure.pipeline import Layout
 from market import publisher
-from market.chain import ChainConfig
-from market.deals import FaultReporter
 from market.keystore import Keystore
+from market.reporter import FaultReporter
 from storage_node.client import NodeClient
 
 from .conftest import PRICE, SAMPLE

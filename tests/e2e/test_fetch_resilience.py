@@ -21,13 +21,14 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
+from contracts.chain import ChainConfig
+from contracts.devchain import dev_account
+from contracts.terms import Purpose
 from datasov.demo import _same_tree
 from datasov.devnet import LocalNetwork
 from market import buyer
-from market.chain import ChainConfig, dev_account
 from market.directory import NodeInfo, StaticDirectory
 from market.keystore import Keystore
-from market.terms import Purpose
 from storage_node.client import NodeClient
 
 from .conftest import SAMPLE, Offer, Publish

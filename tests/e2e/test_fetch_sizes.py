@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from contracts.terms import Purpose
 from datasov.devnet import LocalNetwork
 from erasure import envelope
 from erasure.pipeline import Layout
 from market import buyer
 from market.keystore import Keystore
-from market.terms import Purpose
 from storage_node.client import NodeClient
 
 from .conftest import LAYOUT, Publish

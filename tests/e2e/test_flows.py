@@ -8,15 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from contracts import delivery, errors
+from contracts.chain import ChainConfig
+from contracts.devchain import dev_account
+from contracts.models import LicenseStatus
+from contracts.terms import LicenseTerms, Permission, Purpose
 from datasov.demo import _same_tree
 from datasov.devnet import LocalNetwork
 from erasure import envelope
 from erasure.pipeline import Layout
-from market import audit, buyer, delivery, errors, keys
-from market.chain import ChainConfig, dev_account
+from market import audit, buyer, key_agent
 from market.keystore import Keystore
-from market.models import LicenseStatus
-from market.terms import LicenseTerms, Permission, Purpose
 from storage_node.client import NodeClient, NodeUnavailable
 
 from .conftest import PRICE, SAMPLE, Publish, accept_placements
@@ -191,12 +193,12 @@ async def test_key_agent_restart_neither_misses_nor_repeats(
     offer = await publish()
     await offer.agent.tick()  # the agent has seen everything so far; then it stops
     license_id = await buyer.buy(net.chain, lab, offer.dataset_id, Purpose.AI_TRAINING)
-    restarted = keys.KeyAgent(net.chain, owner, home=owner.path.parent)  # a new process, same home
+    restarted = key_agent.KeyAgent(net.chain, owner, home=owner.path.parent)  # a new process, same home
     delivered = [d for d in await restarted.tick() if d.outcome == "delivered"]
     assert [d.license_id for d in delivered] == [license_id]
     # a crash after delivering but before saving the checkpoint: the rescan must not deliver again
-    (owner.path.parent / keys.STATE_FILE).write_text(json.dumps({"version": 1, "next_block": 0}))
-    again = await keys.KeyAgent(net.chain, owner, home=owner.path.parent).tick()
+    (owner.path.parent / key_agent.STATE_FILE).write_text(json.dumps({"version": 1, "next_block": 0}))
+    again = await key_agent.KeyAgent(net.chain, owner, home=owner.path.parent).tick()
     assert [d.outcome for d in again if d.license_id == license_id] == ["skipped"]
     events = await net.chain.licenses.events.KeyDelivered().get_logs(
         from_block=0, argument_filters={"licenseId": license_id}
@@ -299,7 +301,7 @@ async def test_publish_moves_a_failed_share_to_a_spare_node(owner: Keystore, lab
                 )
             await accept_placements(net, pub)
             license_id = await buyer.buy(net.chain, lab, pub.dataset_id, Purpose.AI_TRAINING)
-            await keys.KeyAgent(net.chain, owner, home=owner.path.parent).tick()
+            await key_agent.KeyAgent(net.chain, owner, home=owner.path.parent).tick()
             await buyer.fetch(net.chain, lab, net.directory, client, license_id, tmp_path / "out")
             assert _same_tree(SAMPLE, tmp_path / "out")
     finally:

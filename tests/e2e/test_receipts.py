@@ -18,10 +18,10 @@ from eth_account.messages import encode_defunct
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from contracts.terms import LicenseTerms, Permission, Purpose
 from datasov.devnet import LocalNetwork
-from market import audit, buyer, keys, publisher
+from market import audit, buyer, key_agent, publisher
 from market.keystore import Keystore
-from market.terms import LicenseTerms, Permission, Purpose
 from storage_node.client import NodeClient
 
 from .conftest import LAYOUT, PRICE, SAMPLE
@@ -46,7 +46,7 @@ async def _licensed(
         options=publisher.PublishOptions(layout=LAYOUT, price=PRICE, terms=terms, epochs=40),
     )
     license_id = await buyer.buy(net.chain, lab, pub.dataset_id, Purpose.AI_TRAINING)
-    await keys.KeyAgent(net.chain, owner, home=owner.path.parent).tick()
+    await key_agent.KeyAgent(net.chain, owner, home=owner.path.parent).tick()
     return Licensed(license_id, pub.dataset_id)
 
 

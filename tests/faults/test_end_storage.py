@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from contracts.chain import ChainConfig
+from contracts.devchain import dev_account
 from datasov.devnet import LocalNetwork
 from erasure.pipeline import Layout
 from market import publisher
-from market.chain import ChainConfig, dev_account
-from market.deals import FaultReporter
 from market.keystore import Keystore
+from market.reporter import FaultReporter
 from storage_node.client import NodeClient, RemoteError
 
 from .test_proofs_and_repair import publish

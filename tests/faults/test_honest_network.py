@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from contracts.chain import ChainConfig
+from contracts.devchain import dev_account
 from datasov.devnet import LocalNetwork
 from erasure.pipeline import Layout
-from market.chain import ChainConfig, dev_account
-from market.deals import FaultReporter
 from market.keystore import Keystore
+from market.reporter import FaultReporter
 from storage_node.client import NodeClient
 
 from .test_proofs_and_repair import publish

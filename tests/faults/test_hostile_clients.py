@@ -16,13 +16,15 @@ import aiohttp
 import pytest
 from eth_account import Account
 
+from contracts.chain import ChainConfig
+from contracts.connection import TOKEN
+from contracts.devchain import dev_account
+from contracts.terms import Purpose
 from datasov.demo import SAMPLE, _same_tree
 from datasov.devnet import LocalNetwork
 from erasure.pipeline import Layout
-from market import buyer, keys, publisher
-from market.chain import TOKEN, ChainConfig, dev_account
+from market import buyer, key_agent, publisher
 from market.keystore import Keystore
-from market.terms import Purpose
 from storage_node.client import NodeClient
 from storage_node.orders import StorageOrder
 
@@ -89,7 +91,7 @@ async def test_honest_fetches_succeed_under_hostile_clients(tmp_path: Path) -> N
                 options=publisher.PublishOptions(layout=Layout(k=2, n=5), epochs=6, fee_per_share_epoch=TOKEN // 100),
             )
             license_id = await buyer.buy(chain, lab, pub.dataset_id, Purpose.AI_TRAINING)
-            await keys.KeyAgent(chain, owner, home=tmp_path / "owner").tick()
+            await key_agent.KeyAgent(chain, owner, home=tmp_path / "owner").tick()
             holders = [p.url for p in pub.placements.values()]
             used = {n.node.address: await n.node.store.used() for n in net.nodes if n.node.store}
 

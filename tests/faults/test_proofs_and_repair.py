@@ -11,16 +11,18 @@ from pathlib import Path
 
 import pytest
 
+from contracts.chain import ChainConfig
+from contracts.connection import TOKEN
+from contracts.devchain import dev_account
+from contracts.terms import Purpose
 from datasov.demo import SAMPLE, _same_tree
 from datasov.devnet import LocalNetwork
 from erasure.pipeline import Layout
-from market import buyer, keys, publisher
-from market.chain import TOKEN, ChainConfig, dev_account
-from market.deals import FaultReporter
+from market import buyer, key_agent, publisher
 from market.keystore import Keystore
-from market.terms import Purpose
+from market.repair import RepairAgent, RepairError
+from market.reporter import FaultReporter
 from storage_node.client import NodeClient, NodeUnavailable
-from storage_node.repair import RepairAgent, RepairError
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 FEE = TOKEN // 100
@@ -79,7 +81,7 @@ async def test_missed_proofs_are_slashed_and_repaired(tmp_path: Path) -> None:
 
             # still retrievable, byte-identical, from the 8 healthy shares
             license_id = await buyer.buy(chain, lab, pub.dataset_id, Purpose.AI_TRAINING)
-            await keys.KeyAgent(chain, owner, home=tmp_path / "owner").tick()
+            await key_agent.KeyAgent(chain, owner, home=tmp_path / "owner").tick()
             await buyer.fetch(chain, lab, net.directory, client, license_id, tmp_path / "before-repair")
             assert _same_tree(SAMPLE, tmp_path / "before-repair")
 
@@ -139,10 +141,10 @@ async def test_value_is_conserved_across_fees_and_slashes(tmp_path: Path) -> Non
             # every token the market holds is accounted for: stakes + withdrawable balances + escrow left
             ops = [await chain.get_operator(n.node.address) for n in net.nodes]
             balances = [
-                await chain.market_balance(a) for a in {n.node.address for n in net.nodes} | {owner.account.address}
+                await chain.storage_balance(a) for a in {n.node.address for n in net.nodes} | {owner.account.address}
             ]
             deal = await chain.get_deal(pub.deal_id)
-            burned = int(await chain.call(chain.market.functions.burned()))  # the owner reported itself
+            burned = int(await chain.call(chain.storage_market.functions.burned()))  # the owner reported itself
             held = sum(o.stake for o in ops) + sum(balances) + deal.escrow - deal.paid + burned
             assert await chain.balance_of(market) == held
             assert sum(balances) > 0
@@ -181,7 +183,7 @@ async def test_a_partitioned_node_is_routed_around_and_not_slashed(tmp_path: Pat
                 await client.health(pub.placements[0].url)
 
             license_id = await buyer.buy(chain, lab, pub.dataset_id, Purpose.AI_TRAINING)
-            await keys.KeyAgent(chain, owner, home=tmp_path / "owner").tick()
+            await key_agent.KeyAgent(chain, owner, home=tmp_path / "owner").tick()
             report = await buyer.fetch(chain, lab, net.directory, client, license_id, tmp_path / "out")
             assert _same_tree(SAMPLE, tmp_path / "out")
             assert 0 in report.unreachable

@@ -13,11 +13,13 @@ import pytest_asyncio
 from eth_account.signers.local import LocalAccount
 from web3 import AsyncWeb3
 
+from contracts import errors
+from contracts.chain import Chain
+from contracts.connection import ETHER, TOKEN
+from contracts.devchain import DevChain, dev_account
+from contracts.terms import TRAINING_ALLOWED, LicenseTerms
 from erasure import envelope, merkle, pipeline
 from erasure.manifest import Manifest
-from market import errors
-from market.chain import ETHER, TOKEN, Chain, dev_account
-from market.terms import TRAINING_ALLOWED, LicenseTerms
 from tests.support.hardhat import HardhatNode
 
 DEPLOYER, OWNER, BUYER, AGENT, STRANGER = (dev_account(i) for i in range(5))
@@ -30,14 +32,14 @@ STAKE = 100 * TOKEN
 async def base_chain(request: pytest.FixtureRequest) -> AsyncIterator[Chain]:
     """The same suite runs on the embedded EVM and on a real Hardhat node over JSON-RPC."""
     if request.param == "embedded":
-        yield await Chain.embedded(dev_accounts=12)
+        yield await DevChain.embedded(dev_accounts=12)
         return
     node = HardhatNode()
     try:
         w3 = AsyncWeb3(AsyncWeb3.AsyncHTTPProvider(node.url))
         await w3.provider.make_request("hardhat_setBalance", [DEPLOYER.address, hex(1000 * ETHER)])  # type: ignore[arg-type]
         await w3.provider.disconnect()
-        chain = await Chain.deploy(node.url, DEPLOYER)
+        chain = await DevChain.deploy(node.url, DEPLOYER)
         await chain.fund_dev_accounts(12)
         yield chain
         await chain.close()

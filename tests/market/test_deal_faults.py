@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from market import errors
-from market.chain import Chain
-from market.deals import FaultReporter
+from contracts import errors
+from contracts.chain import Chain
+from market.reporter import FaultReporter
 
 from .conftest import OPERATORS, OWNER, STAKE, STRANGER, Published, encode_sample, register
 from .test_storage_market import open_deal, proof_for
@@ -101,9 +101,9 @@ async def test_an_owner_reporting_its_own_deal_earns_no_reporter_reward(chain: C
     deal = await open_deal(chain, published)
     epoch = (await chain.get_deal(deal)).start_epoch
     await chain.advance_to_epoch(epoch + 1)
-    slash = int(await chain.call(chain.market.functions.slashAmount()))
+    slash = int(await chain.call(chain.storage_market.functions.slashAmount()))
     await chain.report_missed_proof(OWNER, deal, 0, epoch)
-    assert await chain.market_balance(OWNER.address) == slash - slash // 2  # the owner's half only
-    assert int(await chain.call(chain.market.functions.burned())) == slash // 2  # the reporter's half
+    assert await chain.storage_balance(OWNER.address) == slash - slash // 2  # the owner's half only
+    assert int(await chain.call(chain.storage_market.functions.burned())) == slash // 2  # the reporter's half
     await chain.report_missed_proof(STRANGER, deal, 1, epoch)  # anyone else still earns it
-    assert await chain.market_balance(STRANGER.address) == slash // 2
+    assert await chain.storage_balance(STRANGER.address) == slash // 2

@@ -11,11 +11,11 @@ import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from contracts import delivery, errors
+from contracts.chain import Chain
+from contracts.models import LicenseStatus
+from contracts.terms import TRAINING_ALLOWED, Purpose
 from erasure import envelope
-from market import delivery, errors
-from market.chain import Chain
-from market.models import LicenseStatus
-from market.terms import TRAINING_ALLOWED, Purpose
 
 from .conftest import BUYER, DEPLOYER, OWNER, PRICE, STRANGER, Published, make_servable
 

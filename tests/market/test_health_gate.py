@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from market import delivery, errors, keys
-from market.chain import Chain
+from contracts import delivery, errors
+from contracts.chain import Chain
+from contracts.models import LicenseStatus
+from contracts.terms import Purpose
+from market import key_agent
 from market.keystore import Keystore
-from market.models import LicenseStatus
-from market.terms import Purpose
 
 from .conftest import BUYER, OWNER, Published, make_servable
 
@@ -42,7 +43,7 @@ async def test_no_delivery_once_the_dataset_is_no_longer_servable(
     store = Keystore.create(tmp_path, b"pw", account=OWNER)
     store.add_dataset(published.manifest.hash(), published.key, dataset_id=ds)
     nonce = await chain.w3.eth.get_transaction_count(OWNER.address)
-    [decision] = await keys.KeyAgent(chain, store, home=tmp_path).tick()
+    [decision] = await key_agent.KeyAgent(chain, store, home=tmp_path).tick()
     assert decision.outcome == "refused"
     assert "servable" in decision.reason
     assert await chain.w3.eth.get_transaction_count(OWNER.address) == nonce  # the key never left

@@ -17,12 +17,13 @@ import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from contracts import delivery, errors
+from contracts.chain import Chain
+from contracts.models import Dataset, Deployment, License, LicenseStatus
+from contracts.terms import TRAINING_ALLOWED, Purpose
 from erasure import envelope
-from market import delivery, errors, keys
-from market.chain import Chain
+from market import key_agent
 from market.keystore import Keystore
-from market.models import Dataset, Deployment, License, LicenseStatus
-from market.terms import TRAINING_ALLOWED, Purpose
 
 from .conftest import BUYER, OWNER, Published, make_servable
 
@@ -60,7 +61,7 @@ class Purchase:
 
 @dataclass
 class FakeChain:
-    """Just enough of :class:`market.chain.Chain` for the agent, fed with hostile purchases."""
+    """Just enough of :class:`contracts.chain.Chain` for the agent, fed with hostile purchases."""
 
     events: list[Purchase]
     now: int = 1_000
@@ -164,12 +165,12 @@ PURCHASES = st.lists(
 )
 
 
-def _agent(chain: FakeChain, home: Path) -> keys.KeyAgent:
+def _agent(chain: FakeChain, home: Path) -> key_agent.KeyAgent:
     store = Keystore.open(home, b"pw") if (home / "keystore.json").exists() else None
     if store is None:
         store = Keystore.create(home, b"pw", account=OWNER)
         store.add_dataset(MANIFEST, DATA_KEY, dataset_id=1)
-    return keys.KeyAgent(chain, store, home=home)  # type: ignore[arg-type]
+    return key_agent.KeyAgent(chain, store, home=home)  # type: ignore[arg-type]
 
 
 def _deliverable(p: Purchase) -> bool:
@@ -206,7 +207,7 @@ async def test_checkpoint_moves_after_every_event(tmp_path: Path) -> None:
     agent = _agent(chain, tmp_path)
     with pytest.raises(errors.ChainUnavailable):
         await agent.tick()
-    state = json.loads((tmp_path / keys.STATE_FILE).read_text())
+    state = json.loads((tmp_path / key_agent.STATE_FILE).read_text())
     assert (state["next_block"], state["next_log"]) == (2, 1)  # 1 and 2 done, 3 to do
     assert chain.delivered == [1, 2]
     assert [d.license_id for d in await _agent(chain, tmp_path).tick()] == [3]
@@ -232,8 +233,8 @@ async def test_low_order_or_invalid_keys_are_refused_and_logged(
 async def test_no_delivery_inside_the_safety_margin(chain: Chain, published: Published, tmp_path: Path) -> None:
     store = Keystore.create(tmp_path, b"pw", account=OWNER)
     store.add_dataset(published.manifest.hash(), published.key, dataset_id=published.dataset_id)
-    agent = keys.KeyAgent(chain, store, home=tmp_path)
-    assert 0 < agent.margin <= keys.MAX_MARGIN
+    agent = key_agent.KeyAgent(chain, store, home=tmp_path)
+    assert 0 < agent.margin <= key_agent.MAX_MARGIN
     lic = await chain.purchase(BUYER, published.dataset_id, Purpose.AI_TRAINING, GOOD_KEY)
     deadline = (await chain.get_license(lic)).delivery_deadline
     await chain.advance_time(deadline - await chain.timestamp() - agent.margin + 1)
@@ -250,7 +251,7 @@ async def test_agent_delivers_then_claims_after_the_dispute_window(
 ) -> None:
     store = Keystore.create(tmp_path, b"pw", account=OWNER)
     store.add_dataset(published.manifest.hash(), published.key, dataset_id=published.dataset_id)
-    agent = keys.KeyAgent(chain, store, home=tmp_path)
+    agent = key_agent.KeyAgent(chain, store, home=tmp_path)
     lic = await chain.purchase(BUYER, published.dataset_id, Purpose.AI_TRAINING, GOOD_KEY)
     assert [d.outcome for d in await agent.tick()] == ["delivered"]
     sealed = await chain.delivery(lic)
@@ -259,7 +260,7 @@ async def test_agent_delivers_then_claims_after_the_dispute_window(
     before = await chain.balance_of(OWNER.address)
     assert await agent.tick() == []  # window still open: nothing to claim
     await chain.advance_time(chain.deployment.dispute_window + 1)
-    restarted = keys.KeyAgent(chain, store, home=tmp_path)  # the claim survives a restart
+    restarted = key_agent.KeyAgent(chain, store, home=tmp_path)  # the claim survives a restart
     assert [(d.license_id, d.outcome) for d in await restarted.tick()] == [(lic, "claimed")]
     assert await chain.balance_of(OWNER.address) > before
     assert (await chain.get_license(lic)).paid

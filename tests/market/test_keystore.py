@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contracts import delivery
+from contracts.devchain import dev_account
 from erasure import envelope
-from market import delivery
-from market.chain import dev_account
 from market.keystore import Keystore, KeystoreError, WrongPassphrase
 
 

@@ -8,10 +8,11 @@ from dataclasses import replace
 import pytest
 import pytest_asyncio
 
-from market import delivery, errors
-from market.chain import TOKEN, Chain
-from market.models import LicenseStatus
-from market.terms import TRAINING_ALLOWED, Permission, Purpose
+from contracts import delivery, errors
+from contracts.chain import Chain
+from contracts.connection import TOKEN
+from contracts.models import LicenseStatus
+from contracts.terms import TRAINING_ALLOWED, Permission, Purpose
 
 from .conftest import AGENT, BUYER, OWNER, PRICE, STRANGER, Published, encode_sample, make_servable, register
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from market.chain import Chain, dev_account
-from market.terms import TRAINING_ALLOWED
+from contracts.chain import Chain
+from contracts.devchain import DevChain, dev_account
+from contracts.terms import TRAINING_ALLOWED
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -28,7 +29,7 @@ async def register(chain: Chain, tag: int) -> int:
 
 
 async def test_index_matches_eth_tester_and_forgets_reverted_blocks() -> None:
-    chain = await Chain.embedded(dev_accounts=3)
+    chain = await DevChain.embedded(dev_accounts=3)
     event = chain.registry.events.DatasetRegistered()
     await register(chain, 1)
     snap = await chain.snapshot()

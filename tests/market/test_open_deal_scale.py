@@ -6,9 +6,11 @@ import os
 
 import pytest
 
-from market import errors
-from market.chain import ETHER, Chain, ChainConfig, dev_account
-from market.terms import TRAINING_ALLOWED
+from contracts import errors
+from contracts.chain import ChainConfig
+from contracts.connection import ETHER
+from contracts.devchain import DevChain, dev_account
+from contracts.terms import TRAINING_ALLOWED
 
 N = 256
 TX_GAS_CAP = 1 << 24  # EIP-7825's per-transaction cap (16,777,216)
@@ -17,12 +19,12 @@ TX_GAS_CAP = 1 << 24  # EIP-7825's per-transaction cap (16,777,216)
 @pytest.mark.slow
 async def test_open_deal_with_256_providers_fits_a_transaction() -> None:
     # zero minimum stake: registering 256 operators needs no token transfers (slashing is not tested here)
-    chain = await Chain.embedded(dev_accounts=2, config=ChainConfig(min_stake=0, slash_amount=0))
+    chain = await DevChain.embedded(dev_accounts=2, config=ChainConfig(min_stake=0, slash_amount=0))
     owner = dev_account(1)
     operators = [dev_account(1000 + i) for i in range(N)]
     tester = chain.w3.provider.ethereum_tester  # type: ignore[attr-defined]
     funder = tester.get_accounts()[0]
-    register = chain.market.functions.registerOperator(0)._encode_transaction_data()
+    register = chain.storage_market.functions.registerOperator(0)._encode_transaction_data()
     for op in operators:  # straight to the tester: no gas estimate, no receipt polling (fast)
         tester.add_account(op.key.hex())
         tester.send_transaction({"from": funder, "to": op.address, "value": ETHER // 10, "gas": 21_000})
@@ -46,8 +48,8 @@ async def test_open_deal_with_256_providers_fits_a_transaction() -> None:
     providers = [op.address for op in operators]
     with pytest.raises(errors.DuplicateProvider):  # the last one repeats the first
         await chain.open_deal(owner, dataset, [*providers[:-1], providers[0]], epochs=2, fee_per_share_epoch=0)
-    fn = chain.market.functions.openDeal(dataset, providers, 2, 0)
+    fn = chain.storage_market.functions.openDeal(dataset, providers, 2, 0)
     receipt = await chain.send(fn, owner)
     assert int(receipt["gasUsed"]) < TX_GAS_CAP // 2
-    deal = int(chain.tx.event(chain.market, "DealOpened", receipt)["args"]["dealId"])
+    deal = int(chain.tx.event(chain.storage_market, "DealOpened", receipt)["args"]["dealId"])
     assert (await chain.get_share(deal, N - 1)).provider == providers[-1]

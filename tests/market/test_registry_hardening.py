@@ -8,9 +8,9 @@ from dataclasses import replace
 import pytest
 import pytest_asyncio
 
-from market import delivery, errors
-from market.chain import Chain
-from market.terms import TRAINING_ALLOWED, Purpose
+from contracts import delivery, errors
+from contracts.chain import Chain
+from contracts.terms import TRAINING_ALLOWED, Purpose
 
 from .conftest import AGENT, BUYER, OWNER, STRANGER, Published, encode_sample, make_servable, register
 

@@ -17,11 +17,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import contracts
+from contracts import delivery, errors
+from contracts.chain import Chain
+from contracts.connection import TOKEN
+from contracts.models import LicenseStatus
+from contracts.terms import Purpose
 from erasure import merkle
-from market import delivery, errors
-from market.chain import TOKEN, Chain
-from market.models import LicenseStatus
-from market.terms import Purpose
 from tests.vectors.generate import seeded
 
 from .conftest import (
@@ -48,7 +49,7 @@ async def test_every_custom_error_has_a_named_python_class() -> None:
     for name in contracts.ARTIFACTS:
         for item in contracts.load(name).abi:
             if item["type"] == "error":
-                assert item["name"] in errors.REVERTS, f"{name}.{item['name']} has no class in market.errors"
+                assert item["name"] in errors.REVERTS, f"{name}.{item['name']} has no class in contracts.errors"
 
 
 async def test_committed_merkle_vectors_verify_on_chain(chain: Chain) -> None:
@@ -153,8 +154,8 @@ async def _check_invariants(chain: Chain, licenses: list[int], deals: list[int],
     for op in OPERATORS:
         held += (await chain.get_operator(op.address)).stake
     for acct in accounts:
-        held += await chain.market_balance(acct)
-    held += int(await chain.call(chain.market.functions.burned()))
+        held += await chain.storage_balance(acct)
+    held += int(await chain.call(chain.storage_market.functions.burned()))
     for deal_id in deals:
         deal = await chain.get_deal(deal_id)
         assert deal.paid <= deal.escrow

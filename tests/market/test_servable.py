@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from market.chain import Chain
+from contracts.chain import Chain
 
 from .conftest import OPERATORS, OWNER, STRANGER, Published
 from .test_storage_market import open_deal, proof_for

@@ -6,9 +6,10 @@ from dataclasses import replace
 
 import pytest
 
-from market import errors
-from market.chain import TOKEN, Chain
-from market.models import StorageProof
+from contracts import errors
+from contracts.chain import Chain
+from contracts.connection import TOKEN
+from contracts.models import StorageProof
 from market.proofs import storage_proof
 
 from .conftest import OPERATORS, OWNER, STAKE, STRANGER, Published
@@ -142,7 +143,7 @@ async def test_proofs_pay_and_are_checked(chain: Chain, published: Published) ->
     assert await chain.is_proven(deal, 0, epoch)
     assert (await chain.get_share(deal, 0)).unclaimed == 1
     await chain.claim_fees(STRANGER, deal, 0)  # anyone may move the fees; they go to the provider
-    assert await chain.market_balance(OPERATORS[0].address) == FEE
+    assert await chain.storage_balance(OPERATORS[0].address) == FEE
     assert (await chain.get_deal(deal)).paid == FEE
     with pytest.raises(errors.AlreadyProven):
         await chain.prove_storage(OPERATORS[0], proof)
@@ -197,7 +198,7 @@ async def test_missed_proof_slashing_and_repair(chain: Chain, published: Publish
     await chain.report_missed_proof(STRANGER, deal, 4, epoch)
     slash = 10 * TOKEN
     assert (await chain.get_operator(OPERATORS[4].address)).stake == STAKE - slash
-    assert await chain.market_balance(STRANGER.address) == slash // 2
+    assert await chain.storage_balance(STRANGER.address) == slash // 2
     assert (await chain.get_share(deal, 4)).faulty
     with pytest.raises(errors.NotDue):  # one fault, one slash
         await chain.report_missed_proof(STRANGER, deal, 4, epoch)
@@ -237,7 +238,7 @@ async def test_termination_settlement_and_withdrawal(chain: Chain, published: Pu
     with pytest.raises(errors.AlreadySettled):
         await chain.settle_deal(STRANGER, deal)
     refund = d.escrow - FEE
-    assert await chain.market_balance(OWNER.address) == refund
+    assert await chain.storage_balance(OWNER.address) == refund
     await chain.withdraw(OWNER)
     assert await chain.balance_of(OWNER.address) == owner_before + refund
     with pytest.raises(errors.NothingToWithdraw):

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from contracts.connection import TOKEN
+from contracts.devchain import DevChain, dev_account
 from erasure import merkle
-from market.chain import TOKEN, Chain, dev_account
+from storage_node.authorize import DealAuthorizer, collect_ended_deals
 from storage_node.client import NodeClient, RemoteError
-from storage_node.deals import DealAuthorizer, collect_ended_deals
 from storage_node.orders import StorageOrder
 from tests.market.conftest import OWNER, STRANGER, encode_sample, register
 
@@ -28,7 +29,7 @@ def give_operator_key(home: Path, key: bytes) -> None:
 
 
 async def test_orders_are_checked_against_the_deal(make_node: NodeFactory, tmp_path: Path) -> None:
-    chain = await Chain.embedded(dev_accounts=12)
+    chain = await DevChain.embedded(dev_accounts=12)
     man, shares, _ = encode_sample(k=2, n=5)
     dataset_id = await register(chain, man)
     for op in PROVIDERS:

@@ -10,11 +10,13 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from contracts.chain import Chain
+from contracts.connection import TOKEN
+from contracts.devchain import DevChain, dev_account
+from contracts.models import Dataset, Deal, Share
 from erasure import merkle
-from market.chain import TOKEN, Chain, dev_account
-from market.models import Dataset, Deal, Share
+from storage_node.authorize import DealAuthorizer
 from storage_node.client import NodeClient, RemoteError
-from storage_node.deals import DealAuthorizer
 from storage_node.orders import StorageOrder
 from tests.market.conftest import OWNER, encode_sample, register
 
@@ -74,7 +76,7 @@ class CountingChain:
 
 
 async def test_forged_orders_are_refused_without_asking_the_chain(make_node: NodeFactory, tmp_path: Path) -> None:
-    chain = await Chain.embedded(dev_accounts=12)
+    chain = await DevChain.embedded(dev_accounts=12)
     man, shares, _ = encode_sample(k=2, n=5)
     dataset_id = await register(chain, man)
     providers = [dev_account(i) for i in range(5, 10)]

@@ -1,4 +1,4 @@
-"""The shard store: atomic uploads, verified reads, proofs, quarantine, quota, recovery after kill -9."""
+"""The share store: atomic uploads, verified reads, proofs, quarantine, quota, recovery after kill -9."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from storage_node.errors import (
     UploadMismatch,
 )
 from storage_node.store.index import MIGRATIONS, SCHEMA_VERSION, Index
-from storage_node.store.shards import ShardStore
+from storage_node.store.shares import ShareStore
 
 LEAF, BLOCK = 1024, 4096
 DS = "ab" * 32
@@ -33,7 +33,7 @@ def share_bytes(size: int) -> bytes:
 
 
 async def put(
-    store: ShardStore,
+    store: ShareStore,
     data: bytes,
     *,
     idx: int = 0,
@@ -57,14 +57,14 @@ async def put(
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> ShardStore:
-    s = ShardStore(tmp_path / "node", capacity=10 << 20)
+def store(tmp_path: Path) -> ShareStore:
+    s = ShareStore(tmp_path / "node", capacity=10 << 20)
     yield s
     s.close()
 
 
 @pytest.mark.parametrize("size", [1, LEAF - 1, BLOCK, BLOCK + 1, 5 * BLOCK + 333, (1 << 20) + 17])
-async def test_round_trip_ranges_and_proofs(store: ShardStore, size: int) -> None:
+async def test_round_trip_ranges_and_proofs(store: ShareStore, size: int) -> None:
     data = share_bytes(size)
     await put(store, data)
     record = await store.get(DS, 0)
@@ -84,7 +84,7 @@ async def test_round_trip_ranges_and_proofs(store: ShardStore, size: int) -> Non
     assert not list(store.tmp_dir.iterdir())
 
 
-async def test_wrong_root_short_and_long_uploads_leave_nothing(store: ShardStore) -> None:
+async def test_wrong_root_short_and_long_uploads_leave_nothing(store: ShareStore) -> None:
     data = share_bytes(3 * BLOCK)
     with pytest.raises(UploadMismatch, match="root"):
         await put(store, data, root=bytes(32))
@@ -102,7 +102,7 @@ async def test_wrong_root_short_and_long_uploads_leave_nothing(store: ShardStore
     await put(store, data)  # and the place is free for a correct upload
 
 
-async def test_duplicates_and_quota(store: ShardStore) -> None:
+async def test_duplicates_and_quota(store: ShareStore) -> None:
     await put(store, share_bytes(BLOCK))
     with pytest.raises(ShareExists):
         await put(store, share_bytes(BLOCK))
@@ -117,7 +117,7 @@ async def test_duplicates_and_quota(store: ShardStore) -> None:
     await second.abort()
 
 
-async def test_concurrent_uploads_cannot_both_claim_a_place_or_space(store: ShardStore) -> None:
+async def test_concurrent_uploads_cannot_both_claim_a_place_or_space(store: ShareStore) -> None:
     kw = {"root": bytes(32), "leaf_size": LEAF, "block_size": BLOCK}
     same = await asyncio.gather(
         store.begin(DS, 5, size=10, **kw), store.begin(DS, 5, size=10, **kw), return_exceptions=True
@@ -135,14 +135,14 @@ async def test_concurrent_uploads_cannot_both_claim_a_place_or_space(store: Shar
 
 
 @pytest.mark.parametrize(("dataset", "idx"), [("../etc", 0), ("AB" * 32, 0), ("ab" * 31, 0), (DS, 256), (DS, -1)])
-async def test_bad_addresses_never_touch_disk(store: ShardStore, dataset: str, idx: int) -> None:
+async def test_bad_addresses_never_touch_disk(store: ShareStore, dataset: str, idx: int) -> None:
     with pytest.raises(ShareNotFound):
         await store.begin(dataset, idx, root=bytes(32), size=1, leaf_size=LEAF, block_size=BLOCK)
     with pytest.raises(ShareNotFound):
         await store.get(dataset, idx)
 
 
-async def test_corruption_on_disk_is_quarantined_never_served(store: ShardStore) -> None:
+async def test_corruption_on_disk_is_quarantined_never_served(store: ShareStore) -> None:
     data = share_bytes(4 * BLOCK)
     await put(store, data)
     record = await store.get(DS, 0)
@@ -161,7 +161,7 @@ async def test_corruption_on_disk_is_quarantined_never_served(store: ShardStore)
     assert store.corruptions == 1
 
 
-async def test_garbage_collection_and_delete(store: ShardStore) -> None:
+async def test_garbage_collection_and_delete(store: ShareStore) -> None:
     await put(store, share_bytes(BLOCK), idx=0, expires_at=1.0)
     await put(store, share_bytes(BLOCK), idx=1)
     assert await store.collect_garbage(now=2.0) == 1
@@ -225,10 +225,10 @@ WRITER = textwrap.dedent(
     """
     import asyncio, os, sys
     from pathlib import Path
-    from storage_node.store.shards import ShardStore
+    from storage_node.store.shares import ShareStore
 
     async def main():
-        store = ShardStore(Path(sys.argv[1]), capacity=1 << 30)
+        store = ShareStore(Path(sys.argv[1]), capacity=1 << 30)
         up = await store.begin("ab" * 32, 0, root=bytes(32), size=64 << 20, leaf_size=1024, block_size=4096)
         await up.write(os.urandom(8 << 20))
         print("half", flush=True)
@@ -248,7 +248,7 @@ async def test_kill_9_mid_upload_leaves_nothing_visible(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGKILL)
     await proc.wait()
     assert list((home / "tmp").glob("*.part"))  # the partial upload really was on disk
-    store = ShardStore(home, capacity=1 << 30)
+    store = ShareStore(home, capacity=1 << 30)
     try:
         report = store.recover()
         assert report["partial_uploads"] == 1
@@ -260,7 +260,7 @@ async def test_kill_9_mid_upload_leaves_nothing_visible(tmp_path: Path) -> None:
         store.close()
 
 
-async def test_recovery_drops_orphans_and_missing_files(store: ShardStore) -> None:
+async def test_recovery_drops_orphans_and_missing_files(store: ShareStore) -> None:
     await put(store, share_bytes(BLOCK), idx=0)
     await put(store, share_bytes(BLOCK), idx=1)
     orphan = store.share_path(DS, 7)

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from storage_node.client import NodeClient, RemoteError
-from storage_node.store.shards import ShardStore, Upload
+from storage_node.store.shares import ShareStore, Upload
 
 from .conftest import NodeFactory, publisher
 from .test_api import BLOCK, DS, order_for
@@ -48,7 +48,7 @@ async def test_health_reports_the_disk_when_it_is_smaller_than_the_capacity(
     assert (await client.health(small.url))["free"] == 10 * BLOCK  # the configured bound when it is smaller
 
 
-async def corrupt_and_quarantine(node_store: ShardStore, client: NodeClient, url: str) -> None:
+async def corrupt_and_quarantine(node_store: ShareStore, client: NodeClient, url: str) -> None:
     path = node_store.share_path(DS, 0)
     raw = bytearray(path.read_bytes())
     raw[5] ^= 0xFF

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 
-from . import errors
-from .chain import Chain
-from .loop import Ticking
+from contracts import errors
+from contracts.chain import Chain
+from contracts.loop import Ticking
 
 log = logging.getLogger("datasov.deals")
 

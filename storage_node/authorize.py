@@ -16,15 +16,14 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from contracts import errors as chain_errors
 from erasure import merkle
-from market import errors as market_errors
-from market.chain import Chain
 
-from .chainview import DealChain
+from .chainview import DealChain, EpochChain
 from .errors import NotAuthorized, StillOwed, UnknownDeal, WrongNode, WrongRoot
 from .orders import StorageOrder
 from .store.index import ShareRecord
-from .store.shards import ShardStore
+from .store.shares import ShareStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +79,7 @@ class DealAuthorizer:
         try:
             deal = await self.chain.get_deal(deal_id)
             dataset = await self.chain.get_dataset(deal.dataset_id)
-        except market_errors.NotFound as err:
+        except chain_errors.NotFound as err:
             self._remember(self._missing, deal_id, time.monotonic())
             raise UnknownDeal(f"deal {deal_id} is not on-chain") from err
         facts = DealFacts(
@@ -118,7 +117,7 @@ class DealAuthorizer:
         try:
             deal = await self.chain.get_deal(order.deal_id)
             share = await self.chain.get_share(order.deal_id, order.index)
-        except market_errors.NotFound as err:
+        except chain_errors.NotFound as err:
             raise UnknownDeal(f"deal {order.deal_id} share {order.index} is not on-chain") from err
         if deal.settled:
             raise UnknownDeal(f"deal {order.deal_id} is settled")
@@ -135,7 +134,7 @@ class DeletionGuard:
     longer this node's (replaced) or already faulty; a share stored without a deal owes nothing.
     """
 
-    def __init__(self, chain: Chain, node_address: str) -> None:
+    def __init__(self, chain: EpochChain, node_address: str) -> None:
         self.chain = chain
         self.node_address = node_address
 
@@ -145,7 +144,7 @@ class DeletionGuard:
         try:
             deal = await self.chain.get_deal(record.deal_id)
             share = await self.chain.get_share(record.deal_id, record.idx)
-        except market_errors.NotFound:
+        except chain_errors.NotFound:
             return  # no such deal on-chain: nothing is owed for it
         if deal.settled or share.faulty or share.provider.lower() != self.node_address.lower():
             return
@@ -158,7 +157,7 @@ class DeletionGuard:
             )
 
 
-async def collect_ended_deals(store: ShardStore, chain: Chain) -> int:
+async def collect_ended_deals(store: ShareStore, chain: EpochChain) -> int:
     """Delete the shares of deals that are over on-chain (settled, or past their last epoch)."""
     records = [r for r in await store.records() if r.deal_id and r.state == "ok"]
     epoch = await chain.current_epoch()
@@ -166,7 +165,7 @@ async def collect_ended_deals(store: ShardStore, chain: Chain) -> int:
     for deal_id in {r.deal_id for r in records}:
         try:
             deal = await chain.get_deal(deal_id)
-        except market_errors.NotFound:
+        except chain_errors.NotFound:
             continue  # not ours to judge: keep the data
         if deal.settled or epoch >= deal.end_epoch:
             ended.add(deal_id)

@@ -23,7 +23,7 @@ from py_ecc.fields import optimized_bn128_FQ as FQ
 from py_ecc.fields.field_properties import field_properties
 from py_ecc.optimized_bn128.optimized_curve import G1, curve_order, multiply, normalize
 
-from .errors import MarketError
+from .errors import ContractsError
 
 P: int = field_properties["bn128"]["field_modulus"]
 N = curve_order
@@ -32,7 +32,7 @@ KEY_SIZE = 32
 DELIVERY_TAG = keccak(b"datasov/key-delivery/v1")
 
 
-class DeliveryError(MarketError):
+class DeliveryError(ContractsError):
     """A key delivery could not be made or opened."""
 
 

@@ -6,7 +6,7 @@ checks, on-chain and at that moment, that the license is still pending, its deli
 at least ``margin`` seconds away, consent is not revoked, the dataset is servable (an active deal
 holds at least k healthy shares), the dataset's terms allow the purchase's purpose, and that the
 buyer's key is a valid BN254 point; only then does it encrypt
-the data key to that point (:mod:`market.delivery`) and call ``deliverKey``. Once a delivery's
+the data key to that point (:mod:`contracts.delivery`) and call ``deliverKey``. Once a delivery's
 dispute window has closed it claims the payment (``claimPayment``).
 
 The margin exists because a delivery that reverts still publishes the key in its calldata: sent
@@ -33,12 +33,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import delivery, errors
-from .chain import Chain
+from contracts import delivery, errors
+from contracts.chain import Chain
+from contracts.loop import Ticking
+from contracts.models import LicenseStatus
+from contracts.terms import Purpose
+
+from .errors import MarketError
 from .keystore import Keystore, KeystoreError
-from .loop import Ticking
-from .models import LicenseStatus
-from .terms import Purpose
 
 log = logging.getLogger("datasov.agent")
 
@@ -101,7 +103,7 @@ class KeyAgent(Ticking):
         except FileNotFoundError:
             return fresh
         except (ValueError, KeyError, TypeError, AttributeError) as err:
-            raise errors.MarketError(f"{self.state_path} is malformed; delete it to rescan from the start") from err
+            raise MarketError(f"{self.state_path} is malformed; delete it to rescan from the start") from err
 
     def _save(self, state: dict[str, Any]) -> None:
         tmp = self.state_path.with_suffix(".tmp")

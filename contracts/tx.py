@@ -3,18 +3,17 @@
 Transactions are signed locally (keys never leave the process) under a per-sender lock that
 keeps nonces in order, gas is estimated first so a refusal is caught before anything is sent,
 receipts are awaited with a timeout, and every revert becomes the named Python class of its
-Solidity custom error (:mod:`market.errors`) with its decoded arguments.
+Solidity custom error (:mod:`contracts.errors`) with its decoded arguments.
 """
 
 from __future__ import annotations
 
-import ast
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
-from eth_tester.exceptions import TransactionFailed
 from eth_utils.crypto import keccak
 from web3 import AsyncWeb3
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
@@ -70,30 +69,26 @@ def decode_revert(data: str | bytes | None, function: str = "") -> errors.Contra
     return errors.UnknownRevert(f"reverted without reason{where}", function=function)
 
 
-def _raw_revert(err: BaseException | None) -> bytes | None:
-    """Revert bytes carried by eth-tester's TransactionFailed, on the error or its causes: as
-    bytes (estimate_gas) or as the repr of bytes in a string (eth_call)."""
-    seen = 0
-    while err is not None and seen < 5:
-        for arg in err.args:
-            if isinstance(arg, bytes):
-                return arg
-            if isinstance(arg, str):
-                text = arg.removeprefix("execution reverted: ")
-                if text.startswith(("b'", 'b"')):
-                    try:
-                        value = ast.literal_eval(text)
-                    except (ValueError, SyntaxError):
-                        continue
-                    if isinstance(value, bytes):
-                        return value
-        err = err.__cause__ or err.__context__
-        seen += 1
-    return None
+RawRevert = Callable[[BaseException], bytes | None]
+
+# Exceptions a backend raises for a refused call or estimate, with a reader of their revert bytes.
+# web3's ContractLogicError carries them in ``.data``; a backend that raises its own type (the
+# embedded eth-tester chain, :mod:`contracts.devchain`) registers it with :func:`accept_reverts_from`.
+_REFUSALS: tuple[type[Exception], ...] = (ContractLogicError,)
+_RAW_READERS: dict[type[Exception], RawRevert] = {}
+
+
+def accept_reverts_from(kind: type[Exception], raw: RawRevert) -> None:
+    """Treat ``kind`` as a contract refusal; ``raw(err)`` reads its revert bytes (None if it has none)."""
+    global _REFUSALS
+    if kind not in _REFUSALS:
+        _REFUSALS = (*_REFUSALS, kind)
+    _RAW_READERS[kind] = raw
 
 
 def _revert_from(err: Exception, function: str) -> errors.ContractRevert:
-    raw = _raw_revert(err) if isinstance(err, TransactionFailed) else None
+    reader = next((r for kind, r in _RAW_READERS.items() if isinstance(err, kind)), None)
+    raw = reader(err) if reader is not None else None
     if raw is not None:
         return decode_revert(raw, function)
     data = getattr(err, "data", None)
@@ -122,7 +117,7 @@ class Transactor:
             params: dict[str, Any] = {"from": address}
             try:
                 estimate = gas or await fn.estimate_gas(params)
-            except (ContractLogicError, TransactionFailed) as err:
+            except _REFUSALS as err:
                 raise _revert_from(err, name) from err
             except Web3Exception as err:
                 raise errors.ChainError(f"{name}: {err}") from err
@@ -173,7 +168,7 @@ class Transactor:
         """Replay a mined-but-reverted call at its block to learn why."""
         try:
             await fn.call({"from": sender}, block_identifier=receipt["blockNumber"] - 1)
-        except (ContractLogicError, TransactionFailed) as err:
+        except _REFUSALS as err:
             return _revert_from(err, name)
         except Web3Exception:
             pass
@@ -183,7 +178,7 @@ class Transactor:
         """Read-only call; reverts become named errors."""
         try:
             return await fn.call()
-        except (ContractLogicError, TransactionFailed) as err:
+        except _REFUSALS as err:
             raise _revert_from(err, fn.fn_name) from err
 
     def forget_nonces(self) -> None:

@@ -21,25 +21,26 @@ from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 
+from contracts import errors as chain_errors
+from contracts.chain import Chain
+from contracts.loop import Ticking
 from erasure import localfs
 from erasure.errors import ErasureError
 from erasure.manifest import Manifest
 from erasure.pipeline import rebuild
-from market import errors as market_errors
 from market.buyer import RemoteShareSource, fetch_manifest
-from market.chain import Chain
 from market.directory import Directory, DirectoryError, NodeInfo
-from market.loop import Ticking
 from market.publisher import healthy_nodes, upload_share
+from storage_node.client import NodeClient
+from storage_node.errors import NodeError
 
-from .client import NodeClient
-from .errors import NodeError
+from .errors import MarketError
 
 log = logging.getLogger("datasov.repair")
 
 
-class RepairError(NodeError):
-    code = "repair_failed"
+class RepairError(MarketError):
+    """A deal's lost shares could not be rebuilt or placed (``data lost`` below k healthy shares)."""
 
 
 @dataclass
@@ -178,7 +179,7 @@ class RepairAgent(Ticking):
             node = spares.pop(0)
             try:
                 await self.chain.replace_provider(self.owner, deal_id, index, node.address)
-            except market_errors.ChainError as err:
+            except chain_errors.ChainError as err:
                 report.failed[index] = f"replaceProvider refused: {err}"
                 return
             try:
@@ -204,7 +205,7 @@ class RepairAgent(Ticking):
                 continue
             try:
                 done.append(await self.repair(deal_id))
-            except (RepairError, market_errors.MarketError) as err:
+            except (RepairError, MarketError, chain_errors.ContractsError) as err:
                 log.error("deal %d: %s", deal_id, err)
         return done
 

@@ -1,0 +1,164 @@
+"""The connection under the chain client: an AsyncWeb3 provider, the datasov contracts bound to it,
+the transactor, and construction (connect to a deployment, or deploy fresh contracts).
+
+``await Chain.connect(url, deployment)`` talks to any EVM JSON-RPC endpoint (Hardhat in the
+integration tests, a testnet or L2 in production); ``await Chain.deploy(url, deployer)`` puts fresh
+contracts on one. Transactions go through :class:`contracts.tx.Transactor`: signed locally,
+estimated first, receipts awaited with a timeout, reverts raised as named errors
+(:mod:`contracts.errors`). The embedded dev chain is :mod:`contracts.devchain`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Self
+
+from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
+from web3 import AsyncWeb3
+from web3.contract import AsyncContract
+
+import contracts
+
+from . import errors
+from .models import Deployment
+from .tx import Transactor
+
+ETHER = 10**18
+TOKEN = 10**18
+DEFAULT_EPOCH_BLOCKS = 20
+DEFAULT_DELIVERY_WINDOW = 3600
+DEFAULT_DISPUTE_WINDOW = 3600
+DEFAULT_MIN_STAKE = 100 * TOKEN
+DEFAULT_SLASH = 10 * TOKEN
+
+
+@dataclass(frozen=True, slots=True)
+class ChainConfig:
+    """Constructor parameters of a fresh deployment."""
+
+    epoch_blocks: int = DEFAULT_EPOCH_BLOCKS
+    delivery_window: int = DEFAULT_DELIVERY_WINDOW
+    dispute_window: int = DEFAULT_DISPUTE_WINDOW
+    min_stake: int = DEFAULT_MIN_STAKE
+    slash_amount: int = DEFAULT_SLASH
+
+
+class Connection:
+    """An AsyncWeb3 connection with the datasov contracts bound (``registry``, ``licenses``,
+    ``storage_market``, ``token``); the per-contract wrappers build on it."""
+
+    def __init__(
+        self,
+        w3: AsyncWeb3[Any],
+        deployment: Deployment,
+        *,
+        kind: str,
+        receipt_timeout: float = 60.0,
+    ) -> None:
+        self.w3 = w3
+        self.deployment = deployment
+        self.kind = kind  # "embedded" or "rpc"
+        self.tx = Transactor(w3, receipt_timeout=receipt_timeout)
+        self.send = self.tx.send
+        self.call = self.tx.call
+        self.registry = self._bind("DatasetRegistry", deployment.registry)
+        self.licenses = self._bind("LicenseManager", deployment.license_manager)
+        self.storage_market = self._bind("StorageMarket", deployment.storage_market)
+        self.token = self._bind("TestToken", deployment.token)
+
+    async def close(self) -> None:
+        """Close the JSON-RPC connection (no-op for the embedded chain)."""
+        if self.kind == "rpc":
+            await self.w3.provider.disconnect()
+
+    def _bind(self, name: str, address: str) -> AsyncContract:
+        return self.w3.eth.contract(address=to_checksum_address(address), abi=contracts.load(name).abi)
+
+    # ---------------------------------------------------------------- construction ----
+
+    @classmethod
+    async def connect(cls, rpc_url: str, deployment: Deployment, *, receipt_timeout: float = 60.0) -> Self:
+        """Use contracts already deployed on any EVM JSON-RPC endpoint."""
+        w3 = AsyncWeb3(AsyncWeb3.AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+        try:
+            chain_id = await w3.eth.chain_id
+        except Exception as err:
+            raise errors.ChainUnavailable(f"cannot reach {rpc_url}: {err}") from err
+        if chain_id != deployment.chain_id:
+            raise errors.DeploymentError(f"{rpc_url} is chain {chain_id}, the deployment is for {deployment.chain_id}")
+        for address in (deployment.registry, deployment.license_manager, deployment.storage_market):
+            if not await w3.eth.get_code(to_checksum_address(address)):
+                raise errors.DeploymentError(f"no contract at {address} on {rpc_url}")
+        return cls(w3, deployment, kind="rpc", receipt_timeout=receipt_timeout)
+
+    @classmethod
+    async def deploy(cls, rpc_url: str, deployer: LocalAccount, *, config: ChainConfig = ChainConfig()) -> Self:
+        """Deploy fresh contracts on a JSON-RPC endpoint (the deployer must hold ETH)."""
+        w3 = AsyncWeb3(AsyncWeb3.AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+        try:
+            await w3.eth.chain_id
+        except Exception as err:
+            raise errors.ChainUnavailable(f"cannot reach {rpc_url}: {err}") from err
+        return await cls._deploy(w3, deployer, config, kind="rpc")
+
+    @classmethod
+    async def _deploy(cls, w3: AsyncWeb3[Any], deployer: LocalAccount, config: ChainConfig, *, kind: str) -> Self:
+        tx = Transactor(w3)
+        start = await w3.eth.block_number
+        token = await tx.create("TestToken", deployer)
+        registry = await tx.create("DatasetRegistry", deployer)
+        # the StorageMarket first: licensing asks it whether a dataset is servable
+        storage_market = await tx.create(
+            "StorageMarket", deployer, registry, token, config.min_stake, config.slash_amount, config.epoch_blocks
+        )
+        licenses = await tx.create(
+            "LicenseManager", deployer, registry, storage_market, config.delivery_window, config.dispute_window
+        )
+        deployment = Deployment(
+            chain_id=await w3.eth.chain_id,
+            registry=registry,
+            license_manager=licenses,
+            storage_market=storage_market,
+            token=token,
+            deployed_block=start,
+            epoch_blocks=config.epoch_blocks,
+            delivery_window=config.delivery_window,
+            dispute_window=config.dispute_window,
+        )
+        return cls(w3, deployment, kind=kind)
+
+    async def _rpc(self, method: str, params: list[Any]) -> Any:
+        response = await self.w3.provider.make_request(method, params)
+        if "error" in response:
+            raise errors.ChainError(f"{method}: {response['error']}")
+        return response.get("result")
+
+    async def index_logs(self) -> None:
+        """Embedded chain: index the logs of blocks mined since the last call (cheap while they are
+        recent; see :mod:`contracts.logindex`). Call it as blocks are mined by a long-running devnet."""
+        if self.kind == "embedded":
+            await self.w3.eth.get_logs({"fromBlock": "latest", "toBlock": "latest"})
+
+    async def block_number(self) -> int:
+        return int(await self.w3.eth.block_number)
+
+    async def timestamp(self) -> int:
+        return int((await self.w3.eth.get_block("latest"))["timestamp"])
+
+    # ------------------------------------------------------------------------- token ----
+
+    async def send_eth(self, sender: LocalAccount, to: str, amount: int) -> None:
+        await self.tx.transfer(sender, to, amount)
+
+    async def eth_balance(self, address: str) -> int:
+        return int(await self.w3.eth.get_balance(to_checksum_address(address)))
+
+    async def mint(self, sender: LocalAccount, to: str, amount: int) -> None:
+        await self.send(self.token.functions.mint(to, amount), sender)
+
+    async def approve(self, owner: LocalAccount, spender: str, amount: int) -> None:
+        await self.send(self.token.functions.approve(spender, amount), owner)
+
+    async def balance_of(self, address: str) -> int:
+        return int(await self.call(self.token.functions.balanceOf(address)))

@@ -1,0 +1,187 @@
+"""Errors raised by the on-chain side: the chain client, its transactions and the contracts' named reverts.
+
+::
+
+    ContractsError
+    ├── TermsError                 license terms or purposes that make no sense
+    ├── DeploymentError            no contracts at the addresses given / wrong chain
+    ├── DeliveryError              contracts.delivery: a key delivery could not be made or opened
+    │   └── InvalidPoint           not a finite BN254 G1 point (or not a valid secret scalar)
+    └── ChainError                 anything that went wrong talking to the chain
+        ├── ChainUnavailable       the JSON-RPC endpoint cannot be reached
+        ├── TransactionTimeout     no receipt within the timeout
+        └── ContractRevert         a contract refused; ``.error_name`` and ``.values`` decoded
+            ├── AccessDenied       caller is not the owner / agent / provider
+            ├── NotFound           unknown dataset, deal, license or share
+            ├── ConsentError       consent revoked, purpose not allowed, dataset not servable
+            ├── PaymentError       price, token, offer changed, stake and balance problems
+            ├── ProofRejected      a storage proof that does not verify or is not due
+            ├── StateError         right call, wrong moment (deadlines, already done...)
+            ├── DeliveryRejected   a key-delivery dispute or claim refused (window, forged reveal, key valid)
+            ├── InvalidInput       malformed arguments
+            └── UnknownRevert      a revert with no custom error we know (panic, bare revert)
+
+Each Solidity custom error has a class of the same name (``contracts.errors.ConsentIsRevoked``),
+so callers can catch exactly what they expect. ``tests/market`` checks that every custom error in
+the ABIs has its class here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ContractsError(Exception):
+    """Base of every error raised on purpose by :mod:`contracts` (no HTTP status: a caller maps it)."""
+
+
+class TermsError(ContractsError, ValueError):
+    """Invalid license terms or purpose."""
+
+
+class DeploymentError(ContractsError):
+    """The contracts are not where the deployment says, or it is for another chain."""
+
+
+class ChainError(ContractsError):
+    """Talking to the chain failed."""
+
+
+class ChainUnavailable(ChainError):
+    """The JSON-RPC endpoint could not be reached."""
+
+
+class TransactionTimeout(ChainError):
+    """A transaction was sent but no receipt came within the timeout."""
+
+    def __init__(self, message: str, *, tx_hash: str) -> None:
+        super().__init__(message)
+        self.tx_hash = tx_hash
+
+
+class ContractRevert(ChainError):
+    """A contract call reverted. ``error_name`` is the Solidity custom error, ``values`` its arguments."""
+
+    error_name: ClassVar[str] = ""
+
+    def __init__(self, message: str, *, values: dict[str, Any] | None = None, function: str = "") -> None:
+        super().__init__(message)
+        self.values = values or {}
+        self.function = function
+
+
+class AccessDenied(ContractRevert): ...
+
+
+class NotFound(ContractRevert): ...
+
+
+class ConsentError(ContractRevert): ...
+
+
+class PaymentError(ContractRevert): ...
+
+
+class ProofRejected(ContractRevert): ...
+
+
+class StateError(ContractRevert): ...
+
+
+class DeliveryRejected(ContractRevert):
+    """A key-delivery dispute or payment claim that cannot go through (or a dispute showing the
+    delivered key was right)."""
+
+
+class InvalidInput(ContractRevert): ...
+
+
+class UnknownRevert(ContractRevert):
+    """Reverted without a custom error this client knows (a panic, a bare revert, out of gas)."""
+
+
+def _define(base: type[ContractRevert], *names: str) -> dict[str, type[ContractRevert]]:
+    out = {}
+    for name in names:
+        cls = type(name, (base,), {"error_name": name, "__doc__": f"Solidity custom error ``{name}``."})
+        cls.__module__ = __name__
+        out[name] = cls
+    return out
+
+
+REVERTS: dict[str, type[ContractRevert]] = {
+    **_define(
+        AccessDenied, "NotDatasetOwner", "NotDealOwner", "NotKeyReleaser", "NotProvider", "NotBuyer", "NotPendingOwner"
+    ),
+    **_define(NotFound, "UnknownDataset", "UnknownDeal", "UnknownLicense", "InvalidShare"),
+    **_define(ConsentError, "ConsentIsRevoked", "PurposeNotAllowed", "AlreadyRevoked", "DatasetNotServable"),
+    **_define(
+        DeliveryRejected,
+        "DeliveryMismatch",
+        "InvalidReveal",
+        "DeliveryIsValid",
+        "NotDisputable",
+        "DisputeWindowClosed",
+        "DisputeWindowOpen",
+    ),
+    **_define(
+        PaymentError,
+        "PriceAboveLimit",
+        "TermsVersionMismatch",
+        "PaymentTokenMismatch",
+        "UnsupportedToken",
+        "SafeERC20FailedOperation",
+        "NothingToWithdraw",
+        "StakeTooLow",
+        "StakeLocked",
+        "ERC20InsufficientAllowance",
+        "ERC20InsufficientBalance",
+        "ERC20InvalidApprover",
+        "ERC20InvalidReceiver",
+        "ERC20InvalidSender",
+        "ERC20InvalidSpender",
+    ),
+    **_define(
+        ProofRejected, "InvalidProof", "BadLeafLength", "WrongEpoch", "AlreadyProven", "NotDue", "SeedNotYetAvailable"
+    ),
+    **_define(
+        StateError,
+        "NotPending",
+        "DeliveryDeadlinePassed",
+        "RefundNotYetAllowed",
+        "DeadlineNotPassed",
+        "ReportWindowClosed",
+        "DealOver",
+        "DealNotOver",
+        "AlreadySettled",
+        "AlreadyAccepted",
+        "AlreadyRegistered",
+        "NotRegistered",
+        "ShareNotReplaceable",
+        "ManifestAlreadyRegistered",
+        "ReentrancyGuardReentrantCall",
+    ),
+    **_define(
+        InvalidInput,
+        "InvalidBuyerKey",
+        "InvalidDeliveryPoint",
+        "InvalidRegistration",
+        "LicenseDurationTooLong",
+        "InvalidParameters",
+        "ZeroAddress",
+        "DuplicateProvider",
+        "WrongProviderCount",
+    ),
+}
+
+
+def revert_class(name: str) -> type[ContractRevert]:
+    """The class for Solidity custom error ``name`` (UnknownRevert if there is none)."""
+    return REVERTS.get(name, UnknownRevert)
+
+
+def __getattr__(name: str) -> type[ContractRevert]:
+    try:
+        return REVERTS[name]
+    except KeyError:
+        raise AttributeError(name) from None

@@ -1,0 +1,117 @@
+"""Typed calls to ``StorageMarket``: operators and stake, deals and shares, storage proofs, missed-proof
+reports, fees, epochs and challenges."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3.types import TxReceipt
+
+from .connection import Connection
+from .models import Deal, Operator, Share, StorageProof
+
+
+class StorageCalls(Connection):
+    """The ``StorageMarket`` wrapper (mixed into :class:`contracts.chain.Chain`)."""
+
+    async def register_operator(self, operator: LocalAccount, stake: int) -> None:
+        await self.approve(operator, self.deployment.storage_market, stake)
+        await self.send(self.storage_market.functions.registerOperator(stake), operator)
+
+    async def add_stake(self, operator: LocalAccount, amount: int) -> None:
+        await self.approve(operator, self.deployment.storage_market, amount)
+        await self.send(self.storage_market.functions.addStake(amount), operator)
+
+    async def withdraw_stake(self, operator: LocalAccount, amount: int) -> None:
+        await self.send(self.storage_market.functions.withdrawStake(amount), operator)
+
+    async def get_operator(self, address: str) -> Operator:
+        t = await self.call(self.storage_market.functions.getOperator(address))
+        return Operator(int(t[0]), int(t[1]), bool(t[2]))
+
+    async def open_deal(
+        self, owner: LocalAccount, dataset_id: int, providers: Sequence[str], *, epochs: int, fee_per_share_epoch: int
+    ) -> int:
+        escrow = len(providers) * epochs * fee_per_share_epoch
+        if escrow:
+            await self.approve(owner, self.deployment.storage_market, escrow)
+        fn = self.storage_market.functions.openDeal(dataset_id, list(providers), epochs, fee_per_share_epoch)
+        receipt = await self.send(fn, owner)
+        event = self.tx.event(self.storage_market, "DealOpened", receipt)
+        return int(event["args"]["dealId"])
+
+    async def accept_share(self, provider: LocalAccount, deal_id: int, share_index: int) -> None:
+        await self.send(self.storage_market.functions.acceptShare(deal_id, share_index), provider)
+
+    async def prove_storage(self, provider: LocalAccount, proof: StorageProof) -> TxReceipt:
+        return await self.send(self.storage_market.functions.proveStorage(proof.to_abi()), provider)
+
+    async def prove_storage_batch(self, provider: LocalAccount, proofs: Sequence[StorageProof]) -> TxReceipt:
+        return await self.send(self.storage_market.functions.proveStorageBatch([p.to_abi() for p in proofs]), provider)
+
+    async def report_missed_proof(self, reporter: LocalAccount, deal_id: int, share_index: int, epoch: int) -> None:
+        await self.send(self.storage_market.functions.reportMissedProof(deal_id, share_index, epoch), reporter)
+
+    async def claim_fees(self, caller: LocalAccount, deal_id: int, share_index: int) -> None:
+        """Move a share's earned fees to its provider's withdrawable balance."""
+        await self.send(self.storage_market.functions.claimFees(deal_id, share_index), caller)
+
+    async def replace_provider(self, owner: LocalAccount, deal_id: int, share_index: int, new_provider: str) -> None:
+        await self.send(self.storage_market.functions.replaceProvider(deal_id, share_index, new_provider), owner)
+
+    async def terminate_deal(self, owner: LocalAccount, deal_id: int) -> None:
+        await self.send(self.storage_market.functions.terminateDeal(deal_id), owner)
+
+    async def settle_deal(self, caller: LocalAccount, deal_id: int) -> None:
+        await self.send(self.storage_market.functions.settleDeal(deal_id), caller)
+
+    async def withdraw(self, account: LocalAccount) -> None:
+        await self.send(self.storage_market.functions.withdraw(), account)
+
+    async def storage_balance(self, address: str) -> int:
+        """What ``address`` can withdraw from StorageMarket (fees earned, reporter rewards, released stake)."""
+        return int(await self.call(self.storage_market.functions.balances(address)))
+
+    async def deals_of(self, *, dataset_id: int | None = None, owner: str | None = None) -> list[int]:
+        """Ids of the deals opened for a dataset and/or by an owner, oldest first."""
+        filters: dict[str, Any] = {}
+        if dataset_id is not None:
+            filters["datasetId"] = dataset_id
+        if owner is not None:
+            filters["owner"] = owner
+        logs = await self.storage_market.events.DealOpened().get_logs(
+            from_block=self.deployment.deployed_block, argument_filters=filters
+        )
+        return [int(log["args"]["dealId"]) for log in logs]
+
+    async def get_deal(self, deal_id: int) -> Deal:
+        return Deal.from_abi(deal_id, await self.call(self.storage_market.functions.getDeal(deal_id)))
+
+    async def is_servable(self, dataset_id: int) -> bool:
+        """Does the dataset have an open deal with at least k accepted, non-faulty shares?"""
+        return bool(await self.call(self.storage_market.functions.isServable(dataset_id)))
+
+    async def healthy_shares(self, deal_id: int) -> int:
+        """Shares of the deal accepted by their provider and not faulty (0 once settled)."""
+        return int(await self.call(self.storage_market.functions.healthyShares(deal_id)))
+
+    async def get_share(self, deal_id: int, share_index: int) -> Share:
+        t = await self.call(self.storage_market.functions.getShare(deal_id, share_index))
+        return Share(str(t[0]), int(t[1]), int(t[2]), int(t[3]), bool(t[4]), bool(t[5]))
+
+    async def current_epoch(self) -> int:
+        return int(await self.call(self.storage_market.functions.currentEpoch()))
+
+    async def epoch_start_block(self, epoch: int) -> int:
+        return int(await self.call(self.storage_market.functions.epochStartBlock(epoch)))
+
+    async def challenge_leaf(self, deal_id: int, share_index: int, epoch: int) -> int:
+        return int(await self.call(self.storage_market.functions.challengeLeaf(deal_id, share_index, epoch)))
+
+    async def is_proven(self, deal_id: int, share_index: int, epoch: int) -> bool:
+        return bool(await self.call(self.storage_market.functions.isProven(deal_id, share_index, epoch)))
+
+    async def is_due(self, deal_id: int, share_index: int, epoch: int) -> bool:
+        return bool(await self.call(self.storage_market.functions.isDue(deal_id, share_index, epoch)))

@@ -1,0 +1,241 @@
+"""Uploads and recovery: a share streams into ``tmp/``, hashed block by block off the event loop; at the
+end its size and Merkle root must equal what the storage order declared, then it is fsynced, renamed
+into place, the directory fsynced, and only then indexed. :meth:`Uploads.recover` (at start) removes
+partial files and orphans left by a crash, so either the whole share is indexed or nothing is visible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import errno
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from erasure import merkle
+from erasure.errors import ParameterError
+
+from ..errors import (
+    BadLayout,
+    DiskFull,
+    QuotaExceeded,
+    ShareExists,
+    UploadMismatch,
+)
+from .index import ShareRecord
+from .layout import (
+    FLUSH,
+    StoreBase,
+    _fsync_dir,
+    check_address,
+)
+
+
+class Uploads(StoreBase):
+    """Reserving and receiving shares; recovery after a crash (mixed into ``ShareStore``)."""
+
+    def recover(self) -> dict[str, int]:
+        """After a restart: drop partial uploads and share files the index does not know."""
+        removed_parts = 0
+        for part in self.tmp_dir.glob("*.part"):
+            part.unlink(missing_ok=True)
+            removed_parts += 1
+        known = {(r.dataset, r.idx) for r in self.index.all()}
+        orphans = 0
+        for path in self.shares_dir.glob("*/*.share"):
+            key = (path.parent.name, int(path.stem)) if path.stem.isdigit() else None
+            if key not in known:
+                path.unlink(missing_ok=True)
+                path.with_suffix(".roots").unlink(missing_ok=True)
+                orphans += 1
+        missing = 0
+        for r in self.index.all():
+            if r.state == "ok" and not self.share_path(r.dataset, r.idx).exists():
+                self.index.remove(r.dataset, r.idx)
+                missing += 1
+        return {"partial_uploads": removed_parts, "orphans": orphans, "missing": missing}
+
+    # ---------------------------------------------------------------- uploads ----
+
+    async def begin(
+        self,
+        dataset: str,
+        idx: int,
+        *,
+        root: bytes,
+        size: int,
+        leaf_size: int,
+        block_size: int,
+        deal_id: int = 0,
+        expires_at: float = 0.0,
+        owner: str = "",
+        share_proof: tuple[bytes, ...] = (),
+    ) -> Upload:
+        """Reserve space and start an upload; raises before any byte is written."""
+        check_address(dataset, idx)
+        try:
+            merkle.check_block_layout(block_size, leaf_size)
+        except ParameterError as err:
+            raise BadLayout(str(err)) from err
+        if size < 1:
+            raise UploadMismatch("empty share")
+        key = (dataset, idx)
+        async with self._begin_lock:  # check and reserve as one step: concurrent uploads cannot both pass
+            held = await self._db(self.index.get, dataset, idx)
+            if key in self._active or (held is not None and held.state == "ok"):
+                raise ShareExists(f"share {dataset}/{idx} already stored or being uploaded")
+            # a quarantined share is replaced by a valid upload (its owner's, or the repair agent's)
+            free = await self.free()
+            if free < size:
+                raise QuotaExceeded(f"{size} bytes do not fit: {free} free of {self.capacity}")
+            self._reserved += size
+            self._active.add(key)
+        record = ShareRecord(
+            dataset, idx, root, size, leaf_size, block_size, deal_id, "ok", 0.0, expires_at, owner, share_proof
+        )
+        part = self.tmp_dir / f"{secrets.token_hex(8)}.part"
+        opening = asyncio.ensure_future(asyncio.to_thread(part.open, "wb"))
+        try:
+            file = await asyncio.shield(opening)
+        except BaseException:  # cancelled or failed: the file may still be opened in the thread
+            self._release(record)
+            with contextlib.suppress(Exception):
+                (await opening).close()
+                part.unlink(missing_ok=True)
+            raise
+        return Upload(self, record, part, file)
+
+    def _release(self, record: ShareRecord) -> None:
+        self._reserved -= record.size
+        self._active.discard((record.dataset, record.idx))
+
+
+@contextlib.contextmanager
+def _disk_full_is_507() -> Iterator[None]:
+    """The disk (or the operator's quota on it) ran out: :class:`DiskFull`, not an internal error."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFull(f"the disk is full: {err.strerror}") from err
+        raise
+
+
+class Upload:
+    """One share being received: ``await write(chunk)`` ... ``await commit()`` (or ``abort()``)."""
+
+    def __init__(self, store: Uploads, record: ShareRecord, part: Path, file: BinaryIO) -> None:
+        self.store = store
+        self.record = record
+        self.received = 0
+        self._part = part
+        self._file = file
+        self._buffer = bytearray()
+        self._block = bytearray()
+        self._roots: list[bytes] = []
+        self._done = False
+        self._released = False
+        self._absorbing: asyncio.Future[None] | None = None
+
+    def _release(self) -> None:
+        if not self._released:
+            self._released = True
+            self.store._release(self.record)
+
+    async def write(self, chunk: bytes) -> None:
+        if self.received + len(chunk) > self.record.size:
+            await self.abort()
+            raise UploadMismatch(f"more than the declared {self.record.size} bytes")
+        self.received += len(chunk)
+        self._buffer += chunk
+        if len(self._buffer) >= FLUSH:
+            data, self._buffer = bytes(self._buffer), bytearray()
+            with _disk_full_is_507():
+                await self._drain()  # at most one batch being written and hashed while the next arrives
+            self._absorbing = asyncio.ensure_future(asyncio.to_thread(self._absorb, data))
+
+    async def _drain(self) -> None:
+        if self._absorbing is not None:
+            pending, self._absorbing = self._absorbing, None
+            await pending
+
+    def _absorb(self, data: bytes) -> None:
+        """Write to the part file and hash whole blocks (runs in a worker thread)."""
+        self._file.write(data)
+        self._block += data
+        size = self.record.block_size
+        if len(self._block) >= size:
+            view = memoryview(self._block)
+            cut = len(self._block) - len(self._block) % size
+            for i in range(0, cut, size):
+                self._roots.append(merkle.root(view[i : i + size], self.record.leaf_size))
+            view.release()
+            del self._block[:cut]
+
+    def _finish(self) -> bytes:
+        if self._block:
+            self._roots.append(merkle.root(bytes(self._block), self.record.leaf_size))
+            self._block.clear()
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        return merkle.root_of_nodes(self._roots)
+
+    async def commit(self) -> ShareRecord:
+        """Check size and root; make the share visible atomically."""
+        r = self.record
+        try:
+            if self.received != r.size:
+                raise UploadMismatch(f"received {self.received} of {r.size} declared bytes")
+            data, self._buffer = bytes(self._buffer), bytearray()
+            with _disk_full_is_507():
+                await self._drain()
+                await asyncio.to_thread(self._absorb, data)
+                root = await asyncio.to_thread(self._finish)
+                if root != r.root:
+                    raise UploadMismatch("the bytes do not hash to the declared share root")
+                record = dataclasses.replace(r, state="ok", stored_at=time.time())
+                await asyncio.to_thread(self._install, record)
+            self._done = True
+            return record
+        finally:
+            if not self._done:
+                await self.abort()
+            self._release()
+
+    def _install(self, record: ShareRecord) -> None:
+        store = self.store
+        final = store.share_path(record.dataset, record.idx)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        roots_tmp = self._part.with_suffix(".roots.part")
+        with roots_tmp.open("wb") as f:
+            f.write(b"".join(self._roots))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(roots_tmp, store.roots_path(record.dataset, record.idx))
+        os.replace(self._part, final)
+        _fsync_dir(final.parent)
+        with store._lock:
+            store.index.add(record)
+
+    async def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        with contextlib.suppress(Exception):  # the file is going away: only wait for the writer to stop
+            await self._drain()
+
+        def cleanup() -> None:
+            if not self._file.closed:
+                self._file.close()
+            self._part.unlink(missing_ok=True)
+            self._part.with_suffix(".roots.part").unlink(missing_ok=True)
+
+        await asyncio.to_thread(cleanup)
+        self._release()
+
