@@ -321,6 +321,7 @@ class Decoder:
         self._late: dict[int, ShareSource] = {}  # roots not in yet (TimeoutError): admitted when needed
         self._tries: dict[int, int] = {}
         self._admitting = threading.Lock()
+        self._late_lock = threading.Lock()
         for index, source in sorted(sources.items()):
             if not 0 <= index < man.n:
                 raise ParameterError(f"share index {index} out of range [0, {man.n})")
@@ -355,15 +356,15 @@ class Decoder:
         self.report.exclude(index, f"no answer after {tries} tries: {err}")
         return False
 
-    def _admit_late(self) -> list[int]:
-        """Ask the shares whose roots had not come in again; the ones now admitted, in order."""
-        with self._admitting:
-            late, self._late = self._late, {}
-        admitted = [i for i, source in late.items() if self._admit(i, source)]
-        with self._admitting:
-            for i in admitted:
-                self._sources[i] = late[i]
-        return admitted
+    def _admit_late(self) -> None:
+        """Ask the shares whose roots had not come in again (one thread at a time)."""
+        with self._late_lock:
+            with self._admitting:
+                late, self._late = self._late, {}
+            admitted = [i for i, source in late.items() if self._admit(i, source)]
+            with self._admitting:
+                for i in admitted:
+                    self._sources[i] = late[i]
 
     def _read(self, index: int, s: int, offset: int, size: int, slow: list[int]) -> bytes | None:
         """Share ``index``'s verified block of segment ``s``, or None (noted in the report;
@@ -393,11 +394,13 @@ class Decoder:
         good: dict[int, bytes] = {}
         with self._admitting:
             candidates = list(self._sources)  # in the caller's order of preference (fastest first)
+        tried: set[int] = set()
         while True:
             slow: list[int] = []
             for index in candidates:
                 if len(good) == man.k:
                     break
+                tried.add(index)
                 if index in self.report.excluded or index in good:
                     continue
                 block = self._read(index, s, offset, size, slow)
@@ -405,8 +408,12 @@ class Decoder:
                     good[index] = block
             if len(good) == man.k:
                 break
-            candidates = slow + self._admit_late()  # then the slow ones again, and the late
-            if not candidates:
+            self._admit_late()  # then the slow ones again, and the late ones once admitted
+            with self._admitting:
+                fresh = [i for i in self._sources if i not in tried and i not in self.report.excluded]
+                waiting = bool(self._late)
+            candidates = slow + fresh
+            if not candidates and not waiting:
                 break
         if len(good) < man.k:
             raise NotEnoughShares(

@@ -176,7 +176,11 @@ async def _only_an_approval(chain: Chain, number: int) -> bool:
     price before it sends a purchase, and the approval stays when the purchase is refused)."""
     block = await chain.w3.eth.get_block(number, full_transactions=True)
     txs = list(block["transactions"])
-    return len(txs) == 1 and bytes(txs[0]["input"])[:4] == keccak(text="approve(address,uint256)")[:4]  # type: ignore[index]
+    if len(txs) != 1:
+        return False
+    data = txs[0].get("input", txs[0].get("data", b""))  # type: ignore[union-attr]  # Hardhat / eth-tester
+    raw = bytes.fromhex(data[2:]) if isinstance(data, str) else bytes(data)
+    return raw[:4] == keccak(text="approve(address,uint256)")[:4]
 
 
 @dataclass
