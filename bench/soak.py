@@ -1,6 +1,6 @@
 """Soak: a seeded random schedule of publish, fetch, kill, restart, corruption, epochs and repair.
 
-    python -m bench.soak [--minutes 5] [--nodes 14] [--seed 1] [--json]
+    python -m bench.soak [--rounds 60] [--nodes 14] [--seed 1] [--json]
 
 Everything is real and in this process: the embedded chain, the nodes (sockets on loopback, files
 on disk), their provers, the owner's fault reporter and repair agent, the lab's fetches. Each round
@@ -24,7 +24,6 @@ import json
 import logging
 import random
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,18 @@ from market.reporter import FaultReporter
 from storage_node.client import NodeClient
 
 LAYOUTS = [Layout(k=2, n=6, block_size=64 << 10), Layout(k=3, n=8, block_size=64 << 10), Layout(k=4, n=10)]
+
+
+ACTIONS = [("publish", 3), ("fetch", 4), ("kill", 1), ("restart", 1), ("corrupt", 1)]
+EPOCH_EVERY = 6
+
+
+def schedule(seed: int, rounds: int) -> list[str]:
+    """The actions of a soak, one per round ("epoch" every EPOCH_EVERY rounds): a function of the
+    seed and the number of rounds only, so a run replays from its seed."""
+    rng = random.Random(seed)
+    names, weights = [a for a, _ in ACTIONS], [w for _, w in ACTIONS]
+    return ["epoch" if r % EPOCH_EVERY == 0 else rng.choices(names, weights=weights)[0] for r in range(1, rounds + 1)]
 
 
 @dataclass
@@ -62,12 +73,13 @@ class Stats:
     honest_epochs: int = 0
     honest_slashes: int = 0
     slashed_nodes: set[str] = field(default_factory=set)
-    faulty_nodes: set[str] = field(default_factory=set)
+    faulty_nodes: set[str] = field(default_factory=set)  # missed a proof window it was made to miss
+    honest_slashed: set[str] = field(default_factory=set)  # reported for a window it did not miss
     problems: list[str] = field(default_factory=list)
 
 
-async def soak(work: Path, *, minutes: float, nodes: int, seed: int, honest_epochs: int = 3) -> Stats:
-    rng = random.Random(seed)
+async def soak(work: Path, *, rounds: int, nodes: int, seed: int, honest_epochs: int = 3) -> Stats:
+    rng = random.Random(seed + 1)  # the details (sizes, victims); the actions come from schedule(seed)
     stats = Stats()
     net = await LocalNetwork.start(work / "net", nodes=nodes, config=ChainConfig(epoch_blocks=200), background=False)
     chain = net.chain
@@ -76,7 +88,8 @@ async def soak(work: Path, *, minutes: float, nodes: int, seed: int, honest_epoc
     agent = key_agent.KeyAgent(chain, owner, home=work / "owner")
     reporter = FaultReporter(chain, owner.account)
     datasets: list[tuple[int, int, str, int]] = []  # (dataset id, license id, sha256, size)
-    deadline = time.monotonic() + minutes * 60
+    down: dict[int, set[str]] = {}  # epoch -> providers dead at some point during it
+    corrupted: set[tuple[int, int, str]] = set()  # (deal, share, provider) whose copy was destroyed
     min_stake = int(await chain.call(chain.storage_market.functions.minStake()))
     try:
         async with NodeClient(timeout=5, retries=1) as client:
@@ -131,7 +144,7 @@ async def soak(work: Path, *, minutes: float, nodes: int, seed: int, honest_epoc
                 if len(alive) > nodes - 2:
                     victim = rng.choice(alive)
                     await net.kill(victim.index)
-                    stats.faulty_nodes.add(victim.node.address)
+                    down.setdefault(await chain.current_epoch(), set()).add(victim.node.address.lower())
                     stats.kills += 1
 
             async def restart() -> None:
@@ -158,11 +171,13 @@ async def soak(work: Path, *, minutes: float, nodes: int, seed: int, honest_epoc
                     assert n.node.store is not None
                     path = n.node.store.share_path(r.dataset, r.idx)
                     path.write_bytes(bytes(path.stat().st_size))  # every block wrong: any challenge fails
-                    stats.faulty_nodes.add(n.node.address)
+                    corrupted.add((r.deal_id, r.idx, n.node.address.lower()))
                     stats.corruptions += 1
                     corrupted_this_epoch.append(n.node.address)
 
             async def epoch() -> None:
+                now = await chain.current_epoch()
+                down.setdefault(now, set()).update(n.node.address.lower() for n in net.nodes if not n.alive)
                 await net.prove_all()  # accept new shares, prove the current epoch
                 await chain.advance_to_epoch(await chain.current_epoch() + 1)
                 await net.prove_all()
@@ -170,6 +185,12 @@ async def soak(work: Path, *, minutes: float, nodes: int, seed: int, honest_epoc
                 # count as proven for every node that proved it
                 for m in await reporter.tick():
                     stats.slashed_nodes.add(m.provider)
+                    who = m.provider.lower()
+                    if who in down.get(m.epoch, set()) or (m.deal_id, m.share_index, who) in corrupted:
+                        stats.faulty_nodes.add(m.provider)  # it really missed that window
+                    else:
+                        stats.honest_slashed.add(m.provider)
+                        stats.problems.append(f"honest node slashed: {m}")
                 for report in await repairer.tick():
                     if report.repaired:
                         stats.repairs += len(report.repaired)
@@ -189,14 +210,10 @@ async def soak(work: Path, *, minutes: float, nodes: int, seed: int, honest_epoc
                 stats.honest_slashes += len(missed)
                 stats.slashed_nodes.update(m.provider for m in missed)
                 stats.problems.extend(f"honest phase: {m}" for m in missed)
-            actions = [(publish, 3), (fetch, 4), (kill, 1), (restart, 1), (corrupt, 1)]
-            while time.monotonic() < deadline:
+            actions = {"publish": publish, "fetch": fetch, "kill": kill, "restart": restart, "corrupt": corrupt}
+            for name in schedule(seed, rounds):
                 stats.rounds += 1
-                if stats.rounds % 6 == 0:
-                    await epoch()
-                    continue
-                action = rng.choices([a for a, _ in actions], weights=[w for _, w in actions])[0]
-                await action()
+                await (epoch() if name == "epoch" else actions[name]())
             await epoch()
             for _ in datasets:  # every dataset, one last time
                 await fetch()
@@ -208,18 +225,18 @@ async def soak(work: Path, *, minutes: float, nodes: int, seed: int, honest_epoc
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--nodes", type=int, default=14)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args()
     logging.getLogger("datasov").setLevel(logging.CRITICAL)
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
-        s = asyncio.run(soak(Path(tmp), minutes=args.minutes, nodes=args.nodes, seed=args.seed))
-    honest_slashed = sorted(s.slashed_nodes - s.faulty_nodes)
+        s = asyncio.run(soak(Path(tmp), rounds=args.rounds, nodes=args.nodes, seed=args.seed))
+    honest_slashed = sorted(s.honest_slashed)
     result: dict[str, Any] = {
         "seed": args.seed,
-        "minutes": args.minutes,
+        "schedule_rounds": args.rounds,
         "nodes": args.nodes,
         "rounds": s.rounds,
         "datasets": s.published,

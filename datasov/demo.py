@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts import errors
-from contracts.chain import ChainConfig
+from contracts.chain import Chain, ChainConfig
 from contracts.connection import TOKEN
 from contracts.devchain import dev_account
 from contracts.loop import Ticking
@@ -170,6 +170,7 @@ async def run_demo(workdir: Path, say: Callable[[str], None], *, nodes: int = 12
             return all([(await net.chain.get_share(pub.deal_id, i)).accepted for i in range(10)])
 
         await _wait_until(accepted, 30, "the nodes to accept their shares on-chain")
+        state["stakes"] = {a: (await net.chain.get_operator(a)).stake for a in _operators(pub)}
         for v in victims:
             await net.kill(v)
         state["killed"] = victims
@@ -190,20 +191,28 @@ async def run_demo(workdir: Path, say: Callable[[str], None], *, nodes: int = 12
         await chain.advance_to_epoch(target + 1)
         reporter: FaultReporter = state["reporter"]
 
+        killed = {pub.placements[i].address.lower() for i in (0, 1)}
+
         async def reported() -> bool:
-            return len({(m.share_index) for m in reporter.reported}) >= 2
+            return {m.provider.lower() for m in reporter.reported} >= killed
 
         await _wait_until(reported, 30, "the missed proofs of the killed nodes to be reported")
+        slashed = await _slashed(chain, state["stakes"])
+        if slashed != killed:
+            raise StepFailed(f"slashed operators {sorted(slashed)} are not the killed ones {sorted(killed)}")
+        wrongly = {m.provider.lower() for m in reporter.reported} - killed
+        if wrongly:
+            raise StepFailed(f"live operators were reported for missed proofs: {sorted(wrongly)}")
 
         async def claimed() -> bool:
             return all([(await chain.get_share(pub.deal_id, i)).unclaimed == 0 for i in live])
 
         await _wait_until(claimed, 30, "fees to be claimed")
         earned = [await chain.storage_balance(pub.placements[i].address) for i in live]
-        slashed = sorted({m.provider[:10] for m in reporter.reported})
+        shown = sorted(a[:10] for a in slashed)
         return (
             f"epoch {target}: 8 live nodes proved their shares and earned {sum(earned) / TOKEN:.2f} tokens; "
-            f"the 2 killed nodes missed, were reported and slashed ({', '.join(slashed)})"
+            f"the 2 killed nodes missed, were reported and slashed ({', '.join(shown)}: stake fell)"
         )
 
     async def revoke() -> str:
@@ -250,6 +259,15 @@ async def run_demo(workdir: Path, say: Callable[[str], None], *, nodes: int = 12
         if net is not None:
             await net.stop()
     return demo
+
+
+def _operators(pub: publisher.Published) -> list[str]:
+    return sorted({node.address for node in pub.placements.values()})
+
+
+async def _slashed(chain: Chain, before: dict[str, int]) -> set[str]:
+    """The operators (lowercase addresses) whose stake is below what ``before`` recorded."""
+    return {a.lower() for a, stake in before.items() if (await chain.get_operator(a)).stake < stake}
 
 
 def _same_tree(a: Path, b: Path) -> bool:

@@ -49,6 +49,8 @@ DEFAULT_N = 10
 DEFAULT_BLOCK_SIZE = 256 * 1024
 MAX_BLOCK_SIZE = 16 * 1024 * 1024
 DEFAULT_LEAF_SIZE = merkle.DEFAULT_LEAF_SIZE
+SLOW_ROUNDS = 16
+"""How many times the decoder asks a source that keeps raising TimeoutError before dropping it."""
 
 T = TypeVar("T")
 
@@ -70,7 +72,11 @@ class ShareSource(Protocol):
         ...
 
     def read_block(self, segment: int, offset: int, size: int) -> bytes:
-        """``size`` bytes at ``offset`` of the share: the block of ``segment``. May raise OSError."""
+        """``size`` bytes at ``offset`` of the share: the block of ``segment``. May raise OSError.
+
+        Either method may raise :class:`TimeoutError` for "not yet": the decoder asks the other
+        shares meanwhile and comes back (up to :data:`SLOW_ROUNDS` times); a source that waits
+        longer each time and raises another OSError once it gives up is what it expects."""
         ...
 
 
@@ -245,12 +251,18 @@ class DecodeReport:
     ``bad_blocks``: blocks that failed verification, by share, as (segment, reason); the rest of
     such a share is still used, each block being checked on its own.
     ``blocks_used``: verified blocks taken from each share.
+    ``timeouts``: how often each share answered "not yet" (TimeoutError) and was asked again later.
     """
 
     excluded: dict[int, str] = field(default_factory=dict)
     bad_blocks: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
     blocks_used: dict[int, int] = field(default_factory=dict)
+    timeouts: dict[int, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def timed_out(self, share: int) -> None:
+        with self._lock:
+            self.timeouts[share] = self.timeouts.get(share, 0) + 1
 
     def exclude(self, share: int, reason: str) -> None:
         with self._lock:
@@ -306,22 +318,73 @@ class Decoder:
         self._progress = progress
         self.report = DecodeReport()
         self._roots: dict[int, Sequence[bytes]] = {}
+        self._late: dict[int, ShareSource] = {}  # roots not in yet (TimeoutError): admitted when needed
+        self._tries: dict[int, int] = {}
+        self._admitting = threading.Lock()
+        self._late_lock = threading.Lock()
         for index, source in sorted(sources.items()):
             if not 0 <= index < man.n:
                 raise ParameterError(f"share index {index} out of range [0, {man.n})")
             self._admit(index, source)
         self._sources = {i: s for i, s in sources.items() if i in self._roots}
+        self._late = {i: s for i, s in sources.items() if i in self._late}  # in the caller's order
 
-    def _admit(self, index: int, source: ShareSource) -> None:
+    def _admit(self, index: int, source: ShareSource) -> bool:
+        """Check a share's block roots; False if it is late (asked again by :meth:`_admit_late`)."""
         try:
             roots = list(source.block_roots())
             if len(roots) != self.manifest.segment_count:
                 raise IntegrityError(f"{len(roots)} block roots for {self.manifest.segment_count} segments")
             merkle.verify_block_roots(self.manifest.share_roots[index], roots, share=index)
+        except TimeoutError as err:
+            if self._slow(index, err):
+                self._late[index] = source
+            return False
         except (OSError, ErasureError) as err:
             self.report.exclude(index, f"block roots rejected: {err}")
-            return
+            return False
         self._roots[index] = roots
+        return True
+
+    def _slow(self, index: int, err: TimeoutError) -> bool:
+        """Note a "not yet"; True while the share may be asked again, else it is excluded."""
+        self.report.timed_out(index)
+        with self._admitting:
+            self._tries[index] = tries = self._tries.get(index, 0) + 1
+        if tries < SLOW_ROUNDS:
+            return True
+        self.report.exclude(index, f"no answer after {tries} tries: {err}")
+        return False
+
+    def _admit_late(self) -> None:
+        """Ask the shares whose roots had not come in again (one thread at a time)."""
+        with self._late_lock:
+            with self._admitting:
+                late, self._late = self._late, {}
+            admitted = [i for i, source in late.items() if self._admit(i, source)]
+            with self._admitting:
+                for i in admitted:
+                    self._sources[i] = late[i]
+
+    def _read(self, index: int, s: int, offset: int, size: int, slow: list[int]) -> bytes | None:
+        """Share ``index``'s verified block of segment ``s``, or None (noted in the report;
+        appended to ``slow`` if it only answered "not yet")."""
+        try:
+            block = self._sources[index].read_block(s, offset, size)
+        except TimeoutError as err:  # a slow holder is not a missing one: asked again after the others
+            if self._slow(index, err):
+                slow.append(index)
+            return None
+        except OSError as err:
+            self.report.exclude(index, f"segment {s}: read failed: {err}")
+            return None
+        if len(block) != size:
+            self.report.bad_block(index, s, f"short block: {len(block)} of {size} bytes")
+            return None
+        if merkle.root(block, self.manifest.leaf_size) != self._roots[index][s]:
+            self.report.bad_block(index, s, "block does not match its committed root")
+            return None
+        return block
 
     def _segment(self, s: int) -> bytes:
         man = self.manifest
@@ -329,27 +392,33 @@ class Decoder:
         size = self._codec.block_size(seg_len)
         offset = man.block_offset(s)
         good: dict[int, bytes] = {}
-        for index in self._sources:  # in the caller's order of preference (fastest first)
+        with self._admitting:
+            candidates = list(self._sources)  # in the caller's order of preference (fastest first)
+        tried: set[int] = set()
+        while True:
+            slow: list[int] = []
+            for index in candidates:
+                if len(good) == man.k:
+                    break
+                tried.add(index)
+                if index in self.report.excluded or index in good:
+                    continue
+                block = self._read(index, s, offset, size, slow)
+                if block is not None:
+                    good[index] = block
             if len(good) == man.k:
                 break
-            if index in self.report.excluded:
-                continue
-            try:
-                block = self._sources[index].read_block(s, offset, size)
-            except OSError as err:
-                self.report.exclude(index, f"segment {s}: read failed: {err}")
-                continue
-            if len(block) != size:
-                self.report.bad_block(index, s, f"short block: {len(block)} of {size} bytes")
-                continue
-            if merkle.root(block, man.leaf_size) != self._roots[index][s]:
-                self.report.bad_block(index, s, "block does not match its committed root")
-                continue
-            good[index] = block
+            self._admit_late()  # then the slow ones again, and the late ones once admitted
+            with self._admitting:
+                fresh = [i for i in self._sources if i not in tried and i not in self.report.excluded]
+                waiting = bool(self._late)
+            candidates = slow + fresh
+            if not candidates and not waiting:
+                break
         if len(good) < man.k:
             raise NotEnoughShares(
                 f"segment {s}: only {len(good)} verified blocks, need {man.k} "
-                f"(suspect shares: {self.report.suspect_shares})",
+                f"(suspect shares: {self.report.suspect_shares}; timed out: {sorted(self.report.timeouts)})",
                 segment=s,
                 good=len(good),
                 needed=man.k,

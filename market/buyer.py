@@ -9,6 +9,12 @@
            -> any k verified blocks per segment, fastest nodes first -> decode -> decrypt -> write
 
 Nothing unverified reaches the output: a node serving wrong bytes only costs a retry elsewhere.
+A slow holder is not a missing one: a read that has not answered within its wait (``first_wait``
+seconds, doubled after each timeout) is left running while the other holders are asked, and waited
+for again later, until the fetch's ``deadline``. Holders whose share is marked faulty on-chain are
+asked last rather than never (their blocks are verified like any other). When the fetch fails, its
+error says which shares timed out, which holders refused, which were unreachable and which served
+bytes that failed verification.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +36,7 @@ from erasure import envelope, localfs, manifest
 from erasure.errors import ErasureError
 from erasure.manifest import Manifest
 from erasure.pipeline import Decoder
-from storage_node.client import NodeClient
+from storage_node.client import NodeClient, RemoteError
 from storage_node.errors import NodeError
 
 from . import errors
@@ -65,6 +71,10 @@ class LicenseNotUsable(BuyError):
 
 class ManifestUnavailable(BuyError):
     """No holder served a manifest matching the on-chain manifest hash."""
+
+
+class ShareSlow(TimeoutError):
+    """A holder has not answered a read yet (the decoder asks the others, then this one again)."""
 
 
 async def buy(
@@ -183,7 +193,13 @@ class RemoteShareSource:
         share_size: int = 0,
         block_size: int = 0,
         readahead: int = 8,
+        first_wait: float | None = None,
+        deadline: float | None = None,
     ) -> None:
+        """``first_wait``: seconds a read may take before :class:`ShareSlow` says "not yet" (the
+        request keeps running; the next wait on this share is twice as long); None waits for the
+        client's own timeouts. ``deadline``: ``time.monotonic()`` after which a read that has not
+        answered gives up (an OSError; ``failure`` says "timed out")."""
         self.client = client
         self.url = url
         self.dataset = dataset
@@ -194,6 +210,11 @@ class RemoteShareSource:
         self._loop = loop
         self._lock = threading.Lock()
         self._pending: dict[int, Future[bytes]] = {}  # window number -> its bytes
+        self._direct_pending: dict[tuple[int, int], Future[bytes]] = {}  # (offset, size) -> bytes
+        self._roots: Future[list[bytes]] | None = None
+        self._wait = first_wait
+        self.deadline = deadline
+        self.failure: tuple[str, str] | None = None  # ("timed out" | "refused" | "unreachable", why)
 
     @classmethod
     def for_manifest(
@@ -205,6 +226,8 @@ class RemoteShareSource:
         loop: asyncio.AbstractEventLoop,
         *,
         readahead: int = 8,
+        first_wait: float | None = None,
+        deadline: float | None = None,
     ) -> RemoteShareSource:
         """Share ``index`` of the dataset ``man`` describes, reading ahead along its layout."""
         return cls(
@@ -216,26 +239,70 @@ class RemoteShareSource:
             share_size=man.share_size,
             block_size=man.block_size,
             readahead=readahead,
+            first_wait=first_wait,
+            deadline=deadline,
         )
 
-    def _run(self, coro: Any) -> Any:
-        fut: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        return self._result(fut)
+    def start(self) -> None:
+        """Ask for the block roots now (from any thread), so that many holders are asked at once."""
+        with self._lock:
+            if self._roots is None:
+                self._roots = asyncio.run_coroutine_threadsafe(
+                    self.client.roots(self.url, self.dataset, self.index), self._loop
+                )
+
+    def close(self) -> None:
+        """Cancel the reads still running (slow holders whose answer is no longer needed)."""
+        with self._lock:
+            running: list[Future[Any]] = [*self._pending.values(), *self._direct_pending.values()]
+            running += [self._roots] if self._roots is not None else []
+            self._pending.clear()
+            self._direct_pending.clear()
+        for fut in running:
+            fut.cancel()
 
     def _result(self, fut: Future[Any]) -> Any:
+        wait = self._wait
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                fut.cancel()
+                self.failure = ("timed out", "no answer before the fetch deadline")
+                raise OSError(f"{self.url}: share {self.index}: no answer before the fetch deadline")
+            wait = left if wait is None else min(wait, left)
         try:
-            return fut.result()
-        except NodeError as err:  # the decoder treats OSError as "this share is unavailable"
+            return fut.result(timeout=wait)
+        except TimeoutError:  # not an answer yet: the request keeps running, the next wait is longer
+            if self._wait is not None:
+                self._wait *= 2
+            raise ShareSlow(f"{self.url}: share {self.index}: no answer in {wait:.1f} s") from None
+        except CancelledError as err:
+            raise OSError(f"{self.url}: share {self.index}: read cancelled") from err
+        except RemoteError as err:  # the decoder treats OSError as "this share is unavailable"
+            self.failure = ("refused", str(err))
+            raise OSError(f"{self.url}: {err}") from err
+        except NodeError as err:
+            self.failure = ("unreachable", str(err))
             raise OSError(f"{self.url}: {err}") from err
 
     def block_roots(self) -> Sequence[bytes]:
-        roots: list[bytes] = self._run(self.client.roots(self.url, self.dataset, self.index))
+        self.start()
+        assert self._roots is not None
+        roots: list[bytes] = self._result(self._roots)
         return roots
 
     def _direct(self, offset: int, size: int) -> bytes:
-        data: bytes = self._run(
-            self.client.get_share(self.url, self.dataset, self.index, start=offset, end=offset + size)
-        )
+        with self._lock:
+            fut = self._direct_pending.get((offset, size))
+            if fut is None:
+                fut = asyncio.run_coroutine_threadsafe(
+                    self.client.get_share(self.url, self.dataset, self.index, start=offset, end=offset + size),
+                    self._loop,
+                )
+                self._direct_pending[(offset, size)] = fut
+        data: bytes = self._result(fut)
+        with self._lock:
+            self._direct_pending.pop((offset, size), None)
         return data
 
     def read_block(self, segment: int, offset: int, size: int) -> bytes:
@@ -271,6 +338,9 @@ class FetchReport:
     unreachable: dict[int, str] = field(default_factory=dict)
     excluded: dict[int, str] = field(default_factory=dict)
     shares_used: list[int] = field(default_factory=list)
+    faulty: list[int] = field(default_factory=list)  # marked faulty on-chain: asked last
+    unlisted: dict[int, str] = field(default_factory=dict)  # no URL known for the holder
+    timeouts: dict[int, int] = field(default_factory=dict)  # reads that did not answer in time
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -283,25 +353,39 @@ class FetchReport:
             "unreachable": self.unreachable,
             "excluded": self.excluded,
             "shares_used": self.shares_used,
+            "faulty": self.faulty,
+            "unlisted": self.unlisted,
+            "timeouts": self.timeouts,
         }
 
 
-async def holders(chain: Chain, directory: Directory, dataset_id: int) -> dict[int, str]:
-    """share index -> node URL, from the dataset's latest deal on-chain."""
+@dataclass(frozen=True)
+class Holders:
+    """Where a dataset's shares are, from its latest deal on-chain."""
+
+    urls: dict[int, str]  # share index -> node URL (faulty ones included)
+    faulty: frozenset[int]  # shares marked faulty on-chain (a missed proof): asked last
+    unlisted: dict[int, str]  # shares whose provider the directory does not know -> why
+
+
+async def holders(chain: Chain, directory: Directory, dataset_id: int) -> Holders:
+    """Every share's holder from the dataset's latest deal on-chain, faulty ones marked."""
     deals = await chain.deals_of(dataset_id=dataset_id)
     if not deals:
         raise BuyError(f"dataset {dataset_id} has no storage deal")
     deal = await chain.get_deal(deals[-1])
-    out: dict[int, str] = {}
+    urls: dict[int, str] = {}
+    faulty: set[int] = set()
+    unlisted: dict[int, str] = {}
     for i in range(deal.n):
         share = await chain.get_share(deal.deal_id, i)
         if share.faulty:
-            continue
+            faulty.add(i)
         try:
-            out[i] = await directory.url_of(share.provider)
-        except DirectoryError:
-            continue
-    return out
+            urls[i] = await directory.url_of(share.provider)
+        except DirectoryError as err:
+            unlisted[i] = str(err)
+    return Holders(urls, frozenset(faulty), unlisted)
 
 
 async def fetch_manifest(client: NodeClient, urls: dict[int, str], dataset_hash: bytes) -> Manifest:
@@ -329,6 +413,12 @@ async def usable_license(chain: Chain, license_id: int) -> License:
     return lic
 
 
+FIRST_WAIT = 2.0
+"""Seconds a block read may take before the decoder also asks other holders (doubles per timeout)."""
+DEADLINE = 600.0
+"""Seconds a fetch keeps asking slow holders before it gives up."""
+
+
 async def fetch(
     chain: Chain,
     keystore: Keystore,
@@ -339,14 +429,26 @@ async def fetch(
     *,
     threads: int = 8,
     progress: Callable[[int], None] | None = None,
+    first_wait: float = FIRST_WAIT,
+    deadline: float = DEADLINE,
 ) -> FetchReport:
-    """Fetch, verify, decode and decrypt a licensed dataset into ``out`` (a file or a directory)."""
+    """Fetch, verify, decode and decrypt a licensed dataset into ``out`` (a file or a directory).
+
+    Holders are asked fastest first, those that missed the health probe next, those marked faulty
+    on-chain last. A read that has not answered in ``first_wait`` seconds (then twice that, and so
+    on) is left running while other holders are asked; reads still unanswered ``deadline`` seconds
+    after the start give up. Raises :class:`BuyError` naming the shares that timed out, refused,
+    were unreachable or failed verification if fewer than k verified blocks came in for a segment.
+    """
     start = time.perf_counter()
+    give_up = time.monotonic() + deadline
     lic = await usable_license(chain, license_id)
     dataset = await chain.get_dataset(lic.dataset_id)
     data_key = await receive_key(chain, keystore, lic)
-    urls = await holders(chain, directory, lic.dataset_id)
-    man = await fetch_manifest(client, urls, dataset.manifest_hash)
+    found = await holders(chain, directory, lic.dataset_id)
+    urls = found.urls
+    healthy_first = sorted(urls, key=lambda i: (i in found.faulty, i))
+    man = await fetch_manifest(client, {i: urls[i] for i in healthy_first}, dataset.manifest_hash)
     if (man.key_commitment, man.salt) != (dataset.key_commitment, dataset.key_salt):
         raise BuyError(f"dataset {lic.dataset_id}: its manifest and its registration commit to different keys")
 
@@ -355,18 +457,25 @@ async def fetch(
         try:
             await asyncio.wait_for(client.health(url), 5.0)
         except (NodeError, TimeoutError) as err:
-            return None, index, str(err)
+            return None, index, str(err) or "no answer to the health probe in 5 s"
         return time.perf_counter() - t, index, url
 
     probes = await asyncio.gather(*(rtt(i, u) for i, u in urls.items()))
     report = FetchReport(license_id, lic.dataset_id, dataset.manifest_hash.hex(), 0, 0.0, holders=urls)
+    report.faulty, report.unlisted = sorted(found.faulty), dict(found.unlisted)
     live = sorted((p for p in probes if p[0] is not None), key=lambda p: p[0] or 0.0)
     report.unreachable = {i: msg for t, i, msg in probes if t is None}
     loop = asyncio.get_running_loop()
-    # fastest first; holders that did not answer the probe come last (slow is not gone: the
-    # decoder still tries them if the others are not enough)
+    # fastest first; holders that did not answer the probe next (slow is not gone: the decoder
+    # still tries them if the others are not enough); shares marked faulty last, not never
     order = [i for _, i, _ in live] + sorted(report.unreachable)
-    sources = {i: RemoteShareSource.for_manifest(client, urls[i], man, i, loop) for i in order}
+    order = sorted(order, key=lambda i: i in found.faulty)  # stable: keeps the speed order
+    sources = {
+        i: RemoteShareSource.for_manifest(client, urls[i], man, i, loop, first_wait=first_wait, deadline=give_up)
+        for i in order
+    }
+    for source in sources.values():
+        source.start()  # every holder's block roots asked for at once
 
     def run() -> int:
         decoder = Decoder(man, data_key, sources, threads=threads, progress=progress)
@@ -380,14 +489,40 @@ async def fetch(
 
         try:
             localfs.write_dataset(man.content, counted(), out)
+        except ErasureError as err:
+            raise BuyError(
+                f"could not rebuild dataset {lic.dataset_id}: {err}; {_problems(report, sources, decoder)}"
+            ) from err
         finally:
             report.excluded = dict(decoder.report.excluded)
             report.shares_used = sorted(decoder.report.blocks_used)
+            report.timeouts = dict(decoder.report.timeouts)
         return written
 
     try:
         report.bytes_written = await asyncio.to_thread(run)
-    except ErasureError as err:
+    except ErasureError as err:  # the manifest does not fit the decoder (rebuild errors are BuyErrors)
         raise BuyError(f"could not rebuild dataset {lic.dataset_id}: {err}") from err
+    finally:
+        for source in sources.values():
+            source.close()
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _problems(report: FetchReport, sources: dict[int, RemoteShareSource], decoder: Decoder) -> str:
+    """Which shares could not help, by cause: the part of a failed fetch's error a user acts on."""
+    causes: dict[str, list[int]] = {"timed out": [], "refused": [], "unreachable": []}
+    for i, source in sources.items():
+        if source.failure is not None:
+            causes[source.failure[0]].append(i)
+    failed = set(decoder.report.bad_blocks) | {
+        i for i, why in decoder.report.excluded.items() if why.startswith("block roots rejected") and i in sources
+    }
+    causes["failed verification"] = sorted(failed - {i for ids in causes.values() for i in ids})
+    slow = sorted(set(decoder.report.timeouts) - {i for ids in causes.values() for i in ids})
+    if slow:
+        causes["slow (answered late or not at all)"] = slow
+    causes["no holder known"] = sorted(report.unlisted)
+    causes["marked faulty on-chain"] = report.faulty
+    return "; ".join(f"{name}: {ids}" for name, ids in causes.items() if ids) or "no share failed"

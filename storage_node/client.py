@@ -1,7 +1,8 @@
 """Typed async client for a storage node's HTTP API, with timeouts and bounded retries.
 
-Reads (GET/HEAD) are retried on connection errors and transient 5xx answers (502/504 and 503 with
-Retry-After, never a corrupt share), with short exponential backoff; uploads are not retried (the
+Reads (GET/HEAD) are retried on connection errors, timeouts and transient 5xx answers (502/504 and
+503 with Retry-After, never a corrupt share), with short exponential backoff; each retry waits twice
+as long for the node as the try before (a slow node is not a missing one); uploads are not retried (the
 caller builds a fresh order, whose nonce is new). Errors raise :class:`RemoteError` with the node's
 status and error code, :class:`NodeUnavailable` when it cannot be reached, or :class:`BrokenResponse`
 (a NodeUnavailable, not retried) when it cuts an answer short: the caller moves to another holder.
@@ -56,7 +57,11 @@ class BrokenResponse(NodeUnavailable):
 
 
 class NodeClient:
+    """``timeout``: seconds to connect, and between bytes of an answer, on the first try of a read;
+    try n (from 0) of ``retries`` allows ``timeout * 2**n``. Uploads use ``timeout`` throughout."""
+
     def __init__(self, *, timeout: float = 30.0, retries: int = 3, backoff: float = 0.05) -> None:
+        self._base_timeout = timeout
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
         self._retries = retries
         self._backoff = backoff
@@ -95,11 +100,15 @@ class NodeClient:
             code, message = "error", (await resp.text())[:200]
         raise RemoteError(resp.status, code, message, url=str(resp.url))
 
-    async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
+    def _timeout_of(self, attempt: int) -> aiohttp.ClientTimeout:
+        wait = self._base_timeout * 2**attempt
+        return aiohttp.ClientTimeout(total=None, sock_connect=wait, sock_read=wait)
+
+    async def _retrying(self, attempt: Callable[[aiohttp.ClientTimeout], Awaitable[T]]) -> T:
         delay = self._backoff
         for n in range(self._retries):
             try:
-                return await attempt()
+                return await attempt(self._timeout_of(n))
             except aiohttp.ClientPayloadError as err:
                 raise BrokenResponse(f"node broke off its answer: {err}") from err
             except (aiohttp.ClientConnectionError, TimeoutError) as err:
@@ -137,8 +146,8 @@ class NodeClient:
         if start or end is not None:
             headers["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
 
-        async def attempt() -> bytes:
-            async with self.session.get(self.share_url(url, dataset, index), headers=headers) as resp:
+        async def attempt(limits: aiohttp.ClientTimeout) -> bytes:
+            async with self.session.get(self.share_url(url, dataset, index), headers=headers, timeout=limits) as resp:
                 await self._raise_for(resp)
                 return await resp.read()
 
@@ -154,16 +163,16 @@ class NodeClient:
             raise BrokenResponse(f"node broke off its answer: {err}") from err
 
     async def head(self, url: str, dataset: str, index: int) -> tuple[int, bytes]:
-        async def attempt() -> tuple[int, bytes]:
-            async with self.session.head(self.share_url(url, dataset, index)) as resp:
+        async def attempt(limits: aiohttp.ClientTimeout) -> tuple[int, bytes]:
+            async with self.session.head(self.share_url(url, dataset, index), timeout=limits) as resp:
                 await self._raise_for(resp)
                 return int(resp.headers["Content-Length"]), bytes.fromhex(resp.headers["X-Datasov-Root"])
 
         return await self._retrying(attempt)
 
     async def roots(self, url: str, dataset: str, index: int) -> list[bytes]:
-        async def attempt() -> list[bytes]:
-            async with self.session.get(self.share_url(url, dataset, index) + "/roots") as resp:
+        async def attempt(limits: aiohttp.ClientTimeout) -> list[bytes]:
+            async with self.session.get(self.share_url(url, dataset, index) + "/roots", timeout=limits) as resp:
                 await self._raise_for(resp)
                 raw = await resp.read()
                 return [raw[i : i + 32] for i in range(0, len(raw), 32)]
@@ -173,8 +182,10 @@ class NodeClient:
     async def proof(self, url: str, dataset: str, index: int, leaf: int) -> tuple[bytes, merkle.MerkleProof, bytes]:
         """(leaf bytes, proof, share root) as the node claims them: verify before trusting."""
 
-        async def attempt() -> tuple[bytes, merkle.MerkleProof, bytes]:
-            async with self.session.get(self.share_url(url, dataset, index) + f"/proof?leaf={leaf}") as resp:
+        async def attempt(limits: aiohttp.ClientTimeout) -> tuple[bytes, merkle.MerkleProof, bytes]:
+            async with self.session.get(
+                self.share_url(url, dataset, index) + f"/proof?leaf={leaf}", timeout=limits
+            ) as resp:
                 await self._raise_for(resp)
                 body = await resp.json()
                 return bytes.fromhex(body["leaf"]), merkle.MerkleProof.from_json(body), bytes.fromhex(body["root"])
@@ -201,8 +212,8 @@ class NodeClient:
     async def get_manifest(self, url: str, dataset: str) -> bytes:
         """The manifest bytes as the node has them: check their hash before trusting them."""
 
-        async def attempt() -> bytes:
-            async with self.session.get(f"{url}/v1/manifests/{dataset}") as resp:
+        async def attempt(limits: aiohttp.ClientTimeout) -> bytes:
+            async with self.session.get(f"{url}/v1/manifests/{dataset}", timeout=limits) as resp:
                 await self._raise_for(resp)
                 raw = bytearray()
                 async for piece in resp.content.iter_any():  # read() of n bytes may return fewer
@@ -214,8 +225,8 @@ class NodeClient:
         return await self._retrying(attempt)
 
     async def health(self, url: str) -> dict[str, Any]:
-        async def attempt() -> dict[str, Any]:
-            async with self.session.get(f"{url}/v1/health") as resp:
+        async def attempt(limits: aiohttp.ClientTimeout) -> dict[str, Any]:
+            async with self.session.get(f"{url}/v1/health", timeout=limits) as resp:
                 await self._raise_for(resp)
                 result: dict[str, Any] = await resp.json()
                 return result

@@ -155,14 +155,26 @@ async def test_value_is_conserved_across_fees_and_slashes(tmp_path: Path) -> Non
 async def test_short_seeded_soak_keeps_every_invariant(tmp_path: Path) -> None:
     from bench.soak import soak
 
-    stats = await soak(tmp_path, minutes=0.3, nodes=12, seed=7)
+    stats = await soak(tmp_path, rounds=18, nodes=12, seed=7)
+    assert stats.rounds == 18
     assert stats.published >= 2
     assert stats.fetches >= 2
     assert stats.datasets_lost == 0, stats.problems
     assert stats.bytes_wrong == 0
-    assert stats.slashed_nodes <= stats.faulty_nodes  # no honest node slashed
+    assert not stats.honest_slashed, stats.problems  # every slash was for a window really missed
+    assert stats.slashed_nodes == stats.faulty_nodes
     assert stats.honest_epochs == 3
     assert stats.honest_slashes == 0, stats.problems  # every epoch reported, right after the proofs
+
+
+async def test_the_soak_schedule_replays_from_its_seed() -> None:
+    from bench.soak import EPOCH_EVERY, schedule
+
+    first = schedule(7, 60)
+    assert first == schedule(7, 60)  # two runs, one seed: one schedule
+    assert first != schedule(8, 60)
+    assert len(first) == 60
+    assert [i for i, a in enumerate(first, 1) if a == "epoch"] == list(range(EPOCH_EVERY, 61, EPOCH_EVERY))
 
 
 async def test_a_partitioned_node_is_routed_around_and_not_slashed(tmp_path: Path) -> None:

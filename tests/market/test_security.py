@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from eth_utils import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -163,6 +164,25 @@ async def _check_invariants(chain: Chain, licenses: list[int], deals: list[int],
     assert await chain.balance_of(chain.deployment.storage_market) == held
 
 
+async def _chain_state(chain: Chain) -> tuple[int, bytes]:
+    """The latest block's number and state root: any transaction, even one that reverts after being
+    mined (it pays gas), changes them."""
+    block = await chain.w3.eth.get_block("latest")
+    return block["number"], bytes(block["stateRoot"])
+
+
+async def _only_an_approval(chain: Chain, number: int) -> bool:
+    """Block ``number`` holds one transaction, an ERC-20 ``approve`` (the chain client approves the
+    price before it sends a purchase, and the approval stays when the purchase is refused)."""
+    block = await chain.w3.eth.get_block(number, full_transactions=True)
+    txs = list(block["transactions"])
+    if len(txs) != 1:
+        return False
+    data = txs[0].get("input", txs[0].get("data", b""))  # type: ignore[union-attr]  # Hardhat / eth-tester
+    raw = bytes.fromhex(data[2:]) if isinstance(data, str) else bytes(data)
+    return raw[:4] == keccak(text="approve(address,uint256)")[:4]
+
+
 @dataclass
 class Market:
     chain: Chain
@@ -190,8 +210,10 @@ async def test_value_is_conserved(market: Market, actions: list[tuple[str, int]]
     man, ds, key = pub.manifest, pub.dataset_id, pub.key
     licenses: list[int] = []
     accounts = [OWNER.address, STRANGER.address, BUYER.address] + [op.address for op in OPERATORS]
+    state = await _chain_state(chain)
     try:
         for action, arg in actions:
+            refusal: errors.ContractRevert | None = None
             try:
                 if action == "purchase":
                     licenses.append(await chain.purchase(BUYER, ds, Purpose(arg % 4), LAB_PUB))
@@ -230,8 +252,16 @@ async def test_value_is_conserved(market: Market, actions: list[tuple[str, int]]
                     await chain.claim_fees(STRANGER, deal, arg % man.n)
                 elif action == "withdraw":
                     await chain.withdraw([OWNER, STRANGER, *OPERATORS][arg % 9])
-            except errors.ContractRevert:
-                pass  # refusals are part of the sequence; the books must still balance
+            except errors.ContractRevert as err:
+                refusal = err
+            after = await _chain_state(chain)
+            if refusal is not None:  # refusals are part of the sequence: each is named, and changes nothing
+                assert type(refusal).__name__ in errors.REVERTS, f"{action}: unnamed revert {refusal!r}"
+                if action == "purchase" and after[0] == state[0] + 1:  # known: the approval before it is mined
+                    assert await _only_an_approval(chain, after[0]), f"refused purchase mined more: {refusal}"
+                else:
+                    assert after == state, f"{action} was refused ({refusal}) yet changed the chain"
+            state = after
             await _check_invariants(chain, licenses, [deal], accounts)
     finally:
         await chain.revert(market.ready)
@@ -245,9 +275,27 @@ async def test_stake_and_fee_accounting_example(chain: Chain, published: Publish
     assert await chain.balance_of(chain.deployment.storage_market) == len(OPERATORS) * STAKE + d.escrow
 
 
+PINNED_SOLC = json.loads((Path(contracts.__file__).parent / "package.json").read_text())["devDependencies"]["solc"]
+
+
 @pytest.mark.parametrize("name", ["TestToken", "DatasetRegistry", "LicenseManager", "StorageMarket"])
-async def test_artifacts_are_loadable(name: str) -> None:
+async def test_artifacts_are_compiled_from_their_abi(name: str) -> None:
+    """The bytecode is real EVM code that dispatches every function of the ABI, built by the pinned solc."""
     art = contracts.load(name)
-    assert art.bytecode.startswith("0x")
-    assert len(art.bytecode) > 100
-    assert art.compiler.startswith("0.8.28")
+    code = bytes.fromhex(art.bytecode.removeprefix("0x"))  # raises on anything that is not hex
+    functions = [item for item in art.abi if item["type"] == "function"]
+    assert functions
+    for item in functions:
+        signature = f"{item['name']}({','.join(_abi_type(i) for i in item['inputs'])})"
+        selector = keccak(text=signature)[:4]
+        assert b"\x63" + selector in code, f"{name}.{signature} is in the ABI but not dispatched by the bytecode"
+    assert art.compiler.split("+")[0] == PINNED_SOLC
+    version = bytes(int(part) for part in PINNED_SOLC.split("."))
+    assert code.endswith(b"dsolcC" + version + b"\x00\x33"), "no metadata trailer of the pinned solc"
+
+
+def _abi_type(param: dict[str, Any]) -> str:
+    kind: str = param["type"]
+    if kind.startswith("tuple"):
+        return f"({','.join(_abi_type(c) for c in param['components'])}){kind[len('tuple') :]}"
+    return kind
