@@ -54,7 +54,7 @@ async def titles(
 
         async def one(dataset_id: int) -> None:
             try:
-                urls = await buyer.holders(chain, directory, dataset_id)
+                urls = (await buyer.holders(chain, directory, dataset_id)).urls
                 man = await asyncio.wait_for(buyer.fetch_manifest(client, urls, manifests[dataset_id]), per_node * 2)
             except (MarketError, ContractsError, NodeError, TimeoutError):
                 return
