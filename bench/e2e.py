@@ -35,7 +35,8 @@ from contracts.devchain import dev_account
 from contracts.terms import Purpose
 from datasov.devnet import LocalNetwork
 from erasure import envelope, localfs
-from erasure.pipeline import Layout, decode, encode
+from erasure.decoding import decode
+from erasure.pipeline import Layout, encode
 from market import buyer, key_agent, publisher
 from market.keystore import Keystore
 from storage_node.client import NodeClient

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from erasure import envelope, localfs, merkle, pipeline
+from erasure import decoding, envelope, localfs, merkle, pipeline
 from erasure.codec import available_codecs, get_codec
 from erasure.manifest import Manifest
 
@@ -100,11 +100,11 @@ def pipeline_run(codec_name: str, k: int, n: int, size: int, block: int) -> tupl
     enc = size / (time.perf_counter() - t)
     man = result.manifest
     sources: dict[int, pipeline.ShareSource] = {
-        i: pipeline.MemoryShareSource(b"".join(kept[i].parts), block, man.leaf_size, result.block_roots[i])
+        i: decoding.MemoryShareSource(b"".join(kept[i].parts), block, man.leaf_size, result.block_roots[i])
         for i in keep
     }
     t = time.perf_counter()
-    total = sum(len(c) for c in pipeline.decode(man, key, sources))
+    total = sum(len(c) for c in decoding.decode(man, key, sources))
     dec = size / (time.perf_counter() - t)
     assert total == size
     return enc, dec
@@ -130,7 +130,7 @@ def rss_child(size: int) -> None:
         enc_peak = _vm_hwm_mib()
         for i in range(layout.k):  # decode from parity shares only
             localfs.share_path(d, i).unlink()
-        total = sum(len(c) for c in pipeline.decode(man, key, localfs.sources(d, man)))
+        total = sum(len(c) for c in decoding.decode(man, key, localfs.sources(d, man)))
         assert total == size
         dec_peak = _vm_hwm_mib()
     print(json.dumps({"encode_peak_mib": round(enc_peak, 1), "decode_peak_mib": round(dec_peak, 1)}))

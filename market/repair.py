@@ -25,12 +25,13 @@ from contracts import errors as chain_errors
 from contracts.chain import Chain
 from contracts.loop import Ticking
 from erasure import localfs
+from erasure.decoding import rebuild
 from erasure.errors import ErasureError
 from erasure.manifest import Manifest
-from erasure.pipeline import rebuild
-from market.buyer import RemoteShareSource, fetch_manifest
+from market.buyer import fetch_manifest
 from market.directory import Directory, DirectoryError, NodeInfo
 from market.publisher import healthy_nodes, upload_share
+from market.remote_source import RemoteShareSource
 from storage_node.client import NodeClient
 from storage_node.errors import NodeError
 

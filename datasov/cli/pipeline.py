@@ -14,7 +14,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from erasure import envelope, localfs
+from erasure import decoding, envelope, localfs
 from erasure import manifest as manifest_mod
 from erasure import pipeline as pl
 from erasure.codec import CODECS, available_codecs
@@ -113,12 +113,12 @@ def _encode(src: Path, out: Path, layout: pl.Layout, key: bytes, threads: int | 
     return result
 
 
-def _decode(shares: Path, out: Path, key: bytes, threads: int | None, show: bool) -> tuple[Any, pl.DecodeReport]:
+def _decode(shares: Path, out: Path, key: bytes, threads: int | None, show: bool) -> tuple[Any, decoding.DecodeReport]:
     man = manifest_mod.parse((shares / localfs.MANIFEST_NAME).read_bytes())
     sources = localfs.sources(shares, man)
     try:
         with progress_bar(f"decoding {man.name or 'dataset'}", man.plaintext_size, enabled=show) as advance:
-            decoder = pl.Decoder(man, key, sources, threads=threads, progress=advance)
+            decoder = decoding.Decoder(man, key, sources, threads=threads, progress=advance)
             localfs.write_dataset(man.content, iter(decoder), out)
     finally:
         for s in sources.values():

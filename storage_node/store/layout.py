@@ -49,7 +49,6 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-
 class StoreBase:
     """State and bookkeeping shared by the store's parts (see :class:`~storage_node.store.shares.ShareStore`)."""
 
@@ -128,17 +127,13 @@ class StoreBase:
     async def records(self) -> list[ShareRecord]:
         return await self._db(self.index.all)
 
-
     def _forget(self, dataset: str, idx: int) -> None:
         self._records.pop((dataset, idx), None)
         for key in [k for k in self._digests if k[:2] == (dataset, idx)]:
             self._digest_bytes -= len(self._digests.pop(key))
 
-
     def manifest_path(self, dataset: str) -> Path:
         return self.shares_dir / dataset / "manifest.json"
 
-
     def close(self) -> None:
         self.index.close()
-

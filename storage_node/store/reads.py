@@ -231,4 +231,3 @@ class VerifiedReads(StoreBase):
 
         await asyncio.to_thread(move)
         raise CorruptShare(f"share {record.dataset}/{record.idx} is corrupted on disk ({reason}); quarantined")
-

@@ -77,4 +77,3 @@ class ShareStore(VerifiedReads, Uploads, Collection):
             return await asyncio.to_thread(self.manifest_path(dataset).read_bytes)
         except FileNotFoundError as err:
             raise ShareNotFound(f"no manifest for {dataset}") from err
-

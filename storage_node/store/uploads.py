@@ -238,4 +238,3 @@ class Upload:
 
         await asyncio.to_thread(cleanup)
         self._release()
-

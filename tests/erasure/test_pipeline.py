@@ -13,11 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from erasure import envelope, merkle, pipeline
+from erasure import decoding, envelope, merkle, pipeline
 from erasure.codec import available_codecs
+from erasure.decoding import MemoryShareSource
 from erasure.errors import DecryptionError, ManifestMismatch, NotEnoughShares, ParameterError
 from erasure.manifest import Manifest
-from erasure.pipeline import Layout, MemoryShareSource
+from erasure.pipeline import Layout
 
 BLOCK = 4096
 LEAF = 1024
@@ -41,7 +42,7 @@ def sources(man: Manifest, shares: Sequence[bytes], which: Sequence[int]) -> dic
 
 
 def decode(man: Manifest, key: bytes, srcs: dict[int, pipeline.ShareSource]) -> bytes:
-    return b"".join(pipeline.decode(man, key, srcs, threads=2))
+    return b"".join(decoding.decode(man, key, srcs, threads=2))
 
 
 SEGMENT = 3 * BLOCK
@@ -89,7 +90,7 @@ def test_any_k_shares_per_segment(size: int, k: int, extra: int, seed: int, code
             return block if self.index in readable[segment] else bytes(len(block))
 
     srcs: dict[int, pipeline.ShareSource] = {i: Holey(i) for i in range(layout.n)}
-    decoder = pipeline.Decoder(man, key, srcs, threads=2)
+    decoder = decoding.Decoder(man, key, srcs, threads=2)
     assert b"".join(decoder) == data
 
 
@@ -108,7 +109,7 @@ def test_any_corrupted_byte_is_detected_and_skipped(share: int, pos: int, seed: 
     # the damaged share is read first so it must be noticed
     order = {share: srcs.pop(share)}
     order.update(srcs)
-    decoder = pipeline.Decoder(man, key, order, threads=2)
+    decoder = decoding.Decoder(man, key, order, threads=2)
     assert b"".join(decoder) == data
     segment = (pos % len(bad)) // BLOCK
     assert [s for s, _ in decoder.report.bad_blocks.get(share, [])] == [segment]
@@ -120,7 +121,7 @@ def test_corrupt_block_roots_exclude_the_share() -> None:
     forged = [bytes(32), *roots[0][1:]]
     srcs: dict[int, pipeline.ShareSource] = {0: MemoryShareSource(shares[0], BLOCK, LEAF, forged)}
     srcs.update(sources(man, shares, [1, 2, 3]))
-    decoder = pipeline.Decoder(man, key, srcs)
+    decoder = decoding.Decoder(man, key, srcs)
     assert b"".join(decoder) == data
     assert 0 in decoder.report.excluded
 
@@ -147,7 +148,7 @@ def test_truncated_share_is_skipped_or_reported() -> None:
     man, shares, key, roots = encode(data, small_layout())
     short = MemoryShareSource(shares[0][: 2 * BLOCK + 100], BLOCK, LEAF, roots[0])
     srcs: dict[int, pipeline.ShareSource] = {0: short, **sources(man, shares, [4, 5, 6])}
-    decoder = pipeline.Decoder(man, key, srcs)
+    decoder = decoding.Decoder(man, key, srcs)
     assert b"".join(decoder) == data
     assert 0 in decoder.report.excluded
     assert decoder.report.blocks_used[0] == 2  # the segments it still had were used
@@ -165,7 +166,7 @@ def test_wrong_key_is_refused_before_any_read() -> None:
             raise AssertionError("must not read with a wrong key")
 
     with pytest.raises(DecryptionError, match="key commitment"):
-        pipeline.Decoder(man, envelope.new_data_key(), {0: Exploding(shares[0], BLOCK, LEAF)})
+        decoding.Decoder(man, envelope.new_data_key(), {0: Exploding(shares[0], BLOCK, LEAF)})
 
 
 def test_manifest_tampering() -> None:

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from erasure import pipeline
-from erasure.pipeline import MemoryShareSource
+from erasure import decoding
+from erasure.decoding import MemoryShareSource
 
 from .test_pipeline import encode, small_layout
 
@@ -44,7 +44,7 @@ def test_slow_sources_still_decode(delays: list[int]) -> None:
     data = os.urandom(20_000)
     man, shares, key, _ = encode(data, layout)
     sources = {i: Slow(MemoryShareSource(s, man.block_size, man.leaf_size), delays[i]) for i, s in enumerate(shares)}
-    decoder = pipeline.Decoder(man, key, sources, threads=2)
+    decoder = decoding.Decoder(man, key, sources, threads=2)
     assert b"".join(decoder) == data
     assert not decoder.report.excluded
     if all(delays):  # nobody answered at once: the slow ones were asked again
@@ -57,6 +57,6 @@ def test_a_source_that_never_answers_is_dropped_and_the_rest_decode() -> None:
     man, shares, key, _ = encode(data, layout)
     sources: dict[int, object] = {i: MemoryShareSource(s, man.block_size, man.leaf_size) for i, s in enumerate(shares)}
     sources[0] = Slow(MemoryShareSource(shares[0], man.block_size, man.leaf_size), 10**9)
-    decoder = pipeline.Decoder(man, key, sources, threads=2)  # type: ignore[arg-type]
+    decoder = decoding.Decoder(man, key, sources, threads=2)  # type: ignore[arg-type]
     assert b"".join(decoder) == data
     assert 0 not in decoder.report.blocks_used

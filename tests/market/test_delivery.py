@@ -23,12 +23,12 @@ SECRET = delivery.new_secret()
 BUYER_KEY = delivery.public_key(SECRET)
 
 
-
 @pytest_asyncio.fixture
 async def published(chain: Chain, published: Published) -> Published:
     """The conftest dataset, made servable (an accepted deal): purchases need one."""
     await make_servable(chain, published.dataset_id, published.manifest.n)
     return published
+
 
 async def _bought(chain: Chain, published: Published) -> int:
     return await chain.purchase(BUYER, published.dataset_id, Purpose.AI_TRAINING, BUYER_KEY)

@@ -34,12 +34,12 @@ MANIFEST = b"\x07" * 32
 DATA_KEY = envelope.new_data_key()
 
 
-
 @pytest_asyncio.fixture
 async def published(chain: Chain, published: Published) -> Published:
     """The conftest dataset, made servable (an accepted deal): purchases need one."""
     await make_servable(chain, published.dataset_id, published.manifest.n)
     return published
+
 
 def _point(x: int, y: int) -> tuple[int, int]:
     return x, y

@@ -20,12 +20,12 @@ LAB = delivery.new_secret()
 LAB_PUB = delivery.public_key(LAB)
 
 
-
 @pytest_asyncio.fixture
 async def published(chain: Chain, published: Published) -> Published:
     """The conftest dataset, made servable (an accepted deal): purchases need one."""
     await make_servable(chain, published.dataset_id, published.manifest.n)
     return published
+
 
 async def sealed_for(chain: Chain, lic: int, key: bytes) -> delivery.Sealed:
     return delivery.seal(key, LAB_PUB, await chain.delivery_context(lic))

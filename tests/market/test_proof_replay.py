@@ -19,9 +19,9 @@ from contracts import errors
 from contracts.chain import Chain
 from contracts.models import StorageProof
 from erasure import merkle
-from market.proofs import storage_proof
 
 from .conftest import DEPLOYER, OPERATORS, OWNER, STAKE, Published, encode_sample, register
+from .prover_proofs import proof_for
 
 N = 5
 
@@ -46,16 +46,7 @@ async def open_deal(chain: Chain, pub: Published, epochs: int) -> int:
 
 async def prove(chain: Chain, pub: Published, deal: int, epoch: int) -> StorageProof:
     """Prove share 0 honestly in ``epoch``; returns the proof as read back from the chain's calldata."""
-    leaf = await chain.challenge_leaf(deal, 0, epoch)
-    proof = storage_proof(
-        deal_id=deal,
-        share_index=0,
-        epoch=epoch,
-        leaf_index=leaf,
-        share_tree=pub.trees[0],
-        share=pub.shares[0],
-        share_roots=pub.manifest.share_roots,
-    )
+    proof = await proof_for(chain, pub, deal, 0, epoch)
     receipt = await chain.prove_storage(OPERATORS[0], proof)
     tx = await chain.w3.eth.get_transaction(receipt["transactionHash"])
     _, args = chain.storage_market.decode_function_input(tx["input"])

@@ -19,12 +19,12 @@ BUYER_KEY = delivery.public_key(SECRET)
 MAX_DURATION = 100 * 365 * 24 * 3600
 
 
-
 @pytest_asyncio.fixture
 async def published(chain: Chain, published: Published) -> Published:
     """The conftest dataset, made servable (an accepted deal): purchases need one."""
     await make_servable(chain, published.dataset_id, published.manifest.n)
     return published
+
 
 async def test_a_copied_pending_registration_squats_nothing(chain: Chain) -> None:
     man, _, _ = encode_sample()

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from erasure import envelope, pipeline
+from erasure import decoding, envelope, pipeline
 from erasure.pipeline import Layout
-from market.buyer import RemoteShareSource
+from market.remote_source import RemoteShareSource
 from storage_node.errors import NodeError
 
 
@@ -93,7 +93,7 @@ def test_readahead_decodes_every_size_without_overlapping_ranges(
         i: RemoteShareSource.for_manifest(client, "http://node", man, i, loop, readahead=readahead)
         for i in range(layout.n)
     }
-    decoder = pipeline.Decoder(man, key, sources, threads=threads)
+    decoder = decoding.Decoder(man, key, sources, threads=threads)
     assert b"".join(decoder) == plaintext
     assert not decoder.report.suspect_shares
     for index in range(layout.n):
