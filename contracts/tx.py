@@ -16,7 +16,7 @@ from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 from web3 import AsyncWeb3
-from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
+from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception, Web3RPCError
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
@@ -99,6 +99,16 @@ def _revert_from(err: Exception, function: str) -> errors.ContractRevert:
     return errors.UnknownRevert(f"{err}{' in ' + function if function else ''}", function=function)
 
 
+def _rpc_revert_data(err: Web3RPCError) -> str | None:
+    """Revert bytes in a node's JSON-RPC error (Hardhat with automine answers ``eth_sendRawTransaction``
+    for a transaction that reverted when mined with ``error.data.data``, or ``error.data``)."""
+    error = (err.rpc_response or {}).get("error")
+    data = error.get("data") if isinstance(error, dict) else None
+    if isinstance(data, dict):
+        data = data.get("data")
+    return data if isinstance(data, str) and data.startswith("0x") and len(data) >= 10 else None
+
+
 class Transactor:
     """Signs, sends and awaits transactions for any number of local accounts on one connection."""
 
@@ -125,7 +135,15 @@ class Transactor:
             params.update({"nonce": nonce, "gas": int(estimate * 1.25) + 20_000})
             tx = await fn.build_transaction(params)
             signed = sender.sign_transaction(tx)
-            tx_hash = await self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            try:
+                tx_hash = await self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except Web3RPCError as err:
+                # the state moved between the estimate and the block (e.g. an epoch boundary): a node
+                # that mines on arrival reports the revert here; the next send re-reads the nonce
+                raw = _rpc_revert_data(err)
+                if raw is not None:
+                    raise decode_revert(raw, name) from err
+                raise errors.ChainError(f"{name}: {err}") from err
             self._nonces[address] = nonce + 1
         try:
             receipt = await self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout)

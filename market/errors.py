@@ -17,6 +17,10 @@ timeouts, deployments, terms) are :mod:`contracts.errors` and the nodes' are :mo
     ├── DirectoryError             market.directory: no usable node list
     ├── TermsUnavailable           market.offers: the offer's terms cannot be read
     └── ReceiptError               market.audit: a consent receipt that does not verify
+
+    TimeoutError
+    └── ShareSlow                  market.remote_source: a holder has not answered a read yet (the
+                                   decoder asks the others, then this one again; not a MarketError)
 """
 
 from __future__ import annotations

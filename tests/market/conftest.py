@@ -6,7 +6,7 @@ import contextlib
 import io
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 import pytest_asyncio
@@ -59,10 +59,10 @@ class Published:
     """A small real dataset: encoded shares, manifest, key, and its on-chain id."""
 
     dataset_id: int
-    manifest: Manifest
-    shares: list[bytes]
-    key: bytes
-    trees: list[merkle.MerkleTree]
+    manifest: Manifest = field(repr=False)  # large: keep hypothesis' and pytest's reports readable
+    shares: list[bytes] = field(repr=False)
+    key: bytes = field(repr=False)  # and never print a data key
+    trees: list[merkle.MerkleTree] = field(repr=False)
 
 
 def encode_sample(size: int = 20_000, k: int = 2, n: int = 5) -> tuple[Manifest, list[bytes], bytes]:
