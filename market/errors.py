@@ -16,7 +16,7 @@ timeouts, deployments, terms) are :mod:`contracts.errors` and the nodes' are :mo
     │   └── WrongPassphrase
     ├── DirectoryError             market.directory: no usable node list
     ├── TermsUnavailable           market.offers: the offer's terms cannot be read
-    └── ReceiptError               market.audit: a consent receipt that does not verify
+    └── ReceiptError               market.receipts: a consent receipt that does not verify
 
     TimeoutError
     └── ShareSlow                  market.remote_source: a holder has not answered a read yet (the

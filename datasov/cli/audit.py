@@ -79,7 +79,7 @@ async def audit_receipt(
     keystore = open_keystore(home, passphrase_file)
     digest = await asyncio.to_thread(_sha256_file, data) if data is not None and data.is_file() else None
     async with open_chain(network) as chain:
-        receipt = await audit_mod.build_receipt(chain, license_id, keystore.account, content_sha256=digest)
+        receipt = await audit_mod.build_receipt(chain, license_id, keystore.account, plaintext_sha256=digest)
     out.write_text(json.dumps(receipt, indent=2, sort_keys=True) + "\n")
     if as_json:
         emit_json({"receipt": str(out), "license_id": license_id})

@@ -234,7 +234,7 @@ async def test_consent_receipt_verifies_and_detects_tampering(
     offer = await publish()
     license_id = await buyer.buy(net.chain, lab, offer.dataset_id, Purpose.AI_TRAINING)
     await offer.agent.tick()
-    receipt = await audit.build_receipt(net.chain, license_id, lab.account, content_sha256="ab" * 32)
+    receipt = await audit.build_receipt(net.chain, license_id, lab.account, plaintext_sha256="ab" * 32)
     check = await audit.verify_receipt(net.chain, json.loads(json.dumps(receipt)))
     assert check.ok, check.problems
     assert check.consent_stands

@@ -1,4 +1,6 @@
-"""Consent receipts: every field a receipt states is re-derived from the chain, so a licensee who
+"""Consent receipts, version 1 (still verified).
+
+Every field a receipt states is re-derived from the chain, so a licensee who
 edits any of them (and signs again with its own key) gets a verification failure naming the field;
 after the owner updates the offer, a receipt states and is checked against the terms the license
 was bought under."""
@@ -68,7 +70,7 @@ async def valid_receipt(
     net: LocalNetwork, owner: Keystore, lab: Keystore, client: NodeClient, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[dict[str, Any]]:
     lic = await _licensed(net, owner, lab, client, tmp_path_factory.mktemp("staging"), CONSTRAINED)
-    receipt = await audit.build_receipt(net.chain, lic.license_id, lab.account, content_sha256="ab" * 32)
+    receipt = await audit.build_receipt_v1(net.chain, lic.license_id, lab.account, content_sha256="ab" * 32)
     check = await audit.verify_receipt(net.chain, copy.deepcopy(receipt))
     assert check.ok, check.problems
     yield receipt
@@ -162,7 +164,7 @@ async def test_receipt_after_update_offer_states_and_checks_the_terms_bought(
         owner.account, lic.dataset_id, price=PRICE, terms=LicenseTerms(ai_training=Permission.ALLOWED)
     )
     assert (await net.chain.get_dataset(lic.dataset_id)).terms_version == 2
-    receipt = await audit.build_receipt(net.chain, lic.license_id, lab.account)
+    receipt = await audit.build_receipt_v1(net.chain, lic.license_id, lab.account)
     assert receipt["terms"]["ai_training"] == "constrained"
     assert receipt["terms"]["terms_uri"] == "https://example.org/terms"
     assert receipt["terms"]["cawg"] == CONSTRAINED.to_cawg()
