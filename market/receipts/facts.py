@@ -131,11 +131,11 @@ def entries(receipts: Iterable[dict[str, Any]]) -> list[Entry]:
 
 
 _MODALITIES = {
-    "text": {".txt", ".md", ".json", ".jsonl", ".csv", ".tsv", ".xml", ".html", ".htm", ".rst", ".tex", ".pdf"},
+    "text": {".txt", ".md", ".json", ".jsonl", ".xml", ".html", ".htm", ".rst", ".tex", ".pdf"},
     "image": {".png", ".jpg", ".jpeg", ".gif", ".webp", ".tif", ".tiff", ".bmp", ".svg"},
     "audio": {".wav", ".mp3", ".flac", ".ogg", ".m4a", ".opus"},
     "video": {".mp4", ".mkv", ".webm", ".mov", ".avi"},
-    "structured": {".parquet", ".arrow", ".sqlite", ".db", ".feather"},
+    "structured": {".csv", ".tsv", ".parquet", ".arrow", ".sqlite", ".db", ".feather"},
 }
 
 
