@@ -1,4 +1,4 @@
-"""License terms: the on-chain model and its mapping to C2PA/CAWG and TDMRep vocabularies.
+"""License terms: the on-chain model and its mapping to C2PA/CAWG, TDMRep and IETF aipref vocabularies.
 
 On-chain (``contracts/src/Types.sol``) each AI use is NotAllowed / Allowed / Constrained, as in
 the C2PA/CAWG training-and-data-mining assertion (``cawg.ai_training``...). ``Constrained``
@@ -45,6 +45,8 @@ CAWG_KEYS = {
     Purpose.AI_INFERENCE: "cawg.ai_inference",
     Purpose.DATA_MINING: "cawg.data_mining",
 }
+# IETF aipref vocabulary categories, for the purposes that have one.
+AIPREF_LABELS = {Purpose.AI_TRAINING: "train-ai", Purpose.AI_GENERATIVE_TRAINING: "train-genai"}
 _CAWG_USE = {Permission.NOT_ALLOWED: "notAllowed", Permission.ALLOWED: "allowed", Permission.CONSTRAINED: "constrained"}
 
 
@@ -129,6 +131,44 @@ class LicenseTerms:
         out: dict[str, Any] = {"tdm-reservation": 1 if reserved else 0}
         if self.terms_uri:
             out["tdm-policy"] = self.terms_uri
+        return out
+
+    def to_tdmrep_policy(self, *, uid: str, target: str, assigner: str) -> dict[str, Any]:
+        """W3C TDMRep for a crawler-facing page: ``tdm-reservation`` 1 (text-and-data-mining rights
+        are reserved: the data is only mined under a license), ``tdm-policy`` the policy's ``uid``,
+        and ``policy``, the ODRL Offer in the TDMRep profile: permission ``tdm:mine`` of
+        ``target`` (duty to compensate, and to attribute when required) when these terms allow
+        mining or training, else its prohibition. :meth:`to_tdmrep` is the older, shorter form
+        (kept: version-1 consent receipts state it)."""
+        mines = self.data_mining != Permission.NOT_ALLOWED or self.ai_training != Permission.NOT_ALLOWED
+        rule: dict[str, Any] = {"target": target, "action": "tdm:mine"}
+        if mines:
+            rule["duty"] = [{"action": "compensate"}] + ([{"action": "attribute"}] if self.attribution_required else [])
+        policy: dict[str, Any] = {
+            "@context": ["http://www.w3.org/ns/odrl.jsonld", {"tdm": "http://www.w3.org/ns/tdmrep#"}],
+            "@type": "Offer",
+            "profile": "http://www.w3.org/ns/tdmrep",
+            "uid": uid,
+            "assigner": assigner,
+            "permission" if mines else "prohibition": [rule],
+        }
+        return {"tdm-reservation": 1, "tdm-policy": uid, "policy": policy}
+
+    def to_aipref(self) -> dict[str, Any]:
+        """IETF aipref usage preferences (draft-ietf-aipref-vocab): ``train-ai`` from ai_training
+        and ``train-genai`` from ai_generative_training, ``y`` where the terms allow the use (under
+        a license; constrained counts as allowed under the terms text) and ``n`` where they do not;
+        ``content_usage`` is the ``Content-Usage`` header value. Inference and data mining have no
+        category of their own in the vocabulary and are left out."""
+        categories = {
+            label: "n" if self.permission(p) == Permission.NOT_ALLOWED else "y" for p, label in AIPREF_LABELS.items()
+        }
+        out: dict[str, Any] = {
+            "content_usage": ", ".join(f"{k}={v}" for k, v in categories.items()),
+            "categories": categories,
+        }
+        if self.terms_uri:
+            out["conditions"] = self.terms_uri
         return out
 
     def to_json(self) -> dict[str, Any]:

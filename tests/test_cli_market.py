@@ -160,3 +160,49 @@ def test_demo_tells_the_whole_story() -> None:
     assert summary["ok"]
     assert len(summary["steps"]) == 8
     assert all(step["ok"] for step in summary["steps"])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)  # a dozen CLI processes after the devnet starts; slow on a loaded machine
+def test_lab_files_a_training_mix_on_a_devnet(devnet: Path, tmp_path: Path) -> None:
+    """The owner's `show --json` carries its consent as TDMRep and aipref too; the lab writes a
+    receipt stating the files it read, exports it in each format, and `audit verify` checks the
+    SPDX and Croissant output against the chain (a tampered copy: exit 6, the field named)."""
+    owner, lab = tmp_path / "owner", tmp_path / "lab"
+    network = str(devnet / "devnet.json")
+    for home, account in ((owner, "1"), (lab, "2")):
+        datasov("init", "--network", network, "--dev-account", account, "--no-passphrase", home=home)
+    dataset = str(
+        json.loads(datasov("publish", str(SAMPLE), "--price", "1", "--json", home=owner).stdout)["dataset_id"]
+    )
+    forms = json.loads(datasov("show", dataset, "--json", home=owner).stdout)["consent_forms"]
+    assert forms["tdmrep"]["tdm-reservation"] == 1
+    assert forms["tdmrep"]["policy"]["profile"] == "http://www.w3.org/ns/tdmrep"
+    assert forms["aipref"]["content_usage"] == "train-ai=y, train-genai=y"
+    assert forms["cawg"]["label"] == "cawg.training-mining"
+    license_id = str(
+        json.loads(datasov("license", "buy", dataset, "--wait", "0", "--json", home=lab).stdout)["license_id"]
+    )
+    datasov("agent", "run", "--once", home=owner)
+    files = tmp_path / "files.json"
+    files.write_text(json.dumps([{"path": "texts/doc-0.txt", "size": 3, "sha256": "ab" * 32}]))
+    receipt = tmp_path / "receipt.json"
+    datasov("audit", "receipt", license_id, "--files", str(files), "-o", str(receipt), home=lab)
+    assert json.loads(receipt.read_text())["read"]["files"][0]["path"] == "texts/doc-0.txt"
+    for fmt in ("spdx3", "eu-ai-act"):  # Croissant: the same code path, checked in tests/e2e
+        doc = tmp_path / f"mix.{fmt}.json"
+        args = ("audit", "export", str(receipt), "--format", fmt, "--model", "lab-llm", "-o", str(doc), "--json")
+        written = json.loads(datasov(*args, home=lab).stdout)["written"]
+        assert written[0] == str(doc)
+        if fmt == "eu-ai-act":
+            assert Path(written[1]).read_text().startswith("# Training content summary of lab-llm")
+            continue
+        verified = json.loads(datasov("audit", "verify", str(doc), "--json", home=lab).stdout)
+        assert (verified["ok"], verified["document"]) == (True, fmt)
+    doc = tmp_path / "mix.spdx3.json"
+    forged = json.loads(doc.read_text())
+    next(e for e in forged["@graph"] if e["type"] == "dataset_DatasetPackage")["dataset_datasetSize"] += 1
+    doc.write_text(json.dumps(forged))
+    bad = datasov("audit", "verify", str(doc), home=lab, check=False)
+    assert bad.returncode == EXIT_INTEGRITY
+    assert "plaintext_size is" in bad.stdout

@@ -9,6 +9,7 @@ import click
 from rich.table import Table
 
 from contracts.chain import Chain
+from contracts.terms import LicenseTerms
 from market.health import DatasetHealth, dataset_health
 from storage_node.client import NodeClient
 from storage_node.errors import NodeError
@@ -47,6 +48,21 @@ async def dataset_json(chain: Chain, dataset_id: int) -> tuple[dict[str, Any], D
         "health": health.to_json(),
     }
     return info, health
+
+
+def consent_forms(terms: LicenseTerms, *, chain_id: int, dataset: dict[str, Any]) -> dict[str, Any]:
+    """The dataset's current terms in the forms a crawler-facing site publishes: the CAWG
+    training-and-data-mining assertion, a TDMRep policy and IETF aipref Content-Usage categories."""
+    base = f"urn:datasov:eip155:{chain_id}"
+    return {
+        "cawg": terms.to_cawg(),
+        "tdmrep": terms.to_tdmrep_policy(
+            uid=f"{base}:dataset:{dataset['id']}:terms:{dataset['terms_version']}",
+            target=f"{base}:dataset:{dataset['id']}",
+            assigner=f"{base}:account:{dataset['owner']}",
+        ),
+        "aipref": terms.to_aipref(),
+    }
 
 
 async def add_titles(chain: Chain, network: Network, home: Path, rows: list[dict[str, Any]]) -> None:
@@ -123,6 +139,9 @@ async def show(dataset_id: int, home: Path, rpc: str | None, as_json: bool) -> N
     network = load_network(home, rpc)
     async with open_chain(network) as chain:
         info, health = await dataset_json(chain, dataset_id)
+        info["consent_forms"] = consent_forms(
+            await chain.get_terms(dataset_id), chain_id=chain.deployment.chain_id, dataset=info
+        )
         await add_titles(chain, network, home, [info])
         shares: list[dict[str, Any]] = []
         async with NodeClient(retries=1, timeout=3.0) as client:
