@@ -17,7 +17,7 @@ from contracts.models import LicenseStatus
 
 from .. import offers
 from . import croissant, spdx, v2
-from .common import ReceiptError, Verification
+from .common import ReceiptError, Verification, license_bought_by
 from .facts import FACT_KEYS, Claim, datasets_of, facts
 
 _IDENTITY = ("chain_id", "license_manager", "license_id", "dataset_id", "checked_at_block")
@@ -76,6 +76,9 @@ async def _check_group(chain: Chain, group: list[Claim], latest: int) -> tuple[l
         return [*problems, f"license_id {license_id}: no such license on this chain"], False, []
     except offers.TermsUnavailable as err:
         return [*problems, f"{label}: terms: {err}"], False, []
+    bought = await license_bought_by(chain, {"purchase": {"tx": _first(group, "purchase_tx")}})
+    if bought is not None and bought != license_id:
+        problems.append(f"license_id is {license_id} in the document, but its purchase transaction bought {bought}")
     if lic.status != LicenseStatus.DELIVERED:
         problems.append(f"{label} is {lic.status.name.lower()} on-chain: no key was ever delivered")
     dataset = next((d for d in datasets_of(body) if d["id"] == ident["dataset_id"]), None)

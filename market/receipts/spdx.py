@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from .common import ReceiptError, canonical
 from .facts import Claim, Entry, modalities
@@ -129,7 +130,7 @@ def export(entries: list[Entry], *, model: str | None = None, created: int) -> d
     if model is not None:
         ai = {
             "type": "ai_AIPackage",
-            "spdxId": f"{base}:model:{model}",
+            "spdxId": f"{base}:model:{quote(model, safe='')}",
             "name": model,
             "creationInfo": _CI,
             "suppliedBy": lab["spdxId"],
