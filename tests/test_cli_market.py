@@ -206,3 +206,11 @@ def test_lab_files_a_training_mix_on_a_devnet(devnet: Path, tmp_path: Path) -> N
     bad = datasov("audit", "verify", str(doc), home=lab, check=False)
     assert bad.returncode == EXIT_INTEGRITY
     assert "plaintext_size is" in bad.stdout
+    tampered = json.loads(receipt.read_text())
+    tampered["license"]["purpose"] = "data_mining"
+    receipt.write_text(json.dumps(tampered))
+    refused = datasov(
+        "audit", "export", str(receipt), "--format", "croissant", "-o", str(doc), "--json", home=lab, check=False
+    )
+    assert refused.returncode == EXIT_INTEGRITY  # export only from receipts that verify
+    assert "does not verify" in json.loads(refused.stdout)["error"]["message"]
