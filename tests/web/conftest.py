@@ -57,7 +57,8 @@ def stub_chain(**methods: Any) -> Connect:
     exception to raise)."""
 
     class Stub:
-        calls: list[str] = []
+        def __init__(self) -> None:
+            self.calls: list[str] = []
 
     stub = Stub()
     for name, result in methods.items():

@@ -23,9 +23,11 @@ async def test_the_login_token_becomes_a_strict_httponly_cookie_and_works_once(m
     connect = stub_chain(dataset_count=0)
     client, token = await make_client(connect, login=False)
     resp = await client.get(f"/?token={token}", allow_redirects=False)
-    assert resp.status == 303 and resp.headers["Location"] == "/"
+    assert resp.status == 303
+    assert resp.headers["Location"] == "/"
     cookie = resp.headers["Set-Cookie"]
-    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=Strict" in cookie
     assert token not in cookie
     assert (await client.get("/")).status == 200
     other = TestClient(TestServer(client.app))  # another browser with the same link, after it was used
@@ -69,5 +71,10 @@ async def test_a_session_cookie_from_elsewhere_is_no_session(make_client: MakeCl
 
 
 def test_loopback_addresses() -> None:
-    assert is_loopback("127.0.0.1") and is_loopback("127.5.0.1") and is_loopback("::1") and is_loopback("localhost")
-    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4") and not is_loopback("example.org")
+    assert is_loopback("127.0.0.1")
+    assert is_loopback("127.5.0.1")
+    assert is_loopback("::1")
+    assert is_loopback("localhost")
+    assert not is_loopback("0.0.0.0")
+    assert not is_loopback("192.168.1.4")
+    assert not is_loopback("example.org")

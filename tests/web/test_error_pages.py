@@ -27,7 +27,8 @@ async def test_an_unreachable_chain_is_a_503_page_saying_what_to_check(make_clie
         assert resp.status == 503, path
         text = await resp.text()
         assert "The chain cannot be reached" in text
-        assert "devnet up" in text and "config.json" in text
+        assert "devnet up" in text
+        assert "config.json" in text
     assert (await client.get("/node")).status == 200  # no node configured: says how, needs no chain
 
 
@@ -43,7 +44,8 @@ async def test_a_contract_refusal_is_a_page_with_its_reason_in_words(make_client
     text = await resp.text()
     assert "The contract refused" in text
     assert "dataset 3 does not allow ai_generative_training" in text
-    assert "PurposeNotAllowed" in text and "Nothing was changed" in text
+    assert "PurposeNotAllowed" in text
+    assert "Nothing was changed" in text
 
 
 async def test_a_key_not_delivered_says_how_long_before_a_refund(make_client: MakeClient) -> None:
@@ -54,7 +56,8 @@ async def test_a_key_not_delivered_says_how_long_before_a_refund(make_client: Ma
     assert resp.status == 409
     text = await resp.text()
     assert "The key has not been delivered yet" in text
-    assert "(in 5 min)" in text and "take your payment back" in text
+    assert "(in 5 min)" in text
+    assert "take your payment back" in text
 
 
 async def test_a_key_past_its_deadline_points_to_the_refund(make_client: MakeClient) -> None:
@@ -79,5 +82,6 @@ async def test_bad_form_input_is_a_400_naming_the_field_and_nothing_is_sent(make
         assert words in await resp.text()
     publish = {"csrf": csrf, "path": "/no/such/folder", "k": "4", "n": "10"}
     resp = await client.post("/mine/publish", data=publish)
-    assert resp.status == 400 and "no file or folder" in await resp.text()
+    assert resp.status == 400
+    assert "no file or folder" in await resp.text()
     assert "purchase" not in connect.stub.calls  # type: ignore[attr-defined]
