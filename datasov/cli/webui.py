@@ -18,7 +18,7 @@ from storage_node.identity import load_or_create_operator
 from .context import check_port_free, home_option, load_network, open_keystore, passphrase_option
 from .node import CONFIG_FILE as NODE_CONFIG
 from .node import parse_listen
-from .ui import err_console, fail
+from .ui import err_console, fail, json_errors
 
 if TYPE_CHECKING:  # datasov.web imports datasov.cli's helpers: load it when the command runs
     from datasov.web.state import NodeSide
@@ -51,7 +51,8 @@ def _node_side(node_home: Path) -> NodeSide:
     help="Your storage node's directory (from `datasov node init`), for the Node page.",
 )
 @passphrase_option
-def ui(home: Path, listen: str, node_home: Path | None, passphrase_file: Path | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help='Print {"url", "address"} as one JSON line once serving.')
+def ui(home: Path, listen: str, node_home: Path | None, passphrase_file: Path | None, as_json: bool) -> None:
     """Open the web app: market, your licenses and datasets, your node, the network.
 
     Prints a one-time login URL (open it in a browser on this machine); the keystore stays in this
@@ -65,6 +66,7 @@ def ui(home: Path, listen: str, node_home: Path | None, passphrase_file: Path | 
     from datasov.web.server import is_loopback, start
     from datasov.web.state import WebState
 
+    json_errors(as_json)
     try:
         host, port = parse_listen(listen)
     except click.BadParameter as err:
@@ -89,7 +91,10 @@ def ui(home: Path, listen: str, node_home: Path | None, passphrase_file: Path | 
 
     async def serve() -> None:
         runner, url = await start(state, host, port)
-        click.echo(f"datasov ui for {keystore.account.address}: open this link once (it logs you in)\n  {url}")
+        if as_json:
+            click.echo(json.dumps({"url": url, "address": keystore.account.address}), nl=True)
+        else:
+            click.echo(f"datasov ui for {keystore.account.address}: open this link once (it logs you in)\n  {url}")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -99,6 +104,7 @@ def ui(home: Path, listen: str, node_home: Path | None, passphrase_file: Path | 
             await stop.wait()
         finally:
             await runner.cleanup()
-            click.echo("datasov ui stopped")
+            if not as_json:
+                click.echo("datasov ui stopped")
 
     asyncio.run(serve())

@@ -175,6 +175,31 @@ async def test_an_owner_revokes_consent_and_the_labs_page_shows_it(
     await lab_app.shot(tmp_path, "error-refused")
 
 
+async def test_an_owner_publishes_a_folder_through_the_page_with_a_progress_bar(owner_app: App, tmp_path: Path) -> None:
+    page = owner_app.page
+    await page.goto(f"{owner_app.base}mine")
+    form = page.locator("form.publish")
+    await form.locator("input[name=path]").fill(str(SAMPLE))
+    await form.locator("input[name=title]").fill("corpus from the page")
+    await form.locator("input[name=price]").fill("2.5")
+    await form.locator("select[name=data_mining]").select_option("not_allowed")
+    await form.locator("input[name=k]").fill("2")
+    await form.locator("input[name=n]").fill("4")
+    await form.locator("button").click()
+    await page.wait_for_url("**/mine?job=*")
+    await page.wait_for_selector(".job-state[data-state=done]", timeout=60_000)
+    message = await page.locator(".job-state").inner_text()
+    assert "published dataset" in message
+    await owner_app.shot(tmp_path, "publish-done")
+    await page.click(".job-link a")
+    await page.wait_for_url("**/datasets/*")
+    assert "corpus from the page" in await page.locator("h1").inner_text()
+    assert "2-of-4" in await page.locator("dl.facts").inner_text()
+    assert "2.5 tokens" in await page.locator("dl.facts").inner_text()
+    assert "mining: not allowed" in await page.locator(".badges").inner_text()
+    await owner_app.shot(tmp_path, "published-dataset")
+
+
 async def test_an_operators_page_shows_a_proof_after_an_epoch(
     net: LocalNetwork, browser: Any, publish: Publish, lab_app: App, tmp_path: Path
 ) -> None:
