@@ -78,3 +78,14 @@ def test_loopback_addresses() -> None:
     assert not is_loopback("0.0.0.0")
     assert not is_loopback("192.168.1.4")
     assert not is_loopback("example.org")
+
+
+async def test_pages_forbid_framing_and_foreign_scripts_and_are_not_cached(make_client: MakeClient) -> None:
+    client, _ = await make_client(stub_chain(dataset_count=0))
+    resp = await client.get("/")
+    assert resp.status == 200
+    assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
+    assert resp.headers["X-Frame-Options"] == "DENY"
+    assert resp.headers["Referrer-Policy"] == "no-referrer"
+    assert resp.headers["Cache-Control"] == "no-store"
