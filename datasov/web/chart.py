@@ -27,7 +27,7 @@ def proofs_chart(points: list[EpochPoint], *, unit: str = "tokens") -> str:
     top = max(max(p.proofs + p.missed for p in points), 1)
     most = max(max(p.earned for p in points), 1)
     step = (WIDTH - 2 * PAD) / len(points)
-    bar = max(step * 0.6, 1.0)
+    bar = min(max(step * 0.6, 1.0), 36.0)
     plot = HEIGHT - 2 * PAD
     parts = [
         f'<svg class="chart" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" '

@@ -97,7 +97,7 @@ async def fetch(request: web.Request) -> web.Response:
         job.stage, job.done = "done", job.total
         return f"wrote {report.bytes_written:,} bytes to {out} in {report.seconds:.1f} s"
 
-    job = state.jobs.start("fetch", f"fetch license {license_id}", work, explain=explain, link="/licenses")
+    job = state.jobs.start("fetch", f"fetch license {license_id}", work, explain=explain)
     raise web.HTTPSeeOther(f"/licenses?job={job.job_id}#license-{license_id}")
 
 

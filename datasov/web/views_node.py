@@ -27,6 +27,7 @@ from .state import STATE, NodeSide, WebState
 
 routes = web.RouteTableDef()
 EPOCHS_SHOWN = 30
+EPOCHS_MIN = 12  # the chart shows at least this many epochs (where the chain has them)
 
 
 async def _held(chain: Chain, operator: str) -> list[tuple[int, int]]:
@@ -79,8 +80,8 @@ async def node_report(chain: Chain, node: NodeSide, client_health: dict[str, Any
             }
         )
     epoch = await chain.current_epoch()
-    first = min([*proven, *missed, epoch])
-    span = range(max(first, epoch - EPOCHS_SHOWN + 1), epoch + 1)
+    first = min([*proven, *missed, epoch - EPOCHS_MIN + 1])
+    span = range(max(first, epoch - EPOCHS_SHOWN + 1, 0), epoch + 1)
     points = [EpochPoint(e, proven[e], missed[e], earned[e]) for e in span]
     op = await chain.get_operator(operator)
     return {

@@ -1,6 +1,12 @@
 // datasov ui: the only script. It follows a background job (fetch, publish) on its page by
 // polling /jobs/ID once a second and moving the progress bar; everything else is plain HTML.
 "use strict";
+function size(n) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+  return i ? `${n.toFixed(1)} ${units[i]}` : `${n} B`;
+}
 function followJob(section) {
   const id = section.dataset.job;
   const bar = section.querySelector("progress");
@@ -20,7 +26,8 @@ function followJob(section) {
     }
     bar.max = job.total || 1;
     bar.value = job.done;
-    stage.textContent = `${job.stage} ${job.done} / ${job.total}`;
+    const pct = job.total ? Math.floor((100 * job.done) / job.total) : 0;
+    stage.textContent = `${job.stage}: ${size(job.done)} of ${size(job.total)} (${pct}%)`;
     state.dataset.state = job.state;
     state.textContent = job.message ? `${job.state}: ${job.message}` : job.state;
     if (job.state === "done" && job.link) {
