@@ -48,7 +48,12 @@ async def _rows(state: WebState) -> list[dict[str, Any]]:
 async def licenses(request: web.Request) -> dict[str, Any]:
     state = request.app[STATE]
     job = state.jobs.get(int(request.query["job"])) if request.query.get("job", "").isdigit() else None
-    return {"rows": await _rows(state), "job": job, "now": await (await state.chain()).timestamp()}
+    return {
+        "rows": await _rows(state),
+        "job": job,
+        "now": await (await state.chain()).timestamp(),
+        "formats": export_formats(),
+    }
 
 
 def _out_dir(state: WebState, license_id: int) -> Path:
@@ -99,6 +104,36 @@ async def fetch(request: web.Request) -> web.Response:
 
     job = state.jobs.start("fetch", f"fetch license {license_id}", work, explain=explain)
     raise web.HTTPSeeOther(f"/licenses?job={job.job_id}#license-{license_id}")
+
+
+def export_formats() -> tuple[str, ...]:
+    """The document formats :mod:`market.audit` can export a training mix of receipts to (none
+    until the receipts branch lands: the page shows the export form once there are some)."""
+    return tuple(getattr(audit, "FORMATS", ()))
+
+
+@routes.get("/licenses/export")
+async def export(request: web.Request) -> web.Response:
+    """One document (SPDX, Croissant, the EU AI Act summary...) for the receipts of every license
+    whose key was delivered."""
+    state = request.app[STATE]
+    fmt = request.query.get("format", "")
+    exporter = getattr(audit, "export", None)
+    if fmt not in export_formats() or exporter is None:
+        raise web.HTTPBadRequest(text=f"format {fmt!r}: one of {', '.join(export_formats()) or '(none yet)'}")
+    chain = await state.chain()
+    delivered = [
+        lic for lic in await queries.licenses(chain, buyer=state.address) if lic.status == LicenseStatus.DELIVERED
+    ]
+    if not delivered:
+        raise web.HTTPBadRequest(text="no license with a delivered key: nothing to export")
+    receipts = [await audit.build_receipt(chain, lic.license_id, state.keystore.account) for lic in delivered]
+    document = exporter(receipts, fmt, created=await chain.timestamp())
+    return web.Response(
+        body=json.dumps(document, indent=2, sort_keys=True).encode(),
+        content_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="licensed-data-{fmt}.json"'},
+    )
 
 
 @routes.post(r"/licenses/{license_id:\d+}/refund")

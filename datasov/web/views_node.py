@@ -27,6 +27,8 @@ from .state import STATE, NodeSide, WebState
 
 routes = web.RouteTableDef()
 EPOCHS_SHOWN = 30
+ANNOUNCED = ("region", "ask", "capacity", "peer_id", "available", "proofs_ok", "proofs_missed")
+"""What a chain-backed directory knows of a node beyond address and URL (a static list knows none)."""
 EPOCHS_MIN = 12  # the chart shows at least this many epochs (where the chain has them)
 
 
@@ -168,6 +170,7 @@ async def network(request: web.Request) -> dict[str, Any]:
     for info, (rtt, health) in zip(nodes, probes, strict=True):
         op = await chain.get_operator(info.address)
         row: dict[str, Any] = {"address": info.address, "url": info.url, "stake": op.stake, "registered": op.registered}
+        row["announced"] = {k: getattr(info, k) for k in ANNOUNCED if getattr(info, k, None) not in (None, "", 0, ())}
         if rtt is None:
             row.update(reachable=False, problem=health)
         else:
