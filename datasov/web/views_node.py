@@ -99,6 +99,7 @@ async def node_report(chain: Chain, node: NodeSide, client_health: dict[str, Any
         "earned_total": sum(earned.values()),
         "unclaimed": unclaimed,
         "withdrawable": await chain.storage_balance(operator),
+        "wallet": await chain.balance_of(operator),
         "stake": op.stake,
         "registered": op.registered,
         "slashed": sum(int(e["args"]["slashed"]) for e in missed_logs),

@@ -10,28 +10,35 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 
+from contracts.connection import TOKEN
 from contracts.terms import Purpose
 from datasov.demo import _same_tree
 from datasov.devnet import LocalNetwork
 from datasov.web.server import start
 from datasov.web.state import NodeSide, WebState
-from market import audit, buyer
+from market import audit, buyer, publisher
 from market.keystore import Keystore
+from storage_node.client import NodeClient
 from storage_node.prover import Prover
 
-from .conftest import SAMPLE, Publish
+from .conftest import LAYOUT, PRICE, SAMPLE, Publish, accept_placements
 
 pytestmark = pytest.mark.asyncio
 CHROMIUM = Path("/usr/bin/chromium")
 playwright_api = pytest.importorskip("playwright.async_api")
 if not CHROMIUM.exists():
     pytest.fail(f"{CHROMIUM} is missing: run `make chromium` (the browser tests need Debian's Chromium)")
+
+
+def parse_tokens(text: str) -> int:
+    return int(Decimal(text) * TOKEN)
 
 
 @dataclass
@@ -200,28 +207,46 @@ async def test_an_owner_publishes_a_folder_through_the_page_with_a_progress_bar(
     await owner_app.shot(tmp_path, "published-dataset")
 
 
-async def test_an_operators_page_shows_a_proof_after_an_epoch(
-    net: LocalNetwork, browser: Any, publish: Publish, lab_app: App, tmp_path: Path
+async def test_an_operators_page_shows_a_proof_after_an_epoch_and_claims_its_fee(
+    net: LocalNetwork, browser: Any, owner: Keystore, client: NodeClient, lab_app: App, tmp_path: Path
 ) -> None:
-    offer = await publish()
-    holder = net.node_of(offer.pub.placements[0].address)
+    fee = TOKEN // 10
+    options = publisher.PublishOptions(layout=LAYOUT, price=PRICE, epochs=20, fee_per_share_epoch=fee)
+    pub = await publisher.publish(
+        SAMPLE, chain=net.chain, keystore=owner, directory=net.directory, client=client,
+        staging=tmp_path / "staging", options=options,
+    )  # fmt: skip
+    await accept_placements(net, pub)
+    holder = net.node_of(pub.placements[0].address)
     assert holder.node.store is not None
-    node_app = await open_app(
-        net, browser, lab_app.state.keystore, NodeSide(holder.home, holder.node.operator, holder.node.url)
-    )
+    operator = holder.node.operator
+    node_app = await open_app(net, browser, lab_app.state.keystore, NodeSide(holder.home, operator, holder.node.url))
     try:
         page = node_app.page
         await page.goto(node_app.login.replace("/?", "/node?"))
         before = int(await page.locator(".proofs-total").inner_text())
-        first = (await net.chain.get_share(offer.pub.deal_id, 0)).active_from
+        earned_before = parse_tokens(await page.locator(".earned-total").inner_text())
+        first = (await net.chain.get_share(pub.deal_id, 0)).active_from
         await net.chain.advance_to_epoch(first)
-        report = await Prover(net.chain, holder.node.operator, holder.node.store).prove_epoch(first)
-        assert (offer.pub.deal_id, 0) in report.proven
+        report = await Prover(net.chain, operator, holder.node.store).prove_epoch(first)
+        assert (pub.deal_id, 0) in report.proven
         await page.reload()
         assert int(await page.locator(".proofs-total").inner_text()) == before + len(report.proven)
         assert int(await page.locator(f"#epoch-{first} .made").inner_text()) >= 1
         assert await page.locator("svg.chart rect.proof").count() >= 1
+        assert parse_tokens(await page.locator(".earned-total").inner_text()) == earned_before + fee
+        assert parse_tokens(await page.locator(".unclaimed").inner_text()) >= fee
         await node_app.shot(tmp_path, "node")
+
+        owed = parse_tokens(await page.locator(".unclaimed").inner_text())
+        owed += parse_tokens(await page.locator(".withdrawable").inner_text())
+        wallet = await net.chain.balance_of(operator.address)
+        await page.click("text=Claim fees and withdraw")
+        await page.wait_for_url("**/node")
+        assert await net.chain.balance_of(operator.address) == wallet + owed
+        assert await page.locator(".unclaimed").inner_text() == "0"
+        assert await page.locator(".withdrawable").inner_text() == "0"
+
         await page.goto(f"{node_app.base}network")
         assert int(await page.locator(".reachable-count").inner_text()) == sum(n.alive for n in net.nodes)
         await node_app.shot(tmp_path, "network")
