@@ -17,6 +17,7 @@ from aiohttp import web
 from contracts.models import LicenseStatus
 from datasov.cli import queries
 from market import audit, buyer
+from storage_node.client import NodeClient
 
 from .errors import explain
 from .filters import duration, when
@@ -90,15 +91,16 @@ async def fetch(request: web.Request) -> web.Response:
     out.parent.mkdir(parents=True, exist_ok=True)
 
     async def work(job: Job) -> str:
-        report = await buyer.fetch(
-            chain,
-            state.keystore,
-            state.directory,
-            state.client,
-            license_id,
-            out,
-            progress=lambda n: job.progress("fetch", n, dataset.plaintext_size),
-        )
+        async with NodeClient() as client:  # the CLI's fetch settings: patient with slow holders
+            report = await buyer.fetch(
+                chain,
+                state.keystore,
+                state.directory,
+                client,
+                license_id,
+                out,
+                progress=lambda n: job.progress("fetch", n, dataset.plaintext_size),
+            )
         job.stage, job.done = "done", job.total
         return f"wrote {report.bytes_written:,} bytes to {out} in {report.seconds:.1f} s"
 

@@ -24,6 +24,7 @@ from .state import STATE, WebState
 
 routes = web.RouteTableDef()
 TOKEN = 10**18
+LIVE = ("valid", "waiting for key")  # a license of these states makes a second purchase worth a warning
 
 
 def parse_tokens(text: str, *, field: str) -> int:
@@ -133,7 +134,13 @@ async def buy_confirm(request: web.Request) -> dict[str, Any]:
         parse_tokens(request.query["max_price"], field="max price") if request.query.get("max_price") else d.price
     )
     now = await chain.timestamp()
+    held = [
+        f"license {lic.license_id} ({state_})"
+        for lic in await queries.licenses(chain, buyer=state.address, dataset_ids={dataset_id})
+        if lic.purpose == purpose and (state_ := await queries.license_state(chain, lic)) in LIVE
+    ]
     return {
+        "held": held,
         "dataset_id": dataset_id,
         "purpose": purpose.name.lower(),
         "permission": terms.permission(purpose).name.lower(),

@@ -23,6 +23,7 @@ from datasov.cli.earnings import _balance
 from erasure.errors import ErasureError
 from erasure.pipeline import Layout
 from market import key_agent, publisher
+from storage_node.client import NodeClient
 
 from .errors import explain
 from .jobs import Job
@@ -219,17 +220,18 @@ async def publish(request: web.Request) -> web.Response:
     title = str(form.get("title", "")).strip() or None
 
     async def work(job: Job) -> str:
-        pub = await publisher.publish(
-            path,
-            chain=chain,
-            keystore=state.keystore,
-            directory=state.directory,
-            client=state.client,
-            staging=state.home / "staging",
-            options=options,
-            progress=job.progress,
-            name=title,
-        )
+        async with NodeClient() as client:  # the CLI's upload settings
+            pub = await publisher.publish(
+                path,
+                chain=chain,
+                keystore=state.keystore,
+                directory=state.directory,
+                client=client,
+                staging=state.home / "staging",
+                options=options,
+                progress=job.progress,
+                name=title,
+            )
         titles.remember(state.home, pub.manifest_hash, pub.manifest.name)
         job.stage, job.done = "done", job.total
         job.link = f"/datasets/{pub.dataset_id}"

@@ -138,6 +138,10 @@ async def test_a_lab_buys_and_fetches_through_the_pages(lab_app: App, publish: P
     fetched = lab_app.state.downloads / f"license-{license_id}"
     assert _same_tree(SAMPLE, fetched)
 
+    await page.goto(f"{lab_app.base}datasets/{dataset_id}/buy?purpose=ai_training")  # a second purchase: warned
+    assert f"license {license_id} (valid)" in await page.locator(".held").inner_text()
+    await page.goto(f"{lab_app.base}licenses")
+
     async with page.expect_download() as download:
         await page.click(f"#license-{license_id} a:text('receipt')")
     saved = Path(await (await download.value).path())
