@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from contracts.models import Deployment
 
@@ -28,6 +29,7 @@ def home_on_a_chain_that_is_down(tmp_path: Path) -> Path:
     return home
 
 
+@pytest.mark.slow
 async def test_ui_serves_logs_in_once_and_stops_on_sigterm(tmp_path: Path) -> None:
     home = home_on_a_chain_that_is_down(tmp_path)
     cmd = [sys.executable, "-m", "datasov", "ui", "--home", str(home), "--listen", "127.0.0.1:0", "--json"]

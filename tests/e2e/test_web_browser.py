@@ -30,7 +30,7 @@ from storage_node.prover import Prover
 
 from .conftest import LAYOUT, PRICE, SAMPLE, Publish, accept_placements
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 CHROMIUM = Path("/usr/bin/chromium")
 playwright_api = pytest.importorskip("playwright.async_api")
 if not CHROMIUM.exists():
