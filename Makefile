@@ -1,11 +1,12 @@
 # Two commands for a fresh machine:
 #   make demo   create .venv if missing, install datasov, run the demo
-#   make test   create .venv if missing, install with test extras, run ruff, lint-imports, mypy and pytest
+#   make test   create .venv if missing, install with test extras (and Debian's chromium for the browser
+#               tests), run ruff, lint-imports, mypy and pytest
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest contracts contracts-check bench clean
+.PHONY: demo test lint typecheck pytest contracts contracts-check bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +44,15 @@ typecheck: $(VENV)/.installed-test
 pytest: $(VENV)/.installed-test contracts/node_modules/.installed
 	$(BIN)/pytest -q
 
-test: lint typecheck contracts-check pytest
+# Debian's Chromium for the browser tests (Playwright drives it; it cannot download browsers here)
+CHROMIUM ?= /usr/bin/chromium
+chromium: $(CHROMIUM)
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	else echo "the browser tests need Chromium: run 'apt-get install -y chromium' as root" >&2; exit 1; fi; \
+	$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+test: lint typecheck contracts-check chromium pytest
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench.pipeline --quick

@@ -82,14 +82,20 @@ class Connection:
         """Use contracts already deployed on any EVM JSON-RPC endpoint."""
         w3 = AsyncWeb3(AsyncWeb3.AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
         try:
-            chain_id = await w3.eth.chain_id
-        except Exception as err:
-            raise errors.ChainUnavailable(f"cannot reach {rpc_url}: {err}") from err
-        if chain_id != deployment.chain_id:
-            raise errors.DeploymentError(f"{rpc_url} is chain {chain_id}, the deployment is for {deployment.chain_id}")
-        for address in (deployment.registry, deployment.license_manager, deployment.storage_market):
-            if not await w3.eth.get_code(to_checksum_address(address)):
-                raise errors.DeploymentError(f"no contract at {address} on {rpc_url}")
+            try:
+                chain_id = await w3.eth.chain_id
+            except Exception as err:
+                raise errors.ChainUnavailable(f"cannot reach {rpc_url}: {err}") from err
+            if chain_id != deployment.chain_id:
+                raise errors.DeploymentError(
+                    f"{rpc_url} is chain {chain_id}, the deployment is for {deployment.chain_id}"
+                )
+            for address in (deployment.registry, deployment.license_manager, deployment.storage_market):
+                if not await w3.eth.get_code(to_checksum_address(address)):
+                    raise errors.DeploymentError(f"no contract at {address} on {rpc_url}")
+        except BaseException:
+            await w3.provider.disconnect()  # a failed connect leaves no HTTP session behind (a caller may retry)
+            raise
         return cls(w3, deployment, kind="rpc", receipt_timeout=receipt_timeout)
 
     @classmethod

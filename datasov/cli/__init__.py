@@ -22,6 +22,7 @@ from .lab import fetch, license, licenses
 from .node import node
 from .pipeline import pipeline
 from .publish import offer, publish
+from .webui import ui
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -75,6 +76,7 @@ for command in (
     cli.add_command(command)
 cli.add_command(pipeline)
 cli.add_command(node)
+cli.add_command(ui)
 
 
 def main() -> None:
