@@ -5,8 +5,11 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# pytest workers (pytest-xdist): one per core; a test file stays on one worker (its module fixtures
+# are built once), session fixtures (devnet, Hardhat) are built per worker on ports the kernel picks
+PYTEST_WORKERS ?= auto
 
-.PHONY: demo test lint typecheck pytest contracts contracts-check bench clean chromium
+.PHONY: demo test lint typecheck pytest contracts contracts-check bench bench-peers clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +45,7 @@ typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
 pytest: $(VENV)/.installed-test contracts/node_modules/.installed
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=15
 
 # Debian's Chromium for the browser tests (Playwright drives it; it cannot download browsers here)
 CHROMIUM ?= /usr/bin/chromium
@@ -57,5 +60,11 @@ test: lint typecheck contracts-check chromium pytest
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench.pipeline --quick
 
+# Side by side with Tahoe-LAFS 1.20.0 (installed from PyPI into .venv-tahoe, pinned by
+# bench/tahoe-constraints.txt): 256 MiB, 3-of-10, 10 storage nodes each; not part of `make test`
+PEERS_ARGS ?= --size 256 -k 3 -n 10 --nodes 10 --rounds 2
+bench-peers: $(VENV)/.installed
+	$(BIN)/python -m bench.peers $(PEERS_ARGS)
+
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-tahoe build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,4 +1,9 @@
-"""The ``datasov`` command: one module per command group.
+"""The ``datasov`` command: one module per command group, each imported only when it is invoked.
+
+``COMMANDS`` below is the whole registry: a command's name, the module under ``datasov.cli`` that
+defines it (``"module"`` or ``"module:attribute"``; the attribute defaults to the name) and its
+one-line help, which ``datasov --help`` shows without importing anything (a test checks that each
+line is the command's own short help). Registering a new command is one line there.
 
 ``context`` holds the shared options, the home's network and keystore, and the runner that turns
 expected failures into messages and exit codes; ``ui`` the terminal output.
@@ -6,29 +11,66 @@ expected failures into messages and exit codes; ``ui`` the terminal output.
 
 from __future__ import annotations
 
-import click
+from .lazy import LazyGroup
 
-from .. import __version__
-from .agent import agent
-from .audit import audit
-from .browse import datasets, show
-from .consent import consent, storage
-from .devnet import demo, devnet
-from .durability import durability
-from .earnings import balance, mine, withdraw
-from .home import init
-from .keys import keys
-from .lab import fetch, license, licenses
-from .node import node
-from .pipeline import pipeline
-from .publish import offer, publish
-from .webui import ui
+COMMANDS: dict[str, tuple[str, str]] = {
+    "agent": (
+        "agent",
+        "The owner's agent: releases keys while consent stands, reports missed proofs, repairs shares.",
+    ),
+    "audit": (
+        "audit",
+        "Consent receipts: what you licensed, for which bytes, when; checkable against the chain alone.",
+    ),
+    "balance": (
+        "earnings",
+        "Your tokens: in your wallet, license payments you can claim now, payments still in their dispute window "
+        "or waiting for delivery, and your storage-market balance.",
+    ),
+    "consent": ("consent", "Revoke consent for a dataset you own."),
+    "datasets": ("browse", "List the datasets on offer, with whether their storage can serve them."),
+    "demo": (
+        "devnet",
+        "Run the whole story on this machine: publish, license, fetch, lose nodes, get paid, revoke, audit.",
+    ),
+    "devnet": ("devnet", "A long-running local network: embedded chain over JSON-RPC plus storage nodes."),
+    "durability": ("durability", "Estimate the yearly chance of losing a dataset, and the storage expansion factor."),
+    "fetch": (
+        "lab",
+        "Fetch a licensed dataset: every block verified against the on-chain commitment, then decrypted.",
+    ),
+    "init": ("home", "Create a home: an encrypted keystore with your account, and the network to use."),
+    "keys": ("keys", "Back up and restore your keys (data keys of your datasets, license keys, account)."),
+    "license": ("lab", "Buy licenses and get refunds."),
+    "licenses": (
+        "lab",
+        "List the licenses you bought, with their state (valid, waiting for key, refundable, expired...).",
+    ),
+    "mine": (
+        "earnings",
+        "Your datasets: title, licenses sold, revenue, keys still to deliver, consent, storage health.",
+    ),
+    "node": ("node", "Run a storage node: store encrypted shares, serve them, prove you hold them."),
+    "offer": ("publish", "Change what a dataset you own is offered for."),
+    "pipeline": ("pipeline", "Encrypt, erasure-code and commit datasets on this machine (no network, no chain)."),
+    "publish": (
+        "publish",
+        "Encrypt, erasure-code and store a file or folder on n nodes, and offer licenses for it.",
+    ),
+    "show": (
+        "browse",
+        "Show one dataset: terms, sizes, commitment, storage health, where its shares are and whether they answer.",
+    ),
+    "storage": ("consent", "Manage the storage of datasets you own."),
+    "ui": ("webui", "Open the web app: market, your licenses and datasets, your node, the network."),
+    "withdraw": (
+        "earnings",
+        "Move your earnings to your wallet: claim every license payment whose dispute window closed, and withdraw "
+        "your storage-market balance.",
+    ),
+}
 
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, "-V", "--version", prog_name="datasov")
-def cli() -> None:
-    """datasov: decentralized storage and consented data licensing.
+HELP = """datasov: decentralized storage and consented data licensing.
 
     Data owners publish encrypted, erasure-coded datasets and sell licenses to train AI on
     them; AI labs buy licenses and fetch exactly the bytes they paid for; node operators
@@ -52,31 +94,20 @@ def cli() -> None:
     """
 
 
-cli.add_command(demo)
-cli.add_command(devnet)
-for command in (
-    init,
-    publish,
-    offer,
-    datasets,
-    show,
-    mine,
-    balance,
-    withdraw,
-    license,
-    licenses,
-    fetch,
-    consent,
-    storage,
-    audit,
-    agent,
-    keys,
-    durability,
-):
-    cli.add_command(command)
-cli.add_command(pipeline)
-cli.add_command(node)
-cli.add_command(ui)
+def _version() -> str:
+    from .. import __version__  # importlib.metadata: only when asked
+
+    return __version__
+
+
+cli = LazyGroup(
+    name="datasov",
+    package=__name__,
+    registry=COMMANDS,
+    help=HELP,
+    version=_version,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 
 
 def main() -> None:

@@ -1,0 +1,91 @@
+"""CLI start-up benchmark: ``datasov`` commands as a user runs them, against limits and a bare interpreter.
+
+    python -m bench.cli [--quick] [--json]
+
+- peer (measured first, same run): ``python -c pass``, the interpreter's own start-up;
+- ``datasov --help`` and ``datasov --version``: limit 0.3 s;
+- commands that only read the chain (``balance``, ``datasets``) against a ``datasov devnet up`` process
+  on loopback with 2 nodes: limit 1 s; their floor is ``python -c 'import web3'`` (also measured: web3
+  imports eth_account, whose eth_keyfile imports py_ecc's BLS12-381 at module level).
+
+Each figure is the median of several runs (the best one printed beside it) and its ratio to the limit
+(< 1 is within it) and to the bare interpreter. On a shared machine the medians move with the load;
+the ratios to ``python -c pass`` move less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .cliproc import Devnet, run_timed
+
+HELP_LIMIT = 0.3
+READ_LIMIT = 1.0
+
+
+def bare_python(reps: int, code: str = "pass") -> list[float]:
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def timed(args: list[str], reps: int) -> tuple[list[float], float]:
+    runs = [run_timed(*args) for _ in range(reps)]
+    return [r.seconds for r in runs], max(r.peak_rss_mib for r in runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    args = parser.parse_args()
+    reps = 5 if args.quick else 11
+    out: dict[str, float] = {}
+    bare = statistics.median(bare_python(reps))
+    out["python_pass_s"] = round(bare, 4)
+    print(f"cli start-up benchmark ({reps} runs each, median; best in brackets)")
+    floor = statistics.median(bare_python(reps, "import web3"))
+    out["python_import_web3_s"] = round(floor, 4)
+    print(f"  python -c pass                   {bare:6.3f} s  (the peer)")
+    print(f"  python -c 'import web3'          {floor:6.3f} s  (the floor of any command that talks to the chain)")
+
+    def report(key: str, label: str, times: list[float], rss: float, limit: float) -> None:
+        med = statistics.median(times)
+        out[f"{key}_s"] = round(med, 4)
+        out[f"{key}_limit_ratio"] = round(med / limit, 3)
+        out[f"{key}_python_ratio"] = round(med / bare, 2)
+        out[f"{key}_web3_ratio"] = round(med / floor, 2)
+        out[f"{key}_peak_rss_mib"] = round(rss, 1)
+        print(
+            f"  {label:32} {med:6.3f} s  [{min(times):.3f}] = {med / limit:4.2f}x the {limit} s limit, "
+            f"{med / bare:4.1f}x python, {med / floor:4.2f}x import web3; peak RSS {rss:.0f} MiB"
+        )
+
+    for key, label, cmd in (("help", "datasov --help", ["--help"]), ("version", "datasov --version", ["--version"])):
+        report(key, label, *timed(cmd, reps), HELP_LIMIT)
+
+    with tempfile.TemporaryDirectory(prefix="datasov-bench-cli-") as tmp:
+        devnet = Devnet(Path(tmp) / "net", nodes=2)
+        try:
+            home = devnet.init_home(Path(tmp) / "alice", 1)
+            for key, cmd in (("balance", "balance"), ("datasets", "datasets")):
+                times, rss = timed([cmd, "--home", str(home), "--json"], reps)
+                report(key, f"datasov {cmd} --json (reads chain)", times, rss, READ_LIMIT)
+        finally:
+            devnet.stop()
+    if args.json:
+        print(json.dumps(out, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
