@@ -15,6 +15,8 @@ timeouts, deployments, terms) are :mod:`contracts.errors` and the nodes' are :mo
     ├── KeystoreError              market.keystore: missing, locked or unreadable keystore
     │   └── WrongPassphrase
     ├── DirectoryError             market.directory: no usable node list
+    ├── GuardianError              market.guardians: guardians that cannot be picked or set
+    │   └── NotEnoughGuardians     fewer eligible guardians (announced, staked, distinct /24) than asked
     ├── TermsUnavailable           market.offers: the offer's terms cannot be read
     └── ReceiptError               market.audit: a consent receipt that does not verify
 
