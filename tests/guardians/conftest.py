@@ -32,13 +32,6 @@ async def base_chain() -> AsyncIterator[DevChain]:
     yield await DevChain.embedded(dev_accounts=12)
 
 
-@pytest_asyncio.fixture
-async def chain(base_chain: DevChain) -> AsyncIterator[DevChain]:
-    snapshot = await base_chain.snapshot()
-    yield base_chain
-    await base_chain.revert(snapshot)
-
-
 @dataclass
 class Guarded:
     chain: DevChain
@@ -58,14 +51,36 @@ async def announce(chain: Chain, accounts: list[LocalAccount]) -> None:
         await chain.register_guardian_key(op, bytes(guardian_secret(op).public_key))
 
 
-@pytest_asyncio.fixture
-async def guarded(chain: DevChain, tmp_path: Path) -> Guarded:
+@dataclass
+class World:
+    """The shared chain state every test starts from (reverted to after each)."""
+
+    snapshot: object
+    published: Published = field(repr=False)
+    epoch: int
+
+
+@pytest_asyncio.fixture(scope="session")
+async def world(base_chain: DevChain) -> World:
     man, shares, key = encode_sample()
-    dataset_id = await register(chain, man)
-    await make_servable(chain, dataset_id, man.n)  # registers OPERATORS[:n] with stake
+    dataset_id = await register(base_chain, man)
+    await make_servable(base_chain, dataset_id, man.n)  # registers OPERATORS[:n] with stake
     members = OPERATORS[:M]
-    await announce(chain, members)
-    epoch = await guardians.share_key(chain, OWNER, dataset_id, key, [g.address for g in members], T, fee_bps=500)
+    await announce(base_chain, members)
+    epoch = await guardians.share_key(base_chain, OWNER, dataset_id, key, [g.address for g in members], T, fee_bps=500)
+    return World(await base_chain.snapshot(), Published(dataset_id, man, shares, key, []), epoch)
+
+
+@pytest_asyncio.fixture
+async def chain(base_chain: DevChain, world: World) -> AsyncIterator[DevChain]:
+    await base_chain.revert(world.snapshot)
+    yield base_chain
+    await base_chain.revert(world.snapshot)
+
+
+@pytest_asyncio.fixture
+async def guarded(chain: DevChain, world: World, tmp_path: Path) -> Guarded:
+    members = OPERATORS[:M]
     agents = []
     for i, g in enumerate(members):
         home = tmp_path / f"guardian{i}"
@@ -73,4 +88,4 @@ async def guarded(chain: DevChain, tmp_path: Path) -> Guarded:
         agents.append(GuardianAgent(chain, g, guardian_secret(g), home=home, poll=0.05))
     (tmp_path / "lab").mkdir()
     buyer = Keystore.create(tmp_path / "lab", b"pw", account=BUYER)
-    return Guarded(chain, Published(dataset_id, man, shares, key, []), epoch, members, agents, buyer)
+    return Guarded(chain, world.published, world.epoch, members, agents, buyer)
