@@ -38,6 +38,24 @@ from .key_agent import MAX_RANGE, TRANSIENT, default_margin
 log = logging.getLogger("datasov.guardian")
 
 STATE_FILE = "guardian.json"
+KEY_FILE = "guardian.key"  # the X25519 secret, hex, mode 0600
+
+
+def load_or_create_guardian_key(home: Path) -> PrivateKey:
+    """The guardian X25519 key kept in ``home/guardian.key`` (0600), created on first use."""
+    path = home / KEY_FILE
+    if not path.exists():
+        key = PrivateKey.generate()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(bytes(key).hex() + "\n")
+        return key
+    if path.stat().st_mode & 0o077:
+        raise MarketError(f"{path} is readable by others; run: chmod 600 {path}")
+    try:
+        return PrivateKey(bytes.fromhex(path.read_text().strip()))
+    except ValueError as err:
+        raise MarketError(f"{path} does not hold a guardian key") from err
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,8 @@ def _subnet(url: str) -> str | None:
         ip = ipaddress.ip_address(host)
     except ValueError:
         return None
+    if ip.is_loopback:  # a devnet on one machine: no /24 to tell apart
+        return None
     if isinstance(ip, ipaddress.IPv4Address):
         return str(ipaddress.ip_network(f"{ip}/24", strict=False))
     return str(ipaddress.ip_network(f"{ip}/48", strict=False))

@@ -16,6 +16,7 @@ from .consent import consent, storage
 from .devnet import demo, devnet
 from .durability import durability
 from .earnings import balance, mine, withdraw
+from .guardian import guardian, guardians
 from .home import init
 from .keys import keys
 from .lab import fetch, license, licenses
@@ -71,6 +72,8 @@ for command in (
     agent,
     keys,
     durability,
+    guardian,
+    guardians,
 ):
     cli.add_command(command)
 cli.add_command(pipeline)
