@@ -22,6 +22,7 @@ from contracts.guardians import PieceDelivery
 from contracts.models import License
 from erasure import envelope
 
+from .buy_errors import BadPieces, KeyMismatch
 from .keystore import Keystore, KeystoreError
 
 log = logging.getLogger("datasov.lab")
@@ -99,3 +100,22 @@ async def check_pieces(chain: Chain, keystore: Keystore, lic: License, *, disput
         keystore.note_license(lic.license_id, new_key)
         out.disputed = True
     return out
+
+
+async def key_from_pieces(chain: Chain, keystore: Keystore, lic: License) -> bytes:
+    out = await check_pieces(chain, keystore, lic)
+    if out.key is not None:
+        return out.key
+    if out.owner_fault:
+        raise KeyMismatch(
+            f"the guardians' pieces for license {lic.license_id} match their commitments but combine to a key "
+            "that misses the dataset's key commitment (the owner committed inconsistent pieces): disputed "
+            f"on-chain, the payment was refunded ({lic.price} to {lic.buyer})",
+            refunded=True,
+        )
+    named = ", ".join(f"piece {i} from guardian {g}" for i, g in sorted(out.bad.items()))
+    raise BadPieces(
+        f"license {lic.license_id}: {named} failed its commitment; proven on-chain (the guardian is counted "
+        "and banned for this license), waiting for other guardians",
+        guardians=out.bad,
+    )
