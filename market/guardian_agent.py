@@ -133,7 +133,7 @@ class GuardianAgent(Ticking):
                 pending.add(int(event["licenseId"]))
             state["next_block"] = upto + 1
         decided: list[PieceDecision] = []
-        for license_id in sorted(pending):
+        for license_id in sorted(pending) if guarded else ():  # guarding nothing yet: only keep the list
             try:
                 decision = await self.handle(license_id, guarded)
             except TRANSIENT:
@@ -160,12 +160,15 @@ class GuardianAgent(Ticking):
         return decided
 
     async def handle(self, license_id: int, guarded: dict[int, GuardianSet] | None = None) -> PieceDecision | None:
-        """Decide one license: None if this guardian does not guard its dataset."""
+        """Decide one license: None once it needs nothing more from this guardian and is not its
+        business (not pending, dataset not guarded by it); "waiting" while the dataset is unguarded
+        (its owner may name this guardian later)."""
         lic = await self.chain.get_license(license_id)
         guarded = await self.chain.guarded_datasets(self.account.address) if guarded is None else guarded
         gset = guarded.get(lic.dataset_id)
         if gset is None:
-            return None
+            pending = lic.status == LicenseStatus.PENDING
+            return PieceDecision(license_id, lic.dataset_id, "waiting", "not guarded by me") if pending else None
 
         def decide(outcome: str, reason: str = "", *, final: bool = False) -> PieceDecision:
             return PieceDecision(license_id, lic.dataset_id, outcome, reason, final)
