@@ -139,14 +139,17 @@ class GuardianCalls(Connection):
             raise errors.ChainError(f"no GuardiansSet event for dataset {dataset_id} epoch {epoch}")
         return [bytes(b) for b in logs[-1]["args"]["sealedPieces"]]
 
+    async def guardian_sets_changed(self, from_block: int, to_block: int) -> set[int]:
+        """Datasets whose guardians were set in ``[from_block, to_block]``."""
+        self._need_guardians()
+        logs = await self.key_guardians.events.GuardiansSet().get_logs(from_block=from_block, to_block=to_block)
+        return {int(log["args"]["datasetId"]) for log in logs}
+
     async def guarded_datasets(self, guardian: str) -> dict[int, GuardianSet]:
         """Datasets whose current guardian set includes ``guardian``."""
-        self._need_guardians()
-        logs = await self.key_guardians.events.GuardiansSet().get_logs(
-            from_block=self.deployment.deployed_block, to_block="latest"
-        )
+        changed = await self.guardian_sets_changed(self.deployment.deployed_block, await self.block_number())
         out: dict[int, GuardianSet] = {}
-        for ds in {int(log["args"]["datasetId"]) for log in logs}:
+        for ds in changed:
             current = await self.guardian_set(ds)
             if current is not None and current.index_of(guardian):
                 out[ds] = current

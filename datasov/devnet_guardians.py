@@ -28,7 +28,7 @@ class DevnetGuardians:
 
     @classmethod
     async def start(
-        cls, chain: Chain, nodes: Iterable[tuple[Path, LocalAccount]], *, poll: float = 1.0
+        cls, chain: Chain, nodes: Iterable[tuple[Path, LocalAccount]], *, poll: float = 2.0
     ) -> DevnetGuardians:
         """Announce each node's guardian key (unless it already is) and start its agent."""
         out = cls()

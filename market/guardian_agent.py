@@ -89,6 +89,8 @@ class GuardianAgent(Ticking):
         self.decisions: list[PieceDecision] = []
         self._pieces: dict[tuple[int, int], shamir.Piece | None] = {}
         self._last: dict[int, PieceDecision] = {}
+        self._guarded: dict[int, GuardianSet] = {}
+        self._guard_block: int | None = None
 
     def _load(self) -> dict[str, Any]:
         try:
@@ -122,10 +124,23 @@ class GuardianAgent(Ticking):
             self._pieces[cache_key] = piece
         return self._pieces[cache_key]
 
+    async def _refresh_guarded(self, head: int) -> dict[int, GuardianSet]:
+        """The datasets this account guards now, updated from the GuardiansSet events since last time."""
+        start = self._guard_block if self._guard_block is not None else self.chain.deployment.deployed_block
+        if start <= head:
+            for ds in await self.chain.guardian_sets_changed(start, head):
+                current = await self.chain.guardian_set(ds)
+                if current is not None and current.index_of(self.account.address):
+                    self._guarded[ds] = current
+                else:
+                    self._guarded.pop(ds, None)
+            self._guard_block = head + 1
+        return dict(self._guarded)
+
     async def tick(self) -> list[PieceDecision]:
         state = self._load()
-        guarded = await self.chain.guarded_datasets(self.account.address)
         head = await self.chain.block_number()
+        guarded = await self._refresh_guarded(head)
         pending = set(state["pending"])
         while state["next_block"] <= head:
             upto = min(head, state["next_block"] + MAX_RANGE - 1)
