@@ -248,9 +248,6 @@ contract LicenseManager is ReentrancyGuard {
         if (l.status != Status.Pending) revert NotPending(licenseId, l.status);
         if (block.timestamp > l.deliveryDeadline) revert DeliveryDeadlinePassed(licenseId, l.deliveryDeadline);
         if (consentRevokedAt[l.datasetId] != 0) revert ConsentIsRevoked(l.datasetId);
-        if (registry.getTerms(l.datasetId).permissionFor(l.purpose) == Permission.NotAllowed) {
-            revert PurposeNotAllowed(l.datasetId, l.purpose);
-        }
         if (!BN254.isOnCurve(r)) revert InvalidDeliveryPoint();
         if (!storageMarket.isServable(l.datasetId)) revert DatasetNotServable(l.datasetId);
 
@@ -366,8 +363,9 @@ contract LicenseManager is ReentrancyGuard {
 
     /// @notice May a key (or a key piece) be released for this license now? Pending, before its
     /// delivery deadline, consent standing, its purpose allowed by the current terms, the dataset
-    /// servable. The one check the owner's agent, every guardian and the tests use; `deliverKey` and
-    /// `deliverKeyPiece` revert with the named reason where this is false.
+    /// servable. The one check the owner's agent, every guardian and the tests use; `deliverKeyPiece`
+    /// reverts with the named reason where this is false. `deliverKey` (the owner's own release)
+    /// does not re-read the terms on-chain (~12k gas): the owner's agent asks this view first.
     function mayRelease(uint256 licenseId) public view returns (bool) {
         License storage l = _licenses[licenseId];
         if (l.status != Status.Pending || block.timestamp > l.deliveryDeadline) return false;
