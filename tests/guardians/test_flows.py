@@ -9,7 +9,7 @@ import pytest
 from contracts import delivery, errors, pieces, shamir
 from contracts.devchain import dev_account
 from contracts.models import LicenseStatus
-from contracts.terms import Purpose
+from contracts.terms import LicenseTerms, Permission, Purpose
 from market import guardians, piece_buyer
 from market.buyer import buy
 from market.guardian_agent import GuardianAgent
@@ -17,6 +17,7 @@ from market.guardian_agent import GuardianAgent
 from .conftest import OPERATORS, OWNER, PRICE, Guarded, T, announce, guardian_secret
 
 STRANGER = dev_account(4)
+INFERENCE_ONLY = LicenseTerms(ai_inference=Permission.ALLOWED)
 
 
 async def _buy(g: Guarded) -> int:
@@ -231,3 +232,30 @@ async def test_valid_pieces_cannot_be_disputed_and_delivered_license_not_refunde
         await chain.refund(g.buyer.account, lic)
     with pytest.raises(errors.NotBuyer):
         await chain.dispute_pieces(STRANGER, lic, secret, reveals, delivery.public_key(delivery.new_secret()))
+
+
+async def test_the_agent_refuses_revoked_or_wrong_purpose_even_if_the_contract_would(
+    guarded: Guarded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defence in depth: a contract that said yes to everything (mayRelease patched to True) still
+    gets no piece for a revoked license, nor for a purpose the terms no longer allow."""
+    g, chain = guarded, guarded.chain
+    lic = await _buy(g)
+    sent: list[int] = []
+
+    async def always(license_id: int) -> bool:
+        return True
+
+    async def spy(*args: object, **kw: object) -> None:
+        sent.append(1)
+
+    monkeypatch.setattr(chain, "may_release", always)
+    monkeypatch.setattr(chain, "deliver_key_piece", spy)
+    await chain.update_offer(OWNER, g.dataset_id, price=PRICE, terms=INFERENCE_ONLY)  # training no longer allowed
+    assert (await chain.get_license(lic)).status == LicenseStatus.PENDING
+    await _tick(g.agents[:1])
+    assert [d.reason for d in g.agents[0].decisions] == ["the terms do not allow ai_training"]
+    await chain.revoke_consent(OWNER, g.dataset_id)
+    await _tick(g.agents[1:2])
+    assert [d.reason for d in g.agents[1].decisions] == ["consent has been revoked"]
+    assert sent == []
