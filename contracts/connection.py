@@ -89,7 +89,8 @@ class Connection:
             raise errors.ChainUnavailable(f"cannot reach {rpc_url}: {err}") from err
         if chain_id != deployment.chain_id:
             raise errors.DeploymentError(f"{rpc_url} is chain {chain_id}, the deployment is for {deployment.chain_id}")
-        for address in (deployment.registry, deployment.license_manager, deployment.storage_market):
+        addresses = (deployment.registry, deployment.license_manager, deployment.storage_market)
+        for address in addresses + ((deployment.key_guardians,) if deployment.key_guardians else ()):
             if not await w3.eth.get_code(to_checksum_address(address)):
                 raise errors.DeploymentError(f"no contract at {address} on {rpc_url}")
         return cls(w3, deployment, kind="rpc", receipt_timeout=receipt_timeout)
