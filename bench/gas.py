@@ -22,7 +22,9 @@ import hashlib
 import json
 import os
 
-from contracts import delivery
+from nacl.public import PrivateKey
+
+from contracts import delivery, pieces, shamir
 from contracts.chain import Chain
 from contracts.connection import TOKEN
 from contracts.devchain import DevChain, dev_account
@@ -113,6 +115,7 @@ async def run(as_json: bool) -> dict[str, object]:
     out["gas_dispute_upheld"] = await gas_of(chain, chain.dispute(buyer, bad, secret, wrong))
     await chain.advance_time(chain.deployment.dispute_window + 1)
     out["gas_claim_payment"] = await gas_of(chain, chain.claim_payment(owner, lic))
+    await guardian_gas(chain, out, ds, fn, buyer, owner, lab, secret)
 
     # proofs: BATCH deals of 2 shares; PROVIDERS[0] holds share 0 of each
     for leaf_size in LEAF_SIZES:
@@ -165,6 +168,59 @@ async def run(as_json: bool) -> dict[str, object]:
     return out
 
 
+async def guardian_gas(
+    chain: Chain,
+    out: dict[str, object],
+    ds: int,
+    purchase: object,
+    buyer: object,
+    owner: object,
+    lab: bytes,
+    secret: int,
+) -> None:
+    """Key guardians (issue 17): 3-of-5 on the same dataset, a sale delivered by pieces, fees, a bad piece."""
+    guards = PROVIDERS[:5]
+    await chain.approve(buyer, chain.deployment.license_manager, 10 * TOKEN)  # type: ignore[arg-type]
+    keys = [PrivateKey.generate() for _ in guards]
+    gas = [
+        await gas_of(chain, chain.send(chain.key_guardians.functions.registerGuardianKey(bytes(k.public_key)), g))
+        for g, k in zip(guards, keys, strict=True)
+    ]
+    out["gas_register_guardian_key"] = gas[0]
+    data_key = envelope.new_data_key()
+    split = shamir.split(data_key, 3, 5)
+    epoch = await chain.guardian_epoch(ds) + 1
+    commitments = [pieces.commit(ds, epoch, p) for p in split]
+    sealed = [pieces.seal_to_guardian(p, bytes(k.public_key)) for p, k in zip(split, keys, strict=True)]
+    fn = chain.key_guardians.functions.setGuardians(ds, [g.address for g in guards], 3, commitments, sealed, 200)
+    out["gas_set_guardians_3of5"] = await gas_of(chain, chain.send(fn, owner))
+
+    async def bought() -> int:
+        receipt = await chain.send(purchase, buyer)  # type: ignore[arg-type]
+        return int(chain.tx.event(chain.licenses, "LicensePurchased", receipt)["args"]["licenseId"])
+
+    lic = await bought()
+    ctx = await chain.delivery_context(lic)
+    gas = [
+        await gas_of(chain, chain.deliver_key_piece(guards[i], lic, i + 1, pieces.seal_to_buyer(split[i], lab, ctx)))
+        for i in range(3)
+    ]
+    out["gas_deliver_key_piece"], out["gas_deliver_key_piece_last"] = gas[0], gas[2]
+    out["gas_pieces_total_3of5"] = sum(gas)
+    await chain.advance_time(chain.deployment.dispute_window + 1)
+    out["gas_claim_payment_3_guardians"] = await gas_of(chain, chain.claim_payment(owner, lic))
+    # a bad piece among three, proven by the buyer (3 ecMul + 3 checks + key rotation)
+    bad = await bought()
+    ctx = await chain.delivery_context(bad)
+    junk = shamir.Piece(1, bytes(31) + b"\x01")
+    deliveries = [pieces.seal_to_buyer(junk if i == 0 else split[i], lab, ctx) for i in range(3)]
+    for i in range(3):
+        await chain.deliver_key_piece(guards[i], bad, i + 1, deliveries[i])
+    reveals = [(i + 1, deliveries[i]) for i in range(3)]
+    new_key = delivery.public_key(delivery.new_secret())
+    out["gas_dispute_pieces_one_bad"] = await gas_of(chain, chain.dispute_pieces(buyer, bad, secret, reveals, new_key))  # type: ignore[arg-type]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
@@ -181,6 +237,18 @@ def main() -> None:
         "gas_open_deal_n10",
     ):
         print(f"  {key[4:]:<22} {out[key]:>9,}")
+    single = int(out["gas_deliver_key"])  # type: ignore[call-overload]
+    for key in (
+        "gas_register_guardian_key",
+        "gas_set_guardians_3of5",
+        "gas_deliver_key_piece",
+        "gas_deliver_key_piece_last",
+        "gas_pieces_total_3of5",
+        "gas_claim_payment_3_guardians",
+        "gas_dispute_pieces_one_bad",
+    ):
+        ratio = int(out[key]) / single  # type: ignore[call-overload]
+        print(f"  {key[4:]:<30} {out[key]:>9,} = {ratio:.2f}x deliver_key")
     for leaf_size in LEAF_SIZES:
         one, per = out[f"gas_prove_{leaf_size}"], out[f"gas_batch{BATCH}_per_proof_{leaf_size}"]
         data = out[f"gas_prove_{leaf_size}_calldata"]

@@ -16,6 +16,7 @@ from typing import Any
 ARTIFACTS = (
     "DatasetRegistry",
     "LicenseManager",
+    "KeyGuardians",
     "StorageMarket",
     "TestToken",
     "ReentrantToken",

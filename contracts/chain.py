@@ -5,6 +5,7 @@ chain, :mod:`contracts.devchain`), with typed wrappers for every datasov contrac
     ├── contracts.registry.RegistryCalls   DatasetRegistry
     ├── contracts.licenses.LicenseCalls    LicenseManager
     ├── contracts.storage.StorageCalls     StorageMarket
+    ├── contracts.guardians.GuardianCalls  KeyGuardians, and LicenseManager's guardian path
     └── contracts.connection.Connection    web3, bound contracts, transactor, token, connect/deploy
 
 Errors are :mod:`contracts.errors` (every revert is the named class of its Solidity custom error).
@@ -13,6 +14,7 @@ Errors are :mod:`contracts.errors` (every revert is the named class of its Solid
 from __future__ import annotations
 
 from .connection import ChainConfig, Connection
+from .guardians import GuardianCalls
 from .licenses import LicenseCalls
 from .registry import RegistryCalls
 from .storage import StorageCalls
@@ -21,5 +23,5 @@ from .tx import decode_revert
 __all__ = ["Chain", "ChainConfig", "Connection", "decode_revert"]
 
 
-class Chain(LicenseCalls, RegistryCalls, StorageCalls):
+class Chain(GuardianCalls, LicenseCalls, RegistryCalls, StorageCalls):
     """An AsyncWeb3 connection with the datasov contracts bound and typed wrappers for them."""

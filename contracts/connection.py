@@ -31,6 +31,7 @@ DEFAULT_DELIVERY_WINDOW = 3600
 DEFAULT_DISPUTE_WINDOW = 3600
 DEFAULT_MIN_STAKE = 100 * TOKEN
 DEFAULT_SLASH = 10 * TOKEN
+ZERO_ADDRESS = "0x" + "00" * 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,7 @@ class Connection:
         self.registry = self._bind("DatasetRegistry", deployment.registry)
         self.licenses = self._bind("LicenseManager", deployment.license_manager)
         self.storage_market = self._bind("StorageMarket", deployment.storage_market)
+        self.key_guardians = self._bind("KeyGuardians", deployment.key_guardians or ZERO_ADDRESS)
         self.token = self._bind("TestToken", deployment.token)
 
     async def close(self) -> None:
@@ -90,7 +92,8 @@ class Connection:
                 raise errors.DeploymentError(
                     f"{rpc_url} is chain {chain_id}, the deployment is for {deployment.chain_id}"
                 )
-            for address in (deployment.registry, deployment.license_manager, deployment.storage_market):
+            addresses = (deployment.registry, deployment.license_manager, deployment.storage_market)
+            for address in addresses + ((deployment.key_guardians,) if deployment.key_guardians else ()):
                 if not await w3.eth.get_code(to_checksum_address(address)):
                     raise errors.DeploymentError(f"no contract at {address} on {rpc_url}")
         except BaseException:
@@ -118,8 +121,15 @@ class Connection:
         storage_market = await tx.create(
             "StorageMarket", deployer, registry, token, config.min_stake, config.slash_amount, config.epoch_blocks
         )
+        guardians = await tx.create("KeyGuardians", deployer, registry, storage_market)
         licenses = await tx.create(
-            "LicenseManager", deployer, registry, storage_market, config.delivery_window, config.dispute_window
+            "LicenseManager",
+            deployer,
+            registry,
+            storage_market,
+            guardians,
+            config.delivery_window,
+            config.dispute_window,
         )
         deployment = Deployment(
             chain_id=await w3.eth.chain_id,
@@ -131,6 +141,7 @@ class Connection:
             epoch_blocks=config.epoch_blocks,
             delivery_window=config.delivery_window,
             dispute_window=config.dispute_window,
+            key_guardians=guardians,
         )
         return cls(w3, deployment, kind=kind)
 

@@ -7,6 +7,9 @@
     ├── DeploymentError            no contracts at the addresses given / wrong chain
     ├── DeliveryError              contracts.delivery: a key delivery could not be made or opened
     │   └── InvalidPoint           not a finite BN254 G1 point (or not a valid secret scalar)
+    ├── SharingError               contracts.shamir: a key that cannot be split, pieces that cannot combine
+    │   ├── KeyOutsideField        the key is not below the field prime (draw another key)
+    │   └── PieceError             contracts.pieces: a sealed piece that does not open or match
     └── ChainError                 anything that went wrong talking to the chain
         ├── ChainUnavailable       the JSON-RPC endpoint cannot be reached
         ├── TransactionTimeout     no receipt within the timeout
@@ -113,6 +116,7 @@ REVERTS: dict[str, type[ContractRevert]] = {
     **_define(
         AccessDenied, "NotDatasetOwner", "NotDealOwner", "NotKeyReleaser", "NotProvider", "NotBuyer", "NotPendingOwner"
     ),
+    **_define(AccessDenied, "NotGuardian", "NotStakedOperator"),
     **_define(NotFound, "UnknownDataset", "UnknownDeal", "UnknownLicense", "InvalidShare"),
     **_define(ConsentError, "ConsentIsRevoked", "PurposeNotAllowed", "AlreadyRevoked", "DatasetNotServable"),
     **_define(
@@ -123,6 +127,7 @@ REVERTS: dict[str, type[ContractRevert]] = {
         "NotDisputable",
         "DisputeWindowClosed",
         "DisputeWindowOpen",
+        "PiecesAreValid",
     ),
     **_define(
         PaymentError,
@@ -160,6 +165,8 @@ REVERTS: dict[str, type[ContractRevert]] = {
         "ShareNotReplaceable",
         "ManifestAlreadyRegistered",
         "ReentrancyGuardReentrantCall",
+        "PieceAlreadyDelivered",
+        "GuardianBanned",
     ),
     **_define(
         InvalidInput,
@@ -171,6 +178,12 @@ REVERTS: dict[str, type[ContractRevert]] = {
         "ZeroAddress",
         "DuplicateProvider",
         "WrongProviderCount",
+        "InvalidGuardianKey",
+        "InvalidThreshold",
+        "LengthMismatch",
+        "DuplicateGuardian",
+        "NoGuardianKey",
+        "FeeTooHigh",
     ),
 }
 

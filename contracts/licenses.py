@@ -118,6 +118,11 @@ class LicenseCalls(RegistryCalls, Connection):
     async def buyer_key(self, license_id: int) -> bytes:
         """The buyer's BN254 key of a license (from the LicensePurchased event)."""
         lic = await self.get_license(license_id)
+        rotated = await self._license_logs("BuyerKeyRotated", license_id, None)  # after a piece dispute
+        for log in reversed(rotated):
+            key = delivery.encode_point(int(log["args"]["buyerKeyX"]), int(log["args"]["buyerKeyY"]))
+            if delivery.key_hash(key) == lic.buyer_key_hash:
+                return key
         for log in reversed(await self._license_logs("LicensePurchased", license_id, lic.purchased_at)):
             key = delivery.encode_point(int(log["args"]["buyerKeyX"]), int(log["args"]["buyerKeyY"]))
             if delivery.key_hash(key) == lic.buyer_key_hash:

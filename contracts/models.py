@@ -25,6 +25,7 @@ class Deployment:
     epoch_blocks: int
     delivery_window: int
     dispute_window: int = 0  # 0 in deployment files older than verifiable delivery
+    key_guardians: str = ""  # "" in deployment files older than key guardians (issue 17)
 
     def to_json(self) -> dict[str, Any]:
         return {"version": 1, **asdict(self)}

@@ -23,17 +23,19 @@ from contracts.devchain import dev_account
 from contracts.loop import Ticking
 from contracts.terms import TRAINING_ALLOWED, Purpose
 from erasure.pipeline import Layout
-from market import audit, buyer, key_agent, publisher
+from market import audit, buyer, guardians, key_agent, publisher
 from market.keystore import Keystore
 from market.reporter import FaultReporter
 from storage_node.client import NodeClient
 
 from .devnet import LocalNetwork, stop_task
+from .devnet_guardians import DevnetGuardians
 
 SAMPLE = Path(__file__).parent / "samples" / "tiny-corpus"
 EPOCH_BLOCKS = 100
 PRICE = 5 * TOKEN
 FEE = TOKEN // 100  # per share per epoch
+GUARDIANS, THRESHOLD = 5, 3
 
 
 class StepFailed(Exception):
@@ -103,6 +105,8 @@ async def run_demo(workdir: Path, say: Callable[[str], None], *, nodes: int = 12
         for n in net.nodes:
             if n.prover is not None:
                 n.prover.claim_every = 1
+        nodes_and_operators = [(n.home, n.node.operator) for n in net.nodes]
+        state["guards"] = await DevnetGuardians.start(net.chain, nodes_and_operators, poll=0.2)
         state["owner"] = Keystore.create(workdir / "owner", b"demo owner passphrase", account=dev_account(1))
         state["lab"] = Keystore.create(workdir / "lab", b"demo lab passphrase", account=dev_account(2))
         return f"chain {net.chain.deployment.chain_id} (embedded EVM), {nodes} nodes on {net.nodes[0].node.url}..."
@@ -123,6 +127,9 @@ async def run_demo(workdir: Path, say: Callable[[str], None], *, nodes: int = 12
                 ),
             )
         state["pub"] = pub
+        picked = guardians.pick(await net.chain.guardian_candidates(), GUARDIANS)
+        data_key = owner.data_key_for(pub.manifest_hash)
+        await guardians.share_key(net.chain, owner.account, pub.dataset_id, data_key, picked, THRESHOLD, fee_bps=200)
         agent = key_agent.KeyAgent(net.chain, owner, home=workdir / "owner", poll=0.1)
         reporter = FaultReporter(net.chain, owner.account, poll=0.2)
         state["agent"], state["reporter"] = agent, reporter
@@ -130,7 +137,8 @@ async def run_demo(workdir: Path, say: Callable[[str], None], *, nodes: int = 12
         workers.extend([agent, reporter])
         return (
             f"dataset {pub.dataset_id}: {pub.manifest.plaintext_size:,} bytes, 4-of-10 shares on 10 nodes, "
-            f"deal {pub.deal_id}, training allowed, price 5 tokens"
+            f"deal {pub.deal_id}, training allowed, price 5 tokens; key split {THRESHOLD}-of-{GUARDIANS} among "
+            "node operators as guardians"
         )
 
     async def buy() -> str:
@@ -160,6 +168,23 @@ async def run_demo(workdir: Path, say: Callable[[str], None], *, nodes: int = 12
     async def fetch_first() -> str:
         report = await fetch(workdir / "lab" / "fetched-1")
         return f"{report.bytes_written:,} bytes, byte-identical, shares used {report.shares_used}"
+
+    async def offline_sale() -> str:
+        assert net is not None
+        agent = state["agent"]
+        at = workers.index(agent)
+        await stop_task(tasks.pop(at), workers.pop(at))  # the owner closes the laptop
+        lab = Keystore.create(workdir / "lab-offline", b"demo lab passphrase", account=dev_account(4))
+        license_id = await buyer.buy(net.chain, lab, state["pub"].dataset_id, Purpose.AI_TRAINING)
+        key = await buyer.wait_for_key(net.chain, lab, license_id, within=60)
+        pieces = await net.chain.license_pieces(license_id)
+        if not pieces.complete or key != state["owner"].data_key_for(state["pub"].manifest_hash):
+            raise StepFailed("the key did not come from the guardians")
+        return (
+            f"license {license_id}: the owner's agent is offline; {pieces.count} of {GUARDIANS} guardians checked "
+            "the license on-chain (mayRelease) and delivered their pieces; the lab checked each against its "
+            "commitment and rebuilt the key"
+        )
 
     async def kill_two() -> str:
         assert net is not None
@@ -245,6 +270,7 @@ async def run_demo(workdir: Path, say: Callable[[str], None], *, nodes: int = 12
             ("owner publishes the sample dataset, training allowed", publish),
             ("lab buys a training license; the key is delivered", buy),
             ("lab fetches the dataset; the bytes match", fetch_first),
+            ("owner goes offline; another lab buys and gets the key from 3 of 5 guardians", offline_sale),
             ("two nodes are killed; a second fetch still succeeds", kill_two),
             ("an epoch passes; nodes are paid for proofs, missing ones slashed", epoch),
             ("owner revokes consent; a new purchase is refused", revoke),
@@ -256,6 +282,8 @@ async def run_demo(workdir: Path, say: Callable[[str], None], *, nodes: int = 12
     finally:
         for task, worker in zip(tasks, workers, strict=True):
             await stop_task(task, worker)
+        if "guards" in state:
+            await state["guards"].stop()
         if net is not None:
             await net.stop()
     return demo

@@ -37,39 +37,17 @@ from erasure.manifest import Manifest
 from storage_node.client import NodeClient
 from storage_node.errors import NodeError
 
-from . import errors
+from . import piece_buyer
+from .buy_errors import BadPieces as BadPieces
+from .buy_errors import BuyError as BuyError
+from .buy_errors import KeyMismatch as KeyMismatch
+from .buy_errors import KeyNotDelivered as KeyNotDelivered
+from .buy_errors import LicenseNotUsable as LicenseNotUsable
+from .buy_errors import ManifestUnavailable as ManifestUnavailable
 from .directory import Directory, DirectoryError
 from .keystore import Keystore, KeystoreError
+from .piece_buyer import key_from_pieces
 from .remote_source import RemoteShareSource
-
-
-class BuyError(errors.MarketError):
-    """A purchase or fetch could not be completed."""
-
-
-class KeyNotDelivered(BuyError):
-    """No key arrived (yet); ``refundable`` says whether the deadline passed."""
-
-    def __init__(self, message: str, *, refundable: bool) -> None:
-        super().__init__(message)
-        self.refundable = refundable
-
-
-class KeyMismatch(BuyError):
-    """The delivered key does not match the dataset's on-chain key commitment. ``refunded`` says
-    whether the dispute went through (else the dispute window had closed)."""
-
-    def __init__(self, message: str, *, refunded: bool) -> None:
-        super().__init__(message)
-        self.refunded = refunded
-
-
-class LicenseNotUsable(BuyError):
-    """The license is refunded, expired or its consent was revoked."""
-
-
-class ManifestUnavailable(BuyError):
-    """No holder served a manifest matching the on-chain manifest hash."""
 
 
 async def buy(
@@ -104,8 +82,11 @@ async def buy(
 async def receive_key(chain: Chain, keystore: Keystore, lic: License) -> bytes:
     """The data key delivered for a license, checked against the dataset's on-chain key
     commitment. A wrong key (or garbage) is disputed on-chain at once, which refunds the buyer,
-    and raises :class:`KeyMismatch`."""
+    and raises :class:`KeyMismatch`. A license delivered by t guardian pieces is opened piece by
+    piece (:mod:`market.piece_buyer`): bad pieces are proven on-chain and raise :class:`BadPieces`."""
     sealed = await chain.delivery(lic.license_id)
+    if sealed is None and (await chain.license_pieces(lic.license_id)).complete:
+        return await key_from_pieces(chain, keystore, lic)
     if sealed is None:
         raise BuyError(f"license {lic.license_id} is delivered but no KeyDelivered event was found")
     try:
@@ -138,13 +119,28 @@ async def receive_key(chain: Chain, keystore: Keystore, lic: License) -> bytes:
 async def wait_for_key(
     chain: Chain, keystore: Keystore, license_id: int, *, within: float = 60.0, poll: float = 0.25
 ) -> bytes:
-    """The data key of a license once the owner's agent delivered it, checked against the
-    on-chain commitment (see :func:`receive_key`: a wrong key is disputed and refunded)."""
+    """The data key of a license once the owner's agent delivered it or t guardians delivered
+    their pieces, checked against the on-chain commitments (see :func:`receive_key`: a wrong key is
+    disputed and refunded; a bad piece is proven on-chain and its guardian named, and the wait goes
+    on for the other guardians' pieces)."""
     deadline = time.monotonic() + within
+    bad: dict[int, str] = {}
+    seen_pieces = 0
     while True:
         lic = await chain.get_license(license_id)
         if lic.status == LicenseStatus.DELIVERED:
-            return await receive_key(chain, keystore, lic)
+            try:
+                return await receive_key(chain, keystore, lic)
+            except BadPieces as err:
+                bad.update(err.guardians)
+                seen_pieces = 0
+                continue
+        if lic.status == LicenseStatus.PENDING and await chain.guardian_epoch(lic.dataset_id):
+            count = (await chain.license_pieces(license_id)).count
+            if count > seen_pieces:  # check pieces as they come: a bad one is proven at once
+                out = await piece_buyer.check_pieces(chain, keystore, lic)
+                bad.update(out.bad)
+                seen_pieces = 0 if out.disputed else count
         if lic.status == LicenseStatus.REFUNDED:
             raise LicenseNotUsable(f"license {license_id} was refunded")
         if lic.status == LicenseStatus.REJECTED:
@@ -156,8 +152,14 @@ async def wait_for_key(
                 refundable=True,
             )
         if time.monotonic() >= deadline:
+            named = "".join(f"; piece {i} from guardian {g} was bad (proven on-chain)" for i, g in sorted(bad.items()))
+            if bad:
+                raise BadPieces(
+                    f"no key for license {license_id} yet{named}; delivery deadline in {lic.delivery_deadline - now} s",
+                    guardians=bad,
+                )
             raise KeyNotDelivered(
-                f"no key for license {license_id} yet (the owner's key agent may be offline); "
+                f"no key for license {license_id} yet (the owner's key agent and its guardians may be offline); "
                 f"delivery deadline in {lic.delivery_deadline - now} s",
                 refundable=False,
             )

@@ -6,6 +6,7 @@ timeouts, deployments, terms) are :mod:`contracts.errors` and the nodes' are :mo
     MarketError
     ├── BuyError                   market.buyer: a license or fetch that cannot go through
     │   ├── KeyNotDelivered        no key arrived (yet); ``refundable`` once the deadline passed
+    │   │   └── BadPieces          guardians' pieces failed their commitments (proven on-chain, named)
     │   ├── KeyMismatch            the delivered key fails the on-chain key commitment (disputed)
     │   ├── LicenseNotUsable       refunded, expired, or its consent was revoked
     │   └── ManifestUnavailable    no holder served a manifest matching the on-chain hash
@@ -15,6 +16,8 @@ timeouts, deployments, terms) are :mod:`contracts.errors` and the nodes' are :mo
     ├── KeystoreError              market.keystore: missing, locked or unreadable keystore
     │   └── WrongPassphrase
     ├── DirectoryError             market.directory: no usable node list
+    ├── GuardianError              market.guardians: guardians that cannot be picked or set
+    │   └── NotEnoughGuardians     fewer eligible guardians (announced, staked, distinct /24) than asked
     ├── TermsUnavailable           market.offers: the offer's terms cannot be read
     └── ReceiptError               market.receipts: a consent receipt that does not verify
 

@@ -194,6 +194,8 @@ class KeyAgent(Ticking):
             return decide("refused", "the delivery deadline has passed (the buyer can take a refund)")
         if now + self.margin > lic.delivery_deadline:
             return decide("refused", f"less than {self.margin} s to the delivery deadline: too late to deliver safely")
+        if self.chain.deployment.key_guardians and not await self.chain.may_release(license_id):
+            return decide("refused", "the contract says the license may not be served (mayRelease)")
         key = buyer_key if buyer_key is not None else await self.chain.buyer_key(license_id)
         try:
             if delivery.key_hash(key) != lic.buyer_key_hash:

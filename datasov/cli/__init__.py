@@ -39,6 +39,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "lab",
         "Fetch a licensed dataset: every block verified against the on-chain commitment, then decrypted.",
     ),
+    "guardian": ("guardian", "Serve as a key guardian: hold pieces of datasets' keys and release them to licensees."),
+    "guardians": (
+        "guardian",
+        "A dataset's key guardians: `datasov guardians DATASET` shows them; `replace` re-shares the key.",
+    ),
     "init": ("home", "Create a home: an encrypted keystore with your account, and the network to use."),
     "keys": ("keys", "Back up and restore your keys (data keys of your datasets, license keys, account)."),
     "license": ("lab", "Buy licenses and get refunds."),

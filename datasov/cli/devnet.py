@@ -32,9 +32,17 @@ def devnet() -> None:
 @click.option("--block-time", type=float, default=1.0, show_default=True, help="Seconds between empty blocks.")
 @click.option("--epoch-blocks", type=click.IntRange(2, 256), default=30, show_default=True)
 @click.option("--fresh", is_flag=True, help="Start over on a home whose devnet stopped (its chain is gone).")
+@click.option("--no-guardians", is_flag=True, help="Do not run the nodes as key guardians (see docs/guardians.md).")
 @json_option
 def devnet_up(
-    home: Path, nodes: int, rpc_port: int, block_time: float, epoch_blocks: int, fresh: bool, as_json: bool
+    home: Path,
+    nodes: int,
+    rpc_port: int,
+    block_time: float,
+    epoch_blocks: int,
+    fresh: bool,
+    no_guardians: bool,
+    as_json: bool,
 ) -> None:
     """Start a chain and N nodes on loopback and keep them running until Ctrl-C.
 
@@ -55,7 +63,7 @@ def devnet_up(
     pid_file = home / PID_FILE
     pid_file.write_text(f"{os.getpid()}\n")
     try:
-        asyncio.run(_devnet(home, nodes, rpc_port, block_time, epoch_blocks, as_json))
+        asyncio.run(_devnet(home, nodes, rpc_port, block_time, epoch_blocks, as_json, guardians=not no_guardians))
     finally:
         pid_file.unlink(missing_ok=True)
 
@@ -90,11 +98,17 @@ def _claim_home(home: Path, *, fresh: bool) -> None:
     shutil.rmtree(home / "nodes", ignore_errors=True)
 
 
-async def _devnet(home: Path, nodes: int, rpc_port: int, block_time: float, epoch_blocks: int, as_json: bool) -> None:
+async def _devnet(
+    home: Path, nodes: int, rpc_port: int, block_time: float, epoch_blocks: int, as_json: bool, *, guardians: bool
+) -> None:
     from ..devnet import LocalNetwork
+    from ..devnet_guardians import DevnetGuardians
     from ..rpc import serve
 
     net = await LocalNetwork.start(home, nodes=nodes, config=ChainConfig(epoch_blocks=epoch_blocks), prover_poll=1.0)
+    guards = (
+        await DevnetGuardians.start(net.chain, [(n.home, n.node.operator) for n in net.nodes]) if guardians else None
+    )
     runner, url = await serve(net.chain, "127.0.0.1", rpc_port)
     path = net.save(url)
     if as_json:
@@ -130,6 +144,8 @@ async def _devnet(home: Path, nodes: int, rpc_port: int, block_time: float, epoc
         with contextlib.suppress(asyncio.CancelledError):
             await ticker
         await runner.cleanup()
+        if guards is not None:
+            await guards.stop()
         await net.stop()
         err_console.print("devnet stopped")
 

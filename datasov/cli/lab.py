@@ -124,8 +124,10 @@ async def _waiting_for(chain: Chain, lic: License) -> str:
     """What a waiting purchase waits for, in one line."""
     dataset = await chain.get_dataset(lic.dataset_id)
     agent = dataset.key_agent if int(dataset.key_agent, 16) else dataset.owner
+    gset = await chain.guardian_set(lic.dataset_id)
+    also = f" or {gset.threshold} of its {len(gset.guardians)} key guardians" if gset else ""
     return (
-        f"license {lic.license_id}: waiting for the key agent of dataset {lic.dataset_id} ({agent}) to deliver "
+        f"license {lic.license_id}: waiting for the key agent of dataset {lic.dataset_id} ({agent}){also} to deliver "
         f"the key; due by {local_time(lic.delivery_deadline)}, refundable after that"
     )
 

@@ -25,6 +25,7 @@ from .context import (
     passphrase_option,
     rpc_option,
 )
+from .guardian import DEFAULT_FEE_BPS, share_with_guardians
 from .ui import emit_json, err_console, out_console, stage_progress, tokens
 
 TERMS_PRESETS: dict[str, LicenseTerms] = {
@@ -60,6 +61,20 @@ TERMS_PRESETS: dict[str, LicenseTerms] = {
 @click.option(
     "--fee", type=TOKENS, default="0.001", show_default=True, help="Storage fee per share per epoch, in tokens."
 )
+@click.option(
+    "--guardians",
+    "guardian_count",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Also split the key among this many key guardians (staked operators), so buyers get it while you are offline.",
+)
+@click.option(
+    "--threshold", type=int, default=None, help="Guardian pieces needed to rebuild the key (t of --guardians)."
+)
+@click.option(
+    "--guardian-fee-bps", type=int, default=DEFAULT_FEE_BPS, show_default=True, help="Fee per delivered piece."
+)
 @home_option
 @rpc_option
 @passphrase_option
@@ -77,6 +92,9 @@ async def publish(
     codec: str,
     epochs: int,
     fee: int,
+    guardian_count: int,
+    threshold: int | None,
+    guardian_fee_bps: int,
     home: Path,
     rpc: str | None,
     passphrase_file: Path | None,
@@ -90,7 +108,10 @@ async def publish(
     \b
     Example:
       datasov publish ./my-corpus --price 5 --terms training -k 4 -n 10
+      datasov publish ./my-corpus --price 5 --guardians 5 --threshold 3
     """
+    if guardian_count and not (threshold and 1 <= threshold <= guardian_count):
+        raise click.BadParameter("give --threshold t with 1 <= t <= --guardians", param_hint="--threshold")
     layout = Layout(codec=codec, k=k, n=n)
     try:
         layout.make_codec()
@@ -120,6 +141,11 @@ async def publish(
                 progress=progress,
                 name=title,
             )
+        shared = None
+        if guardian_count:
+            shared = await share_with_guardians(
+                chain, keystore, network, pub.dataset_id, guardian_count, threshold or 1, fee_bps=guardian_fee_bps
+            )
     titles.remember(home, pub.manifest_hash, pub.manifest.name)
     result = {
         "dataset_id": pub.dataset_id,
@@ -133,6 +159,7 @@ async def publish(
         "nodes": {i: node.url for i, node in sorted(pub.placements.items())},
         "replaced": pub.replaced,
         "seconds": {k: round(v, 3) for k, v in pub.timings.items()},
+        "guardians": shared,
     }
     if as_json:
         emit_json(result)
@@ -142,7 +169,13 @@ async def publish(
         f"{pub.manifest.k}-of-{pub.manifest.n} on {len(pub.placements)} nodes), storage deal {pub.deal_id}"
     )
     out_console.print(f"commitment root {pub.manifest.commitment_root.hex()}")
-    err_console.print("[dim]keep `datasov agent run` going so buyers receive the key[/]")
+    if shared:
+        out_console.print(
+            f"key shared {threshold}-of-{guardian_count} among guardians " + ", ".join(shared["guardians"])
+        )
+        err_console.print("[dim]buyers get the key from the guardians, or from `datasov agent run`[/]")
+    else:
+        err_console.print("[dim]keep `datasov agent run` going so buyers receive the key[/]")
 
 
 def _terms(chosen: LicenseTerms, terms_text: Path | None, terms_uri: str) -> LicenseTerms:

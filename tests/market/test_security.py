@@ -287,7 +287,7 @@ async def test_stake_and_fee_accounting_example(chain: Chain, published: Publish
 PINNED_SOLC = json.loads((Path(contracts.__file__).parent / "package.json").read_text())["devDependencies"]["solc"]
 
 
-@pytest.mark.parametrize("name", ["TestToken", "DatasetRegistry", "LicenseManager", "StorageMarket"])
+@pytest.mark.parametrize("name", ["TestToken", "DatasetRegistry", "LicenseManager", "StorageMarket", "KeyGuardians"])
 async def test_artifacts_are_compiled_from_their_abi(name: str) -> None:
     """The bytecode is real EVM code that dispatches every function of the ABI, built by the pinned solc."""
     art = contracts.load(name)
