@@ -17,6 +17,7 @@ ARTIFACTS = (
     "DatasetRegistry",
     "LicenseManager",
     "StorageMarket",
+    "DataPools",
     "TestToken",
     "ReentrantToken",
     "MerkleHarness",

@@ -115,6 +115,7 @@ class Connection:
         licenses = await tx.create(
             "LicenseManager", deployer, registry, storage_market, config.delivery_window, config.dispute_window
         )
+        data_pools = await tx.create("DataPools", deployer, registry, licenses, storage_market)
         deployment = Deployment(
             chain_id=await w3.eth.chain_id,
             registry=registry,
@@ -125,6 +126,7 @@ class Connection:
             epoch_blocks=config.epoch_blocks,
             delivery_window=config.delivery_window,
             dispute_window=config.dispute_window,
+            data_pools=data_pools,
         )
         return cls(w3, deployment, kind=kind)
 

@@ -25,6 +25,7 @@ class Deployment:
     epoch_blocks: int
     delivery_window: int
     dispute_window: int = 0  # 0 in deployment files older than verifiable delivery
+    data_pools: str = ""  # "" in deployment files older than data pools (contracts/pools.py)
 
     def to_json(self) -> dict[str, Any]:
         return {"version": 1, **asdict(self)}
