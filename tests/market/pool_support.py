@@ -3,8 +3,6 @@ with a key-release key, and helpers to open a pool and run a sale."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from eth_account.signers.local import LocalAccount
 
 from contracts import delivery
@@ -26,14 +24,14 @@ POOL_PRICE = 7 * TOKEN + 3  # odd, so the split leaves dust
 FEE_BPS = 1_000
 
 
-@dataclass
 class Contributed:
     """One contributor's dataset: its id and data key (never printed)."""
 
-    contributor: LocalAccount = field(repr=False)
-    dataset_id: int
-    size: int
-    key: bytes = field(repr=False)
+    def __init__(self, contributor: LocalAccount, dataset_id: int, size: int, key: bytes) -> None:
+        self.contributor, self.dataset_id, self.size, self.key = contributor, dataset_id, size, key
+
+    def __repr__(self) -> str:
+        return f"Contributed(dataset_id={self.dataset_id}, size={self.size})"
 
 
 async def three_datasets(chain: Chain) -> list[Contributed]:
