@@ -164,6 +164,9 @@ class PoolCalls(Connection):
         """In the license's snapshot and (revocable terms) still consented: what a release checks."""
         return bool(await self.call(self.pools.functions.covers(license_id, contribution_id)))
 
+    async def is_pool_license_valid(self, license_id: int) -> bool:
+        return bool(await self.call(self.pools.functions.isLicenseValid(license_id)))
+
     async def pool_rejected_deliveries(self, curator: str) -> int:
         return int(await self.call(self.pools.functions.rejectedDeliveries(curator)))
 
