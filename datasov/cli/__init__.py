@@ -21,6 +21,7 @@ from .keys import keys
 from .lab import fetch, license, licenses
 from .node import node
 from .pipeline import pipeline
+from .pools import pool, pools_list
 from .publish import offer, publish
 
 
@@ -71,6 +72,8 @@ for command in (
     agent,
     keys,
     durability,
+    pool,
+    pools_list,
 ):
     cli.add_command(command)
 cli.add_command(pipeline)
