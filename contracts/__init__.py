@@ -22,6 +22,7 @@ ARTIFACTS = (
     "ReentrantToken",
     "MerkleHarness",
     "RevealedLeavesHarness",
+    "PoolFiller",
 )
 
 
