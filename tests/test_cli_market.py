@@ -149,6 +149,10 @@ def test_helpful_errors_without_setup(tmp_path: Path) -> None:
         ["demo"],
         ["agent", "run"],
         ["durability"],
+        ["pool", "create"],
+        ["pool", "buy"],
+        ["pool", "release"],
+        ["pools"],
     ):
         text = datasov(*command, "--help").stdout
         assert "Example" in text, command
@@ -158,5 +162,5 @@ def test_demo_tells_the_whole_story() -> None:
     proc = datasov("demo", "--json")
     summary = json.loads(proc.stdout)
     assert summary["ok"]
-    assert len(summary["steps"]) == 8
+    assert len(summary["steps"]) == 9
     assert all(step["ok"] for step in summary["steps"])
