@@ -4,7 +4,8 @@
 
 register, openDeal (n=10), purchase, deliverKey, a dispute of a wrong key, claimPayment, one
 proveStorage and a batch of 16, for shares of 2^20 leaves at leaf sizes 256 B, 1 KiB and 4 KiB, and
-two proofs of a 256-leaf share (the first writes a fresh revealed-leaf word, the second the same word).
+two proofs of a 256-leaf share (the first writes a fresh revealed-leaf word, the second the same word);
+a data-pool purchase and claim at 3 and 1,000 contributions (:mod:`bench.gas_pools`).
 The limit each figure is compared with is the issue's target (one proof <= 60k gas, <= 30k per
 proof amortized over 16 at the default leaf size); the fixed cost of any transaction (21k) is
 printed as the floor it includes.
@@ -31,6 +32,9 @@ from contracts.devchain import DevChain, dev_account
 from contracts.models import StorageProof
 from contracts.terms import TRAINING_ALLOWED, Purpose
 from erasure import envelope, merkle
+
+from .gas_pools import SIZES as POOL_SIZES
+from .gas_pools import pool_gas
 
 DEPTH = 20
 LEAF_SIZES = (256, 1024, 4096)
@@ -165,6 +169,7 @@ async def run(as_json: bool) -> dict[str, object]:
         await chain.advance_to_epoch(epoch)
         proof = StorageProof(deal, 0, epoch, leaf, tuple(path), share_root, tuple(share_proof))
         out[f"gas_prove_1024_depth8_{label}"] = int((await chain.prove_storage(PROVIDERS[0], proof))["gasUsed"])
+    out.update(await pool_gas(chain))
     return out
 
 
@@ -261,6 +266,10 @@ def main() -> None:
         f"  proveStorage 1024 B leaf, 2^8 leaves: first proof in a word {out['gas_prove_1024_depth8_fresh_word']:,},"
         f" later proof in the same word {out['gas_prove_1024_depth8_written_word']:,}"
     )
+    small, large = POOL_SIZES
+    for op in ("purchase", "claim"):
+        a, b = out[f"gas_pool_{op}_{small}"], out[f"gas_pool_{op}_{large}"]
+        print(f"  pool {op:<8} at {small} contributions {a:>9,}; at {large:,} {b:>9,} = {b / a:.3f}x")  # type: ignore[operator]
     if args.json:
         print(json.dumps(out, sort_keys=True))
 

@@ -18,10 +18,12 @@ ARTIFACTS = (
     "LicenseManager",
     "KeyGuardians",
     "StorageMarket",
+    "DataPools",
     "TestToken",
     "ReentrantToken",
     "MerkleHarness",
     "RevealedLeavesHarness",
+    "PoolFiller",
 )
 
 

@@ -6,6 +6,7 @@ chain, :mod:`contracts.devchain`), with typed wrappers for every datasov contrac
     ├── contracts.licenses.LicenseCalls    LicenseManager
     ├── contracts.storage.StorageCalls     StorageMarket
     ├── contracts.guardians.GuardianCalls  KeyGuardians, and LicenseManager's guardian path
+    ├── contracts.pools.PoolCalls          DataPools
     └── contracts.connection.Connection    web3, bound contracts, transactor, token, connect/deploy
 
 Errors are :mod:`contracts.errors` (every revert is the named class of its Solidity custom error).
@@ -16,6 +17,7 @@ from __future__ import annotations
 from .connection import ChainConfig, Connection
 from .guardians import GuardianCalls
 from .licenses import LicenseCalls
+from .pools import PoolCalls
 from .registry import RegistryCalls
 from .storage import StorageCalls
 from .tx import decode_revert
@@ -23,5 +25,5 @@ from .tx import decode_revert
 __all__ = ["Chain", "ChainConfig", "Connection", "decode_revert"]
 
 
-class Chain(GuardianCalls, LicenseCalls, RegistryCalls, StorageCalls):
+class Chain(GuardianCalls, LicenseCalls, RegistryCalls, StorageCalls, PoolCalls):
     """An AsyncWeb3 connection with the datasov contracts bound and typed wrappers for them."""

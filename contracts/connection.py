@@ -131,6 +131,7 @@ class Connection:
             config.delivery_window,
             config.dispute_window,
         )
+        data_pools = await tx.create("DataPools", deployer, registry, licenses, storage_market)
         deployment = Deployment(
             chain_id=await w3.eth.chain_id,
             registry=registry,
@@ -142,6 +143,7 @@ class Connection:
             delivery_window=config.delivery_window,
             dispute_window=config.dispute_window,
             key_guardians=guardians,
+            data_pools=data_pools,
         )
         return cls(w3, deployment, kind=kind)
 

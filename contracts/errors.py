@@ -185,6 +185,12 @@ REVERTS: dict[str, type[ContractRevert]] = {
         "NoGuardianKey",
         "FeeTooHigh",
     ),
+    # DataPools (contracts/src/DataPools.sol); its other errors share LicenseManager's names
+    **_define(AccessDenied, "NotCurator", "NotContributor", "NotPoolKeyReleaser", "NotPoolBuyer", "SelfAcceptance"),
+    **_define(NotFound, "UnknownPool", "UnknownContribution", "UnknownPoolLicense"),
+    **_define(ConsentError, "ContributionNotInLicense", "ContributionWithdrawnFromLicense", "EmptyPool"),
+    **_define(StateError, "AlreadyContributed", "WrongContributionStatus", "AlreadyDelivered", "PoolLicenseExpired"),
+    **_define(InvalidInput, "InvalidPool", "InvalidWeight"),
 }
 
 

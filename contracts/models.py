@@ -26,6 +26,7 @@ class Deployment:
     delivery_window: int
     dispute_window: int = 0  # 0 in deployment files older than verifiable delivery
     key_guardians: str = ""  # "" in deployment files older than key guardians (issue 17)
+    data_pools: str = ""  # "" in deployment files older than data pools (contracts/pools.py)
 
     def to_json(self) -> dict[str, Any]:
         return {"version": 1, **asdict(self)}

@@ -28,6 +28,7 @@ from market.keystore import Keystore
 from market.reporter import FaultReporter
 from storage_node.client import NodeClient
 
+from .demo_pools import pool_story
 from .devnet import LocalNetwork, stop_task
 from .devnet_guardians import DevnetGuardians
 
@@ -264,6 +265,10 @@ async def run_demo(workdir: Path, say: Callable[[str], None], *, nodes: int = 12
         stands = "still stands" if check.consent_stands else "no longer stands (revoked; the license was revocable)"
         return f"{path} verified against the chain; consent {stands}"
 
+    async def pooled() -> str:
+        assert net is not None
+        return await pool_story(net, state["lab"], workdir / "pool", SAMPLE)
+
     try:
         plan: list[tuple[str, Callable[[], Awaitable[str]]]] = [
             (f"start the chain and {nodes} nodes", start),
@@ -275,6 +280,7 @@ async def run_demo(workdir: Path, say: Callable[[str], None], *, nodes: int = 12
             ("an epoch passes; nodes are paid for proofs, missing ones slashed", epoch),
             ("owner revokes consent; a new purchase is refused", revoke),
             ("the lab's consent receipt is written and verified", receipt),
+            ("three contributors pool their data; a sale is split by weight; a withdrawal leaves the next", pooled),
         ]
         for name, action in plan:
             if not await demo.step(name, action) and name.startswith(("start", "owner publishes", "lab buys")):

@@ -279,17 +279,48 @@ async def fetch(
     after the start give up. Raises :class:`BuyError` naming the shares that timed out, refused,
     were unreachable or failed verification if fewer than k verified blocks came in for a segment.
     """
+    lic = await usable_license(chain, license_id)
+    data_key = await receive_key(chain, keystore, lic)
+    return await fetch_dataset(
+        chain,
+        directory,
+        client,
+        lic.dataset_id,
+        data_key,
+        out,
+        license_id=license_id,
+        threads=threads,
+        progress=progress,
+        first_wait=first_wait,
+        deadline=deadline,
+    )
+
+
+async def fetch_dataset(
+    chain: Chain,
+    directory: Directory,
+    client: NodeClient,
+    dataset_id: int,
+    data_key: bytes,
+    out: Path,
+    *,
+    license_id: int = 0,
+    threads: int = 8,
+    progress: Callable[[int], None] | None = None,
+    first_wait: float = FIRST_WAIT,
+    deadline: float = DEADLINE,
+) -> FetchReport:
+    """:func:`fetch` once the license is checked and its data key received (checked against the
+    commitment): also what a pool license fetches, one contribution at a time (:mod:`market.pools`)."""
     start = time.perf_counter()
     give_up = time.monotonic() + deadline
-    lic = await usable_license(chain, license_id)
-    dataset = await chain.get_dataset(lic.dataset_id)
-    data_key = await receive_key(chain, keystore, lic)
-    found = await holders(chain, directory, lic.dataset_id)
+    dataset = await chain.get_dataset(dataset_id)
+    found = await holders(chain, directory, dataset_id)
     urls = found.urls
     healthy_first = sorted(urls, key=lambda i: (i in found.faulty, i))
     man = await fetch_manifest(client, {i: urls[i] for i in healthy_first}, dataset.manifest_hash)
     if (man.key_commitment, man.salt) != (dataset.key_commitment, dataset.key_salt):
-        raise BuyError(f"dataset {lic.dataset_id}: its manifest and its registration commit to different keys")
+        raise BuyError(f"dataset {dataset_id}: its manifest and its registration commit to different keys")
 
     async def rtt(index: int, url: str) -> tuple[float, int, str] | tuple[None, int, str]:
         t = time.perf_counter()
@@ -300,7 +331,7 @@ async def fetch(
         return time.perf_counter() - t, index, url
 
     probes = await asyncio.gather(*(rtt(i, u) for i, u in urls.items()))
-    report = FetchReport(license_id, lic.dataset_id, dataset.manifest_hash.hex(), 0, 0.0, holders=urls)
+    report = FetchReport(license_id, dataset_id, dataset.manifest_hash.hex(), 0, 0.0, holders=urls)
     report.faulty, report.unlisted = sorted(found.faulty), dict(found.unlisted)
     live = sorted((p for p in probes if p[0] is not None), key=lambda p: p[0] or 0.0)
     report.unreachable = {i: msg for t, i, msg in probes if t is None}
@@ -330,7 +361,7 @@ async def fetch(
             localfs.write_dataset(man.content, counted(), out)
         except ErasureError as err:
             raise BuyError(
-                f"could not rebuild dataset {lic.dataset_id}: {err}; {_problems(report, sources, decoder)}"
+                f"could not rebuild dataset {dataset_id}: {err}; {_problems(report, sources, decoder)}"
             ) from err
         finally:
             report.excluded = dict(decoder.report.excluded)
@@ -341,7 +372,7 @@ async def fetch(
     try:
         report.bytes_written = await asyncio.to_thread(run)
     except ErasureError as err:  # the manifest does not fit the decoder (rebuild errors are BuyErrors)
-        raise BuyError(f"could not rebuild dataset {lic.dataset_id}: {err}") from err
+        raise BuyError(f"could not rebuild dataset {dataset_id}: {err}") from err
     finally:
         for source in sources.values():
             source.close()

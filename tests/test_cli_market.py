@@ -152,6 +152,10 @@ def test_helpful_errors_without_setup(tmp_path: Path) -> None:
         ["guardian", "run"],
         ["guardians"],
         ["guardians", "replace"],
+        ["pool", "create"],
+        ["pool", "buy"],
+        ["pool", "release"],
+        ["pools"],
     ):
         text = datasov(*command, "--help").stdout
         assert "Example" in text, command
@@ -161,7 +165,7 @@ def test_demo_tells_the_whole_story() -> None:
     proc = datasov("demo", "--json")
     summary = json.loads(proc.stdout)
     assert summary["ok"]
-    assert len(summary["steps"]) == 9
+    assert len(summary["steps"]) == 10
     assert all(step["ok"] for step in summary["steps"])
 
 

@@ -58,6 +58,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "node": ("node", "Run a storage node: store encrypted shares, serve them, prove you hold them."),
     "offer": ("publish", "Change what a dataset you own is offered for."),
     "pipeline": ("pipeline", "Encrypt, erasure-code and commit datasets on this machine (no network, no chain)."),
+    "pool": ("pools:pool", "Data pools: many contributors, one dataset a lab licenses, every sale split on-chain by weight."),
+    "pools": ("pools:pools_list", "Every pool on the network: curator, price, members, weight and revenue."),
     "publish": (
         "publish",
         "Encrypt, erasure-code and store a file or folder on n nodes, and offer licenses for it.",
