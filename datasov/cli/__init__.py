@@ -58,7 +58,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "node": ("node", "Run a storage node: store encrypted shares, serve them, prove you hold them."),
     "offer": ("publish", "Change what a dataset you own is offered for."),
     "pipeline": ("pipeline", "Encrypt, erasure-code and commit datasets on this machine (no network, no chain)."),
-    "pool": ("pools:pool", "Data pools: many contributors, one dataset a lab licenses, every sale split on-chain by weight."),
+    "pool": (
+        "pools:pool",
+        "Data pools: many contributors, one dataset a lab licenses, every sale split on-chain by weight.",
+    ),
     "pools": ("pools:pools_list", "Every pool on the network: curator, price, members, weight and revenue."),
     "publish": (
         "publish",
