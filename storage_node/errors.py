@@ -27,6 +27,7 @@ with their module)::
         ├── Replayed               a nonce this node has already seen
         ├── BadLayout              block_size/leaf_size outside the node's bounds or not a valid layout
         ├── NotAuthorized          the signer may not place it (not the deal's owner)
+        ├── BelowAsk               the deal pays less than this node's announced ask (402)
         ├── UnknownDeal            no such deal on-chain, or it does not match the order
         ├── WrongRoot              the share root is not part of the deal's commitment
         └── StillOwed              a delete order for a share the chain still asks this node to prove
@@ -135,6 +136,12 @@ class BadLayout(OrderError):
 
 class NotAuthorized(OrderError):
     status, code = 403, "not_authorized"
+
+
+class BelowAsk(OrderError):
+    """The deal pays less per share per epoch than this node's announced ask."""
+
+    status, code = 402, "below_ask"
 
 
 class UnknownDeal(OrderError):
