@@ -63,6 +63,15 @@ class OperatorCalls(Connection):
     async def exit_delay_epochs(self) -> int:
         return int(await self.call(self.storage_market.functions.EXIT_DELAY_EPOCHS()))
 
+    @property
+    def market_address(self) -> str:
+        return self.deployment.storage_market
+
+    async def stake_tokens(self, operator: LocalAccount, amount: int, *, register: bool) -> None:
+        """``registerOperator`` or ``addStake`` without approving (the caller checked the allowance)."""
+        fn = self.storage_market.functions
+        await self.send(fn.registerOperator(amount) if register else fn.addStake(amount), operator)
+
     async def min_stake(self) -> int:
         return int(await self.call(self.storage_market.functions.minStake()))
 

@@ -15,6 +15,8 @@ with their module)::
     │   ├── BadManifest            a manifest that is malformed or not the dataset's
     │   └── SchemaError            the index database is newer than this code
     ├── KeyFileError               storage_node.identity: the operator key file is unreadable or unsafe
+    ├── JoinError                  storage_node.membership: cannot stake or announce as asked
+    │   └── InsufficientFunds      the wallet lacks the tokens to stake or the ETH for gas
     ├── RecordError                storage_node.p2p.records: a peer record that is malformed or badly signed
     ├── P2PError                   storage_node.p2p.host: the libp2p host could not start or answer
     ├── RemoteError                storage_node.client: the node answered with an error (its status and code)
