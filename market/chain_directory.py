@@ -10,7 +10,8 @@ its shares are still served until its deals end.
 
 Events are read incrementally from the block after the last one read; stakes are read again on
 every refresh. The view is cached with the block it was read at (``block``) and refreshed when
-older than ``max_age`` seconds (0: on every call).
+older than ``max_age`` seconds (0: on every call); a refresh at the same head block costs one
+``eth_blockNumber`` (a chain revert to an older block is not supported: make a new directory).
 """
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ class ChainDirectory:
     async def refresh(self) -> int:
         """Read new announcements and every announced operator's stake; returns the block read at."""
         head = await self.chain.block_number()
+        if head == self.block:  # nothing can have changed since the view was read
+            self._read_at = time.monotonic()
+            return head
         if head >= self._next_block:
             for record in await self.chain.announced(from_block=self._next_block, to_block=head):
                 self._take(record.operator, record.record, record.block)

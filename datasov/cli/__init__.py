@@ -20,6 +20,7 @@ from .home import init
 from .keys import keys
 from .lab import fetch, license, licenses
 from .node import node
+from .nodes import nodes
 from .operator import join as _join  # noqa: F401  (registers join/status/claim/withdraw/leave on `node`)
 from .pipeline import pipeline
 from .publish import offer, publish
@@ -44,7 +45,10 @@ def cli() -> None:
       datasov mine --home ME                your datasets: licenses sold, revenue, keys pending, health
       datasov license buy DATASET --home LAB && datasov fetch --dataset DATASET --home LAB -o OUT
       datasov audit 1 --home LAB -o receipt.json && datasov audit verify receipt.json --home LAB
-      datasov node init --home DIR && datasov node run --home DIR --rpc URL --deployment NET/deployment.json
+      datasov node init --home DIR --http HOST:PORT --ask 0.01
+      datasov node join --home DIR --rpc URL --deployment NET/deployment.json
+      datasov node run --home DIR --rpc URL --deployment NET/deployment.json
+      datasov nodes --home ME                 the nodes of the network, their terms, and who answers now
 
     \b
     Exit codes: 0 ok, 1 error, 2 usage, 3 chain or nodes unreachable, 4 refused by the contract
@@ -72,6 +76,7 @@ for command in (
     agent,
     keys,
     durability,
+    nodes,
 ):
     cli.add_command(command)
 cli.add_command(pipeline)
