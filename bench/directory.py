@@ -3,8 +3,8 @@
 
     python -m bench.directory [--nodes 64] [--quick] [--json]
 
-Figures: a cold read (every Announced event, every stake, the proof-history events), a warm read
-after one new block (new events only, every stake again), and a read at an unchanged head. Each is
+Figures: a cold read (every event since deployment), a warm read after one new block (its events
+only), and a read at an unchanged head. Each is
 printed against the 2 s limit set for `datasov nodes` and against the peer measured in the same
 run: N sequential ``getOperator`` calls, the least any stake-checked view must do.
 """

@@ -1,5 +1,6 @@
 """The network as the chain says it is: a :class:`~market.directory.Directory` built from the
-``Announced`` events of StorageMarket, and each operator's proof history.
+``Announced`` events of StorageMarket, with each operator's stake, exit and proof history kept
+from the market's other events (:class:`OperatorLedger`).
 
 For every operator the newest announcement that verifies wins (signed by the operator that sent
 it, for this chain); a forged or malformed record is ignored and logged once, and the operator's
@@ -8,10 +9,11 @@ announcement of an unstaked address is ignored and logged); ``NodeInfo.available
 it may take new shares (stake at least the minimum, not leaving). A leaving operator stays listed:
 its shares are still served until its deals end.
 
-Events are read incrementally from the block after the last one read; stakes are read again on
-every refresh. The view is cached with the block it was read at (``block``) and refreshed when
-older than ``max_age`` seconds (0: on every call); a refresh at the same head block costs one
-``eth_blockNumber`` (a chain revert to an older block is not supported: make a new directory).
+Events are read incrementally from the block after the last one read (a refresh makes one
+``eth_getLogs`` per event type, and no call per operator). The view is cached with the block it
+was read at (``block``) and refreshed when older than ``max_age`` seconds (0: on every call); a
+refresh at the same head block costs one ``eth_blockNumber`` (a chain revert to an older block is
+not supported: make a new directory).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from contracts.announcements import AnnouncementError, SignedAnnouncement
@@ -31,48 +33,61 @@ log = logging.getLogger("datasov.directory")
 
 
 @dataclass(frozen=True, slots=True)
-class ProofRecord:
+class OperatorRecord:
+    stake: int = 0
+    leaving: bool = False
     proven: int = 0
     missed: int = 0
-    last_block: int = 0  # latest proof or announcement seen on-chain
+    last_block: int = 0  # latest proof seen on-chain
 
 
-class ProofHistory:
-    """Proofs made and missed per operator, from ``ShareAccepted``, ``ProviderReplaced``,
-    ``StorageProven`` and ``ProofMissed`` events (read incrementally)."""
+class OperatorLedger:
+    """Every operator's stake, exit and proof history, kept from StorageMarket's events alone
+    (``OperatorRegistered``, ``StakeChanged``, ``ProofMissed`` (the slash), ``OperatorLeaving``,
+    ``ShareAccepted``, ``StorageProven``), read incrementally: no per-operator call."""
+
+    EVENTS = ("OperatorRegistered", "StakeChanged", "OperatorLeaving", "ShareAccepted", "StorageProven", "ProofMissed")
 
     def __init__(self, chain: Chain) -> None:
         self.chain = chain
         self._next_block = chain.deployment.deployed_block
         self._provider: dict[tuple[int, int], str] = {}  # (deal, share) -> provider that accepted it
-        self._records: dict[str, ProofRecord] = {}
+        self._records: dict[str, OperatorRecord] = {}
 
-    def of(self, address: str) -> ProofRecord:
-        return self._records.get(address.lower(), ProofRecord())
+    def of(self, address: str) -> OperatorRecord:
+        return self._records.get(address.lower(), OperatorRecord())
 
     async def update(self, to_block: int) -> None:
         if to_block < self._next_block:
             return
         events = self.chain.storage_market.events
-        span = {"from_block": self._next_block, "to_block": to_block}
         logs: list[Any] = []
-        for event in (events.ShareAccepted, events.StorageProven, events.ProofMissed):
-            logs.extend(await event().get_logs(**span))
+        for name in self.EVENTS:
+            logs.extend(await getattr(events, name)().get_logs(from_block=self._next_block, to_block=to_block))
         logs.sort(key=lambda e: (int(e["blockNumber"]), int(e["logIndex"])))
         for e in logs:
-            args, block = e["args"], int(e["blockNumber"])
-            key = (int(args["dealId"]), int(args["shareIndex"]))
-            if e["event"] == "ShareAccepted":
-                self._provider[key] = str(args["provider"]).lower()
-            elif e["event"] == "StorageProven" and key in self._provider:
-                self._bump(self._provider[key], block, proven=1)
-            elif e["event"] == "ProofMissed":
-                self._bump(str(args["provider"]).lower(), block, missed=1)
+            self._apply(e["event"], e["args"], int(e["blockNumber"]))
         self._next_block = to_block + 1
 
-    def _bump(self, address: str, block: int, *, proven: int = 0, missed: int = 0) -> None:
-        r = self._records.get(address, ProofRecord())
-        self._records[address] = ProofRecord(r.proven + proven, r.missed + missed, max(r.last_block, block))
+    def _apply(self, name: str, args: Any, block: int) -> None:
+        if name in ("OperatorRegistered", "StakeChanged"):
+            self._set(str(args["operator"]), stake=int(args["stake"]))
+        elif name == "OperatorLeaving":
+            self._set(str(args["operator"]), leaving=True)
+        elif name == "ShareAccepted":
+            self._provider[(int(args["dealId"]), int(args["shareIndex"]))] = str(args["provider"]).lower()
+        elif name == "StorageProven":
+            provider = self._provider.get((int(args["dealId"]), int(args["shareIndex"])))
+            if provider is not None:
+                r = self.of(provider)
+                self._set(provider, proven=r.proven + 1, last_block=max(r.last_block, block))
+        elif name == "ProofMissed":
+            r = self.of(str(args["provider"]))
+            self._set(str(args["provider"]), stake=r.stake - int(args["slashed"]), missed=r.missed + 1)
+
+    def _set(self, address: str, **changes: Any) -> None:
+        key = address.lower()
+        self._records[key] = replace(self._records.get(key, OperatorRecord()), **changes)
 
 
 class ChainDirectory:
@@ -82,7 +97,8 @@ class ChainDirectory:
         self.chain = chain
         self.max_age = max_age
         self.block: int | None = None  # the block the current view was read at
-        self.history = ProofHistory(chain)
+        self.ledger = OperatorLedger(chain)
+        self._minimum: int | None = None
         self._next_block = chain.deployment.deployed_block
         self._latest: dict[str, tuple[SignedAnnouncement, int]] = {}  # operator -> (newest valid, block)
         self._nodes: list[NodeInfo] = []
@@ -98,19 +114,20 @@ class ChainDirectory:
             for record in await self.chain.announced(from_block=self._next_block, to_block=head):
                 self._take(record.operator, record.record, record.block)
             self._next_block = head + 1
-        await self.history.update(head)
-        minimum = await self.chain.min_stake()
+        await self.ledger.update(head)
+        if self._minimum is None:
+            self._minimum = await self.chain.min_stake()  # immutable
+        minimum = self._minimum
         chain_id = self.chain.deployment.chain_id
         nodes = []
         for address, (signed, block) in self._latest.items():
             ann = signed.announcement
             if ann.chain_id != chain_id:
                 continue  # logged when read
-            op = await self.chain.get_operator(address)
-            if not op.registered or op.stake == 0:
+            op = self.ledger.of(address)
+            if op.stake == 0:
                 log.info("ignoring the announcement of %s: no stake (left, or never staked)", address)
                 continue
-            proofs = self.history.of(address)
             nodes.append(
                 NodeInfo(
                     address=ann.operator,
@@ -122,9 +139,9 @@ class ChainDirectory:
                     multiaddrs=ann.multiaddrs,
                     stake=op.stake,
                     available=op.stake >= minimum and not op.leaving,
-                    proofs_ok=proofs.proven,
-                    proofs_missed=proofs.missed,
-                    last_seen_block=max(block, proofs.last_block),
+                    proofs_ok=op.proven,
+                    proofs_missed=op.missed,
+                    last_seen_block=max(block, op.last_block),
                 )
             )
         self._nodes = sorted(nodes, key=lambda n: n.address.lower())

@@ -17,6 +17,7 @@ from contracts.announcements import Announcement
 from contracts.chain import Chain
 from contracts.connection import TOKEN
 from erasure import merkle
+from market.chain_directory import OperatorLedger
 
 from .conftest import DEPLOYER, OPERATORS, OWNER, STAKE, STRANGER, Published, encode_sample, register
 from .prover_proofs import proof_for
@@ -278,5 +279,10 @@ async def test_leaving_never_takes_stake_early_and_value_is_conserved(
                     assert any([(await chain.get_operator(p.address)).leaving for p in OPERATORS])
         assert await _total(chain) == total
         assert await chain.balance_of(chain.deployment.storage_market) == await _owed(chain, deals)
+        ledger = OperatorLedger(chain)  # what clients see, from events alone, is what the contract holds
+        await ledger.update(await chain.block_number())
+        for op in OPERATORS:
+            state = await chain.get_operator(op.address)
+            assert (ledger.of(op.address).stake, ledger.of(op.address).leaving) == (state.stake, state.leaving)
     finally:
         await chain.revert(snapshot)
