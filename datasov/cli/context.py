@@ -40,6 +40,7 @@ from market.chain_directory import ChainDirectory
 from market.directory import Directory, DirectoryError, StaticDirectory
 from market.errors import MarketError
 from market.keystore import Keystore, KeystoreError, WrongPassphrase
+from market.placement import NotEnoughNodes
 from storage_node.errors import NodeError
 
 from . import refusals
@@ -223,6 +224,16 @@ async def _guard(main: Awaitable[T]) -> T:
             name=type(err).__name__,
             hint="too few nodes hold good shares right now; try again later",
             code=EXIT_INTEGRITY,
+        )
+    except NotEnoughNodes as err:
+        fail(
+            str(err),
+            name="NotEnoughNodes",
+            hint="nothing was published; see `datasov nodes`, or raise --max-fee, or lower -n",
+            code=EXIT_UNAVAILABLE,
+            needed=err.needed,
+            qualified=err.qualified,
+            rejected=err.rejected,
         )
     except (MarketError, errors.ContractsError, NodeError, ErasureError) as err:
         fail(str(err), name=type(err).__name__)

@@ -93,6 +93,19 @@ def test_an_operator_joins_reports_and_leaves(devnet: Path, tmp_path: Path) -> N
     assert claimed["shares"] == 0
 
 
+def test_publish_with_too_few_qualifying_nodes_fails_before_anything(devnet: Path, tmp_path: Path) -> None:
+    home = tmp_path / "owner"
+    datasov("init", "--network", str(devnet / "devnet.json"), "--dev-account", "3", "--no-passphrase", home=home)
+    sample = Path(__file__).parents[2] / "datasov" / "samples" / "tiny-corpus"
+    refused = datasov("publish", str(sample), "-k", "2", "-n", "40", "--json", home=home, check=False)
+    assert refused.returncode == 3
+    error = json.loads(refused.stdout)["error"]
+    assert error["name"] == "NotEnoughNodes"
+    assert error["needed"] == 40
+    assert 12 <= error["qualified"] < 40
+    assert "nothing was published" in error["hint"]
+
+
 def test_operator_commands_have_help_with_an_example() -> None:
     for command in (
         ["node", "join"],
