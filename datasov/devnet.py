@@ -10,7 +10,8 @@ through :attr:`LocalNetwork.directory`, a :class:`~market.chain_directory.ChainD
 Nodes can be killed and restarted to inject faults.
 
 ``devnet up`` also serves the chain over JSON-RPC on loopback (:mod:`datasov.rpc`) and writes
-``devnet.json`` (RPC URL, contract addresses, node directory) for the other commands.
+``devnet.json`` (RPC URL, contract addresses, bootstrap peers; the node list in it is informational:
+clients find the nodes on the chain) for the other commands.
 """
 
 from __future__ import annotations
