@@ -4,7 +4,8 @@ chain, :mod:`contracts.devchain`), with typed wrappers for every datasov contrac
     Chain
     ├── contracts.registry.RegistryCalls   DatasetRegistry
     ├── contracts.licenses.LicenseCalls    LicenseManager
-    ├── contracts.storage.StorageCalls     StorageMarket
+    ├── contracts.storage.StorageCalls     StorageMarket: stakes, deals, proofs, fees
+    ├── contracts.operators.OperatorCalls  StorageMarket: announcements, leaving
     ├── contracts.guardians.GuardianCalls  KeyGuardians, and LicenseManager's guardian path
     ├── contracts.pools.PoolCalls          DataPools
     └── contracts.connection.Connection    web3, bound contracts, transactor, token, connect/deploy
@@ -17,6 +18,7 @@ from __future__ import annotations
 from .connection import ChainConfig, Connection
 from .guardians import GuardianCalls
 from .licenses import LicenseCalls
+from .operators import OperatorCalls
 from .pools import PoolCalls
 from .registry import RegistryCalls
 from .storage import StorageCalls
@@ -25,5 +27,5 @@ from .tx import decode_revert
 __all__ = ["Chain", "ChainConfig", "Connection", "decode_revert"]
 
 
-class Chain(GuardianCalls, LicenseCalls, RegistryCalls, StorageCalls, PoolCalls):
+class Chain(GuardianCalls, LicenseCalls, RegistryCalls, StorageCalls, OperatorCalls, PoolCalls):
     """An AsyncWeb3 connection with the datasov contracts bound and typed wrappers for them."""

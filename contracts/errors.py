@@ -10,6 +10,9 @@
     ├── SharingError               contracts.shamir: a key that cannot be split, pieces that cannot combine
     │   ├── KeyOutsideField        the key is not below the field prime (draw another key)
     │   └── PieceError             contracts.pieces: a sealed piece that does not open or match
+    ├── AnnouncementError          contracts.announcements: a node announcement that cannot be used
+    │   ├── MalformedAnnouncement  a field out of its limits, bad JSON, too long
+    │   └── ForgedAnnouncement     the signature does not recover the announced operator
     └── ChainError                 anything that went wrong talking to the chain
         ├── ChainUnavailable       the JSON-RPC endpoint cannot be reached
         ├── TransactionTimeout     no receipt within the timeout
@@ -44,6 +47,18 @@ class TermsError(ContractsError, ValueError):
 
 class DeploymentError(ContractsError):
     """The contracts are not where the deployment says, or it is for another chain."""
+
+
+class AnnouncementError(ContractsError):
+    """A node announcement that cannot be made or used (:mod:`contracts.announcements`)."""
+
+
+class MalformedAnnouncement(AnnouncementError, ValueError):
+    """A field out of its limits, malformed JSON, or a record over the size limit."""
+
+
+class ForgedAnnouncement(AnnouncementError):
+    """The signature does not recover the operator the announcement names."""
 
 
 class ChainError(ContractsError):
@@ -139,6 +154,7 @@ REVERTS: dict[str, type[ContractRevert]] = {
         "NothingToWithdraw",
         "StakeTooLow",
         "StakeLocked",
+        "ExitNotReady",
         "ERC20InsufficientAllowance",
         "ERC20InsufficientBalance",
         "ERC20InvalidApprover",
@@ -162,6 +178,7 @@ REVERTS: dict[str, type[ContractRevert]] = {
         "AlreadyAccepted",
         "AlreadyRegistered",
         "NotRegistered",
+        "OperatorIsLeaving",
         "ShareNotReplaceable",
         "ManifestAlreadyRegistered",
         "ReentrancyGuardReentrantCall",
@@ -184,6 +201,7 @@ REVERTS: dict[str, type[ContractRevert]] = {
         "DuplicateGuardian",
         "NoGuardianKey",
         "FeeTooHigh",
+        "AnnouncementTooLong",
     ),
     # DataPools (contracts/src/DataPools.sol); its other errors share LicenseManager's names
     **_define(AccessDenied, "NotCurator", "NotContributor", "NotPoolKeyReleaser", "NotPoolBuyer", "SelfAcceptance"),

@@ -2,11 +2,16 @@
 
 :class:`LocalNetwork` is what ``datasov demo``, ``datasov devnet up`` and the end-to-end tests run:
 a fresh in-process EVM with the contracts deployed, N real nodes (real sockets, real files under
-``home``), each with its own operator key, funded and staked on-chain, authorising orders against
-the chain and running its prover. Nodes can be killed and restarted to inject faults.
+``home``), each with its own operator key, funded, and joined on-chain the way ``datasov node join``
+joins (stake, then a signed announcement: :func:`storage_node.membership.join`), authorising orders
+against the chain and running its prover. Node i listens on 127.0.(i+1).1, so that every node is on
+its own /24 and placement's distinct-network rule holds on one machine. Clients find the nodes
+through :attr:`LocalNetwork.directory`, a :class:`~market.chain_directory.ChainDirectory`.
+Nodes can be killed and restarted to inject faults.
 
 ``devnet up`` also serves the chain over JSON-RPC on loopback (:mod:`datasov.rpc`) and writes
-``devnet.json`` (RPC URL, contract addresses, node directory) for the other commands.
+``devnet.json`` (RPC URL, contract addresses, bootstrap peers; the node list in it is informational:
+clients find the nodes on the chain) for the other commands.
 """
 
 from __future__ import annotations
@@ -23,11 +28,15 @@ from contracts.chain import ChainConfig
 from contracts.connection import DEFAULT_MIN_STAKE, ETHER
 from contracts.devchain import DevChain, dev_account
 from contracts.loop import Ticking
+from market.chain_directory import ChainDirectory
 from market.directory import NodeInfo, StaticDirectory
 from storage_node.authorize import DealAuthorizer
 from storage_node.identity import load_or_create_operator
+from storage_node.membership import join
 from storage_node.node import NodeConfig, StorageNode
 from storage_node.prover import Prover
+
+from .nodehome import NodeHome, announcement_for
 
 log = logging.getLogger("datasov.devnet")
 
@@ -53,10 +62,18 @@ class NetworkNode:
     prover: Prover | None = None
     task: asyncio.Task[None] | None = None
     alive: bool = False
+    ask: int = 0  # token base units per GiB per epoch, announced and enforced
 
     @property
     def info(self) -> NodeInfo:
         return NodeInfo(self.node.address, self.node.url)
+
+
+def node_host(index: int) -> str:
+    """Node ``index`` of a local network listens on 127.0.(index+1).1: one /24 per node."""
+    if not 0 <= index < 254:
+        raise ValueError(f"a local network has at most 254 nodes (index {index})")
+    return f"127.0.{index + 1}.1"
 
 
 @dataclass
@@ -68,6 +85,7 @@ class LocalNetwork:
     capacity: int = 1 << 30
     background: bool = True
     _ports: dict[int, int] = field(default_factory=dict)
+    _directory: ChainDirectory | None = None
 
     @classmethod
     async def start(
@@ -87,35 +105,55 @@ class LocalNetwork:
         """A chain (embedded unless given) and ``nodes`` staked nodes, all started."""
         chain = chain or await DevChain.embedded(dev_accounts=12, config=config)
         net = cls(home, chain, prover_poll=prover_poll, capacity=capacity, background=background)
-        for i in range(nodes):
-            node_home = home / "nodes" / f"node-{i:02d}"
-            net.nodes.append(NetworkNode(i, node_home, net._make_node(i, node_home)))
-        await net._stake([n.node for n in net.nodes])
-        for n in net.nodes:
-            await net._run(n, provers=provers)
+        for _ in range(nodes):
+            await net.add_node(provers=provers)
         return net
 
-    def _make_node(self, index: int, home: Path) -> StorageNode:
-        config = NodeConfig(home=home, capacity=self.capacity, port=self._ports.get(index, 0), gc_interval=0)
-        address = load_or_create_operator(home).address
-        return StorageNode(config, authorize=DealAuthorizer(self.chain, address), chain=self.chain)
+    async def add_node(self, *, provers: bool = True, ask: int = 0) -> NetworkNode:
+        """Start one more node and join it (a node joining a running network); returns it."""
+        index = len(self.nodes)
+        n = NetworkNode(index, self.home / "nodes" / f"node-{index:02d}", self._make_node(index, ask=ask), ask=ask)
+        self.nodes.append(n)
+        await self._fund(n.node)
+        await self._run(n, provers=provers)
+        await self._join(n)
+        return n
 
-    async def _stake(self, nodes: list[StorageNode]) -> None:
+    def _make_node(self, index: int, home: Path | None = None, *, ask: int = 0) -> StorageNode:
+        home = home or self.home / "nodes" / f"node-{index:02d}"
+        config = NodeConfig(
+            home=home, host=node_host(index), capacity=self.capacity, port=self._ports.get(index, 0), gc_interval=0
+        )
+        address = load_or_create_operator(home).address
+        return StorageNode(config, authorize=DealAuthorizer(self.chain, address, ask=ask), chain=self.chain)
+
+    async def _fund(self, node: StorageNode) -> None:
         funder = dev_account(0)
-        stake = int(await self.chain.call(self.chain.storage_market.functions.minStake())) or DEFAULT_MIN_STAKE
-        for node in nodes:
-            op = await self.chain.get_operator(node.address)
-            if op.registered:
-                continue
-            await self.chain.send_eth(funder, node.address, OPERATOR_ETH)
-            await self.chain.mint(funder, node.address, 10 * stake)
-            await self.chain.register_operator(node.operator, stake)
+        if (await self.chain.get_operator(node.address)).registered:
+            return
+        stake = await self.chain.min_stake() or DEFAULT_MIN_STAKE
+        await self.chain.send_eth(funder, node.address, OPERATOR_ETH)
+        await self.chain.mint(funder, node.address, 10 * stake)
+
+    async def _join(self, n: NetworkNode) -> None:
+        """What ``datasov node join`` does, with the node's started URL."""
+        terms = NodeHome.load(n.home)
+        announcement = announcement_for(
+            n.home,
+            terms,
+            operator=n.node.address,
+            chain_id=self.chain.deployment.chain_id,
+            url=n.node.url,
+            peer_id="",
+        )
+        await join(self.chain, n.node.operator, announcement)
 
     async def _run(self, n: NetworkNode, *, provers: bool = True) -> None:
         await n.node.start()
         self._ports[n.index] = int(n.node.url.rsplit(":", 1)[1])
-        config = {"version": 1, "host": "127.0.0.1", "port": self._ports[n.index], "capacity": self.capacity}
-        (n.home / "node.json").write_text(json.dumps(config) + "\n")  # so `datasov node status` reads it
+        NodeHome(n.node.config.host, self._ports[n.index], self.capacity, ask=n.ask).save(
+            n.home
+        )  # for `datasov node status`
         n.alive = True
         if provers:
             assert n.node.store is not None
@@ -125,8 +163,16 @@ class LocalNetwork:
                 n.task = asyncio.create_task(n.prover.run(), name=f"prover-{n.index}")
 
     @property
-    def directory(self) -> StaticDirectory:
-        """Every node, dead or alive (a directory lists nodes; whether they answer is another matter)."""
+    def directory(self) -> ChainDirectory:
+        """The nodes as a client finds them: their on-chain announcements (dead or alive: whether
+        they answer is another matter). Re-read on every use (``max_age`` 0)."""
+        if self._directory is None:
+            self._directory = ChainDirectory(self.chain, max_age=0)
+        return self._directory
+
+    @property
+    def static_directory(self) -> StaticDirectory:
+        """Every node's current URL, as a fixed list (for tests of the directory-less paths)."""
         return StaticDirectory(n.info for n in self.nodes)
 
     def node_of(self, address: str) -> NetworkNode:
@@ -147,7 +193,7 @@ class LocalNetwork:
     async def restart(self, index: int) -> None:
         """Start a killed node again on the same port, with the same home (recovery runs)."""
         n = self.nodes[index]
-        n.node = self._make_node(index, n.home)
+        n.node = self._make_node(index, n.home, ask=n.ask)
         await self._run(n)
 
     async def partition(self, index: int) -> None:
@@ -168,7 +214,8 @@ class LocalNetwork:
             "version": 1,
             "rpc": rpc_url,
             "deployment": self.chain.deployment.to_json(),
-            "nodes": self.directory.to_json(),
+            "bootstrap": [],  # libp2p bootstrap peers (none in-process)
+            "nodes": self.static_directory.to_json(),  # informational: clients read the chain
         }
 
     def save(self, rpc_url: str) -> Path:

@@ -10,8 +10,8 @@ timeouts, deployments, terms) are :mod:`contracts.errors` and the nodes' are :mo
     │   ├── KeyMismatch            the delivered key fails the on-chain key commitment (disputed)
     │   ├── LicenseNotUsable       refunded, expired, or its consent was revoked
     │   └── ManifestUnavailable    no holder served a manifest matching the on-chain hash
-    ├── PublishError               market.publisher: placement or upload failed
-    │   └── NotEnoughNodes         fewer usable nodes than shares to place
+    ├── PublishError               market.placement: placement or upload failed (re-exported by market.publisher)
+    │   └── NotEnoughNodes         fewer qualifying nodes than shares; says how many and why each other was not
     ├── RepairError                market.repair: a deal's lost shares could not be rebuilt or placed
     ├── KeystoreError              market.keystore: missing, locked or unreadable keystore
     │   └── WrongPassphrase

@@ -1,7 +1,8 @@
 """Publish a dataset: encrypt and encode it, place its shares, register it and open its storage deal.
 
     pipeline (thread) -> share files in a staging directory -> register dataset on-chain
-    -> choose n distinct healthy nodes -> open the storage deal naming them
+    -> choose n nodes (market.placement: distinct operators and networks, within the maximum ask)
+    -> open the storage deal naming them, at a fee each chosen node's ask accepts
     -> upload every share in parallel with a signed order -> leave the manifest with each node
 
 The data key goes into the owner's keystore *before* anything goes on-chain, so a crash at any
@@ -38,20 +39,15 @@ from storage_node.orders import StorageOrder
 from .directory import Directory, NodeInfo
 from .errors import MarketError
 from .keystore import Keystore
+from .placement import NotEnoughNodes, PlacementPolicy, PublishError, choose_nodes, fee_for
+
+__all__ = ["NotEnoughNodes", "PlacementPolicy", "PublishError", "PublishOptions", "Published", "publish"]
 
 log = logging.getLogger("datasov.publish")
 
 DEFAULT_LAYOUT = Layout(k=4, n=10)
 Progress = Callable[[str, int, int], None]
 """``progress(stage, advance, total)``: stage is "encode" or "upload"; sizes in bytes."""
-
-
-class PublishError(MarketError):
-    """Publishing could not complete (not enough nodes, every candidate failed...)."""
-
-
-class NotEnoughNodes(PublishError):
-    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +59,8 @@ class PublishOptions:
     fee_per_share_epoch: int = 0
     key_agent: str | None = None
     upload_parallelism: int = 8
+    placement: PlacementPolicy = PlacementPolicy()  # max ask (--max-fee), distinct networks, seed
+    spares: int | None = None  # nodes kept in reserve for failed uploads (default: n)
 
 
 @dataclass
@@ -87,36 +85,6 @@ async def _file_body(path: Path, progress: Callable[[int], None], chunk: int = 1
             yield data
     finally:
         f.close()
-
-
-async def healthy_nodes(directory: Directory, client: NodeClient, chain: Chain, *, need_free: int) -> list[NodeInfo]:
-    """Nodes that answer, have ``need_free`` bytes free and are registered operators with stake,
-    fastest first (one per operator)."""
-    min_stake = int(await chain.call(chain.storage_market.functions.minStake()))
-
-    async def probe(node: NodeInfo) -> tuple[float, NodeInfo] | None:
-        start = time.perf_counter()
-        try:
-            health = await asyncio.wait_for(client.health(node.url), 5.0)
-        except (NodeError, TimeoutError):
-            return None
-        rtt = time.perf_counter() - start
-        if int(health.get("free", 0)) < need_free or str(health.get("address", "")).lower() != node.address.lower():
-            return None
-        op = await chain.get_operator(node.address)
-        if not op.registered or op.stake < min_stake:
-            return None
-        return rtt, node
-
-    found = [r for r in await asyncio.gather(*(probe(n) for n in await directory.nodes())) if r is not None]
-    found.sort(key=lambda r: r[0])
-    seen: set[str] = set()
-    out = []
-    for _, node in found:
-        if node.address.lower() not in seen:
-            seen.add(node.address.lower())
-            out.append(node)
-    return out
 
 
 async def publish(
@@ -162,13 +130,19 @@ async def publish(
     timings["encode"] = time.perf_counter() - t0
     keystore.add_dataset(man.hash(), data_key)  # before anything public happens
 
-    # 2. choose the nodes, register, open the deal
-    candidates = await healthy_nodes(directory, client, chain, need_free=man.share_size)
-    if len(candidates) < layout.n:
-        raise NotEnoughNodes(
-            f"{len(candidates)} healthy nodes with {man.share_size} bytes free and stake; need {layout.n}"
-        )
-    chosen, spares = candidates[: layout.n], candidates[layout.n :]
+    # 2. choose the nodes (NotEnoughNodes before anything is uploaded or put on-chain), register,
+    # open the deal at a fee every chosen node's ask accepts
+    chosen, spares = await choose_nodes(
+        directory,
+        client,
+        chain,
+        layout.n,
+        need_free=man.share_size,
+        policy=options.placement,
+        spares=layout.n if options.spares is None else options.spares,
+    )
+    fee = max([options.fee_per_share_epoch, *(fee_for(node.ask, man.share_size) for node in chosen)])
+    spares = [node for node in spares if fee_for(node.ask, man.share_size) <= fee]
     dataset_id = await chain.register_dataset(
         owner,
         manifest_hash=man.hash(),

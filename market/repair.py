@@ -30,7 +30,8 @@ from erasure.errors import ErasureError
 from erasure.manifest import Manifest
 from market.buyer import fetch_manifest
 from market.directory import Directory, DirectoryError, NodeInfo
-from market.publisher import healthy_nodes, upload_share
+from market.placement import PlacementPolicy, choose_nodes, network_of
+from market.publisher import upload_share
 from market.remote_source import RemoteShareSource
 from storage_node.client import NodeClient
 from storage_node.errors import NodeError
@@ -67,7 +68,9 @@ class RepairAgent(Ticking):
         workdir: Path,
         threshold: int | None = None,
         poll: float = 5.0,
+        placement: PlacementPolicy = PlacementPolicy(),
     ) -> None:
+        self.placement = placement
         self.chain = chain
         self.owner = owner
         self.directory = directory
@@ -136,11 +139,18 @@ class RepairAgent(Ticking):
         if not movable:
             return report
         providers = {(await self.chain.get_share(deal_id, i)).provider.lower() for i in range(man.n)}
-        spares = [
-            node
-            for node in await healthy_nodes(self.directory, self.client, self.chain, need_free=man.share_size)
-            if node.address.lower() not in providers
-        ]
+        networks = {network_of(url) for url in healthy.values()}  # the new nodes go to other networks
+        _, spares = await choose_nodes(  # n = 0: never raises; the spares it finds, in draw order
+            self.directory,
+            self.client,
+            self.chain,
+            0,
+            need_free=man.share_size,
+            policy=self.placement,
+            spares=len(movable) + 2,
+            exclude=providers,
+            taken_networks=networks,
+        )
         work = self.workdir / f"repair-{deal_id}-{int(time.time() * 1000)}"
         work.mkdir(parents=True)
         try:

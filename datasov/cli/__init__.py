@@ -55,7 +55,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "earnings",
         "Your datasets: title, licenses sold, revenue, keys still to deliver, consent, storage health.",
     ),
-    "node": ("node", "Run a storage node: store encrypted shares, serve them, prove you hold them."),
+    "node": ("operator:node", "Run a storage node: store encrypted shares, serve them, prove you hold them."),
+    "nodes": (
+        "nodes",
+        "The storage nodes of the network: operator, URL, ask (tokens per GiB per epoch), capacity, stake, "
+        "proofs made/missed, last seen (block), and whether each answers now.",
+    ),
     "offer": ("publish", "Change what a dataset you own is offered for."),
     "pipeline": ("pipeline", "Encrypt, erasure-code and commit datasets on this machine (no network, no chain)."),
     "pool": (

@@ -1,9 +1,12 @@
 """What every market command needs: the home directory, the network it talks to, the keystore.
 
 ``HOME/config.json`` (written by ``datasov init``) says which network: a JSON-RPC URL, the contract
-deployment and a node directory, in the same format ``datasov devnet up`` writes to ``devnet.json``::
+deployment and libp2p bootstrap peers, in the same format ``datasov devnet up`` writes to ``devnet.json``::
 
-    {"version": 1, "rpc": "http://127.0.0.1:8545", "deployment": {...}, "nodes": [{"address", "url"}]}
+    {"version": 1, "rpc": "http://127.0.0.1:8545", "deployment": {...}, "bootstrap": ["/ip4/.../p2p/..."]}
+
+Nodes are found on the chain (:class:`market.chain_directory.ChainDirectory`, bound by
+:func:`open_chain`); a ``nodes`` list in an older file is read but not used while a chain is open.
 
 The keystore passphrase comes from, in order: ``--passphrase-file``, ``DATASOV_PASSPHRASE``, the
 machine secret ``HOME/machine.secret`` (made by ``datasov init --no-passphrase``; 0600), a prompt.
@@ -33,9 +36,11 @@ from contracts.models import Deployment
 from contracts.terms import Purpose
 from erasure.errors import ErasureError, IntegrityError, NotEnoughShares
 from market import buyer
-from market.directory import DirectoryError, StaticDirectory
+from market.chain_directory import ChainDirectory
+from market.directory import Directory, DirectoryError, StaticDirectory
 from market.errors import MarketError
 from market.keystore import Keystore, KeystoreError, WrongPassphrase
+from market.placement import NotEnoughNodes
 from storage_node.errors import NodeError
 
 from . import refusals
@@ -75,20 +80,29 @@ passphrase_option = click.option(
 class Network:
     rpc: str
     deployment: Deployment
-    directory: StaticDirectory
+    directory: Directory  # the chain's view once open_chain() is entered; before, an old file's list
+    bootstrap: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Network:
         if obj.get("version") != 1 or not obj.get("rpc"):
             raise errors.DeploymentError("network config must have version 1 and an rpc URL")
-        return cls(str(obj["rpc"]), Deployment.from_json(obj["deployment"]), StaticDirectory.from_json(obj["nodes"]))
+        bootstrap = obj.get("bootstrap") or []
+        if not isinstance(bootstrap, list) or not all(isinstance(b, str) for b in bootstrap):
+            raise errors.DeploymentError("bootstrap must be a list of multiaddrs")
+        return cls(
+            str(obj["rpc"]),
+            Deployment.from_json(obj["deployment"]),
+            StaticDirectory.from_json(obj.get("nodes") or []),
+            tuple(bootstrap),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
             "version": 1,
             "rpc": self.rpc,
             "deployment": self.deployment.to_json(),
-            "nodes": self.directory.to_json(),
+            "bootstrap": list(self.bootstrap),
         }
 
 
@@ -143,8 +157,10 @@ def open_keystore(home: Path, passphrase_file: Path | None) -> Keystore:
 
 @contextlib.asynccontextmanager
 async def open_chain(network: Network) -> AsyncIterator[Chain]:
-    """The network's chain, connected for the length of the block."""
+    """The network's chain, connected for the length of the block; ``network.directory`` becomes
+    the chain's view of the nodes (their announcements)."""
     chain = await Chain.connect(network.rpc, network.deployment)
+    network.directory = ChainDirectory(chain)
     try:
         yield chain
     finally:
@@ -208,6 +224,16 @@ async def _guard(main: Awaitable[T]) -> T:
             name=type(err).__name__,
             hint="too few nodes hold good shares right now; try again later",
             code=EXIT_INTEGRITY,
+        )
+    except NotEnoughNodes as err:
+        fail(
+            str(err),
+            name="NotEnoughNodes",
+            hint="nothing was published; see `datasov nodes`, or raise --max-fee, or lower -n",
+            code=EXIT_UNAVAILABLE,
+            needed=err.needed,
+            qualified=err.qualified,
+            rejected=err.rejected,
         )
     except (MarketError, errors.ContractsError, NodeError, ErasureError) as err:
         fail(str(err), name=type(err).__name__)

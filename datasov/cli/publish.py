@@ -75,6 +75,13 @@ TERMS_PRESETS: dict[str, LicenseTerms] = {
 @click.option(
     "--guardian-fee-bps", type=int, default=DEFAULT_FEE_BPS, show_default=True, help="Fee per delivered piece."
 )
+@click.option(
+    "--max-fee",
+    type=TOKENS,
+    default=None,
+    help="Use only nodes asking at most this many tokens per GiB per epoch (default: any ask); the deal pays "
+    "at least what each chosen node asks for its share.",
+)
 @home_option
 @rpc_option
 @passphrase_option
@@ -95,6 +102,7 @@ async def publish(
     guardian_count: int,
     threshold: int | None,
     guardian_fee_bps: int,
+    max_fee: int | None,
     home: Path,
     rpc: str | None,
     passphrase_file: Path | None,
@@ -107,8 +115,12 @@ async def publish(
 
     \b
     Example:
-      datasov publish ./my-corpus --price 5 --terms training -k 4 -n 10
+      datasov publish ./my-corpus --price 5 --terms training -k 4 -n 10 --max-fee 0.01
       datasov publish ./my-corpus --price 5 --guardians 5 --threshold 3
+
+    Shares go to n distinct operators on n distinct /24 (IPv4) or /48 (IPv6) networks, among the
+    announced nodes that answer now, have room and ask at most --max-fee; if too few qualify,
+    nothing is published and the error says why each other node was left out.
     """
     if guardian_count and not (threshold and 1 <= threshold <= guardian_count):
         raise click.BadParameter("give --threshold t with 1 <= t <= --guardians", param_hint="--threshold")
@@ -127,6 +139,7 @@ async def publish(
         terms=_terms(TERMS_PRESETS[terms], terms_text, terms_uri),
         epochs=epochs,
         fee_per_share_epoch=fee,
+        placement=publisher.PlacementPolicy(max_ask=max_fee),
     )
     async with open_chain(network) as chain, NodeClient() as client:
         with stage_progress(enabled=not as_json) as progress:
