@@ -13,6 +13,7 @@ share, or of the node key, and read their records to learn operator, HTTP URL an
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -30,11 +31,24 @@ from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.tools.anyio_service import background_trio_service
 
 from ..errors import NodeError
-from . import records
+from . import compat, records
 
+compat.install()
 log = logging.getLogger("datasov.node.p2p")
 T = TypeVar("T")
-NODES_KEY = "/datasov/nodes/v1"
+CONTENT_TAG = b"datasov/content-key/v1\x00"
+
+
+def content_key(name: str) -> str:
+    """A provider key: the hex of a sha2-256 multihash of the tagged name.
+
+    py-libp2p hex-decodes such a key to the 34-byte multihash, which its FIND_NODE handler accepts;
+    a readable name like ``/datasov/share/v1/<dataset>/<i>`` is longer than 50 bytes and is dropped.
+    """
+    return "1220" + hashlib.sha256(CONTENT_TAG + name.encode()).hexdigest()
+
+
+NODES_KEY = content_key("/datasov/nodes/v1")
 
 
 class P2PError(NodeError):
@@ -42,7 +56,7 @@ class P2PError(NodeError):
 
 
 def share_key(dataset: str, index: int) -> str:
-    return f"/datasov/share/v1/{dataset}/{index}"
+    return content_key(f"/datasov/share/v1/{dataset}/{index}")
 
 
 class P2PHost:

@@ -3,12 +3,20 @@
 A record is canonical JSON signed twice: by the operator's Ethereum key (so a peer cannot claim
 an operator it does not hold the key of) and by the peer's libp2p ed25519 key (so an operator's
 record cannot be replayed under another peer id). It is stored in the Kademlia DHT under
-``/datasov/peer/<peer id>``; :class:`PeerRecordValidator` rejects anything else.
+``/datasov/p/<tagged hash of the peer id>`` (see :func:`dht_key`); :class:`PeerRecordValidator`
+rejects anything else, and says so in the log.
+
+Why a hash and not ``/datasov/peer/<peer id>``: py-libp2p 0.8 looks a value's key up with
+FIND_NODE, and its FIND_NODE handler drops any key that is neither a multihash nor at most 50
+bytes ("FIND_NODE key is not a valid PeerId (66 bytes)"), so a 66-byte key could be stored only
+at the peers already in the routing table. Every DHT key we use stays under that limit.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -25,7 +33,10 @@ from ..errors import NodeError
 
 NAMESPACE = "datasov"
 DOMAIN = "datasov/peer-record/v1"
+KEY_TAG = b"datasov/peer-key/v1\x00"
 MAX_RECORD = 4096
+MAX_DHT_KEY = 50  # bytes: the longest non-multihash key py-libp2p's FIND_NODE handler accepts
+log = logging.getLogger("datasov.node.p2p")
 
 
 class RecordError(NodeError):
@@ -49,7 +60,8 @@ class PeerRecord:
 
 
 def dht_key(peer_id: str) -> str:
-    return f"/{NAMESPACE}/peer/{peer_id}"
+    """The DHT key of a peer's record: ``/datasov/p/`` and 32 hex digits of a tagged SHA-256 of its id."""
+    return f"/{NAMESPACE}/p/{hashlib.sha256(KEY_TAG + peer_id.encode()).hexdigest()[:32]}"
 
 
 def sign_record(record: PeerRecord, operator: LocalAccount, key_pair: KeyPair) -> bytes:
@@ -92,12 +104,16 @@ class PeerRecordValidator(Validator):
     """DHT validator for ``/datasov/...`` keys: peer records must verify and match their key."""
 
     def validate(self, key: str, value: bytes) -> None:
-        parts = key.strip("/").split("/")
-        if len(parts) != 3 or parts[1] != "peer":
-            raise RecordError(f"unknown datasov key {key}")
-        record = open_record(value)
-        if record.peer_id != parts[2]:
-            raise RecordError("record stored under another peer's key")
+        try:
+            parts = key.strip("/").split("/")
+            if len(parts) != 3 or parts[1] != "p":
+                raise RecordError(f"unknown datasov key {key}")
+            record = open_record(value)
+            if dht_key(record.peer_id) != key:
+                raise RecordError(f"record of peer {record.peer_id} stored under another peer's key")
+        except RecordError as err:
+            log.warning("rejected peer record under %s: %s", key, err)
+            raise
 
     def select(self, key: str, values: list[bytes]) -> int:
         """The newest valid record wins."""
