@@ -7,6 +7,9 @@
     ├── DeploymentError            no contracts at the addresses given / wrong chain
     ├── DeliveryError              contracts.delivery: a key delivery could not be made or opened
     │   └── InvalidPoint           not a finite BN254 G1 point (or not a valid secret scalar)
+    ├── AnnouncementError          contracts.announcements: a node announcement that cannot be used
+    │   ├── MalformedAnnouncement  a field out of its limits, bad JSON, too long
+    │   └── ForgedAnnouncement     the signature does not recover the announced operator
     └── ChainError                 anything that went wrong talking to the chain
         ├── ChainUnavailable       the JSON-RPC endpoint cannot be reached
         ├── TransactionTimeout     no receipt within the timeout
@@ -41,6 +44,18 @@ class TermsError(ContractsError, ValueError):
 
 class DeploymentError(ContractsError):
     """The contracts are not where the deployment says, or it is for another chain."""
+
+
+class AnnouncementError(ContractsError):
+    """A node announcement that cannot be made or used (:mod:`contracts.announcements`)."""
+
+
+class MalformedAnnouncement(AnnouncementError, ValueError):
+    """A field out of its limits, malformed JSON, or a record over the size limit."""
+
+
+class ForgedAnnouncement(AnnouncementError):
+    """The signature does not recover the operator the announcement names."""
 
 
 class ChainError(ContractsError):
