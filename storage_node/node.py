@@ -10,6 +10,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from contracts.announcements import Announcement, SignedAnnouncement
+
 from .api.app import Authorizer, NodeState, allow_any, make_app
 from .api.gate import ConnectionGate, GatedSite
 from .authorize import DeletionGuard, collect_ended_deals
@@ -39,6 +41,9 @@ class NodeConfig:
     p2p_listen: str | None = None  # e.g. "/ip4/127.0.0.1/tcp/0"; None: no libp2p
     bootstrap: tuple[str, ...] = ()
     gc_interval: float = 300.0  # seconds between garbage collections; 0: never on its own
+    ask: int = 0  # token base units per GiB per epoch (announced)
+    region: str = ""  # announced free label
+    chain_id: int = 0  # the chain its announcement is for (0: none, development)
 
 
 class StorageNode:
@@ -59,6 +64,8 @@ class StorageNode:
         self._gc_task: asyncio.Task[None] | None = None
         self.state: NodeState | None = None
         self.gate: ConnectionGate | None = None
+        self.announcement: SignedAnnouncement | None = None
+        """What this node announces (on-chain and as its DHT peer record); built at start if not set."""
 
     async def start(self) -> None:
         cfg = self.config
@@ -135,11 +142,42 @@ class StorageNode:
             except Exception:  # keep serving; try again next round
                 log.exception("garbage collection failed")
 
+    def make_announcement(self) -> SignedAnnouncement:
+        """This node's announcement as it runs now (URL, peer id, multiaddrs, terms), signed."""
+        cfg = self.config
+        capacity = self.store.capacity if self.store is not None else cfg.capacity
+        if self.p2p is not None:
+            terms = self.p2p.announcement(
+                operator=self.address,
+                http_url=self.url,
+                chain_id=cfg.chain_id,
+                capacity=capacity,
+                ask=cfg.ask,
+                region=cfg.region,
+            )
+        else:
+            terms = Announcement(
+                operator=self.address,
+                http_url=self.url,
+                chain_id=cfg.chain_id,
+                capacity=capacity,
+                ask=cfg.ask,
+                region=cfg.region,
+            ).with_time()
+        return terms.sign(self.operator)
+
     async def announce(self) -> None:
         """(Re)publish this node's signed peer record with its current free space."""
         if self.p2p is not None and self.store is not None:
+            current = self.announcement
+            if (
+                current is None
+                or current.announcement.http_url != self.url
+                or current.announcement.peer_id != self.p2p.peer_id
+            ):
+                self.announcement = current = self.make_announcement()
             free = await self.store.free()
-            await self.p2p.announce(self.operator, http_url=self.url, capacity=self.store.capacity, free=free)
+            await self.p2p.announce(current, free=free)
 
     async def _announce_share(self, dataset: str, index: int) -> None:
         if self.p2p is not None:

@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 from eth_account import Account
+from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.keys import KeyPair
 from libp2p.peer.id import ID
 
+from contracts.announcements import Announcement, SignedAnnouncement
 from storage_node.p2p import records
 from storage_node.p2p.host import P2PHost
 
@@ -36,60 +38,86 @@ def libp2p_complaints(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if any(e in r.getMessage() for e in LIBP2P_ERRORS)]
 
 
+async def announce(host: P2PHost, operator: LocalAccount, url: str, *, free: int = 100) -> None:
+    terms = host.announcement(operator=operator.address, http_url=url, chain_id=31337, capacity=200, ask=7)
+    await host.announce(terms.sign(operator), free=free)
+
+
 async def test_second_node_bootstraps_and_both_find_each_other(
     pair: tuple[P2PHost, P2PHost], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="libp2p")
     a, b = pair
     op_a, op_b = Account.create(), Account.create()
-    await a.announce(op_a, http_url="http://127.0.1.1:7001", capacity=100, free=100)
-    await b.announce(op_b, http_url="http://127.0.2.1:7002", capacity=200, free=150)
-    # each record reached the other peer: read from a fresh lookup, not the announcer's own store
+    await announce(a, op_a, "http://127.0.1.1:7001")
+    await announce(b, op_b, "http://127.0.2.1:7002", free=150)
+    # each record reached the other peer over the wire (neither host stored the other's itself)
     got_b = await a.record_of(b.peer_id)
     got_a = await b.record_of(a.peer_id)
     assert got_b is not None
-    assert (got_b.operator, got_b.http_url) == (op_b.address, "http://127.0.2.1:7002")
+    assert (got_b.operator, got_b.http_url, got_b.ask, got_b.free) == (op_b.address, "http://127.0.2.1:7002", 7, 150)
+    assert got_b.multiaddrs == tuple(x.split("/p2p/")[0] for x in b.addrs)
     assert got_a is not None
     assert got_a.operator == op_a.address
-    assert [r.peer_id for r in await a.find_nodes()] == [b.peer_id]
+    assert [r.peer_id for r in await a.peer_records()] == [b.peer_id]
     assert [r.peer_id for r in await b.find_nodes(min_free=101)] == []
-    await b.provide_share("ds1", 3)
-    holders = await a.find_share("ds1", 3)
+    await b.provide_share("ds1" * 20, 3)
+    holders = await a.find_share("ds1" * 20, 3)
     assert [r.operator for r in holders] == [op_b.address]
-    assert await a.find_share("ds1", 4) == []
+    assert await a.find_share("ds1" * 20, 4) == []
     assert libp2p_complaints(caplog) == []
 
 
-def _signed(operator: LocalAccount, key_pair: KeyPair) -> tuple[records.PeerRecord, bytes]:
-    record = records.PeerRecord(
-        peer_id=ID.from_pubkey(key_pair.public_key).to_base58(),
+def _terms(operator: LocalAccount, key_pair: KeyPair) -> Announcement:
+    return Announcement(
         operator=operator.address,
         http_url="http://127.0.3.1:7003",
-        capacity=10,
-        free=10,
-        price=0,
-        timestamp=records.now(),
-        public_key=key_pair.public_key.serialize().hex(),
-    )
-    return record, records.sign_record(record, operator, key_pair)
+        chain_id=31337,
+        peer_id=ID.from_pubkey(key_pair.public_key).to_base58(),
+    ).with_time()
 
 
-def test_validator_rejects_a_record_under_another_peers_key() -> None:
-    record, raw = _signed(Account.create(), create_new_key_pair())
-    other = create_new_key_pair()
+def test_every_dht_key_fits_py_libp2p_find_node() -> None:
+    from storage_node.p2p.host import NODES_KEY, share_key
+
+    assert len(records.dht_key(ID.from_pubkey(create_new_key_pair().public_key).to_base58())) <= records.MAX_DHT_KEY
+    for key in (NODES_KEY, share_key("ab" * 32, 255)):
+        assert bytes.fromhex(key)[:2] == b"\x12\x20"  # a sha2-256 multihash, whatever the name's length
+
+
+def test_validator_rejects_a_record_under_another_peers_key(caplog: pytest.LogCaptureFixture) -> None:
+    operator, key_pair = Account.create(), create_new_key_pair()
+    raw = records.make_record(_terms(operator, key_pair).sign(operator), key_pair, free=1)
     validator = records.PeerRecordValidator()
-    validator.validate(records.dht_key(record.peer_id), raw)  # its own key: fine
+    validator.validate(records.dht_key(ID.from_pubkey(key_pair.public_key).to_base58()), raw)  # its own key: fine
+    other = ID.from_pubkey(create_new_key_pair().public_key).to_base58()
     with pytest.raises(records.RecordError, match="another peer"):
-        validator.validate(records.dht_key(ID.from_pubkey(other.public_key).to_base58()), raw)
+        validator.validate(records.dht_key(other), raw)
+    assert any("rejected peer record" in r.getMessage() for r in caplog.records)
 
 
-def test_validator_rejects_a_forged_operator_signature() -> None:
-    victim, forger = Account.create(), Account.create()
-    key_pair = create_new_key_pair()
-    record, _ = _signed(victim, key_pair)
-    forged = json.loads(records.sign_record(record, forger, key_pair))  # signed by the wrong key
+def test_a_record_whose_peer_id_is_not_its_keys_is_rejected() -> None:
+    operator, theirs, mine = Account.create(), create_new_key_pair(), create_new_key_pair()
+    signed = _terms(operator, theirs).sign(operator)  # an announcement naming another peer
+    with pytest.raises(records.RecordError, match="names peer"):
+        records.make_record(signed, mine, free=1)
+    honest = json.loads(records.make_record(signed, theirs, free=1))
+    honest["public_key"] = mine.public_key.serialize().hex()  # replayed under my key
+    with pytest.raises(records.RecordError, match="is not the hash of the record"):
+        records.open_record(json.dumps(honest).encode())
+
+
+def test_a_forged_operator_signature_is_rejected() -> None:
+    victim, forger, key_pair = Account.create(), Account.create(), create_new_key_pair()
+    signed = _terms(victim, key_pair).sign(victim)
     with pytest.raises(records.RecordError, match="operator signature"):
-        records.PeerRecordValidator().validate(records.dht_key(record.peer_id), json.dumps(forged).encode())
+        records.open_record(records.make_record(forge(signed, forger), key_pair, free=1))
+
+
+def forge(signed: SignedAnnouncement, forger: LocalAccount) -> SignedAnnouncement:
+    """The same announcement, signed by someone who is not its operator."""
+    signature = forger.sign_message(encode_defunct(signed.announcement.canonical())).signature
+    return SignedAnnouncement(signed.announcement, bytes(signature))
 
 
 async def test_a_bad_record_is_refused_by_the_remote_peer_and_logged(
@@ -97,8 +125,8 @@ async def test_a_bad_record_is_refused_by_the_remote_peer_and_logged(
 ) -> None:
     a, b = pair
     victim, forger = Account.create(), Account.create()
-    record, _ = _signed(victim, b.key_pair)
-    forged = records.sign_record(record, forger, b.key_pair)
+    signed = _terms(victim, b.key_pair).sign(victim)
+    forged = records.make_record(forge(signed, forger), b.key_pair, free=1)
     caplog.set_level(logging.INFO, logger="datasov")
     assert b._dht is not None
     store_at = b._dht.value_store._store_at_peer  # the wire path, past the sender's own validator
