@@ -1,8 +1,8 @@
 """Where the storage nodes are: a narrow view the publisher, buyer and repair agent need.
 
-A :class:`Directory` maps operator addresses to HTTP URLs. Today the only implementation is
-:class:`StaticDirectory`, a list (the local network writes one; a deployment can ship one); no
-client discovers nodes through the chain or the libp2p DHT yet.
+A :class:`Directory` maps operator addresses to HTTP URLs. :class:`StaticDirectory` is a list
+(the local network writes one; a deployment can ship one); :class:`market.discovery.NetworkDirectory`
+combines the chain's announcements (authoritative) with the libp2p DHT's peer records (fresh).
 """
 
 from __future__ import annotations
