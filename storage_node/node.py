@@ -44,6 +44,7 @@ class NodeConfig:
     ask: int = 0  # token base units per GiB per epoch (announced)
     region: str = ""  # announced free label
     chain_id: int = 0  # the chain its announcement is for (0: none, development)
+    summary_interval: float = 300.0  # seconds between the INFO summaries of what the node did; 0: none
 
 
 class StorageNode:
@@ -62,6 +63,7 @@ class StorageNode:
         self.p2p: P2PHost | None = None
         self.chain = chain
         self._gc_task: asyncio.Task[None] | None = None
+        self._summary_task: asyncio.Task[None] | None = None
         self.state: NodeState | None = None
         self.gate: ConnectionGate | None = None
         self.announcement: SignedAnnouncement | None = None
@@ -98,6 +100,8 @@ class StorageNode:
                     await self.p2p.provide_share(record.dataset, record.idx)
         if cfg.gc_interval > 0:
             self._gc_task = asyncio.create_task(self._gc_loop(), name="datasov-gc")
+        if cfg.summary_interval > 0:
+            self._summary_task = asyncio.create_task(self._summary_loop(), name="datasov-summary")
 
     async def open_http(self, port: int | None = None) -> None:
         """Serve the API (again, after :meth:`close_http`: same port unless told otherwise)."""
@@ -142,6 +146,23 @@ class StorageNode:
             except Exception:  # keep serving; try again next round
                 log.exception("garbage collection failed")
 
+    async def log_summary(self) -> None:
+        """One INFO line: shares held, bytes, what happened since the last summary, proofs."""
+        if self.store is None or self.state is None:
+            return
+        records = await self.store.records()
+        used = await self.store.used()
+        shares = sum(r.state == "ok" for r in records)
+        log.info("summary: %s", self.state.activity.summary(shares=shares, used=used, capacity=self.store.capacity))
+
+    async def _summary_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.summary_interval)
+            try:
+                await self.log_summary()
+            except Exception:  # a summary is never worth stopping the node for
+                log.exception("could not write the activity summary")
+
     def make_announcement(self) -> SignedAnnouncement:
         """This node's announcement as it runs now (URL, peer id, multiaddrs, terms), signed."""
         cfg = self.config
@@ -185,11 +206,12 @@ class StorageNode:
             await self.announce()
 
     async def stop(self) -> None:
-        if self._gc_task is not None:
-            self._gc_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._gc_task
-            self._gc_task = None
+        for task in (self._gc_task, self._summary_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._gc_task = self._summary_task = None
         if self.p2p is not None:
             await self.p2p.stop()
             self.p2p = None
