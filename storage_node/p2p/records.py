@@ -166,14 +166,19 @@ class PeerRecordValidator(Validator):
             raise
 
     def select(self, key: str, values: list[bytes]) -> int:
-        """The newest valid record wins (see :meth:`PeerRecord.newer_than`)."""
+        """The newest valid record wins (see :meth:`PeerRecord.newer_than`); of equals, the last.
+
+        Equals go to the last because py-libp2p asks ``select([stored, incoming])`` on a PUT_VALUE
+        and answers nothing when it returns 0: a peer re-sending the record a node already holds
+        (every lookup that reaches it twice) would see "Failed to store value at peer".
+        """
         best: tuple[int, PeerRecord] | None = None
         for i, value in enumerate(values):
             try:
                 record = open_record(value)
             except RecordError:
                 continue
-            if best is None or record.newer_than(best[1]):
+            if best is None or not best[1].newer_than(record):
                 best = (i, record)
         return 0 if best is None else best[0]
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from eth_account import Account
@@ -34,8 +35,29 @@ async def pair() -> AsyncIterator[tuple[P2PHost, P2PHost]]:
         await a.stop()
 
 
-def libp2p_complaints(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if any(e in r.getMessage() for e in LIBP2P_ERRORS)]
+class Complaints(logging.Handler):
+    """py-libp2p's log records (its logger does not propagate: caplog alone would see nothing)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if any(e in record.getMessage() for e in LIBP2P_ERRORS):
+            self.seen.append(record.getMessage())
+
+
+@pytest.fixture
+def libp2p_complaints() -> Iterator[list[str]]:
+    handler, logger = Complaints(), logging.getLogger("libp2p")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield handler.seen
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 async def announce(host: P2PHost, operator: LocalAccount, url: str, *, free: int = 100) -> None:
@@ -44,9 +66,8 @@ async def announce(host: P2PHost, operator: LocalAccount, url: str, *, free: int
 
 
 async def test_second_node_bootstraps_and_both_find_each_other(
-    pair: tuple[P2PHost, P2PHost], caplog: pytest.LogCaptureFixture
+    pair: tuple[P2PHost, P2PHost], libp2p_complaints: list[str]
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="libp2p")
     a, b = pair
     op_a, op_b = Account.create(), Account.create()
     await announce(a, op_a, "http://127.0.1.1:7001")
@@ -65,7 +86,25 @@ async def test_second_node_bootstraps_and_both_find_each_other(
     holders = await a.find_share("ds1" * 20, 3)
     assert [r.operator for r in holders] == [op_b.address]
     assert await a.find_share("ds1" * 20, 4) == []
-    assert libp2p_complaints(caplog) == []
+    assert libp2p_complaints == []
+
+
+async def test_nodes_announcing_at_once_store_at_each_other(
+    pair: tuple[P2PHost, P2PHost], libp2p_complaints: list[str]
+) -> None:
+    """Lookups reach a peer twice with the same record: it must be acknowledged, not dropped."""
+    a, b = pair
+    c = P2PHost(create_new_key_pair(), listen="/ip4/127.0.3.1/tcp/0", bootstrap=a.full_addrs)
+    await c.start()
+    try:
+        ops = [Account.create() for _ in range(3)]
+        await announce(a, ops[0], "http://127.0.1.1:7001")
+        await asyncio.gather(announce(b, ops[1], "http://127.0.2.1:7002"), announce(c, ops[2], "http://127.0.3.1:7003"))
+        assert {r.operator for r in await c.peer_records()} == {ops[0].address, ops[1].address}
+        await announce(b, ops[1], "http://127.0.2.1:7002")  # again: the same peers hold it already
+    finally:
+        await c.stop()
+    assert libp2p_complaints == []
 
 
 def _terms(operator: LocalAccount, key_pair: KeyPair) -> Announcement:
@@ -134,3 +173,15 @@ async def test_a_bad_record_is_refused_by_the_remote_peer_and_logged(
     assert not await b._call(store_at, ID.from_base58(a.peer_id), key, forged)
     assert await a.record_of(b.peer_id) is None
     assert any("rejected peer record" in r.getMessage() for r in caplog.records)
+
+
+def test_of_equal_records_the_validator_selects_the_last() -> None:
+    operator, key_pair = Account.create(), create_new_key_pair()
+    signed = _terms(operator, key_pair).sign(operator)
+    old = records.make_record(signed, key_pair, free=5, seen_at=100)
+    new = records.make_record(signed, key_pair, free=4, seen_at=200)
+    key = records.dht_key(ID.from_pubkey(key_pair.public_key).to_base58())
+    validator = records.PeerRecordValidator()
+    assert validator.select(key, [old, old]) == 1  # py-libp2p acks a PUT only when the incoming one wins
+    assert validator.select(key, [new, old]) == 0
+    assert validator.select(key, [old, new, b"junk"]) == 1
