@@ -1,6 +1,9 @@
-"""The local network: an embedded chain and N storage nodes in one process, on loopback.
+"""The local network: an embedded chain and N storage nodes, in one process or one process per node.
 
-:class:`LocalNetwork` is what ``datasov demo``, ``datasov devnet up`` and the end-to-end tests run:
+:class:`ProcessNetwork` (``datasov devnet up``, the CLI tests) runs each node as its own
+``datasov node run`` child on its own 127.0.x.1 (see :mod:`datasov.procnet`), talking to the chain
+over JSON-RPC and to each other over libp2p, bootstrapped to the first node.
+:class:`LocalNetwork` is what ``datasov demo`` and the end-to-end tests run (Tahoe's no_network grid):
 a fresh in-process EVM with the contracts deployed, N real nodes (real sockets, real files under
 ``home``), each with its own operator key, funded and staked on-chain, authorising orders against
 the chain and running its prover. Nodes can be killed and restarted to inject faults.
@@ -19,6 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+from eth_account.signers.local import LocalAccount
+
 from contracts.chain import ChainConfig
 from contracts.connection import DEFAULT_MIN_STAKE, ETHER
 from contracts.devchain import DevChain, dev_account
@@ -28,6 +34,8 @@ from storage_node.authorize import DealAuthorizer
 from storage_node.identity import load_or_create_operator
 from storage_node.node import NodeConfig, StorageNode
 from storage_node.prover import Prover
+
+from .procnet import NodeProcess, init_node_home, node_host, start_all, stop_all
 
 log = logging.getLogger("datasov.devnet")
 
@@ -43,6 +51,19 @@ async def stop_task(task: asyncio.Task[None], worker: Ticking | None = None) -> 
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def stake_operators(chain: DevChain, operators: list[LocalAccount]) -> None:
+    """Fund (ETH, tokens) and register each operator not registered yet, with the minimum stake."""
+    funder = dev_account(0)
+    stake = int(await chain.call(chain.storage_market.functions.minStake())) or DEFAULT_MIN_STAKE
+    for operator in operators:
+        op = await chain.get_operator(operator.address)
+        if op.registered:
+            continue
+        await chain.send_eth(funder, operator.address, OPERATOR_ETH)
+        await chain.mint(funder, operator.address, 10 * stake)
+        await chain.register_operator(operator, stake)
 
 
 @dataclass
@@ -101,15 +122,7 @@ class LocalNetwork:
         return StorageNode(config, authorize=DealAuthorizer(self.chain, address), chain=self.chain)
 
     async def _stake(self, nodes: list[StorageNode]) -> None:
-        funder = dev_account(0)
-        stake = int(await self.chain.call(self.chain.storage_market.functions.minStake())) or DEFAULT_MIN_STAKE
-        for node in nodes:
-            op = await self.chain.get_operator(node.address)
-            if op.registered:
-                continue
-            await self.chain.send_eth(funder, node.address, OPERATOR_ETH)
-            await self.chain.mint(funder, node.address, 10 * stake)
-            await self.chain.register_operator(node.operator, stake)
+        await stake_operators(self.chain, [n.operator for n in nodes])
 
     async def _run(self, n: NetworkNode, *, provers: bool = True) -> None:
         await n.node.start()
@@ -181,4 +194,86 @@ class LocalNetwork:
         for n in self.nodes:
             if n.alive:
                 await self.kill(n.index)
+        await self.chain.close()
+
+
+@dataclass
+class ProcessNetwork:
+    """An embedded chain served over JSON-RPC and N ``datasov node run`` processes (see module doc)."""
+
+    home: Path
+    chain: DevChain
+    rpc_url: str
+    runner: web.AppRunner
+    capacity: int = 1 << 30
+    nodes: list[NodeProcess] = field(default_factory=list)
+    bootstrap: list[str] = field(default_factory=list)
+
+    @classmethod
+    async def start(
+        cls,
+        home: Path,
+        *,
+        nodes: int = 12,
+        config: ChainConfig = DEFAULT_CONFIG,
+        capacity: int = 1 << 30,
+        rpc_port: int = 0,
+    ) -> ProcessNetwork:
+        from .rpc import serve
+
+        chain = await DevChain.embedded(dev_accounts=12, config=config)
+        runner, url = await serve(chain, "127.0.0.1", rpc_port)
+        net = cls(home, chain, url, runner, capacity=capacity)
+        net.chain.deployment.save(net.deployment_file)
+        try:
+            procs = [net._prepare(i) for i in range(nodes)]
+            await stake_operators(chain, [load_or_create_operator(p.home) for p in procs])
+            net.bootstrap = await start_all(procs, url, net.deployment_file)
+            net.nodes = procs
+        except BaseException:
+            await net.stop()
+            raise
+        return net
+
+    @property
+    def deployment_file(self) -> Path:
+        return self.home / "deployment.json"
+
+    def _prepare(self, index: int) -> NodeProcess:
+        host = node_host(index)
+        node_home = self.home / "nodes" / f"node-{index:02d}"
+        init_node_home(node_home, host=host, capacity=self.capacity)
+        return NodeProcess(index, node_home, host)
+
+    async def add_node(self, *, stake: bool = True) -> NodeProcess:
+        """One more node process, joining the running network through its bootstrap peers."""
+        proc = self._prepare(len(self.nodes))
+        if stake:
+            await stake_operators(self.chain, [load_or_create_operator(proc.home)])
+        await proc.start(self.rpc_url, self.deployment_file, bootstrap=self.bootstrap)
+        self.nodes.append(proc)
+        return proc
+
+    @property
+    def directory(self) -> StaticDirectory:
+        return StaticDirectory(NodeInfo(n.address, n.url) for n in self.nodes)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "rpc": self.rpc_url,
+            "deployment": self.chain.deployment.to_json(),
+            "nodes": self.directory.to_json(),
+            "bootstrap": list(self.bootstrap),
+            "pids": {n.address: n.pid for n in self.nodes},
+        }
+
+    def save(self) -> Path:
+        path = self.home / DEVNET_FILE
+        path.write_text(json.dumps(self.describe(), indent=2) + "\n")
+        return path
+
+    async def stop(self) -> None:
+        await stop_all(self.nodes)
+        await self.runner.cleanup()
         await self.chain.close()

@@ -145,6 +145,15 @@ def init(home: Path, listen: str, capacity: str, as_json: bool) -> None:
     is_flag=True,
     help="Development only: without --rpc, accept any validly signed order (no on-chain deal behind it).",
 )
+@click.option(
+    "--summary-every",
+    "summary_interval",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Log a summary of what the node did (shares, bytes, requests, proofs) this often; 0: never.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log every request at debug level.")
 @click.option("--json", "as_json", is_flag=True, help="Print where the node listens as one JSON line.")
 def run(
@@ -156,6 +165,7 @@ def run(
     rpc: str | None,
     deployment: Path | None,
     dev_accept_any_order: bool,
+    summary_interval: float,
     verbose: bool,
     as_json: bool,
 ) -> None:
@@ -172,6 +182,7 @@ def run(
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("libp2p").propagate = True  # py-libp2p's warnings in the node's log, formatted like ours
     if rpc is None and not dev_accept_any_order:
         raise click.UsageError(
             "without --rpc the node cannot check orders against on-chain deals: pass --rpc URL --deployment FILE, "
@@ -188,8 +199,16 @@ def run(
             p2p_listen = "/ip4/127.0.0.1/tcp/0"
         if rpc is not None and deployment is None:
             fail("--rpc needs --deployment FILE (the contract addresses)")
+        chain_id = Deployment.load(deployment).chain_id if deployment is not None else 0
         node_config = NodeConfig(
-            home=home, host=host, port=port, capacity=size, p2p_listen=p2p_listen, bootstrap=bootstrap
+            home=home,
+            host=host,
+            port=port,
+            capacity=size,
+            p2p_listen=p2p_listen,
+            bootstrap=bootstrap,
+            chain_id=chain_id,
+            summary_interval=summary_interval,
         )
         asyncio.run(_serve(node_config, rpc, deployment, as_json=as_json))
     except (NodeError, ContractsError) as err:
@@ -215,7 +234,9 @@ async def _serve(
         prover_task = asyncio.create_task(prover.run(), name="prover")
     if as_json:
         peer = storage.p2p.peer_id if storage.p2p is not None else None
-        click.echo(json.dumps({"address": storage.address, "url": storage.url, "peer_id": str(peer) if peer else None}))
+        addrs = storage.p2p.full_addrs if storage.p2p is not None else []
+        line = {"address": storage.address, "url": storage.url, "peer_id": str(peer) if peer else None}
+        click.echo(json.dumps({**line, "multiaddrs": addrs}))
     else:
         click.echo(f"datasov node {storage.address} listening on {storage.url}", nl=True)
     if storage.p2p is not None and not as_json:
