@@ -29,7 +29,7 @@ from typing import Any
 log = logging.getLogger("datasov.devnet")
 
 PR_SET_PDEATHSIG = 1
-START_TIMEOUT = 120.0  # seconds for a child to import, start and print its line (2 busy cores)
+START_TIMEOUT = 300.0  # seconds for a child to import, start and print its line (2 busy cores)
 
 
 class NodeProcessError(RuntimeError):

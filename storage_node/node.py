@@ -64,6 +64,7 @@ class StorageNode:
         self.chain = chain
         self._gc_task: asyncio.Task[None] | None = None
         self._summary_task: asyncio.Task[None] | None = None
+        self._announce_task: asyncio.Task[None] | None = None
         self.state: NodeState | None = None
         self.gate: ConnectionGate | None = None
         self.announcement: SignedAnnouncement | None = None
@@ -94,10 +95,8 @@ class StorageNode:
         if cfg.p2p_listen is not None:
             self.p2p = P2PHost(load_or_create_p2p_key(cfg.home), listen=cfg.p2p_listen, bootstrap=cfg.bootstrap)
             await self.p2p.start()
-            await self.announce()
-            for record in await self.store.records():  # shares kept across a restart are provided again
-                if record.state == "ok":
-                    await self.p2p.provide_share(record.dataset, record.idx)
+            # the DHT catches up in the background: the node serves while its first lookups run
+            self._announce_task = asyncio.create_task(self._announce_at_start(), name="datasov-announce")
         if cfg.gc_interval > 0:
             self._gc_task = asyncio.create_task(self._gc_loop(), name="datasov-gc")
         if cfg.summary_interval > 0:
@@ -145,6 +144,22 @@ class StorageNode:
                     await self.announce()
             except Exception:  # keep serving; try again next round
                 log.exception("garbage collection failed")
+
+    async def _announce_at_start(self) -> None:
+        assert self.p2p is not None
+        assert self.store is not None
+        try:
+            await self.announce()
+            for record in await self.store.records():  # shares kept across a restart are provided again
+                if record.state == "ok":
+                    await self.p2p.provide_share(record.dataset, record.idx)
+        except Exception:  # announced again on the next stored share or garbage collection
+            log.exception("could not announce this node in the DHT")
+
+    async def announced(self) -> None:
+        """Wait until the announcement made at start is done (tests and benchmarks)."""
+        if self._announce_task is not None:
+            await asyncio.shield(self._announce_task)
 
     async def log_summary(self) -> None:
         """One INFO line: shares held, bytes, what happened since the last summary, proofs."""
@@ -206,12 +221,12 @@ class StorageNode:
             await self.announce()
 
     async def stop(self) -> None:
-        for task in (self._gc_task, self._summary_task):
+        for task in (self._gc_task, self._summary_task, self._announce_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._gc_task = self._summary_task = None
+        self._gc_task = self._summary_task = self._announce_task = None
         if self.p2p is not None:
             await self.p2p.stop()
             self.p2p = None

@@ -182,7 +182,10 @@ def run(
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("libp2p").propagate = True  # py-libp2p's warnings in the node's log, formatted like ours
+    libp2p_log = logging.getLogger("libp2p")  # py-libp2p's warnings in the node's log, formatted like ours
+    libp2p_log.propagate = True
+    libp2p_log.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logging.getLogger("libp2p.network.auto_connector").setLevel(logging.NOTSET)  # it sets INFO on itself
     if rpc is None and not dev_accept_any_order:
         raise click.UsageError(
             "without --rpc the node cannot check orders against on-chain deals: pass --rpc URL --deployment FILE, "

@@ -29,6 +29,7 @@ async def dht_nodes(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[t
             )
             node = StorageNode(config)
             await node.start()
+            await node.announced()
             nodes.append(node)
         assert nodes[0].p2p is not None
         for node in nodes[1:]:
