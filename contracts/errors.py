@@ -149,6 +149,7 @@ REVERTS: dict[str, type[ContractRevert]] = {
         "NothingToWithdraw",
         "StakeTooLow",
         "StakeLocked",
+        "ExitNotReady",
         "ERC20InsufficientAllowance",
         "ERC20InsufficientBalance",
         "ERC20InvalidApprover",
@@ -172,6 +173,7 @@ REVERTS: dict[str, type[ContractRevert]] = {
         "AlreadyAccepted",
         "AlreadyRegistered",
         "NotRegistered",
+        "OperatorIsLeaving",
         "ShareNotReplaceable",
         "ManifestAlreadyRegistered",
         "ReentrancyGuardReentrantCall",
@@ -186,6 +188,7 @@ REVERTS: dict[str, type[ContractRevert]] = {
         "ZeroAddress",
         "DuplicateProvider",
         "WrongProviderCount",
+        "AnnouncementTooLong",
     ),
 }
 

@@ -148,6 +148,11 @@ class Operator:
     stake: int
     active_shares: int
     registered: bool
+    exit_epoch: int = 0  # 0 = not leaving; else the first epoch its stake may be withdrawn
+
+    @property
+    def leaving(self) -> bool:
+        return self.exit_epoch != 0
 
 
 @dataclass(frozen=True, slots=True)

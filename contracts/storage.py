@@ -29,7 +29,7 @@ class StorageCalls(Connection):
 
     async def get_operator(self, address: str) -> Operator:
         t = await self.call(self.storage_market.functions.getOperator(address))
-        return Operator(int(t[0]), int(t[1]), bool(t[2]))
+        return Operator(int(t[0]), int(t[1]), bool(t[2]), int(t[3]))
 
     async def open_deal(
         self, owner: LocalAccount, dataset_id: int, providers: Sequence[str], *, epochs: int, fee_per_share_epoch: int

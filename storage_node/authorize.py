@@ -1,8 +1,9 @@
 """Authorising storage orders against on-chain deals (the node's ``Authorizer`` with a chain).
 
-An order is accepted only if its deal exists and is open, the signer owns it, this node is the
-share's assigned provider, the dataset and sizes match the registered dataset, and the declared
-share root is provably part of the deal's commitment root (the order carries the Merkle path).
+An order is accepted only if its deal exists and is open, the signer owns it, it pays at least the
+node's announced ask (per GiB per epoch, for the share's size), this node is the share's assigned
+provider, the dataset and sizes match the registered dataset, and the declared share root is
+provably part of the deal's commitment root (the order carries the Merkle path).
 Checks that need no chain come first, and a deal's immutable facts are cached (see DealAuthorizer).
 :class:`DeletionGuard` honours an owner's delete order only for a share the chain no longer asks
 this node to prove; :func:`collect_ended_deals` deletes what a node holds for deals that are over.
@@ -20,7 +21,7 @@ from contracts import errors as chain_errors
 from erasure import merkle
 
 from .chainview import DealChain, EpochChain
-from .errors import NotAuthorized, StillOwed, UnknownDeal, WrongNode, WrongRoot
+from .errors import BelowAsk, NotAuthorized, StillOwed, UnknownDeal, WrongNode, WrongRoot
 from .orders import StorageOrder
 from .store.index import ShareRecord
 from .store.shares import ShareStore
@@ -36,6 +37,10 @@ class DealFacts:
     manifest_hash: str
     share_size: int
     leaf_size: int
+    fee_per_share_epoch: int
+
+
+GIB = 1 << 30
 
 
 class DealAuthorizer:
@@ -46,13 +51,23 @@ class DealAuthorizer:
     that is not the owner, a wrong dataset, size or root) costs no chain call after that. A deal id
     that does not exist is remembered for ``missing_ttl`` seconds. Only an order that passes all of
     these reads what can change: whether the deal is settled, and the share's provider.
+
+    ``ask``: the node's announced price, token base units per GiB per epoch; a deal paying less per
+    share per epoch than ``ceil(ask * share_size / GiB)`` is refused (``BelowAsk``, 402).
     """
 
     def __init__(
-        self, chain: DealChain, node_address: str, *, cache_size: int = 4096, missing_ttl: float = 30.0
+        self,
+        chain: DealChain,
+        node_address: str,
+        *,
+        ask: int = 0,
+        cache_size: int = 4096,
+        missing_ttl: float = 30.0,
     ) -> None:
         self.chain = chain
         self.node_address = node_address
+        self.ask = ask
         self.cache_size = cache_size
         self.missing_ttl = missing_ttl
         self._facts: OrderedDict[int, DealFacts] = OrderedDict()
@@ -89,6 +104,7 @@ class DealAuthorizer:
             dataset.manifest_hash.hex(),
             dataset.share_size,
             dataset.leaf_size,
+            deal.fee_per_share_epoch,
         )
         self._missing.pop(deal_id, None)
         self._remember(self._facts, deal_id, facts)
@@ -109,6 +125,12 @@ class DealAuthorizer:
             raise UnknownDeal("share size or leaf size differ from the registered dataset")
         if not 0 <= order.index < facts.n:
             raise UnknownDeal(f"deal {order.deal_id} has no share {order.index}")
+        wanted = -(-self.ask * facts.share_size // GIB)
+        if facts.fee_per_share_epoch < wanted:
+            raise BelowAsk(
+                f"deal {order.deal_id} pays {facts.fee_per_share_epoch} per share per epoch; this node's ask of"
+                f" {self.ask} per GiB per epoch is {wanted} for a share of {facts.share_size} bytes"
+            )
         proof = merkle.MerkleProof(order.index, facts.n, tuple(bytes.fromhex(h) for h in order.share_proof))
         root = merkle.root_from_proof(merkle.leaf_hash(bytes.fromhex(order.share_root)), proof)
         if root != facts.commitment_root:

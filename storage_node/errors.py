@@ -15,6 +15,8 @@ with their module)::
     │   ├── BadManifest            a manifest that is malformed or not the dataset's
     │   └── SchemaError            the index database is newer than this code
     ├── KeyFileError               storage_node.identity: the operator key file is unreadable or unsafe
+    ├── JoinError                  storage_node.membership: cannot stake or announce as asked
+    │   └── InsufficientFunds      the wallet lacks the tokens to stake or the ETH for gas
     ├── RecordError                storage_node.p2p.records: a peer record that is malformed or badly signed
     ├── P2PError                   storage_node.p2p.host: the libp2p host could not start or answer
     ├── RemoteError                storage_node.client: the node answered with an error (its status and code)
@@ -27,6 +29,7 @@ with their module)::
         ├── Replayed               a nonce this node has already seen
         ├── BadLayout              block_size/leaf_size outside the node's bounds or not a valid layout
         ├── NotAuthorized          the signer may not place it (not the deal's owner)
+        ├── BelowAsk               the deal pays less than this node's announced ask (402)
         ├── UnknownDeal            no such deal on-chain, or it does not match the order
         ├── WrongRoot              the share root is not part of the deal's commitment
         └── StillOwed              a delete order for a share the chain still asks this node to prove
@@ -135,6 +138,12 @@ class BadLayout(OrderError):
 
 class NotAuthorized(OrderError):
     status, code = 403, "not_authorized"
+
+
+class BelowAsk(OrderError):
+    """The deal pays less per share per epoch than this node's announced ask."""
+
+    status, code = 402, "below_ask"
 
 
 class UnknownDeal(OrderError):

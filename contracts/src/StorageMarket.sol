@@ -29,6 +29,12 @@ import {RevealedLeaves} from "./RevealedLeaves.sol";
 /// terminates it).
 /// Gas: a proof reads two deal slots, one share slot and one revealed-leaf word, and rewrites the
 /// share slot and the word.
+/// Operators announce their node (`announce`: an event carrying a record signed off-chain by the
+/// operator key, see contracts/announcements.py; only the sender's stake is checked here) and leave
+/// in two steps: `leave` stops new deals at once; the stake comes back (`withdrawStake` below the
+/// minimum) only after `EXIT_DELAY_EPOCHS` and once no accepted share is live (every deal ended and
+/// settled, or the share reported and handed over by `replaceProvider`), so a missed proof is still
+/// slashed while leaving.
 /// Invariant: token balance = stakes + withdrawable balances + sum over open deals (escrow - paid)
 /// + burned (the reporter's half of slashes the deal's owner reported itself).
 contract StorageMarket is ReentrancyGuard {
@@ -38,6 +44,7 @@ contract StorageMarket is ReentrancyGuard {
         uint256 stake;
         uint32 activeShares;
         bool registered;
+        uint32 exitEpoch; // 0 = not leaving; else the first epoch the stake may leave
     }
 
     struct Deal {
@@ -85,6 +92,11 @@ contract StorageMarket is ReentrancyGuard {
     uint256 public immutable minStake;
     uint256 public immutable slashAmount;
     uint64 public immutable epochBlocks;
+    /// @notice Epochs between `leave` and the earliest unstaking (the report window of the epoch
+    /// it left in, and one more).
+    uint32 public constant EXIT_DELAY_EPOCHS = 2;
+    /// @notice Longest announcement record accepted, in bytes.
+    uint256 public constant MAX_ANNOUNCEMENT = 2048;
     uint256 public immutable genesisBlock;
 
     uint256 public dealCount;
@@ -110,6 +122,8 @@ contract StorageMarket is ReentrancyGuard {
 
     event OperatorRegistered(address indexed operator, uint256 stake);
     event StakeChanged(address indexed operator, uint256 stake);
+    event Announced(address indexed operator, bytes record);
+    event OperatorLeaving(address indexed operator, uint32 exitEpoch);
     event DealOpened(
         uint256 indexed dealId,
         uint256 indexed datasetId,
@@ -135,6 +149,9 @@ contract StorageMarket is ReentrancyGuard {
     error AlreadyRegistered(address operator);
     error StakeTooLow(uint256 stake, uint256 required);
     error StakeLocked(address operator, uint32 activeShares);
+    error OperatorIsLeaving(address operator, uint32 exitEpoch);
+    error ExitNotReady(address operator, uint32 exitEpoch);
+    error AnnouncementTooLong(uint256 length, uint256 limit);
     error NotDatasetOwner(uint256 datasetId, address caller);
     error NotDealOwner(uint256 dealId, address caller);
     error UnknownDeal(uint256 dealId);
@@ -261,15 +278,49 @@ contract StorageMarket is ReentrancyGuard {
         token.safeTransferFrom(msg.sender, address(this), amount);
     }
 
-    /// @notice Take stake back; while serving shares at least `minStake` must stay.
+    /// @notice Take stake back. Above `minStake` at any time; below it (unstaking) only after
+    /// `leave`, its exit delay, and once no accepted share is live (StakeLocked while one is).
     function withdrawStake(uint256 amount) external nonReentrant {
         Operator storage op = _operators[msg.sender];
         if (!op.registered) revert NotRegistered(msg.sender);
         if (amount > op.stake) revert StakeTooLow(op.stake, amount);
-        if (op.activeShares > 0 && op.stake - amount < minStake) revert StakeLocked(msg.sender, op.activeShares);
+        if (op.stake - amount < minStake) {
+            if (op.activeShares > 0) revert StakeLocked(msg.sender, op.activeShares);
+            if (op.exitEpoch == 0 || currentEpoch() < op.exitEpoch) revert ExitNotReady(msg.sender, op.exitEpoch);
+        }
         op.stake -= amount;
         emit StakeChanged(msg.sender, op.stake);
         token.safeTransfer(msg.sender, amount);
+    }
+
+    /// @notice Stop taking new deals and shares, and start the exit delay. Shares already accepted
+    /// must still be proven until their deal ends or their provider is replaced.
+    function leave() external {
+        Operator storage op = _operators[msg.sender];
+        if (!op.registered) revert NotRegistered(msg.sender);
+        if (op.exitEpoch != 0) revert OperatorIsLeaving(msg.sender, op.exitEpoch);
+        uint32 exitEpoch = currentEpoch() + EXIT_DELAY_EPOCHS;
+        op.exitEpoch = exitEpoch;
+        emit OperatorLeaving(msg.sender, exitEpoch);
+    }
+
+    /// @notice Publish the node's announcement (a signed record, checked by readers, not here):
+    /// the sender must be a registered operator with at least `minStake`, not leaving. The latest
+    /// event of an operator replaces its earlier ones. Nothing is stored.
+    function announce(bytes calldata record) external {
+        _checkAvailable(msg.sender);
+        if (record.length == 0 || record.length > MAX_ANNOUNCEMENT) {
+            revert AnnouncementTooLong(record.length, MAX_ANNOUNCEMENT);
+        }
+        emit Announced(msg.sender, record);
+    }
+
+    /// @dev Can `operator` take on a share now: registered, staked, not leaving?
+    function _checkAvailable(address operator) private view {
+        Operator storage op = _operators[operator];
+        if (!op.registered) revert NotRegistered(operator);
+        if (op.stake < minStake) revert StakeTooLow(op.stake, minStake);
+        if (op.exitEpoch != 0) revert OperatorIsLeaving(operator, op.exitEpoch);
     }
 
     function getOperator(address operator) external view returns (Operator memory) {
@@ -292,9 +343,7 @@ contract StorageMarket is ReentrancyGuard {
         uint256 nextDeal = dealCount + 1;
         for (uint256 i; i < providers.length; ++i) {
             address provider = providers[i];
-            Operator storage op = _operators[provider];
-            if (!op.registered) revert NotRegistered(provider);
-            if (op.stake < minStake) revert StakeTooLow(op.stake, minStake);
+            _checkAvailable(provider);
             // linear duplicate check: one transient mark per (deal, provider); the deal id is new
             // in every call, so marks left by an earlier call in the same transaction never match
             uint256 mark = (nextDeal << 160) | uint160(provider);
@@ -346,8 +395,8 @@ contract StorageMarket is ReentrancyGuard {
         if (s.activeFrom != 0) revert AlreadyAccepted(dealId, shareIndex);
         uint32 next = currentEpoch() + 1;
         if (d.settled || next >= d.endEpoch) revert DealOver(dealId);
+        _checkAvailable(msg.sender);
         Operator storage op = _operators[msg.sender];
-        if (op.stake < minStake) revert StakeTooLow(op.stake, minStake);
         s.activeFrom = next > d.startEpoch ? next : d.startEpoch;
         op.activeShares += 1;
         d.healthy += 1;
@@ -478,9 +527,7 @@ contract StorageMarket is ReentrancyGuard {
         Share storage s = _share(dealId, d, shareIndex);
         if (!(s.faulty || s.activeFrom == 0)) revert ShareNotReplaceable(dealId, shareIndex);
         if (d.settled || currentEpoch() + 1 >= d.endEpoch) revert DealOver(dealId);
-        Operator storage op = _operators[newProvider];
-        if (!op.registered) revert NotRegistered(newProvider);
-        if (op.stake < minStake) revert StakeTooLow(op.stake, minStake);
+        _checkAvailable(newProvider);
         for (uint256 i; i < d.n; ++i) {
             if (_shares[dealId][i].provider == newProvider) revert DuplicateProvider(newProvider);
         }

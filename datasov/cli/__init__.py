@@ -20,6 +20,7 @@ from .home import init
 from .keys import keys
 from .lab import fetch, license, licenses
 from .node import node
+from .operator import join as _join  # noqa: F401  (registers join/status/claim/withdraw/leave on `node`)
 from .pipeline import pipeline
 from .publish import offer, publish
 

@@ -1,4 +1,5 @@
-"""``datasov node``: set up and run a storage node."""
+"""``datasov node``: set up and run a storage node (``init``, ``run``); the operator's commands on
+the chain (``join``, ``status``, ``claim``, ``withdraw``, ``leave``) are in :mod:`datasov.cli.operator`."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import json
 import logging
 import re
 import signal
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -20,15 +21,15 @@ from storage_node.api.app import Authorizer, allow_any
 from storage_node.authorize import DealAuthorizer
 from storage_node.errors import NodeError
 from storage_node.identity import load_or_create_operator
+from storage_node.membership import ensure_announced
 from storage_node.node import NodeConfig, StorageNode
 from storage_node.prover import Prover
-from storage_node.store.shares import ShareStore
 
-from .context import check_port_free
+from ..nodehome import CONFIG_FILE, NodeHome, NodeHomeError, announcement_for
+from .context import TOKENS, check_port_free
 from .ui import emit_json, fail
 
 log = logging.getLogger("datasov.node")
-CONFIG_FILE = "node.json"
 _UNITS = {
     "": 1,
     "b": 1,
@@ -58,12 +59,13 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _load_config(home: Path) -> dict[str, Any]:
-    path = home / CONFIG_FILE
-    if not path.exists():
+def load_config(home: Path) -> NodeHome:
+    if not (home / CONFIG_FILE).exists():
         fail(f"{home} is not a node home", hint=f"run: datasov node init --home {home}")
-    config: dict[str, Any] = json.loads(path.read_text())
-    return config
+    try:
+        return NodeHome.load(home)
+    except NodeHomeError as err:
+        fail(str(err))
 
 
 @click.group()
@@ -81,28 +83,43 @@ def node() -> None:
     help="HOST:PORT to serve the HTTP API on (port 0: any free port).",
 )
 @click.option("--capacity", default="50GiB", show_default=True, help="Disk space offered for shares.")
+@click.option(
+    "--ask",
+    type=TOKENS,
+    default="0",
+    show_default=True,
+    help="Your price in tokens per GiB per epoch; orders paying less are refused (announced on join).",
+)
+@click.option("--region", default="", help="A region label to announce (e.g. eu-west), at most 32 characters.")
+@click.option("--public-url", default=None, help="URL to announce if not http://HOST:PORT (behind NAT or a proxy).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def init(home: Path, listen: str, capacity: str, as_json: bool) -> None:
-    """Create a node's identity (operator key, 0600) and configuration.
+def init(home: Path, listen: str, capacity: str, ask: int, region: str, public_url: str | None, as_json: bool) -> None:
+    """Create a node's identity (operator key, 0600) and configuration, with the terms it announces.
 
     \b
     Example:
-      datasov node init --home ~/.datasov/node1 --http 127.0.0.1:7401 --capacity 500GiB
+      datasov node init --home ~/.datasov/node1 --http 127.0.0.1:7401 --capacity 500GiB --ask 0.01 --region eu-west
+      datasov node join --home ~/.datasov/node1 --rpc http://127.0.0.1:8545 --deployment net/deployment.json
     """
     if (home / CONFIG_FILE).exists():
         fail(f"{home} already holds a node", hint="use another --home, or run it with: datasov node run")
     host, port = parse_listen(listen)
-    size = parse_size(capacity)
+    config = NodeHome(host, port, parse_size(capacity), ask=ask, region=region, public_url=public_url)
     operator = load_or_create_operator(home)
-    config = {"version": 1, "host": host, "port": port, "capacity": size}
-    (home / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-    result = {"home": str(home), "operator": operator.address, **config}
+    try:  # the terms must make a valid announcement
+        announcement_for(home, config, operator=operator.address, chain_id=1, peer_id="")
+    except ContractsError as err:
+        raise click.BadParameter(str(err)) from err
+    config.save(home)
+    result = {"home": str(home), "operator": operator.address, **config.to_json()}
     if as_json:
         emit_json(result)
     else:
         click.echo(
             f"node created in {home}\n  operator  {operator.address}\n  http      {host}:{port}\n"
-            f"  capacity  {capacity}\nstart it with: datasov node run --home {home}"
+            f"  capacity  {capacity}\n  ask       {ask} base units per GiB per epoch\n"
+            f"join the network with: datasov node join --home {home} --rpc URL --deployment FILE\n"
+            f"then run it with:      datasov node run --home {home} --rpc URL --deployment FILE"
         )
 
 
@@ -193,10 +210,10 @@ def run(
         )
     if rpc is not None and dev_accept_any_order:
         raise click.UsageError("--dev-accept-any-order makes no sense with --rpc (orders are checked on-chain)")
-    config = _load_config(home)
-    host, port = parse_listen(listen) if listen else (config["host"], config["port"])
+    config = load_config(home)
+    host, port = parse_listen(listen) if listen else (config.host, config.port)
     check_port_free(host, port)
-    size = parse_size(capacity) if capacity else int(config["capacity"])
+    size = parse_size(capacity) if capacity else config.capacity
     try:
         if bootstrap and p2p_listen is None:
             p2p_listen = "/ip4/127.0.0.1/tcp/0"
@@ -213,23 +230,31 @@ def run(
             chain_id=chain_id,
             summary_interval=summary_interval,
         )
-        asyncio.run(_serve(node_config, rpc, deployment, as_json=as_json))
+        asyncio.run(_serve(node_config, rpc, deployment, as_json=as_json, terms=config))
     except (NodeError, ContractsError) as err:
         fail(str(err))
 
 
 async def _serve(
-    config: NodeConfig, rpc: str | None = None, deployment: Path | None = None, *, as_json: bool = False
+    config: NodeConfig,
+    rpc: str | None = None,
+    deployment: Path | None = None,
+    *,
+    as_json: bool = False,
+    terms: NodeHome | None = None,
 ) -> None:
     chain = None
     authorize: Authorizer = allow_any
+    ask = terms.ask if terms is not None else 0
     if rpc is not None and deployment is not None:
         chain = await Chain.connect(rpc, Deployment.load(deployment))
-        authorize = DealAuthorizer(chain, load_or_create_operator(config.home).address)
+        authorize = DealAuthorizer(chain, load_or_create_operator(config.home).address, ask=ask)
     else:
         log.warning("development mode: accepting any validly signed order, with no on-chain deal behind it")
     storage = StorageNode(config, authorize=authorize, chain=chain)
     await storage.start()
+    if chain is not None and terms is not None:
+        await _reannounce(chain, storage, terms)
     prover_task = None
     prover = None
     if chain is not None and storage.store is not None and storage.state is not None:
@@ -262,77 +287,26 @@ async def _serve(
         click.echo("datasov node stopped")
 
 
-@node.command()
-@click.option("--home", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
-@click.option("--rpc", default=None, metavar="URL", help="Also show stake, earnings and slashes from this chain.")
-@click.option(
-    "--deployment",
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    default=None,
-    help="Deployment file (contract addresses) for --rpc.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def status(home: Path, rpc: str | None, deployment: Path | None, as_json: bool) -> None:
-    """What this node stores (works while the node is stopped); with --rpc, what it earned and lost.
-
-    \b
-    Example:
-      datasov node status --home ~/.datasov/node1 --json
-      datasov node status --home ~/.datasov/node1 --rpc http://127.0.0.1:8545 --deployment deploy.json
-    """
-    config = _load_config(home)
-    store = ShareStore(home, capacity=int(config["capacity"]))
+async def _reannounce(chain: Chain, storage: StorageNode, terms: NodeHome) -> None:
+    """On start: announce again if the URL or terms differ from the newest on-chain announcement
+    (a node that has not joined, or is leaving, only says so)."""
+    op = await chain.get_operator(storage.address)
+    if not op.registered or op.leaving:
+        state = "is leaving" if op.leaving else "has not joined"
+        log.warning("operator %s %s: not announcing (datasov node join)", storage.address, state)
+        return
+    p2p = storage.p2p
+    announcement = announcement_for(
+        storage.config.home,
+        replace(terms, capacity=storage.config.capacity),
+        operator=storage.address,
+        chain_id=chain.deployment.chain_id,
+        url=storage.url,
+        peer_id=str(p2p.peer_id) if p2p is not None else None,
+        multiaddrs=tuple(p2p.addrs)[:8] if p2p is not None else (),
+    )
     try:
-        records = store.index.all()
-        result: dict[str, Any] = {
-            "operator": load_or_create_operator(home).address,
-            "shares": sum(r.state == "ok" for r in records),
-            "quarantined": sum(r.state == "quarantined" for r in records),
-            "used": store.index.used_bytes(),
-            "capacity": store.capacity,
-        }
-    finally:
-        store.close()
-    if rpc is not None:
-        if deployment is None:
-            fail("--rpc needs --deployment FILE (the contract addresses)")
-        try:
-            result["chain"] = asyncio.run(_earnings(rpc, Deployment.load(deployment), result["operator"], records))
-        except ContractsError as err:
-            fail(str(err))
-    if as_json:
-        emit_json(result)
-    else:
-        for key, value in result.items():
-            if isinstance(value, dict):
-                for k, v in value.items():
-                    click.echo(f"{k:12} {v}")
-            else:
-                click.echo(f"{key:12} {value}")
-
-
-async def _earnings(rpc: str, deployment: Deployment, operator: str, records: list[Any]) -> dict[str, Any]:
-    """Stake, withdrawable balance, fees proven but not yet claimed, and slashes, from the chain."""
-    chain = await Chain.connect(rpc, deployment)
-    try:
-        op = await chain.get_operator(operator)
-        unclaimed = 0
-        for r in records:
-            if r.deal_id and r.state == "ok":
-                share = await chain.get_share(r.deal_id, r.idx)
-                if share.provider.lower() == operator.lower():
-                    unclaimed += share.unclaimed * (await chain.get_deal(r.deal_id)).fee_per_share_epoch
-        slashes = await chain.storage_market.events.ProofMissed().get_logs(
-            from_block=deployment.deployed_block, argument_filters={"provider": operator}
-        )
-        return {
-            "registered": op.registered,
-            "stake": str(op.stake),
-            "active_shares": op.active_shares,
-            "withdrawable": str(await chain.storage_balance(operator)),
-            "unclaimed_fees": str(unclaimed),
-            "slashed": str(sum(int(e["args"]["slashed"]) for e in slashes)),
-            "missed_proofs": len(slashes),
-        }
-    finally:
-        await chain.close()
+        if await ensure_announced(chain, storage.operator, announcement):
+            log.info("re-announced: URL or terms changed")
+    except ContractsError as err:
+        log.warning("could not announce %s: %s", storage.address, err)

@@ -233,4 +233,8 @@ async def test_termination_settlement_and_withdrawal(chain: Chain, published: Pu
         await chain.withdraw(OWNER)
     await chain.withdraw(OPERATORS[0])
     assert (await chain.get_operator(OPERATORS[0].address)).active_shares == 0
+    with pytest.raises(errors.ExitNotReady):  # unstaking is leaving: leave first, then wait
+        await chain.withdraw_stake(OPERATORS[0], STAKE)
+    exit_epoch = await chain.leave(OPERATORS[0])
+    await chain.advance_to_epoch(exit_epoch)
     await chain.withdraw_stake(OPERATORS[0], STAKE)  # stake is free once the deal is settled

@@ -83,3 +83,46 @@ async def test_orders_are_checked_against_the_deal(make_node: NodeFactory, tmp_p
     await chain.advance_to_epoch((await chain.get_deal(deal)).end_epoch)
     assert await collect_ended_deals(store, chain) == 1
     assert await store.records() == []
+
+
+async def test_an_order_paying_less_than_the_nodes_ask_is_refused(make_node: NodeFactory, tmp_path: Path) -> None:
+    chain = await DevChain.embedded(dev_accounts=12)
+    man, shares, _ = encode_sample(k=2, n=5)
+    dataset_id = await register(chain, man)
+    for op in PROVIDERS:
+        await chain.register_operator(op, 100 * TOKEN)
+    fee = 1000
+    deal = await chain.open_deal(OWNER, dataset_id, [p.address for p in PROVIDERS], epochs=3, fee_per_share_epoch=fee)
+    # asks per GiB per epoch: just above and exactly what this deal pays for a share of this size
+    exact = fee * (1 << 30) // man.share_size
+    greedy, fair = PROVIDERS[0], PROVIDERS[1]
+    give_operator_key(tmp_path / "greedy", bytes(greedy.key))
+    give_operator_key(tmp_path / "fair", bytes(fair.key))
+    nodes = [
+        await make_node("greedy", authorize=DealAuthorizer(chain, greedy.address, ask=exact + (1 << 30))),
+        await make_node("fair", authorize=DealAuthorizer(chain, fair.address, ask=exact)),
+    ]
+    commitment = merkle.MerkleTree(b"".join(man.share_roots), 32)
+    async with NodeClient() as client:
+        for i, node in enumerate(nodes):
+            o = StorageOrder.new(
+                node=node.address,
+                dataset=man.hash().hex(),
+                index=i,
+                share_root=man.share_roots[i],
+                size=man.share_size,
+                leaf_size=man.leaf_size,
+                block_size=man.block_size,
+                deal_id=deal,
+                share_proof=commitment.prove(i).siblings,
+            )
+            if i == 0:
+                with pytest.raises(RemoteError) as info:
+                    await client.put_share(node.url, o, OWNER, shares[i])
+                assert (info.value.status, info.value.code) == (402, "below_ask")
+                assert "ask" in str(info.value)
+            else:
+                await client.put_share(node.url, o, OWNER, shares[i])
+    assert nodes[0].store is not None
+    assert await nodes[0].store.records() == []  # nothing stored
+    await chain.close()
