@@ -45,6 +45,7 @@ class NodeConfig:
     region: str = ""  # announced free label
     chain_id: int = 0  # the chain its announcement is for (0: none, development)
     summary_interval: float = 300.0  # seconds between the INFO summaries of what the node did; 0: none
+    announce_at_start: bool = True  # False: the caller calls start_announcing (with the on-chain record)
 
 
 class StorageNode:
@@ -95,8 +96,8 @@ class StorageNode:
         if cfg.p2p_listen is not None:
             self.p2p = P2PHost(load_or_create_p2p_key(cfg.home), listen=cfg.p2p_listen, bootstrap=cfg.bootstrap)
             await self.p2p.start()
-            # the DHT catches up in the background: the node serves while its first lookups run
-            self._announce_task = asyncio.create_task(self._announce_at_start(), name="datasov-announce")
+            if cfg.announce_at_start:
+                self.start_announcing()
         if cfg.gc_interval > 0:
             self._gc_task = asyncio.create_task(self._gc_loop(), name="datasov-gc")
         if cfg.summary_interval > 0:
@@ -144,6 +145,14 @@ class StorageNode:
                     await self.announce()
             except Exception:  # keep serving; try again next round
                 log.exception("garbage collection failed")
+
+    def start_announcing(self, signed: SignedAnnouncement | None = None) -> None:
+        """Publish this node's DHT record (``signed``: the announcement it made on-chain; else one made
+        now) and provide its shares, in the background: the node serves while the lookups run."""
+        if signed is not None:
+            self.announcement = signed
+        if self.p2p is not None and self._announce_task is None:
+            self._announce_task = asyncio.create_task(self._announce_at_start(), name="datasov-announce")
 
     async def _announce_at_start(self) -> None:
         assert self.p2p is not None

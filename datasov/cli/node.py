@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from contracts.announcements import SignedAnnouncement
 from contracts.chain import Chain
 from contracts.errors import ContractsError
 from contracts.models import Deployment
@@ -21,7 +22,7 @@ from storage_node.api.app import Authorizer, allow_any
 from storage_node.authorize import DealAuthorizer
 from storage_node.errors import NodeError
 from storage_node.identity import load_or_create_operator
-from storage_node.membership import ensure_announced
+from storage_node.membership import ensure_announced, latest_announcement
 from storage_node.node import NodeConfig, StorageNode
 from storage_node.prover import Prover
 
@@ -229,6 +230,9 @@ def run(
             bootstrap=bootstrap,
             chain_id=chain_id,
             summary_interval=summary_interval,
+            ask=config.ask,
+            region=config.region,
+            announce_at_start=rpc is None,  # with a chain: the DHT record carries the on-chain announcement
         )
         asyncio.run(_serve(node_config, rpc, deployment, as_json=as_json, terms=config))
     except (NodeError, ContractsError) as err:
@@ -255,6 +259,7 @@ async def _serve(
     await storage.start()
     if chain is not None and terms is not None:
         await _reannounce(chain, storage, terms)
+    storage.start_announcing(await _on_chain(chain, storage) if chain is not None else None)
     prover_task = None
     prover = None
     if chain is not None and storage.store is not None and storage.state is not None:
@@ -285,6 +290,20 @@ async def _serve(
         if chain is not None:
             await chain.close()
         click.echo("datasov node stopped")
+
+
+async def _on_chain(chain: Chain, storage: StorageNode) -> SignedAnnouncement | None:
+    """The node's newest on-chain announcement if it describes this running node (URL and peer id)."""
+    try:
+        signed = await latest_announcement(chain, storage.address)
+    except ContractsError as err:
+        log.warning("could not read this node's announcement: %s", err)
+        return None
+    if signed is None or signed.announcement.http_url != storage.url:
+        return None
+    if storage.p2p is not None and signed.announcement.peer_id != storage.p2p.peer_id:
+        return None
+    return signed
 
 
 async def _reannounce(chain: Chain, storage: StorageNode, terms: NodeHome) -> None:
