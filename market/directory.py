@@ -1,8 +1,10 @@
 """Where the storage nodes are: a narrow view the publisher, buyer and repair agent need.
 
-A :class:`Directory` maps operator addresses to HTTP URLs. :class:`StaticDirectory` is a list
-(the local network writes one; a deployment can ship one); :class:`market.discovery.NetworkDirectory`
-combines the chain's announcements (authoritative) with the libp2p DHT's peer records (fresh).
+A :class:`Directory` maps operator addresses to :class:`NodeInfo` (URL, announced terms, stake,
+proof history). Implementations: :class:`market.chain_directory.ChainDirectory` (the chain's
+announcements: authoritative for who is staked), :class:`market.discovery.NetworkDirectory` (a
+chain directory combined with the libp2p DHT's peer records: fresh state, liars ignored) and
+:class:`StaticDirectory` (a fixed list, for tests and old ``devnet.json`` files that still carry one).
 """
 
 from __future__ import annotations
@@ -22,8 +24,21 @@ class DirectoryError(MarketError):
 
 @dataclass(frozen=True, slots=True)
 class NodeInfo:
+    """A node as a client sees it. Only ``address`` and ``url`` are always known; the rest comes
+    from its announcement and the chain (a static list leaves the defaults)."""
+
     address: str  # the operator's Ethereum address (checksummed)
     url: str  # http://host:port of its API
+    ask: int = 0  # token base units per GiB per epoch
+    capacity: int = 0  # bytes offered (announced; 0 = unknown)
+    region: str = ""
+    peer_id: str = ""  # libp2p peer id, "" if none announced
+    multiaddrs: tuple[str, ...] = ()
+    stake: int = 0  # 0 = unknown (static list)
+    available: bool = True  # may take new shares: staked at least the minimum and not leaving
+    proofs_ok: int = 0
+    proofs_missed: int = 0
+    last_seen_block: int = 0  # latest announcement or proof on-chain
 
 
 class Directory(Protocol):
