@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 from contracts.announcements import AnnouncementError, SignedAnnouncement
@@ -66,21 +66,26 @@ def identify_with(client: Any, *, timeout: float = 5.0) -> Identify:
 
 @dataclass(frozen=True, slots=True)
 class NodeView:
-    """One node as this directory sees it."""
+    """One node as this directory sees it: the chain's :class:`NodeInfo` (peer id and multiaddrs
+    from its DHT record when one was used), and what only the DHT and the node itself say."""
 
-    address: str
-    url: str
-    peer_id: str = ""
-    multiaddrs: tuple[str, ...] = ()
-    ask: int | None = None  # from the DHT record's announcement (None: no record)
-    capacity: int | None = None
-    free: int | None = None
-    seen_at: int | None = None  # when its DHT record was published
+    info: NodeInfo
+    in_dht: bool = False  # a usable DHT record was found
+    free: int | None = None  # bytes free, as its DHT record says
+    seen_at: int | None = None  # unix seconds: when it published that record
     reachable: bool | None = None  # None: not asked (no identify)
 
     @property
-    def info(self) -> NodeInfo:
-        return NodeInfo(self.address, self.url)
+    def address(self) -> str:
+        return self.info.address
+
+    @property
+    def url(self) -> str:
+        return self.info.url
+
+    @property
+    def peer_id(self) -> str:
+        return self.info.peer_id if self.in_dht else ""
 
 
 class NetworkDirectory:
@@ -156,22 +161,11 @@ class NetworkDirectory:
             reachable = None if reach == "unasked" else reach == "up"
             record = records.get(node.address.lower())
             if record is None:
-                out.append(NodeView(node.address, node.url, reachable=reachable))
+                out.append(NodeView(node, reachable=reachable))
                 continue
             a = record.signed.announcement
-            out.append(
-                NodeView(
-                    node.address,
-                    node.url,
-                    peer_id=a.peer_id,
-                    multiaddrs=a.multiaddrs,
-                    ask=a.ask,
-                    capacity=a.capacity,
-                    free=record.free,
-                    seen_at=record.seen_at,
-                    reachable=reachable,
-                )
-            )
+            fresh = replace(node, peer_id=a.peer_id, multiaddrs=a.multiaddrs)
+            out.append(NodeView(fresh, True, record.free, record.seen_at, reachable))
         self._last = {v.address.lower(): v for v in out}
         return out
 

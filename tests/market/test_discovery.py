@@ -62,7 +62,8 @@ async def test_chain_and_dht_combined_liars_and_unstaked_ignored(
     assert set(views) == {honest.address, liar.address, other.address}  # the unstaked node is not listed
     good = views[honest.address]
     assert honest.p2p is not None
-    assert (good.peer_id, good.reachable, good.capacity) == (honest.p2p.peer_id, True, honest.config.capacity)
+    assert (good.peer_id, good.reachable, good.in_dht) == (honest.p2p.peer_id, True, True)
+    assert good.info.multiaddrs == tuple(a.split("/p2p/")[0] for a in honest.p2p.addrs)
     assert good.free is not None
     assert good.free > 0
     assert views[liar.address].peer_id == ""  # its record was not used
