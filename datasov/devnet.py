@@ -53,16 +53,22 @@ async def stop_task(task: asyncio.Task[None], worker: Ticking | None = None) -> 
         await task
 
 
-async def stake_operators(chain: DevChain, operators: list[LocalAccount]) -> None:
-    """Fund (ETH, tokens) and register each operator not registered yet, with the minimum stake."""
+async def fund_operator(chain: DevChain, address: str) -> None:
+    """The devnet faucet (dev account 0): ETH for gas and ten minimum stakes of tokens."""
     funder = dev_account(0)
+    stake = int(await chain.call(chain.storage_market.functions.minStake())) or DEFAULT_MIN_STAKE
+    await chain.send_eth(funder, address, OPERATOR_ETH)
+    await chain.mint(funder, address, 10 * stake)
+
+
+async def stake_operators(chain: DevChain, operators: list[LocalAccount]) -> None:
+    """Fund and register each operator not registered yet, with the minimum stake (in-process nodes)."""
     stake = int(await chain.call(chain.storage_market.functions.minStake())) or DEFAULT_MIN_STAKE
     for operator in operators:
         op = await chain.get_operator(operator.address)
         if op.registered:
             continue
-        await chain.send_eth(funder, operator.address, OPERATOR_ETH)
-        await chain.mint(funder, operator.address, 10 * stake)
+        await fund_operator(chain, operator.address)
         await chain.register_operator(operator, stake)
 
 
@@ -227,13 +233,27 @@ class ProcessNetwork:
         net.chain.deployment.save(net.deployment_file)
         try:
             procs = [net._prepare(i) for i in range(nodes)]
-            await stake_operators(chain, [load_or_create_operator(p.home) for p in procs])
+            for p in procs:
+                await net.join(p)
             net.bootstrap = await start_all(procs, url, net.deployment_file)
             net.nodes = procs
         except BaseException:
             await net.stop()
             raise
         return net
+
+    async def join(self, proc: NodeProcess) -> None:
+        """What an outside operator does, through the same code as ``datasov node join``: the devnet
+        faucet (dev account 0) sends it ETH and tokens, then it stakes the minimum and announces."""
+        from storage_node.membership import join
+
+        from .nodehome import NodeHome, announcement_for
+
+        account = load_or_create_operator(proc.home)
+        await fund_operator(self.chain, account.address)
+        config = NodeHome.load(proc.home)
+        terms = announcement_for(proc.home, config, operator=account.address, chain_id=self.chain.deployment.chain_id)
+        await join(self.chain, account, terms)
 
     @property
     def deployment_file(self) -> Path:
@@ -249,7 +269,7 @@ class ProcessNetwork:
         """One more node process, joining the running network through its bootstrap peers."""
         proc = self._prepare(len(self.nodes))
         if stake:
-            await stake_operators(self.chain, [load_or_create_operator(proc.home)])
+            await self.join(proc)
         await proc.start(self.rpc_url, self.deployment_file, bootstrap=self.bootstrap)
         self.nodes.append(proc)
         return proc

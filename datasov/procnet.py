@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -50,15 +51,25 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         os._exit(1)
 
 
-def init_node_home(home: Path, *, host: str, capacity: int) -> str:
-    """What ``datasov node init`` writes (operator key, node.json), if not there yet; the operator address."""
+def free_port(host: str) -> int:
+    """A TCP port free on ``host`` now (the node binds it a moment later; loopback, so nobody races us)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def init_node_home(home: Path, *, host: str, capacity: int, ask: int = 0) -> str:
+    """What ``datasov node init --http HOST:PORT`` writes (operator key, libp2p key, node.json on a
+    fixed free port, so ``node join`` has a URL to announce), if not there yet; the operator address."""
     from storage_node.identity import load_or_create_operator
+    from storage_node.p2p.identity import load_or_create_p2p_key
+
+    from .nodehome import CONFIG_FILE, NodeHome
 
     operator = load_or_create_operator(home)
-    config_file = home / "node.json"
-    if not config_file.exists():
-        config = {"version": 1, "host": host, "port": 0, "capacity": capacity}
-        config_file.write_text(json.dumps(config, indent=2) + "\n")
+    load_or_create_p2p_key(home)
+    if not (home / CONFIG_FILE).exists():
+        NodeHome(host=host, port=free_port(host), capacity=capacity, ask=ask).save(home)
     return operator.address
 
 
