@@ -210,7 +210,7 @@ class ProcessNetwork:
     home: Path
     chain: DevChain
     rpc_url: str
-    runner: web.AppRunner
+    runner: web.AppRunner | None  # the JSON-RPC server of an embedded chain (None: the chain is elsewhere)
     capacity: int = 1 << 30
     nodes: list[NodeProcess] = field(default_factory=list)
     bootstrap: list[str] = field(default_factory=list)
@@ -224,18 +224,25 @@ class ProcessNetwork:
         config: ChainConfig = DEFAULT_CONFIG,
         capacity: int = 1 << 30,
         rpc_port: int = 0,
+        chain: DevChain | None = None,
+        rpc_url: str | None = None,
     ) -> ProcessNetwork:
+        """``chain`` and ``rpc_url``: a chain already served elsewhere (a Hardhat node); else an
+        embedded one, served here on ``rpc_port``."""
         from .rpc import serve
 
-        chain = await DevChain.embedded(dev_accounts=12, config=config)
-        runner, url = await serve(chain, "127.0.0.1", rpc_port)
-        net = cls(home, chain, url, runner, capacity=capacity)
+        runner = None
+        if chain is None or rpc_url is None:
+            chain = await DevChain.embedded(dev_accounts=12, config=config)
+            runner, rpc_url = await serve(chain, "127.0.0.1", rpc_port)
+        net = cls(home, chain, rpc_url, runner, capacity=capacity)
+        await asyncio.to_thread(home.mkdir, parents=True, exist_ok=True)
         net.chain.deployment.save(net.deployment_file)
         try:
             procs = [net._prepare(i) for i in range(nodes)]
             for p in procs:
                 await net.join(p)
-            net.bootstrap = await start_all(procs, url, net.deployment_file)
+            net.bootstrap = await start_all(procs, rpc_url, net.deployment_file)
             net.nodes = procs
         except BaseException:
             await net.stop()
@@ -294,6 +301,9 @@ class ProcessNetwork:
         return path
 
     async def stop(self) -> None:
+        """Stop every node process; and the embedded chain with its server (a chain given to
+        :meth:`start` is the caller's to close)."""
         await stop_all(self.nodes)
-        await self.runner.cleanup()
-        await self.chain.close()
+        if self.runner is not None:
+            await self.runner.cleanup()
+            await self.chain.close()

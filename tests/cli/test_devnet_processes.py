@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def alive(pid: int) -> bool:
-    return not wait_gone([pid], within=0)
+    return wait_gone([pid], within=0) == [pid]
 
 
 def wait_gone(pids: list[int], within: float = 60.0) -> list[int]:
@@ -59,5 +59,5 @@ def test_nodes_are_processes_on_their_own_addresses_and_die_with_a_killed_devnet
         assert alive(pids[2])
     finally:
         proc.kill()  # the devnet itself, by SIGKILL: it cannot stop its children
-        proc.wait(timeout=30)
+        proc.communicate(timeout=30)
     assert wait_gone(pids) == []  # PR_SET_PDEATHSIG stopped them
