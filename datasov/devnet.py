@@ -249,7 +249,7 @@ class ProcessNetwork:
             raise
         return net
 
-    async def join(self, proc: NodeProcess) -> None:
+    async def join(self, proc: NodeProcess, *, fund: bool = True) -> None:
         """What an outside operator does, through the same code as ``datasov node join``: the devnet
         faucet (dev account 0) sends it ETH and tokens, then it stakes the minimum and announces."""
         from storage_node.membership import join
@@ -257,7 +257,8 @@ class ProcessNetwork:
         from .nodehome import NodeHome, announcement_for
 
         account = load_or_create_operator(proc.home)
-        await fund_operator(self.chain, account.address)
+        if fund:
+            await fund_operator(self.chain, account.address)
         config = NodeHome.load(proc.home)
         terms = announcement_for(proc.home, config, operator=account.address, chain_id=self.chain.deployment.chain_id)
         await join(self.chain, account, terms)
@@ -272,11 +273,15 @@ class ProcessNetwork:
         init_node_home(node_home, host=host, capacity=self.capacity)
         return NodeProcess(index, node_home, host)
 
-    async def add_node(self, *, stake: bool = True) -> NodeProcess:
-        """One more node process, joining the running network through its bootstrap peers."""
-        proc = self._prepare(len(self.nodes))
-        if stake:
-            await self.join(proc)
+    def prepare_node(self) -> NodeProcess:
+        """The next node's home (keys, node.json), not started: its operator can be funded first."""
+        return self._prepare(len(self.nodes))
+
+    async def add_node(self, proc: NodeProcess | None = None, *, fund: bool = True) -> NodeProcess:
+        """One more node process (``proc`` from :meth:`prepare_node`, or a new one): it joins (funded
+        by the faucet unless ``fund`` is False), then starts, bootstrapping to the running network."""
+        proc = proc or self._prepare(len(self.nodes))
+        await self.join(proc, fund=fund)
         await proc.start(self.rpc_url, self.deployment_file, bootstrap=self.bootstrap)
         self.nodes.append(proc)
         return proc

@@ -66,6 +66,7 @@ class StorageNode:
         self._gc_task: asyncio.Task[None] | None = None
         self._summary_task: asyncio.Task[None] | None = None
         self._announce_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self.state: NodeState | None = None
         self.gate: ConnectionGate | None = None
         self.announcement: SignedAnnouncement | None = None
@@ -225,12 +226,23 @@ class StorageNode:
             await self.p2p.announce(current, free=free)
 
     async def _announce_share(self, dataset: str, index: int) -> None:
+        """After a share is stored: provide it and re-announce, in the background (a DHT lookup can
+        take seconds; the upload's answer must not wait for it)."""
         if self.p2p is not None:
+            task = asyncio.create_task(self._provide(dataset, index), name=f"datasov-provide-{index}")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _provide(self, dataset: str, index: int) -> None:
+        assert self.p2p is not None
+        try:
             await self.p2p.provide_share(dataset, index)
             await self.announce()
+        except Exception:  # stored is stored: discovery catches up at the next announcement
+            log.exception("could not announce %s/%s in the DHT", dataset, index)
 
     async def stop(self) -> None:
-        for task in (self._gc_task, self._summary_task, self._announce_task):
+        for task in (self._gc_task, self._summary_task, self._announce_task, *self._background):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
