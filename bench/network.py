@@ -63,6 +63,7 @@ async def publish_and_fetch(
             options=publisher.PublishOptions(layout=layout),
         )
         publish_s = time.perf_counter() - t
+        await _servable(chain, pub.dataset_id)
         license_id = await buyer.buy(chain, lab, pub.dataset_id, Purpose.AI_TRAINING)
         await key_agent.KeyAgent(chain, owner, home=work / f"owner-{tag}").tick()
         t = time.perf_counter()
@@ -73,13 +74,25 @@ async def publish_and_fetch(
     return publish_s, fetch_s
 
 
+async def _servable(chain: Any, dataset_id: int, within: float = 300.0) -> None:
+    """Until the nodes' provers have accepted enough shares (chain state, re-read every 0.1 s)."""
+    deadline = time.monotonic() + within
+    for _ in range(int(within * 10) + 1):
+        if await chain.is_servable(dataset_id):
+            return
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    raise SystemExit("bench.network: the dataset never became servable")
+
+
 def _same(a: Path, b: Path) -> bool:
     return a.read_bytes() == b.read_bytes()
 
 
 async def processes_vs_one(work: Path, data: Path, nodes: int, layout: Layout) -> dict[str, float]:
     config = ChainConfig(epoch_blocks=200)
-    local = await LocalNetwork.start(work / "local", nodes=nodes, config=config, provers=False)
+    local = await LocalNetwork.start(work / "local", nodes=nodes, config=config)
     try:
         one = await publish_and_fetch(local.chain, local.directory, work, data, layout, "local")
     finally:
