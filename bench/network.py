@@ -134,7 +134,7 @@ async def _first_share(net: ProcessNetwork, address: str, work: Path, started: f
             staging=work / "staging-join",
             options=publisher.PublishOptions(layout=Layout(codec="zfec", k=2, n=3)),
         )
-    if address not in {p.address for p in pub.placements}:
+    if address not in {p.address for p in pub.placements.values()}:
         raise SystemExit("bench.network: the new node got no share")
     return time.perf_counter() - started
 
