@@ -1,6 +1,9 @@
-"""The local network: an embedded chain and N storage nodes in one process, on loopback.
+"""The local network: an embedded chain and N storage nodes, in one process or one process per node.
 
-:class:`LocalNetwork` is what ``datasov demo``, ``datasov devnet up`` and the end-to-end tests run:
+:class:`ProcessNetwork` (``datasov devnet up``, the CLI tests) runs each node as its own
+``datasov node run`` child on its own 127.0.x.1 (see :mod:`datasov.procnet`), talking to the chain
+over JSON-RPC and to each other over libp2p, bootstrapped to the first node.
+:class:`LocalNetwork` is what ``datasov demo`` and the end-to-end tests run (Tahoe's no_network grid):
 a fresh in-process EVM with the contracts deployed, N real nodes (real sockets, real files under
 ``home``), each with its own operator key, funded, and joined on-chain the way ``datasov node join``
 joins (stake, then a signed announcement: :func:`storage_node.membership.join`), authorising orders
@@ -24,6 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+from eth_account.signers.local import LocalAccount
+
 from contracts.chain import ChainConfig
 from contracts.connection import DEFAULT_MIN_STAKE, ETHER
 from contracts.devchain import DevChain, dev_account
@@ -37,6 +43,7 @@ from storage_node.node import NodeConfig, StorageNode
 from storage_node.prover import Prover
 
 from .nodehome import NodeHome, announcement_for
+from .procnet import NodeProcess, init_node_home, node_host, start_all, stop_all
 
 log = logging.getLogger("datasov.devnet")
 
@@ -54,6 +61,25 @@ async def stop_task(task: asyncio.Task[None], worker: Ticking | None = None) -> 
         await task
 
 
+async def fund_operator(chain: DevChain, address: str) -> None:
+    """The devnet faucet (dev account 0): ETH for gas and ten minimum stakes of tokens."""
+    funder = dev_account(0)
+    stake = int(await chain.call(chain.storage_market.functions.minStake())) or DEFAULT_MIN_STAKE
+    await chain.send_eth(funder, address, OPERATOR_ETH)
+    await chain.mint(funder, address, 10 * stake)
+
+
+async def stake_operators(chain: DevChain, operators: list[LocalAccount]) -> None:
+    """Fund and register each operator not registered yet, with the minimum stake (in-process nodes)."""
+    stake = int(await chain.call(chain.storage_market.functions.minStake())) or DEFAULT_MIN_STAKE
+    for operator in operators:
+        op = await chain.get_operator(operator.address)
+        if op.registered:
+            continue
+        await fund_operator(chain, operator.address)
+        await chain.register_operator(operator, stake)
+
+
 @dataclass
 class NetworkNode:
     index: int
@@ -67,13 +93,6 @@ class NetworkNode:
     @property
     def info(self) -> NodeInfo:
         return NodeInfo(self.node.address, self.node.url)
-
-
-def node_host(index: int) -> str:
-    """Node ``index`` of a local network listens on 127.0.(index+1).1: one /24 per node."""
-    if not 0 <= index < 254:
-        raise ValueError(f"a local network has at most 254 nodes (index {index})")
-    return f"127.0.{index + 1}.1"
 
 
 @dataclass
@@ -229,3 +248,114 @@ class LocalNetwork:
             if n.alive:
                 await self.kill(n.index)
         await self.chain.close()
+
+
+@dataclass
+class ProcessNetwork:
+    """An embedded chain served over JSON-RPC and N ``datasov node run`` processes (see module doc)."""
+
+    home: Path
+    chain: DevChain
+    rpc_url: str
+    runner: web.AppRunner | None  # the JSON-RPC server of an embedded chain (None: the chain is elsewhere)
+    capacity: int = 1 << 30
+    nodes: list[NodeProcess] = field(default_factory=list)
+    bootstrap: list[str] = field(default_factory=list)
+
+    @classmethod
+    async def start(
+        cls,
+        home: Path,
+        *,
+        nodes: int = 12,
+        config: ChainConfig = DEFAULT_CONFIG,
+        capacity: int = 1 << 30,
+        rpc_port: int = 0,
+        chain: DevChain | None = None,
+        rpc_url: str | None = None,
+    ) -> ProcessNetwork:
+        """``chain`` and ``rpc_url``: a chain already served elsewhere (a Hardhat node); else an
+        embedded one, served here on ``rpc_port``."""
+        from .rpc import serve
+
+        runner = None
+        if chain is None or rpc_url is None:
+            chain = await DevChain.embedded(dev_accounts=12, config=config)
+            runner, rpc_url = await serve(chain, "127.0.0.1", rpc_port)
+        net = cls(home, chain, rpc_url, runner, capacity=capacity)
+        await asyncio.to_thread(home.mkdir, parents=True, exist_ok=True)
+        net.chain.deployment.save(net.deployment_file)
+        try:
+            procs = [net._prepare(i) for i in range(nodes)]
+            for p in procs:
+                await net.join(p)
+            net.bootstrap = await start_all(procs, rpc_url, net.deployment_file)
+            net.nodes = procs
+        except BaseException:
+            await net.stop()
+            raise
+        return net
+
+    async def join(self, proc: NodeProcess, *, fund: bool = True) -> None:
+        """What an outside operator does, through the same code as ``datasov node join``: the devnet
+        faucet (dev account 0) sends it ETH and tokens, then it stakes the minimum and announces."""
+        from storage_node.membership import join
+
+        from .nodehome import NodeHome, announcement_for
+
+        account = load_or_create_operator(proc.home)
+        if fund:
+            await fund_operator(self.chain, account.address)
+        config = NodeHome.load(proc.home)
+        terms = announcement_for(proc.home, config, operator=account.address, chain_id=self.chain.deployment.chain_id)
+        await join(self.chain, account, terms)
+
+    @property
+    def deployment_file(self) -> Path:
+        return self.home / "deployment.json"
+
+    def _prepare(self, index: int) -> NodeProcess:
+        host = node_host(index)
+        node_home = self.home / "nodes" / f"node-{index:02d}"
+        init_node_home(node_home, host=host, capacity=self.capacity)
+        return NodeProcess(index, node_home, host)
+
+    def prepare_node(self) -> NodeProcess:
+        """The next node's home (keys, node.json), not started: its operator can be funded first."""
+        return self._prepare(len(self.nodes))
+
+    async def add_node(self, proc: NodeProcess | None = None, *, fund: bool = True) -> NodeProcess:
+        """One more node process (``proc`` from :meth:`prepare_node`, or a new one): it joins (funded
+        by the faucet unless ``fund`` is False), then starts, bootstrapping to the running network."""
+        proc = proc or self._prepare(len(self.nodes))
+        await self.join(proc, fund=fund)
+        await proc.start(self.rpc_url, self.deployment_file, bootstrap=self.bootstrap)
+        self.nodes.append(proc)
+        return proc
+
+    @property
+    def directory(self) -> StaticDirectory:
+        return StaticDirectory(NodeInfo(n.address, n.url) for n in self.nodes)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "rpc": self.rpc_url,
+            "deployment": self.chain.deployment.to_json(),
+            "nodes": self.directory.to_json(),
+            "bootstrap": list(self.bootstrap),
+            "pids": {n.address: n.pid for n in self.nodes},
+        }
+
+    def save(self) -> Path:
+        path = self.home / DEVNET_FILE
+        path.write_text(json.dumps(self.describe(), indent=2) + "\n")
+        return path
+
+    async def stop(self) -> None:
+        """Stop every node process; and the embedded chain with its server (a chain given to
+        :meth:`start` is the caller's to close)."""
+        await stop_all(self.nodes)
+        if self.runner is not None:
+            await self.runner.cleanup()
+            await self.chain.close()

@@ -2,8 +2,9 @@
 
 A :class:`Directory` maps operator addresses to :class:`NodeInfo` (URL, announced terms, stake,
 proof history). Implementations: :class:`market.chain_directory.ChainDirectory` (the chain's
-announcements: authoritative for who is staked) and :class:`StaticDirectory` (a fixed list, for
-tests and old ``devnet.json`` files that still carry one).
+announcements: authoritative for who is staked), :class:`market.discovery.NetworkDirectory` (a
+chain directory combined with the libp2p DHT's peer records: fresh state, liars ignored) and
+:class:`StaticDirectory` (a fixed list, for tests and old ``devnet.json`` files that still carry one).
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from contracts.announcements import Announcement, SignedAnnouncement
+
 from .api.app import Authorizer, NodeState, allow_any, make_app
 from .api.gate import ConnectionGate, GatedSite
 from .authorize import DeletionGuard, collect_ended_deals
@@ -39,6 +41,11 @@ class NodeConfig:
     p2p_listen: str | None = None  # e.g. "/ip4/127.0.0.1/tcp/0"; None: no libp2p
     bootstrap: tuple[str, ...] = ()
     gc_interval: float = 300.0  # seconds between garbage collections; 0: never on its own
+    ask: int = 0  # token base units per GiB per epoch (announced)
+    region: str = ""  # announced free label
+    chain_id: int = 0  # the chain its announcement is for (0: none, development)
+    summary_interval: float = 300.0  # seconds between the INFO summaries of what the node did; 0: none
+    announce_at_start: bool = True  # False: the caller calls start_announcing (with the on-chain record)
 
 
 class StorageNode:
@@ -57,8 +64,13 @@ class StorageNode:
         self.p2p: P2PHost | None = None
         self.chain = chain
         self._gc_task: asyncio.Task[None] | None = None
+        self._summary_task: asyncio.Task[None] | None = None
+        self._announce_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self.state: NodeState | None = None
         self.gate: ConnectionGate | None = None
+        self.announcement: SignedAnnouncement | None = None
+        """What this node announces (on-chain and as its DHT peer record); built at start if not set."""
 
     async def start(self) -> None:
         cfg = self.config
@@ -85,12 +97,12 @@ class StorageNode:
         if cfg.p2p_listen is not None:
             self.p2p = P2PHost(load_or_create_p2p_key(cfg.home), listen=cfg.p2p_listen, bootstrap=cfg.bootstrap)
             await self.p2p.start()
-            await self.announce()
-            for record in await self.store.records():  # shares kept across a restart are provided again
-                if record.state == "ok":
-                    await self.p2p.provide_share(record.dataset, record.idx)
+            if cfg.announce_at_start:
+                self.start_announcing()
         if cfg.gc_interval > 0:
             self._gc_task = asyncio.create_task(self._gc_loop(), name="datasov-gc")
+        if cfg.summary_interval > 0:
+            self._summary_task = asyncio.create_task(self._summary_loop(), name="datasov-summary")
 
     async def open_http(self, port: int | None = None) -> None:
         """Serve the API (again, after :meth:`close_http`: same port unless told otherwise)."""
@@ -135,23 +147,107 @@ class StorageNode:
             except Exception:  # keep serving; try again next round
                 log.exception("garbage collection failed")
 
+    def start_announcing(self, signed: SignedAnnouncement | None = None) -> None:
+        """Publish this node's DHT record (``signed``: the announcement it made on-chain; else one made
+        now) and provide its shares, in the background: the node serves while the lookups run."""
+        if signed is not None:
+            self.announcement = signed
+        if self.p2p is not None and self._announce_task is None:
+            self._announce_task = asyncio.create_task(self._announce_at_start(), name="datasov-announce")
+
+    async def _announce_at_start(self) -> None:
+        assert self.p2p is not None
+        assert self.store is not None
+        try:
+            await self.announce()
+            for record in await self.store.records():  # shares kept across a restart are provided again
+                if record.state == "ok":
+                    await self.p2p.provide_share(record.dataset, record.idx)
+        except Exception:  # announced again on the next stored share or garbage collection
+            log.exception("could not announce this node in the DHT")
+
+    async def announced(self) -> None:
+        """Wait until the announcement made at start is done (tests and benchmarks)."""
+        if self._announce_task is not None:
+            await asyncio.shield(self._announce_task)
+
+    async def log_summary(self) -> None:
+        """One INFO line: shares held, bytes, what happened since the last summary, proofs."""
+        if self.store is None or self.state is None:
+            return
+        records = await self.store.records()
+        used = await self.store.used()
+        shares = sum(r.state == "ok" for r in records)
+        log.info("summary: %s", self.state.activity.summary(shares=shares, used=used, capacity=self.store.capacity))
+
+    async def _summary_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.summary_interval)
+            try:
+                await self.log_summary()
+            except Exception:  # a summary is never worth stopping the node for
+                log.exception("could not write the activity summary")
+
+    def make_announcement(self) -> SignedAnnouncement:
+        """This node's announcement as it runs now (URL, peer id, multiaddrs, terms), signed."""
+        cfg = self.config
+        capacity = self.store.capacity if self.store is not None else cfg.capacity
+        if self.p2p is not None:
+            terms = self.p2p.announcement(
+                operator=self.address,
+                http_url=self.url,
+                chain_id=cfg.chain_id,
+                capacity=capacity,
+                ask=cfg.ask,
+                region=cfg.region,
+            )
+        else:
+            terms = Announcement(
+                operator=self.address,
+                http_url=self.url,
+                chain_id=cfg.chain_id,
+                capacity=capacity,
+                ask=cfg.ask,
+                region=cfg.region,
+            ).with_time()
+        return terms.sign(self.operator)
+
     async def announce(self) -> None:
         """(Re)publish this node's signed peer record with its current free space."""
         if self.p2p is not None and self.store is not None:
+            current = self.announcement
+            if (
+                current is None
+                or current.announcement.http_url != self.url
+                or current.announcement.peer_id != self.p2p.peer_id
+            ):
+                self.announcement = current = self.make_announcement()
             free = await self.store.free()
-            await self.p2p.announce(self.operator, http_url=self.url, capacity=self.store.capacity, free=free)
+            await self.p2p.announce(current, free=free)
 
     async def _announce_share(self, dataset: str, index: int) -> None:
+        """After a share is stored: provide it and re-announce, in the background (a DHT lookup can
+        take seconds; the upload's answer must not wait for it)."""
         if self.p2p is not None:
+            task = asyncio.create_task(self._provide(dataset, index), name=f"datasov-provide-{index}")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _provide(self, dataset: str, index: int) -> None:
+        assert self.p2p is not None
+        try:
             await self.p2p.provide_share(dataset, index)
             await self.announce()
+        except Exception:  # stored is stored: discovery catches up at the next announcement
+            log.exception("could not announce %s/%s in the DHT", dataset, index)
 
     async def stop(self) -> None:
-        if self._gc_task is not None:
-            self._gc_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._gc_task
-            self._gc_task = None
+        for task in (self._gc_task, self._summary_task, self._announce_task, *self._background):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._gc_task = self._summary_task = self._announce_task = None
         if self.p2p is not None:
             await self.p2p.stop()
             self.p2p = None

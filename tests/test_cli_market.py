@@ -32,6 +32,7 @@ def datasov(*args: str, home: Path | None = None, check: bool = True) -> subproc
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("devnet")
     cmd = [sys.executable, "-m", "datasov", "devnet", "up", "--home", str(home), "--rpc-port", "0", "--json"]
+    cmd += ["--in-process"]  # this module kills no node: in-process nodes keep the suite short (tests/cli: processes)
     cmd += ["--block-time", "0.5"]
     log = (home / "devnet.log").open("w")  # a file, not a pipe: a chatty devnet can never block on it
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)

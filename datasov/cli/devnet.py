@@ -8,13 +8,15 @@ import os
 import shutil
 import signal
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
 
 from contracts.chain import ChainConfig
-from contracts.devchain import dev_account
+from contracts.devchain import DevChain, dev_account
 
 from .context import DEV_ACCOUNTS, check_port_free, json_option
 from .ui import emit_json, err_console, fail, json_errors, out_console
@@ -33,6 +35,11 @@ def devnet() -> None:
 @click.option("--epoch-blocks", type=click.IntRange(2, 256), default=30, show_default=True)
 @click.option("--fresh", is_flag=True, help="Start over on a home whose devnet stopped (its chain is gone).")
 @click.option("--no-guardians", is_flag=True, help="Do not run the nodes as key guardians (see docs/guardians.md).")
+@click.option(
+    "--in-process",
+    is_flag=True,
+    help="Run the nodes inside this process, without libp2p (faster to start; a killed node is not a real process).",
+)
 @json_option
 def devnet_up(
     home: Path,
@@ -42,11 +49,16 @@ def devnet_up(
     epoch_blocks: int,
     fresh: bool,
     no_guardians: bool,
+    in_process: bool,
     as_json: bool,
 ) -> None:
     """Start a chain and N nodes on loopback and keep them running until Ctrl-C.
 
-    Writes HOME/devnet.json (RPC URL, contracts, node directory) for `datasov init --network`.
+    Each node is its own `datasov node run` process on its own address (127.0.1.1, 127.0.2.1, ...),
+    with libp2p on and bootstrapped to the first node; they are stopped (SIGTERM, then SIGKILL)
+    when the devnet stops, and die with it if it is killed. Node logs: HOME/nodes/node-NN/node.log.
+    Writes HOME/devnet.json (RPC URL, contracts, node directory, bootstrap peers, node pids) for
+    `datasov init --network`.
     The chain lives in memory: a stopped devnet cannot be resumed, so `devnet up` on its home
     refuses unless --fresh (homes made against the old one then need `datasov init --force`).
 
@@ -63,7 +75,12 @@ def devnet_up(
     pid_file = home / PID_FILE
     pid_file.write_text(f"{os.getpid()}\n")
     try:
-        asyncio.run(_devnet(home, nodes, rpc_port, block_time, epoch_blocks, as_json, guardians=not no_guardians))
+        if in_process:
+            asyncio.run(_devnet(home, nodes, rpc_port, block_time, epoch_blocks, as_json, guardians=not no_guardians))
+        else:
+            asyncio.run(
+                _process_devnet(home, nodes, rpc_port, block_time, epoch_blocks, as_json, guardians=not no_guardians)
+            )
     finally:
         pid_file.unlink(missing_ok=True)
 
@@ -111,20 +128,70 @@ async def _devnet(
     )
     runner, url = await serve(net.chain, "127.0.0.1", rpc_port)
     path = net.save(url)
-    if as_json:
-        emit_json(
-            {**net.describe(url), "file": str(path), "dev_accounts": {str(i): [a, k] for i, a, k in dev_accounts()}}
+    rows = [(str(n.index), n.node.address, n.node.url) for n in net.nodes]
+    _say_up(net.describe(url), path, rows, chain_id=net.chain.deployment.chain_id, as_json=as_json)
+    try:
+        await _run_until_stopped(net.chain, block_time)
+    finally:
+        await runner.cleanup()
+        if guards is not None:
+            await guards.stop()
+        await net.stop()
+        err_console.print("devnet stopped")
+
+
+async def _process_devnet(
+    home: Path, nodes: int, rpc_port: int, block_time: float, epoch_blocks: int, as_json: bool, *, guardians: bool
+) -> None:
+    from storage_node.identity import load_or_create_operator
+
+    from ..devnet import ProcessNetwork
+    from ..devnet_guardians import DevnetGuardians
+    from ..procnet import NodeProcessError
+
+    try:
+        net = await ProcessNetwork.start(
+            home, nodes=nodes, config=ChainConfig(epoch_blocks=epoch_blocks), rpc_port=rpc_port
         )
-    else:
-        out_console.print(f"chain JSON-RPC  {url}  (chain id {net.chain.deployment.chain_id})")
-        table = Table("node", "operator", "url")
-        for n in net.nodes:
-            table.add_row(str(n.index), n.node.address, n.node.url)
-        out_console.print(table)
-        out_console.print("dev accounts (funded; local use only; `datasov init --dev-account N`):")
-        for i, address, key in dev_accounts():
-            out_console.print(f"  {i:2d}  {address}  {key}")
-        out_console.print(f"network file    {path}\n[dim]Ctrl-C to stop[/]")
+    except NodeProcessError as err:
+        fail(str(err), hint=f"see the node logs under {home / 'nodes'}")
+    # the guardians run in the devnet process, with each node's operator key (docs/guardians.md)
+    guards = (
+        await DevnetGuardians.start(net.chain, [(n.home, load_or_create_operator(n.home)) for n in net.nodes])
+        if guardians
+        else None
+    )
+    path = net.save()
+    rows = [(str(n.index), n.address, n.url, str(n.pid)) for n in net.nodes]
+    _say_up(net.describe(), path, rows, chain_id=net.chain.deployment.chain_id, as_json=as_json)
+    try:
+        await _run_until_stopped(net.chain, block_time)
+    finally:
+        if guards is not None:
+            await guards.stop()
+        await net.stop()
+        err_console.print("devnet stopped")
+
+
+def _say_up(
+    described: dict[str, Any], path: Path, rows: Sequence[tuple[str, ...]], *, chain_id: int, as_json: bool
+) -> None:
+    if as_json:
+        emit_json({**described, "file": str(path), "dev_accounts": {str(i): [a, k] for i, a, k in dev_accounts()}})
+        return
+    out_console.print(f"chain JSON-RPC  {described['rpc']}  (chain id {chain_id})")
+    table = Table("node", "operator", "url", *(["pid"] if rows and len(rows[0]) > 3 else []))
+    for row in rows:
+        table.add_row(*row)
+    out_console.print(table)
+    out_console.print("dev accounts (funded; local use only; `datasov init --dev-account N`):")
+    for i, address, key in dev_accounts():
+        out_console.print(f"  {i:2d}  {address}  {key}")
+    out_console.print(f"network file    {path}\n[dim]Ctrl-C to stop[/]")
+
+
+async def _run_until_stopped(chain: DevChain, block_time: float) -> None:
+    """Mine a block every ``block_time`` seconds until SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -133,8 +200,8 @@ async def _devnet(
     async def blocks() -> None:
         while True:
             await asyncio.sleep(block_time)
-            await net.chain.mine(1)
-            await net.chain.index_logs()  # while the block is recent: cheap (see contracts.logindex)
+            await chain.mine(1)
+            await chain.index_logs()  # while the block is recent: cheap (see contracts.logindex)
 
     ticker = asyncio.create_task(blocks())
     try:
@@ -143,11 +210,6 @@ async def _devnet(
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ticker
-        await runner.cleanup()
-        if guards is not None:
-            await guards.stop()
-        await net.stop()
-        err_console.print("devnet stopped")
 
 
 def dev_accounts() -> list[tuple[int, str, str]]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from contracts.announcements import SignedAnnouncement
 from contracts.chain import Chain
 from contracts.errors import ContractsError
 from contracts.models import Deployment
@@ -21,7 +22,7 @@ from storage_node.api.app import Authorizer, allow_any
 from storage_node.authorize import DealAuthorizer
 from storage_node.errors import NodeError
 from storage_node.identity import load_or_create_operator
-from storage_node.membership import ensure_announced
+from storage_node.membership import ensure_announced, latest_announcement
 from storage_node.node import NodeConfig, StorageNode
 from storage_node.prover import Prover
 
@@ -162,6 +163,15 @@ def init(home: Path, listen: str, capacity: str, ask: int, region: str, public_u
     is_flag=True,
     help="Development only: without --rpc, accept any validly signed order (no on-chain deal behind it).",
 )
+@click.option(
+    "--summary-every",
+    "summary_interval",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Log a summary of what the node did (shares, bytes, requests, proofs) this often; 0: never.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log every request at debug level.")
 @click.option("--json", "as_json", is_flag=True, help="Print where the node listens as one JSON line.")
 def run(
@@ -173,6 +183,7 @@ def run(
     rpc: str | None,
     deployment: Path | None,
     dev_accept_any_order: bool,
+    summary_interval: float,
     verbose: bool,
     as_json: bool,
 ) -> None:
@@ -189,6 +200,10 @@ def run(
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    libp2p_log = logging.getLogger("libp2p")  # py-libp2p's warnings in the node's log, formatted like ours
+    libp2p_log.propagate = True
+    libp2p_log.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logging.getLogger("libp2p.network.auto_connector").setLevel(logging.NOTSET)  # it sets INFO on itself
     if rpc is None and not dev_accept_any_order:
         raise click.UsageError(
             "without --rpc the node cannot check orders against on-chain deals: pass --rpc URL --deployment FILE, "
@@ -205,8 +220,19 @@ def run(
             p2p_listen = "/ip4/127.0.0.1/tcp/0"
         if rpc is not None and deployment is None:
             fail("--rpc needs --deployment FILE (the contract addresses)")
+        chain_id = Deployment.load(deployment).chain_id if deployment is not None else 0
         node_config = NodeConfig(
-            home=home, host=host, port=port, capacity=size, p2p_listen=p2p_listen, bootstrap=bootstrap
+            home=home,
+            host=host,
+            port=port,
+            capacity=size,
+            p2p_listen=p2p_listen,
+            bootstrap=bootstrap,
+            chain_id=chain_id,
+            summary_interval=summary_interval,
+            ask=config.ask,
+            region=config.region,
+            announce_at_start=rpc is None,  # with a chain: the DHT record carries the on-chain announcement
         )
         asyncio.run(_serve(node_config, rpc, deployment, as_json=as_json, terms=config))
     except (NodeError, ContractsError) as err:
@@ -233,6 +259,7 @@ async def _serve(
     await storage.start()
     if chain is not None and terms is not None:
         await _reannounce(chain, storage, terms)
+    storage.start_announcing(await _on_chain(chain, storage) if chain is not None else None)
     prover_task = None
     prover = None
     if chain is not None and storage.store is not None and storage.state is not None:
@@ -240,7 +267,9 @@ async def _serve(
         prover_task = asyncio.create_task(prover.run(), name="prover")
     if as_json:
         peer = storage.p2p.peer_id if storage.p2p is not None else None
-        click.echo(json.dumps({"address": storage.address, "url": storage.url, "peer_id": str(peer) if peer else None}))
+        addrs = storage.p2p.full_addrs if storage.p2p is not None else []
+        line = {"address": storage.address, "url": storage.url, "peer_id": str(peer) if peer else None}
+        click.echo(json.dumps({**line, "multiaddrs": addrs}))
     else:
         click.echo(f"datasov node {storage.address} listening on {storage.url}", nl=True)
     if storage.p2p is not None and not as_json:
@@ -261,6 +290,20 @@ async def _serve(
         if chain is not None:
             await chain.close()
         click.echo("datasov node stopped")
+
+
+async def _on_chain(chain: Chain, storage: StorageNode) -> SignedAnnouncement | None:
+    """The node's newest on-chain announcement if it describes this running node (URL and peer id)."""
+    try:
+        signed = await latest_announcement(chain, storage.address)
+    except ContractsError as err:
+        log.warning("could not read this node's announcement: %s", err)
+        return None
+    if signed is None or signed.announcement.http_url != storage.url:
+        return None
+    if storage.p2p is not None and signed.announcement.peer_id != storage.p2p.peer_id:
+        return None
+    return signed
 
 
 async def _reannounce(chain: Chain, storage: StorageNode, terms: NodeHome) -> None:

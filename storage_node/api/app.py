@@ -33,6 +33,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from erasure import manifest
 
 from .. import orders
+from ..activity import Activity
 from ..errors import Busy, CorruptShare, NodeError, NotAuthorized, OrderError, ShareNotFound, UploadAborted
 from ..store.index import ShareRecord
 from ..store.shares import ShareStore, Upload, check_address
@@ -87,12 +88,15 @@ class NodeState:
     on_stored: Callable[[str, int], Awaitable[None]] | None = None
     """Called after a share is committed (the node provides it in the DHT)."""
     metrics: Metrics = field(default_factory=Metrics)
+    activity: Activity = field(init=False)
+    """The operator's log: accepted shares, downloads, summaries (see :mod:`storage_node.activity`)."""
     uploads: asyncio.Semaphore = field(init=False)
     active_uploads: int = field(init=False, default=0)
     upload_changes: asyncio.Condition = field(init=False)
     """Notified whenever an upload takes or gives back its slot (tests wait on it)."""
 
     def __post_init__(self) -> None:
+        self.activity = Activity(self.metrics.registry)
         self.uploads = asyncio.Semaphore(self.max_uploads)
         self.upload_changes = asyncio.Condition()
 
@@ -184,6 +188,7 @@ async def put_share(request: web.Request) -> web.Response:
                 raise
             raise UploadAborted("the connection was lost mid-upload") from err
     state.metrics.uploads.labels("ok").inc()
+    state.activity.accepted(dataset, index, record.size, signer)
     if state.on_stored is not None:
         try:
             await state.on_stored(dataset, index)
@@ -264,6 +269,7 @@ async def get_share(request: web.Request) -> web.StreamResponse:
             request.transport.abort()  # the client sees a broken read at once, not a stalled body
         return response
     await response.write_eof()
+    state.activity.served(request.remote or "?", dataset, index, stop - start)
     return response
 
 

@@ -5,14 +5,17 @@ daemon thread; asyncio code awaits :meth:`P2PHost._call`, which hands a coroutin
 trio loop with ``trio.from_thread.run`` from a worker thread, so neither loop ever blocks the other.
 Exceptions raised on the trio side surface unchanged on the asyncio side.
 
-What the node does with it: announce a signed peer record (``/datasov/peer/<peer id>``), provide
-the well-known key of storage nodes and one key per share it holds; clients find providers of a
-share, or of the node key, and read their records to learn operator, HTTP URL and free capacity.
+What the node does with it: announce a signed peer record (its operator-signed announcement plus
+free space, see :mod:`.records`), provide the well-known key of storage nodes and one key per share
+it holds; clients find providers of a share, or of the node key, and read their records to learn
+operator, HTTP URL, ask and free capacity. A client (publisher, lab, repair agent) runs the same
+host without announcing anything: :meth:`P2PHost.peer_records` is what ``market.discovery`` reads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,7 +24,6 @@ from typing import Any, TypeVar
 
 import multiaddr
 import trio
-from eth_account.signers.local import LocalAccount
 from libp2p import new_host
 from libp2p.crypto.keys import KeyPair
 from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
@@ -29,12 +31,27 @@ from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.tools.anyio_service import background_trio_service
 
-from ..errors import NodeError
-from . import records
+from contracts.announcements import Announcement, SignedAnnouncement
 
+from ..errors import NodeError
+from . import compat, records
+
+compat.install()
 log = logging.getLogger("datasov.node.p2p")
 T = TypeVar("T")
-NODES_KEY = "/datasov/nodes/v1"
+CONTENT_TAG = b"datasov/content-key/v1\x00"
+
+
+def content_key(name: str) -> str:
+    """A provider key: the hex of a sha2-256 multihash of the tagged name.
+
+    py-libp2p hex-decodes such a key to the 34-byte multihash, which its FIND_NODE handler accepts;
+    a readable name like ``/datasov/share/v1/<dataset>/<i>`` is longer than 50 bytes and is dropped.
+    """
+    return "1220" + hashlib.sha256(CONTENT_TAG + name.encode()).hexdigest()
+
+
+NODES_KEY = content_key("/datasov/nodes/v1")
 
 
 class P2PError(NodeError):
@@ -42,7 +59,7 @@ class P2PError(NodeError):
 
 
 def share_key(dataset: str, index: int) -> str:
-    return f"/datasov/share/v1/{dataset}/{index}"
+    return content_key(f"/datasov/share/v1/{dataset}/{index}")
 
 
 class P2PHost:
@@ -130,25 +147,29 @@ class P2PHost:
         """Dial a peer by its full multiaddr (…/p2p/<peer id>) and add it to the routing table."""
         await self._call(self._connect, addr)
 
-    async def announce(
-        self, operator: LocalAccount, *, http_url: str, capacity: int, free: int, price: int = 0
-    ) -> records.PeerRecord:
-        """Publish this node's signed record and provide the storage-nodes key."""
-        record = records.PeerRecord(
-            peer_id=self.peer_id,
-            operator=operator.address,
+    def announcement(
+        self, *, operator: str, http_url: str, chain_id: int, capacity: int, ask: int = 0, region: str = ""
+    ) -> Announcement:
+        """This peer's announcement (id and listen addresses filled in), issued now; the operator signs it."""
+        addrs = tuple(a.split("/p2p/", 1)[0] for a in self.addrs)[:8]
+        return Announcement(
+            operator=operator,
             http_url=http_url,
+            chain_id=chain_id,
             capacity=capacity,
-            free=free,
-            price=price,
-            timestamp=records.now(),
-            public_key=self.key_pair.public_key.serialize().hex(),
-        )
-        signed = records.sign_record(record, operator, self.key_pair)
+            ask=ask,
+            region=region,
+            peer_id=self.peer_id,
+            multiaddrs=addrs,
+        ).with_time()
+
+    async def announce(self, signed: SignedAnnouncement, *, free: int) -> records.PeerRecord:
+        """Publish this node's peer record (its signed announcement, ``free`` bytes) and provide the nodes key."""
+        raw = records.make_record(signed, self.key_pair, free=free)
         assert self._dht is not None
-        await self._call(self._dht.put_value, records.dht_key(self.peer_id), signed)
+        await self._call(self._dht.put_value, records.dht_key(self.peer_id), raw)
         await self._call(self._dht.provide, NODES_KEY)
-        return record
+        return records.open_record(raw)
 
     async def provide_share(self, dataset: str, index: int) -> None:
         assert self._dht is not None
@@ -205,6 +226,10 @@ class P2PHost:
             if record is not None and record.free >= min_free:
                 out.append(record)
         return out
+
+    async def peer_records(self) -> list[records.PeerRecord]:
+        """Every storage node's verified record this host can find (``market.discovery.PeerSource``)."""
+        return await self.find_nodes()
 
     @property
     def full_addrs(self) -> list[str]:

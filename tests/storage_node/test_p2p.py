@@ -1,114 +1,187 @@
-"""libp2p on loopback: identities, signed records, and Kademlia discovery through the trio bridge."""
+"""The libp2p DHT between real hosts on loopback: bootstrap, peer records, providers, the validator."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import stat
-from collections.abc import AsyncIterator
-from dataclasses import replace
-from pathlib import Path
+import logging
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
-import pytest_asyncio
 from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.crypto.keys import KeyPair
+from libp2p.peer.id import ID
 
-from erasure import merkle
-from storage_node.client import NodeClient
-from storage_node.orders import StorageOrder
+from contracts.announcements import Announcement, SignedAnnouncement
 from storage_node.p2p import records
 from storage_node.p2p.host import P2PHost
-from storage_node.p2p.identity import load_or_create_p2p_key
 
-from .conftest import NodeFactory
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def peers(tmp_path: Path) -> AsyncIterator[list[P2PHost]]:
-    first = P2PHost(load_or_create_p2p_key(tmp_path / "p0"))
-    await first.start()
-    others = [P2PHost(load_or_create_p2p_key(tmp_path / f"p{i}"), bootstrap=first.full_addrs) for i in range(1, 4)]
-    await asyncio.gather(*(p.start() for p in others))
-    hosts = [first, *others]
-    for p in others:  # the bootstrap peer learns of everyone
-        await first.connect(p.full_addrs[0])
-    yield hosts
-    await asyncio.gather(*(p.stop() for p in hosts))
+LIBP2P_ERRORS = ("not a valid PeerId", "Failed to store value", "Failed to read DHT message")
 
 
-def test_p2p_key_is_persistent_and_private(tmp_path: Path) -> None:
-    a = load_or_create_p2p_key(tmp_path)
-    b = load_or_create_p2p_key(tmp_path)
-    assert a.private_key.to_bytes() == b.private_key.to_bytes()
-    assert stat.S_IMODE((tmp_path / "p2p.key").stat().st_mode) == 0o600
+@pytest.fixture
+async def pair() -> AsyncIterator[tuple[P2PHost, P2PHost]]:
+    a = P2PHost(create_new_key_pair(), listen="/ip4/127.0.0.1/tcp/0")
+    await a.start()
+    b = P2PHost(create_new_key_pair(), listen="/ip4/127.0.0.1/tcp/0", bootstrap=a.full_addrs)
+    try:
+        await b.start()
+        yield a, b
+    finally:
+        await b.stop()
+        await a.stop()
 
 
-@pytest.mark.asyncio(loop_scope="function")
-async def test_nodes_and_shares_are_found_through_the_dht(peers: list[P2PHost]) -> None:
-    operators = [Account.create() for _ in peers]
-    for i, (p, op) in enumerate(zip(peers, operators, strict=True)):
-        await p.announce(op, http_url=f"http://127.0.0.1:{9000 + i}", capacity=100, free=10 * i)
-    await peers[2].provide_share("ab" * 32, 4)
-    holders = await peers[3].find_share("ab" * 32, 4)
-    assert [(r.peer_id, r.operator, r.http_url) for r in holders] == [
-        (peers[2].peer_id, operators[2].address, "http://127.0.0.1:9002")
-    ]
-    roomy = await peers[1].find_nodes(min_free=15)
-    assert sorted(r.peer_id for r in roomy) == sorted(p.peer_id for p in peers[2:])
-    assert sorted(r.peer_id for r in await peers[0].find_nodes()) == sorted(p.peer_id for p in peers[1:])
-    assert await peers[0].find_share("cd" * 32, 0) == []
+class Complaints(logging.Handler):
+    """py-libp2p's log records (its logger does not propagate: caplog alone would see nothing)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if any(e in record.getMessage() for e in LIBP2P_ERRORS):
+            self.seen.append(record.getMessage())
 
 
-def test_records_refuse_forgery(tmp_path: Path) -> None:
-    kp, other = load_or_create_p2p_key(tmp_path / "a"), load_or_create_p2p_key(tmp_path / "b")
-    op = Account.create()
-    from libp2p.peer.id import ID
-
-    pid = ID.from_pubkey(kp.public_key).to_base58()
-    record = records.PeerRecord(
-        pid, op.address, "http://127.0.0.1:1", 1, 1, 0, records.now(), kp.public_key.serialize().hex()
-    )
-    raw = records.sign_record(record, op, kp)
-    assert records.open_record(raw) == record
-    envelope = json.loads(raw)
-    envelope["record"]["http_url"] = "http://evil"  # any change breaks both signatures
-    with pytest.raises(records.RecordError):
-        records.open_record(json.dumps(envelope).encode())
-    with pytest.raises(records.RecordError):  # claims an operator whose key did not sign it
-        records.open_record(records.sign_record(replace(record, operator=Account.create().address), op, kp))
-    with pytest.raises(records.RecordError):  # signed by another libp2p key than the record names
-        records.open_record(records.sign_record(record, op, other))
-    with pytest.raises(records.RecordError):
-        records.PeerRecordValidator().validate(records.dht_key("someone-else"), raw)
+@pytest.fixture
+def libp2p_complaints() -> Iterator[list[str]]:
+    handler, logger = Complaints(), logging.getLogger("libp2p")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield handler.seen
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
-@pytest.mark.asyncio(loop_scope="function")
-async def test_an_uploaded_share_is_found_and_fetched_through_discovery(make_node: NodeFactory) -> None:
-    seed = await make_node("seed", p2p_listen="/ip4/127.0.0.1/tcp/0")
-    assert seed.p2p is not None
-    boot = tuple(seed.p2p.full_addrs)
-    holder = await make_node("holder", p2p_listen="/ip4/127.0.0.1/tcp/0", bootstrap=boot)
-    seeker = await make_node("seeker", p2p_listen="/ip4/127.0.0.1/tcp/0", bootstrap=boot)
-    assert holder.p2p is not None
-    assert seeker.p2p is not None
-    for n in (holder, seeker):
-        await seed.p2p.connect(n.p2p.full_addrs[0])  # type: ignore[union-attr]
-    data = os.urandom(100_000)
-    order = StorageOrder.new(
-        node=holder.address,
-        dataset="ab" * 32,
-        index=3,
-        share_root=merkle.root(data, 1024),
-        size=len(data),
-        leaf_size=1024,
-        block_size=4096,
-    )
-    async with NodeClient() as client:
-        await client.put_share(holder.url, order, Account.create(), data)
-        found = await seeker.p2p.find_share("ab" * 32, 3)
-        assert [(r.operator, r.http_url) for r in found] == [(holder.address, holder.url)]
-        assert await client.get_share(found[0].http_url, "ab" * 32, 3) == data
-        nodes = {r.operator: r for r in await seeker.p2p.find_nodes()}
-        assert set(nodes) == {seed.address, holder.address}  # the other nodes, not itself
-        assert nodes[holder.address].free == holder.config.capacity - len(data)  # re-announced after the upload
+async def announce(host: P2PHost, operator: LocalAccount, url: str, *, free: int = 100) -> None:
+    terms = host.announcement(operator=operator.address, http_url=url, chain_id=31337, capacity=200, ask=7)
+    await host.announce(terms.sign(operator), free=free)
+
+
+async def test_second_node_bootstraps_and_both_find_each_other(
+    pair: tuple[P2PHost, P2PHost], libp2p_complaints: list[str]
+) -> None:
+    a, b = pair
+    op_a, op_b = Account.create(), Account.create()
+    await announce(a, op_a, "http://127.0.1.1:7001")
+    await announce(b, op_b, "http://127.0.2.1:7002", free=150)
+    # each record reached the other peer over the wire (neither host stored the other's itself)
+    got_b = await a.record_of(b.peer_id)
+    got_a = await b.record_of(a.peer_id)
+    assert got_b is not None
+    assert (got_b.operator, got_b.http_url, got_b.ask, got_b.free) == (op_b.address, "http://127.0.2.1:7002", 7, 150)
+    assert got_b.multiaddrs == tuple(x.split("/p2p/")[0] for x in b.addrs)
+    assert got_a is not None
+    assert got_a.operator == op_a.address
+    assert [r.peer_id for r in await a.peer_records()] == [b.peer_id]
+    assert [r.peer_id for r in await b.find_nodes(min_free=101)] == []
+    await b.provide_share("ds1" * 20, 3)
+    holders = await a.find_share("ds1" * 20, 3)
+    assert [r.operator for r in holders] == [op_b.address]
+    assert await a.find_share("ds1" * 20, 4) == []
+    assert libp2p_complaints == []
+
+
+async def test_nodes_announcing_at_once_store_at_each_other(
+    pair: tuple[P2PHost, P2PHost], libp2p_complaints: list[str]
+) -> None:
+    """Lookups reach a peer twice with the same record: it must be acknowledged, not dropped."""
+    a, b = pair
+    c = P2PHost(create_new_key_pair(), listen="/ip4/127.0.3.1/tcp/0", bootstrap=a.full_addrs)
+    await c.start()
+    try:
+        ops = [Account.create() for _ in range(3)]
+        await announce(a, ops[0], "http://127.0.1.1:7001")
+        await asyncio.gather(announce(b, ops[1], "http://127.0.2.1:7002"), announce(c, ops[2], "http://127.0.3.1:7003"))
+        assert {r.operator for r in await c.peer_records()} == {ops[0].address, ops[1].address}
+        await announce(b, ops[1], "http://127.0.2.1:7002")  # again: the same peers hold it already
+    finally:
+        await c.stop()
+    assert libp2p_complaints == []
+
+
+def _terms(operator: LocalAccount, key_pair: KeyPair) -> Announcement:
+    return Announcement(
+        operator=operator.address,
+        http_url="http://127.0.3.1:7003",
+        chain_id=31337,
+        peer_id=ID.from_pubkey(key_pair.public_key).to_base58(),
+    ).with_time()
+
+
+def test_every_dht_key_fits_py_libp2p_find_node() -> None:
+    from storage_node.p2p.host import NODES_KEY, share_key
+
+    assert len(records.dht_key(ID.from_pubkey(create_new_key_pair().public_key).to_base58())) <= records.MAX_DHT_KEY
+    for key in (NODES_KEY, share_key("ab" * 32, 255)):
+        assert bytes.fromhex(key)[:2] == b"\x12\x20"  # a sha2-256 multihash, whatever the name's length
+
+
+def test_validator_rejects_a_record_under_another_peers_key(caplog: pytest.LogCaptureFixture) -> None:
+    operator, key_pair = Account.create(), create_new_key_pair()
+    raw = records.make_record(_terms(operator, key_pair).sign(operator), key_pair, free=1)
+    validator = records.PeerRecordValidator()
+    validator.validate(records.dht_key(ID.from_pubkey(key_pair.public_key).to_base58()), raw)  # its own key: fine
+    other = ID.from_pubkey(create_new_key_pair().public_key).to_base58()
+    with pytest.raises(records.RecordError, match="another peer"):
+        validator.validate(records.dht_key(other), raw)
+    assert any("rejected peer record" in r.getMessage() for r in caplog.records)
+
+
+def test_a_record_whose_peer_id_is_not_its_keys_is_rejected() -> None:
+    operator, theirs, mine = Account.create(), create_new_key_pair(), create_new_key_pair()
+    signed = _terms(operator, theirs).sign(operator)  # an announcement naming another peer
+    with pytest.raises(records.RecordError, match="names peer"):
+        records.make_record(signed, mine, free=1)
+    honest = json.loads(records.make_record(signed, theirs, free=1))
+    honest["public_key"] = mine.public_key.serialize().hex()  # replayed under my key
+    with pytest.raises(records.RecordError, match="is not the hash of the record"):
+        records.open_record(json.dumps(honest).encode())
+
+
+def test_a_forged_operator_signature_is_rejected() -> None:
+    victim, forger, key_pair = Account.create(), Account.create(), create_new_key_pair()
+    signed = _terms(victim, key_pair).sign(victim)
+    with pytest.raises(records.RecordError, match="operator signature"):
+        records.open_record(records.make_record(forge(signed, forger), key_pair, free=1))
+
+
+def forge(signed: SignedAnnouncement, forger: LocalAccount) -> SignedAnnouncement:
+    """The same announcement, signed by someone who is not its operator."""
+    signature = forger.sign_message(encode_defunct(signed.announcement.canonical())).signature
+    return SignedAnnouncement(signed.announcement, bytes(signature))
+
+
+async def test_a_bad_record_is_refused_by_the_remote_peer_and_logged(
+    pair: tuple[P2PHost, P2PHost], caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b = pair
+    victim, forger = Account.create(), Account.create()
+    signed = _terms(victim, b.key_pair).sign(victim)
+    forged = records.make_record(forge(signed, forger), b.key_pair, free=1)
+    caplog.set_level(logging.INFO, logger="datasov")
+    assert b._dht is not None
+    store_at = b._dht.value_store._store_at_peer  # the wire path, past the sender's own validator
+    key = records.dht_key(b.peer_id).encode()
+    assert not await b._call(store_at, ID.from_base58(a.peer_id), key, forged)
+    assert await a.record_of(b.peer_id) is None
+    assert any("rejected peer record" in r.getMessage() for r in caplog.records)
+
+
+def test_of_equal_records_the_validator_selects_the_last() -> None:
+    operator, key_pair = Account.create(), create_new_key_pair()
+    signed = _terms(operator, key_pair).sign(operator)
+    old = records.make_record(signed, key_pair, free=5, seen_at=100)
+    new = records.make_record(signed, key_pair, free=4, seen_at=200)
+    key = records.dht_key(ID.from_pubkey(key_pair.public_key).to_base58())
+    validator = records.PeerRecordValidator()
+    assert validator.select(key, [old, old]) == 1  # py-libp2p acks a PUT only when the incoming one wins
+    assert validator.select(key, [new, old]) == 0
+    assert validator.select(key, [old, new, b"junk"]) == 1

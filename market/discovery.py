@@ -1,0 +1,182 @@
+"""Nodes as a client finds them: the chain says who is staked and where, the DHT says what is fresh.
+
+:class:`NetworkDirectory` is a :class:`market.directory.Directory` built from two sources:
+
+- ``chain``: any Directory whose nodes are the staked operators and the URL of each one's latest
+  on-chain announcement (``market.directory.ChainDirectory``). It is authoritative: a node the
+  chain does not list is not in this directory, whatever the DHT says.
+- ``dht``: a :class:`PeerSource` of verified peer records (``storage_node.p2p.host.P2PHost`` is
+  one; market may not import it, so this module declares the narrow view it needs). A record adds
+  the node's libp2p peer id and multiaddrs, its free space and when it last said so.
+
+A record is used only if its operator signature verifies (again, here) and its URL is the one the
+chain announcement gives. With ``identify`` (e.g. :func:`identify_with` a ``NodeClient``), a node
+whose URL answers as another operator is dropped. Everything ignored is logged at WARNING with the
+reason, once per operator and reason. Units: ``free`` bytes, ``seen_at`` unix seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Protocol
+
+from contracts.announcements import AnnouncementError, SignedAnnouncement
+
+from .directory import Directory, DirectoryError, NodeInfo
+
+log = logging.getLogger("datasov.market.discovery")
+
+
+class PeerView(Protocol):
+    """A verified DHT peer record (``storage_node.p2p.records.PeerRecord``)."""
+
+    @property
+    def signed(self) -> SignedAnnouncement: ...
+
+    @property
+    def free(self) -> int: ...
+
+    @property
+    def seen_at(self) -> int: ...
+
+
+class PeerSource(Protocol):
+    async def peer_records(self) -> Sequence[PeerView]:
+        """Every storage node's record this source can find now (signatures already checked)."""
+        ...
+
+
+Reach = Literal["up", "down", "impostor", "unasked"]
+Identify = Callable[[str], Awaitable[str]]
+"""``await identify(url)``: the operator address the node at ``url`` answers with."""
+
+
+def identify_with(client: Any, *, timeout: float = 5.0) -> Identify:
+    """An :data:`Identify` asking a node's ``/v1/health`` through a ``storage_node.client.NodeClient``."""
+
+    async def identify(url: str) -> str:
+        answer = await asyncio.wait_for(client.health(url), timeout)
+        return str(answer.get("address", ""))
+
+    return identify
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    """One node as this directory sees it: the chain's :class:`NodeInfo` (peer id and multiaddrs
+    from its DHT record when one was used), and what only the DHT and the node itself say."""
+
+    info: NodeInfo
+    in_dht: bool = False  # a usable DHT record was found
+    free: int | None = None  # bytes free, as its DHT record says
+    seen_at: int | None = None  # unix seconds: when it published that record
+    reachable: bool | None = None  # None: not asked (no identify)
+
+    @property
+    def address(self) -> str:
+        return self.info.address
+
+    @property
+    def url(self) -> str:
+        return self.info.url
+
+    @property
+    def peer_id(self) -> str:
+        return self.info.peer_id if self.in_dht else ""
+
+
+class NetworkDirectory:
+    def __init__(self, chain: Directory, dht: PeerSource | None = None, *, identify: Identify | None = None) -> None:
+        self.chain = chain
+        self.dht = dht
+        self.identify = identify
+        self._said: set[tuple[str, str]] = set()
+        self._last: dict[str, NodeView] = {}
+
+    def _ignore(self, operator: str, reason: str) -> None:
+        if (operator.lower(), reason) not in self._said:
+            self._said.add((operator.lower(), reason))
+            log.warning("ignoring node %s: %s", operator, reason)
+
+    async def _records(self, staked: dict[str, NodeInfo]) -> dict[str, PeerView]:
+        """The newest usable DHT record per staked operator (lower-cased address)."""
+        if self.dht is None:
+            return {}
+        try:
+            found = await self.dht.peer_records()
+        except Exception as err:  # the DHT is a freshness hint: without it, the chain alone
+            log.warning("DHT lookup failed, using the chain alone: %s", err)
+            return {}
+        best: dict[str, PeerView] = {}
+        for record in found:
+            a = record.signed.announcement
+            try:
+                record.signed.verify()
+            except AnnouncementError as err:
+                self._ignore(a.operator, f"DHT record of peer {a.peer_id} is forged ({err})")
+                continue
+            chain_node = staked.get(a.operator.lower())
+            if chain_node is None:
+                self._ignore(a.operator, f"DHT record of peer {a.peer_id}, but the chain lists no staked node for it")
+                continue
+            if a.http_url.rstrip("/") != chain_node.url.rstrip("/"):
+                self._ignore(
+                    a.operator, f"its DHT record says {a.http_url}, its chain announcement says {chain_node.url}"
+                )
+                continue
+            held = best.get(a.operator.lower())
+            if (
+                held is None
+                or record.signed.newer_than(held.signed)
+                or (record.signed == held.signed and record.seen_at > held.seen_at)
+            ):
+                best[a.operator.lower()] = record
+        return best
+
+    async def _reach(self, node: NodeInfo) -> Reach:
+        if self.identify is None:
+            return "unasked"
+        try:
+            answered = await self.identify(node.url)
+        except Exception as err:  # down or slow: listed, not reachable now
+            log.debug("node %s at %s did not answer: %r", node.address, node.url, err)
+            return "down"
+        if answered.lower() != node.address.lower():
+            self._ignore(node.address, f"the node at {node.url} answers as operator {answered or '(none)'}")
+            return "impostor"
+        return "up"
+
+    async def views(self) -> list[NodeView]:
+        """Every staked node, with what the DHT adds; impostors (with ``identify``) left out."""
+        staked = {n.address.lower(): n for n in await self.chain.nodes()}
+        records = await self._records(staked)
+        checks = await asyncio.gather(*(self._reach(n) for n in staked.values()))
+        out = []
+        for node, reach in zip(staked.values(), checks, strict=True):
+            if reach == "impostor":
+                continue
+            reachable = None if reach == "unasked" else reach == "up"
+            record = records.get(node.address.lower())
+            if record is None:
+                out.append(NodeView(node, reachable=reachable))
+                continue
+            a = record.signed.announcement
+            fresh = replace(node, peer_id=a.peer_id, multiaddrs=a.multiaddrs)
+            out.append(NodeView(fresh, True, record.free, record.seen_at, reachable))
+        self._last = {v.address.lower(): v for v in out}
+        return out
+
+    async def nodes(self) -> Sequence[NodeInfo]:
+        return [v.info for v in await self.views()]
+
+    async def url_of(self, address: str) -> str:
+        view = self._last.get(address.lower())
+        if view is None:
+            await self.views()
+            view = self._last.get(address.lower())
+        if view is None:
+            raise DirectoryError(f"no usable node known for operator {address}")
+        return view.url

@@ -1,0 +1,87 @@
+"""NetworkDirectory over real nodes and a real DHT on loopback: the chain says who, the DHT what is fresh."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+from libp2p.crypto.ed25519 import create_new_key_pair
+
+from market.directory import NodeInfo, StaticDirectory
+from market.discovery import NetworkDirectory, identify_with
+from storage_node.client import NodeClient
+from storage_node.node import NodeConfig, StorageNode
+from storage_node.p2p.host import P2PHost
+
+
+@pytest.fixture(scope="module")
+async def dht_nodes(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[list[StorageNode], P2PHost]]:
+    """Four nodes on 127.0.x.1 (x = 1..4), each bootstrapping to the first, and a client host."""
+    tmp_path = tmp_path_factory.mktemp("dht")
+    nodes: list[StorageNode] = []
+    client = None
+    try:
+        for x in range(1, 5):
+            boot = tuple(nodes[0].p2p.full_addrs) if nodes and nodes[0].p2p else ()
+            config = NodeConfig(
+                home=tmp_path / f"n{x}", host=f"127.0.{x}.1", p2p_listen=f"/ip4/127.0.{x}.1/tcp/0", bootstrap=boot
+            )
+            node = StorageNode(config)
+            await node.start()
+            await node.announced()
+            nodes.append(node)
+        assert nodes[0].p2p is not None
+        for node in nodes[1:]:
+            await node.announce()  # again, now that every peer is up (the first announced to nobody)
+        client = P2PHost(create_new_key_pair(), listen="/ip4/127.0.9.1/tcp/0", bootstrap=nodes[0].p2p.full_addrs)
+        await client.start()
+        yield nodes, client
+    finally:
+        if client is not None:
+            await client.stop()
+        for node in nodes:
+            await node.stop()
+
+
+async def test_chain_and_dht_combined_liars_and_unstaked_ignored(
+    dht_nodes: tuple[list[StorageNode], P2PHost], caplog: pytest.LogCaptureFixture
+) -> None:
+    (honest, liar, unstaked, other), client = dht_nodes
+    caplog.set_level(logging.WARNING, logger="datasov")
+    chain = StaticDirectory(
+        [
+            NodeInfo(honest.address, honest.url),
+            NodeInfo(liar.address, "http://127.0.2.1:1"),  # the chain says one URL, its DHT record another
+            NodeInfo(other.address, other.url),
+        ]
+    )
+    async with NodeClient(timeout=2, retries=1) as http:
+        directory = NetworkDirectory(chain, client, identify=identify_with(http))
+        views = {v.address: v for v in await directory.views()}
+    assert set(views) == {honest.address, liar.address, other.address}  # the unstaked node is not listed
+    good = views[honest.address]
+    assert honest.p2p is not None
+    assert (good.peer_id, good.reachable, good.in_dht) == (honest.p2p.peer_id, True, True)
+    assert good.info.multiaddrs == tuple(a.split("/p2p/")[0] for a in honest.p2p.addrs)
+    assert good.free is not None
+    assert good.free > 0
+    assert views[liar.address].peer_id == ""  # its record was not used
+    assert views[liar.address].url == "http://127.0.2.1:1"
+    assert views[liar.address].reachable is False
+    warnings = " | ".join(r.getMessage() for r in caplog.records)
+    assert f"ignoring node {liar.address}: its DHT record says {liar.url}" in warnings
+    assert f"ignoring node {unstaked.address}: DHT record of peer" in warnings
+    assert await directory.url_of(honest.address) == honest.url
+
+
+async def test_a_node_answering_as_another_operator_is_left_out(
+    dht_nodes: tuple[list[StorageNode], P2PHost], caplog: pytest.LogCaptureFixture
+) -> None:
+    (a, b, _, _), client = dht_nodes
+    caplog.set_level(logging.WARNING, logger="datasov")
+    chain = StaticDirectory([NodeInfo(a.address, a.url), NodeInfo(b.address, a.url)])  # b claims a's node
+    async with NodeClient(timeout=2, retries=1) as http:
+        directory = NetworkDirectory(chain, client, identify=identify_with(http))
+        assert [n.address for n in await directory.nodes()] == [a.address]
+    assert any(f"the node at {a.url} answers as operator {a.address}" in r.getMessage() for r in caplog.records)
