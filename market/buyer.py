@@ -325,7 +325,7 @@ async def fetch(
                 yield chunk
 
         try:
-            localfs.write_dataset(man.content, counted(), out)
+            localfs.write_dataset(man.content, counted(), out, index=man.index)
         except ErasureError as err:
             raise BuyError(
                 f"could not rebuild dataset {lic.dataset_id}: {err}; {_problems(report, sources, decoder)}"
