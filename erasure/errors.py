@@ -15,6 +15,7 @@ Every error the pipeline raises on purpose derives from :class:`ErasureError`::
     │   ├── UnsupportedVersion  a format version this code does not know
     │   └── ManifestMismatch    a field disagrees with the others (lengths, roots, sizes)
     ├── FileIndexError          a folder dataset's file index is malformed, or names no such file
+    ├── NotSeekable             a byte range asked of a version-1 (secretstream) dataset
     ├── IntegrityError          a share or block does not match its committed root
     └── NotEnoughShares         fewer than k good blocks for a segment
 
@@ -65,6 +66,10 @@ class StreamExtended(DecryptionError):
 
 class FileIndexError(ErasureError):
     """A folder dataset's file index is malformed or inconsistent, or names no such file."""
+
+
+class NotSeekable(ErasureError):
+    """A byte range was asked of a version-1 (secretstream) dataset, which decrypts only from the start."""
 
 
 class ManifestError(ErasureError, ValueError):
