@@ -431,6 +431,10 @@ async def fetch_to(
 
     def run() -> None:
         if r.manifest.content == "folder":
+            assert r.manifest.index is not None
+            report.bytes_written += r.manifest.index.size  # read at open: counted as plaintext fetched
+            if progress is not None:
+                progress(r.manifest.index.size)
             tmp = out.with_name(out.name + ".part")
             shutil.rmtree(tmp, ignore_errors=True)
             try:
