@@ -199,7 +199,7 @@ class DatasetReader:
         except ErasureError as err:
             for source in sources:
                 source.close()
-            raise ReaderError(f"dataset {lic.dataset_id} could not be opened: {err}") from err
+            raise ReaderError(f"could not rebuild dataset {lic.dataset_id}'s file index: {err}") from err
         return cls(opened, ranges, index, sources)
 
     async def aclose(self) -> None:

@@ -22,6 +22,7 @@ from .lab import fetch, license, licenses
 from .node import node
 from .pipeline import pipeline
 from .publish import offer, publish
+from .read import cat, ls
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -42,6 +43,7 @@ def cli() -> None:
       datasov agent run --home ME           release keys to buyers while consent stands
       datasov mine --home ME                your datasets: licenses sold, revenue, keys pending, health
       datasov license buy DATASET --home LAB && datasov fetch --dataset DATASET --home LAB -o OUT
+      datasov ls LICENSE --home LAB && datasov cat LICENSE labels.csv --range 0-1023 --home LAB
       datasov audit 1 --home LAB -o receipt.json && datasov audit verify receipt.json --home LAB
       datasov node init --home DIR && datasov node run --home DIR --rpc URL --deployment NET/deployment.json
 
@@ -65,6 +67,8 @@ for command in (
     license,
     licenses,
     fetch,
+    ls,
+    cat,
     consent,
     storage,
     audit,
