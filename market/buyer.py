@@ -288,8 +288,8 @@ async def fetch(
     man = await fetch_manifest(client, {i: urls[i] for i in healthy_first}, dataset.manifest_hash)
     if (man.key_commitment, man.salt) != (dataset.key_commitment, dataset.key_salt):
         raise BuyError(f"dataset {lic.dataset_id}: its manifest and its registration commit to different keys")
-    if man.seekable:  # format v2: fetch is a reader client (market.reader builds on this module)
-        from .reader import fetch_to
+    if man.seekable:  # format v2: fetch is a reader client (market.reader_fetch builds on this module)
+        from .reader_fetch import fetch_to
 
         return await fetch_to(
             chain,
