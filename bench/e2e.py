@@ -70,10 +70,10 @@ def _same_bytes(expected: Path, got: Path, what: str) -> None:
 def pipeline_alone(data: Path, work: Path, layout: Layout) -> tuple[float, float]:
     """Seconds to encode into local share files, and to decode back from them."""
     key = envelope.new_data_key()
-    name, content, _size, chunks = localfs.open_dataset(data)
+    src = localfs.open_dataset(data)
     t = time.perf_counter()
     with localfs.share_writers(work, layout.n) as sinks:
-        result = encode(chunks, sinks, key=key, layout=layout, name=name, content=content)
+        result = encode(src.chunks, sinks, key=key, layout=layout, name=src.name, content=src.content, index=src.index)
     localfs.write_roots(work, result.block_roots)
     encode_s = time.perf_counter() - t
     sources = localfs.sources(work, result.manifest)

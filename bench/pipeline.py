@@ -10,6 +10,10 @@ For each codec at 3-of-10 and 10-of-30:
   every block + decode + decrypt from the last k shares (decode), same thread count;
 - ratio = pipeline / codec alone at the same parallelism, both measured here in this run
   (target >= 0.8); the one-thread codec figure is printed beside it for reference.
+AEAD alone (format v2 vs v1): one core encrypting the same bytes in messages with the STREAM
+construction over OpenSSL's AES-256-GCM and ChaCha20-Poly1305 (64 KiB ciphertext messages, the
+v2 default) and with libsodium's secretstream (1 MiB messages, v1), as ratios to secretstream; and
+the zfec 3-of-10 pipeline written as v1 beside the v2 rows above.
 Peak RSS: a child process encodes S bytes to share files and decodes them back, for a small
 and a 8x larger S; the peaks should match (streaming), target < 300 MiB.
 """
@@ -28,7 +32,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from erasure import decoding, envelope, localfs, merkle, pipeline
+from erasure import decoding, envelope, localfs, merkle, pipeline, stream
 from erasure.codec import available_codecs, get_codec
 from erasure.manifest import Manifest
 
@@ -36,7 +40,7 @@ MiB = 1 << 20
 POOL = os.urandom(16 * MiB)
 
 
-def stream(size: int, chunk: int = MiB) -> Iterator[bytes]:
+def stream_bytes(size: int, chunk: int = MiB) -> Iterator[bytes]:
     view = memoryview(POOL)
     done = 0
     while done < size:
@@ -67,7 +71,7 @@ def codec_alone(codec_name: str, k: int, n: int, size: int, block: int, *, threa
     same segments in memory, spread over ``threads`` workers (1 = the bare codec on one core)."""
     codec = get_codec(codec_name, k, n)
     segment_size = k * block
-    segments = list(stream(min(size, 64 * MiB), segment_size))
+    segments = list(stream_bytes(min(size, 64 * MiB), segment_size))
     rounds = max(1, size // (len(segments) * segment_size))
     coded = [codec.encode(seg) for seg in segments]
 
@@ -89,14 +93,33 @@ def codec_alone(codec_name: str, k: int, n: int, size: int, block: int, *, threa
     return enc, dec
 
 
-def pipeline_run(codec_name: str, k: int, n: int, size: int, block: int) -> tuple[float, float]:
-    layout = pipeline.Layout(codec=codec_name, k=k, n=n, block_size=block)
+def aead_alone(size: int) -> dict[str, float]:
+    """Bytes/s of each AEAD encrypting ``size`` bytes on one core, messages as each format cuts them."""
+    key = envelope.new_data_key()
+    rates: dict[str, float] = {}
+    for scheme in stream.SCHEMES:
+        t = time.perf_counter()
+        _, messages = stream.encrypt_stream(key, stream_bytes(size), scheme=scheme)
+        for _ in messages:
+            pass
+        rates[scheme] = size / (time.perf_counter() - t)
+    t = time.perf_counter()
+    _, messages = envelope.encrypt_stream(key, stream_bytes(size))
+    for _ in messages:
+        pass
+    rates[envelope.SCHEME] = size / (time.perf_counter() - t)
+    return rates
+
+
+def pipeline_run(codec_name: str, k: int, n: int, size: int, block: int, version: int = 2) -> tuple[float, float]:
+    message_size = envelope.MESSAGE_SIZE if version == 1 else stream.MESSAGE_SIZE  # each format's default
+    layout = pipeline.Layout(codec=codec_name, k=k, n=n, block_size=block, version=version, message_size=message_size)
     keep = set(range(n - k, n))
     kept = {i: ListSink() for i in keep}
     sinks: list[pipeline.ShareSink] = [kept[i] if i in keep else NullSink() for i in range(n)]
     key = envelope.new_data_key()
     t = time.perf_counter()
-    result = pipeline.encode(stream(size), sinks, key=key, layout=layout)
+    result = pipeline.encode(stream_bytes(size), sinks, key=key, layout=layout)
     enc = size / (time.perf_counter() - t)
     man = result.manifest
     sources: dict[int, pipeline.ShareSource] = {
@@ -126,7 +149,7 @@ def rss_child(size: int) -> None:
     with tempfile.TemporaryDirectory(prefix="datasov-bench-") as tmp:
         d = Path(tmp)
         with localfs.share_writers(d, layout.n) as sinks:
-            man: Manifest = pipeline.encode(stream(size), sinks, key=key, layout=layout).manifest
+            man: Manifest = pipeline.encode(stream_bytes(size), sinks, key=key, layout=layout).manifest
         enc_peak = _vm_hwm_mib()
         for i in range(layout.k):  # decode from parity shares only
             localfs.share_path(d, i).unlink()
@@ -194,6 +217,27 @@ def main() -> None:
                 f"({c_enc / 1e6:.1f}; 1 thread {c1_enc / 1e6:.1f})  decode {p_dec / 1e6:7.1f} MB/s = "
                 f"{p_dec / c_dec:5.2f}x codec ({c_dec / 1e6:.1f}; 1 thread {c1_dec / 1e6:.1f})"
             )
+    rates = aead_alone(size)
+    base = rates[envelope.SCHEME]
+    for scheme, rate in rates.items():
+        results[f"aead_mbps_{scheme}"] = round(rate / 1e6, 1)
+        results[f"aead_ratio_to_secretstream_{scheme}"] = round(rate / base, 2)
+        print(f"  AEAD alone, 1 core  {scheme:34} {rate / 1e6:7.1f} MB/s = {rate / base:5.2f}x secretstream")
+    v1_enc, v1_dec = pipeline_run("zfec", 3, 10, size, block, version=1)
+    v2_enc = float(results.get("pipeline_encode_mbps_zfec_3_10", 0.0)) * 1e6  # type: ignore[arg-type]
+    v2_dec = float(results.get("pipeline_decode_mbps_zfec_3_10", 0.0)) * 1e6  # type: ignore[arg-type]
+    results.update(
+        {
+            "pipeline_v1_encode_mbps_zfec_3_10": round(v1_enc / 1e6, 1),
+            "pipeline_v1_decode_mbps_zfec_3_10": round(v1_dec / 1e6, 1),
+            "v2_over_v1_encode_zfec_3_10": round(v2_enc / v1_enc, 2),
+            "v2_over_v1_decode_zfec_3_10": round(v2_dec / v1_dec, 2),
+        }
+    )
+    print(
+        f"  zfec 3-of-10 format v1 (secretstream): encode {v1_enc / 1e6:7.1f} MB/s, decode {v1_dec / 1e6:7.1f} MB/s; "
+        f"v2 is {v2_enc / v1_enc:.2f}x / {v2_dec / v1_dec:.2f}x"
+    )
     small, large = (32 * MiB, 256 * MiB) if args.quick else (256 * MiB, 2048 * MiB)
     rss_small, rss_large = peak_rss(small), peak_rss(large)
     results.update(

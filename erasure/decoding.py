@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from . import envelope, merkle
+from . import envelope, merkle, stream
 from .codec import Codec, get_codec
 from .errors import (
     DecryptionError,
@@ -222,6 +222,10 @@ class Decoder:
             self.report.used(index)
         return self._codec.decode(good, seg_len)
 
+    def segment(self, s: int) -> bytes:
+        """Ciphertext segment ``s``, decoded from k blocks each checked against its root (thread-safe)."""
+        return self._segment(s)
+
     def ciphertext(self) -> Iterator[bytes]:
         """Verified ciphertext segments, in order."""
         count = self.manifest.segment_count
@@ -233,9 +237,14 @@ class Decoder:
         if self._key is None:
             raise ParameterError("this decoder has no data key: only ciphertext() is available")
         man = self.manifest
-        for chunk in envelope.decrypt_stream(
-            self._key, man.encryption.header, self.ciphertext(), man.encryption.message_size
-        ):
+        enc = man.encryption
+        if man.version == 1:
+            chunks = envelope.decrypt_stream(self._key, enc.header, self.ciphertext(), enc.message_size)
+        else:
+            chunks = stream.decrypt_stream(
+                self._key, enc.header, self.ciphertext(), scheme=enc.scheme, message_size=enc.message_size
+            )
+        for chunk in chunks:
             if self._progress is not None:
                 self._progress(len(chunk))
             yield chunk

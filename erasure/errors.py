@@ -7,10 +7,15 @@ Every error the pipeline raises on purpose derives from :class:`ErasureError`::
     ├── CodecUnavailable        the requested codec's library is not installed
     ├── EnvelopeError           encryption layer
     │   ├── DecryptionError     wrong key, flipped bit, reordered/dropped/truncated message
+    │   │   ├── MessageForged   a v2 message does not authenticate at its position
+    │   │   ├── StreamTruncated the v2 stream ends before its final message
+    │   │   └── StreamExtended  bytes follow the v2 stream's final message
     │   └── KeyWrapError        a sealed data key could not be opened
     ├── ManifestError           manifest could not be parsed or is inconsistent
     │   ├── UnsupportedVersion  a format version this code does not know
     │   └── ManifestMismatch    a field disagrees with the others (lengths, roots, sizes)
+    ├── FileIndexError          a folder dataset's file index is malformed, or names no such file
+    ├── NotSeekable             a byte range asked of a version-1 (secretstream) dataset
     ├── IntegrityError          a share or block does not match its committed root
     └── NotEnoughShares         fewer than k good blocks for a segment
 
@@ -44,6 +49,27 @@ class DecryptionError(EnvelopeError):
 
 class KeyWrapError(EnvelopeError):
     """A sealed data key could not be opened with the given private key."""
+
+
+class MessageForged(DecryptionError):
+    """A v2 message failed authentication at its position: altered, reordered, dropped, or under
+    another key or header."""
+
+
+class StreamTruncated(DecryptionError):
+    """A v2 stream ends on a message that was not sealed as the final one."""
+
+
+class StreamExtended(DecryptionError):
+    """A v2 message sealed as the final one is followed by more ciphertext."""
+
+
+class FileIndexError(ErasureError):
+    """A folder dataset's file index is malformed or inconsistent, or names no such file."""
+
+
+class NotSeekable(ErasureError):
+    """A byte range was asked of a version-1 (secretstream) dataset, which decrypts only from the start."""
 
 
 class ManifestError(ErasureError, ValueError):

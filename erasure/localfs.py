@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from . import merkle
-from .manifest import Manifest
+from .errors import FileIndexError
+from .manifest import Manifest, Span
 
 MANIFEST_NAME = "manifest.json"
 
@@ -114,22 +116,62 @@ def _file_chunks(path: Path, chunk_size: int = 1 << 20) -> Iterator[bytes]:
             yield chunk
 
 
-def open_dataset(path: Path) -> tuple[str, str, int, Iterator[bytes]]:
-    """(name, content kind, size in bytes, chunk stream) for a file or a directory (packed as tar)."""
-    from . import tarpack
+@dataclass
+class DatasetSource:
+    """A file or folder about to be encoded: pass ``chunks`` and ``index`` to :func:`erasure.pipeline.encode`."""
+
+    name: str
+    content: str  # "file" | "folder"
+    size: int  # exact plaintext bytes
+    chunks: Iterator[bytes]
+    index: Callable[[], Span] | None = None  # folders: the file index's span, once chunks are consumed
+
+
+def open_dataset(path: Path) -> DatasetSource:
+    """A file, or a directory packed as a folder (files back to back, then their file index)."""
+    from . import folderpack
 
     if path.is_dir():
-        return path.resolve().name, "tar", tarpack.packed_size(path), tarpack.pack(path)
+        pack = folderpack.FolderPack(path)
+        return DatasetSource(path.resolve().name, "folder", pack.size, pack.chunks(), lambda: pack.span)
     if path.is_file():
-        return path.name, "file", path.stat().st_size, _file_chunks(path)
+        return DatasetSource(path.name, "file", path.stat().st_size, _file_chunks(path))
     raise FileNotFoundError(f"{path} is neither a file nor a directory")
 
 
-def write_dataset(content: str, chunks: Iterator[bytes], out: Path) -> None:
-    """Write decoded plaintext: a file (atomically, via ``.part``) or, for a tar, a directory."""
-    from . import tarpack
+def write_dataset(content: str, chunks: Iterator[bytes], out: Path, *, index: Span | None = None) -> None:
+    """Write decoded plaintext: a file (atomically, via ``.part``) or, for a tar or a folder (whose
+    file index lies at ``index``), a directory."""
+    from . import folderpack, tarpack
 
     tmp = out.with_name(out.name + ".part")
+    if content == "folder":  # spooled whole first: the file index comes last
+        if index is None:
+            raise FileIndexError("a folder dataset needs its file index's span")
+        blob = out.with_name(out.name + ".blob.part")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            write_dataset("file", chunks, blob)
+            with blob.open("rb") as spool:
+                spool.seek(index.offset)
+                table = folderpack.parse_index(spool.read(index.size), index)
+
+                def read(entry: folderpack.Entry) -> Iterator[bytes]:
+                    spool.seek(entry.offset)
+                    left = entry.size
+                    while left:
+                        chunk = spool.read(min(left, 1 << 20))
+                        left -= len(chunk)
+                        yield chunk
+
+                folderpack.unpack_entries(table, read, tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        finally:
+            blob.unlink(missing_ok=True)
+        os.replace(tmp, out)
+        return
     if content == "tar":  # unpacked aside and moved into place whole: a failed decode leaves nothing
         shutil.rmtree(tmp, ignore_errors=True)
         try:

@@ -1,13 +1,20 @@
 """The dataset manifest: everything needed to fetch, verify and decode a dataset, except the key.
 
 Canonical form: UTF-8 JSON with sorted keys and no whitespace. Its hash is
-``SHA256(b"datasov/manifest/v1\\x00" || canonical bytes)``; that is what goes on-chain.
+``SHA256(b"datasov/manifest/vN\\x00" || canonical bytes)`` for format version N; that is what goes
+on-chain.
+
+Version 2 (written now) encrypts with the seekable STREAM construction (:mod:`erasure.stream`;
+scheme ``aes256gcm-stream-v2`` or ``chacha20poly1305-stream-v2``, a 23-byte header), its content is
+a ``file`` or a ``folder`` (files back to back, then their encrypted file index, whose plaintext
+span ``index = {"offset", "size"}`` is recorded here: :mod:`erasure.folderpack`). Version 1
+(libsodium secretstream, ``file`` or ``tar`` content, no ``index`` field) stays readable.
 
 The parser is strict: unknown or missing fields, wrong types, wrong lengths, unknown versions
 and parameters that disagree with each other each raise a named
 :class:`~erasure.errors.ManifestError`. Layout, all sizes in bytes:
 
-- the ciphertext (secretstream messages, header kept here) is cut into ``segment_count``
+- the ciphertext (AEAD messages, header kept here) is cut into ``segment_count``
   segments of ``segment_size = k * block_size`` bytes, the last one shorter;
 - each segment is coded into n blocks; share i is block i of every segment, so it is
   ``share_size`` bytes: full blocks of ``block_size`` and a last block sized by the codec;
@@ -23,15 +30,21 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import envelope, merkle
+from . import envelope, merkle, stream
 from .codec import CODECS, MAX_SHARES
 from .errors import ManifestError, ManifestMismatch, ParameterError, UnsupportedVersion
 
 FORMAT = "datasov-manifest"
-VERSION = 1
-HASH_TAG = b"datasov/manifest/v1\x00"
+VERSION = 2
+"""The version this code writes."""
+VERSIONS = (1, 2)
+"""The versions this code reads."""
+HASH_TAGS = {1: b"datasov/manifest/v1\x00", 2: b"datasov/manifest/v2\x00"}
+HASH_TAG = HASH_TAGS[VERSION]
 MAX_MANIFEST_BYTES = 64 * 1024
-CONTENT_KINDS = ("file", "tar")
+CONTENT_KINDS_BY_VERSION = {1: ("file", "tar"), 2: ("file", "folder")}
+CONTENT_KINDS = ("file", "tar", "folder")
+SCHEMES_BY_VERSION = {1: (envelope.SCHEME,), 2: stream.SCHEMES}
 MAX_NAME = 255
 
 
@@ -40,6 +53,14 @@ class Encryption:
     scheme: str
     header: bytes
     message_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A plaintext byte range ``[offset, offset + size)`` of the dataset."""
+
+    offset: int
+    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +81,18 @@ class Manifest:
     share_roots: tuple[bytes, ...]
     commitment_root: bytes = field(default=b"")
     version: int = VERSION
+    index: Span | None = None
+    """Version 2 folders: where the encrypted file index lies in the plaintext."""
+
+    @property
+    def seekable(self) -> bool:
+        """Whether any message decrypts alone (version 2), so byte ranges can be read."""
+        return self.version >= 2
+
+    @property
+    def tag_size(self) -> int:
+        """Bytes each ciphertext message adds to its plaintext."""
+        return stream.TAG_SIZE if self.version >= 2 else envelope.ABYTES
 
     @property
     def segment_size(self) -> int:
@@ -82,7 +115,7 @@ class Manifest:
     def to_json(self) -> dict[str, Any]:
         enc = asdict(self.encryption)
         enc["header"] = self.encryption.header.hex()
-        return {
+        doc = {
             "format": FORMAT,
             "version": self.version,
             "name": self.name,
@@ -103,13 +136,16 @@ class Manifest:
             "share_roots": [r.hex() for r in self.share_roots],
             "commitment_root": self.commitment_root.hex(),
         }
+        if self.version >= 2:
+            doc["index"] = None if self.index is None else {"offset": self.index.offset, "size": self.index.size}
+        return doc
 
     def canonical_bytes(self) -> bytes:
         return canonical_json(self.to_json())
 
     def hash(self) -> bytes:
         """Domain-tagged SHA-256 of the canonical form: the manifest's identity on-chain."""
-        return hashlib.sha256(HASH_TAG + self.canonical_bytes()).digest()
+        return hashlib.sha256(HASH_TAGS[self.version] + self.canonical_bytes()).digest()
 
     def validate(self) -> None:
         """Raise :class:`ManifestError` unless every field agrees with the others."""
@@ -137,8 +173,11 @@ def build(
     salt: bytes,
     key_commitment: bytes,
     share_roots: list[bytes],
+    scheme: str = stream.AES_GCM,
+    version: int = VERSION,
+    index: Span | None = None,
 ) -> Manifest:
-    """A manifest with its commitment root computed, validated."""
+    """A manifest with its commitment root computed, validated (``scheme`` is ignored for version 1)."""
     m = Manifest(
         name=name,
         content=content,
@@ -150,11 +189,13 @@ def build(
         plaintext_size=plaintext_size,
         ciphertext_size=ciphertext_size,
         share_size=share_size,
-        encryption=Encryption(envelope.SCHEME, header, message_size),
+        encryption=Encryption(envelope.SCHEME if version == 1 else scheme, header, message_size),
         salt=salt,
         key_commitment=key_commitment,
         share_roots=tuple(share_roots),
         commitment_root=merkle.commitment_root(share_roots),
+        version=version,
+        index=index,
     )
     m.validate()
     return m
@@ -181,6 +222,7 @@ _FIELDS = {
     "share_roots": list,
     "commitment_root": str,
 }
+_FIELDS_V2 = {**_FIELDS, "index": object}
 _ENC_FIELDS = {"scheme": str, "header": str, "message_size": int}
 
 
@@ -206,6 +248,21 @@ def _hex(value: Any, size: int, what: str) -> bytes:
         raise ManifestMismatch(f"{what} is not hex") from err
 
 
+def _header_size(version: int) -> int:
+    return envelope.HEADER_SIZE if version == 1 else stream.HEADER_SIZE
+
+
+def _span(value: Any) -> Span | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"offset", "size"}:
+        raise ManifestError('manifest: field "index" must be null or {"offset", "size"}')
+    offset, size = value["offset"], value["size"]
+    if any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in (offset, size)):
+        raise ManifestMismatch("index offset and size must be integers >= 0")
+    return Span(offset, size)
+
+
 def parse(raw: bytes | str) -> Manifest:
     """Parse and fully validate a manifest."""
     if len(raw) > MAX_MANIFEST_BYTES:
@@ -223,9 +280,9 @@ def from_json(obj: dict[str, Any]) -> Manifest:
     if obj.get("format") != FORMAT:
         raise ManifestError(f"not a {FORMAT} document")
     version = obj.get("version")
-    if version != VERSION:
-        raise UnsupportedVersion(f"manifest version {version!r} is not supported (this code reads {VERSION})")
-    _typed(obj, _FIELDS, "manifest")
+    if isinstance(version, bool) or version not in VERSIONS:
+        raise UnsupportedVersion(f"manifest version {version!r} is not supported (this code reads {VERSIONS})")
+    _typed(obj, _FIELDS if version == 1 else _FIELDS_V2, "manifest")
     _typed(obj["encryption"], _ENC_FIELDS, "manifest.encryption")
     n = obj["n"]
     roots = obj["share_roots"]
@@ -244,13 +301,14 @@ def from_json(obj: dict[str, Any]) -> Manifest:
         ciphertext_size=obj["ciphertext_size"],
         share_size=obj["share_size"],
         encryption=Encryption(
-            enc["scheme"], _hex(enc["header"], envelope.HEADER_SIZE, "encryption.header"), enc["message_size"]
+            enc["scheme"], _hex(enc["header"], _header_size(version), "encryption.header"), enc["message_size"]
         ),
         salt=_hex(obj["salt"], envelope.SALT_SIZE, "salt"),
         key_commitment=_hex(obj["key_commitment"], 32, "key_commitment"),
         share_roots=tuple(_hex(r, 32, f"share_roots[{i}]") for i, r in enumerate(roots)),
         commitment_root=_hex(obj["commitment_root"], 32, "commitment_root"),
         version=version,
+        index=_span(obj.get("index")),
     )
     if obj["segment_size"] != m.segment_size:
         raise ManifestMismatch(f"segment_size {obj['segment_size']} != k * block_size = {m.segment_size}")
@@ -261,12 +319,13 @@ def from_json(obj: dict[str, Any]) -> Manifest:
 
 
 def _validate(m: Manifest) -> None:
-    if m.version != VERSION:
+    if m.version not in VERSIONS:
         raise UnsupportedVersion(f"manifest version {m.version} is not supported")
     if m.codec not in CODECS:
         raise ManifestMismatch(f"unknown codec {m.codec!r}")
-    if m.content not in CONTENT_KINDS:
-        raise ManifestMismatch(f"content must be one of {CONTENT_KINDS}")
+    kinds = CONTENT_KINDS_BY_VERSION[m.version]
+    if m.content not in kinds:
+        raise ManifestMismatch(f"content must be one of {kinds} in version {m.version}")
     if len(m.name) > MAX_NAME or "/" in m.name or "\x00" in m.name or m.name in (".", ".."):
         raise ManifestMismatch("name must be a plain file name of at most 255 characters")
     if not 1 <= m.k < m.n <= MAX_SHARES:
@@ -276,12 +335,21 @@ def _validate(m: Manifest) -> None:
     except ParameterError as err:
         raise ManifestMismatch(str(err)) from err
     enc = m.encryption
-    if enc.scheme != envelope.SCHEME:
-        raise ManifestMismatch(f"unknown encryption scheme {enc.scheme!r}")
+    if enc.scheme not in SCHEMES_BY_VERSION[m.version]:
+        raise ManifestMismatch(f"unknown encryption scheme {enc.scheme!r} for version {m.version}")
+    if len(enc.header) != _header_size(m.version):
+        raise ManifestMismatch(f"encryption.header must be {_header_size(m.version)} bytes")
     if not 1 <= enc.message_size <= 64 * 1024 * 1024:
         raise ManifestMismatch("encryption.message_size out of range")
-    if m.plaintext_size < 0 or envelope.ciphertext_size(m.plaintext_size, enc.message_size) != m.ciphertext_size:
+    sizing = envelope.ciphertext_size if m.version == 1 else stream.ciphertext_size
+    if m.plaintext_size < 0 or sizing(m.plaintext_size, enc.message_size) != m.ciphertext_size:
         raise ManifestMismatch("ciphertext_size does not match plaintext_size and message_size")
+    if m.version == 1 and m.index is not None:
+        raise ManifestMismatch("version 1 manifests have no file index")
+    if m.version >= 2 and (m.index is not None) != (m.content == "folder"):
+        raise ManifestMismatch("a folder, and only a folder, records its file index")
+    if m.index is not None and m.index.offset + m.index.size != m.plaintext_size:
+        raise ManifestMismatch("the file index must end the plaintext")
     last = m.ciphertext_size - (m.segment_count - 1) * m.segment_size
     full = (m.segment_count - 1) * m.block_size
     low, high = full + -(-last // m.k), full + m.block_size

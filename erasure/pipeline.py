@@ -1,6 +1,7 @@
 """Streaming encode and decode: plaintext -> encrypted segments -> blocks -> n shares, and back.
 
-Encode reads the plaintext once, encrypts it in secretstream messages, cuts the ciphertext into
+Encode reads the plaintext once, encrypts it in independent STREAM messages (format v2,
+:mod:`erasure.stream`; v1 wrote secretstream and is still written on request), cuts the ciphertext into
 segments of ``k * block_size`` bytes, erasure-codes each segment into n blocks and appends
 block i to share i. Every block is hashed into its Merkle subtree on the way, so the share roots
 and the manifest come out at the end without a second pass. Memory is bounded by the window
@@ -29,14 +30,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from . import envelope, merkle
+from . import envelope, merkle, stream
 from . import manifest as manifest_mod
 from .codec import DEFAULT_CODEC as DEFAULT_CODEC
 from .codec import Codec, get_codec
 from .errors import (
     ParameterError,
 )
-from .manifest import Manifest
+from .manifest import Manifest, Span
 
 DEFAULT_K = 3
 DEFAULT_N = 10
@@ -83,7 +84,13 @@ class Layout:
     n: int = DEFAULT_N
     block_size: int = DEFAULT_BLOCK_SIZE
     leaf_size: int = DEFAULT_LEAF_SIZE
-    message_size: int = envelope.MESSAGE_SIZE
+    message_size: int = stream.MESSAGE_SIZE
+    """Plaintext bytes per AEAD message; the default makes 64 KiB ciphertext messages, so that
+    ``k * block_size`` holds a whole number of them (the default segment holds 12)."""
+    version: int = manifest_mod.VERSION
+    """Manifest format to write: 2 (seekable STREAM) or 1 (secretstream, for compatibility tests)."""
+    scheme: str | None = None
+    """Version 2's AEAD; None chooses by measurement (:func:`erasure.stream.choose_scheme`)."""
 
     def make_codec(self) -> Codec:
         codec = get_codec(self.codec, self.k, self.n)
@@ -179,11 +186,14 @@ def encode(
     content: str = "file",
     threads: int | None = None,
     progress: Progress | None = None,
+    index: Callable[[], Span] | None = None,
 ) -> EncodeResult:
     """Encrypt, code and hash ``plaintext`` into ``layout.n`` share sinks; return the manifest.
 
     ``key`` is the 32-byte data key (see :func:`erasure.envelope.new_data_key`); it is used
     here and never stored in the manifest, which carries only its salted commitment.
+    ``index`` (folders, ``content="folder"``) is called once the plaintext is consumed and says
+    where the file index lies in it (:class:`erasure.folderpack.FolderPack` provides both).
     """
     tune_allocator()
     codec = layout.make_codec()
@@ -192,7 +202,12 @@ def encode(
     salt = envelope.new_salt() if salt is None else salt
     commitment = envelope.key_commitment(key, salt)
     counter = _Counter(plaintext, progress)
-    header, messages = envelope.encrypt_stream(key, counter, layout.message_size)
+    if layout.version == 1:
+        scheme = envelope.SCHEME
+        header, messages = envelope.encrypt_stream(key, counter, layout.message_size)
+    else:
+        scheme = layout.scheme or stream.choose_scheme()
+        header, messages = stream.encrypt_stream(key, counter, scheme=scheme, message_size=layout.message_size)
     segment_size = layout.k * layout.block_size
     segments = envelope.rechunk(messages, segment_size)
 
@@ -233,5 +248,8 @@ def encode(
         salt=salt,
         key_commitment=commitment,
         share_roots=share_roots,
+        scheme=scheme,
+        version=layout.version,
+        index=None if index is None else index(),
     )
     return EncodeResult(man, roots)

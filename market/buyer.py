@@ -289,6 +289,7 @@ async def fetch(
         data_key,
         out,
         license_id=license_id,
+        keystore=keystore,
         threads=threads,
         progress=progress,
         first_wait=first_wait,
@@ -305,13 +306,15 @@ async def fetch_dataset(
     out: Path,
     *,
     license_id: int = 0,
+    keystore: Keystore | None = None,
     threads: int = 8,
     progress: Callable[[int], None] | None = None,
     first_wait: float = FIRST_WAIT,
     deadline: float = DEADLINE,
 ) -> FetchReport:
     """:func:`fetch` once the license is checked and its data key received (checked against the
-    commitment): also what a pool license fetches, one contribution at a time (:mod:`market.pools`)."""
+    commitment): also what a pool license fetches, one contribution at a time (:mod:`market.pools`).
+    With the license's ``keystore``, a seekable (format v2) dataset is fetched through the reader."""
     start = time.perf_counter()
     give_up = time.monotonic() + deadline
     dataset = await chain.get_dataset(dataset_id)
@@ -321,6 +324,21 @@ async def fetch_dataset(
     man = await fetch_manifest(client, {i: urls[i] for i in healthy_first}, dataset.manifest_hash)
     if (man.key_commitment, man.salt) != (dataset.key_commitment, dataset.key_salt):
         raise BuyError(f"dataset {dataset_id}: its manifest and its registration commit to different keys")
+    if man.seekable and keystore is not None and license_id:  # format v2: a reader client (market.reader_fetch)
+        from .reader_fetch import fetch_to
+
+        return await fetch_to(
+            chain,
+            keystore,
+            directory,
+            client,
+            license_id,
+            out,
+            threads=threads,
+            progress=progress,
+            first_wait=first_wait,
+            deadline=deadline,
+        )
 
     async def rtt(index: int, url: str) -> tuple[float, int, str] | tuple[None, int, str]:
         t = time.perf_counter()
@@ -358,7 +376,7 @@ async def fetch_dataset(
                 yield chunk
 
         try:
-            localfs.write_dataset(man.content, counted(), out)
+            localfs.write_dataset(man.content, counted(), out, index=man.index)
         except ErasureError as err:
             raise BuyError(
                 f"could not rebuild dataset {dataset_id}: {err}; {_problems(report, sources, decoder)}"

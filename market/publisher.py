@@ -107,8 +107,8 @@ async def publish(
 
     # 1. encrypt + encode into the staging directory (off the event loop)
     t0 = time.perf_counter()
-    default_name, content, size, chunks = localfs.open_dataset(path)
-    name = name or default_name
+    source = localfs.open_dataset(path)
+    name, size = name or source.name, source.size
     data_key = envelope.new_data_key()
     work = staging / f"publish-{int(time.time())}-{random.randrange(1 << 32):08x}"
     work.mkdir(parents=True)
@@ -116,13 +116,14 @@ async def publish(
     def run_encode() -> Manifest:
         with localfs.share_writers(work, layout.n) as sinks:
             result = encode(
-                chunks,
+                source.chunks,
                 sinks,
                 key=data_key,
                 layout=layout,
                 name=name,
-                content=content,
+                content=source.content,
                 progress=lambda n: report("encode", n, size),
+                index=source.index,
             )
         return result.manifest
 

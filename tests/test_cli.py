@@ -116,7 +116,8 @@ def test_directory_round_trip(tmp_path: Path) -> None:
     shares = tmp_path / "shares"
     run("pipeline", "encode", str(src), "-o", str(shares))
     manifest = json.loads((shares / "manifest.json").read_text())
-    assert manifest["content"] == "tar"
+    assert manifest["content"] == "folder"
+    assert manifest["version"] == 2
     assert manifest["name"] == "corpus"
     out = tmp_path / "out"
     run("pipeline", "decode", str(shares), "-o", str(out), "--key-file", str(shares) + ".key")

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Run the whole story on this machine: publish, license, fetch, lose nodes, get paid, revoke, audit.",
     ),
     "devnet": ("devnet", "A long-running local network: embedded chain over JSON-RPC plus storage nodes."),
+    "cat": ("read", "Write a file of a licensed dataset (or a byte range of it) to standard output."),
     "durability": ("durability", "Estimate the yearly chance of losing a dataset, and the storage expansion factor."),
     "fetch": (
         "lab",
@@ -51,6 +52,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "lab",
         "List the licenses you bought, with their state (valid, waiting for key, refundable, expired...).",
     ),
+    "ls": ("read", "List the files of a licensed dataset (or of PATH inside it), read from the network."),
     "mine": (
         "earnings",
         "Your datasets: title, licenses sold, revenue, keys still to deliver, consent, storage health.",

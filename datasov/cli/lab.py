@@ -185,13 +185,15 @@ async def licenses(home: Path, rpc: str | None, passphrase_file: Path | None, as
     if not rows:
         out_console.print(f"no licenses bought by {keystore.account.address}")
         return
-    table = Table("license", "dataset", "purpose", "state", "price", "bought")
+    table = Table("license", "dataset", "purpose", "state", "key", "expires", "price paid", "bought")
     for r in rows:
         table.add_row(
             str(r["license_id"]),
             str(r["dataset_id"]),
             r["purpose"],
             r["state"],
+            "delivered" if r["key_delivered"] else "not yet",
+            r["expires"],
             tokens(int(r["price"])),
             r["purchased"],
         )

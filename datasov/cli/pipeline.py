@@ -93,20 +93,21 @@ def layout_options(f: Any) -> Any:
 
 def _encode(src: Path, out: Path, layout: pl.Layout, key: bytes, threads: int | None, show: bool) -> pl.EncodeResult:
     layout.make_codec()  # refuse bad parameters before anything is written
-    name, content, size, chunks = localfs.open_dataset(src)
+    src_data = localfs.open_dataset(src)
     with (
-        progress_bar(f"encoding {name}", size, enabled=show) as advance,
+        progress_bar(f"encoding {src_data.name}", src_data.size, enabled=show) as advance,
         localfs.share_writers(out, layout.n) as sinks,
     ):
         result = pl.encode(
-            chunks,
+            src_data.chunks,
             sinks,
             key=key,
             layout=layout,
-            name=name,
-            content=content,
+            name=src_data.name,
+            content=src_data.content,
             threads=threads,
             progress=advance,
+            index=src_data.index,
         )
     localfs.write_roots(out, result.block_roots)
     localfs.write_atomic(out / localfs.MANIFEST_NAME, result.manifest.canonical_bytes())
@@ -119,7 +120,7 @@ def _decode(shares: Path, out: Path, key: bytes, threads: int | None, show: bool
     try:
         with progress_bar(f"decoding {man.name or 'dataset'}", man.plaintext_size, enabled=show) as advance:
             decoder = decoding.Decoder(man, key, sources, threads=threads, progress=advance)
-            localfs.write_dataset(man.content, iter(decoder), out)
+            localfs.write_dataset(man.content, iter(decoder), out, index=man.index)
     finally:
         for s in sources.values():
             s.close()

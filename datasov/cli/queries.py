@@ -54,5 +54,7 @@ async def license_json(chain: Chain, lic: License) -> dict[str, Any]:
         "purchased_at": lic.purchased_at,
         "purchased": local_time(lic.purchased_at),
         "delivery_deadline": lic.delivery_deadline,
+        "key_delivered": lic.delivered_at != 0,
         "expires_at": lic.expires_at,
+        "expires": local_time(lic.expires_at) if lic.expires_at else "never",
     }

@@ -12,6 +12,7 @@ from erasure import manifest
 from erasure.errors import ManifestError, ManifestMismatch, UnsupportedVersion
 
 VECTOR = json.loads((Path(__file__).parent.parent / "vectors" / "manifest_v1.json").read_text())
+VECTOR_V2 = json.loads((Path(__file__).parent.parent / "vectors" / "manifest_v2.json").read_text())
 
 
 def doc() -> dict[str, Any]:
@@ -47,7 +48,8 @@ def mutate(path: str, value: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("path", "value", "error"),
     [
-        ("version", 2, UnsupportedVersion),
+        ("version", 3, UnsupportedVersion),
+        ("version", True, UnsupportedVersion),
         ("version", "1", UnsupportedVersion),
         ("format", "other", ManifestError),
         ("extra", 1, ManifestError),
@@ -106,3 +108,57 @@ def test_single_character_edits_never_crash(pos: int, char: str) -> None:
     except ManifestError:
         return
     assert m.hash().hex() == VECTOR["manifest_hash"] or m.canonical_bytes() != text.encode()
+
+
+def test_committed_v2_vector_parses_and_hashes() -> None:
+    m = manifest.parse(VECTOR_V2["canonical"])
+    assert m.canonical_bytes().decode() == VECTOR_V2["canonical"]
+    assert m.hash().hex() == VECTOR_V2["manifest_hash"]
+    assert (m.version, m.content, m.encryption.scheme) == (2, "folder", "aes256gcm-stream-v2")
+    assert m.index == manifest.Span(999_000, 1_000)
+    assert m.seekable
+
+
+def v2_doc() -> dict[str, Any]:
+    return json.loads(VECTOR_V2["canonical"])
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("index", KeyError, ManifestError),
+        ("index", None, ManifestMismatch),  # a folder records its index
+        ("index", {"offset": 1}, ManifestError),
+        ("index", {"offset": -1, "size": 1_000}, ManifestMismatch),
+        ("index", {"offset": 0, "size": 1_000}, ManifestMismatch),  # must end the plaintext
+        ("content", "tar", ManifestMismatch),  # tar is version 1's
+        ("version", 1, ManifestError),  # version 1 has no index field
+    ],
+)
+def test_strict_v2_parser(field: str, value: Any, error: type[Exception]) -> None:
+    d = v2_doc()
+    if value is KeyError:
+        del d[field]
+    else:
+        d[field] = value
+    with pytest.raises(error):
+        manifest.parse(json.dumps(d))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("scheme", "xchacha20poly1305-secretstream-v1"), ("header", "ab" * 24), ("scheme", "rot13")],
+)
+def test_v2_encryption_fields_are_checked(field: str, value: Any) -> None:
+    d = v2_doc()
+    d["encryption"][field] = value
+    with pytest.raises(ManifestMismatch):
+        manifest.parse(json.dumps(d))
+
+
+def test_v1_and_v2_hash_under_different_tags() -> None:
+    v1 = manifest.parse(VECTOR["canonical"])
+    assert v1.version == 1
+    assert not v1.seekable
+    assert v1.index is None
+    assert "index" not in v1.to_json()

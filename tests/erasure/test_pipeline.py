@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from erasure import decoding, envelope, merkle, pipeline
+from erasure import manifest as manifest_mod
 from erasure.codec import available_codecs
 from erasure.decoding import MemoryShareSource
 from erasure.errors import DecryptionError, ManifestMismatch, NotEnoughShares, ParameterError
@@ -22,7 +23,7 @@ from erasure.pipeline import Layout
 
 BLOCK = 4096
 LEAF = 1024
-MSG = 3000  # small secretstream messages: many messages per segment and across segment edges
+MSG = 3000  # small AEAD messages: many messages per segment and across segment edges
 
 
 def small_layout(codec: str = "zfec", k: int = 3, n: int = 7) -> Layout:
@@ -173,7 +174,7 @@ def test_manifest_tampering() -> None:
     data = os.urandom(2 * SEGMENT + 5)
     man, shares, key, _ = encode(data, small_layout())
     # a forged header with a matching key commitment: decryption itself must fail
-    forged = replace(man, encryption=replace(man.encryption, header=bytes(envelope.HEADER_SIZE)))
+    forged = replace(man, encryption=replace(man.encryption, header=bytes(len(man.encryption.header))))
     with pytest.raises(DecryptionError):
         decode(forged, key, sources(man, shares, range(7)))
     # share roots swapped: every share is excluded, so no segment can be decoded
@@ -190,7 +191,7 @@ def test_plaintext_shorter_in_manifest_fails_decryption() -> None:
     man, shares, key, _ = encode(data, small_layout())
     cut = replace(
         man,
-        ciphertext_size=man.ciphertext_size - MSG - envelope.ABYTES,
+        ciphertext_size=man.ciphertext_size - MSG - man.tag_size,
         plaintext_size=man.plaintext_size - MSG,
     )
     with pytest.raises((DecryptionError, ManifestMismatch)):
@@ -230,3 +231,12 @@ def test_encode_memory_does_not_grow_with_input() -> None:
     small, large = _peak_encode(8 << 20), _peak_encode(48 << 20)
     assert large < 1.5 * small + (1 << 20), (small, large)
     assert large < 16 << 20
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_both_format_versions_round_trip(version: int) -> None:
+    data = os.urandom(2 * SEGMENT + 11)
+    man, shares, key, _ = encode(data, replace(small_layout(), version=version))
+    assert man.version == version
+    assert man.encryption.scheme in (manifest_mod.SCHEMES_BY_VERSION[version])
+    assert decode(manifest_mod.parse(man.canonical_bytes()), key, sources(man, shares, range(3, 7))) == data

@@ -10,7 +10,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from erasure import envelope, merkle
+from erasure import envelope, merkle, stream
 from erasure import manifest as manifest_mod
 
 HERE = Path(__file__).parent
@@ -93,6 +93,7 @@ def manifest_vector() -> dict[str, object]:
         salt=salt,
         key_commitment=envelope.key_commitment(key, salt),
         share_roots=roots,
+        version=1,
     )
     return {
         "version": 1,
@@ -102,9 +103,77 @@ def manifest_vector() -> dict[str, object]:
     }
 
 
+def manifest_v2_vector() -> dict[str, object]:
+    """A version-2 folder manifest (AES-256-GCM STREAM, 64 KiB ciphertext messages, index at the end)."""
+    key = bytes(range(32))
+    salt = bytes(range(32, 64))
+    roots = [hashlib.sha256(b"share-%d" % i).digest() for i in range(10)]
+    plaintext = 1_000_000
+    ciphertext = stream.ciphertext_size(plaintext)
+    man = manifest_mod.build(
+        name="tiny-corpus",
+        content="folder",
+        codec="zfec",
+        k=3,
+        n=10,
+        block_size=262144,
+        leaf_size=1024,
+        plaintext_size=plaintext,
+        ciphertext_size=ciphertext,
+        share_size=262144 + -(-(ciphertext - 3 * 262144) // 3),
+        header=bytes(range(stream.HEADER_SIZE)),
+        message_size=stream.MESSAGE_SIZE,
+        salt=salt,
+        key_commitment=envelope.key_commitment(key, salt),
+        share_roots=roots,
+        scheme=stream.AES_GCM,
+        version=2,
+        index=manifest_mod.Span(999_000, 1_000),
+    )
+    return {
+        "version": 2,
+        "data_key_hex": key.hex(),
+        "canonical": man.canonical_bytes().decode(),
+        "manifest_hash": man.hash().hex(),
+    }
+
+
+def stream_vectors() -> dict[str, object]:
+    """STREAM ciphertexts for both AEADs: fixed key and header, small messages, seeded plaintexts."""
+    key = bytes(range(100, 132))
+    header = bytes(range(200, 200 + stream.HEADER_SIZE))
+    cases = []
+    for scheme in stream.SCHEMES:
+        for name, seed, size in (("empty", 1, 0), ("one-message", 2, 100), ("three-messages", 3, 250)):
+            data = seeded(seed, size)
+            _, messages = stream.encrypt_stream(key, [data], scheme=scheme, message_size=100, header=header)
+            cases.append(
+                {
+                    "name": name,
+                    "scheme": scheme,
+                    "seed": seed,
+                    "size": size,
+                    "message_size": 100,
+                    "messages": [m.hex() for m in messages],
+                }
+            )
+    return {
+        "version": 2,
+        "definition": (
+            "subkey=HKDF-SHA256(ikm=key, salt=header[:16], info='datasov/stream-subkey/v2\\0'||scheme); "
+            "nonce=header[16:23]||uint32_be(i)||last; one AEAD call per message, no associated data"
+        ),
+        "key_hex": key.hex(),
+        "header_hex": header.hex(),
+        "cases": cases,
+    }
+
+
 def main() -> None:
     (HERE / "merkle_v1.json").write_text(json.dumps(merkle_vectors(), indent=1) + "\n")
     (HERE / "manifest_v1.json").write_text(json.dumps(manifest_vector(), indent=1) + "\n")
+    (HERE / "manifest_v2.json").write_text(json.dumps(manifest_v2_vector(), indent=1) + "\n")
+    (HERE / "stream_v2.json").write_text(json.dumps(stream_vectors(), indent=1) + "\n")
 
 
 if __name__ == "__main__":
