@@ -15,8 +15,8 @@ from contracts.chain import Chain
 from market.keystore import KeystoreError
 from storage_node.identity import load_or_create_operator
 
+from ..nodehome import CONFIG_FILE as NODE_CONFIG
 from .context import check_port_free, home_option, load_network, open_keystore, passphrase_option
-from .node import CONFIG_FILE as NODE_CONFIG
 from .node import parse_listen
 from .ui import err_console, fail, json_errors
 
