@@ -133,7 +133,14 @@ REVERTS: dict[str, type[ContractRevert]] = {
     ),
     **_define(AccessDenied, "NotGuardian", "NotStakedOperator"),
     **_define(NotFound, "UnknownDataset", "UnknownDeal", "UnknownLicense", "InvalidShare"),
-    **_define(ConsentError, "ConsentIsRevoked", "PurposeNotAllowed", "AlreadyRevoked", "DatasetNotServable"),
+    **_define(
+        ConsentError,
+        "ConsentIsRevoked",
+        "PurposeNotAllowed",
+        "AlreadyRevoked",
+        "DatasetNotServable",
+        "PoolPurposeNotAllowed",
+    ),
     **_define(
         DeliveryRejected,
         "DeliveryMismatch",
@@ -149,6 +156,7 @@ REVERTS: dict[str, type[ContractRevert]] = {
         "PriceAboveLimit",
         "TermsVersionMismatch",
         "PaymentTokenMismatch",
+        "PoolPaymentTokenMismatch",
         "UnsupportedToken",
         "SafeERC20FailedOperation",
         "NothingToWithdraw",

@@ -20,6 +20,7 @@ timeouts, deployments, terms) are :mod:`contracts.errors` and the nodes' are :mo
     ├── KeystoreError              market.keystore: missing, locked or unreadable keystore
     │   └── WrongPassphrase
     ├── DirectoryError             market.directory: no usable node list
+    ├── PoolError                  market.pools: a pool flow that cannot go on (no key yet, a key that does not open)
     ├── GuardianError              market.guardians: guardians that cannot be picked or set
     │   └── NotEnoughGuardians     fewer eligible guardians (announced, staked, distinct /24) than asked
     ├── TermsUnavailable           market.offers: the offer's terms cannot be read

@@ -308,10 +308,10 @@ contract DataPools is ReentrancyGuard {
         address paymentToken
     ) external nonReentrant returns (uint256 licenseId) {
         Pool storage p = _pool(poolId);
-        if (p.paymentToken != paymentToken) revert PaymentTokenMismatch(poolId, paymentToken, p.paymentToken);
+        if (p.paymentToken != paymentToken) revert PoolPaymentTokenMismatch(poolId, paymentToken, p.paymentToken);
         if (p.price > maxPrice) revert PriceAboveLimit(p.price, maxPrice);
         if (TermsLib.permissionFor(_terms[poolId], purpose) == Permission.NotAllowed) {
-            revert PurposeNotAllowed(poolId, purpose);
+            revert PoolPurposeNotAllowed(poolId, purpose);
         }
         if (!BN254.isOnCurve(buyerKey)) revert InvalidBuyerKey();
         if (p.totalWeight == 0) revert EmptyPool(poolId);
@@ -552,9 +552,9 @@ contract DataPools is ReentrancyGuard {
         if (l.buyer == address(0)) revert UnknownPoolLicense(licenseId);
     }
 
-    error PaymentTokenMismatch(uint256 poolId, address expected, address current);
+    error PoolPaymentTokenMismatch(uint256 poolId, address expected, address current);
     error PriceAboveLimit(uint256 price, uint256 maxPrice);
-    error PurposeNotAllowed(uint256 poolId, Purpose purpose);
+    error PoolPurposeNotAllowed(uint256 poolId, Purpose purpose);
     error InvalidBuyerKey();
     error InvalidDeliveryPoint();
     error DatasetNotServable(uint256 datasetId);

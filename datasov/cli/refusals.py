@@ -41,6 +41,10 @@ Words = Callable[[dict[str, Any]], str]
 
 _WORDS: dict[str, Words] = {
     "PurposeNotAllowed": lambda v: f"dataset {v['datasetId']} does not allow {purpose_name(v['purpose'])}",
+    "PoolPurposeNotAllowed": lambda v: f"pool {v['poolId']} does not allow {purpose_name(v['purpose'])}",
+    "PoolPaymentTokenMismatch": lambda v: (
+        f"pool {v['poolId']} is now priced in token {v['current']}, not {v['expected']}"
+    ),
     "ConsentIsRevoked": lambda v: f"the owner of dataset {v['datasetId']} has revoked consent",
     "AlreadyRevoked": lambda v: f"consent for dataset {v['datasetId']} is already revoked",
     "DatasetNotServable": lambda v: f"dataset {v['datasetId']} has no storage deal that can serve it",

@@ -177,7 +177,7 @@ async def test_hostile_parties_take_nothing(chain: Chain, datasets: list[Contrib
         await chain.reject_contribution(BUYER, ids[0])
     with pytest.raises(errors.PriceAboveLimit):
         await chain.purchase_pool(BUYER, pool, Purpose.AI_TRAINING, LAB_KEY, max_price=POOL_PRICE - 1)
-    with pytest.raises(errors.PurposeNotAllowed):
+    with pytest.raises(errors.PoolPurposeNotAllowed):
         await chain.purchase_pool(BUYER, pool, Purpose.AI_INFERENCE, LAB_KEY)
     # the stranger (itself a contributor) claims the curator's fee and others' earnings: they go to them
     await chain.claim_curator(STRANGER, pool)
