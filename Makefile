@@ -7,8 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # pytest workers (pytest-xdist); a test file stays on one worker (its module fixtures
 # are built once), session fixtures (devnet, Hardhat) are built per worker on ports the kernel picks
-# one more worker than cores: CLI and network tests spend much of their time waiting on subprocesses and sockets
-PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+PYTEST_WORKERS ?= auto
 
 .PHONY: demo test lint typecheck pytest contracts contracts-check bench bench-peers clean chromium
 
