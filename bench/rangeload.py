@@ -1,0 +1,105 @@
+"""A lean HTTP/1.1 range-read load generator, and the bare aiohttp file server it is compared on.
+
+    python -m bench.rangeload client URL_PATH BLOB SPAN READS CONCURRENCY
+    python -m bench.rangeload bare BLOB
+
+``client``: ``CONCURRENCY`` keep-alive connections, each sending one ``Range: bytes=a-b`` GET at a
+time for ``SPAN`` bytes at a random offset of ``BLOB`` (a local copy of what the server holds), until
+``READS`` reads are done; every body is checked against the blob. Prints one JSON line: the
+latencies (seconds) and the elapsed time. Raw asyncio streams rather than aiohttp's client: the load
+generator must cost less than the servers it measures, or the ratio measures the load generator.
+
+``bare``: an aiohttp application answering ``GET /v1/shares/{dataset}/{index}`` with
+``web.FileResponse(BLOB)`` (aiohttp's own Range handling and sendfile), no checks, no access log.
+Prints its URL on one line, then serves until its stdin closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+
+async def client(url: str, data: bytes, span: int, reads: int, concurrency: int) -> dict[str, object]:
+    parts = urlsplit(url)
+    host, port, path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path
+    rng = random.Random(int.from_bytes(os.urandom(8), "big"))
+    offsets = [rng.randrange(0, len(data) - span) for _ in range(reads)]
+    latencies: list[float] = []
+    errors: list[str] = []
+    todo = iter(offsets)
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            for offset in todo:
+                request = (
+                    f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nRange: bytes={offset}-{offset + span - 1}\r\n\r\n"
+                ).encode()
+                t0 = time.perf_counter()
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = head[9:12]
+                length = -1
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                body = await reader.readexactly(length)
+                latencies.append(time.perf_counter() - t0)
+                if status != b"206" or body != data[offset : offset + span]:
+                    errors.append(f"{status!r} {length} at {offset}")
+                    return
+        finally:
+            writer.close()
+
+    t = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - t
+    if errors:
+        raise SystemExit(f"wrong answers: {errors[:3]}")
+    return {"latencies": latencies, "elapsed": elapsed}
+
+
+async def bare(blob: Path) -> None:
+    async def get(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(blob)
+
+    app = web.Application()
+    app.router.add_get("/v1/shares/{dataset}/{index}", get)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    print(f"http://127.0.0.1:{port}", flush=True)
+    await wait_for_stdin_eof()
+    await runner.cleanup()
+
+
+async def wait_for_stdin_eof() -> None:
+    """Serve until the parent closes our stdin (it ends us by PID if that fails)."""
+    await asyncio.to_thread(sys.stdin.read)
+
+
+def main() -> None:
+    mode, *args = sys.argv[1:]
+    if mode == "client":
+        url, blob, span, reads, conc = args
+        print(json.dumps(asyncio.run(client(url, Path(blob).read_bytes(), int(span), int(reads), int(conc)))))
+    elif mode == "bare":
+        asyncio.run(bare(Path(args[0])))
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+
+
+if __name__ == "__main__":
+    main()
