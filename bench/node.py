@@ -173,8 +173,16 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
         await proc.wait()
 
 
-async def _load(url: str, blob: Path, reads: int) -> dict[str, float]:
-    """One load-generator process against ``url``: reads/s, p50 and p99 in ms."""
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux ``/proc``): a per-read cost that the
+    neighbours on a shared machine do not inflate the way they inflate wall time."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _load(url: str, blob: Path, reads: int, server_pid: int) -> dict[str, float]:
+    """One load-generator process against ``url``: reads/s, p50 and p99 in ms, server CPU per read."""
+    cpu = _cpu_seconds(server_pid)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -188,6 +196,7 @@ async def _load(url: str, blob: Path, reads: int) -> dict[str, float]:
         stdout=asyncio.subprocess.PIPE,
     )
     raw, _ = await proc.communicate()
+    cpu = _cpu_seconds(server_pid) - cpu
     if proc.returncode != 0:
         raise RuntimeError(f"the load generator failed against {url}")
     result = json.loads(raw)
@@ -196,6 +205,7 @@ async def _load(url: str, blob: Path, reads: int) -> dict[str, float]:
         "per_s": len(lat) / result["elapsed"],
         "p50_ms": statistics.median(lat) * 1000,
         "p99_ms": lat[int(0.99 * (len(lat) - 1))] * 1000,
+        "cpu_us": cpu / len(lat) * 1e6,
     }
 
 
@@ -219,10 +229,14 @@ async def ranges(data: bytes, tmp: Path, reads: int) -> dict[str, float]:
             )
             await client.put_share(node_url, order, Account.create(), body(data))
         best: dict[str, dict[str, float]] = {}
+        cpu: dict[str, list[float]] = {}  # server CPU per read, every round after the warm-up
         for r in range(ROUNDS + 1):  # round 0 warms both (page cache, the node's verified digests)
-            for name, url in (("bare", bare_url), ("node", node_url)):
-                got = await _load(url, blob, reads)
-                if r > 0 and got["per_s"] > best.get(name, {"per_s": 0.0})["per_s"]:
+            for name, url, pid in (("bare", bare_url, bare.pid), ("node", node_url, node.pid)):
+                got = await _load(url, blob, reads, pid)
+                cpu.setdefault(name, []).append(got["cpu_us"])
+                if r == 0:
+                    cpu[name].clear()
+                elif got["per_s"] > best.get(name, {"per_s": 0.0})["per_s"]:
                     best[name] = got
     finally:
         await asyncio.gather(_stop(node), _stop(bare))
@@ -234,6 +248,9 @@ async def ranges(data: bytes, tmp: Path, reads: int) -> dict[str, float]:
         "bare_range_p50_ms": round(best["bare"]["p50_ms"], 2),
         "bare_range_p99_ms": round(best["bare"]["p99_ms"], 2),
         "range_ratio": round(best["node"]["per_s"] / best["bare"]["per_s"], 3),
+        "range_cpu_us": round(min(cpu["node"]), 1),
+        "bare_range_cpu_us": round(min(cpu["bare"]), 1),
+        "range_cpu_ratio": round(min(cpu["bare"]) / min(cpu["node"]), 3),
     }
 
 
@@ -256,7 +273,13 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args()
     if args.serve_node:
-        asyncio.run(serve_node(Path(args.serve_node[0]), int(args.serve_node[1])))
+        profile = os.environ.get("DATASOV_BENCH_PROFILE")  # a path: the node's cProfile stats go there
+        if profile:
+            import cProfile
+
+            cProfile.run(f"asyncio.run(serve_node(Path({args.serve_node[0]!r}), {int(args.serve_node[1])}))", profile)
+        else:
+            asyncio.run(serve_node(Path(args.serve_node[0]), int(args.serve_node[1])))
         return
     size, reads = (64 * MiB, 6000) if args.quick else (512 * MiB, 30000)
     out = asyncio.run(run(size, reads, only_ranges=args.ranges))
@@ -276,7 +299,9 @@ def main() -> None:
         f"(limit 0.8), p50 {out['range_p50_ms']} ms, p99 {out['range_p99_ms']} ms = "
         f"{out['range_p99_ms'] / 50:.2f}x the 50 ms limit\n"
         f"    bare {out['bare_range_reads_per_s']:8,.0f}/s, p50 {out['bare_range_p50_ms']} ms, "
-        f"p99 {out['bare_range_p99_ms']} ms"
+        f"p99 {out['bare_range_p99_ms']} ms\n"
+        f"    server CPU per read: node {out['range_cpu_us']} us, bare {out['bare_range_cpu_us']} us "
+        f"(node = {out['range_cpu_ratio']:.2f}x bare's reads per CPU second)"
     )
     if args.json:
         print(json.dumps(out, sort_keys=True))

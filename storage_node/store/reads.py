@@ -9,7 +9,8 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 
 from erasure import merkle
@@ -26,9 +27,16 @@ from .layout import (
     StoreBase,
 )
 
+OPEN_FILES = 64  # share files kept open for small reads on the event loop
+_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
+
 
 class VerifiedReads(StoreBase):
     """Reads, proofs and quarantine (mixed into :class:`~storage_node.store.shares.ShareStore`)."""
+
+    def __init__(self, home: Path, *, capacity: int) -> None:
+        super().__init__(home, capacity=capacity)
+        self._fds: OrderedDict[tuple[str, int], int] = OrderedDict()  # see _open_fd
 
     async def block_roots(self, record: ShareRecord) -> list[bytes]:
         """The share's block roots, checked against its root once and then kept in memory."""
@@ -74,6 +82,56 @@ class VerifiedReads(StoreBase):
                 with contextlib.suppress(asyncio.CancelledError, OSError):
                     await ahead
 
+    async def verified_spans(
+        self, record: ShareRecord, fd: int, start: int, end: int
+    ) -> AsyncGenerator[tuple[int, int]]:
+        """``(offset, length)`` spans covering ``[start, end)`` of the share open as ``fd``, each
+        yielded only once every block it touches has been read from ``fd`` and matched its root
+        (a few MiB per worker-thread call, the next batch checked while the caller sends this one);
+        a bad block quarantines the share after the spans before it (:class:`CorruptShare`).
+
+        For the kernel's sendfile: the caller sends the same file's bytes the check just read
+        (from the page cache), without copying them through Python."""
+        if not 0 <= start < end <= record.size:
+            raise ShareNotFound(f"range {start}-{end} outside the share")
+        roots = await self.block_roots(record)
+        size = record.block_size
+        first, last = start // size, (end - 1) // size
+        per_call = max(1, READ_BATCH // size)
+        starts = list(range(first, last + 1, per_call))
+
+        def batch(b: int) -> asyncio.Future[int | None]:
+            upto = min(last, b + per_call - 1)
+            return asyncio.ensure_future(asyncio.to_thread(self._check_blocks, fd, record, b, upto, roots))
+
+        ahead: asyncio.Future[int | None] | None = batch(starts[0])
+        try:
+            for n, b in enumerate(starts):
+                assert ahead is not None
+                bad = await ahead
+                ahead = batch(starts[n + 1]) if n + 1 < len(starts) and bad is None else None
+                upto = min(last, b + per_call - 1) if bad is None else bad - 1
+                if upto >= b:
+                    lo, hi = max(start, b * size), min(end, (upto + 1) * size)
+                    yield lo, hi - lo
+                if bad is not None:
+                    await self.quarantine(record, f"block {bad} does not match its root")
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                with contextlib.suppress(asyncio.CancelledError, OSError):
+                    await ahead
+
+    @staticmethod
+    def _check_blocks(fd: int, record: ShareRecord, first: int, last: int, roots: list[bytes]) -> int | None:
+        """The first of blocks first..last whose bytes in ``fd`` do not match their root, or None."""
+        for b in range(first, last + 1):
+            length = min(record.block_size, record.size - b * record.block_size)
+            block = os.pread(fd, length, b * record.block_size)
+            if len(block) != length or merkle.root(block, record.leaf_size) != roots[b]:
+                return b
+        return None
+
     @staticmethod
     def _read_verified(
         path: Path, record: ShareRecord, first: int, last: int, roots: list[bytes]
@@ -90,37 +148,54 @@ class VerifiedReads(StoreBase):
                 out.append(block)
         return out, None
 
+    def is_small(self, record: ShareRecord, start: int, end: int) -> bool:
+        """Whether ``[start, end)`` is read leaf by leaf (:meth:`read_small`) rather than by blocks:
+        at most a quarter of a block, in one block or across one block boundary."""
+        return end - start <= record.block_size // 4
+
     async def read_range(self, record: ShareRecord, start: int, end: int) -> AsyncIterator[bytes]:
         """Verified bytes ``[start, end)`` of a share, block by block (small reads leaf by leaf)."""
         if not 0 <= start < end <= record.size:
             raise ShareNotFound(f"range {start}-{end} outside the share")
-        first, last = start // record.block_size, (end - 1) // record.block_size
-        if first == last and end - start <= record.block_size // 4:
-            yield await self._read_small(record, first, start, end)
+        if self.is_small(record, start, end):
+            yield await self.read_small(record, start, end)
             return
+        first, last = start // record.block_size, (end - 1) // record.block_size
         b = first
         async for block in self.read_blocks(record, first, last):
             base = b * record.block_size
             yield block[max(0, start - base) : min(len(block), end - base)]
             b += 1
 
+    async def read_small(self, record: ShareRecord, start: int, end: int) -> bytes:
+        """Verified bytes ``[start, end)`` of a small range (see :meth:`is_small`), in one piece."""
+        if not 0 <= start < end <= record.size:
+            raise ShareNotFound(f"range {start}-{end} outside the share")
+        size = record.block_size
+        first, last = start // size, (end - 1) // size
+        if first == last:
+            return await self._read_small(record, first, start, end)
+        cut = last * size  # a boundary inside the range: each block's part checked against its own digests
+        return await self._read_small(record, first, start, cut) + await self._read_small(record, last, cut, end)
+
     async def _read_small(self, record: ShareRecord, b: int, start: int, end: int) -> bytes:
         """A small range inside block ``b``, checked leaf by leaf against the block's leaf digests.
 
         The first read of a block verifies the whole block against its root and keeps its leaf
         digests (32 bytes per leaf, 3% of the block) in memory; later reads of that block read and
-        hash only the leaves they touch."""
-        roots = await self.block_roots(record)
+        hash only the leaves they touch, from the page cache on the event loop when they are there
+        (through a cached open descriptor), else in a worker thread."""
+        roots = self._roots_cache.get((record.dataset, record.idx)) or await self.block_roots(record)
         key = (record.dataset, record.idx, b)
         digests = self._digests.get(key)
-        path = self.share_path(record.dataset, record.idx)
-        cached = self._small_from_page_cache(path, record, b, start, end, digests) if digests else None
+        cached = self._small_from_page_cache(record, b, start, end, digests) if digests else None
         data: bytes | None
         fresh: bytes | None
         if cached is not None:  # served from the page cache without leaving the loop
-            data, fresh = cached, None
-        else:
-            data, fresh = await asyncio.to_thread(self._small_verified, path, record, b, start, end, roots, digests)
+            self._digests.move_to_end(key)
+            return cached
+        path = self.share_path(record.dataset, record.idx)
+        data, fresh = await asyncio.to_thread(self._small_verified, path, record, b, start, end, roots, digests)
         if data is None:
             self._digests.pop(key, None)
             await self.quarantine(record, f"block {b} does not match its root")
@@ -131,39 +206,64 @@ class VerifiedReads(StoreBase):
             while self._digest_bytes > DIGEST_CACHE_BYTES:
                 _, dropped = self._digests.popitem(last=False)
                 self._digest_bytes -= len(dropped)
-        else:
+        elif key in self._digests:
             self._digests.move_to_end(key)
         return data
 
-    @staticmethod
+    def _open_fd(self, record: ShareRecord) -> int | None:
+        """A read-only descriptor of the share's file, kept open (LRU, at most ``OPEN_FILES``) for
+        reads on the event loop only: closed by :meth:`_forget` (quarantine, deletion), so it never
+        outlives the file it was opened on, and never used by a worker thread (no close-under-read)."""
+        key = (record.dataset, record.idx)
+        fds = self._fds
+        fd = fds.get(key)
+        if fd is not None:
+            fds.move_to_end(key)
+            return fd
+        try:
+            fd = os.open(self.share_path(record.dataset, record.idx), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        fds[key] = fd
+        while len(fds) > OPEN_FILES:
+            os.close(fds.popitem(last=False)[1])
+        return fd
+
+    def _forget(self, dataset: str, idx: int) -> None:
+        super()._forget(dataset, idx)
+        fd = self._fds.pop((dataset, idx), None)
+        if fd is not None:
+            os.close(fd)
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+        super().close()
+
     def _small_from_page_cache(
-        path: Path, record: ShareRecord, b: int, start: int, end: int, digests: bytes | None
+        self, record: ShareRecord, b: int, start: int, end: int, digests: bytes | None
     ) -> bytes | None:
         """The leaves of a small read if they are all in the page cache (``RWF_NOWAIT``: never
         waits for the disk) and match their digests; else None (the caller reads in a thread)."""
-        nowait = getattr(os, "RWF_NOWAIT", None)
-        if nowait is None or digests is None:
+        if _NOWAIT is None or digests is None:
             return None
         base, leaf = b * record.block_size, record.leaf_size
         lo, hi = (start - base) // leaf, (end - base - 1) // leaf
         length = min((hi - lo + 1) * leaf, record.size - base - lo * leaf)
+        fd = self._open_fd(record)
+        if fd is None:
+            return None
         buf = bytearray(length)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        except OSError:
-            return None
-        try:
-            got = os.preadv(fd, [buf], base + lo * leaf, nowait)
+            got = os.preadv(fd, [buf], base + lo * leaf, _NOWAIT)
         except OSError:  # EAGAIN: not cached; EOPNOTSUPP: filesystem without RWF_NOWAIT
             return None
-        finally:
-            os.close(fd)
         if got != length:
             return None
-        for i in range(lo, hi + 1):
-            piece = buf[(i - lo) * leaf : (i - lo + 1) * leaf]
-            if merkle.leaf_hash(piece) != digests[i * merkle.HASH_SIZE : (i + 1) * merkle.HASH_SIZE]:
-                return None  # let the thread path re-read and, if still wrong, quarantine
+        # all the touched leaves hashed in one call (the C core's SIMD lanes), compared at once
+        if merkle.MerkleTree(buf, leaf).leaf_level != digests[lo * merkle.HASH_SIZE : (hi + 1) * merkle.HASH_SIZE]:
+            return None  # let the thread path re-read and, if still wrong, quarantine
         offset = start - base - lo * leaf
         return bytes(buf[offset : offset + end - start])
 

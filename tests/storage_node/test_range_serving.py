@@ -1,0 +1,128 @@
+"""The node's read path: whole shares through the kernel's sendfile, small ranges leaf by leaf from
+an open descriptor (also across a block boundary), and nothing stale after a share is replaced."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from erasure import merkle
+from storage_node.client import BrokenResponse, NodeClient
+from storage_node.errors import CorruptShare, ShareNotFound
+from storage_node.store.shares import ShareStore
+
+from .conftest import NodeFactory, publisher
+from .test_api import BLOCK, DS, expect, order_for
+from .test_store import BLOCK as STORE_BLOCK
+from .test_store import DS as STORE_DS
+from .test_store import put
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+
+async def test_whole_shares_and_large_ranges_go_through_sendfile(
+    make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = await make_node()
+    data = os.urandom(70 * BLOCK + 123)  # more than one verification batch (4 MiB), a short last block
+    loop = asyncio.get_running_loop()
+    real = loop.sendfile
+    sent: list[tuple[int, int]] = []
+
+    async def spy(transport: Any, file: Any, offset: int = 0, count: int | None = None, **kw: Any) -> int:
+        assert count is not None
+        sent.append((offset, count))
+        return await real(transport, file, offset, count, **kw)
+
+    monkeypatch.setattr(loop, "sendfile", spy)  # the node runs on this loop: the real sendfile still sends
+    async with NodeClient(timeout=30, retries=1) as client:
+        await client.put_share(node.url, order_for(node, data), publisher(), data)
+        assert await client.get_share(node.url, DS, 0) == data
+        assert len(sent) >= 2
+        assert sent[0][0] == 0
+        assert sum(c for _, c in sent) == len(data)
+        assert all(a + n == b for (a, n), (b, _) in itertools.pairwise(sent))  # in order, no gap
+        sent.clear()
+        start, end = BLOCK - 10, 3 * BLOCK + 10
+        assert await client.get_share(node.url, DS, 0, start=start, end=end) == data[start:end]
+        assert sent == [(start, end - start)]
+        sent.clear()
+        assert await client.get_share(node.url, DS, 0, start=5, end=5 + 4096) == data[5 : 5 + 4096]
+        assert sent == []  # a small range is one in-memory answer, verified leaf by leaf
+
+
+async def test_a_share_quarantined_mid_download_still_aborts(make_node: NodeFactory) -> None:
+    """Corruption in a later verification batch: the spans before it went out, then the cut."""
+    node = await make_node()
+    data = os.urandom(80 * BLOCK)
+    async with NodeClient(timeout=30, retries=1) as client:
+        await client.put_share(node.url, order_for(node, data), publisher(), data)
+        assert node.store is not None
+        path = node.store.share_path(DS, 0)
+        with path.open("r+b") as f:  # block 75: in the second 4 MiB batch
+            f.seek(75 * BLOCK + 3)
+            f.write(b"\x00" if data[75 * BLOCK + 3] else b"\x01")
+        with pytest.raises(BrokenResponse):
+            await client.get_share(node.url, DS, 0)
+        await expect(404, "share_not_found", client.get_share(node.url, DS, 0, start=0, end=10))
+        assert node.store.corruptions == 1
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    s = ShareStore(tmp_path / "node", capacity=10 << 20)
+    yield s
+    s.close()
+
+
+async def test_small_ranges_across_block_boundaries(store: ShareStore) -> None:
+    data = os.urandom(3 * STORE_BLOCK + 700)
+    await put(store, data)
+    record = await store.get(STORE_DS, 0)
+    spans = [
+        (s, s + n)
+        for boundary in (STORE_BLOCK, 2 * STORE_BLOCK, 3 * STORE_BLOCK)
+        for s in range(boundary - 1100, boundary + 60, 53)
+        for n in (1, 200, STORE_BLOCK // 4)
+        if s + n <= len(data)
+    ]
+    for _ in range(2):  # first: whole blocks verified, digests kept; then leaf by leaf from the page cache
+        for start, end in spans:
+            assert store.is_small(record, start, end)
+            assert await store.read_small(record, start, end) == data[start:end], (start, end)
+    with pytest.raises(ShareNotFound):
+        await store.read_small(record, len(data) - 10, len(data) + 1)
+
+
+async def test_corruption_past_the_boundary_of_a_small_read_quarantines(store: ShareStore) -> None:
+    data = os.urandom(2 * STORE_BLOCK)
+    await put(store, data)
+    record = await store.get(STORE_DS, 0)
+    start, end = STORE_BLOCK - 500, STORE_BLOCK + 500
+    assert await store.read_small(record, start, end) == data[start:end]  # both blocks' digests now kept
+    path = store.share_path(STORE_DS, 0)
+    with path.open("r+b") as f:  # the same inode: what the open descriptor reads
+        f.seek(STORE_BLOCK + 400)
+        f.write(bytes([data[STORE_BLOCK + 400] ^ 0x40]))
+    with pytest.raises(CorruptShare):
+        await store.read_small(record, start, end)
+    with pytest.raises(ShareNotFound):
+        await store.get(STORE_DS, 0)
+
+
+async def test_a_replaced_share_is_read_from_its_new_file(store: ShareStore) -> None:
+    old, new = os.urandom(2 * STORE_BLOCK), os.urandom(2 * STORE_BLOCK)
+    await put(store, old)
+    for _ in range(2):  # the second read goes through the kept descriptor
+        assert await store.read_small(await store.get(STORE_DS, 0), 100, 900) == old[100:900]
+    await store.delete(STORE_DS, 0)
+    await put(store, new)
+    record = await store.get(STORE_DS, 0)
+    assert record.root == merkle.root(new, 1024)
+    for _ in range(2):
+        assert await store.read_small(record, 100, 900) == new[100:900]
