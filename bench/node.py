@@ -206,6 +206,7 @@ async def _load(url: str, blob: Path, reads: int, server_pid: int) -> dict[str, 
         "p50_ms": statistics.median(lat) * 1000,
         "p99_ms": lat[int(0.99 * (len(lat) - 1))] * 1000,
         "cpu_us": cpu / len(lat) * 1e6,
+        "client_cpu_us": result["cpu"] / len(lat) * 1e6,
     }
 
 
@@ -251,6 +252,7 @@ async def ranges(data: bytes, tmp: Path, reads: int) -> dict[str, float]:
         "range_cpu_us": round(min(cpu["node"]), 1),
         "bare_range_cpu_us": round(min(cpu["bare"]), 1),
         "range_cpu_ratio": round(min(cpu["bare"]) / min(cpu["node"]), 3),
+        "load_generator_cpu_us": round(best["node"]["client_cpu_us"], 1),
     }
 
 
@@ -301,7 +303,8 @@ def main() -> None:
         f"    bare {out['bare_range_reads_per_s']:8,.0f}/s, p50 {out['bare_range_p50_ms']} ms, "
         f"p99 {out['bare_range_p99_ms']} ms\n"
         f"    server CPU per read: node {out['range_cpu_us']} us, bare {out['bare_range_cpu_us']} us "
-        f"(node = {out['range_cpu_ratio']:.2f}x bare's reads per CPU second)"
+        f"(node = {out['range_cpu_ratio']:.2f}x bare's reads per CPU second); "
+        f"load generator {out['load_generator_cpu_us']} us"
     )
     if args.json:
         print(json.dumps(out, sort_keys=True))

@@ -61,12 +61,12 @@ async def client(url: str, data: bytes, span: int, reads: int, concurrency: int)
         finally:
             writer.close()
 
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - t
+    elapsed, cpu = time.perf_counter() - t, time.process_time() - cpu
     if errors:
         raise SystemExit(f"wrong answers: {errors[:3]}")
-    return {"latencies": latencies, "elapsed": elapsed}
+    return {"latencies": latencies, "elapsed": elapsed, "cpu": cpu}
 
 
 async def bare(blob: Path) -> None:

@@ -26,7 +26,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from aiohttp import hdrs, web
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
@@ -72,6 +72,14 @@ class Metrics:
         self.fees_claimed = Counter(
             "datasov_fees_claimed_tokens", "Storage fees claimed (token base units)", registry=self.registry
         )
+        self._request_counts: dict[tuple[str, int], Any] = {}  # labelled children, looked up once each
+
+    def request_done(self, route: str, status: int) -> None:
+        key = (route, status)
+        child = self._request_counts.get(key)
+        if child is None:
+            child = self._request_counts[key] = self.requests.labels(route, str(status))
+        child.inc()
 
 
 @dataclass
@@ -132,7 +140,7 @@ async def errors_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     metrics = request.app[NODE].metrics
-    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    resource = request.match_info.route.resource
     try:
         response = await handler(request)
     except NodeError as err:
@@ -145,7 +153,7 @@ async def errors_middleware(
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         response = _error(500, "internal", "internal error")
-    metrics.requests.labels(route, str(response.status)).inc()
+    metrics.request_done(resource.canonical if resource is not None else "unmatched", response.status)
     return response
 
 

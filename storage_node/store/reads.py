@@ -12,6 +12,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from erasure import merkle
 
@@ -27,8 +28,18 @@ from .layout import (
     StoreBase,
 )
 
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
 OPEN_FILES = 64  # share files kept open for small reads on the event loop
 _NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
+
+try:  # the C core's leaf digests in one call (a MerkleTree would also build the levels above)
+    from erasure._merkle import leaf_digests as _leaf_digests
+except ImportError:  # not built: the same digests in Python
+
+    def _leaf_digests(data: Buffer, leaf_size: int, threads: int = 1, /) -> bytes:
+        return merkle.MerkleTree(memoryview(data), leaf_size).leaf_level
 
 
 class VerifiedReads(StoreBase):
@@ -262,7 +273,7 @@ class VerifiedReads(StoreBase):
         if got != length:
             return None
         # all the touched leaves hashed in one call (the C core's SIMD lanes), compared at once
-        if merkle.MerkleTree(buf, leaf).leaf_level != digests[lo * merkle.HASH_SIZE : (hi + 1) * merkle.HASH_SIZE]:
+        if _leaf_digests(buf, leaf) != digests[lo * merkle.HASH_SIZE : (hi + 1) * merkle.HASH_SIZE]:
             return None  # let the thread path re-read and, if still wrong, quarantine
         offset = start - base - lo * leaf
         return bytes(buf[offset : offset + end - start])
