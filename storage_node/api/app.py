@@ -15,7 +15,8 @@ Every request is checked before it touches disk: path and id syntax, Content-Len
 order and the node's limits (413), the order's signature (401) and addressing/expiry (403), its
 nonce (409), authorisation of the signer (403/422), capacity (507). Errors are JSON
 ``{"error": code, "message": text}``. Uploads have an idle timeout, an overall deadline (a minimum
-rate) and a concurrency cap; connections are capped and timed out by :mod:`.gate`.
+rate) and a concurrency cap; connections are capped and timed out by :mod:`.gate`. Shares are
+served (small ranges in one write, the rest through sendfile) by :mod:`.downloads`.
 """
 
 from __future__ import annotations
@@ -23,10 +24,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
 
 from aiohttp import hdrs, web
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
@@ -36,10 +36,10 @@ from erasure import manifest
 
 from .. import orders
 from ..activity import Activity
-from ..errors import Busy, CorruptShare, NodeError, NotAuthorized, OrderError, ShareNotFound, UploadAborted
+from ..errors import Busy, NodeError, NotAuthorized, OrderError, ShareNotFound, UploadAborted
 from ..store.index import ShareRecord
 from ..store.shares import ShareStore, Upload, check_address
-from .ranges import byte_range
+from .downloads import serve_share
 
 log = logging.getLogger("datasov.node.api")
 
@@ -249,82 +249,8 @@ async def _discard(upload: Upload) -> None:
 
 
 async def get_share(request: web.Request) -> web.StreamResponse:
-    state = request.app[NODE]
     dataset, index = _address(request)
-    record = await state.store.get(dataset, index)
-    headers = {
-        "X-Datasov-Root": record.root.hex(),
-        "Accept-Ranges": "bytes",
-        "Content-Type": "application/octet-stream",
-    }
-    start, stop = byte_range(request.headers.get(hdrs.RANGE), record.size)
-    partial = (start, stop) != (0, record.size)
-    if partial:
-        headers["Content-Range"] = f"bytes {start}-{stop - 1}/{record.size}"
-    status = 206 if partial else 200
-    if request.method == "HEAD":
-        response = web.StreamResponse(status=status, headers=headers)
-        response.content_length = stop - start
-        await response.prepare(request)
-        return response
-    if state.store.is_small(record, start, stop):  # verified before the status line: one write, headers and body
-        data = await state.store.read_small(record, start, stop)
-        state.metrics.bytes_out.inc(len(data))
-        state.activity.served(request.remote or "?", dataset, index, len(data))
-        return web.Response(status=status, headers=headers, body=data)
-    response = web.StreamResponse(status=status, headers=headers)
-    response.content_length = stop - start
-    path = state.store.share_path(dataset, index)
-    try:
-        f = await asyncio.to_thread(open, path, "rb")  # verified and sent from this one open file
-    except FileNotFoundError as err:  # quarantined or deleted since the lookup
-        raise ShareNotFound(f"no share {dataset}/{index}") from err
-    with f:
-        spans = state.store.verified_spans(record, f.fileno(), start, stop)
-        try:
-            first = await anext(spans)  # a corrupt first block becomes a clean error, not a broken stream
-            await response.prepare(request)
-            await _send_spans(request, response, f, first, spans, state.metrics)
-        except CorruptShare as err:
-            if not response.prepared:
-                raise
-            # the status line is out: the only honest answer left is a cut connection
-            log.warning("aborting the response for %s/%s: %s", dataset, index, err)
-            request.protocol.force_close()
-            if request.transport is not None:
-                request.transport.abort()  # the client sees a broken read at once, not a stalled body
-            return response
-        finally:
-            await spans.aclose()  # the read-ahead batch is cancelled and awaited before the file closes
-    await response.write_eof()
-    state.activity.served(request.remote or "?", dataset, index, stop - start)
-    return response
-
-
-async def _send_spans(
-    request: web.Request,
-    response: web.StreamResponse,
-    f: BinaryIO,
-    first: tuple[int, int],
-    spans: AsyncIterator[tuple[int, int]],
-    metrics: Metrics,
-) -> None:
-    """Send verified spans of the share file with the kernel's sendfile (plain writes where the
-    transport cannot): each span was read from this file and checked against its block roots just
-    before, and the next span is read and checked while this one goes out."""
-    loop = asyncio.get_running_loop()
-    span: tuple[int, int] | None = first
-    while span is not None:
-        offset, count = span
-        transport = request.transport
-        if transport is None or transport.is_closing():
-            raise ConnectionResetError("the client went away")
-        try:
-            await loop.sendfile(transport, f, offset, count)
-        except NotImplementedError:  # a transport without sendfile (TLS): read the span again and write it
-            await response.write(await asyncio.to_thread(os.pread, f.fileno(), count, offset))
-        metrics.bytes_out.inc(count)
-        span = await anext(spans, None)  # corruption raises CorruptShare: never sent as good
+    return await serve_share(request, request.app[NODE], dataset, index)
 
 
 async def delete_share(request: web.Request) -> web.Response:
