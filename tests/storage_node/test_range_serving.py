@@ -126,3 +126,45 @@ async def test_a_replaced_share_is_read_from_its_new_file(store: ShareStore) -> 
     assert record.root == merkle.root(new, 1024)
     for _ in range(2):
         assert await store.read_small(record, 100, 900) == new[100:900]
+
+
+async def test_warm_small_reads_touch_neither_the_index_nor_a_thread(
+    store: ShareStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(3 * STORE_BLOCK)
+    await put(store, data)
+    record = await store.get(STORE_DS, 0)
+    spans = [(s, s + 700) for s in range(0, len(data) - 700, 333)]
+    for start, end in spans:  # warm: each block verified once, its leaf digests kept
+        await store.read_small(record, start, end)
+    statements: list[str] = []
+    store.index.db.conn.set_trace_callback(statements.append)
+    hops: list[object] = []
+    real = asyncio.to_thread
+
+    async def counted(fn: Any, *args: Any) -> Any:
+        hops.append(fn)
+        return await real(fn, *args)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    for start, end in spans:
+        again = await store.get(STORE_DS, 0)
+        assert await store.read_small(again, start, end) == data[start:end]
+    assert statements == []  # no per-request database work
+    if _nowait_works(store.share_path(STORE_DS, 0)):
+        assert hops == []  # served on the loop from the page cache through the kept descriptor
+
+
+def _nowait_works(path: Path) -> bool:
+    """Whether this filesystem answers RWF_NOWAIT reads (else small reads always take a thread)."""
+    flag = getattr(os, "RWF_NOWAIT", None)
+    if flag is None:
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.preadv(fd, [bytearray(16)], 0, flag)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
