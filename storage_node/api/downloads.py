@@ -73,6 +73,10 @@ async def serve_share(request: web.Request, state: NodeState, dataset: str, inde
             if request.transport is not None:
                 request.transport.abort()  # the client sees a broken read at once, not a stalled body
             return response
+        except ConnectionError:  # the client went away mid-body: expected, not a fault of the node
+            log.debug("client left during %s/%s", dataset, index)
+            request.protocol.force_close()
+            return response
         finally:
             await spans.aclose()  # the read-ahead batch is cancelled and awaited before the file closes
     await response.write_eof()

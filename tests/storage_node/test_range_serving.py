@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -168,3 +169,28 @@ def _nowait_works(path: Path) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+async def test_a_client_leaving_mid_download_leaks_nothing(
+    make_node: NodeFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    node = await make_node()
+    data = os.urandom(160 * BLOCK)  # 10 MiB: more than the socket buffers hold
+    async with NodeClient(timeout=30, retries=1) as client:
+        await client.put_share(node.url, order_for(node, data), publisher(), data)
+        host, port = node.url.removeprefix("http://").split(":")
+        open_before = len(os.listdir("/proc/self/fd"))
+        for _ in range(3):
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(f"GET /v1/shares/{DS}/0 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert (await reader.readexactly(12)).endswith(b"200")
+            await reader.readexactly(1 << 20)  # part of the body, then gone
+            writer.transport.abort()
+        assert await client.get_share(node.url, DS, 0, start=7, end=7 + 5000) == data[7 : 7 + 5000]
+        assert await client.get_share(node.url, DS, 0) == data  # and the node still serves whole shares
+        for _ in range(200):  # the aborted handlers finish on the loop: wait for their files to close
+            if len(os.listdir("/proc/self/fd")) <= open_before + 1:  # + the kept small-read descriptor
+                break
+            await asyncio.sleep(0.01)
+        assert len(os.listdir("/proc/self/fd")) <= open_before + 1
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
