@@ -2,7 +2,8 @@
 
 :class:`ProcessNetwork` (``datasov devnet up``, the CLI tests) runs each node as its own
 ``datasov node run`` child on its own 127.0.x.1 (see :mod:`datasov.procnet`), talking to the chain
-over JSON-RPC and to each other over libp2p, bootstrapped to the first node.
+over JSON-RPC and to each other over libp2p, bootstrapped to the first node; each node joins the
+way an outside operator's does, with ``datasov node init`` and ``datasov node join`` child processes.
 :class:`LocalNetwork` is what ``datasov demo`` and the end-to-end tests run (Tahoe's no_network grid):
 a fresh in-process EVM with the contracts deployed, N real nodes (real sockets, real files under
 ``home``), each with its own operator key, funded, and joined on-chain the way ``datasov node join``
@@ -297,12 +298,27 @@ class ProcessNetwork:
                     await net.join(p, fund=False)
 
             await asyncio.gather(*(join(p) for p in procs))
-            net.bootstrap = await start_all(procs, rpc_url, net.deployment_file)
-            net.nodes = procs
+            await net.start_nodes(procs)
         except BaseException:
             await net.stop()
             raise
         return net
+
+    async def start_nodes(self, procs: list[NodeProcess]) -> None:
+        """``datasov node run`` for each (joined) node: the first, then the rest at once,
+        bootstrapping to it (or to the running network's bootstrap peers)."""
+        if self.bootstrap:
+            results = await asyncio.gather(
+                *(p.start(self.rpc_url, self.deployment_file, bootstrap=self.bootstrap) for p in procs),
+                return_exceptions=True,
+            )
+            failures = [r for r in results if isinstance(r, BaseException)]
+            self.nodes += [p for p, r in zip(procs, results, strict=True) if not isinstance(r, BaseException)]
+            if failures:
+                raise failures[0]
+            return
+        self.bootstrap = await start_all(procs, self.rpc_url, self.deployment_file)
+        self.nodes += procs
 
     async def join(self, proc: NodeProcess, *, fund: bool = True) -> dict[str, Any]:
         """What an outside operator does: ``datasov node join`` (a child process: it checks funds,

@@ -76,7 +76,7 @@ async def test_six_node_processes_publish_kill_slash_repair_claim_leave(
     host = P2PHost(create_new_key_pair(), listen="/ip4/127.0.9.1/tcp/0")
     try:
         # seven operators run `datasov node init`; the faucet funds them now, so the token sum covers them
-        homes = [await net.prepare_node(i) for i in range(7)]
+        homes = list(await asyncio.gather(*(net.prepare_node(i) for i in range(7))))
         for p in homes:
             await fund_operator(chain, p.operator)
         seventh = homes[6]
@@ -90,13 +90,15 @@ async def test_six_node_processes_publish_kill_slash_repair_claim_leave(
 
         before = await token_sum()
         minimum = await chain.min_stake()
-        for p in homes[:6]:  # one by one: `datasov node join` (a child process), then `datasov node run`
+        for p in homes[:6]:  # one by one, each operator's `datasov node join` (a child process)
             assert not (await chain.get_operator(p.operator)).registered
-            await net.add_node(p, fund=False)
+            joined = await net.join(p, fund=False)
+            assert joined["announced"]
             op = await chain.get_operator(p.operator)
             assert op.registered
-            assert op.stake == minimum
-            assert p.address == p.operator
+            assert op.stake == int(joined["stake"]) == minimum
+        await net.start_nodes(homes[:6])  # `datasov node run`, bootstrapping to the first
+        assert [n.address for n in net.nodes] == [p.operator for p in homes[:6]]
         assert len({n.pid for n in net.nodes}) == 6
         host = P2PHost(create_new_key_pair(), listen="/ip4/127.0.9.1/tcp/0", bootstrap=net.bootstrap)
         await host.start()
