@@ -1,8 +1,9 @@
 """``datasov demo``: the whole story on one machine, step by step, with a summary at the end.
 
 Everything is real: an in-process EVM with the contracts, 12 nodes with sockets on loopback and
-files on disk, the owner's key agent and fault reporter, the nodes' provers. Each step checks its
-outcome; the demo exits non-zero if any step failed.
+files on disk, the owner's key agent and fault reporter, the nodes' provers; and, in the last step,
+a node from outside the devnet, in its own process, joining over JSON-RPC (:mod:`datasov.demo_join`).
+Each step checks its outcome; the demo exits non-zero if any step failed.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from market.keystore import Keystore
 from market.reporter import FaultReporter
 from storage_node.client import NodeClient
 
+from .demo_join import outside_node_story
 from .demo_pools import pool_story
 from .devnet import LocalNetwork, stop_task
 from .devnet_guardians import DevnetGuardians
@@ -269,6 +271,10 @@ async def run_demo(workdir: Path, say: Callable[[str], None], *, nodes: int = 12
         assert net is not None
         return await pool_story(net, state["lab"], workdir / "pool", SAMPLE)
 
+    async def outside_node() -> str:
+        assert net is not None
+        return await outside_node_story(net, state["owner"], workdir / "outside", SAMPLE, say, fee=FEE)
+
     try:
         plan: list[tuple[str, Callable[[], Awaitable[str]]]] = [
             (f"start the chain and {nodes} nodes", start),
@@ -281,6 +287,7 @@ async def run_demo(workdir: Path, say: Callable[[str], None], *, nodes: int = 12
             ("owner revokes consent; a new purchase is refused", revoke),
             ("the lab's consent receipt is written and verified", receipt),
             ("three contributors pool their data; a sale is split by weight; a withdrawal leaves the next", pooled),
+            ("a node joins from outside (node init, join, run); it holds a new share, proves, is paid", outside_node),
         ]
         for name, action in plan:
             if not await demo.step(name, action) and name.startswith(("start", "owner publishes", "lab buys")):

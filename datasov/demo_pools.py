@@ -13,8 +13,10 @@ from contracts.terms import TRAINING_ALLOWED, Purpose
 from erasure.pipeline import Layout
 from market import pools, publisher
 from market.keystore import Keystore
+from market.placement import PlacementPolicy
 from storage_node.client import NodeClient
 
+from .demo_join import PROBE_TIMEOUT
 from .devnet import LocalNetwork
 
 POOL_PRICE = 12 * TOKEN
@@ -44,7 +46,12 @@ async def pool_story(net: LocalNetwork, lab: Keystore, workdir: Path, sample: Pa
                 client=client,
                 staging=store.path.parent / "staging",
                 options=publisher.PublishOptions(
-                    layout=Layout(k=2, n=4), price=TOKEN, terms=TRAINING_ALLOWED, epochs=50, fee_per_share_epoch=0
+                    layout=Layout(k=2, n=4),
+                    price=TOKEN,
+                    terms=TRAINING_ALLOWED,
+                    epochs=50,
+                    fee_per_share_epoch=0,
+                    placement=PlacementPolicy(probe_timeout=PROBE_TIMEOUT),
                 ),
             )
             ids.append(await pools.contribute(chain, store, pool, pub.dataset_id))

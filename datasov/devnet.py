@@ -2,7 +2,8 @@
 
 :class:`ProcessNetwork` (``datasov devnet up``, the CLI tests) runs each node as its own
 ``datasov node run`` child on its own 127.0.x.1 (see :mod:`datasov.procnet`), talking to the chain
-over JSON-RPC and to each other over libp2p, bootstrapped to the first node.
+over JSON-RPC and to each other over libp2p, bootstrapped to the first node; each node joins the
+way an outside operator's does, with ``datasov node init`` and ``datasov node join`` child processes.
 :class:`LocalNetwork` is what ``datasov demo`` and the end-to-end tests run (Tahoe's no_network grid):
 a fresh in-process EVM with the contracts deployed, N real nodes (real sockets, real files under
 ``home``), each with its own operator key, funded, and joined on-chain the way ``datasov node join``
@@ -43,13 +44,14 @@ from storage_node.node import NodeConfig, StorageNode
 from storage_node.prover import Prover
 
 from .nodehome import NodeHome, announcement_for
-from .procnet import NodeProcess, init_node_home, node_host, start_all, stop_all
+from .procnet import NodeProcess, node_host, node_init, node_join, start_all, stop_all
 
 log = logging.getLogger("datasov.devnet")
 
 DEVNET_FILE = "devnet.json"
 OPERATOR_ETH = 10 * ETHER
 DEFAULT_CONFIG = ChainConfig()
+JOIN_CONCURRENCY = 4  # `node join` children at once (devnet up); each is mostly waiting on the chain
 
 
 async def stop_task(task: asyncio.Task[None], worker: Ticking | None = None) -> None:
@@ -286,51 +288,70 @@ class ProcessNetwork:
         await asyncio.to_thread(home.mkdir, parents=True, exist_ok=True)
         net.chain.deployment.save(net.deployment_file)
         try:
-            procs = [net._prepare(i) for i in range(nodes)]
-            for p in procs:
-                await net.join(p)
-            net.bootstrap = await start_all(procs, rpc_url, net.deployment_file)
-            net.nodes = procs
+            procs = list(await asyncio.gather(*(net.prepare_node(i) for i in range(nodes))))
+            for p in procs:  # the faucet's transactions, one after another (one sender, one nonce)
+                await fund_operator(net.chain, p.operator)
+            joins = asyncio.Semaphore(JOIN_CONCURRENCY)
+
+            async def join(p: NodeProcess) -> None:
+                async with joins:
+                    await net.join(p, fund=False)
+
+            await asyncio.gather(*(join(p) for p in procs))
+            await net.start_nodes(procs)
         except BaseException:
             await net.stop()
             raise
         return net
 
-    async def join(self, proc: NodeProcess, *, fund: bool = True) -> None:
-        """What an outside operator does, through the same code as ``datasov node join``: the devnet
-        faucet (dev account 0) sends it ETH and tokens, then it stakes the minimum and announces."""
-        from storage_node.membership import join
+    async def start_nodes(self, procs: list[NodeProcess]) -> None:
+        """``datasov node run`` for each (joined) node: the first, then the rest at once,
+        bootstrapping to it (or to the running network's bootstrap peers)."""
+        if self.bootstrap:
+            results = await asyncio.gather(
+                *(p.start(self.rpc_url, self.deployment_file, bootstrap=self.bootstrap) for p in procs),
+                return_exceptions=True,
+            )
+            failures = [r for r in results if isinstance(r, BaseException)]
+            self.nodes += [p for p, r in zip(procs, results, strict=True) if not isinstance(r, BaseException)]
+            if failures:
+                raise failures[0]
+            return
+        self.bootstrap = await start_all(procs, self.rpc_url, self.deployment_file)
+        self.nodes += procs
 
-        from .nodehome import NodeHome, announcement_for
-
-        account = load_or_create_operator(proc.home)
+    async def join(self, proc: NodeProcess, *, fund: bool = True) -> dict[str, Any]:
+        """What an outside operator does: ``datasov node join`` (a child process: it checks funds,
+        stakes the minimum and announces), after the devnet faucet (dev account 0) sent the
+        operator ETH and tokens (unless ``fund`` is False); the command's JSON result."""
         if fund:
-            await fund_operator(self.chain, account.address)
-        config = NodeHome.load(proc.home)
-        terms = announcement_for(proc.home, config, operator=account.address, chain_id=self.chain.deployment.chain_id)
-        await join(self.chain, account, terms)
+            await fund_operator(self.chain, proc.operator)
+        return await node_join(proc.home, self.rpc_url, self.deployment_file)
 
     @property
     def deployment_file(self) -> Path:
         return self.home / "deployment.json"
 
-    def _prepare(self, index: int) -> NodeProcess:
+    async def prepare_node(self, index: int | None = None) -> NodeProcess:
+        """Node ``index``'s home (default: the next one), made by ``datasov node init`` (a child
+        process; keys, node.json on 127.0.x.1 and a free port), not joined or started: its operator
+        can be funded first."""
+        index = len(self.nodes) if index is None else index
         host = node_host(index)
         node_home = self.home / "nodes" / f"node-{index:02d}"
-        init_node_home(node_home, host=host, capacity=self.capacity)
-        return NodeProcess(index, node_home, host)
-
-    def prepare_node(self) -> NodeProcess:
-        """The next node's home (keys, node.json), not started: its operator can be funded first."""
-        return self._prepare(len(self.nodes))
+        operator = await node_init(node_home, host=host, capacity=self.capacity)
+        return NodeProcess(index, node_home, host, operator=operator)
 
     async def add_node(self, proc: NodeProcess | None = None, *, fund: bool = True) -> NodeProcess:
-        """One more node process (``proc`` from :meth:`prepare_node`, or a new one): it joins (funded
-        by the faucet unless ``fund`` is False), then starts, bootstrapping to the running network."""
-        proc = proc or self._prepare(len(self.nodes))
+        """One more node, the way an operator adds one: ``node init`` (unless ``proc`` came from
+        :meth:`prepare_node`), ``node join`` (funded by the faucet unless ``fund`` is False), then
+        ``node run``, bootstrapping to the running network (the first node is the bootstrap peer)."""
+        proc = proc or await self.prepare_node()
         await self.join(proc, fund=fund)
         await proc.start(self.rpc_url, self.deployment_file, bootstrap=self.bootstrap)
         self.nodes.append(proc)
+        if not self.bootstrap:
+            self.bootstrap = list(proc.multiaddrs)
         return proc
 
     @property

@@ -4,7 +4,9 @@ This is how ``datasov devnet up``, the CLI tests and the Hardhat integration tes
 a "killed node" there is a real ``kill -9`` (:meth:`NodeProcess.kill`). The in-process
 :class:`datasov.devnet.LocalNetwork` stays for the unit and flow tests.
 
-Each child runs ``python -m datasov node run --home H --rpc URL --deployment F --p2p
+A node comes to be the way an outside operator's does: ``datasov node init`` (:func:`node_init`),
+``datasov node join`` (:func:`node_join`: stake and announce), then ``datasov node run``, each a
+child process. Each node's child runs ``python -m datasov node run --home H --rpc URL --deployment F --p2p
 /ip4/127.0.x.1/tcp/0 [--bootstrap ...] --json``; its first stdout line (JSON: operator address,
 URL, peer id, multiaddrs) says it is up; its log goes to ``H/node.log``. No orphans: a child is
 started with ``PR_SET_PDEATHSIG`` = SIGTERM (Linux), so it stops when the process that started it
@@ -58,19 +60,67 @@ def free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
-def init_node_home(home: Path, *, host: str, capacity: int, ask: int = 0) -> str:
-    """What ``datasov node init --http HOST:PORT`` writes (operator key, libp2p key, node.json on a
-    fixed free port, so ``node join`` has a URL to announce), if not there yet; the operator address."""
+async def run_cli(*args: str, log_file: Path, within: float = START_TIMEOUT) -> dict[str, Any]:
+    """``python -m datasov ARGS --json`` as a child (stderr appended to ``log_file``); its JSON
+    output. :class:`NodeProcessError` with the error it printed if it fails or is late."""
+    with log_file.open("ab") as err:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "datasov",
+            *args,
+            "--json",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=err,
+            preexec_fn=_die_with_parent,
+        )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), within)
+    except TimeoutError as e:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise NodeProcessError(f"datasov {' '.join(args[:2])} took over {within:.0f} s") from e
+    text = out.decode(errors="replace")
+    if proc.returncode != 0:
+        said = text.strip() or _tail_of(log_file)
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            said = str(json.loads(text)["error"]["message"])
+        raise NodeProcessError(f"datasov {' '.join(args[:2])} failed (exit {proc.returncode}): {said}")
+    try:
+        result: dict[str, Any] = json.loads(text)
+    except ValueError as e:
+        raise NodeProcessError(f"datasov {' '.join(args[:2])} printed no JSON: {text[:200]!r}") from e
+    return result
+
+
+async def node_init(home: Path, *, host: str, capacity: int) -> str:
+    """``datasov node init --home H --http HOST:PORT --capacity N`` (a fixed free port, so that
+    ``node join`` has a URL to announce), unless ``home`` holds a node already; the operator address."""
     from storage_node.identity import load_or_create_operator
-    from storage_node.p2p.identity import load_or_create_p2p_key
 
-    from .nodehome import CONFIG_FILE, NodeHome
+    from .nodehome import CONFIG_FILE
 
-    operator = load_or_create_operator(home)
-    load_or_create_p2p_key(home)
-    if not (home / CONFIG_FILE).exists():
-        NodeHome(host=host, port=free_port(host), capacity=capacity, ask=ask).save(home)
-    return operator.address
+    if (home / CONFIG_FILE).exists():
+        return load_or_create_operator(home).address
+    await asyncio.to_thread(home.mkdir, parents=True, exist_ok=True)
+    args = ["node", "init", "--home", str(home), "--http", f"{host}:{free_port(host)}", "--capacity", str(capacity)]
+    return str((await run_cli(*args, log_file=home / "node.log"))["operator"])
+
+
+async def node_join(home: Path, rpc: str, deployment: Path, *, stake: str | None = None) -> dict[str, Any]:
+    """``datasov node join --home H --rpc URL --deployment F [--stake TOKENS]``: what an outside
+    operator runs to stake and announce; its JSON result (operator, staked, stake, announced, url)."""
+    args = ["node", "join", "--home", str(home), "--rpc", rpc, "--deployment", str(deployment)]
+    return await run_cli(*args, *(["--stake", stake] if stake is not None else []), log_file=home / "node.log")
+
+
+def _tail_of(path: Path, lines: int = 8) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
 
 
 @dataclass
@@ -79,6 +129,7 @@ class NodeProcess:
     home: Path
     host: str
     proc: asyncio.subprocess.Process | None = None
+    operator: str = ""  # from `node init`; ``address`` is what the running node says it is
     address: str = ""
     url: str = ""
     peer_id: str = ""
@@ -129,10 +180,7 @@ class NodeProcess:
         log.info("node %d (pid %d) %s at %s", self.index, self.proc.pid, self.address, self.url)
 
     def _tail(self, lines: int = 8) -> str:
-        try:
-            return " | ".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return _tail_of(self.log_file, lines)
 
     def kill(self) -> None:
         """``kill -9``: the node stops at once, mid-whatever (its files stay)."""

@@ -166,7 +166,7 @@ def test_demo_tells_the_whole_story() -> None:
     proc = datasov("demo", "--json")
     summary = json.loads(proc.stdout)
     assert summary["ok"]
-    assert len(summary["steps"]) == 10
+    assert len(summary["steps"]) == 11  # the last: a node joins from outside, is paid (datasov/demo_join.py)
     assert all(step["ok"] for step in summary["steps"])
 
 

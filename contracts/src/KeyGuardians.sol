@@ -66,10 +66,11 @@ contract KeyGuardians {
         emit GuardianKeyRegistered(msg.sender, key);
     }
 
-    /// @notice A registered operator holding at least the market's minimum stake.
+    /// @notice A registered operator holding at least the market's minimum stake and not leaving:
+    /// one with an exit epoch is on its way out, and a key piece given to it would leave with it.
     function isStaked(address operator) public view returns (bool) {
         StorageMarket.Operator memory op = storageMarket.getOperator(operator);
-        return op.registered && op.stake >= storageMarket.minStake();
+        return op.registered && op.exitEpoch == 0 && op.stake >= storageMarket.minStake();
     }
 
     /// @notice The owner names the dataset's guardians (distinct staked operators with a guardian

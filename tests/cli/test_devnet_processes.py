@@ -41,6 +41,7 @@ def wait_gone(pids: list[int], within: float = 60.0) -> list[int]:
     return left
 
 
+@pytest.mark.timeout(600)  # devnet up: node init, node join and node run children per node; slow on a loaded machine
 def test_nodes_are_processes_on_their_own_addresses_and_die_with_a_killed_devnet(tmp_path: Path) -> None:
     proc, described = start_devnet(tmp_path, "--nodes", "3")
     try:

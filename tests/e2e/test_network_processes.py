@@ -1,5 +1,6 @@
 """A real network on a Hardhat node: six `datasov node run` processes, each on its own 127.0.x.1,
-joined one by one and found through the chain and the DHT (bootstrap peers only, no node list).
+joined one by one through the operator's own commands (`datasov node init`, `datasov node join`,
+`datasov node run`, each a child process) and found through the chain and the DHT (bootstrap peers only, no node list).
 
 Publish 4-of-6, fetch, `kill -9` one node mid-epoch: it is reported and slashed; a seventh node joins
 later and the repair agent, finding it through the chain and the DHT, rebuilds the lost share there;
@@ -22,7 +23,7 @@ from contracts.connection import ETHER, TOKEN
 from contracts.devchain import DevChain, dev_account
 from contracts.terms import Purpose
 from datasov.demo import SAMPLE, _same_tree
-from datasov.devnet import ProcessNetwork
+from datasov.devnet import ProcessNetwork, fund_operator
 from erasure.pipeline import Layout
 from market import buyer, key_agent, publisher
 from market.chain_directory import ChainDirectory
@@ -71,15 +72,15 @@ async def test_six_node_processes_publish_kill_slash_repair_claim_leave(
     hardhat_chain: tuple[DevChain, str], tmp_path: Path
 ) -> None:
     chain, url = hardhat_chain
-    net = await ProcessNetwork.start(tmp_path / "net", nodes=6, chain=chain, rpc_url=url)
-    host = P2PHost(create_new_key_pair(), listen="/ip4/127.0.9.1/tcp/0", bootstrap=net.bootstrap)
-    await host.start()
+    net = await ProcessNetwork.start(tmp_path / "net", nodes=0, chain=chain, rpc_url=url)
+    host = P2PHost(create_new_key_pair(), listen="/ip4/127.0.9.1/tcp/0")
     try:
-        seventh = net.prepare_node()  # its operator is funded now, so the token sum covers it
-        from datasov.devnet import fund_operator
-
-        await fund_operator(chain, load_or_create_operator(seventh.home).address)
-        operators = [load_or_create_operator(n.home) for n in [*net.nodes, seventh]]
+        # seven operators run `datasov node init`; the faucet funds them now, so the token sum covers them
+        homes = list(await asyncio.gather(*(net.prepare_node(i) for i in range(7))))
+        for p in homes:
+            await fund_operator(chain, p.operator)
+        seventh = homes[6]
+        operators = [load_or_create_operator(p.home) for p in homes]
         market, licenses = chain.deployment.storage_market, chain.deployment.license_manager
         holders = [a.address for a in operators] + [dev_account(i).address for i in range(8)]
         holders += [market, licenses, chain.deployment.registry]
@@ -88,6 +89,19 @@ async def test_six_node_processes_publish_kill_slash_repair_claim_leave(
             return sum([await chain.balance_of(a) for a in holders])
 
         before = await token_sum()
+        minimum = await chain.min_stake()
+        for p in homes[:6]:  # one by one, each operator's `datasov node join` (a child process)
+            assert not (await chain.get_operator(p.operator)).registered
+            joined = await net.join(p, fund=False)
+            assert joined["announced"]
+            op = await chain.get_operator(p.operator)
+            assert op.registered
+            assert op.stake == int(joined["stake"]) == minimum
+        await net.start_nodes(homes[:6])  # `datasov node run`, bootstrapping to the first
+        assert [n.address for n in net.nodes] == [p.operator for p in homes[:6]]
+        assert len({n.pid for n in net.nodes}) == 6
+        host = P2PHost(create_new_key_pair(), listen="/ip4/127.0.9.1/tcp/0", bootstrap=net.bootstrap)
+        await host.start()
         owner = Keystore.create(tmp_path / "owner", b"pw", account=OWNER)
         lab = Keystore.create(tmp_path / "lab", b"pw", account=LAB)
         async with NodeClient(timeout=30, retries=2) as http:
@@ -140,7 +154,7 @@ async def test_six_node_processes_publish_kill_slash_repair_claim_leave(
             assert [(m.share_index, m.provider) for m in missed] == [(0, victim.address)]
             assert (await chain.get_operator(victim.address)).stake < stake
 
-            # a seventh node joins later; repair finds it through the chain and the DHT, not a file
+            # a seventh node joins later (`node join`, `node run`); repair finds it through the chain and the DHT
             await net.add_node(seventh, fund=False)
             await until(lambda: found(6), "the new node in the DHT (and the killed one gone)")
             agent = RepairAgent(chain, owner.account, directory, http, workdir=tmp_path / "repair", threshold=6)
@@ -150,7 +164,7 @@ async def test_six_node_processes_publish_kill_slash_repair_claim_leave(
             await until(lambda: accepted([0]), "the new node to accept the rebuilt share")
 
             # an operator claims its proven fees and withdraws them
-            earner = operators[[n.address for n in net.nodes].index(pub.placements[1].address)]
+            earner = operators[[p.operator for p in homes].index(pub.placements[1].address)]
             wallet = await chain.balance_of(earner.address)
             _, claimed = await claim_all(chain, earner)
             owed = await chain.storage_balance(earner.address)
@@ -167,5 +181,5 @@ async def test_six_node_processes_publish_kill_slash_repair_claim_leave(
             assert await chain.balance_of(victim.address) == wallet + left
         assert await token_sum() == before  # every token accounted for
     finally:
-        await host.stop()
+        await host.stop()  # a no-op if a join failed before it started
         await net.stop()
