@@ -235,14 +235,15 @@ contract StorageMarket is ReentrancyGuard {
     function challengeLeaf(uint256 dealId, uint16 shareIndex, uint32 epoch) public view returns (uint40) {
         Deal storage d = _deal(dealId);
         if (shareIndex >= d.n) revert InvalidShare(dealId, shareIndex);
-        return _challenge(dealId, _revealed[d.commitmentRoot][shareIndex], shareIndex, epoch, d.leafCount);
+        (uint40 leaf,) = _challenge(dealId, _revealed[d.commitmentRoot][shareIndex], shareIndex, epoch, d.leafCount);
+        return leaf;
     }
 
     /// @notice Has a proof revealed leaf `leafIndex` of this share (under any deal over the same data)?
     function isRevealed(uint256 dealId, uint16 shareIndex, uint40 leafIndex) external view returns (bool) {
         Deal storage d = _deal(dealId);
         if (shareIndex >= d.n) revert InvalidShare(dealId, shareIndex);
-        return RevealedLeaves.isRevealed(_revealed[d.commitmentRoot][shareIndex], leafIndex);
+        return RevealedLeaves.isRevealed(_revealed[d.commitmentRoot][shareIndex], leafIndex, d.leafCount);
     }
 
     function _challenge(
@@ -251,11 +252,12 @@ contract StorageMarket is ReentrancyGuard {
         uint16 shareIndex,
         uint32 epoch,
         uint40 leafCount
-    ) private view returns (uint40) {
+    ) private view returns (uint40 leaf, bool fresh) {
         bytes32 seed = epochSeed(epoch);
         if (seed == bytes32(0)) revert SeedNotYetAvailable(epoch);
         uint256 draw = uint256(keccak256(abi.encode(seed, dealId, shareIndex))) % leafCount;
-        return uint40(RevealedLeaves.pick(revealed, draw, leafCount));
+        (uint256 picked, bool full) = RevealedLeaves.pick(revealed, draw, leafCount);
+        return (uint40(picked), full);
     }
 
     // --------------------------------------------------------------- operators ----
@@ -427,7 +429,7 @@ contract StorageMarket is ReentrancyGuard {
         if (s.lastProven == epoch + 1) revert AlreadyProven(p.dealId, p.shareIndex, epoch);
 
         mapping(uint256 => uint256) storage revealed = _revealed[d.commitmentRoot][p.shareIndex];
-        uint40 index = _challenge(p.dealId, revealed, p.shareIndex, epoch, leafCount);
+        (uint40 index, bool fresh) = _challenge(p.dealId, revealed, p.shareIndex, epoch, leafCount);
         uint256 expected = index == leafCount - 1 ? d.lastLeafSize : d.leafSize;
         if (p.leaf.length != expected) revert BadLeafLength(p.leaf.length, expected);
         if (!MerkleVerifier.verify(p.shareRoot, p.leaf, index, leafCount, p.leafProof)) {
@@ -437,7 +439,7 @@ contract StorageMarket is ReentrancyGuard {
             MerkleVerifier.computeRoot(MerkleVerifier.leafHash32(p.shareRoot), p.shareIndex, n, p.shareProof);
         if (!ok || root != d.commitmentRoot) revert InvalidProof(p.dealId, p.shareIndex, epoch);
 
-        RevealedLeaves.reveal(revealed, index); // never challenged again while others remain near
+        RevealedLeaves.reveal(revealed, index, leafCount, fresh); // not challenged again this round
         s.previousProven = s.lastProven == epoch; // the epoch before this one
         s.lastProven = epoch + 1;
         if (s.unclaimed == type(uint16).max) {
