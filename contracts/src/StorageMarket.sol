@@ -451,8 +451,19 @@ contract StorageMarket is ReentrancyGuard {
             emit FeesClaimed(p.dealId, p.shareIndex, s.provider, amount);
         }
         s.unclaimed += 1;
-        _shares[p.dealId][p.shareIndex] = s;
+        _storeShare(_shares[p.dealId][p.shareIndex], s);
         emit StorageProven(p.dealId, p.shareIndex, epoch);
+    }
+
+    /// @dev The Share slot in one SSTORE (the struct copy writes it member by member): provider in
+    /// bits 0-159, then activeFrom, lastProven, unclaimed, faulty, previousProven, as declared.
+    function _storeShare(Share storage slot, Share memory s) private {
+        uint256 packed = uint256(uint160(s.provider)) | (uint256(s.activeFrom) << 160)
+            | (uint256(s.lastProven) << 192) | (uint256(s.unclaimed) << 224) | (s.faulty ? uint256(1) << 240 : 0)
+            | (s.previousProven ? uint256(1) << 248 : 0);
+        assembly ("memory-safe") {
+            sstore(slot.slot, packed)
+        }
     }
 
     /// @notice Was the proof for `epoch` recorded? Exact for the current and the previous epoch
