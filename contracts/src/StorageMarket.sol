@@ -17,8 +17,8 @@ import {RevealedLeaves} from "./RevealedLeaves.sol";
 /// are `epochBlocks` blocks long; the seed of epoch e is the hash of its first block, so it is fixed
 /// before anyone can prove. What is trusted (see `epochSeed`): the producer of an epoch's first
 /// block can grind its hash, so it must not be a provider (or collude with one) that dropped data.
-/// Each epoch picks one leaf of every share, never one a proof has already revealed while
-/// unrevealed leaves remain near the draw (see `challengeLeaf`); the
+/// Each epoch picks one leaf of every share, never one a proof has revealed in the current round
+/// (see `challengeLeaf`); the
 /// operator proves it during the epoch (leaf -> share root -> commitment root, sha256 precompile)
 /// and earns the epoch's fee. During the following epoch anyone may report a missing proof: the
 /// operator is slashed (half to the reporter, half to the data owner; the reporter's half is burned
@@ -222,16 +222,16 @@ contract StorageMarket is ReentrancyGuard {
     /// @notice Leaf of share `shareIndex` that a proof for `epoch` must reveal now (needs the seed
     /// to be readable); the single definition provers call.
     /// @dev The seed draws `keccak(seed, dealId, shareIndex) % leafCount`, which is moved off the
-    /// leaves already revealed (by any deal over the same data) as `RevealedLeaves.pick` says: to
-    /// the next unrevealed leaf of its 256-leaf word, else of the next 3 words. So no leaf is
-    /// challenged twice, and no proof copied from chain history answers a later challenge, while
-    /// those words hold an unrevealed leaf: always, until the whole share is revealed for shares of
-    /// up to 1,024 leaves, and until at least 769 leaves are revealed for larger ones. When they
-    /// are all revealed the draw itself is challenged: a revealed leaf, answerable from chain
-    /// history, which then holds the (nearly) whole share; keeping it is storing the share.
-    /// Nothing resets. The answer depends on what is revealed, so it moves once the proof lands
-    /// (and, rarely, when another deal over the same data reveals the leaf first in the same
-    /// epoch: the proof then fails and is rebuilt).
+    /// leaves revealed in the current round (by any deal over the same data) as `RevealedLeaves.pick`
+    /// says: leaves fold into C = min(leafCount, 1,020) classes (leaf mod C) kept in at most 4 words,
+    /// and the draw moves to the next class no proof of this round has revealed, in its own block of
+    /// C leaves. So within a round (C proofs) no leaf is challenged twice and no proof copied from
+    /// chain history answers; for shares of up to 1,020 leaves a round is the whole share. The
+    /// round's last proof starts the next one. In later rounds of a larger share a challenge falls
+    /// on an earlier revealed leaf with probability at most (rounds done) / floor(leafCount / C),
+    /// about the share's revealed fraction (docs/replay.md). The answer depends on what is
+    /// revealed, so it moves once the proof lands (and, rarely, when another deal over the same
+    /// data reveals the leaf first in the same epoch: the proof then fails and is rebuilt).
     function challengeLeaf(uint256 dealId, uint16 shareIndex, uint32 epoch) public view returns (uint40) {
         Deal storage d = _deal(dealId);
         if (shareIndex >= d.n) revert InvalidShare(dealId, shareIndex);

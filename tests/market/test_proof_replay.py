@@ -1,7 +1,7 @@
-"""Storage proofs cannot be replayed (issue 11, item 9): a proof puts its leaf in calldata, so the
-contract never challenges a revealed leaf again while unrevealed leaves remain near the draw, and
-a proof copied from chain history never answers a later epoch, of the same deal or of another
-deal over the same data (a renewal)."""
+"""Storage proofs cannot be replayed (issue 11, item 9; state bounded to 4 words: issue 15): a proof
+puts its leaf in calldata, so within a round the contract never challenges a revealed leaf again,
+and a proof copied from chain history never answers a later epoch, of the same deal or of another
+deal over the same data (a renewal). See docs/replay.md."""
 
 from __future__ import annotations
 
