@@ -1,6 +1,7 @@
 """Gas benchmark on the embedded EVM: what each contract operation costs.
 
     python -m bench.gas [--json]
+    python -m bench.gas --proofs [--json]   (storage proofs only: leaf sizes x batch sizes)
 
 register, openDeal (n=10), purchase, deliverKey, a dispute of a wrong key, claimPayment, one
 proveStorage and a batch of 16, for shares of 2^20 leaves at leaf sizes 256 B, 1 KiB and 4 KiB, and
@@ -37,6 +38,7 @@ from erasure import envelope, merkle
 
 from .gas_pools import SIZES as POOL_SIZES
 from .gas_pools import pool_gas
+from .gas_proofs import print_table, proof_table
 
 DEPTH = 20
 LEAF_SIZES = (256, 1024, 4096)
@@ -251,11 +253,38 @@ async def guardian_gas(
     out["gas_dispute_pieces_one_bad"] = await gas_of(chain, chain.dispute_pieces(buyer, bad, secret, reveals, new_key))  # type: ignore[arg-type]
 
 
+TABLE_SHARE = 1 << 30  # --proofs: a 1 GiB share (2^20 leaves of 1 KiB, as the rows above)
+TABLE_LEAVES = (128, 256, 512, 1024, 4096)
+TABLE_BATCHES = (1, 4, 16)
+
+
+async def proofs_only() -> list[dict[str, int]]:
+    chain = await DevChain.embedded(dev_accounts=16)
+    await chain.register_operator(PROVIDERS[0], 100 * TOKEN)
+    await chain.register_operator(PROVIDERS[1], 100 * TOKEN)
+    return await proof_table(
+        chain,
+        dev_account(1),
+        PROVIDERS[0],
+        PROVIDERS[1],
+        share_bytes=TABLE_SHARE,
+        leaf_sizes=TABLE_LEAVES,
+        batches=TABLE_BATCHES,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     parser.add_argument("--quick", action="store_true", help="same run (it takes seconds)")
+    parser.add_argument("--proofs", action="store_true", help="only the storage-proof table (leaf x batch size)")
     args = parser.parse_args()
+    if args.proofs:
+        rows = asyncio.run(proofs_only())
+        print_table(rows, TABLE_SHARE, merkle.DEFAULT_LEAF_SIZE)
+        if args.json:
+            print(json.dumps(rows))
+        return
     out = asyncio.run(run(args.json))
     print(f"gas (embedded EVM, shares of 2^{DEPTH} leaves; every transaction includes the 21,000 base)")
     for key in (

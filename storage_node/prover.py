@@ -1,7 +1,7 @@
 """Storage proofs: accept assigned shares, answer every epoch's challenges, claim the fees.
 
 Each epoch the chain's seed picks one leaf of every share under an active deal, never one a
-proof has revealed already while unrevealed leaves remain near the draw (``challengeLeaf``). For
+proof has revealed in the current round (``challengeLeaf``; docs/replay.md). For
 each share it holds and owes a proof for, the node reads the challenged leaf from a *verified* block, builds the
 path leaf -> share root -> commitment root, checks the whole proof locally (it never submits one it
 knows to be wrong) and submits them in batches before the epoch ends.

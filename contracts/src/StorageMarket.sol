@@ -17,8 +17,8 @@ import {RevealedLeaves} from "./RevealedLeaves.sol";
 /// are `epochBlocks` blocks long; the seed of epoch e is the hash of its first block, so it is fixed
 /// before anyone can prove. What is trusted (see `epochSeed`): the producer of an epoch's first
 /// block can grind its hash, so it must not be a provider (or collude with one) that dropped data.
-/// Each epoch picks one leaf of every share, never one a proof has already revealed while
-/// unrevealed leaves remain near the draw (see `challengeLeaf`); the
+/// Each epoch picks one leaf of every share, never one a proof has revealed in the current round
+/// (see `challengeLeaf`); the
 /// operator proves it during the epoch (leaf -> share root -> commitment root, sha256 precompile)
 /// and earns the epoch's fee. During the following epoch anyone may report a missing proof: the
 /// operator is slashed (half to the reporter, half to the data owner; the reporter's half is burned
@@ -222,27 +222,28 @@ contract StorageMarket is ReentrancyGuard {
     /// @notice Leaf of share `shareIndex` that a proof for `epoch` must reveal now (needs the seed
     /// to be readable); the single definition provers call.
     /// @dev The seed draws `keccak(seed, dealId, shareIndex) % leafCount`, which is moved off the
-    /// leaves already revealed (by any deal over the same data) as `RevealedLeaves.pick` says: to
-    /// the next unrevealed leaf of its 256-leaf word, else of the next 3 words. So no leaf is
-    /// challenged twice, and no proof copied from chain history answers a later challenge, while
-    /// those words hold an unrevealed leaf: always, until the whole share is revealed for shares of
-    /// up to 1,024 leaves, and until at least 769 leaves are revealed for larger ones. When they
-    /// are all revealed the draw itself is challenged: a revealed leaf, answerable from chain
-    /// history, which then holds the (nearly) whole share; keeping it is storing the share.
-    /// Nothing resets. The answer depends on what is revealed, so it moves once the proof lands
-    /// (and, rarely, when another deal over the same data reveals the leaf first in the same
-    /// epoch: the proof then fails and is rebuilt).
+    /// leaves revealed in the current round (by any deal over the same data) as `RevealedLeaves.pick`
+    /// says: leaves fold into C = min(leafCount, 1,020) classes (leaf mod C) kept in at most 4 words,
+    /// and the draw moves to the next class no proof of this round has revealed, in its own block of
+    /// C leaves. So within a round (C proofs) no leaf is challenged twice and no proof copied from
+    /// chain history answers; for shares of up to 1,020 leaves a round is the whole share. The
+    /// round's last proof starts the next one. In later rounds of a larger share a challenge falls
+    /// on an earlier revealed leaf with probability at most (rounds done) / floor(leafCount / C),
+    /// about the share's revealed fraction (docs/replay.md). The answer depends on what is
+    /// revealed, so it moves once the proof lands (and, rarely, when another deal over the same
+    /// data reveals the leaf first in the same epoch: the proof then fails and is rebuilt).
     function challengeLeaf(uint256 dealId, uint16 shareIndex, uint32 epoch) public view returns (uint40) {
         Deal storage d = _deal(dealId);
         if (shareIndex >= d.n) revert InvalidShare(dealId, shareIndex);
-        return _challenge(dealId, _revealed[d.commitmentRoot][shareIndex], shareIndex, epoch, d.leafCount);
+        (uint40 leaf,) = _challenge(dealId, _revealed[d.commitmentRoot][shareIndex], shareIndex, epoch, d.leafCount);
+        return leaf;
     }
 
     /// @notice Has a proof revealed leaf `leafIndex` of this share (under any deal over the same data)?
     function isRevealed(uint256 dealId, uint16 shareIndex, uint40 leafIndex) external view returns (bool) {
         Deal storage d = _deal(dealId);
         if (shareIndex >= d.n) revert InvalidShare(dealId, shareIndex);
-        return RevealedLeaves.isRevealed(_revealed[d.commitmentRoot][shareIndex], leafIndex);
+        return RevealedLeaves.isRevealed(_revealed[d.commitmentRoot][shareIndex], leafIndex, d.leafCount);
     }
 
     function _challenge(
@@ -251,11 +252,12 @@ contract StorageMarket is ReentrancyGuard {
         uint16 shareIndex,
         uint32 epoch,
         uint40 leafCount
-    ) private view returns (uint40) {
+    ) private view returns (uint40 leaf, bool fresh) {
         bytes32 seed = epochSeed(epoch);
         if (seed == bytes32(0)) revert SeedNotYetAvailable(epoch);
         uint256 draw = uint256(keccak256(abi.encode(seed, dealId, shareIndex))) % leafCount;
-        return uint40(RevealedLeaves.pick(revealed, draw, leafCount));
+        (uint256 picked, bool full) = RevealedLeaves.pick(revealed, draw, leafCount);
+        return (uint40(picked), full);
     }
 
     // --------------------------------------------------------------- operators ----
@@ -427,7 +429,7 @@ contract StorageMarket is ReentrancyGuard {
         if (s.lastProven == epoch + 1) revert AlreadyProven(p.dealId, p.shareIndex, epoch);
 
         mapping(uint256 => uint256) storage revealed = _revealed[d.commitmentRoot][p.shareIndex];
-        uint40 index = _challenge(p.dealId, revealed, p.shareIndex, epoch, leafCount);
+        (uint40 index, bool fresh) = _challenge(p.dealId, revealed, p.shareIndex, epoch, leafCount);
         uint256 expected = index == leafCount - 1 ? d.lastLeafSize : d.leafSize;
         if (p.leaf.length != expected) revert BadLeafLength(p.leaf.length, expected);
         if (!MerkleVerifier.verify(p.shareRoot, p.leaf, index, leafCount, p.leafProof)) {
@@ -437,7 +439,7 @@ contract StorageMarket is ReentrancyGuard {
             MerkleVerifier.computeRoot(MerkleVerifier.leafHash32(p.shareRoot), p.shareIndex, n, p.shareProof);
         if (!ok || root != d.commitmentRoot) revert InvalidProof(p.dealId, p.shareIndex, epoch);
 
-        RevealedLeaves.reveal(revealed, index); // never challenged again while others remain near
+        RevealedLeaves.reveal(revealed, index, leafCount, fresh); // not challenged again this round
         s.previousProven = s.lastProven == epoch; // the epoch before this one
         s.lastProven = epoch + 1;
         if (s.unclaimed == type(uint16).max) {
@@ -449,8 +451,19 @@ contract StorageMarket is ReentrancyGuard {
             emit FeesClaimed(p.dealId, p.shareIndex, s.provider, amount);
         }
         s.unclaimed += 1;
-        _shares[p.dealId][p.shareIndex] = s;
+        _storeShare(_shares[p.dealId][p.shareIndex], s);
         emit StorageProven(p.dealId, p.shareIndex, epoch);
+    }
+
+    /// @dev The Share slot in one SSTORE (the struct copy writes it member by member): provider in
+    /// bits 0-159, then activeFrom, lastProven, unclaimed, faulty, previousProven, as declared.
+    function _storeShare(Share storage slot, Share memory s) private {
+        uint256 packed = uint256(uint160(s.provider)) | (uint256(s.activeFrom) << 160)
+            | (uint256(s.lastProven) << 192) | (uint256(s.unclaimed) << 224) | (s.faulty ? uint256(1) << 240 : 0)
+            | (s.previousProven ? uint256(1) << 248 : 0);
+        assembly ("memory-safe") {
+            sstore(slot.slot, packed)
+        }
     }
 
     /// @notice Was the proof for `epoch` recorded? Exact for the current and the previous epoch

@@ -1,11 +1,13 @@
-"""Storage proofs cannot be replayed (issue 11, item 9): a proof puts its leaf in calldata, so the
-contract never challenges a revealed leaf again while unrevealed leaves remain near the draw, and
-a proof copied from chain history never answers a later epoch, of the same deal or of another
-deal over the same data (a renewal)."""
+"""Storage proofs cannot be replayed (issue 11, item 9; state bounded to 4 words: issue 15): a proof
+puts its leaf in calldata, so within a round the contract never challenges a revealed leaf again,
+and a proof copied from chain history never answers a later epoch, of the same deal or of another
+deal over the same data (a renewal). See docs/replay.md."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 from dataclasses import replace
 
 import pytest
@@ -18,9 +20,10 @@ import contracts
 from contracts import errors
 from contracts.chain import Chain
 from contracts.models import StorageProof
+from contracts.terms import TRAINING_ALLOWED
 from erasure import merkle
 
-from .conftest import DEPLOYER, OPERATORS, OWNER, STAKE, Published, encode_sample, register
+from .conftest import DEPLOYER, OPERATORS, OWNER, PRICE, STAKE, Published, encode_sample, register
 from .prover_proofs import proof_for
 
 N = 5
@@ -132,29 +135,38 @@ async def test_no_leaf_is_challenged_twice_before_all_have_been(chain: Chain, le
         await chain.revert(snapshot)
 
 
-EXTRA_WORDS = 3  # RevealedLeaves.EXTRA_WORDS
+WORDS, PER_WORD = 4, 255  # RevealedLeaves.WORDS, .PER_WORD: 1,020 classes
 FULL = 2**256 - 1
 
 
-def expected_pick(words: dict[int, int], draw: int, leaf_count: int) -> int:
-    """RevealedLeaves.pick, spelled out: the next unrevealed leaf of the drawn word (wrapping in the
-    word), else the first of the next EXTRA_WORDS words (wrapping around the share), else the draw."""
-    count = -(-leaf_count // 256)
-    for step in range(min(count, EXTRA_WORDS + 1)):
-        w = (draw // 256 + step) % count
-        free = [b for b in range(256) if 256 * w + b < leaf_count and not words.get(w, 0) >> b & 1]
+def expected_pick(words: dict[int, int], draw: int, leaf_count: int) -> tuple[int, bool]:
+    """RevealedLeaves.pick, spelled out: leaf i is in class i mod C (C = min(leafCount, 1,020)),
+    class c is bit c mod 255 of word c // 255. The draw moves to the next unmarked class of its word
+    (wrapping in the word), else the first of the following words (wrapping), keeping its block
+    (one block lower past the last leaf); with every class marked, the draw itself, fresh."""
+    classes = min(leaf_count, WORDS * PER_WORD)
+    count = -(-classes // PER_WORD)
+    base, c = draw - draw % classes, draw % classes
+    for step in range(count):
+        w = (c // PER_WORD + step) % count
+        free = [b for b in range(PER_WORD) if PER_WORD * w + b < classes and not words.get(w, 0) >> b & 1]
         if free:
-            if step == 0:
-                return 256 * w + next((b for b in free if b >= draw % 256), free[0])
-            return 256 * w + free[0]
-    return draw
+            b = next((b for b in free if b >= c % PER_WORD), free[0]) if step == 0 else free[0]
+            leaf = base + PER_WORD * w + b
+            return (leaf if leaf < leaf_count else leaf - classes), False
+    return draw, True
+
+
+def marked(words: dict[int, int], leaf: int, leaf_count: int) -> bool:
+    c = leaf % min(leaf_count, WORDS * PER_WORD)
+    return bool(words.get(c // PER_WORD, 0) >> (c % PER_WORD) & 1)
 
 
 @st.composite
 def bitmaps(draw: st.DrawFn) -> tuple[int, dict[int, int], int]:
-    leaf_count = draw(st.integers(1, 256 * (EXTRA_WORDS + 3)))
-    count = -(-leaf_count // 256)
-    word = st.one_of(st.just(FULL), st.just(0), st.integers(0, FULL), st.just(FULL ^ (1 << draw(st.integers(0, 255)))))
+    leaf_count = draw(st.one_of(st.integers(1, 2 * WORDS * PER_WORD), st.integers(1, 1 << 40)))
+    count = -(-min(leaf_count, WORDS * PER_WORD) // PER_WORD)
+    word = st.one_of(st.just(FULL), st.just(0), st.integers(0, FULL), st.just(FULL ^ (1 << draw(st.integers(0, 254)))))
     words = {w: draw(word) for w in range(count)}
     return leaf_count, words, draw(st.integers(0, leaf_count - 1))
 
@@ -166,9 +178,52 @@ async def test_pick_follows_its_rule_over_many_words(chain: Chain, case: tuple[i
     address = await chain.tx.create("RevealedLeavesHarness", DEPLOYER)
     harness = chain.w3.eth.contract(address=address, abi=contracts.load("RevealedLeavesHarness").abi)
     await chain.send(harness.functions.setWords(0, list(words), list(words.values())), DEPLOYER)
-    got = await harness.functions.pick(0, drawn, leaf_count).call()
-    assert got == expected_pick(words, drawn, leaf_count)
+    got, fresh = await harness.functions.pick(0, drawn, leaf_count).call()
+    assert (got, fresh) == expected_pick(words, drawn, leaf_count)
     assert 0 <= got < leaf_count
-    span = {(drawn // 256 + i) % len(words) for i in range(min(len(words), EXTRA_WORDS + 1))}
-    if any(256 * w + b < leaf_count and not words[w] >> b & 1 for w in span for b in range(256)):
-        assert not words[got // 256] >> (got % 256) & 1  # an unrevealed leaf near the draw is always found
+    # an unmarked class is always found, and then no leaf of it has been revealed this round
+    classes = min(leaf_count, WORDS * PER_WORD)
+    assert fresh == all(marked(words, c, leaf_count) for c in range(classes))
+    if not fresh:
+        assert not marked(words, got, leaf_count)
+
+
+async def test_a_large_share_keeps_its_revealed_leaves_in_four_words(chain: Chain) -> None:
+    """Gas (issue 15): a share of 2^20 leaves folds its revealed leaves into 4 words, so after its first
+    proofs every proof rewrites a word already written (2.9k) instead of starting a fresh one (20k):
+    at most 4 of its proofs pay a fresh word (its first one does), the others at least 15k less.
+    The share is synthetic (every leaf the same 32 bytes), so one path proves any leaf."""
+    depth, leaf = 20, os.urandom(32)
+    node, path = merkle.leaf_hash(leaf), []
+    for _ in range(depth):
+        path.append(node)
+        node = merkle.node_hash(node, node)
+    roots = [node, hashlib.sha256(b"other share").digest()]
+    share_proof = merkle.MerkleTree(b"".join(roots), 32).prove(0).siblings
+    dataset = await chain.register_dataset(
+        OWNER,
+        manifest_hash=os.urandom(32),
+        commitment_root=merkle.commitment_root(roots),
+        key_commitment=os.urandom(32),
+        key_salt=os.urandom(32),
+        plaintext_size=1 << 20,
+        share_size=32 << depth,
+        leaf_size=32,
+        k=1,
+        n=2,
+        price=PRICE,
+        terms=TRAINING_ALLOWED,
+    )
+    for op in OPERATORS[:2]:
+        with contextlib.suppress(errors.AlreadyRegistered):
+            await chain.register_operator(op, STAKE)
+    providers = [OPERATORS[0].address, OPERATORS[1].address]
+    deal = await chain.open_deal(OWNER, dataset, providers, epochs=10, fee_per_share_epoch=0)
+    await chain.accept_share(OPERATORS[0], deal, 0)
+    start = (await chain.get_deal(deal)).start_epoch
+    gas = []
+    for epoch in range(start, start + 10):
+        await chain.advance_to_epoch(epoch)
+        proof = StorageProof(deal, 0, epoch, leaf, tuple(path), roots[0], share_proof)
+        gas.append(int((await chain.prove_storage(OPERATORS[0], proof))["gasUsed"]))
+    assert sum(g > gas[0] - 15_000 for g in gas) <= 4, gas

@@ -13,7 +13,7 @@ contract RevealedLeavesHarness {
         }
     }
 
-    function pick(uint256 key, uint256 draw, uint256 leafCount) external view returns (uint256) {
+    function pick(uint256 key, uint256 draw, uint256 leafCount) external view returns (uint256 leaf, bool fresh) {
         return RevealedLeaves.pick(_bits[key], draw, leafCount);
     }
 }
