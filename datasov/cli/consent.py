@@ -18,15 +18,12 @@ from . import queries
 from .context import (
     command_runner,
     confirm,
-    home_option,
-    json_option,
     load_network,
     open_chain,
     open_keystore,
-    passphrase_option,
-    rpc_option,
     yes_option,
 )
+from .options import signer_options
 from .ui import emit_json, err_console, out_console
 
 
@@ -59,10 +56,7 @@ def consent() -> None:
 @consent.command("revoke")
 @click.argument("dataset_id", type=int)
 @yes_option
-@home_option
-@rpc_option
-@passphrase_option
-@json_option
+@signer_options
 @command_runner
 async def consent_revoke(
     dataset_id: int, yes: bool, home: Path, rpc: str | None, passphrase_file: Path | None, as_json: bool
@@ -115,10 +109,7 @@ def storage() -> None:
 @storage.command("end")
 @click.argument("dataset_id", type=int)
 @yes_option
-@home_option
-@rpc_option
-@passphrase_option
-@json_option
+@signer_options
 @command_runner
 async def storage_end(
     dataset_id: int, yes: bool, home: Path, rpc: str | None, passphrase_file: Path | None, as_json: bool
