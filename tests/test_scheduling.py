@@ -15,8 +15,9 @@ def files_asking_for(fixture: str) -> set[str]:
     found = set()
     for path in (ROOT / "tests").rglob("test_*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            test = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test_")
-            if test and fixture in {a.arg for a in node.args.args}:  # type: ignore[union-attr]
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or not node.name.startswith("test_"):
+                continue
+            if fixture in {a.arg for a in node.args.args}:
                 found.add(path.relative_to(ROOT).as_posix())
     return found
 
