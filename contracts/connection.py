@@ -21,6 +21,7 @@ from web3.contract import AsyncContract
 import contracts
 
 from . import errors
+from .logindex import EventLogs
 from .models import Deployment
 from .tx import Transactor
 
@@ -63,6 +64,7 @@ class Connection:
         self.tx = Transactor(w3, receipt_timeout=receipt_timeout)
         self.send = self.tx.send
         self.call = self.tx.call
+        self.event_logs = EventLogs(deployment.deployed_block)  # lookups read only blocks mined since the last
         self.registry = self._bind("DatasetRegistry", deployment.registry)
         self.licenses = self._bind("LicenseManager", deployment.license_manager)
         self.storage_market = self._bind("StorageMarket", deployment.storage_market)

@@ -135,6 +135,7 @@ class DevChain(Chain):
         else:
             await self._rpc("evm_revert", [snapshot])
         self.tx.forget_nonces()
+        self.event_logs.clear()
 
     async def advance_to_epoch(self, epoch: int, *, offset: int = 1) -> None:
         """Mine until the chain is ``offset`` blocks into ``epoch`` (offset >= 1: the seed is readable)."""

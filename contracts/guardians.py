@@ -82,9 +82,7 @@ class GuardianCalls(Connection):
     async def guardian_candidates(self) -> dict[str, bytes]:
         """Operators that announced a guardian key and are staked now: address -> latest key."""
         self._need_guardians()
-        logs = await self.key_guardians.events.GuardianKeyRegistered().get_logs(
-            from_block=self.deployment.deployed_block, to_block="latest"
-        )
+        logs = await self.event_logs.get(self.key_guardians, "GuardianKeyRegistered", await self.block_number())
         keys = {str(log["args"]["operator"]): bytes(log["args"]["key"]) for log in logs}
         return {a: k for a, k in keys.items() if await self.is_staked_operator(a)}
 
@@ -130,20 +128,19 @@ class GuardianCalls(Connection):
     async def sealed_pieces(self, dataset_id: int, epoch: int) -> list[bytes]:
         """The pieces the owner sealed to each guardian of an epoch (from the GuardiansSet event)."""
         self._need_guardians()
-        logs = await self.key_guardians.events.GuardiansSet().get_logs(
-            from_block=self.deployment.deployed_block,
-            to_block="latest",
-            argument_filters={"datasetId": dataset_id, "epoch": epoch},
+        logs = await self.event_logs.get(
+            self.key_guardians, "GuardiansSet", await self.block_number(), datasetId=dataset_id, epoch=epoch
         )
         if not logs:
             raise errors.ChainError(f"no GuardiansSet event for dataset {dataset_id} epoch {epoch}")
         return [bytes(b) for b in logs[-1]["args"]["sealedPieces"]]
 
     async def guardian_sets_changed(self, from_block: int, to_block: int) -> set[int]:
-        """Datasets whose guardians were set in ``[from_block, to_block]``."""
+        """Datasets whose guardians were set in ``[from_block, to_block]`` (``GuardiansSet`` logs are
+        kept by :attr:`event_logs`: each call reads only the blocks mined since the last)."""
         self._need_guardians()
-        logs = await self.key_guardians.events.GuardiansSet().get_logs(from_block=from_block, to_block=to_block)
-        return {int(log["args"]["datasetId"]) for log in logs}
+        logs = await self.event_logs.get(self.key_guardians, "GuardiansSet", to_block)
+        return {int(log["args"]["datasetId"]) for log in logs if int(log["blockNumber"]) >= from_block}
 
     async def guarded_datasets(self, guardian: str) -> dict[int, GuardianSet]:
         """Datasets whose current guardian set includes ``guardian``."""
@@ -211,23 +208,21 @@ class GuardianCalls(Connection):
         return int(await self.call(self.licenses.functions.badPieces(guardian)))
 
     async def rejected_pieces(self, license_id: int) -> list[dict[str, Any]]:
-        logs = await self.licenses.events.PieceRejected().get_logs(
-            from_block=self.deployment.deployed_block, to_block="latest", argument_filters={"licenseId": license_id}
+        logs = await self.event_logs.get(
+            self.licenses, "PieceRejected", await self.block_number(), licenseId=license_id
         )
         return [dict(log["args"]) for log in logs]
 
     async def license_buyer_keys(self, license_id: int) -> list[bytes]:
         """Every buyer key of a license: the purchase's, then each rotation's (the last is current)."""
-        logs = await self.licenses.events.LicensePurchased().get_logs(
-            from_block=self.deployment.deployed_block, to_block="latest", argument_filters={"licenseId": license_id}
-        )
+        head = await self.block_number()
+        logs = await self.event_logs.get(self.licenses, "LicensePurchased", head, licenseId=license_id)
         first = [delivery.encode_point(int(log["args"]["buyerKeyX"]), int(log["args"]["buyerKeyY"])) for log in logs]
         return first[-1:] + await self.rotated_buyer_keys(license_id)
 
     async def rotated_buyer_keys(self, license_id: int) -> list[bytes]:
         """The buyer keys a license moved to after piece disputes, oldest first."""
-        logs = await self.licenses.events.BuyerKeyRotated().get_logs(
-            from_block=self.deployment.deployed_block, to_block="latest", argument_filters={"licenseId": license_id}
+        logs = await self.event_logs.get(
+            self.licenses, "BuyerKeyRotated", await self.block_number(), licenseId=license_id
         )
-        logs = sorted(logs, key=lambda log: (log["blockNumber"], log["logIndex"]))
         return [delivery.encode_point(int(log["args"]["buyerKeyX"]), int(log["args"]["buyerKeyY"])) for log in logs]

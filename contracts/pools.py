@@ -171,20 +171,16 @@ class PoolCalls(Connection):
         return int(await self.call(self.pools.functions.rejectedDeliveries(curator)))
 
     async def pool_contributions(self, pool_id: int) -> list[Contribution]:
-        """Every contribution to a pool, in order (from ``Contributed`` events, read fresh)."""
-        logs = await self.pools.events.Contributed().get_logs(
-            from_block=self.deployment.deployed_block, to_block="latest", argument_filters={"poolId": pool_id}
-        )
+        """Every contribution to a pool, in order (from ``Contributed`` events, kept by :attr:`event_logs`)."""
+        logs = await self.event_logs.get(self.pools, "Contributed", await self.block_number(), poolId=pool_id)
         ids = sorted({int(log["args"]["contributionId"]) for log in logs})
         return [await self.get_contribution(i) for i in ids]
 
     async def contribution_seal(self, contribution_id: int) -> delivery.Sealed:
         """The contributor's seal of its data key to the pool's key release (from ``Contributed``)."""
         c = await self.get_contribution(contribution_id)
-        logs = await self.pools.events.Contributed().get_logs(
-            from_block=self.deployment.deployed_block,
-            to_block="latest",
-            argument_filters={"contributionId": contribution_id},
+        logs = await self.event_logs.get(
+            self.pools, "Contributed", await self.block_number(), contributionId=contribution_id
         )
         for log in logs:
             a = log["args"]
@@ -211,8 +207,8 @@ class PoolCalls(Connection):
 
     async def pool_buyer_key(self, license_id: int) -> bytes:
         lic = await self.get_pool_license(license_id)
-        logs = await self.pools.events.PoolLicensePurchased().get_logs(
-            from_block=self.deployment.deployed_block, to_block="latest", argument_filters={"licenseId": license_id}
+        logs = await self.event_logs.get(
+            self.pools, "PoolLicensePurchased", await self.block_number(), licenseId=license_id
         )
         for log in logs:
             key = delivery.encode_point(int(log["args"]["buyerKeyX"]), int(log["args"]["buyerKeyY"]))
@@ -222,8 +218,8 @@ class PoolCalls(Connection):
 
     async def pool_deliveries(self, license_id: int) -> dict[int, delivery.Sealed]:
         """What was delivered for a pool license, per contribution id (from ``PoolKeyDelivered``)."""
-        logs = await self.pools.events.PoolKeyDelivered().get_logs(
-            from_block=self.deployment.deployed_block, to_block="latest", argument_filters={"licenseId": license_id}
+        logs = await self.event_logs.get(
+            self.pools, "PoolKeyDelivered", await self.block_number(), licenseId=license_id
         )
         out: dict[int, delivery.Sealed] = {}
         for log in logs:

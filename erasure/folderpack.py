@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -29,6 +28,7 @@ from typing import Any
 
 from .errors import FileIndexError, ParameterError
 from .manifest import Span
+from .tree import walk
 
 FORMAT = "datasov-file-index"
 VERSION = 1
@@ -98,38 +98,21 @@ def normalise(path: str) -> str:
     return "/".join(parts)
 
 
-def _walk(root: Path, prefix: str = "") -> Iterator[tuple[str, Path]]:
-    for name in sorted(os.listdir(root)):
-        path = root / name
-        rel = f"{prefix}{name}"
-        yield rel, path
-        if path.is_dir() and not path.is_symlink():
-            yield from _walk(path, rel + "/")
-
-
 class FolderPack:
     """Pack a directory: iterate :meth:`chunks` for the plaintext; then :attr:`span` is the index's.
 
     ``size`` is the exact plaintext length, known before reading any file (for progress bars)."""
 
     def __init__(self, root: Path) -> None:
-        if not root.is_dir():
-            raise ParameterError(f"{root} is not a directory")
         self.root = root
         self._plan: list[tuple[Entry, Path]] = []
         offset = 0
-        for rel, path in _walk(root):
-            st = path.lstat()
-            if stat.S_ISDIR(st.st_mode):
-                self._plan.append((Entry(rel, "dir"), path))
-            elif stat.S_ISLNK(st.st_mode):
-                self._plan.append((Entry(rel, "link", target=os.readlink(path)), path))
-            elif stat.S_ISREG(st.st_mode):
-                mode = 0o755 if st.st_mode & stat.S_IXUSR else 0o644
-                self._plan.append((Entry(rel, "file", offset, st.st_size, bytes(32), mode), path))
-                offset += st.st_size
+        for node in walk(root):
+            if node.kind == "file":
+                self._plan.append((Entry(node.rel, "file", offset, node.size, bytes(32), node.mode), node.path))
+                offset += node.size
             else:
-                raise ParameterError(f"cannot pack special file {path}")
+                self._plan.append((Entry(node.rel, node.kind, target=node.target), node.path))
         self._data_size = offset
         self._index_size = len(FileIndex({e.path: e for e, _ in self._plan}).to_bytes())  # hashes are fixed-size
         self.size = self._data_size + self._index_size

@@ -12,19 +12,27 @@ uses this to verify each block of a share on its own.
 
 The engine is the C core ``erasure._merkle`` (AVX-512, SHA-NI or portable C kernels: CPUID says
 which can run, a short timing at import picks the fastest; ``_core.kernels()`` lists them in that
-measured order) when it was built, else pure Python. ``BACKEND`` names the active one ("avx512", "shani",
-"portable" or "python"); ``DATASOV_MERKLE_BACKEND`` forces one (tests, benchmarks).
+measured order) when it was built, else the pure-Python engine (:mod:`erasure.merkle_python`, also the
+reference the kernels are tested against). ``BACKEND`` names the active one ("avx512", "shani", "portable" or
+"python"); ``DATASOV_MERKLE_BACKEND`` forces one (tests, benchmarks).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .errors import IntegrityError, ParameterError
+from .merkle_python import HASH_SIZE as HASH_SIZE
+from .merkle_python import ByteLike, next_level, path_shape
+from .merkle_python import leaf_hash as leaf_hash
+from .merkle_python import leaf_level as _py_leaf_level
+from .merkle_python import level_up as _py_level_up
+from .merkle_python import node_hash as node_hash
+from .merkle_python import root as _py_root
+from .merkle_python import root_of_nodes as root_of_nodes
 
 try:
     from . import _merkle as _core
@@ -47,57 +55,13 @@ def _select_backend() -> str:
 
 
 BACKEND = _select_backend()
-_C = BACKEND != "python"
-
-LEAF_TAG = b"\x00"
-NODE_TAG = b"\x01"
-HASH_SIZE = 32
+_C = BACKEND != "python"  # tests and benchmarks switch it off to run the pure-Python engine
 DEFAULT_LEAF_SIZE = 1024
-
-_sha256 = hashlib.sha256
-
-ByteLike = bytes | bytearray | memoryview
-
-
-def leaf_hash(leaf: ByteLike) -> bytes:
-    """SHA256(0x00 || leaf)."""
-    h = _sha256(LEAF_TAG)
-    h.update(leaf)
-    return h.digest()
-
-
-def node_hash(left: bytes, right: bytes) -> bytes:
-    """SHA256(0x01 || left || right)."""
-    return _sha256(NODE_TAG + left + right).digest()
 
 
 def _check_leaf_size(leaf_size: int) -> None:
     if leaf_size < 1:
         raise ParameterError(f"leaf_size must be >= 1, got {leaf_size}")
-
-
-def _leaf_hashes(data: ByteLike, leaf_size: int) -> list[bytes]:
-    view = memoryview(data).cast("B")
-    if len(view) == 0:
-        return [leaf_hash(b"")]
-    return [leaf_hash(view[i : i + leaf_size]) for i in range(0, len(view), leaf_size)]
-
-
-def _next_level(level: Sequence[bytes]) -> list[bytes]:
-    up = [_sha256(NODE_TAG + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
-    if len(level) % 2:
-        up.append(level[-1])
-    return up
-
-
-def root_of_nodes(nodes: Sequence[bytes]) -> bytes:
-    """Root of the tree whose lowest level is ``nodes`` (already hashed: no leaf tag is applied)."""
-    if not nodes:
-        raise ParameterError("root_of_nodes needs at least one node")
-    level = list(nodes)
-    while len(level) > 1:
-        level = _next_level(level)
-    return level[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,28 +91,11 @@ class MerkleProof:
         return cls(index, count, tuple(bytes.fromhex(str(s)) for s in siblings))
 
 
-def _path_shape(index: int, leaf_count: int) -> list[bool | None]:
-    """For each level bottom-up: True if the sibling is on the left, False if on the right,
-    None if the node is promoted without a sibling."""
-    shape: list[bool | None] = []
-    width = leaf_count
-    while width > 1:
-        if index % 2:
-            shape.append(True)
-        elif index + 1 < width:
-            shape.append(False)
-        else:
-            shape.append(None)
-        index //= 2
-        width = (width + 1) // 2
-    return shape
-
-
 def root_from_proof(leaf_digest: bytes, proof: MerkleProof) -> bytes | None:
     """Recompute the root from a leaf's digest and its proof; None if the proof is malformed."""
     if not 0 <= proof.index < proof.leaf_count:
         return None
-    shape = _path_shape(proof.index, proof.leaf_count)
+    shape = path_shape(proof.index, proof.leaf_count)
     if sum(s is not None for s in shape) != len(proof.siblings):
         return None
     acc = leaf_digest
@@ -168,21 +115,12 @@ def verify_proof(root: bytes, leaf: ByteLike, proof: MerkleProof) -> bool:
     return root_from_proof(leaf_hash(leaf), proof) == root
 
 
-def _py_leaf_level(view: memoryview, leaf_size: int) -> bytes:
-    return b"".join(_leaf_hashes(view, leaf_size))
-
-
-def _py_level_up(level: bytes) -> bytes:
-    nodes = [level[i : i + HASH_SIZE] for i in range(0, len(level), HASH_SIZE)]
-    return b"".join(_next_level(nodes))
-
-
 def root(data: ByteLike, leaf_size: int = DEFAULT_LEAF_SIZE, threads: int = 1) -> bytes:
     """Merkle root of ``data`` without keeping the tree (the fast path for whole shares)."""
     _check_leaf_size(leaf_size)
     if _C:
         return bytes(_core.root(data, leaf_size, threads))
-    return root_of_nodes(_leaf_hashes(data, leaf_size))
+    return _py_root(data, leaf_size)
 
 
 class MerkleTree:
@@ -389,7 +327,7 @@ def node_proof(nodes: Sequence[bytes], index: int) -> tuple[bytes, ...]:
         j = index - 1 if index % 2 else index + 1
         if j < len(level):
             siblings.append(level[j])
-        level, index = _next_level(level), index // 2
+        level, index = next_level(level), index // 2
     return tuple(siblings)
 
 

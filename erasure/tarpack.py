@@ -9,44 +9,26 @@ escapes out of the destination, no special files.
 from __future__ import annotations
 
 import io
-import os
-import stat
 import tarfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .errors import ParameterError
+from .tree import TreeEntry, walk
 
 _BLOCK = tarfile.BLOCKSIZE
 _CHUNK = 1 << 20
 
 
-def _entries(root: Path, prefix: str = "") -> Iterator[tuple[str, Path]]:
-    """Depth-first, names sorted: a directory comes right before its contents."""
-    for name in sorted(os.listdir(root)):
-        path = root / name
-        rel = f"{prefix}{name}"
-        yield rel, path
-        if path.is_dir() and not path.is_symlink():
-            yield from _entries(path, rel + "/")
+_TYPES = {"dir": tarfile.DIRTYPE, "link": tarfile.SYMTYPE, "file": tarfile.REGTYPE}
 
 
-def _tarinfo(rel: str, path: Path) -> tarfile.TarInfo:
-    st = path.lstat()
-    info = tarfile.TarInfo(rel)
+def _tarinfo(entry: TreeEntry) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(entry.rel)
     info.mtime = 0
     info.uid = info.gid = 0
     info.uname = info.gname = ""
-    if stat.S_ISDIR(st.st_mode):
-        info.type, info.mode = tarfile.DIRTYPE, 0o755
-    elif stat.S_ISLNK(st.st_mode):
-        info.type, info.mode = tarfile.SYMTYPE, 0o777
-        info.linkname = os.readlink(path)
-    elif stat.S_ISREG(st.st_mode):
-        info.type, info.size = tarfile.REGTYPE, st.st_size
-        info.mode = 0o755 if st.st_mode & stat.S_IXUSR else 0o644
-    else:
-        raise ParameterError(f"cannot pack special file {path}")
+    info.type, info.mode, info.size, info.linkname = _TYPES[entry.kind], entry.mode, entry.size, entry.target
     return info
 
 
@@ -56,19 +38,17 @@ def _header(info: tarfile.TarInfo) -> bytes:
 
 def pack(root: Path, chunk_size: int = _CHUNK) -> Iterator[bytes]:
     """Stream the directory ``root`` as a deterministic tar archive."""
-    if not root.is_dir():
-        raise ParameterError(f"{root} is not a directory")
-    for rel, path in _entries(root):
-        info = _tarinfo(rel, path)
+    for entry in walk(root):
+        info = _tarinfo(entry)
         yield _header(info)
         if info.type != tarfile.REGTYPE:
             continue
         remaining = info.size
-        with path.open("rb") as f:
+        with entry.path.open("rb") as f:
             while remaining:
                 chunk = f.read(min(chunk_size, remaining))
                 if not chunk:
-                    raise ParameterError(f"{path} shrank while being packed")
+                    raise ParameterError(f"{entry.path} shrank while being packed")
                 remaining -= len(chunk)
                 yield chunk
         if info.size % _BLOCK:
@@ -79,8 +59,8 @@ def pack(root: Path, chunk_size: int = _CHUNK) -> Iterator[bytes]:
 def packed_size(root: Path) -> int:
     """Length of ``pack(root)`` without reading file contents."""
     total = 2 * _BLOCK
-    for rel, path in _entries(root):
-        info = _tarinfo(rel, path)
+    for entry in walk(root):
+        info = _tarinfo(entry)
         total += len(_header(info))
         if info.type == tarfile.REGTYPE:
             total += -(-info.size // _BLOCK) * _BLOCK

@@ -136,40 +136,6 @@ def test_owner_and_lab_on_a_devnet(devnet: Path, tmp_path: Path) -> None:
     assert sorted(ended["deleted"]) == list(range(10))
 
 
-def test_helpful_errors_without_setup(tmp_path: Path) -> None:
-    missing = datasov("datasets", home=tmp_path / "nowhere", check=False)
-    assert missing.returncode == 1
-    assert "datasov init" in missing.stderr
-    for command in (
-        ["publish"],
-        ["license", "buy"],
-        ["fetch"],
-        ["audit"],
-        ["audit", "verify"],
-        ["devnet", "up"],
-        ["demo"],
-        ["agent", "run"],
-        ["durability"],
-        ["guardian", "run"],
-        ["guardians"],
-        ["guardians", "replace"],
-        ["pool", "create"],
-        ["pool", "buy"],
-        ["pool", "release"],
-        ["pools"],
-    ):
-        text = datasov(*command, "--help").stdout
-        assert "Example" in text, command
-
-
-def test_demo_tells_the_whole_story() -> None:
-    proc = datasov("demo", "--json")
-    summary = json.loads(proc.stdout)
-    assert summary["ok"]
-    assert len(summary["steps"]) == 11  # the last: a node joins from outside, is paid (datasov/demo_join.py)
-    assert all(step["ok"] for step in summary["steps"])
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(600)  # a dozen CLI processes after the devnet starts; slow on a loaded machine
 def test_lab_files_a_training_mix_on_a_devnet(devnet: Path, tmp_path: Path) -> None:

@@ -19,14 +19,11 @@ from storage_node.client import NodeClient
 from . import queries
 from .context import (
     command_runner,
-    home_option,
-    json_option,
     load_network,
     open_chain,
     open_keystore,
-    passphrase_option,
-    rpc_option,
 )
+from .options import signer_options
 from .ui import emit_json, err_console, out_console
 
 
@@ -46,10 +43,7 @@ def agent() -> None:
     help="Repair a deal when fewer shares than this are healthy (default k + 2).",
 )
 @click.option("--repair-every", type=float, default=30.0, show_default=True, help="Seconds between health checks.")
-@home_option
-@rpc_option
-@passphrase_option
-@json_option
+@signer_options
 @command_runner
 async def agent_run(
     poll: float,

@@ -11,22 +11,18 @@ import click
 
 from contracts import errors
 from contracts.chain import Chain
-from contracts.models import License
 from market import publisher
 
-from . import queries
 from .context import (
     command_runner,
     confirm,
-    home_option,
-    json_option,
     load_network,
     open_chain,
     open_keystore,
-    passphrase_option,
-    rpc_option,
     yes_option,
 )
+from .effects import end_effects, revoke_effects
+from .options import signer_options
 from .ui import emit_json, err_console, out_console
 
 
@@ -40,17 +36,6 @@ async def _owned(chain: Chain, dataset_id: int, caller: str) -> None:
         )
 
 
-async def _by_state(chain: Chain, dataset_id: int) -> dict[str, list[License]]:
-    out: dict[str, list[License]] = {}
-    for lic in await queries.licenses(chain, dataset_ids={dataset_id}):
-        out.setdefault(await queries.license_state(chain, lic), []).append(lic)
-    return out
-
-
-def _ids(licenses: list[License]) -> list[int]:
-    return [lic.license_id for lic in licenses]
-
-
 @click.group()
 def consent() -> None:
     """Revoke consent for a dataset you own."""
@@ -59,10 +44,7 @@ def consent() -> None:
 @consent.command("revoke")
 @click.argument("dataset_id", type=int)
 @yes_option
-@home_option
-@rpc_option
-@passphrase_option
-@json_option
+@signer_options
 @command_runner
 async def consent_revoke(
     dataset_id: int, yes: bool, home: Path, rpc: str | None, passphrase_file: Path | None, as_json: bool
@@ -79,32 +61,16 @@ async def consent_revoke(
     keystore = open_keystore(home, passphrase_file)
     async with open_chain(network) as chain:
         await _owned(chain, dataset_id, keystore.account.address)
-        states = await _by_state(chain, dataset_id)
-        valid = states.get("valid", [])
-        ending = [lic for lic in valid if lic.revocable]
-        kept = [lic for lic in valid if not lic.revocable]
-        waiting = states.get("waiting for key", [])
-        err_console.print(
-            f"revoking consent for dataset {dataset_id} cannot be undone: no new licenses, no key release; "
-            f"{len(ending)} revocable license(s) end now {_ids(ending)}, {len(kept)} irrevocable license(s) stay "
-            f"valid until they expire {_ids(kept)}, {len(waiting)} buyer(s) waiting for a key can be refunded "
-            f"{_ids(waiting)}",
-            highlight=False,
-        )
-        confirm(f"revoke consent for dataset {dataset_id}?", yes=yes)
+        effects = await revoke_effects(chain, dataset_id)
+        err_console.print(" ".join(effects.lines), highlight=False)
+        confirm(effects.question, yes=yes)
         await chain.revoke_consent(keystore.account, dataset_id)
         revoked_at = await chain.consent_revoked_at(dataset_id)
-    result = {
-        "dataset_id": dataset_id,
-        "revoked_at": revoked_at,
-        "licenses_ended": _ids(ending),
-        "licenses_still_valid": _ids(kept),
-        "licenses_refundable": _ids(waiting),
-    }
+    result = {"dataset_id": dataset_id, "revoked_at": revoked_at, **effects.licenses}
     if as_json:
         emit_json(result)
     else:
-        out_console.print(f"consent for dataset {dataset_id} revoked; licenses ended: {_ids(ending)}")
+        out_console.print(f"consent for dataset {dataset_id} revoked; licenses ended: {result['licenses_ended']}")
 
 
 @click.group()
@@ -115,10 +81,7 @@ def storage() -> None:
 @storage.command("end")
 @click.argument("dataset_id", type=int)
 @yes_option
-@home_option
-@rpc_option
-@passphrase_option
-@json_option
+@signer_options
 @command_runner
 async def storage_end(
     dataset_id: int, yes: bool, home: Path, rpc: str | None, passphrase_file: Path | None, as_json: bool
@@ -135,17 +98,11 @@ async def storage_end(
     keystore = open_keystore(home, passphrase_file)
     async with open_chain(network) as chain:
         await _owned(chain, dataset_id, keystore.account.address)
-        states = await _by_state(chain, dataset_id)
-        valid, waiting = states.get("valid", []), states.get("waiting for key", [])
-        err_console.print(
-            f"ending storage deletes every share of dataset {dataset_id}: the {len(valid)} valid license(s) "
-            f"{_ids(valid)} can no longer fetch it, no new license can be sold, and the {len(waiting)} "
-            f"license(s) waiting for a key {_ids(waiting)} get nothing to fetch",
-            highlight=False,
-        )
-        confirm(f"end storage of dataset {dataset_id} and delete its shares?", yes=yes)
+        effects = await end_effects(chain, dataset_id)
+        err_console.print(" ".join(effects.lines), highlight=False)
+        confirm(effects.question, yes=yes)
         result = await publisher.end_storage(chain, keystore.account, network.directory, dataset_id)
-    result["licenses_cut_off"] = _ids(valid)
+    result.update(effects.licenses)
     if as_json:
         emit_json(result)
     else:

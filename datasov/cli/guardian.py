@@ -20,14 +20,12 @@ from storage_node.identity import load_or_create_operator
 from .context import (
     Network,
     command_runner,
-    home_option,
     json_option,
     load_network,
     open_chain,
     open_keystore,
-    passphrase_option,
-    rpc_option,
 )
+from .options import chain_options, signer_options
 from .ui import emit_json, err_console, out_console
 
 DEFAULT_FEE_BPS = 200
@@ -149,9 +147,7 @@ def guardians() -> None:
 
 @guardians.command("show")
 @click.argument("dataset_id", type=int)
-@home_option
-@rpc_option
-@json_option
+@chain_options
 @command_runner
 async def guardians_show(dataset_id: int, home: Path, rpc: str | None, as_json: bool) -> None:
     """Who guards a dataset's key (current epoch), their stake standing, bad pieces and deliveries."""
@@ -210,10 +206,7 @@ async def _deliveries_by_guardian(chain: Chain, dataset_id: int) -> dict[str, in
 @click.option("--threshold", type=int, required=True, help="Pieces needed to rebuild the key (t).")
 @click.option("--fee-bps", type=int, default=DEFAULT_FEE_BPS, show_default=True, help="Fee per piece, of the price.")
 @click.option("--drop", multiple=True, metavar="ADDRESS", help="A guardian not to pick again (repeatable).")
-@home_option
-@rpc_option
-@passphrase_option
-@json_option
+@signer_options
 @command_runner
 async def guardians_replace(
     dataset_id: int,

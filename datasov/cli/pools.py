@@ -1,10 +1,11 @@
 """Data pools: ``datasov pool create|show|contribute|accept|reject|withdraw|claim|buy|release|fetch|receipt``
-and ``datasov pools``. The flows are :mod:`market.pools`; every command takes ``--json``."""
+and ``datasov pools``. The flows are :mod:`market.pools`; every command takes ``--json``.
+
+This module holds the group, what anyone reads (``pool show``, ``pools``) and the contributors'
+commands; the curator's are in :mod:`datasov.cli.pools_curator`, the lab's in :mod:`datasov.cli.pools_lab`."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,49 +13,14 @@ import click
 from rich.table import Table
 
 from contracts.chain import Chain
-from contracts.terms import Purpose
 from market import pools
 from market.keystore import Keystore
-from storage_node.client import NodeClient
 
-from .context import (
-    PURPOSE,
-    TOKENS,
-    command_runner,
-    confirm,
-    home_option,
-    json_option,
-    load_network,
-    open_chain,
-    open_keystore,
-    passphrase_option,
-    rpc_option,
-    yes_option,
-)
-from .publish import TERMS_PRESETS
-from .ui import emit_json, fail, out_console, tokens
-
-Action = Callable[[Chain, Keystore], Awaitable[dict[str, Any]]]
-
-
-async def _with_chain(home: Path, rpc: str | None, passphrase_file: Path | None, action: Action) -> dict[str, Any]:
-    network = load_network(home, rpc)
-    keystore = open_keystore(home, passphrase_file)
-    async with open_chain(network) as chain:
-        return await action(chain, keystore)
-
-
-def _print(result: dict[str, Any], as_json: bool, line: str) -> None:
-    if as_json:
-        emit_json(result)
-    else:
-        out_console.print(line, highlight=False)
-
-
-def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
-    for option in (json_option, passphrase_option, rpc_option, home_option):
-        fn = option(fn)
-    return fn
+from . import pools_curator, pools_lab
+from .context import command_runner, confirm, load_network, open_chain, yes_option
+from .options import signer_options
+from .pools_common import print_result, with_chain
+from .ui import emit_json, out_console, tokens
 
 
 @click.group()
@@ -71,50 +37,9 @@ def pool() -> None:
     """
 
 
-@pool.command("create")
-@click.option("--price", type=TOKENS, required=True, help="License price in tokens.")
-@click.option("--curator-fee", type=float, default=0.0, show_default=True, help="Curator's share of a sale, in %.")
-@click.option("--terms", type=click.Choice(sorted(TERMS_PRESETS)), default="training", show_default=True)
-@click.option("--rules", default="", help="What the pool accepts (its hash is on-chain).")
-@click.option("--key-agent", default=None, help="Address that may release keys for you (default: you only).")
-@_common
-@command_runner
-async def pool_create(
-    price: int,
-    curator_fee: float,
-    terms: str,
-    rules: str,
-    key_agent: str | None,
-    home: Path,
-    rpc: str | None,
-    passphrase_file: Path | None,
-    as_json: bool,
-) -> None:
-    """Open a pool you curate. Its key-release key is made in your keystore: contributors seal
-    their data keys to it, so `datasov pool release` can serve sales while they are offline.
-
-    \b
-    Example:
-      datasov pool create --price 10 --curator-fee 5 --terms training --rules "text only"
-    """
-    if not 0 <= curator_fee <= 100:
-        raise click.BadParameter("a percentage from 0 to 100", param_hint="--curator-fee")
-    fee_bps = round(curator_fee * 100)
-
-    async def act(chain: Chain, keystore: Keystore) -> dict[str, Any]:
-        pool_id = await pools.create(
-            chain, keystore, terms=TERMS_PRESETS[terms], price=price, curator_fee_bps=fee_bps, rules=rules,
-            key_agent=key_agent,
-        )  # fmt: skip
-        return {"pool_id": pool_id, "price": str(price), "curator_fee_bps": fee_bps, "terms": terms}
-
-    result = await _with_chain(home, rpc, passphrase_file, act)
-    _print(result, as_json, f"pool {result['pool_id']} opened at {tokens(price)} tokens, curator fee {curator_fee}%")
-
-
 @pool.command("show")
 @click.argument("pool_id", type=int)
-@_common
+@signer_options
 @command_runner
 async def pool_show(pool_id: int, home: Path, rpc: str | None, passphrase_file: Path | None, as_json: bool) -> None:
     """A pool: its offer, what it has earned, and every contribution with status, weight and earnings.
@@ -149,7 +74,7 @@ async def pool_show(pool_id: int, home: Path, rpc: str | None, passphrase_file: 
 
 
 @click.command("pools")
-@_common
+@signer_options
 @command_runner
 async def pools_list(home: Path, rpc: str | None, passphrase_file: Path | None, as_json: bool) -> None:
     """Every pool on the network: curator, price, members, weight and revenue.
@@ -176,7 +101,7 @@ async def pools_list(home: Path, rpc: str | None, passphrase_file: Path | None, 
 @pool.command("contribute")
 @click.argument("pool_id", type=int)
 @click.argument("dataset_id", type=int)
-@_common
+@signer_options
 @command_runner
 async def pool_contribute(
     pool_id: int, dataset_id: int, home: Path, rpc: str | None, passphrase_file: Path | None, as_json: bool
@@ -193,59 +118,16 @@ async def pool_contribute(
         cid = await pools.contribute(chain, keystore, pool_id, dataset_id)
         return {"contribution_id": cid, "pool_id": pool_id, "dataset_id": dataset_id}
 
-    result = await _with_chain(home, rpc, passphrase_file, act)
-    _print(result, as_json, f"contribution {result['contribution_id']}: dataset {dataset_id} offered to pool {pool_id}")
-
-
-@pool.command("accept")
-@click.argument("contribution_id", type=int)
-@click.option("--weight", type=click.IntRange(min=0), default=0, help="Its share of sales (default: its size).")
-@_common
-@command_runner
-async def pool_accept(
-    contribution_id: int, weight: int, home: Path, rpc: str | None, passphrase_file: Path | None, as_json: bool
-) -> None:
-    """Accept a contribution into your pool with a weight (curator only; never your own).
-
-    \b
-    Example:
-      datasov pool accept 3 --weight 1000
-    """
-
-    async def act(chain: Chain, keystore: Keystore) -> dict[str, Any]:
-        await chain.accept_contribution(keystore.account, contribution_id, weight)
-        c = await chain.get_contribution(contribution_id)
-        return {"contribution_id": contribution_id, "weight": str(c.weight), "status": c.status.name.lower()}
-
-    result = await _with_chain(home, rpc, passphrase_file, act)
-    _print(result, as_json, f"contribution {contribution_id} accepted with weight {result['weight']}")
-
-
-@pool.command("reject")
-@click.argument("contribution_id", type=int)
-@_common
-@command_runner
-async def pool_reject(
-    contribution_id: int, home: Path, rpc: str | None, passphrase_file: Path | None, as_json: bool
-) -> None:
-    """Reject a pending contribution (curator only): it never earns and is never released.
-
-    \b
-    Example:
-      datasov pool reject 4
-    """
-
-    async def act(chain: Chain, keystore: Keystore) -> dict[str, Any]:
-        await chain.reject_contribution(keystore.account, contribution_id)
-        return {"contribution_id": contribution_id, "status": "rejected"}
-
-    _print(await _with_chain(home, rpc, passphrase_file, act), as_json, f"contribution {contribution_id} rejected")
+    result = await with_chain(home, rpc, passphrase_file, act)
+    print_result(
+        result, as_json, f"contribution {result['contribution_id']}: dataset {dataset_id} offered to pool {pool_id}"
+    )
 
 
 @pool.command("withdraw")
 @click.argument("contribution_id", type=int)
 @yes_option
-@_common
+@signer_options
 @command_runner
 async def pool_withdraw(
     contribution_id: int, yes: bool, home: Path, rpc: str | None, passphrase_file: Path | None, as_json: bool
@@ -264,13 +146,15 @@ async def pool_withdraw(
         await chain.withdraw_contribution(keystore.account, contribution_id)
         return {"contribution_id": contribution_id, "status": "withdrawn"}
 
-    _print(await _with_chain(home, rpc, passphrase_file, act), as_json, f"contribution {contribution_id} withdrawn")
+    print_result(
+        await with_chain(home, rpc, passphrase_file, act), as_json, f"contribution {contribution_id} withdrawn"
+    )
 
 
 @pool.command("claim")
 @click.argument("contribution_ids", type=int, nargs=-1)
 @click.option("--curator", "curator_pool", type=int, default=None, help="Claim this pool's curator fees instead.")
-@_common
+@signer_options
 @command_runner
 async def pool_claim(
     contribution_ids: tuple[int, ...],
@@ -295,113 +179,17 @@ async def pool_claim(
             paid[f"curator:{curator_pool}"] = str(await chain.claim_curator(keystore.account, curator_pool))
         return {"paid": paid, "total": str(sum(int(v) for v in paid.values()))}
 
-    result = await _with_chain(home, rpc, passphrase_file, act)
-    _print(result, as_json, f"paid {tokens(int(result['total']))} tokens ({result['paid']})")
+    result = await with_chain(home, rpc, passphrase_file, act)
+    print_result(result, as_json, f"paid {tokens(int(result['total']))} tokens ({result['paid']})")
 
 
-@pool.command("buy")
-@click.argument("pool_id", type=int)
-@click.option("--purpose", type=PURPOSE, default="ai_training", show_default=True)
-@click.option("--max-price", type=TOKENS, default=None, help="Refuse to pay more (default: the listed price).")
-@_common
-@command_runner
-async def pool_buy(
-    pool_id: int,
-    purpose: Purpose,
-    max_price: int | None,
-    home: Path,
-    rpc: str | None,
-    passphrase_file: Path | None,
-    as_json: bool,
-) -> None:
-    """License a pool as it stands now (the contributions accepted and consented at this block).
-    The price is split at once between the curator and the contributors by weight.
-
-    \b
-    Example:
-      datasov pool buy 1 --purpose ai_training
-    """
-
-    async def act(chain: Chain, keystore: Keystore) -> dict[str, Any]:
-        lic = await pools.buy(chain, keystore, pool_id, purpose, max_price=max_price)
-        record = await chain.get_pool_license(lic)
-        return {"license_id": lic, "pool_id": pool_id, "contributions": record.members, "price": str(record.price)}
-
-    result = await _with_chain(home, rpc, passphrase_file, act)
-    _print(result, as_json, f"pool license {result['license_id']}: {result['contributions']} contribution(s)")
-
-
-@pool.command("release")
-@click.argument("license_id", type=int)
-@_common
-@command_runner
-async def pool_release(
-    license_id: int, home: Path, rpc: str | None, passphrase_file: Path | None, as_json: bool
-) -> None:
-    """Release the keys of a pool license (curator or its key agent): one delivery per covered
-    contribution, each checked on-chain (in the snapshot, consent standing, servable).
-
-    \b
-    Example:
-      datasov pool release 1
-    """
-
-    async def act(chain: Chain, keystore: Keystore) -> dict[str, Any]:
-        decided = await pools.release(chain, keystore, license_id)
-        rows = [{"contribution_id": r.contribution_id, "outcome": r.outcome, "reason": r.reason} for r in decided]
-        return {"license_id": license_id, "releases": rows}
-
-    result = await _with_chain(home, rpc, passphrase_file, act)
-    summary = ", ".join(f"{r['contribution_id']}: {r['outcome']}" for r in result["releases"])
-    _print(result, as_json, f"pool license {license_id}: {summary or 'nothing to release'}")
-
-
-@pool.command("fetch")
-@click.argument("license_id", type=int)
-@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="New folder to write.")
-@_common
-@command_runner
-async def pool_fetch(
-    license_id: int, out: Path, home: Path, rpc: str | None, passphrase_file: Path | None, as_json: bool
-) -> None:
-    """Fetch a pool license as one dataset: one folder per contribution, each verified against its
-    own on-chain commitment and decrypted with its own delivered key.
-
-    \b
-    Example:
-      datasov pool fetch 1 -o ./pool-data
-    """
-    if out.exists():
-        fail(f"{out} already exists", hint="choose a new path with -o")
-    network = load_network(home, rpc)
-    keystore = open_keystore(home, passphrase_file)
-    async with open_chain(network) as chain, NodeClient() as client:
-        report = await pools.fetch(chain, keystore, network.directory, client, license_id, out)
-    _print(
-        report.to_json(), as_json, f"wrote {report.bytes_written:,} bytes in {len(report.folders)} folder(s) to {out}"
-    )
-
-
-@pool.command("receipt")
-@click.argument("license_id", type=int)
-@click.option("-o", "--out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write it here.")
-@_common
-@command_runner
-async def pool_receipt(
-    license_id: int, out: Path | None, home: Path, rpc: str | None, passphrase_file: Path | None, as_json: bool
-) -> None:
-    """The consent receipt of a pool license: every contribution in its snapshot with contributor,
-    weight, commitment root and manifest hash, and whether it is still covered.
-
-    \b
-    Example:
-      datasov pool receipt 1 -o receipt.json
-    """
-    network = load_network(home, rpc)
-    async with open_chain(network) as chain:
-        receipt = await pools.receipt(chain, license_id)
-    if out is not None:
-        out.write_text(json.dumps(receipt, indent=2, sort_keys=True) + "\n")
-    _print(
-        receipt, as_json, f"pool license {license_id}: {len(receipt['contributions'])} contribution(s) in its snapshot"
-    )
+for _command in (
+    pools_curator.pool_create,
+    pools_curator.pool_accept,
+    pools_curator.pool_reject,
+    pools_curator.pool_release,
+    pools_lab.pool_buy,
+    pools_lab.pool_fetch,
+    pools_lab.pool_receipt,
+):
+    pool.add_command(_command)

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from contracts.chain import Chain
-from contracts.models import License, LicenseStatus
+from contracts.models import LicenseStatus
 from contracts.terms import LicenseTerms, Permission
 from datasov.cli import queries, titles
 from datasov.cli.earnings import _balance
+from datasov.cli.effects import Effects, end_effects, revoke_effects
 from erasure.errors import ErasureError
 from erasure.pipeline import Layout
 from market import key_agent, publisher
@@ -84,78 +86,49 @@ async def _check_owner(chain: Chain, state: WebState, dataset_id: int) -> None:
         raise web.HTTPForbidden(text=f"dataset {dataset_id} belongs to {owner}, not to this home's {state.address}")
 
 
-async def _by_state(chain: Chain, dataset_id: int) -> dict[str, list[License]]:
-    out: dict[str, list[License]] = {}
-    for lic in await queries.licenses(chain, dataset_ids={dataset_id}):
-        out.setdefault(await queries.license_state(chain, lic), []).append(lic)
-    return out
+Act = Callable[[WebState, Chain, int], Awaitable[Any]]
 
 
-def _ids(licenses: list[License]) -> list[int]:
-    return [lic.license_id for lic in licenses]
+async def _confirm_page(request: web.Request, effects_of: Callable[[Chain, int], Awaitable[Effects]]) -> dict[str, Any]:
+    """The confirmation page of an irreversible step: what it does (the CLI's words); its form
+    posts back to the same path."""
+    state = request.app[STATE]
+    chain = await state.chain()
+    dataset_id = int(request.match_info["dataset_id"])
+    await _check_owner(chain, state, dataset_id)
+    effects = await effects_of(chain, dataset_id)
+    return {"title": effects.question, "effects": list(effects.lines), "action": request.path, "button": effects.button}
+
+
+async def _act(request: web.Request, act: Act) -> web.Response:
+    """The ``POST`` of an irreversible step: do it, then back to the owner's page."""
+    state = request.app[STATE]
+    await act(state, await state.chain(), int(request.match_info["dataset_id"]))
+    raise web.HTTPSeeOther("/mine")
 
 
 @routes.get(r"/mine/{dataset_id:\d+}/revoke")
 @page("confirm.html")
 async def revoke_confirm(request: web.Request) -> dict[str, Any]:
-    state = request.app[STATE]
-    chain = await state.chain()
-    dataset_id = int(request.match_info["dataset_id"])
-    await _check_owner(chain, state, dataset_id)
-    states = await _by_state(chain, dataset_id)
-    valid = states.get("valid", [])
-    ending, kept = [x for x in valid if x.revocable], [x for x in valid if not x.revocable]
-    waiting = states.get("waiting for key", [])
-    return {
-        "title": f"Revoke consent for dataset {dataset_id}?",
-        "effects": [
-            "This cannot be undone: no new licenses can be bought and no key is released from now on.",
-            f"{len(ending)} revocable license(s) end now: {_ids(ending)}.",
-            f"{len(kept)} irrevocable license(s) stay valid until they expire: {_ids(kept)}.",
-            f"{len(waiting)} buyer(s) still waiting for a key can take their payment back at once: {_ids(waiting)}.",
-        ],
-        "action": f"/mine/{dataset_id}/revoke",
-        "button": "Revoke consent",
-    }
+    return await _confirm_page(request, revoke_effects)
 
 
 @routes.post(r"/mine/{dataset_id:\d+}/revoke")
 async def revoke(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    chain = await state.chain()
-    dataset_id = int(request.match_info["dataset_id"])
-    await chain.revoke_consent(state.keystore.account, dataset_id)
-    raise web.HTTPSeeOther("/mine")
+    return await _act(request, lambda state, chain, ds: chain.revoke_consent(state.keystore.account, ds))
 
 
 @routes.get(r"/mine/{dataset_id:\d+}/end")
 @page("confirm.html")
 async def end_confirm(request: web.Request) -> dict[str, Any]:
-    state = request.app[STATE]
-    chain = await state.chain()
-    dataset_id = int(request.match_info["dataset_id"])
-    await _check_owner(chain, state, dataset_id)
-    states = await _by_state(chain, dataset_id)
-    valid, waiting = states.get("valid", []), states.get("waiting for key", [])
-    return {
-        "title": f"End the storage of dataset {dataset_id}?",
-        "effects": [
-            "Every share is deleted from its node: this cannot be undone.",
-            f"The {len(valid)} valid license(s) {_ids(valid)} can no longer fetch it; no new license can be sold.",
-            f"The {len(waiting)} license(s) waiting for a key {_ids(waiting)} get nothing to fetch.",
-        ],
-        "action": f"/mine/{dataset_id}/end",
-        "button": "End storage and delete the shares",
-    }
+    return await _confirm_page(request, end_effects)
 
 
 @routes.post(r"/mine/{dataset_id:\d+}/end")
 async def end(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    chain = await state.chain()
-    dataset_id = int(request.match_info["dataset_id"])
-    await publisher.end_storage(chain, state.keystore.account, state.directory, dataset_id)
-    raise web.HTTPSeeOther("/mine")
+    return await _act(
+        request, lambda state, chain, ds: publisher.end_storage(chain, state.keystore.account, state.directory, ds)
+    )
 
 
 @routes.post("/mine/withdraw")

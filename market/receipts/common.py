@@ -12,6 +12,7 @@ from web3.exceptions import TransactionNotFound
 from web3.logs import DISCARD
 
 from contracts.chain import Chain
+from contracts.errors import NotFound
 from contracts.models import License, LicenseStatus
 
 from ..errors import MarketError
@@ -109,6 +110,54 @@ async def license_bought_by(chain: Chain, transactions: Any) -> int | None:
         return None
     logs = chain.licenses.events.LicensePurchased().process_receipt(mined, errors=DISCARD)
     return int(logs[0]["args"]["licenseId"]) if logs else None
+
+
+async def check_licensee(chain: Chain, license_id: int, signer: str) -> tuple[License | None, list[str]]:
+    """The license and what is wrong with it as a receipt's subject: signed by someone other than
+    its buyer, or no key ever delivered. ``(None, [problem])`` when the chain has no such license."""
+    try:
+        lic = await chain.get_license(license_id)
+    except NotFound:
+        return None, [f"license.id {license_id}: no such license on this chain"]
+    problems = []
+    if signer.lower() != lic.buyer.lower():
+        problems.append(f"signed by {signer}, but the licensee is {lic.buyer}")
+    if lic.status != LicenseStatus.DELIVERED:
+        problems.append(f"license {license_id} is {lic.status.name.lower()} on-chain: no key was ever delivered")
+    return lic, problems
+
+
+async def check_block(chain: Chain, at_block: Any, where: str) -> tuple[int, list[str]]:
+    """``at_block`` (the receipt's field ``where``) if it is a block of this chain; else the latest
+    block and the problem naming the field."""
+    latest = await chain.block_number()
+    if not isinstance(at_block, int) or isinstance(at_block, bool) or not 0 <= at_block <= latest:
+        return latest, [f"{where} {at_block!r} is not a block of this chain (latest {latest})"]
+    return at_block, []
+
+
+async def check_purchase(chain: Chain, body: dict[str, Any], license_id: int) -> list[str]:
+    """The problem if the receipt's purchase transaction bought another license than ``license.id``."""
+    bought = await license_bought_by(chain, body.get("transactions"))
+    if bought is not None and bought != license_id:
+        return [f"license.id is {license_id} in the receipt, but its purchase transaction bought {bought}"]
+    return []
+
+
+async def since_notes(chain: Chain, lic: License) -> list[str]:
+    """What changed since the license was bought that does not make a receipt wrong: newer terms,
+    a revocation."""
+    notes = []
+    dataset = await chain.get_dataset(lic.dataset_id)
+    if dataset.terms_version != lic.terms_version:
+        notes.append(
+            f"the owner has since updated the terms (now version {dataset.terms_version}); "
+            f"checked against version {lic.terms_version}, the one this license was bought under"
+        )
+    revoked_at = await chain.consent_revoked_at(lic.dataset_id)
+    if revoked_at:
+        notes.append(f"consent was revoked at {revoked_at}" + (" (license was revocable)" if lic.revocable else ""))
+    return notes
 
 
 def chain_json(chain: Chain) -> dict[str, Any]:

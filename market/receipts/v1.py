@@ -21,7 +21,6 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
 from contracts.chain import Chain
-from contracts.errors import NotFound
 from contracts.models import LicenseStatus
 
 from .. import offers
@@ -31,11 +30,14 @@ from .common import (
     Verification,
     canonical,
     chain_json,
+    check_block,
+    check_licensee,
+    check_purchase,
     differences,
     is_sha256,
-    license_bought_by,
     owner_at,
     revoked_by_block,
+    since_notes,
     status_at,
 )
 
@@ -146,21 +148,15 @@ async def verify_receipt(chain: Chain, receipt: dict[str, Any]) -> Verification:
     except Exception as err:  # eth_keys raises several types for malformed signatures
         raise ReceiptError(f"receipt signature is malformed: {err}") from err
 
-    try:
-        lic = await chain.get_license(license_id)
-    except NotFound:
-        return Verification(False, False, [f"license.id {license_id}: no such license on this chain"])
-    if signer.lower() != lic.buyer.lower():
-        problems.append(f"signed by {signer}, but the licensee is {lic.buyer}")
-    if lic.status != LicenseStatus.DELIVERED:
-        problems.append(f"license {license_id} is {lic.status.name.lower()} on-chain: no key was ever delivered")
+    lic, licensee_problems = await check_licensee(chain, license_id, str(signer))
+    if lic is None:
+        return Verification(False, False, licensee_problems)
+    problems.extend(licensee_problems)
 
     consent = receipt.get("consent")
-    at_block = consent.get("checked_at_block") if isinstance(consent, dict) else None
-    latest = await chain.block_number()
-    if not isinstance(at_block, int) or isinstance(at_block, bool) or not 0 <= at_block <= latest:
-        problems.append(f"consent.checked_at_block {at_block!r} is not a block of this chain (latest {latest})")
-        at_block = latest
+    claimed_block = consent.get("checked_at_block") if isinstance(consent, dict) else None
+    at_block, bad_block = await check_block(chain, claimed_block, "consent.checked_at_block")
+    problems.extend(bad_block)
     try:
         expected = await expected_body(chain, license_id, at_block=at_block)
     except offers.TermsUnavailable as err:
@@ -173,21 +169,10 @@ async def verify_receipt(chain: Chain, receipt: dict[str, Any]) -> Verification:
             problems.append("fetched.plaintext_sha256 is not 64 lowercase hex digits")
         else:
             notes.append("fetched.plaintext_sha256 is the licensee's own signed statement")
-    bought = await license_bought_by(chain, body.get("transactions"))
-    if bought is not None and bought != license_id:
-        problems.append(f"license.id is {license_id} in the receipt, but its purchase transaction bought {bought}")
+    problems.extend(await check_purchase(chain, body, license_id))
     for problem in differences(body, expected):
         if problem.startswith("consent.checked_at_time"):
             problem += f" for block {at_block} (consent.checked_at_block)"
         problems.append(problem)
-
-    dataset = await chain.get_dataset(lic.dataset_id)
-    if dataset.terms_version != lic.terms_version:
-        notes.append(
-            f"the owner has since updated the terms (now version {dataset.terms_version}); "
-            f"checked against version {lic.terms_version}, the one this license was bought under"
-        )
-    revoked_at = await chain.consent_revoked_at(lic.dataset_id)
-    if revoked_at:
-        notes.append(f"consent was revoked at {revoked_at}" + (" (license was revocable)" if lic.revocable else ""))
+    notes.extend(await since_notes(chain, lic))
     return Verification(not problems, await chain.is_license_valid(license_id), problems, notes)

@@ -34,7 +34,6 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
 from contracts.chain import Chain
-from contracts.errors import NotFound
 from contracts.models import License, LicenseStatus
 from contracts.terms import CAWG_KEYS, LicenseTerms
 
@@ -45,11 +44,14 @@ from .common import (
     Verification,
     canonical,
     chain_json,
+    check_block,
+    check_licensee,
+    check_purchase,
     differences,
     is_sha256,
-    license_bought_by,
     owner_at,
     revoked_by_block,
+    since_notes,
     status_at,
 )
 
@@ -270,19 +272,12 @@ async def verify_receipt(chain: Chain, receipt: dict[str, Any]) -> Verification:
     license_id = receipt.get("license", {}).get("id") if isinstance(receipt.get("license"), dict) else None
     if not isinstance(license_id, int) or isinstance(license_id, bool):
         raise ReceiptError("malformed receipt: license.id must be an integer")
-    try:
-        lic = await chain.get_license(license_id)
-    except NotFound:
-        return Verification(False, False, [f"license.id {license_id}: no such license on this chain"])
-    if signer.lower() != lic.buyer.lower():
-        problems.append(f"signed by {signer}, but the licensee is {lic.buyer}")
-    if lic.status != LicenseStatus.DELIVERED:
-        problems.append(f"license {license_id} is {lic.status.name.lower()} on-chain: no key was ever delivered")
-    at_block = _block_of(receipt)
-    latest = await chain.block_number()
-    if not isinstance(at_block, int) or isinstance(at_block, bool) or not 0 <= at_block <= latest:
-        problems.append(f"consent.at_writing.block {at_block!r} is not a block of this chain (latest {latest})")
-        at_block = latest
+    lic, licensee_problems = await check_licensee(chain, license_id, signer)
+    if lic is None:
+        return Verification(False, False, licensee_problems)
+    problems.extend(licensee_problems)
+    at_block, bad_block = await check_block(chain, _block_of(receipt), "consent.at_writing.block")
+    problems.extend(bad_block)
     try:
         expected = await expected_body(chain, license_id, at_block=at_block)
     except offers.TermsUnavailable as err:
@@ -291,20 +286,10 @@ async def verify_receipt(chain: Chain, receipt: dict[str, Any]) -> Verification:
     if "read" in body:
         problems.extend(read_problems(body.pop("read")))
         notes.append("read is the licensee's own signed statement")
-    bought = await license_bought_by(chain, body.get("transactions"))
-    if bought is not None and bought != license_id:
-        problems.append(f"license.id is {license_id} in the receipt, but its purchase transaction bought {bought}")
+    problems.extend(await check_purchase(chain, body, license_id))
     for problem in differences(body, expected):
         if problem.startswith("consent.at_writing."):
             problem += f" for block {at_block} (consent.at_writing.block)"
         problems.append(problem)
-    dataset = await chain.get_dataset(lic.dataset_id)
-    if dataset.terms_version != lic.terms_version:
-        notes.append(
-            f"the owner has since updated the terms (now version {dataset.terms_version}); "
-            f"checked against version {lic.terms_version}, the one this license was bought under"
-        )
-    revoked_now = await chain.consent_revoked_at(lic.dataset_id)
-    if revoked_now:
-        notes.append(f"consent was revoked at {revoked_now}" + (" (license was revocable)" if lic.revocable else ""))
+    notes.extend(await since_notes(chain, lic))
     return Verification(not problems, await chain.is_license_valid(license_id), problems, notes)

@@ -7,7 +7,10 @@ import json
 import socket
 from pathlib import Path
 
+from click.testing import CliRunner
+
 from contracts.devchain import dev_account
+from datasov.cli import cli
 
 from .conftest import as_json, datasov
 
@@ -116,6 +119,8 @@ def test_operator_commands_have_help_with_an_example() -> None:
         ["node", "init"],
         ["nodes"],
     ):
-        shown = datasov(*command, "--help").stdout
+        result = CliRunner().invoke(cli, [*command, "--help"], prog_name="datasov", terminal_width=200)
+        assert result.exit_code == 0, result.output
+        shown = result.output  # in this process: no interpreter to start per command
         assert "Example:" in shown
         assert "--json" in shown

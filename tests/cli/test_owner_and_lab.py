@@ -120,7 +120,7 @@ def test_owner_and_lab_views(devnet: Path, tmp_path: Path) -> None:
     assert as_json(not_owner)["error"]["name"] == "NotDatasetOwner"
     unasked = datasov("consent", "revoke", dataset, home=alice, check=False)
     assert unasked.returncode == EXIT_USAGE
-    assert f"1 revocable license(s) end now [{license_id}]" in unasked.stderr
+    assert f"1 revocable license(s) end now: [{license_id}]" in unasked.stderr
     assert not {str(d["id"]): d for d in as_json(datasov("datasets", "--json", home=lab))}[dataset][
         "consent_revoked_at"
     ]
@@ -130,6 +130,6 @@ def test_owner_and_lab_views(devnet: Path, tmp_path: Path) -> None:
 
     unasked = datasov("storage", "end", dataset, home=alice, check=False)
     assert unasked.returncode == EXIT_USAGE
-    assert "deletes every share" in unasked.stderr
+    assert "Every share is deleted" in unasked.stderr
     ended = as_json(datasov("storage", "end", dataset, "--yes", "--json", home=alice))
     assert sorted(ended["deleted"]) == list(range(10))

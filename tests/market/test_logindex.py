@@ -1,14 +1,19 @@
-"""The embedded chain's log index answers eth_getLogs exactly as eth-tester would, across reverts."""
+"""The embedded chain's log index answers eth_getLogs exactly as eth-tester would, across reverts;
+the chain client's kept event logs (contracts.logindex.EventLogs) read each block range once."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from contracts import delivery
 from contracts.chain import Chain
 from contracts.devchain import DevChain, dev_account
 from contracts.terms import TRAINING_ALLOWED
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
+RELEASE_KEY = delivery.public_key(delivery.new_secret())
 
 
 async def register(chain: Chain, tag: int) -> int:
@@ -48,3 +53,56 @@ async def test_index_matches_eth_tester_and_forgets_reverted_blocks() -> None:
     after = await event.get_logs(from_block=0)
     assert [bytes(e["args"]["manifestHash"])[0] for e in after] == [1, 3]
     assert await event.get_logs(from_block=await chain.block_number() + 1) == []
+
+
+class Queries:
+    """The ``eth_getLogs`` ranges the chain answers (spied on the embedded chain's index)."""
+
+    def __init__(self, chain: DevChain) -> None:
+        index = chain.w3.provider.log_index  # type: ignore[attr-defined]
+        self.ranges: list[tuple[int, int]] = []
+        query = index.query
+
+        def spy(params: dict[str, Any]) -> list[dict[str, Any]]:
+            self.ranges.append((index._block(params.get("fromBlock")), index._block(params.get("toBlock"))))
+            return query(params)  # type: ignore[no-any-return]
+
+        index.query = spy
+
+
+async def test_a_second_pool_lookup_reads_only_the_blocks_mined_since_the_first() -> None:
+    chain = await DevChain.embedded(dev_accounts=3)
+    pool = await chain.create_pool(
+        dev_account(2), terms=TRAINING_ALLOWED, price=5, curator_fee_bps=0, rules="", agent_key=RELEASE_KEY
+    )
+    queries = Queries(chain)
+    assert await chain.pool_contributions(pool) == []
+    first = await chain.block_number()
+    assert queries.ranges == [(chain.deployment.deployed_block, first)]
+    await chain.mine(3)
+    assert await chain.pool_contributions(pool) == []
+    assert queries.ranges[1:] == [(first + 1, first + 3)]  # not the deployment block again
+    assert await chain.pool_contributions(pool) == []
+    assert len(queries.ranges) == 2  # same head: nothing read
+
+
+async def test_kept_event_logs_grow_with_new_blocks_filter_by_arguments_and_forget_a_revert() -> None:
+    chain = await DevChain.embedded(dev_accounts=3)
+    first = await register(chain, 1)
+
+    async def registered(**match: Any) -> list[int]:
+        logs = await chain.event_logs.get(chain.registry, "DatasetRegistered", await chain.block_number(), **match)
+        return [bytes(log["args"]["manifestHash"])[0] for log in logs]
+
+    assert await registered() == [1]
+    snap = await chain.snapshot()
+    second = await register(chain, 2)
+    assert await registered() == [1, 2]  # the new block's log is read and kept with the old
+    assert await registered(datasetId=second) == [2]
+    assert await registered(datasetId=first) == [1]
+    reads = [r for r in chain.event_logs.reads if r[0] == "DatasetRegistered"]
+    assert reads[1][1] == reads[0][2] + 1  # the second read began where the first ended
+
+    await chain.revert(snap)
+    await register(chain, 3)  # the reverted block numbers again, other content
+    assert await registered() == [1, 3]

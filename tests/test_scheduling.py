@@ -1,0 +1,28 @@
+"""Every test file that asks for a shared session fixture is in its xdist work unit
+(tests/conftest.py: SHARED_SESSION_FIXTURES), so `make pytest` builds the fixture on one worker only."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from .conftest import SHARED_SESSION_FIXTURES
+
+ROOT = Path(__file__).parent.parent
+
+
+def files_asking_for(fixture: str) -> set[str]:
+    found = set()
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or not node.name.startswith("test_"):
+                continue
+            if fixture in {a.arg for a in node.args.args}:
+                found.add(path.relative_to(ROOT).as_posix())
+    return found
+
+
+def test_each_shared_fixture_lists_exactly_the_files_that_use_it() -> None:
+    for fixture, paths in SHARED_SESSION_FIXTURES.items():
+        # test_cli_market.py has a module fixture of the same name: its own devnet, not the session's
+        assert files_asking_for(fixture) - {"tests/test_cli_market.py"} == set(paths), fixture
