@@ -220,15 +220,16 @@ class Decoder:
                 source.prefetch(s, offset, size)
             started += 1
 
-    def _segment(self, s: int) -> bytes:
+    def _segment(self, s: int, skip: frozenset[int] = frozenset()) -> bytes:
+        """Segment ``s`` from the first k good blocks (shares in ``skip`` are not asked)."""
         man = self.manifest
         seg_len = man.segment_len(s)
         size = self._codec.block_size(seg_len)
         offset = man.block_offset(s)
         good: dict[int, bytes] = {}
-        with self._admitting:
-            candidates = list(self._sources)  # in the caller's order of preference (fastest first)
-        tried: set[int] = set()
+        with self._admitting:  # in the caller's order of preference (fastest first)
+            candidates = [i for i in self._sources if i not in skip]
+        tried: set[int] = set(skip)
         self._prefetch(candidates, s, offset, size)
         while True:
             slow: list[int] = []
@@ -265,6 +266,38 @@ class Decoder:
     def segment(self, s: int) -> bytes:
         """Ciphertext segment ``s``, decoded from k blocks each checked against its root (thread-safe)."""
         return self._segment(s)
+
+    def segment_range(self, s: int, start: int, stop: int) -> bytes:
+        """Ciphertext bytes ``[start, stop)`` of segment ``s``, read from only the systematic
+        blocks that hold them (blocks ``0..k-1`` are the segment cut in k; block j holds bytes
+        ``[j * b, (j + 1) * b)``), each checked against its root; the whole segment is decoded
+        from any k blocks instead if one of those is not at hand (excluded, lagging, bad)."""
+        man = self.manifest
+        seg_len = man.segment_len(s)
+        if not 0 <= start < stop <= seg_len:
+            raise ParameterError(f"range [{start}, {stop}) outside segment {s} of {seg_len} bytes")
+        size = self._codec.block_size(seg_len)
+        offset = man.block_offset(s)
+        wanted = range(start // size, (stop - 1) // size + 1)
+        with self._admitting:
+            usable = all(j in self._sources and j not in self.report.excluded for j in wanted)
+        if not usable or len(wanted) >= man.k:
+            return self._segment(s)[start:stop]
+        for j in wanted:
+            source = self._sources[j]
+            if isinstance(source, Prefetching):
+                source.prefetch(s, offset, size)
+        blocks: list[bytes] = []
+        for j in wanted:
+            block = self._read(j, s, offset, size, [])
+            if block is None:  # a lagging one may still be asked; one that failed is not asked again
+                bad = j in self.report.excluded or any(seg == s for seg, _ in self.report.bad_blocks.get(j, []))
+                return self._segment(s, frozenset([j]) if bad else frozenset())[start:stop]
+            blocks.append(block)
+        for j in wanted:
+            self.report.used(j)
+        first = wanted.start * size
+        return b"".join(blocks)[start - first : stop - first]
 
     def ciphertext(self) -> Iterator[bytes]:
         """Verified ciphertext segments, in order."""

@@ -25,6 +25,10 @@ from erasure.manifest import Manifest
 from storage_node.client import NodeClient, RemoteError
 from storage_node.errors import NodeError
 
+KEEP_BEHIND = 32
+"""Segments behind the newest window a window not read whole is kept for (decoder threads run
+that far apart at most: ``2 * threads + 1`` segments in flight; a hedged window is not read whole)."""
+
 
 class ShareSlow(TimeoutError):
     """A holder has not answered a read yet (the decoder asks the others, then this one again)."""
@@ -79,9 +83,10 @@ class RemoteShareSource:
     Reads ahead: blocks are grouped in windows of ``readahead`` consecutive segments, aligned on
     segment numbers (window w covers segments ``[w * readahead, (w + 1) * readahead)``, bytes
     ``[w * readahead * block_size, min(that + readahead * block_size, share_size))``); the first
-    request for a block fetches its whole window in one HTTP range request, kept until the decoder
-    has moved past it. The alignment comes from the layout, never from the size of the block asked
-    for: the last segment's block is shorter than the others. Without ``share_size`` and
+    request for a block fetches its whole window in one HTTP range request, kept until each of its
+    blocks was read (or the decoder is :data:`KEEP_BEHIND` segments past it). The alignment comes
+    from the layout, never from the size of the block asked for: the last segment's block is
+    shorter than the others. Without ``share_size`` and
     ``block_size`` every block is its own range request. Nothing is trusted here: the decoder
     checks every block against its committed root.
     """
@@ -116,6 +121,7 @@ class RemoteShareSource:
         self._loop = loop
         self._lock = threading.Lock()
         self._pending: dict[int, _Read] = {}  # window number -> its bytes
+        self._consumed: dict[int, set[int]] = {}  # window number -> segments read from it
         self._direct_pending: dict[tuple[int, int], _Read] = {}  # (offset, size) -> bytes
         self._hedged: set[int] = set()  # segments this source lagged on: the next ask waits
         self.latencies = latencies
@@ -167,6 +173,7 @@ class RemoteShareSource:
             running: list[Future[Any]] = [r.future for r in (*self._pending.values(), *self._direct_pending.values())]
             running += [self._roots] if self._roots is not None else []
             self._pending.clear()
+            self._consumed.clear()
             self._direct_pending.clear()
         for fut in running:
             fut.cancel()
@@ -246,9 +253,25 @@ class RemoteShareSource:
             read = self._pending.get(number)
             if read is None:
                 read = self._pending[number] = self._launch(start, end)
-                for old in [w for w in self._pending if w < number - 1]:
-                    del self._pending[old]  # the decoder has moved past these windows
+                behind = max(2, -(-KEEP_BEHIND // self.readahead))
+                for old in [w for w in self._pending if w < number - behind]:
+                    self._drop(old)  # the decoder has moved well past these (read elsewhere, or hedged)
             return read, offset - start
+
+    def _drop(self, window: int) -> None:
+        self._pending.pop(window, None)
+        self._consumed.pop(window, None)
+
+    def _consume(self, segment: int, offset: int, size: int) -> None:
+        """Note a block read from its window (under the lock); a window read whole is let go."""
+        window = self._window(segment, offset, size)
+        if window is None:
+            return
+        number, start, end = window
+        seen = self._consumed.setdefault(number, set())
+        seen.add(segment)
+        if len(seen) >= -(-(end - start) // self.block_size):
+            self._drop(number)
 
     def prefetch(self, segment: int, offset: int, size: int) -> None:
         """Start the request :meth:`read_block` will wait on for this block (from any thread)."""
@@ -280,4 +303,6 @@ class RemoteShareSource:
             self._hedged.discard(segment)
             if at is None:
                 self._direct_pending.pop((offset, size), None)
+            else:
+                self._consume(segment, offset, size)
         return chunk if at is None else chunk[at : at + size]
