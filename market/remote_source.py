@@ -43,18 +43,32 @@ class Latencies:
     """Recent latencies of one holder class's range requests, by request size (thread-safe).
 
     :meth:`hedge_after` is the p95 of the last ``window`` answers of that size, at least ``floor``
-    seconds, once ``min_samples`` of them came in (None before: no hedging on a guess)."""
+    seconds, once ``min_samples`` of them came in (None before: no hedging on a guess);
+    :meth:`take_hedge` keeps hedges within ``budget`` per answer."""
 
-    def __init__(self, *, window: int = 64, min_samples: int = 8, floor: float = 0.005) -> None:
+    def __init__(self, *, window: int = 64, min_samples: int = 8, floor: float = 0.005, budget: float = 0.05) -> None:
         self._window = window
         self._min = min_samples
         self._floor = floor
+        self._budget = budget
         self._lock = threading.Lock()
         self._seen: dict[int, deque[float]] = {}
+        self._answers = 0
+        self._hedges = 0
 
     def record(self, size: int, seconds: float) -> None:
         with self._lock:
             self._seen.setdefault(size, deque(maxlen=self._window)).append(seconds)
+            self._answers += 1
+
+    def take_hedge(self) -> bool:
+        """May one more hedge be sent? At most ``budget`` hedges per answer so far: on a machine
+        or link that is slow for everyone, hedging would only add load (it pays for stragglers)."""
+        with self._lock:
+            if self._hedges + 1 > self._budget * self._answers:
+                return False
+            self._hedges += 1
+            return True
 
     def hedge_after(self, size: int) -> float | None:
         """The p95 latency of requests of ``size`` bytes, or of the next larger size with enough
@@ -287,6 +301,8 @@ class RemoteShareSource:
         try:
             read.future.result(timeout=max(0.0, read.started + after - time.monotonic()))
         except TimeoutError:
+            if not self.latencies.take_hedge():
+                return  # over budget: wait for this holder as without hedging
             with self._lock:
                 self._hedged.add(segment)
             raise ShareLagging(

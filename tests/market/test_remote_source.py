@@ -175,7 +175,7 @@ def test_a_lagging_holder_is_hedged_by_a_spare_without_waiting_for_it(loop: asyn
     man, plaintext, key, shares, roots = _encoded(2, 4, 30_000)
     node = LaggingNode(shares, roots, laggard=0)
     client: Any = node
-    latencies = Latencies(min_samples=4, floor=0.005)
+    latencies = Latencies(min_samples=4, floor=0.005, budget=10.0)
     for _ in range(4):  # this holder class answers blocks in 1 ms
         latencies.record(man.block_size, 0.001)
     sources = {
@@ -212,3 +212,13 @@ def test_latencies_hedge_after_the_p95_of_their_size_once_enough_came_in() -> No
     slow = Latencies(min_samples=1, floor=0.05)
     slow.record(1, 0.001)
     assert slow.hedge_after(1) == 0.05
+
+
+def test_hedges_stay_within_their_budget_per_answer() -> None:
+    latencies = Latencies(budget=0.1)
+    for _ in range(19):
+        latencies.record(100, 0.01)
+    assert latencies.take_hedge()  # 1 <= 0.1 * 19
+    assert not latencies.take_hedge()  # 2 > 1.9: a slow-for-everyone spell does not double the load
+    latencies.record(100, 0.01)
+    assert latencies.take_hedge()  # 2 <= 0.1 * 20
