@@ -47,7 +47,10 @@ class RangeReader:
         cache_segments: int = DEFAULT_CACHE_SEGMENTS,
         prefetch: int = DEFAULT_PREFETCH,
         threads: int | None = None,
+        partial_reads: bool = True,
     ) -> None:
+        """``partial_reads``: a random read reads only the systematic blocks holding its bytes
+        (off for a whole-file reader such as ``fetch``, which decodes every segment anyway)."""
         if not man.seekable:
             raise NotSeekable(f"manifest version {man.version} ({man.encryption.scheme}) can only be read whole")
         if cache_segments < 1 or prefetch < 0:
@@ -64,6 +67,7 @@ class RangeReader:
         self._prefetch = prefetch
         self._pool = ThreadPoolExecutor(threads or default_threads(), thread_name_prefix="erasure-range")
         self._next_sequential = -1
+        self._partial_reads = partial_reads
         self.segments_decoded = 0
         """How many segments were decoded (each costs k verified blocks from the holders) or read
         in part (a random read: only the systematic blocks holding its bytes, each verified)."""
@@ -148,7 +152,7 @@ class RangeReader:
             parts: list[tuple[Future[bytes], int, int]] = []  # (bytes, then the slice of them wanted)
             for s in segments:
                 a, b = max(c_start, s * seg) - s * seg, min(c_stop, (s + 1) * seg) - s * seg
-                if sequential or s in self._cache or s in self._inflight:
+                if sequential or not self._partial_reads or s in self._cache or s in self._inflight:
                     parts.append((self._future(s), a, b))
                 else:  # a random read: only the systematic blocks holding these bytes
                     parts.append((self._pool.submit(self._partial, s, a, b), 0, b - a))

@@ -168,6 +168,7 @@ class DatasetReader:
         threads: int | None = None,
         first_wait: float = buyer.FIRST_WAIT,
         deadline: float = buyer.DEADLINE,
+        partial_reads: bool = True,
     ) -> DatasetReader:
         """:meth:`open` once the license, the key (``data_key``, checked against the manifest's
         commitment again by the decoder) and the manifest (``man``, checked against the chain:
@@ -204,6 +205,7 @@ class DatasetReader:
                 cache_segments=cache_segments,
                 prefetch=prefetch,
                 threads=threads,
+                partial_reads=partial_reads,
             )
 
         try:
