@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -30,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from contracts import errors
 from contracts.chain import ChainConfig
 from contracts.devchain import dev_account
 from contracts.terms import Purpose
@@ -105,6 +107,9 @@ async def over_the_network(data: Path, work: Path, layout: Layout, nodes: int) -
                 options=publisher.PublishOptions(layout=layout, upload_parallelism=nodes),
             )
             publish_s = time.perf_counter() - t
+            for index, info in pub.placements.items():  # servable once its holders accepted (not timed)
+                with contextlib.suppress(errors.ContractRevert):  # accepted by the node itself already
+                    await net.chain.accept_share(net.node_of(info.address).node.operator, pub.deal_id, index)
             license_id = await buyer.buy(net.chain, lab, pub.dataset_id, Purpose.AI_TRAINING)
             await key_agent.KeyAgent(net.chain, owner, home=work / "owner").tick()
             t = time.perf_counter()

@@ -6,6 +6,11 @@ against its root before it is used, a block that fails is skipped (the share sta
 other segments; an unreadable share is dropped), and the segment is decoded from the first k good
 blocks. Fewer than k good blocks for a segment raises :class:`NotEnoughShares`. The format and
 the :class:`~erasure.pipeline.ShareSource` contract are in :mod:`erasure.pipeline`.
+
+A source may also be :class:`Prefetching`: then the k blocks a segment needs are all asked for
+before the first is waited on (k holders in parallel, not one after another), and a read that
+raises :class:`Lagging` (a hedge: the holder is behind its class's usual latency) sends the
+decoder to a spare holder at once without counting towards giving up on the laggard.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from . import envelope, merkle, stream
 from .codec import Codec, get_codec
@@ -22,6 +28,7 @@ from .errors import (
     DecryptionError,
     ErasureError,
     IntegrityError,
+    Lagging,
     ManifestMismatch,
     NotEnoughShares,
     ParameterError,
@@ -38,6 +45,15 @@ from .pipeline import (
 )
 
 
+@runtime_checkable
+class Prefetching(Protocol):
+    """A :class:`~erasure.pipeline.ShareSource` that can start a block read without waiting for it."""
+
+    def prefetch(self, segment: int, offset: int, size: int) -> None:
+        """Start reading the block :meth:`read_block` will be asked for next (never raises)."""
+        ...
+
+
 @dataclass
 class DecodeReport:
     """What a decode found.
@@ -47,13 +63,19 @@ class DecodeReport:
     such a share is still used, each block being checked on its own.
     ``blocks_used``: verified blocks taken from each share.
     ``timeouts``: how often each share answered "not yet" (TimeoutError) and was asked again later.
+    ``hedged``: how often a share lagged (:class:`Lagging`) and a spare holder was asked instead.
     """
 
     excluded: dict[int, str] = field(default_factory=dict)
     bad_blocks: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
     blocks_used: dict[int, int] = field(default_factory=dict)
     timeouts: dict[int, int] = field(default_factory=dict)
+    hedged: dict[int, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def lagged(self, share: int) -> None:
+        with self._lock:
+            self.hedged[share] = self.hedged.get(share, 0) + 1
 
     def timed_out(self, share: int) -> None:
         with self._lock:
@@ -166,6 +188,10 @@ class Decoder:
         appended to ``slow`` if it only answered "not yet")."""
         try:
             block = self._sources[index].read_block(s, offset, size)
+        except Lagging:  # a hedge: the next holder in line is asked now, this one again if need be
+            self.report.lagged(index)
+            slow.append(index)
+            return None
         except TimeoutError as err:  # a slow holder is not a missing one: asked again after the others
             if self._slow(index, err):
                 slow.append(index)
@@ -181,15 +207,30 @@ class Decoder:
             return None
         return block
 
-    def _segment(self, s: int) -> bytes:
+    def _prefetch(self, candidates: list[int], s: int, offset: int, size: int) -> None:
+        """Start the reads of segment ``s`` from the first k usable candidates, all at once."""
+        started = 0
+        for index in candidates:
+            if started == self.manifest.k:
+                break
+            if index in self.report.excluded:
+                continue
+            source = self._sources[index]
+            if isinstance(source, Prefetching):
+                source.prefetch(s, offset, size)
+            started += 1
+
+    def _segment(self, s: int, skip: frozenset[int] = frozenset()) -> bytes:
+        """Segment ``s`` from the first k good blocks (shares in ``skip`` are not asked)."""
         man = self.manifest
         seg_len = man.segment_len(s)
         size = self._codec.block_size(seg_len)
         offset = man.block_offset(s)
         good: dict[int, bytes] = {}
-        with self._admitting:
-            candidates = list(self._sources)  # in the caller's order of preference (fastest first)
-        tried: set[int] = set()
+        with self._admitting:  # in the caller's order of preference (fastest first)
+            candidates = [i for i in self._sources if i not in skip]
+        tried: set[int] = set(skip)
+        self._prefetch(candidates, s, offset, size)
         while True:
             slow: list[int] = []
             for index in candidates:
@@ -225,6 +266,38 @@ class Decoder:
     def segment(self, s: int) -> bytes:
         """Ciphertext segment ``s``, decoded from k blocks each checked against its root (thread-safe)."""
         return self._segment(s)
+
+    def segment_range(self, s: int, start: int, stop: int) -> bytes:
+        """Ciphertext bytes ``[start, stop)`` of segment ``s``, read from only the systematic
+        blocks that hold them (blocks ``0..k-1`` are the segment cut in k; block j holds bytes
+        ``[j * b, (j + 1) * b)``), each checked against its root; the whole segment is decoded
+        from any k blocks instead if one of those is not at hand (excluded, lagging, bad)."""
+        man = self.manifest
+        seg_len = man.segment_len(s)
+        if not 0 <= start < stop <= seg_len:
+            raise ParameterError(f"range [{start}, {stop}) outside segment {s} of {seg_len} bytes")
+        size = self._codec.block_size(seg_len)
+        offset = man.block_offset(s)
+        wanted = range(start // size, (stop - 1) // size + 1)
+        with self._admitting:
+            usable = all(j in self._sources and j not in self.report.excluded for j in wanted)
+        if not usable or len(wanted) >= man.k:
+            return self._segment(s)[start:stop]
+        for j in wanted:
+            source = self._sources[j]
+            if isinstance(source, Prefetching):
+                source.prefetch(s, offset, size)
+        blocks: list[bytes] = []
+        for j in wanted:
+            block = self._read(j, s, offset, size, [])
+            if block is None:  # a lagging one may still be asked; one that failed is not asked again
+                bad = j in self.report.excluded or any(seg == s for seg, _ in self.report.bad_blocks.get(j, []))
+                return self._segment(s, frozenset([j]) if bad else frozenset())[start:stop]
+            blocks.append(block)
+        for j in wanted:
+            self.report.used(j)
+        first = wanted.start * size
+        return b"".join(blocks)[start - first : stop - first]
 
     def ciphertext(self) -> Iterator[bytes]:
         """Verified ciphertext segments, in order."""

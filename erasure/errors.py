@@ -19,6 +19,10 @@ Every error the pipeline raises on purpose derives from :class:`ErasureError`::
     ├── IntegrityError          a share or block does not match its committed root
     └── NotEnoughShares         fewer than k good blocks for a segment
 
+    TimeoutError
+    └── Lagging                 a share source's read is behind its holder class's usual latency
+                                (a hedge: the decoder asks a spare holder; not an ErasureError)
+
 Errors caught at a boundary are re-raised with ``raise X(...) from err`` so the original
 cause is never lost.
 """
@@ -101,3 +105,9 @@ class NotEnoughShares(ErasureError):
         self.segment = segment
         self.good = good
         self.needed = needed
+
+
+class Lagging(TimeoutError):
+    """A share source's read is slower than its holder class's usual latency (a hedge, "tail at
+    scale"): the decoder asks a spare holder for that block now and waits on the laggard only if
+    the spares do not make up k. Not counted towards :data:`erasure.pipeline.SLOW_ROUNDS`."""

@@ -7,8 +7,12 @@ decoded, each from k blocks that the :class:`~erasure.decoding.Decoder` checks a
 committed Merkle roots before use; then each message is opened on its own (its position and
 whether it is the last one are part of its nonce, so a block from elsewhere cannot pass).
 
-Decoded segments are kept in a bounded LRU (``cache_segments`` of them, so memory is at most
-``cache_segments * segment_size`` plus what is in flight). A read that starts where the previous
+A read that does not continue the previous one (a random read) of a segment not in the cache
+reads only the systematic blocks holding its bytes (:meth:`~erasure.decoding.Decoder.segment_range`:
+one block of k for a 4 KiB read, verified like any other; the whole segment from any k if that
+holder is not at hand), and caches nothing. Decoded segments are kept in a bounded LRU
+(``cache_segments`` of them, so memory is at most ``cache_segments * segment_size`` plus what is
+in flight). A read that starts where the previous
 one ended counts as sequential and starts decoding the next ``prefetch`` segments on the thread
 pool, so a reader streaming a file waits on the network as little as the window allows.
 Thread-safe: concurrent reads share the cache, and a segment being decoded is decoded once.
@@ -43,7 +47,10 @@ class RangeReader:
         cache_segments: int = DEFAULT_CACHE_SEGMENTS,
         prefetch: int = DEFAULT_PREFETCH,
         threads: int | None = None,
+        partial_reads: bool = True,
     ) -> None:
+        """``partial_reads``: a random read reads only the systematic blocks holding its bytes
+        (off for a whole-file reader such as ``fetch``, which decodes every segment anyway)."""
         if not man.seekable:
             raise NotSeekable(f"manifest version {man.version} ({man.encryption.scheme}) can only be read whole")
         if cache_segments < 1 or prefetch < 0:
@@ -60,8 +67,10 @@ class RangeReader:
         self._prefetch = prefetch
         self._pool = ThreadPoolExecutor(threads or default_threads(), thread_name_prefix="erasure-range")
         self._next_sequential = -1
+        self._partial_reads = partial_reads
         self.segments_decoded = 0
-        """How many segments were decoded (each costs k verified blocks from the holders)."""
+        """How many segments were decoded (each costs k verified blocks from the holders) or read
+        in part (a random read: only the systematic blocks holding its bytes, each verified)."""
 
     @property
     def report(self) -> DecodeReport:
@@ -135,20 +144,32 @@ class RangeReader:
         if size == 0:
             return b""
         segments = self.segments_for(offset, size)
+        first, last = self._message_span(offset, size)
+        c_start, c_stop = self._cipher_span(first, last)
+        seg = self.manifest.segment_size
         with self._lock:
-            futures = [self._future(s) for s in segments]
-            if segments.start == self._next_sequential or segments.start == self._next_sequential - 1:
+            sequential = segments.start in (self._next_sequential, self._next_sequential - 1)
+            parts: list[tuple[Future[bytes], int, int]] = []  # (bytes, then the slice of them wanted)
+            for s in segments:
+                a, b = max(c_start, s * seg) - s * seg, min(c_stop, (s + 1) * seg) - s * seg
+                if sequential or not self._partial_reads or s in self._cache or s in self._inflight:
+                    parts.append((self._future(s), a, b))
+                else:  # a random read: only the systematic blocks holding these bytes
+                    parts.append((self._pool.submit(self._partial, s, a, b), 0, b - a))
+            if sequential:
                 for s in range(segments.stop, min(segments.stop + self._prefetch, self.manifest.segment_count)):
                     self._future(s)
             self._next_sequential = segments.stop
-        parts = [f.result() for f in futures]
-        first, last = self._message_span(offset, size)
-        c_start, c_stop = self._cipher_span(first, last)
-        base = segments.start * self.manifest.segment_size
-        cipher = memoryview(b"".join(parts))[c_start - base : c_stop - base]
+        cipher = memoryview(b"".join(memoryview(f.result())[a:b] for f, a, b in parts))
         full = self.manifest.encryption.message_size + stream.TAG_SIZE
         plain = bytearray()
         for n, i in enumerate(range(first, last + 1)):
             plain += self._cipher.open(i, cipher[n * full : (n + 1) * full], last=i == self._messages - 1)
         skip = offset - first * self.manifest.encryption.message_size
         return bytes(plain[skip : skip + size])
+
+    def _partial(self, s: int, start: int, stop: int) -> bytes:
+        data = self._decoder.segment_range(s, start, stop)
+        with self._lock:
+            self.segments_decoded += 1
+        return data

@@ -1,20 +1,14 @@
-"""Buy a license, receive the key, fetch + verify + decode + decrypt the dataset.
+"""Buy a license, receive the key, fetch the dataset.
 
     buy:   per-license BN254 key pair saved in the keystore -> purchase(dataset, purpose, public key,
            the offer seen: terms version, payment token, price limit) on-chain
     key:   wait for KeyDelivered -> open it with the saved secret -> check it against the on-chain
            key commitment; a wrong key is disputed on-chain at once (refund) and raises KeyMismatch
-    fetch: manifest from any holder, checked against the on-chain manifest hash and key commitment
-           -> block roots of each share checked against the committed share roots
-           -> any k verified blocks per segment, fastest nodes first -> decode -> decrypt -> write
+    fetch: the license checked once, its key received -> :func:`market.dataset_fetch.fetch_dataset`
+           (holders and their ranking: :mod:`market.holders`)
 
-Nothing unverified reaches the output: a node serving wrong bytes only costs a retry elsewhere.
-A slow holder is not a missing one: a read that has not answered within its wait (``first_wait``
-seconds, doubled after each timeout) is left running while the other holders are asked, and waited
-for again later, until the fetch's ``deadline``. Holders whose share is marked faulty on-chain are
-asked last rather than never (their blocks are verified like any other). When the fetch fails, its
-error says which shares timed out, which holders refused, which were unreachable and which served
-bytes that failed verification.
+The names of the split-off modules (``holders``, ``fetch_manifest``, ``Holders``, ``FetchReport``,
+``fetch_dataset``, ``FIRST_WAIT``, ``DEADLINE``) are re-exported here, as before.
 """
 
 from __future__ import annotations
@@ -22,20 +16,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from contracts import delivery
 from contracts.chain import Chain
 from contracts.models import License, LicenseStatus
 from contracts.terms import Purpose
-from erasure import envelope, localfs, manifest
-from erasure.decoding import Decoder
+from erasure import envelope
 from erasure.errors import ErasureError
-from erasure.manifest import Manifest
 from storage_node.client import NodeClient
-from storage_node.errors import NodeError
 
 from . import piece_buyer
 from .buy_errors import BadPieces as BadPieces
@@ -44,10 +33,16 @@ from .buy_errors import KeyMismatch as KeyMismatch
 from .buy_errors import KeyNotDelivered as KeyNotDelivered
 from .buy_errors import LicenseNotUsable as LicenseNotUsable
 from .buy_errors import ManifestUnavailable as ManifestUnavailable
-from .directory import Directory, DirectoryError
+from .dataset_fetch import DEADLINE as DEADLINE
+from .dataset_fetch import FIRST_WAIT as FIRST_WAIT
+from .dataset_fetch import FetchReport as FetchReport
+from .dataset_fetch import fetch_dataset as fetch_dataset
+from .directory import Directory
+from .holders import Holders as Holders
+from .holders import fetch_manifest as fetch_manifest
+from .holders import holders as holders
 from .keystore import Keystore, KeystoreError
 from .piece_buyer import key_from_pieces
-from .remote_source import RemoteShareSource
 
 
 async def buy(
@@ -166,83 +161,6 @@ async def wait_for_key(
         await asyncio.sleep(poll)
 
 
-@dataclass
-class FetchReport:
-    license_id: int
-    dataset_id: int
-    manifest_hash: str
-    bytes_written: int
-    seconds: float
-    holders: dict[int, str]
-    unreachable: dict[int, str] = field(default_factory=dict)
-    excluded: dict[int, str] = field(default_factory=dict)
-    shares_used: list[int] = field(default_factory=list)
-    faulty: list[int] = field(default_factory=list)  # marked faulty on-chain: asked last
-    unlisted: dict[int, str] = field(default_factory=dict)  # no URL known for the holder
-    timeouts: dict[int, int] = field(default_factory=dict)  # reads that did not answer in time
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "license_id": self.license_id,
-            "dataset_id": self.dataset_id,
-            "manifest_hash": self.manifest_hash,
-            "bytes": self.bytes_written,
-            "seconds": round(self.seconds, 3),
-            "holders": self.holders,
-            "unreachable": self.unreachable,
-            "excluded": self.excluded,
-            "shares_used": self.shares_used,
-            "faulty": self.faulty,
-            "unlisted": self.unlisted,
-            "timeouts": self.timeouts,
-        }
-
-
-@dataclass(frozen=True)
-class Holders:
-    """Where a dataset's shares are, from its latest deal on-chain."""
-
-    urls: dict[int, str]  # share index -> node URL (faulty ones included)
-    faulty: frozenset[int]  # shares marked faulty on-chain (a missed proof): asked last
-    unlisted: dict[int, str]  # shares whose provider the directory does not know -> why
-
-
-async def holders(chain: Chain, directory: Directory, dataset_id: int) -> Holders:
-    """Every share's holder from the dataset's latest deal on-chain, faulty ones marked."""
-    deals = await chain.deals_of(dataset_id=dataset_id)
-    if not deals:
-        raise BuyError(f"dataset {dataset_id} has no storage deal")
-    deal = await chain.get_deal(deals[-1])
-    urls: dict[int, str] = {}
-    faulty: set[int] = set()
-    unlisted: dict[int, str] = {}
-    for i in range(deal.n):
-        share = await chain.get_share(deal.deal_id, i)
-        if share.faulty:
-            faulty.add(i)
-        try:
-            urls[i] = await directory.url_of(share.provider)
-        except DirectoryError as err:
-            unlisted[i] = str(err)
-    return Holders(urls, frozenset(faulty), unlisted)
-
-
-async def fetch_manifest(client: NodeClient, urls: dict[int, str], dataset_hash: bytes) -> Manifest:
-    problems: list[str] = []
-    for url in urls.values():
-        try:
-            raw = await client.get_manifest(url, dataset_hash.hex())
-            man = manifest.parse(raw)
-        except (NodeError, ErasureError) as err:
-            problems.append(f"{url}: {err}")
-            continue
-        if man.hash() == dataset_hash:
-            return man
-        problems.append(f"{url}: served a manifest with another hash")
-    shown = "; ".join(problems[:3]) or "no holders known"
-    raise ManifestUnavailable(f"no holder served the manifest {dataset_hash.hex()} ({shown})")
-
-
 async def usable_license(chain: Chain, license_id: int) -> License:
     lic = await chain.get_license(license_id)
     if lic.status != LicenseStatus.DELIVERED:
@@ -250,12 +168,6 @@ async def usable_license(chain: Chain, license_id: int) -> License:
     if not await chain.is_license_valid(license_id):
         raise LicenseNotUsable(f"license {license_id} is no longer valid (expired, or consent revoked)")
     return lic
-
-
-FIRST_WAIT = 2.0
-"""Seconds a block read may take before the decoder also asks other holders (doubles per timeout)."""
-DEADLINE = 600.0
-"""Seconds a fetch keeps asking slow holders before it gives up."""
 
 
 async def fetch(
@@ -289,128 +201,8 @@ async def fetch(
         data_key,
         out,
         license_id=license_id,
-        keystore=keystore,
         threads=threads,
         progress=progress,
         first_wait=first_wait,
         deadline=deadline,
     )
-
-
-async def fetch_dataset(
-    chain: Chain,
-    directory: Directory,
-    client: NodeClient,
-    dataset_id: int,
-    data_key: bytes,
-    out: Path,
-    *,
-    license_id: int = 0,
-    keystore: Keystore | None = None,
-    threads: int = 8,
-    progress: Callable[[int], None] | None = None,
-    first_wait: float = FIRST_WAIT,
-    deadline: float = DEADLINE,
-) -> FetchReport:
-    """:func:`fetch` once the license is checked and its data key received (checked against the
-    commitment): also what a pool license fetches, one contribution at a time (:mod:`market.pools`).
-    With the license's ``keystore``, a seekable (format v2) dataset is fetched through the reader."""
-    start = time.perf_counter()
-    give_up = time.monotonic() + deadline
-    dataset = await chain.get_dataset(dataset_id)
-    found = await holders(chain, directory, dataset_id)
-    urls = found.urls
-    healthy_first = sorted(urls, key=lambda i: (i in found.faulty, i))
-    man = await fetch_manifest(client, {i: urls[i] for i in healthy_first}, dataset.manifest_hash)
-    if (man.key_commitment, man.salt) != (dataset.key_commitment, dataset.key_salt):
-        raise BuyError(f"dataset {dataset_id}: its manifest and its registration commit to different keys")
-    if man.seekable and keystore is not None and license_id:  # format v2: a reader client (market.reader_fetch)
-        from .reader_fetch import fetch_to
-
-        return await fetch_to(
-            chain,
-            keystore,
-            directory,
-            client,
-            license_id,
-            out,
-            threads=threads,
-            progress=progress,
-            first_wait=first_wait,
-            deadline=deadline,
-        )
-
-    async def rtt(index: int, url: str) -> tuple[float, int, str] | tuple[None, int, str]:
-        t = time.perf_counter()
-        try:
-            await asyncio.wait_for(client.health(url), 5.0)
-        except (NodeError, TimeoutError) as err:
-            return None, index, str(err) or "no answer to the health probe in 5 s"
-        return time.perf_counter() - t, index, url
-
-    probes = await asyncio.gather(*(rtt(i, u) for i, u in urls.items()))
-    report = FetchReport(license_id, dataset_id, dataset.manifest_hash.hex(), 0, 0.0, holders=urls)
-    report.faulty, report.unlisted = sorted(found.faulty), dict(found.unlisted)
-    live = sorted((p for p in probes if p[0] is not None), key=lambda p: p[0] or 0.0)
-    report.unreachable = {i: msg for t, i, msg in probes if t is None}
-    loop = asyncio.get_running_loop()
-    # fastest first; holders that did not answer the probe next (slow is not gone: the decoder
-    # still tries them if the others are not enough); shares marked faulty last, not never
-    order = [i for _, i, _ in live] + sorted(report.unreachable)
-    order = sorted(order, key=lambda i: i in found.faulty)  # stable: keeps the speed order
-    sources = {
-        i: RemoteShareSource.for_manifest(client, urls[i], man, i, loop, first_wait=first_wait, deadline=give_up)
-        for i in order
-    }
-    for source in sources.values():
-        source.start()  # every holder's block roots asked for at once
-
-    def run() -> int:
-        decoder = Decoder(man, data_key, sources, threads=threads, progress=progress)
-        written = 0
-
-        def counted() -> Any:
-            nonlocal written
-            for chunk in decoder:
-                written += len(chunk)
-                yield chunk
-
-        try:
-            localfs.write_dataset(man.content, counted(), out, index=man.index)
-        except ErasureError as err:
-            raise BuyError(
-                f"could not rebuild dataset {dataset_id}: {err}; {_problems(report, sources, decoder)}"
-            ) from err
-        finally:
-            report.excluded = dict(decoder.report.excluded)
-            report.shares_used = sorted(decoder.report.blocks_used)
-            report.timeouts = dict(decoder.report.timeouts)
-        return written
-
-    try:
-        report.bytes_written = await asyncio.to_thread(run)
-    except ErasureError as err:  # the manifest does not fit the decoder (rebuild errors are BuyErrors)
-        raise BuyError(f"could not rebuild dataset {dataset_id}: {err}") from err
-    finally:
-        for source in sources.values():
-            source.close()
-    report.seconds = time.perf_counter() - start
-    return report
-
-
-def _problems(report: FetchReport, sources: dict[int, RemoteShareSource], decoder: Decoder) -> str:
-    """Which shares could not help, by cause: the part of a failed fetch's error a user acts on."""
-    causes: dict[str, list[int]] = {"timed out": [], "refused": [], "unreachable": []}
-    for i, source in sources.items():
-        if source.failure is not None:
-            causes[source.failure[0]].append(i)
-    failed = set(decoder.report.bad_blocks) | {
-        i for i, why in decoder.report.excluded.items() if why.startswith("block roots rejected") and i in sources
-    }
-    causes["failed verification"] = sorted(failed - {i for ids in causes.values() for i in ids})
-    slow = sorted(set(decoder.report.timeouts) - {i for ids in causes.values() for i in ids})
-    if slow:
-        causes["slow (answered late or not at all)"] = slow
-    causes["no holder known"] = sorted(report.unlisted)
-    causes["marked faulty on-chain"] = report.faulty
-    return "; ".join(f"{name}: {ids}" for name, ids in causes.items() if ids) or "no share failed"

@@ -28,7 +28,9 @@ timeouts, deployments, terms) are :mod:`contracts.errors` and the nodes' are :mo
 
     TimeoutError
     └── ShareSlow                  market.remote_source: a holder has not answered a read yet (the
-                                   decoder asks the others, then this one again; not a MarketError)
+        │                          decoder asks the others, then this one again; not a MarketError)
+        └── ShareLagging           a read is behind its holders' p95 latency: a spare is asked (a hedge;
+                                   also an erasure.errors.Lagging)
 """
 
 from __future__ import annotations

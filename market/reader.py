@@ -32,12 +32,11 @@ from erasure.folderpack import Entry, FileIndex
 from erasure.manifest import Manifest
 from erasure.ranges import RangeReader
 from storage_node.client import NodeClient
-from storage_node.errors import NodeError
 
-from . import buyer
+from . import buyer, holders
 from .directory import Directory
 from .keystore import Keystore
-from .remote_source import RemoteShareSource
+from .remote_source import Latencies, RemoteShareSource
 
 T = TypeVar("T")
 CHUNK = 1 << 20
@@ -89,34 +88,17 @@ async def check_license(chain: Chain, license_id: int) -> License:
 
 @dataclass(frozen=True)
 class Opened:
-    """What opening found: the license, the manifest, holders by share index, their ranking."""
+    """What opening found: the license (None when the caller checked it), the manifest, holders by
+    share index, their ranking."""
 
-    license: License
+    license: License | None
+    dataset_id: int
     manifest: Manifest
     urls: dict[int, str]
     order: list[int]
     unreachable: dict[int, str]
     faulty: list[int]
     unlisted: dict[int, str]
-
-
-async def rank_holders(client: NodeClient, found: buyer.Holders) -> tuple[list[int], dict[int, str]]:
-    """Share indexes fastest holder first (by a health probe), then those that did not answer,
-    then those marked faulty on-chain; and why each that did not answer did not."""
-
-    async def rtt(index: int, url: str) -> tuple[float | None, int, str]:
-        t = time.perf_counter()
-        try:
-            await asyncio.wait_for(client.health(url), 5.0)
-        except (NodeError, TimeoutError) as err:
-            return None, index, str(err) or "no answer to the health probe in 5 s"
-        return time.perf_counter() - t, index, url
-
-    probes = await asyncio.gather(*(rtt(i, u) for i, u in found.urls.items()))
-    live = sorted((p for p in probes if p[0] is not None), key=lambda p: p[0] or 0.0)
-    unreachable = {i: msg for t, i, msg in probes if t is None}
-    order = [i for _, i, _ in live] + sorted(unreachable)
-    return sorted(order, key=lambda i: i in found.faulty), unreachable  # stable: keeps the speed order
 
 
 class DatasetReader:
@@ -152,22 +134,63 @@ class DatasetReader:
         slow holders. Raises the errors of :func:`check_license`, :class:`~market.buyer.KeyMismatch`,
         :class:`~market.buyer.ManifestUnavailable`, :class:`ReaderError`."""
         lic = await check_license(chain, license_id)
-        dataset = await chain.get_dataset(lic.dataset_id)
         data_key = await buyer.receive_key(chain, keystore, lic)
-        found = await buyer.holders(chain, directory, lic.dataset_id)
-        healthy_first = sorted(found.urls, key=lambda i: (i in found.faulty, i))
-        man = await buyer.fetch_manifest(client, {i: found.urls[i] for i in healthy_first}, dataset.manifest_hash)
-        if (man.key_commitment, man.salt) != (dataset.key_commitment, dataset.key_salt):
-            raise buyer.BuyError(
-                f"dataset {lic.dataset_id}: its manifest and its registration commit to different keys"
-            )
-        order, unreachable = await rank_holders(client, found)
-        opened = Opened(lic, man, found.urls, order, unreachable, sorted(found.faulty), dict(found.unlisted))
+        found = await holders.holders(chain, directory, lic.dataset_id)
+        man = await holders.checked_manifest(chain, client, lic.dataset_id, found)
+        return await cls.from_checked(
+            client,
+            found,
+            man,
+            data_key,
+            dataset_id=lic.dataset_id,
+            license=lic,
+            cache_segments=cache_segments,
+            prefetch=prefetch,
+            readahead=readahead,
+            threads=threads,
+            first_wait=first_wait,
+            deadline=deadline,
+        )
+
+    @classmethod
+    async def from_checked(
+        cls,
+        client: NodeClient,
+        found: holders.Holders,
+        man: Manifest,
+        data_key: bytes,
+        *,
+        dataset_id: int,
+        license: License | None = None,
+        cache_segments: int = 16,
+        prefetch: int = 4,
+        readahead: int = 1,
+        threads: int | None = None,
+        first_wait: float = buyer.FIRST_WAIT,
+        deadline: float = buyer.DEADLINE,
+        partial_reads: bool = True,
+    ) -> DatasetReader:
+        """:meth:`open` once the license, the key (``data_key``, checked against the manifest's
+        commitment again by the decoder) and the manifest (``man``, checked against the chain:
+        :func:`market.holders.checked_manifest`) are: ranks the holders, reads a folder's index."""
+        order, unreachable = await holders.rank_holders(client, found)
+        opened = Opened(
+            license, dataset_id, man, found.urls, order, unreachable, sorted(found.faulty), dict(found.unlisted)
+        )
         loop = asyncio.get_running_loop()
         give_up = time.monotonic() + deadline
+        latencies = Latencies()  # the holders of this dataset: one class for hedging
         sources = [
             RemoteShareSource.for_manifest(
-                client, found.urls[i], man, i, loop, readahead=readahead, first_wait=first_wait, deadline=give_up
+                client,
+                found.urls[i],
+                man,
+                i,
+                loop,
+                readahead=readahead,
+                first_wait=first_wait,
+                deadline=give_up,
+                latencies=latencies,
             )
             for i in order
         ]
@@ -182,6 +205,7 @@ class DatasetReader:
                 cache_segments=cache_segments,
                 prefetch=prefetch,
                 threads=threads,
+                partial_reads=partial_reads,
             )
 
         try:
@@ -196,7 +220,7 @@ class DatasetReader:
         except ErasureError as err:
             for source in sources:
                 source.close()
-            raise ReaderError(f"could not rebuild dataset {lic.dataset_id}'s file index: {err}") from err
+            raise ReaderError(f"could not rebuild dataset {dataset_id}'s file index: {err}") from err
         return cls(opened, ranges, index, sources)
 
     async def aclose(self) -> None:

@@ -1,5 +1,6 @@
-"""``datasov fetch`` of a format-v2 dataset as a reader client (:mod:`market.reader`): the same
-checks as every read, files streamed in order with segments prefetched ahead."""
+"""``datasov fetch`` of a format-v2 dataset as a reader client (:mod:`market.reader`), given what
+:func:`market.dataset_fetch.fetch_dataset` checked: files streamed in order with segments
+prefetched ahead."""
 
 from __future__ import annotations
 
@@ -10,49 +11,51 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from contracts.chain import Chain
 from erasure import folderpack, localfs
 from erasure.errors import ErasureError
+from erasure.manifest import Manifest
 from storage_node.client import NodeClient
 
-from . import buyer
-from .directory import Directory
-from .keystore import Keystore
+from .dataset_fetch import DEADLINE, FIRST_WAIT, FetchReport
+from .holders import Holders
 from .reader import CHUNK, DatasetReader, ReaderError
 
 
 async def fetch_to(
-    chain: Chain,
-    keystore: Keystore,
-    directory: Directory,
     client: NodeClient,
-    license_id: int,
+    found: Holders,
+    man: Manifest,
+    data_key: bytes,
     out: Path,
     *,
+    dataset_id: int,
+    license_id: int = 0,
     threads: int = 8,
     progress: Callable[[int], None] | None = None,
-    first_wait: float = buyer.FIRST_WAIT,
-    deadline: float = buyer.DEADLINE,
-) -> buyer.FetchReport:
-    """``datasov fetch`` of a format-v2 dataset through a reader: the same checks as every read, each
+    first_wait: float = FIRST_WAIT,
+    deadline: float = DEADLINE,
+) -> FetchReport:
+    """``datasov fetch`` of a format-v2 dataset through a reader, given what the fetch checked (the
+    license, ``data_key`` against the chain's commitment, ``man`` against the chain's hash): each
     file streamed in order with segments prefetched ahead; a folder is rebuilt file by file (each
     checked against its SHA-256 in the file index) aside and moved into place whole."""
     start = time.perf_counter()
-    r = await DatasetReader.open(
-        chain,
-        keystore,
-        directory,
+    r = await DatasetReader.from_checked(
         client,
-        license_id,
+        found,
+        man,
+        data_key,
+        dataset_id=dataset_id,
         prefetch=threads,
         cache_segments=2 * threads + 2,
         readahead=8,
         threads=threads,
         first_wait=first_wait,
         deadline=deadline,
+        partial_reads=False,  # every segment is decoded whole anyway: from the same k holders
     )
     o = r.opened
-    report = buyer.FetchReport(license_id, o.license.dataset_id, r.manifest.hash().hex(), 0, 0.0, holders=o.urls)
+    report = FetchReport(license_id, dataset_id, r.manifest.hash().hex(), 0, 0.0, holders=o.urls)
     report.faulty, report.unlisted, report.unreachable = o.faulty, dict(o.unlisted), dict(o.unreachable)
 
     def chunks(offset: int, size: int) -> Iterator[bytes]:
@@ -85,12 +88,13 @@ async def fetch_to(
     try:
         await asyncio.to_thread(run)
     except ErasureError as err:
-        raise ReaderError(f"could not rebuild dataset {o.license.dataset_id}: {err}") from err
+        raise ReaderError(f"could not rebuild dataset {dataset_id}: {err}") from err
     finally:
         decoded = r.ranges.report
         report.excluded = dict(decoded.excluded)
         report.shares_used = sorted(decoded.blocks_used)
         report.timeouts = dict(decoded.timeouts)
+        report.hedged = dict(decoded.hedged)
         await r.aclose()
     report.seconds = time.perf_counter() - start
     return report

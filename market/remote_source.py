@@ -1,23 +1,94 @@
 """A share on a node as the decoder's :class:`erasure.pipeline.ShareSource`: verified-by-the-decoder
 reads over HTTP with segment-aligned read-ahead, growing waits for slow holders and a deadline.
-Used by the buyer's fetch and by the repair agent."""
+Used by the buyer's fetch, the reader and the repair agent.
+
+Reads are started before they are waited on (:meth:`RemoteShareSource.prefetch`: the decoder
+asks k holders for a segment's blocks at once), and hedged: with a :class:`Latencies` shared by
+the holders of one fetch (one holder class), a read still unanswered after that class's p95
+latency for requests of its size raises :class:`ShareLagging` once per segment, so the decoder
+asks a spare holder instead of waiting (Dean and Barroso, "The Tail at Scale"); the laggard's
+request keeps running and is used when it comes in."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import CancelledError, Future
+from dataclasses import dataclass
 from typing import Any
 
+from erasure.errors import Lagging
 from erasure.manifest import Manifest
 from storage_node.client import NodeClient, RemoteError
 from storage_node.errors import NodeError
 
+KEEP_BEHIND = 32
+"""Segments behind the newest window a window not read whole is kept for (decoder threads run
+that far apart at most: ``2 * threads + 1`` segments in flight; a hedged window is not read whole)."""
+
 
 class ShareSlow(TimeoutError):
     """A holder has not answered a read yet (the decoder asks the others, then this one again)."""
+
+
+class ShareLagging(ShareSlow, Lagging):
+    """A read is behind its holder class's p95 latency: the decoder asks a spare holder now
+    (a hedge; not counted towards giving up on this one)."""
+
+
+class Latencies:
+    """Recent latencies of one holder class's range requests, by request size (thread-safe).
+
+    :meth:`hedge_after` is the p95 of the last ``window`` answers of that size, at least ``floor``
+    seconds, once ``min_samples`` of them came in (None before: no hedging on a guess);
+    :meth:`take_hedge` keeps hedges within ``budget`` per answer."""
+
+    def __init__(self, *, window: int = 64, min_samples: int = 8, floor: float = 0.005, budget: float = 0.05) -> None:
+        self._window = window
+        self._min = min_samples
+        self._floor = floor
+        self._budget = budget
+        self._lock = threading.Lock()
+        self._seen: dict[int, deque[float]] = {}
+        self._answers = 0
+        self._hedges = 0
+
+    def record(self, size: int, seconds: float) -> None:
+        with self._lock:
+            self._seen.setdefault(size, deque(maxlen=self._window)).append(seconds)
+            self._answers += 1
+
+    def take_hedge(self) -> bool:
+        """May one more hedge be sent? At most ``budget`` hedges per answer so far: on a machine
+        or link that is slow for everyone, hedging would only add load (it pays for stragglers)."""
+        with self._lock:
+            if self._hedges + 1 > self._budget * self._answers:
+                return False
+            self._hedges += 1
+            return True
+
+    def hedge_after(self, size: int) -> float | None:
+        """The p95 latency of requests of ``size`` bytes, or of the next larger size with enough
+        answers (a smaller request is no slower: the last, shorter block of a share has a class
+        of its own otherwise); None if there is none."""
+        with self._lock:
+            sizes = sorted(s for s, seen in self._seen.items() if s >= size and len(seen) >= self._min)
+            if not sizes:
+                return None
+            ordered = sorted(self._seen[sizes[0]])
+        return max(self._floor, ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))])
+
+
+@dataclass(frozen=True)
+class _Read:
+    """One range request in flight: its future, when it started and how many bytes it asks for."""
+
+    future: Future[bytes]
+    started: float
+    size: int
 
 
 class RemoteShareSource:
@@ -26,9 +97,10 @@ class RemoteShareSource:
     Reads ahead: blocks are grouped in windows of ``readahead`` consecutive segments, aligned on
     segment numbers (window w covers segments ``[w * readahead, (w + 1) * readahead)``, bytes
     ``[w * readahead * block_size, min(that + readahead * block_size, share_size))``); the first
-    request for a block fetches its whole window in one HTTP range request, kept until the decoder
-    has moved past it. The alignment comes from the layout, never from the size of the block asked
-    for: the last segment's block is shorter than the others. Without ``share_size`` and
+    request for a block fetches its whole window in one HTTP range request, kept until each of its
+    blocks was read (or the decoder is :data:`KEEP_BEHIND` segments past it). The alignment comes
+    from the layout, never from the size of the block asked for: the last segment's block is
+    shorter than the others. Without ``share_size`` and
     ``block_size`` every block is its own range request. Nothing is trusted here: the decoder
     checks every block against its committed root.
     """
@@ -46,11 +118,13 @@ class RemoteShareSource:
         readahead: int = 8,
         first_wait: float | None = None,
         deadline: float | None = None,
+        latencies: Latencies | None = None,
     ) -> None:
         """``first_wait``: seconds a read may take before :class:`ShareSlow` says "not yet" (the
         request keeps running; the next wait on this share is twice as long); None waits for the
         client's own timeouts. ``deadline``: ``time.monotonic()`` after which a read that has not
-        answered gives up (an OSError; ``failure`` says "timed out")."""
+        answered gives up (an OSError; ``failure`` says "timed out"). ``latencies``: the holder
+        class's record (shared by the sources of one fetch); with it, reads are hedged."""
         self.client = client
         self.url = url
         self.dataset = dataset
@@ -60,8 +134,11 @@ class RemoteShareSource:
         self.readahead = readahead
         self._loop = loop
         self._lock = threading.Lock()
-        self._pending: dict[int, Future[bytes]] = {}  # window number -> its bytes
-        self._direct_pending: dict[tuple[int, int], Future[bytes]] = {}  # (offset, size) -> bytes
+        self._pending: dict[int, _Read] = {}  # window number -> its bytes
+        self._consumed: dict[int, set[int]] = {}  # window number -> segments read from it
+        self._direct_pending: dict[tuple[int, int], _Read] = {}  # (offset, size) -> bytes
+        self._hedged: set[int] = set()  # segments this source lagged on: the next ask waits
+        self.latencies = latencies
         self._roots: Future[list[bytes]] | None = None
         self._wait = first_wait
         self.deadline = deadline
@@ -79,6 +156,7 @@ class RemoteShareSource:
         readahead: int = 8,
         first_wait: float | None = None,
         deadline: float | None = None,
+        latencies: Latencies | None = None,
     ) -> RemoteShareSource:
         """Share ``index`` of the dataset ``man`` describes, reading ahead along its layout."""
         return cls(
@@ -92,6 +170,7 @@ class RemoteShareSource:
             readahead=readahead,
             first_wait=first_wait,
             deadline=deadline,
+            latencies=latencies,
         )
 
     def start(self) -> None:
@@ -105,9 +184,10 @@ class RemoteShareSource:
     def close(self) -> None:
         """Cancel the reads still running (slow holders whose answer is no longer needed)."""
         with self._lock:
-            running: list[Future[Any]] = [*self._pending.values(), *self._direct_pending.values()]
+            running: list[Future[Any]] = [r.future for r in (*self._pending.values(), *self._direct_pending.values())]
             running += [self._roots] if self._roots is not None else []
             self._pending.clear()
+            self._consumed.clear()
             self._direct_pending.clear()
         for fut in running:
             fut.cancel()
@@ -142,37 +222,103 @@ class RemoteShareSource:
         roots: list[bytes] = self._result(self._roots)
         return roots
 
-    def _direct(self, offset: int, size: int) -> bytes:
-        with self._lock:
-            fut = self._direct_pending.get((offset, size))
-            if fut is None:
-                fut = asyncio.run_coroutine_threadsafe(
-                    self.client.get_share(self.url, self.dataset, self.index, start=offset, end=offset + size),
-                    self._loop,
-                )
-                self._direct_pending[(offset, size)] = fut
-        data: bytes = self._result(fut)
-        with self._lock:
-            self._direct_pending.pop((offset, size), None)
-        return data
+    def _launch(self, start: int, end: int) -> _Read:
+        """Start a range request (under the lock); its latency is recorded when it answers."""
+        fut = asyncio.run_coroutine_threadsafe(
+            self.client.get_share(self.url, self.dataset, self.index, start=start, end=end), self._loop
+        )
+        read = _Read(fut, time.monotonic(), end - start)
+        latencies = self.latencies
+        if latencies is not None:
 
-    def read_block(self, segment: int, offset: int, size: int) -> bytes:
+            def done(f: Future[bytes]) -> None:
+                if not f.cancelled() and f.exception() is None:
+                    latencies.record(read.size, time.monotonic() - read.started)
+
+            fut.add_done_callback(done)
+        return read
+
+    def _window(self, segment: int, offset: int, size: int) -> tuple[int, int, int] | None:
+        """(window number, start, end) of the read-ahead window holding this block, or None."""
         if self.readahead <= 1 or not self.share_size or not self.block_size:
-            return self._direct(offset, size)
+            return None
         number = segment // self.readahead
         span = self.readahead * self.block_size
         start = number * span
         end = min(start + span, self.share_size)
         if not start <= offset <= offset + size <= end:  # not a block of this layout: no window for it
-            return self._direct(offset, size)
+            return None
+        return number, start, end
+
+    def _read_for(self, segment: int, offset: int, size: int) -> tuple[_Read, int | None]:
+        """The request holding this block (started now if none is) and the block's offset in that
+        window (None: the request is the block alone)."""
+        window = self._window(segment, offset, size)
         with self._lock:
-            fut = self._pending.get(number)
-            if fut is None:
-                fut = asyncio.run_coroutine_threadsafe(
-                    self.client.get_share(self.url, self.dataset, self.index, start=start, end=end), self._loop
-                )
-                self._pending[number] = fut
-                for old in [w for w in self._pending if w < number - 1]:
-                    del self._pending[old]  # the decoder has moved past these windows
-        chunk: bytes = self._result(fut)
-        return chunk[offset - start : offset - start + size]
+            if window is None:
+                read = self._direct_pending.get((offset, size))
+                if read is None:
+                    read = self._direct_pending[(offset, size)] = self._launch(offset, offset + size)
+                    if len(self._direct_pending) > 64:  # prefetched blocks never asked for (a hedge won)
+                        for key in [key for key, r in self._direct_pending.items() if r.future.done()][:32]:
+                            del self._direct_pending[key]
+                return read, None
+            number, start, end = window
+            read = self._pending.get(number)
+            if read is None:
+                read = self._pending[number] = self._launch(start, end)
+                behind = max(2, -(-KEEP_BEHIND // self.readahead))
+                for old in [w for w in self._pending if w < number - behind]:
+                    self._drop(old)  # the decoder has moved well past these (read elsewhere, or hedged)
+            return read, offset - start
+
+    def _drop(self, window: int) -> None:
+        self._pending.pop(window, None)
+        self._consumed.pop(window, None)
+
+    def _consume(self, segment: int, offset: int, size: int) -> None:
+        """Note a block read from its window (under the lock); a window read whole is let go."""
+        window = self._window(segment, offset, size)
+        if window is None:
+            return
+        number, start, end = window
+        seen = self._consumed.setdefault(number, set())
+        seen.add(segment)
+        if len(seen) >= -(-(end - start) // self.block_size):
+            self._drop(number)
+
+    def prefetch(self, segment: int, offset: int, size: int) -> None:
+        """Start the request :meth:`read_block` will wait on for this block (from any thread)."""
+        self._read_for(segment, offset, size)
+
+    def _hedge(self, segment: int, read: _Read) -> None:
+        """Raise :class:`ShareLagging` if ``read`` is behind its class's p95 (once per segment)."""
+        if self.latencies is None or segment in self._hedged or read.future.done():
+            return
+        after = self.latencies.hedge_after(read.size)
+        if after is None:
+            return
+        try:
+            read.future.result(timeout=max(0.0, read.started + after - time.monotonic()))
+        except TimeoutError:
+            if not self.latencies.take_hedge():
+                return  # over budget: wait for this holder as without hedging
+            with self._lock:
+                self._hedged.add(segment)
+            raise ShareLagging(
+                f"{self.url}: share {self.index}: no answer in {after * 1000:.0f} ms (its holders' p95)"
+            ) from None
+        except (CancelledError, Exception):
+            return  # the error is raised by _result
+
+    def read_block(self, segment: int, offset: int, size: int) -> bytes:
+        read, at = self._read_for(segment, offset, size)
+        self._hedge(segment, read)
+        chunk: bytes = self._result(read.future)
+        with self._lock:
+            self._hedged.discard(segment)
+            if at is None:
+                self._direct_pending.pop((offset, size), None)
+            else:
+                self._consume(segment, offset, size)
+        return chunk if at is None else chunk[at : at + size]

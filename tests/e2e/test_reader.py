@@ -126,3 +126,42 @@ async def test_why_a_license_cannot_read(
     await net.chain.revoke_consent(offer.agent.account, offer.dataset_id)
     with pytest.raises(reader.ConsentEnded):
         await reader.DatasetReader.open(net.chain, lab, net.directory, client, pending)
+
+
+class CountingReads(NodeClient):
+    """A node client that counts manifest downloads and health probes."""
+
+    def __init__(self) -> None:
+        super().__init__(timeout=10, retries=2)
+        self.manifests = 0
+        self.probes = 0
+
+    async def get_manifest(self, url: str, dataset: str) -> bytes:
+        self.manifests += 1
+        return await super().get_manifest(url, dataset)
+
+    async def health(self, url: str) -> dict[str, object]:
+        self.probes += 1
+        return await super().health(url)
+
+
+async def test_a_v2_fetch_checks_the_license_key_and_manifest_once(
+    net: LocalNetwork, lab: Keystore, publish: Publish, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = folder(tmp_path / "corpus")
+    license_id = await licensed(publish, net, lab, tmp_path / "corpus")
+    keys = 0
+    receive_key = buyer.receive_key
+
+    async def counted_key(*args: object, **kw: object) -> bytes:
+        nonlocal keys
+        keys += 1
+        return await receive_key(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(buyer, "receive_key", counted_key)
+    async with CountingReads() as client:
+        report = await buyer.fetch(net.chain, lab, net.directory, client, license_id, tmp_path / "out")
+        assert (client.manifests, keys) == (1, 1)  # one holder served it; one key opened and checked
+        assert client.probes == len(report.holders)  # each holder probed once
+    for rel, data in files.items():
+        assert (tmp_path / "out" / rel).read_bytes() == data

@@ -59,6 +59,17 @@ def test_systematic_blocks_are_the_data(codec_name: str) -> None:
     assert b"".join(blocks[:4]) == segment
 
 
+@pytest.mark.parametrize("length", [1, 7, 4 * 1024 - 1, 4 * 1024 + 1, 100_003])
+def test_systematic_block_i_holds_bytes_i_times_block_size_on(codec_name: str, length: int) -> None:
+    """What a verified partial read relies on (erasure.decoding.Decoder.segment_range): byte x of
+    a segment is byte x % b of block x // b, b = block_size(L), for any L."""
+    codec = get_codec(codec_name, 3, 5)
+    segment = os.urandom(length)
+    b = codec.block_size(length)
+    assert b"".join(codec.encode(segment)[:3])[:length] == segment
+    assert b * 3 >= length
+
+
 @pytest.mark.parametrize(("k", "n"), [(0, 2), (3, 3), (5, 4), (1, 257), (-1, 3)])
 def test_invalid_parameters(codec_name: str, k: int, n: int) -> None:
     with pytest.raises(ParameterError, match="1 <= k < n <= 256"):

@@ -57,11 +57,19 @@ def test_any_range_reads_exactly_its_bytes_from_only_its_segments(offset: int, s
         assert len(covering) <= -(-size // SEGMENT) + 1
 
 
-def test_one_small_read_moves_k_blocks_of_one_segment() -> None:
+def test_one_small_read_moves_only_the_systematic_blocks_holding_it() -> None:
     r, sources = reader(prefetch=0)
-    with r:
+    with r:  # messages 15 and 16: blocks 0 and 1 of segment 5, not the k = 3 a decode takes
         assert r.read(5 * SEGMENT + 100, 4000) == DATA[5 * SEGMENT + 100 : 5 * SEGMENT + 4100]
-    assert sorted(s for src in sources.values() for s in src.reads) == [5, 5, 5]
+    assert {i: src.reads for i, src in sources.items() if src.reads} == {0: [5], 1: [5]}
+
+
+def test_a_small_read_whose_systematic_block_is_bad_decodes_its_segment_from_k_others() -> None:
+    r, sources = reader({0: [5]}, prefetch=0)
+    with r:
+        assert r.read(5 * SEGMENT + 100, 10) == DATA[5 * SEGMENT + 100 : 5 * SEGMENT + 110]
+        assert r.report.bad_blocks == {0: [(5, "block does not match its committed root")]}
+    assert sorted(i for i, src in sources.items() if src.reads) == [0, 1, 2, 3]  # 0 bad: 1, 2, 3 decode
 
 
 def test_a_corrupt_block_is_skipped_for_another_holder() -> None:

@@ -1,0 +1,181 @@
+"""Fetch a whole dataset once its license is checked and its data key received: verify, decode,
+decrypt, write.
+
+    holders (latest deal on-chain) -> manifest from any holder, checked against the on-chain hash
+    and key commitment -> format v2: a reader client (:mod:`market.reader_fetch`), given what was
+    checked here (nothing is checked twice); format v1: block roots of each share checked against
+    the committed share roots -> any k verified blocks per segment, fastest holders first, k at
+    once and hedged (:mod:`market.remote_source`) -> decode -> decrypt -> write
+
+Nothing unverified reaches the output: a node serving wrong bytes only costs a retry elsewhere.
+A slow holder is not a missing one: a read that has not answered within its wait (``first_wait``
+seconds, doubled after each timeout) is left running while the other holders are asked, and waited
+for again later, until the fetch's ``deadline``; a read behind its holders' p95 latency is hedged by
+a spare holder at once. Holders whose share is marked faulty on-chain are asked last rather than
+never (their blocks are verified like any other). When the fetch fails, its error says which shares
+timed out, which holders refused, which were unreachable and which served bytes that failed
+verification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from contracts.chain import Chain
+from erasure import localfs
+from erasure.decoding import Decoder
+from erasure.errors import ErasureError
+from storage_node.client import NodeClient
+
+from .buy_errors import BuyError
+from .directory import Directory
+from .holders import checked_manifest, holders, rank_holders
+from .remote_source import Latencies, RemoteShareSource
+
+FIRST_WAIT = 2.0
+"""Seconds a block read may take before the decoder also asks other holders (doubles per timeout)."""
+DEADLINE = 600.0
+"""Seconds a fetch keeps asking slow holders before it gives up."""
+
+
+@dataclass
+class FetchReport:
+    license_id: int
+    dataset_id: int
+    manifest_hash: str
+    bytes_written: int
+    seconds: float
+    holders: dict[int, str]
+    unreachable: dict[int, str] = field(default_factory=dict)
+    excluded: dict[int, str] = field(default_factory=dict)
+    shares_used: list[int] = field(default_factory=list)
+    faulty: list[int] = field(default_factory=list)  # marked faulty on-chain: asked last
+    unlisted: dict[int, str] = field(default_factory=dict)  # no URL known for the holder
+    timeouts: dict[int, int] = field(default_factory=dict)  # reads that did not answer in time
+    hedged: dict[int, int] = field(default_factory=dict)  # reads behind their p95: a spare was asked
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "license_id": self.license_id,
+            "dataset_id": self.dataset_id,
+            "manifest_hash": self.manifest_hash,
+            "bytes": self.bytes_written,
+            "seconds": round(self.seconds, 3),
+            "holders": self.holders,
+            "unreachable": self.unreachable,
+            "excluded": self.excluded,
+            "shares_used": self.shares_used,
+            "faulty": self.faulty,
+            "unlisted": self.unlisted,
+            "timeouts": self.timeouts,
+            "hedged": self.hedged,
+        }
+
+
+async def fetch_dataset(
+    chain: Chain,
+    directory: Directory,
+    client: NodeClient,
+    dataset_id: int,
+    data_key: bytes,
+    out: Path,
+    *,
+    license_id: int = 0,
+    threads: int = 8,
+    progress: Callable[[int], None] | None = None,
+    first_wait: float = FIRST_WAIT,
+    deadline: float = DEADLINE,
+) -> FetchReport:
+    """:func:`market.buyer.fetch` once the license is checked and its data key received (checked
+    against the commitment): also what a pool license fetches, one contribution at a time
+    (:mod:`market.pools`). A seekable (format v2) dataset is fetched through a reader."""
+    start = time.perf_counter()
+    found = await holders(chain, directory, dataset_id)
+    man = await checked_manifest(chain, client, dataset_id, found)
+    if man.seekable:  # format v2: a reader client, given what was checked here
+        from .reader_fetch import fetch_to
+
+        return await fetch_to(
+            client,
+            found,
+            man,
+            data_key,
+            out,
+            dataset_id=dataset_id,
+            license_id=license_id,
+            threads=threads,
+            progress=progress,
+            first_wait=first_wait,
+            deadline=deadline,
+        )
+
+    give_up = time.monotonic() + deadline
+    order, unreachable = await rank_holders(client, found)
+    report = FetchReport(license_id, dataset_id, man.hash().hex(), 0, 0.0, holders=found.urls)
+    report.faulty, report.unlisted, report.unreachable = sorted(found.faulty), dict(found.unlisted), unreachable
+    loop = asyncio.get_running_loop()
+    latencies = Latencies()
+    sources = {
+        i: RemoteShareSource.for_manifest(
+            client, found.urls[i], man, i, loop, first_wait=first_wait, deadline=give_up, latencies=latencies
+        )
+        for i in order
+    }
+    for source in sources.values():
+        source.start()  # every holder's block roots asked for at once
+
+    def run() -> int:
+        decoder = Decoder(man, data_key, sources, threads=threads, progress=progress)
+        written = 0
+
+        def counted() -> Iterator[bytes]:
+            nonlocal written
+            for chunk in decoder:
+                written += len(chunk)
+                yield chunk
+
+        try:
+            localfs.write_dataset(man.content, counted(), out, index=man.index)
+        except ErasureError as err:
+            raise BuyError(
+                f"could not rebuild dataset {dataset_id}: {err}; {problems(report, sources, decoder)}"
+            ) from err
+        finally:
+            report.excluded = dict(decoder.report.excluded)
+            report.shares_used = sorted(decoder.report.blocks_used)
+            report.timeouts = dict(decoder.report.timeouts)
+            report.hedged = dict(decoder.report.hedged)
+        return written
+
+    try:
+        report.bytes_written = await asyncio.to_thread(run)
+    except ErasureError as err:  # the manifest does not fit the decoder (rebuild errors are BuyErrors)
+        raise BuyError(f"could not rebuild dataset {dataset_id}: {err}") from err
+    finally:
+        for source in sources.values():
+            source.close()
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def problems(report: FetchReport, sources: dict[int, RemoteShareSource], decoder: Decoder) -> str:
+    """Which shares could not help, by cause: the part of a failed fetch's error a user acts on."""
+    causes: dict[str, list[int]] = {"timed out": [], "refused": [], "unreachable": []}
+    for i, source in sources.items():
+        if source.failure is not None:
+            causes[source.failure[0]].append(i)
+    failed = set(decoder.report.bad_blocks) | {
+        i for i, why in decoder.report.excluded.items() if why.startswith("block roots rejected") and i in sources
+    }
+    causes["failed verification"] = sorted(failed - {i for ids in causes.values() for i in ids})
+    slow = sorted(set(decoder.report.timeouts) - {i for ids in causes.values() for i in ids})
+    if slow:
+        causes["slow (answered late or not at all)"] = slow
+    causes["no holder known"] = sorted(report.unlisted)
+    causes["marked faulty on-chain"] = report.faulty
+    return "; ".join(f"{name}: {ids}" for name, ids in causes.items() if ids) or "no share failed"

@@ -1,0 +1,104 @@
+"""Where a dataset's shares are and whom to ask first: holders from the latest deal on-chain, the
+manifest from any of them (checked against the on-chain hash), holders ranked by a health probe.
+
+Used by every read of a dataset: :mod:`market.dataset_fetch` (whole fetches), :mod:`market.reader`
+(random access) and :mod:`market.repair`; :mod:`market.buyer` re-exports the names it always had.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from contracts.chain import Chain
+from erasure import manifest
+from erasure.errors import ErasureError
+from erasure.manifest import Manifest
+from storage_node.client import NodeClient
+from storage_node.errors import NodeError
+
+from .buy_errors import BuyError, ManifestUnavailable
+from .directory import Directory, DirectoryError
+
+PROBE_WAIT = 5.0
+"""Seconds a holder may take to answer the health probe before it is ranked after those that did."""
+
+
+@dataclass(frozen=True)
+class Holders:
+    """Where a dataset's shares are, from its latest deal on-chain."""
+
+    urls: dict[int, str]  # share index -> node URL (faulty ones included)
+    faulty: frozenset[int]  # shares marked faulty on-chain (a missed proof): asked last
+    unlisted: dict[int, str]  # shares whose provider the directory does not know -> why
+
+    def healthy_first(self) -> dict[int, str]:
+        """The URLs, shares marked faulty on-chain last (the order the manifest is asked in)."""
+        return {i: self.urls[i] for i in sorted(self.urls, key=lambda i: (i in self.faulty, i))}
+
+
+async def holders(chain: Chain, directory: Directory, dataset_id: int) -> Holders:
+    """Every share's holder from the dataset's latest deal on-chain, faulty ones marked."""
+    deals = await chain.deals_of(dataset_id=dataset_id)
+    if not deals:
+        raise BuyError(f"dataset {dataset_id} has no storage deal")
+    deal = await chain.get_deal(deals[-1])
+    urls: dict[int, str] = {}
+    faulty: set[int] = set()
+    unlisted: dict[int, str] = {}
+    for i in range(deal.n):
+        share = await chain.get_share(deal.deal_id, i)
+        if share.faulty:
+            faulty.add(i)
+        try:
+            urls[i] = await directory.url_of(share.provider)
+        except DirectoryError as err:
+            unlisted[i] = str(err)
+    return Holders(urls, frozenset(faulty), unlisted)
+
+
+async def fetch_manifest(client: NodeClient, urls: dict[int, str], dataset_hash: bytes) -> Manifest:
+    """The manifest from the first holder (in ``urls`` order) that serves one with this hash;
+    :class:`~market.buyer.ManifestUnavailable` naming the first few failures if none does."""
+    problems: list[str] = []
+    for url in urls.values():
+        try:
+            raw = await client.get_manifest(url, dataset_hash.hex())
+            man = manifest.parse(raw)
+        except (NodeError, ErasureError) as err:
+            problems.append(f"{url}: {err}")
+            continue
+        if man.hash() == dataset_hash:
+            return man
+        problems.append(f"{url}: served a manifest with another hash")
+    shown = "; ".join(problems[:3]) or "no holders known"
+    raise ManifestUnavailable(f"no holder served the manifest {dataset_hash.hex()} ({shown})")
+
+
+async def checked_manifest(chain: Chain, client: NodeClient, dataset_id: int, found: Holders) -> Manifest:
+    """The dataset's manifest, checked against its on-chain hash, key commitment and salt."""
+    dataset = await chain.get_dataset(dataset_id)
+    man = await fetch_manifest(client, found.healthy_first(), dataset.manifest_hash)
+    if (man.key_commitment, man.salt) != (dataset.key_commitment, dataset.key_salt):
+        raise BuyError(f"dataset {dataset_id}: its manifest and its registration commit to different keys")
+    return man
+
+
+async def rank_holders(client: NodeClient, found: Holders) -> tuple[list[int], dict[int, str]]:
+    """Share indexes fastest holder first (by a health probe), then those that did not answer,
+    then those marked faulty on-chain; and why each that did not answer did not."""
+
+    async def rtt(index: int, url: str) -> tuple[float | None, int, str]:
+        t = time.perf_counter()
+        try:
+            await asyncio.wait_for(client.health(url), PROBE_WAIT)
+        except (NodeError, TimeoutError) as err:
+            return None, index, str(err) or f"no answer to the health probe in {PROBE_WAIT:g} s"
+        return time.perf_counter() - t, index, url
+
+    probes = await asyncio.gather(*(rtt(i, u) for i, u in found.urls.items()))
+    live = sorted((p for p in probes if p[0] is not None), key=lambda p: p[0] or 0.0)
+    unreachable = {i: msg for t, i, msg in probes if t is None}
+    order = [i for _, i, _ in live] + sorted(unreachable)
+    return sorted(order, key=lambda i: i in found.faulty), unreachable  # stable: keeps the speed order
