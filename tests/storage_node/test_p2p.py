@@ -193,6 +193,8 @@ WIDE = 40  # hosts: more than one provider lookup (20 providers) plus a client's
 
 
 @pytest.mark.slow
+# py-libp2p 0.8 can leave the socket of a dial still in flight at host.close() to the garbage collector
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_a_client_finds_every_node_of_a_wider_network() -> None:
     """bench.network found 36 of 64: the walk over one provider key and the routing table was too narrow."""
     first = P2PHost(create_new_key_pair(), listen="/ip4/127.0.1.1/tcp/0")
