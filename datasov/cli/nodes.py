@@ -104,10 +104,10 @@ async def nodes(
     as_json: bool,
 ) -> None:
     """The storage nodes of the network: operator, URL, ask (tokens per GiB per epoch), capacity,
-    stake, proofs made/missed, last seen (block; and when its DHT record was published), and
-    whether each answers now (its /v1/health, as its own operator).
+    stake, proofs made/missed, last seen (block), and whether each answers now.
 
-    Built from the chain's announcements (signature and stake checked), and, with bootstrap peers
+    Last seen adds when the node's DHT record was published; "now" is its /v1/health answering as
+    its own operator. Built from the chain's announcements (signature and stake checked), and, with bootstrap peers
     (the network config's or --bootstrap), the nodes' signed DHT records; a node is "available"
     when it takes new shares (staked at least the minimum, not leaving).
 
