@@ -14,13 +14,12 @@ from rich.table import Table
 
 from contracts.chain import Chain
 from contracts.models import Deployment
-from market.chain_directory import ChainDirectory
 from market.directory import NodeInfo
-from market.discovery import NetworkDirectory, NodeView
+from market.discovery import NodeView
 from storage_node.client import NodeClient
 from storage_node.errors import NodeError
 
-from ..directory import open_directory
+from ..directory import DHTDirectory, open_directory
 from .context import command_runner, home_option, json_option, load_network
 from .ui import emit_json, out_console, tokens
 
@@ -106,10 +105,10 @@ async def nodes(
     """The storage nodes of the network: operator, URL, ask (tokens per GiB per epoch), capacity,
     stake, proofs made/missed, last seen (block), and whether each answers now.
 
-    Last seen adds when the node's DHT record was published; "now" is its /v1/health answering as
-    its own operator. Built from the chain's announcements (signature and stake checked), and, with bootstrap peers
-    (the network config's or --bootstrap), the nodes' signed DHT records; a node is "available"
-    when it takes new shares (staked at least the minimum, not leaving).
+    Last seen adds when the node's DHT record was published; "now" is its /v1/health answering
+    as its own operator. Built from the chain's announcements (signature and stake checked) and,
+    with bootstrap peers (the network config's or --bootstrap), the nodes' signed DHT records; a
+    node is "available" when it takes new shares (staked at least the minimum, not leaving).
 
     \b
     Example:
@@ -126,17 +125,17 @@ async def nodes(
         chain = await Chain.connect(network.rpc, network.deployment)
         bootstrap = bootstrap or network.bootstrap
     try:
-        on_chain = ChainDirectory(chain)
-        started = time.perf_counter()
-        found = await on_chain.nodes()
-        chain_seconds = time.perf_counter() - started
-        rows = [node_json(n) for n in found]
-        dht_seconds = None
         async with open_directory(chain, bootstrap) as directory:
-            if isinstance(directory, NetworkDirectory):
-                directory.chain = on_chain  # the view just read (it is reused within its max_age)
-                started = time.perf_counter()
-                views = {v.address: v for v in await directory.views()}
+            on_chain = directory.chain if isinstance(directory, DHTDirectory) else directory
+            started = time.perf_counter()
+            found = await on_chain.nodes()
+            chain_seconds = time.perf_counter() - started
+            rows = [node_json(n) for n in found]
+            dht_seconds = None
+            started = time.perf_counter()
+            joined = await directory.network() if isinstance(directory, DHTDirectory) else None
+            if joined is not None:
+                views = {v.address: v for v in await joined.views()}  # the chain's view, just read, is reused
                 dht_seconds = time.perf_counter() - started
                 clock = time.time()
                 for row in rows:

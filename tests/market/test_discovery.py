@@ -11,7 +11,7 @@ from libp2p.crypto.ed25519 import create_new_key_pair
 
 from contracts.announcements import Announcement
 from contracts.chain import Chain
-from datasov.directory import open_directory
+from datasov.directory import DHTDirectory, open_directory
 from market.chain_directory import ChainDirectory
 from market.directory import NodeInfo, StaticDirectory
 from market.discovery import NetworkDirectory, identify_with
@@ -122,8 +122,11 @@ async def test_clients_use_the_chain_and_the_dht_when_the_network_has_bootstrap_
         await join(chain, quiet, plain, stake=STAKE)
 
         async with open_directory(chain, hosts[0].full_addrs) as directory:
-            assert isinstance(directory, NetworkDirectory)
-            views = {v.address: v for v in await directory.views()}
+            assert isinstance(directory, DHTDirectory)
+            assert directory._host is None  # no libp2p host until nodes are asked for
+            network = await directory.network()
+            assert network is not None
+            views = {v.address: v for v in await network.views()}
             assert [n.address for n in await directory.nodes()] == list(views)  # reused within max_age
         assert set(views) == {op.address for op in OPERATORS[:3]}
         for x, (host, op) in enumerate(zip(hosts, OPERATORS[:2], strict=True), start=1):
@@ -135,8 +138,9 @@ async def test_clients_use_the_chain_and_the_dht_when_the_network_has_bootstrap_
         gone = f"/ip4/127.0.4.1/tcp/1/p2p/{P2PHost(create_new_key_pair()).peer_id}"
         with caplog.at_level(logging.WARNING, logger="datasov.dht"):
             async with open_directory(chain, [gone]) as directory:
-                assert isinstance(directory, ChainDirectory)
                 assert len(await directory.nodes()) == 3
+                assert isinstance(directory, DHTDirectory)
+                assert await directory.network() is None
         assert "cannot join the DHT" in caplog.text
     finally:
         await asyncio.gather(*(h.stop() for h in hosts))
