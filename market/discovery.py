@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
@@ -44,8 +45,9 @@ class PeerView(Protocol):
 
 
 class PeerSource(Protocol):
-    async def peer_records(self) -> Sequence[PeerView]:
-        """Every storage node's record this source can find now (signatures already checked)."""
+    async def peer_records(self, peers: Mapping[str, Sequence[str]] | None = None) -> Sequence[PeerView]:
+        """The records (signatures already checked) of ``peers`` (peer id: multiaddrs, as the chain
+        announces them), or of every storage node this source can find when ``peers`` is None."""
         ...
 
 
@@ -89,12 +91,21 @@ class NodeView:
 
 
 class NetworkDirectory:
-    def __init__(self, chain: Directory, dht: PeerSource | None = None, *, identify: Identify | None = None) -> None:
+    def __init__(
+        self,
+        chain: Directory,
+        dht: PeerSource | None = None,
+        *,
+        identify: Identify | None = None,
+        max_age: float = 0.0,
+    ) -> None:
         self.chain = chain
         self.dht = dht
         self.identify = identify
+        self.max_age = max_age  # seconds :meth:`nodes` reuses the last view (0: asks every time)
         self._said: set[tuple[str, str]] = set()
         self._last: dict[str, NodeView] = {}
+        self._read_at: float | None = None
 
     def _ignore(self, operator: str, reason: str) -> None:
         if (operator.lower(), reason) not in self._said:
@@ -103,10 +114,13 @@ class NetworkDirectory:
 
     async def _records(self, staked: dict[str, NodeInfo]) -> dict[str, PeerView]:
         """The newest usable DHT record per staked operator (lower-cased address)."""
-        if self.dht is None:
+        if self.dht is None or not staked:
             return {}
+        # The chain names each node's peer id: ask for exactly those (each of the peer itself,
+        # one request); only when some staked node announced none, walk the whole DHT.
+        ids = {n.peer_id: list(n.multiaddrs) for n in staked.values() if n.peer_id}
         try:
-            found = await self.dht.peer_records()
+            found = await self.dht.peer_records(ids if len(ids) == len(staked) else None)
         except Exception as err:  # the DHT is a freshness hint: without it, the chain alone
             log.warning("DHT lookup failed, using the chain alone: %s", err)
             return {}
@@ -167,9 +181,12 @@ class NetworkDirectory:
             fresh = replace(node, peer_id=a.peer_id, multiaddrs=a.multiaddrs)
             out.append(NodeView(fresh, True, record.free, record.seen_at, reachable))
         self._last = {v.address.lower(): v for v in out}
+        self._read_at = time.monotonic()
         return out
 
     async def nodes(self) -> Sequence[NodeInfo]:
+        if self._read_at is not None and time.monotonic() - self._read_at < self.max_age:
+            return [v.info for v in self._last.values()]
         return [v.info for v in await self.views()]
 
     async def url_of(self, address: str) -> str:

@@ -6,7 +6,9 @@ deployment and libp2p bootstrap peers, in the same format ``datasov devnet up`` 
     {"version": 1, "rpc": "http://127.0.0.1:8545", "deployment": {...}, "bootstrap": ["/ip4/.../p2p/..."]}
 
 Nodes are found on the chain (:class:`market.chain_directory.ChainDirectory`, bound by
-:func:`open_chain`); a ``nodes`` list in an older file is read but not used while a chain is open.
+:func:`open_chain`) and, when the config has bootstrap peers, in the DHT too
+(:func:`datasov.directory.open_directory`); a ``nodes`` list in an older file is read but not used
+while a chain is open.
 
 The keystore passphrase comes from, in order: ``--passphrase-file``, ``DATASOV_PASSPHRASE``, the
 machine secret ``HOME/machine.secret`` (made by ``datasov init --no-passphrase``; 0600), a prompt.
@@ -36,13 +38,13 @@ from contracts.models import Deployment
 from contracts.terms import Purpose
 from erasure.errors import ErasureError, IntegrityError, NotEnoughShares
 from market import buyer
-from market.chain_directory import ChainDirectory
 from market.directory import Directory, DirectoryError, StaticDirectory
 from market.errors import MarketError
 from market.keystore import Keystore, KeystoreError, WrongPassphrase
 from market.placement import NotEnoughNodes
 from storage_node.errors import NodeError
 
+from ..directory import open_directory
 from . import refusals
 from .ui import fail, json_errors
 
@@ -158,11 +160,13 @@ def open_keystore(home: Path, passphrase_file: Path | None) -> Keystore:
 @contextlib.asynccontextmanager
 async def open_chain(network: Network) -> AsyncIterator[Chain]:
     """The network's chain, connected for the length of the block; ``network.directory`` becomes
-    the chain's view of the nodes (their announcements)."""
+    the chain's view of the nodes (their announcements), with the DHT's when the network has
+    bootstrap peers (:func:`datasov.directory.open_directory`)."""
     chain = await Chain.connect(network.rpc, network.deployment)
-    network.directory = ChainDirectory(chain)
     try:
-        yield chain
+        async with open_directory(chain, network.bootstrap) as directory:
+            network.directory = directory
+            yield chain
     finally:
         await chain.close()
 

@@ -1,5 +1,6 @@
 """``datasov nodes``: the network as a client sees it (renterd's hosts page): every announced,
-staked node from the chain, its terms and proof history, and whether it answers right now."""
+staked node from the chain, its terms and proof history, when its DHT record last said it was
+there (with bootstrap peers), and whether it answers right now."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from rich.table import Table
 
 from contracts.chain import Chain
 from contracts.models import Deployment
-from market.chain_directory import ChainDirectory
 from market.directory import NodeInfo
+from market.discovery import NodeView
 from storage_node.client import NodeClient
 from storage_node.errors import NodeError
 
+from ..directory import DHTDirectory, open_directory
 from .context import command_runner, home_option, json_option, load_network
 from .ui import emit_json, out_console, tokens
 
@@ -50,6 +52,29 @@ def node_json(node: NodeInfo) -> dict[str, Any]:
     }
 
 
+def dht_json(view: NodeView, now: float) -> dict[str, Any]:
+    """What the node's DHT record adds: whether one was found, its free bytes, when it was published."""
+    seen = view.seen_at
+    return {
+        "in_dht": view.in_dht,
+        "dht_free": view.free,
+        "dht_seen_at": seen,
+        "dht_seen_ago_s": None if seen is None else max(0, round(now - seen)),
+    }
+
+
+def free_text(row: dict[str, Any]) -> str:
+    """Free space as the node says now (its probe), else as its DHT record said; "-" if neither."""
+    free = row.get("free", row.get("dht_free"))
+    return "-" if free is None else f"{int(free) / (1 << 30):.1f} GiB"
+
+
+def last_seen(row: dict[str, Any]) -> str:
+    block = f"block {row['last_seen_block']}"
+    ago = row.get("dht_seen_ago_s")
+    return block if ago is None else f"{block}, DHT {ago} s ago"
+
+
 @click.command()
 @home_option
 @click.option("--rpc", default=None, help="JSON-RPC URL (overrides the home's config; needed with --deployment).")
@@ -59,23 +84,37 @@ def node_json(node: NodeInfo) -> dict[str, Any]:
     default=None,
     help="Deployment file to use instead of the home's network config.",
 )
-@click.option("--no-probe", is_flag=True, help="Do not contact the nodes (chain data only).")
+@click.option(
+    "--bootstrap",
+    multiple=True,
+    help="libp2p bootstrap peer (multiaddr; repeatable): also read the DHT (default: the network config's).",
+)
+@click.option("--no-probe", is_flag=True, help="Do not contact the nodes (chain and DHT data only).")
 @click.option("--timeout", "wait", type=float, default=2.0, show_default=True, help="Seconds to wait for each node.")
 @json_option
 @command_runner
 async def nodes(
-    home: Path, rpc: str | None, deployment: Path | None, no_probe: bool, wait: float, as_json: bool
+    home: Path,
+    rpc: str | None,
+    deployment: Path | None,
+    bootstrap: tuple[str, ...],
+    no_probe: bool,
+    wait: float,
+    as_json: bool,
 ) -> None:
     """The storage nodes of the network: operator, URL, ask (tokens per GiB per epoch), capacity,
     stake, proofs made/missed, last seen (block), and whether each answers now.
 
-    Built from the chain's announcements (signature and stake checked); a node is "available" when
-    it takes new shares (staked at least the minimum, not leaving).
+    Last seen adds when the node's DHT record was published; "now" is its /v1/health answering
+    as its own operator. Built from the chain's announcements (signature and stake checked) and,
+    with bootstrap peers (the network config's or --bootstrap), the nodes' signed DHT records; a
+    node is "available" when it takes new shares (staked at least the minimum, not leaving).
 
     \b
     Example:
       datasov nodes --home ./alice
       datasov nodes --rpc http://127.0.0.1:8545 --deployment net/deployment.json --json | jq '.nodes[].url'
+      datasov nodes --home ./alice --bootstrap /ip4/127.0.1.1/tcp/7501/p2p/12D3KooW...
     """
     if deployment is not None:
         if rpc is None:
@@ -84,12 +123,26 @@ async def nodes(
     else:
         network = load_network(home, rpc)
         chain = await Chain.connect(network.rpc, network.deployment)
+        bootstrap = bootstrap or network.bootstrap
     try:
-        started = time.perf_counter()
-        directory = ChainDirectory(chain)
-        found = await directory.nodes()
-        chain_seconds = time.perf_counter() - started
-        rows = [node_json(n) for n in found]
+        async with open_directory(chain, bootstrap) as directory:
+            on_chain = directory.chain if isinstance(directory, DHTDirectory) else directory
+            started = time.perf_counter()
+            found = await on_chain.nodes()
+            chain_seconds = time.perf_counter() - started
+            rows = [node_json(n) for n in found]
+            dht_seconds = None
+            started = time.perf_counter()
+            joined = await directory.network() if isinstance(directory, DHTDirectory) else None
+            if joined is not None:
+                views = {v.address: v for v in await joined.views()}  # the chain's view, just read, is reused
+                dht_seconds = time.perf_counter() - started
+                clock = time.time()
+                for row in rows:
+                    view = views.get(row["operator"])
+                    row.update(dht_json(view if view is not None else NodeView(NodeInfo(row["operator"], "")), clock))
+                    if view is not None and view.in_dht:
+                        row["peer_id"] = view.peer_id
         if not no_probe:
             async with NodeClient(timeout=wait, retries=1) as client:
                 probes = await asyncio.gather(*(probe(client, n, wait) for n in found))
@@ -97,10 +150,16 @@ async def nodes(
                 row.update(result)
     finally:
         await chain.close()
+    seconds = {
+        "chain_seconds": round(chain_seconds, 3),
+        "dht_seconds": None if dht_seconds is None else round(dht_seconds, 3),
+    }
     if as_json:
-        emit_json({"block": directory.block, "chain_seconds": round(chain_seconds, 3), "nodes": rows})
+        emit_json({"block": on_chain.block, **seconds, "nodes": rows})
         return
-    table = Table("operator", "url", "ask/GiB/epoch", "capacity", "stake", "proofs ok/missed", "last seen", "now")
+    table = Table(
+        "operator", "url", "ask/GiB/epoch", "capacity", "free", "stake", "proofs ok/missed", "last seen", "now"
+    )
     for row, node in zip(rows, found, strict=True):
         now = "-" if no_probe else ("up" if row.get("reachable") else f"down ({row.get('why', '')})")
         if not node.available:
@@ -110,10 +169,12 @@ async def nodes(
             node.url,
             tokens(node.ask),
             f"{node.capacity / (1 << 30):.1f} GiB",
+            free_text(row),
             tokens(node.stake),
             f"{node.proofs_ok}/{node.proofs_missed}",
-            f"block {node.last_seen_block}",
+            last_seen(row),
             now,
         )
     out_console.print(table)
-    out_console.print(f"{len(found)} node(s) announced, read at block {directory.block} in {chain_seconds:.2f} s")
+    dht = "" if dht_seconds is None else f"; DHT records in {dht_seconds:.2f} s"
+    out_console.print(f"{len(found)} node(s) announced, read at block {on_chain.block} in {chain_seconds:.2f} s{dht}")

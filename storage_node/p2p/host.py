@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from typing import Any, TypeVar
 
@@ -27,6 +27,7 @@ import trio
 from libp2p import new_host
 from libp2p.crypto.keys import KeyPair
 from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
+from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.tools.anyio_service import background_trio_service
@@ -34,12 +35,17 @@ from libp2p.tools.anyio_service import background_trio_service
 from contracts.announcements import Announcement, SignedAnnouncement
 
 from ..errors import NodeError
-from . import compat, records
+from . import compat, records, walk
 
 compat.install()
 log = logging.getLogger("datasov.node.p2p")
 T = TypeVar("T")
 CONTENT_TAG = b"datasov/content-key/v1\x00"
+PARALLEL = 16  # record requests in flight at once
+MIN_CONNECTIONS, LOW_WATERMARK = 4, 8  # the background dialer keeps this many connections open
+ASK_TIMEOUT = 3.0  # seconds for a peer to hand over its own record
+LOOKUP_TIMEOUT = 10.0  # seconds for a DHT lookup of a record
+ADDR_TTL = 600  # seconds: how long addresses learnt from announcements stay in the peerstore
 
 
 def content_key(name: str) -> str:
@@ -52,6 +58,13 @@ def content_key(name: str) -> str:
 
 
 NODES_KEY = content_key("/datasov/nodes/v1")
+
+
+def connection_config() -> ConnectionConfig:
+    """py-libp2p's defaults, but for the background dialer: it dials every known peer until 100
+    connections are open (every host of a 64-node network dialled every other one: thousands of
+    handshakes, most of a test's or a bench's time). DHT requests dial whom they need."""
+    return ConnectionConfig(min_connections=MIN_CONNECTIONS, low_watermark=LOW_WATERMARK)
 
 
 class P2PError(NodeError):
@@ -89,7 +102,7 @@ class P2PHost:
 
     async def _main(self) -> None:
         try:
-            host = new_host(key_pair=self.key_pair)
+            host = new_host(key_pair=self.key_pair, connection_config=connection_config())
             async with AsyncExitStack() as stack:
                 await stack.enter_async_context(host.run(listen_addrs=[multiaddr.Multiaddr(self._listen)]))
                 dht = KadDHT(host, DHTMode.SERVER)
@@ -179,58 +192,109 @@ class P2PHost:
         """A peer's record from the DHT, verified; None if absent or invalid."""
         assert self._dht is not None
         raw = await self._call(self._dht.get_value, records.dht_key(peer_id))
-        if raw is None:
-            return None
-        try:
-            return records.open_record(raw)
-        except records.RecordError as err:
-            log.warning("ignoring peer record of %s: %s", peer_id, err)
-            return None
+        return None if raw is None else _opened(raw, peer_id)
 
-    async def _records_of_providers(self, key: str) -> list[records.PeerRecord]:
+    async def _raw_record(self, peer: ID) -> bytes | None:
+        """Trio side: the peer's record as the peer itself holds it (one request), else from the DHT.
+
+        The peer's own copy is the freshest; the DHT's (the closest peers to the record's key keep
+        one) is what remains of a peer that does not answer now, and says when it was last seen.
+        """
         assert self._dht is not None
-        providers = await self._call(self._dht.find_providers, key)
-        seen: dict[str, records.PeerRecord] = {}
-        for info in providers:
-            peer = info.peer_id.to_base58()
-            if peer in seen:
+        key = records.dht_key(peer.to_base58())
+        raw: bytes | None = None
+        if self.host_knows(peer):
+            with trio.move_on_after(ASK_TIMEOUT):
+                got = await self._dht.value_store._get_from_peer(peer, key.encode())
+                raw = got if isinstance(got, bytes) else None
+        if raw is None:
+            with trio.move_on_after(LOOKUP_TIMEOUT):
+                raw = await self._dht.get_value(key)
+        return raw
+
+    def host_knows(self, peer: ID) -> bool:
+        return bool(self._host is not None and self._host.get_peerstore().addrs(peer))
+
+    async def _raw_records(self, known: Mapping[str, Sequence[str]], walk_all: bool) -> dict[str, bytes]:
+        """Trio side: the raw record of every peer in ``known`` (peer id: multiaddrs) and, with
+        ``walk_all``, of every peer a walk of the key space finds (see :mod:`.walk`); at most
+        :data:`PARALLEL` requests at once."""
+        assert self._dht is not None
+        assert self._host is not None
+        dht, store = self._dht, self._host.get_peerstore()
+        peers: set[ID] = set()
+        for peer_id, addrs in known.items():
+            try:
+                peer = ID.from_base58(peer_id)
+                if addrs:
+                    store.add_addrs(peer, [multiaddr.Multiaddr(a) for a in addrs], ADDR_TTL)
+            except Exception as err:  # a bad id or address in an announcement: that peer only
+                log.warning("cannot look up peer %r at %s: %s", peer_id, list(addrs), err)
                 continue
-            record = await self.record_of(peer)
-            if record is not None:
-                seen[peer] = record
-        return list(seen.values())
+            peers.add(peer)
+        if walk_all:
+            peers |= await walk.walk(dht.peer_routing.find_closest_peers_network)
+            peers.update(dht.routing_table.get_peer_ids())
+        peers.discard(self._host.get_id())
+        found: dict[str, bytes] = {}
+        limiter = trio.CapacityLimiter(PARALLEL)
+
+        async def one(peer: ID) -> None:
+            async with limiter:
+                try:
+                    raw = await self._raw_record(peer)
+                except Exception as err:  # one peer's failure is that peer's only
+                    log.debug("no record from peer %s: %r", peer, err)
+                    return
+            if raw is not None:
+                found[peer.to_base58()] = raw
+
+        async with trio.open_nursery() as nursery:
+            for peer in sorted(peers, key=lambda p: p.to_bytes()):
+                nursery.start_soon(one, peer)
+        return found
 
     async def find_share(self, dataset: str, index: int) -> list[records.PeerRecord]:
         """Records of the nodes that say they hold this share."""
-        return await self._records_of_providers(share_key(dataset, index))
-
-    async def find_nodes(self, *, min_free: int = 0) -> list[records.PeerRecord]:
-        """Records of other storage nodes with at least ``min_free`` bytes free (as last announced).
-
-        The candidates are the providers of the storage-nodes key and every peer in the routing
-        table: py-libp2p answers a provider lookup from its local store alone when that store has
-        any entry, and every node provides that key itself, so the lookup by itself sees too little.
-        """
         assert self._dht is not None
-        dht = self._dht
+        providers = await self._call(self._dht.find_providers, share_key(dataset, index))
+        known = {info.peer_id.to_base58(): [str(a) for a in info.addrs] for info in providers}
+        return await self._opened_records(known)
 
-        async def candidates() -> list[str]:
-            found = {info.peer_id.to_base58() for info in await dht.find_providers(NODES_KEY)}
-            found.update(p.to_base58() for p in dht.routing_table.get_peer_ids())
-            found.discard(self.peer_id)
-            return sorted(found)
+    async def _opened_records(
+        self, known: Mapping[str, Sequence[str]], *, walk_all: bool = False
+    ) -> list[records.PeerRecord]:
+        raws = await self._call(self._raw_records, known, walk_all) if known or walk_all else {}
+        return [r for peer, raw in sorted(raws.items()) if (r := _opened(raw, peer)) is not None]
 
-        out = []
-        for peer in await self._call(candidates):
-            record = await self.record_of(peer)
-            if record is not None and record.free >= min_free:
-                out.append(record)
-        return out
+    async def find_nodes(
+        self, *, min_free: int = 0, peers: Mapping[str, Sequence[str]] | None = None
+    ) -> list[records.PeerRecord]:
+        """Records of storage nodes with at least ``min_free`` bytes free (as last announced).
 
-    async def peer_records(self) -> list[records.PeerRecord]:
-        """Every storage node's verified record this host can find (``market.discovery.PeerSource``)."""
-        return await self.find_nodes()
+        ``peers`` (peer id: multiaddrs, e.g. from the chain's announcements): look up exactly
+        these; else every peer a walk of the DHT's key space reaches (all of them, on a sound DHT).
+        """
+        found = await self._opened_records(peers or {}, walk_all=not peers)
+        return [r for r in found if r.free >= min_free]
+
+    async def peer_records(self, peers: Mapping[str, Sequence[str]] | None = None) -> list[records.PeerRecord]:
+        """Verified records of ``peers`` or of every node found (``market.discovery.PeerSource``)."""
+        return await self.find_nodes(peers=peers)
 
     @property
     def full_addrs(self) -> list[str]:
         return [f"{a}/p2p/{self.peer_id}" if "/p2p/" not in a else a for a in self.addrs]
+
+
+def _opened(raw: bytes, peer_id: str) -> records.PeerRecord | None:
+    """The verified record ``raw`` if it is ``peer_id``'s own; None (and a warning) if not."""
+    try:
+        record = records.open_record(raw)
+    except records.RecordError as err:
+        log.warning("ignoring peer record of %s: %s", peer_id, err)
+        return None
+    if record.peer_id != peer_id:
+        log.warning("ignoring peer record of %s: it is peer %s's", peer_id, record.peer_id)
+        return None
+    return record

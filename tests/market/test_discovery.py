@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
 import pytest
 from libp2p.crypto.ed25519 import create_new_key_pair
 
+from contracts.announcements import Announcement
+from contracts.chain import Chain
+from datasov.directory import DHTDirectory, open_directory
+from market.chain_directory import ChainDirectory
 from market.directory import NodeInfo, StaticDirectory
 from market.discovery import NetworkDirectory, identify_with
 from storage_node.client import NodeClient
+from storage_node.membership import join
 from storage_node.node import NodeConfig, StorageNode
 from storage_node.p2p.host import P2PHost
+
+from .conftest import OPERATORS, STAKE
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +93,54 @@ async def test_a_node_answering_as_another_operator_is_left_out(
         directory = NetworkDirectory(chain, client, identify=identify_with(http))
         assert [n.address for n in await directory.nodes()] == [a.address]
     assert any(f"the node at {a.url} answers as operator {a.address}" in r.getMessage() for r in caplog.records)
+
+
+async def test_clients_use_the_chain_and_the_dht_when_the_network_has_bootstrap_peers(
+    chain: Chain, caplog: pytest.LogCaptureFixture
+) -> None:
+    """datasov.directory.open_directory (what the CLI's open_chain builds): the chain lists who is
+    staked, the DHT adds what is fresh; no bootstrap peers, or none answering: the chain alone."""
+    first = P2PHost(create_new_key_pair(), listen="/ip4/127.0.1.1/tcp/0")
+    await first.start()
+    hosts = [first, P2PHost(create_new_key_pair(), listen="/ip4/127.0.2.1/tcp/0", bootstrap=first.full_addrs)]
+    try:
+        await hosts[1].start()
+        for x, (host, op) in enumerate(zip(hosts, OPERATORS[:2], strict=True), start=1):
+            terms = host.announcement(
+                operator=op.address, http_url=f"http://127.0.{x}.1:7401", chain_id=chain.deployment.chain_id, capacity=9
+            )
+            await join(chain, op, terms, stake=STAKE)
+            await host.announce(terms.sign(op), free=5 + x)
+        quiet = OPERATORS[2]  # staked and announced on-chain, no DHT record
+        plain = Announcement(
+            operator=quiet.address,
+            http_url="http://127.0.3.1:7401",
+            chain_id=chain.deployment.chain_id,
+            peer_id=P2PHost(create_new_key_pair()).peer_id,
+            multiaddrs=("/ip4/127.0.3.1/tcp/9",),
+        )
+        await join(chain, quiet, plain, stake=STAKE)
+
+        async with open_directory(chain, hosts[0].full_addrs) as directory:
+            assert isinstance(directory, DHTDirectory)
+            assert directory._host is None  # no libp2p host until nodes are asked for
+            network = await directory.network()
+            assert network is not None
+            views = {v.address: v for v in await network.views()}
+            assert [n.address for n in await directory.nodes()] == list(views)  # reused within max_age
+        assert set(views) == {op.address for op in OPERATORS[:3]}
+        for x, (host, op) in enumerate(zip(hosts, OPERATORS[:2], strict=True), start=1):
+            assert (views[op.address].peer_id, views[op.address].free) == (host.peer_id, 5 + x)
+        assert not views[quiet.address].in_dht
+
+        async with open_directory(chain, ()) as directory:
+            assert isinstance(directory, ChainDirectory)
+        gone = f"/ip4/127.0.4.1/tcp/1/p2p/{P2PHost(create_new_key_pair()).peer_id}"
+        with caplog.at_level(logging.WARNING, logger="datasov.dht"):
+            async with open_directory(chain, [gone]) as directory:
+                assert len(await directory.nodes()) == 3
+                assert isinstance(directory, DHTDirectory)
+                assert await directory.network() is None
+        assert "cannot join the DHT" in caplog.text
+    finally:
+        await asyncio.gather(*(h.stop() for h in hosts))

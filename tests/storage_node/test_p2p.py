@@ -187,3 +187,38 @@ def test_of_equal_records_the_validator_selects_the_last() -> None:
     assert validator.select(key, [old, old]) == 1  # py-libp2p acks a PUT only when the incoming one wins
     assert validator.select(key, [new, old]) == 0
     assert validator.select(key, [old, new, b"junk"]) == 1
+
+
+WIDE = 40  # hosts: more than one provider lookup (20 providers) plus a client's routing table showed
+
+
+@pytest.mark.slow
+# py-libp2p 0.8 can leave the socket of a dial still in flight at host.close() to the garbage collector
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_a_client_finds_every_node_of_a_wider_network() -> None:
+    """bench.network found 36 of 64: the walk over one provider key and the routing table was too narrow."""
+    first = P2PHost(create_new_key_pair(), listen="/ip4/127.0.1.1/tcp/0")
+    await first.start()
+    boot = first.full_addrs
+    hosts = [
+        first,
+        *(P2PHost(create_new_key_pair(), listen=f"/ip4/127.0.{i}.1/tcp/0", bootstrap=boot) for i in range(2, WIDE + 1)),
+    ]
+    client = P2PHost(create_new_key_pair(), listen="/ip4/127.0.0.1/tcp/0", bootstrap=boot)
+    try:
+        await asyncio.gather(*(h.start() for h in hosts[1:]))
+        ops = [Account.create() for _ in hosts]
+        for at in range(0, WIDE, 8):  # eight at a time: as many records in flight as the test can afford
+            await asyncio.gather(
+                *(announce(hosts[i], ops[i], f"http://127.0.{i + 1}.1:7000") for i in range(at, min(at + 8, WIDE)))
+            )
+        await client.start()
+        found = await client.find_nodes()
+        assert sorted(r.operator for r in found) == sorted(op.address for op in ops)
+        # by the peer ids the chain announces: each asked of the peer itself
+        wanted = {h.peer_id: [a.split("/p2p/")[0] for a in h.addrs] for h in hosts[::3]}
+        by_id = await client.peer_records(wanted)
+        assert sorted(r.peer_id for r in by_id) == sorted(wanted)
+    finally:
+        await client.stop()
+        await asyncio.gather(*(h.stop() for h in hosts))
