@@ -21,8 +21,8 @@ from contracts import errors as chain_errors
 from erasure import merkle
 
 from .chainview import DealChain, EpochChain
-from .errors import BelowAsk, NotAuthorized, StillOwed, UnknownDeal, WrongNode, WrongRoot
-from .orders import StorageOrder
+from .errors import BelowAsk, NotAuthorized, NotCommitted, StillOwed, UnknownDeal, WrongNode, WrongRoot
+from .orders import PendingOrder, StorageOrder
 from .store.index import ShareRecord
 from .store.shares import ShareStore
 
@@ -93,6 +93,8 @@ class DealAuthorizer:
     async def _read(self, deal_id: int) -> DealFacts:
         try:
             deal = await self.chain.get_deal(deal_id)
+            if not deal.committed:  # a draft: nothing to cache yet, its root comes with commitDeal
+                raise NotCommitted(f"deal {deal_id} is not committed to a dataset yet")
             dataset = await self.chain.get_dataset(deal.dataset_id)
         except chain_errors.NotFound as err:
             self._remember(self._missing, deal_id, time.monotonic())
@@ -143,6 +145,36 @@ class DealAuthorizer:
             raise UnknownDeal(f"deal {order.deal_id} share {order.index} is not on-chain") from err
         if deal.settled:
             raise UnknownDeal(f"deal {order.deal_id} is settled")
+        if share.provider.lower() != self.node_address.lower():
+            raise WrongNode(f"share {order.index} of deal {order.deal_id} is assigned to {share.provider}")
+
+    async def pending(self, signer: str, order: PendingOrder) -> None:
+        """May ``signer`` send share ``order.index`` of a (draft or committed) deal before activation?
+
+        Only the deal's owner, for a deal not settled, a share this node is assigned, of exactly the
+        deal's share size and leaf size, at a fee that meets the ask: what a node holds pending is
+        bounded by deals whose escrow is already on-chain. Read fresh (a draft changes at commit)."""
+        try:
+            deal = await self.chain.get_deal(order.deal_id)
+        except chain_errors.NotFound as err:
+            raise UnknownDeal(f"deal {order.deal_id} is not on-chain") from err
+        if signer.lower() != deal.owner.lower():
+            raise NotAuthorized(f"{signer} does not own deal {order.deal_id}")
+        if deal.settled:
+            raise UnknownDeal(f"deal {order.deal_id} is settled")
+        if not 0 <= order.index < deal.n:
+            raise UnknownDeal(f"deal {order.deal_id} has no share {order.index}")
+        if (order.size, order.leaf_size) != (deal.share_size, deal.leaf_size):
+            raise UnknownDeal(
+                f"deal {order.deal_id} assigns shares of {deal.share_size} bytes in {deal.leaf_size}-byte leaves"
+            )
+        wanted = -(-self.ask * deal.share_size // GIB)
+        if deal.fee_per_share_epoch < wanted:
+            raise BelowAsk(f"deal {order.deal_id} pays {deal.fee_per_share_epoch} per share per epoch; ask is {wanted}")
+        try:
+            share = await self.chain.get_share(order.deal_id, order.index)
+        except chain_errors.NotFound as err:
+            raise UnknownDeal(f"deal {order.deal_id} share {order.index} is not on-chain") from err
         if share.provider.lower() != self.node_address.lower():
             raise WrongNode(f"share {order.index} of deal {order.deal_id} is assigned to {share.provider}")
 

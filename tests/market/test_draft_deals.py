@@ -41,8 +41,11 @@ async def test_a_draft_holds_escrow_and_no_share_can_be_accepted_or_proven(chain
     before = await chain.balance_of(OWNER.address)
     deal = await draft(chain, published)
     d = await chain.get_deal(deal)
-    assert not d.committed and d.commitment_root == PENDING_ROOT and d.dataset_id == 0
-    assert d.share_size == published.manifest.share_size and d.n == published.manifest.n
+    assert not d.committed
+    assert d.commitment_root == PENDING_ROOT
+    assert d.dataset_id == 0
+    assert d.share_size == published.manifest.share_size
+    assert d.n == published.manifest.n
     assert await chain.balance_of(OWNER.address) == before - d.escrow == before - 5 * EPOCHS * FEE
     with pytest.raises(errors.NotCommitted):  # the node cannot take on (so never be paid for) a pending share
         await chain.accept_share(OPERATORS[0], deal, 0)
@@ -74,7 +77,8 @@ async def test_only_the_owner_commits_and_only_its_own_dataset_of_the_same_sizes
     with pytest.raises(errors.AlreadyCommitted):  # the root never changes under a node's feet
         await chain.commit_deal(OWNER, deal, published.dataset_id)
     d = await chain.get_deal(deal)
-    assert d.committed and d.commitment_root == published.manifest.commitment_root
+    assert d.committed
+    assert d.commitment_root == published.manifest.commitment_root
     assert d.dataset_id == published.dataset_id
     assert await chain.deals_of(dataset_id=published.dataset_id) == [deal]
 
