@@ -88,7 +88,7 @@ def pipeline_alone(data: Path, work: Path, layout: Layout) -> tuple[float, float
 
 async def over_the_network(data: Path, work: Path, layout: Layout, nodes: int) -> dict[str, float]:
     net = await LocalNetwork.start(
-        work / "net", nodes=nodes, config=ChainConfig(epoch_blocks=200), capacity=64 << 30, provers=False
+        work / "net", nodes=nodes, config=ChainConfig(epoch_blocks=200), capacity=64 << 30, background=False
     )
     try:
         owner = Keystore.create(work / "owner", b"bench", account=dev_account(1))
@@ -105,6 +105,9 @@ async def over_the_network(data: Path, work: Path, layout: Layout, nodes: int) -
                 options=publisher.PublishOptions(layout=layout, upload_parallelism=nodes),
             )
             publish_s = time.perf_counter() - t
+            for n in net.nodes:  # servable once the nodes accept their shares (not timed)
+                assert n.prover is not None
+                await n.prover.accept_new()
             license_id = await buyer.buy(net.chain, lab, pub.dataset_id, Purpose.AI_TRAINING)
             await key_agent.KeyAgent(net.chain, owner, home=work / "owner").tick()
             t = time.perf_counter()
