@@ -116,6 +116,12 @@ class StorageCalls(Connection):
     async def get_deal(self, deal_id: int) -> Deal:
         return Deal.from_abi(deal_id, await self.call(self.storage_market.functions.getDeal(deal_id)))
 
+    async def order_view(self, deal_id: int, share_index: int) -> tuple[Deal, Share, bytes]:
+        """The deal, the share and the dataset's manifest hash (zero for a draft deal), in one read."""
+        d, t, manifest_hash = await self.call(self.storage_market.functions.orderView(deal_id, share_index))
+        share = Share(str(t[0]), int(t[1]), int(t[2]), int(t[3]), bool(t[4]), bool(t[5]))
+        return Deal.from_abi(deal_id, d), share, bytes(manifest_hash)
+
     async def is_servable(self, dataset_id: int) -> bool:
         """Does the dataset have an open deal with at least k accepted, non-faulty shares?"""
         return bool(await self.call(self.storage_market.functions.isServable(dataset_id)))

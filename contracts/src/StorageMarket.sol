@@ -388,6 +388,19 @@ contract StorageMarket is ReentrancyGuard {
         _commit(dealId, d, datasetId, ds.commitmentRoot);
     }
 
+    /// @notice What a node reads to check an order, in one call: the deal, the share and the
+    /// dataset's manifest hash (zero while the deal is a draft).
+    function orderView(uint256 dealId, uint16 shareIndex)
+        external
+        view
+        returns (Deal memory d, Share memory s, bytes32 manifestHash)
+    {
+        Deal storage stored = _deal(dealId);
+        s = _share(dealId, stored, shareIndex);
+        d = stored;
+        if (d.commitmentRoot != PENDING_ROOT) manifestHash = registry.getDataset(d.datasetId).manifestHash;
+    }
+
     function _open(
         uint64 shareSize,
         uint32 leafSize,
