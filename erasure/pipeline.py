@@ -34,9 +34,7 @@ from . import envelope, merkle, stream
 from . import manifest as manifest_mod
 from .codec import DEFAULT_CODEC as DEFAULT_CODEC
 from .codec import Codec, get_codec
-from .errors import (
-    ParameterError,
-)
+from .errors import ErasureError, ParameterError
 from .manifest import Manifest, Span
 
 DEFAULT_K = 3
@@ -173,6 +171,15 @@ def ordered_results(pool: ThreadPoolExecutor, tasks: Iterable[Callable[[], T]], 
     finally:
         for fut in pending:
             fut.cancel()
+
+
+def preferred_codec(k: int, n: int, *, block_size: int = DEFAULT_BLOCK_SIZE) -> str:
+    """ISA-L where it is installed and codes this layout, else zfec (both stay readable)."""
+    try:
+        Layout(codec="isal", k=k, n=n, block_size=block_size).make_codec()
+    except ErasureError:
+        return "zfec"
+    return "isal"
 
 
 def planned_share_size(plaintext_size: int, layout: Layout = Layout()) -> int:

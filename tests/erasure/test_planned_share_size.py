@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from erasure import envelope, pipeline
-from erasure.errors import ParameterError
+from erasure.errors import ErasureError, ParameterError
 
 
 @given(
@@ -42,3 +42,13 @@ def test_the_same_header_salt_and_key_rebuild_identical_shares() -> None:
 def test_version_1_has_no_plan() -> None:
     with pytest.raises(ParameterError):
         pipeline.planned_share_size(10, pipeline.Layout(version=1))
+
+
+def test_the_preferred_codec_is_isal_where_installed_and_codes_the_layout() -> None:
+    try:
+        pipeline.Layout(codec="isal", k=3, n=10).make_codec()
+        installed = True
+    except ErasureError:
+        installed = False
+    assert pipeline.preferred_codec(3, 10) == ("isal" if installed else "zfec")
+    assert pipeline.preferred_codec(11, 10) == "zfec"  # a layout ISA-L refuses: zfec says why
