@@ -65,6 +65,8 @@ class QueueSink:
         self.failed = False
 
     def write(self, data: bytes, /) -> None:
+        if self.failed:  # checked before waiting: fail() wakes a writer already waiting
+            return
         self._room.acquire()
         if not self.failed:
             self._loop.call_soon_threadsafe(self._queue.put_nowait, bytes(data))
