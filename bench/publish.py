@@ -62,7 +62,7 @@ def main() -> None:
                 alone = pipeline_alone(src, tmp / "alone", layout)
                 args_ = ["publish", str(src), "--home", str(owner), "-k", str(args.k), "-n", str(args.n)]
                 ran = run_timed(*args_, "--codec", args.codec, "--price", "0", "--json")
-                seconds = json.loads(ran.stdout.strip().splitlines()[-1]).get("seconds", {})
+                seconds = json.loads(ran.stdout).get("seconds", {})
                 rows.append(
                     {
                         "size_mib": mib,

@@ -84,7 +84,7 @@ class PendingUploads(Uploads, Collection):
             dropped = sum(1 for p in self.pending_dir.iterdir() if p.suffix == ".share")
             shutil.rmtree(self.pending_dir, ignore_errors=True)
         self.held.clear()
-        return {**report, "pending_dropped": dropped}
+        return {**report, "pending_dropped": dropped} if dropped else report
 
     async def begin_pending(
         self, deal_id: int, idx: int, *, size: int, leaf_size: int, block_size: int, owner: str
