@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import hashlib
 import json
 import os
@@ -31,7 +30,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from contracts import errors
 from contracts.chain import ChainConfig
 from contracts.devchain import dev_account
 from contracts.terms import Purpose
@@ -90,7 +88,7 @@ def pipeline_alone(data: Path, work: Path, layout: Layout) -> tuple[float, float
 
 async def over_the_network(data: Path, work: Path, layout: Layout, nodes: int) -> dict[str, float]:
     net = await LocalNetwork.start(
-        work / "net", nodes=nodes, config=ChainConfig(epoch_blocks=200), capacity=64 << 30, provers=False
+        work / "net", nodes=nodes, config=ChainConfig(epoch_blocks=200), capacity=64 << 30, background=False
     )
     try:
         owner = Keystore.create(work / "owner", b"bench", account=dev_account(1))
@@ -107,9 +105,9 @@ async def over_the_network(data: Path, work: Path, layout: Layout, nodes: int) -
                 options=publisher.PublishOptions(layout=layout, upload_parallelism=nodes),
             )
             publish_s = time.perf_counter() - t
-            for index, info in pub.placements.items():  # servable once its holders accepted (not timed)
-                with contextlib.suppress(errors.ContractRevert):  # accepted by the node itself already
-                    await net.chain.accept_share(net.node_of(info.address).node.operator, pub.deal_id, index)
+            for n in net.nodes:  # servable once the nodes accept their shares (not timed)
+                assert n.prover is not None
+                await n.prover.accept_new()
             license_id = await buyer.buy(net.chain, lab, pub.dataset_id, Purpose.AI_TRAINING)
             await key_agent.KeyAgent(net.chain, owner, home=work / "owner").tick()
             t = time.perf_counter()

@@ -157,6 +157,10 @@ class Operator:
         return self.exit_epoch != 0
 
 
+PENDING_ROOT = (1).to_bytes(32, "big")
+"""StorageMarket.PENDING_ROOT: the commitment root of a draft deal until it is committed."""
+
+
 @dataclass(frozen=True, slots=True)
 class Deal:
     deal_id: int
@@ -177,6 +181,16 @@ class Deal:
     """Shares needed to rebuild the dataset."""
     healthy: int = 0
     """Shares accepted by their provider and not faulty (0 once settled)."""
+
+    @property
+    def committed(self) -> bool:
+        """False for a draft deal (``openDraftDeal``) whose dataset and root are not yet committed."""
+        return self.commitment_root != PENDING_ROOT
+
+    @property
+    def share_size(self) -> int:
+        """Bytes in each share of the deal."""
+        return (self.leaf_count - 1) * self.leaf_size + self.last_leaf_size
 
     @classmethod
     def from_abi(cls, deal_id: int, t: Any) -> Deal:

@@ -42,6 +42,33 @@ class StorageCalls(Connection):
         event = self.tx.event(self.storage_market, "DealOpened", receipt)
         return int(event["args"]["dealId"])
 
+    async def open_draft_deal(
+        self,
+        owner: LocalAccount,
+        *,
+        share_size: int,
+        leaf_size: int,
+        k: int,
+        providers: Sequence[str],
+        epochs: int,
+        fee_per_share_epoch: int,
+    ) -> int:
+        """Open a deal before its dataset exists (``openDraftDeal``): escrow pulled now, no share
+        acceptable until :meth:`commit_deal`. Returns the deal id."""
+        escrow = len(providers) * epochs * fee_per_share_epoch
+        if escrow:
+            await self.approve(owner, self.deployment.storage_market, escrow)
+        fn = self.storage_market.functions.openDraftDeal(
+            share_size, leaf_size, k, list(providers), epochs, fee_per_share_epoch
+        )
+        receipt = await self.send(fn, owner)
+        event = self.tx.event(self.storage_market, "DealDrafted", receipt)
+        return int(event["args"]["dealId"])
+
+    async def commit_deal(self, owner: LocalAccount, deal_id: int, dataset_id: int) -> None:
+        """Bind a draft deal to a registered dataset of the same sizes (its root becomes the deal's)."""
+        await self.send(self.storage_market.functions.commitDeal(deal_id, dataset_id), owner)
+
     async def accept_share(self, provider: LocalAccount, deal_id: int, share_index: int) -> None:
         await self.send(self.storage_market.functions.acceptShare(deal_id, share_index), provider)
 
@@ -88,6 +115,12 @@ class StorageCalls(Connection):
 
     async def get_deal(self, deal_id: int) -> Deal:
         return Deal.from_abi(deal_id, await self.call(self.storage_market.functions.getDeal(deal_id)))
+
+    async def order_view(self, deal_id: int, share_index: int) -> tuple[Deal, Share, bytes]:
+        """The deal, the share and the dataset's manifest hash (zero for a draft deal), in one read."""
+        d, t, manifest_hash = await self.call(self.storage_market.functions.orderView(deal_id, share_index))
+        share = Share(str(t[0]), int(t[1]), int(t[2]), int(t[3]), bool(t[4]), bool(t[5]))
+        return Deal.from_abi(deal_id, d), share, bytes(manifest_hash)
 
     async def is_servable(self, dataset_id: int) -> bool:
         """Does the dataset have an open deal with at least k accepted, non-faulty shares?"""

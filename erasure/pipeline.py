@@ -34,9 +34,7 @@ from . import envelope, merkle, stream
 from . import manifest as manifest_mod
 from .codec import DEFAULT_CODEC as DEFAULT_CODEC
 from .codec import Codec, get_codec
-from .errors import (
-    ParameterError,
-)
+from .errors import ErasureError, ParameterError
 from .manifest import Manifest, Span
 
 DEFAULT_K = 3
@@ -175,6 +173,26 @@ def ordered_results(pool: ThreadPoolExecutor, tasks: Iterable[Callable[[], T]], 
             fut.cancel()
 
 
+def preferred_codec(k: int, n: int, *, block_size: int = DEFAULT_BLOCK_SIZE) -> str:
+    """ISA-L where it is installed and codes this layout, else zfec (both stay readable)."""
+    try:
+        Layout(codec="isal", k=k, n=n, block_size=block_size).make_codec()
+    except ErasureError:
+        return "zfec"
+    return "isal"
+
+
+def planned_share_size(plaintext_size: int, layout: Layout = Layout()) -> int:
+    """Bytes in each share of a version-2 encoding of ``plaintext_size`` bytes, before encoding."""
+    if layout.version != 2:
+        raise ParameterError("share sizes are planned for format version 2 only")
+    codec = layout.make_codec()
+    ciphertext = stream.ciphertext_size(plaintext_size, layout.message_size)
+    segment = layout.k * layout.block_size
+    full, rest = divmod(ciphertext, segment)
+    return full * layout.block_size + (codec.block_size(rest) if rest else 0)
+
+
 def encode(
     plaintext: Iterable[bytes | memoryview],
     sinks: Sequence[ShareSink],
@@ -187,6 +205,7 @@ def encode(
     threads: int | None = None,
     progress: Progress | None = None,
     index: Callable[[], Span] | None = None,
+    header: bytes | None = None,
 ) -> EncodeResult:
     """Encrypt, code and hash ``plaintext`` into ``layout.n`` share sinks; return the manifest.
 
@@ -194,6 +213,13 @@ def encode(
     here and never stored in the manifest, which carries only its salted commitment.
     ``index`` (folders, ``content="folder"``) is called once the plaintext is consumed and says
     where the file index lies in it (:class:`erasure.folderpack.FolderPack` provides both).
+    ``header`` (version 2 only) reuses a stream header: with the same key, salt, scheme and
+    plaintext, the shares come out byte-identical (a streaming publisher rebuilds one that way).
+
+    The sinks are written from this thread, share by share for each segment in order; a sink that
+    blocks (a bounded queue in front of an upload) holds the whole pipeline back, which is what
+    bounds memory when shares are sent while they are encoded (:func:`planned_share_size` tells their size
+    before any byte is encoded).
     """
     tune_allocator()
     codec = layout.make_codec()
@@ -207,7 +233,9 @@ def encode(
         header, messages = envelope.encrypt_stream(key, counter, layout.message_size)
     else:
         scheme = layout.scheme or stream.choose_scheme()
-        header, messages = stream.encrypt_stream(key, counter, scheme=scheme, message_size=layout.message_size)
+        header, messages = stream.encrypt_stream(
+            key, counter, scheme=scheme, message_size=layout.message_size, header=header
+        )
     segment_size = layout.k * layout.block_size
     segments = envelope.rechunk(messages, segment_size)
 

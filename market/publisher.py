@@ -1,5 +1,9 @@
 """Publish a dataset: encrypt and encode it, place its shares, register it and open its storage deal.
 
+By default the shares stream to their nodes while they are encoded (:mod:`market.streaming`: a
+draft deal first, pending uploads, then the root committed and the shares activated). The staged
+path, kept for format version 1 and ``PublishOptions(streaming=False)``:
+
     pipeline (thread) -> share files in a staging directory -> register dataset on-chain
     -> choose n nodes (market.placement: distinct operators and networks, within the maximum ask)
     -> open the storage deal naming them, at a fee each chosen node's ask accepts
@@ -61,6 +65,9 @@ class PublishOptions:
     upload_parallelism: int = 8
     placement: PlacementPolicy = PlacementPolicy()  # max ask (--max-fee), distinct networks, seed
     spares: int | None = None  # nodes kept in reserve for failed uploads (default: n)
+    streaming: bool = True
+    """Send shares while they are encoded (market.streaming; format version 2). False: encode into
+    the staging directory first, register, open the deal, then upload (the older path)."""
 
 
 @dataclass
@@ -99,10 +106,27 @@ async def publish(
     progress: Progress | None = None,
     name: str | None = None,
 ) -> Published:
-    """Publish the file or directory at ``path`` (``name`` goes into the manifest; default: its name)."""
+    """Publish the file or directory at ``path`` (``name`` goes into the manifest; default: its name).
+
+    Streams by default (:mod:`market.streaming`: no staging copy, ``staging`` unused); format
+    version 1 or ``options.streaming=False`` take the staged path below."""
     owner = keystore.account
     layout = options.layout
     report = progress or (lambda _s, _a, _t: None)
+    if options.streaming and layout.version == 2:
+        from .streaming import publish_streaming
+
+        streamed = await publish_streaming(
+            path,
+            chain=chain,
+            keystore=keystore,
+            directory=directory,
+            client=client,
+            options=options,
+            report=report,
+            name=name,
+        )
+        return Published(*streamed)
     timings: dict[str, float] = {}
 
     # 1. encrypt + encode into the staging directory (off the event loop)

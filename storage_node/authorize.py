@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts import errors as chain_errors
+from contracts.models import Deal, Share
 from erasure import merkle
 
-from .chainview import DealChain, EpochChain
-from .errors import BelowAsk, NotAuthorized, StillOwed, UnknownDeal, WrongNode, WrongRoot
-from .orders import StorageOrder
+from .chainview import DealChain, EpochChain, OrderViewChain
+from .errors import BelowAsk, NotAuthorized, NotCommitted, StillOwed, UnknownDeal, WrongNode, WrongRoot
+from .orders import PendingOrder, StorageOrder
 from .store.index import ShareRecord
 from .store.shares import ShareStore
 
@@ -41,6 +42,7 @@ class DealFacts:
 
 
 GIB = 1 << 30
+MAX_SHARES = 256
 
 
 class DealAuthorizer:
@@ -51,6 +53,10 @@ class DealAuthorizer:
     that is not the owner, a wrong dataset, size or root) costs no chain call after that. A deal id
     that does not exist is remembered for ``missing_ttl`` seconds. Only an order that passes all of
     these reads what can change: whether the deal is settled, and the share's provider.
+
+    With a chain that offers ``orderView`` (:class:`OrderViewChain`, as ``contracts.chain.Chain``
+    does), an order that passes what is known costs one chain read in all (the deal, the share and
+    the dataset's manifest hash together) instead of four, or two once the facts are known.
 
     ``ask``: the node's announced price, token base units per GiB per epoch; a deal paying less per
     share per epoch than ``ceil(ask * share_size / GiB)`` is refused (``BelowAsk``, 402).
@@ -93,6 +99,8 @@ class DealAuthorizer:
     async def _read(self, deal_id: int) -> DealFacts:
         try:
             deal = await self.chain.get_deal(deal_id)
+            if not deal.committed:  # a draft: nothing to cache yet, its root comes with commitDeal
+                raise NotCommitted(f"deal {deal_id} is not committed to a dataset yet")
             dataset = await self.chain.get_dataset(deal.dataset_id)
         except chain_errors.NotFound as err:
             self._remember(self._missing, deal_id, time.monotonic())
@@ -116,7 +124,51 @@ class DealAuthorizer:
             cache.popitem(last=False)
 
     async def __call__(self, signer: str, order: StorageOrder) -> None:
+        if isinstance(self.chain, OrderViewChain):
+            return await self._in_one_read(self.chain, signer, order)
         facts = await self.facts(order.deal_id)
+        self._check_facts(signer, order, facts)
+        # signed by the owner and consistent: now what can change (settlement, repair's reassignment)
+        try:
+            deal = await self.chain.get_deal(order.deal_id)
+            share = await self.chain.get_share(order.deal_id, order.index)
+        except chain_errors.NotFound as err:
+            raise UnknownDeal(f"deal {order.deal_id} share {order.index} is not on-chain") from err
+        self._check_current(order, deal, share)
+
+    async def _in_one_read(self, chain: OrderViewChain, signer: str, order: StorageOrder) -> None:
+        """The same checks with one chain read per order (``orderView``); known facts refuse first."""
+        known = self._facts.get(order.deal_id)
+        missing_since = self._missing.get(order.deal_id)
+        if known is not None:
+            self._check_facts(signer, order, known)
+        elif missing_since is not None and time.monotonic() - missing_since < self.missing_ttl:
+            raise UnknownDeal(f"deal {order.deal_id} is not on-chain")
+        if not 0 <= order.index < MAX_SHARES:
+            raise UnknownDeal(f"deal {order.deal_id} has no share {order.index}")
+        try:
+            deal, share, manifest_hash = await chain.order_view(order.deal_id, order.index)
+        except chain_errors.NotFound as err:
+            if known is None:
+                self._remember(self._missing, order.deal_id, time.monotonic())
+            raise UnknownDeal(f"deal {order.deal_id} share {order.index} is not on-chain") from err
+        if not deal.committed:
+            raise NotCommitted(f"deal {order.deal_id} is not committed to a dataset yet")
+        facts = DealFacts(
+            deal.owner.lower(),
+            deal.n,
+            deal.commitment_root,
+            manifest_hash.hex(),
+            deal.share_size,
+            deal.leaf_size,
+            deal.fee_per_share_epoch,
+        )
+        self._missing.pop(order.deal_id, None)
+        self._remember(self._facts, order.deal_id, facts)
+        self._check_facts(signer, order, facts)
+        self._check_current(order, deal, share)
+
+    def _check_facts(self, signer: str, order: StorageOrder, facts: DealFacts) -> None:
         if signer.lower() != facts.owner:
             raise NotAuthorized(f"{signer} does not own deal {order.deal_id}")
         if order.dataset != facts.manifest_hash:
@@ -135,16 +187,46 @@ class DealAuthorizer:
         root = merkle.root_from_proof(merkle.leaf_hash(bytes.fromhex(order.share_root)), proof)
         if root != facts.commitment_root:
             raise WrongRoot("the share root is not part of the deal's commitment root")
-        # signed by the owner and consistent: now what can change (settlement, repair's reassignment)
-        try:
-            deal = await self.chain.get_deal(order.deal_id)
-            share = await self.chain.get_share(order.deal_id, order.index)
-        except chain_errors.NotFound as err:
-            raise UnknownDeal(f"deal {order.deal_id} share {order.index} is not on-chain") from err
+
+    def _check_current(self, order: StorageOrder | PendingOrder, deal: Deal, share: Share) -> None:
         if deal.settled:
             raise UnknownDeal(f"deal {order.deal_id} is settled")
         if share.provider.lower() != self.node_address.lower():
             raise WrongNode(f"share {order.index} of deal {order.deal_id} is assigned to {share.provider}")
+
+    async def pending(self, signer: str, order: PendingOrder) -> None:
+        """May ``signer`` send share ``order.index`` of a (draft or committed) deal before activation?
+
+        Only the deal's owner, for a deal not settled, a share this node is assigned, of exactly the
+        deal's share size and leaf size, at a fee that meets the ask: what a node holds pending is
+        bounded by deals whose escrow is already on-chain. Read fresh (a draft changes at commit)."""
+        share: Share | None = None
+        try:
+            if isinstance(self.chain, OrderViewChain) and 0 <= order.index < MAX_SHARES:
+                deal, share, _ = await self.chain.order_view(order.deal_id, order.index)
+            else:
+                deal = await self.chain.get_deal(order.deal_id)
+        except chain_errors.NotFound as err:
+            raise UnknownDeal(f"deal {order.deal_id} share {order.index} is not on-chain") from err
+        if signer.lower() != deal.owner.lower():
+            raise NotAuthorized(f"{signer} does not own deal {order.deal_id}")
+        if deal.settled:
+            raise UnknownDeal(f"deal {order.deal_id} is settled")
+        if not 0 <= order.index < deal.n:
+            raise UnknownDeal(f"deal {order.deal_id} has no share {order.index}")
+        if (order.size, order.leaf_size) != (deal.share_size, deal.leaf_size):
+            raise UnknownDeal(
+                f"deal {order.deal_id} assigns shares of {deal.share_size} bytes in {deal.leaf_size}-byte leaves"
+            )
+        wanted = -(-self.ask * deal.share_size // GIB)
+        if deal.fee_per_share_epoch < wanted:
+            raise BelowAsk(f"deal {order.deal_id} pays {deal.fee_per_share_epoch} per share per epoch; ask is {wanted}")
+        if share is None:
+            try:
+                share = await self.chain.get_share(order.deal_id, order.index)
+            except chain_errors.NotFound as err:
+                raise UnknownDeal(f"deal {order.deal_id} share {order.index} is not on-chain") from err
+        self._check_current(order, deal, share)
 
 
 class DeletionGuard:

@@ -4,6 +4,7 @@ Declared here, by the consumer (STYLE.md #1), so the node depends on a handful o
 kinds of transaction, not on the whole client, and tests can count or fake the calls::
 
     DealChain       the order authoriser: is the deal real, is this node its provider, what dataset
+                    (OrderViewChain: all of it in one read, where the chain offers it)
     EpochChain      the deletion guard and garbage collection: what is owed in the current epoch
     ProverChain     the prover: challenges, proofs, acceptance and fee claims (an EpochChain too)
 
@@ -14,7 +15,7 @@ Errors are those of :mod:`contracts.errors` (``NotFound`` for an unknown deal or
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from eth_account.signers.local import LocalAccount
 from web3.types import TxReceipt
@@ -31,6 +32,14 @@ class DealChain(Protocol):
 
     async def get_dataset(self, dataset_id: int) -> Dataset:
         """The registered dataset (manifest hash, share and leaf sizes)."""
+
+
+@runtime_checkable
+class OrderViewChain(DealChain, Protocol):
+    """A DealChain that also answers an order's checks in one read (``StorageMarket.orderView``)."""
+
+    async def order_view(self, deal_id: int, share_index: int) -> tuple[Deal, Share, bytes]:
+        """The deal, the share and the dataset's manifest hash (zero for a draft deal)."""
 
 
 class EpochChain(Protocol):

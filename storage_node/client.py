@@ -20,7 +20,7 @@ from eth_account.signers.local import LocalAccount
 from erasure import merkle
 
 from .errors import NodeError
-from .orders import DeleteOrder, StorageOrder
+from .orders import DeleteOrder, PendingOrder, StorageOrder
 
 T = TypeVar("T")
 MAX_MANIFEST = 64 * 1024
@@ -139,6 +139,36 @@ class NodeClient:
                 return result
         except (aiohttp.ClientConnectionError, TimeoutError) as err:
             raise NodeUnavailable(f"upload to {url} failed: {err}") from err
+
+    async def put_pending(
+        self, url: str, order: PendingOrder, signer: LocalAccount, data: bytes | AsyncIterable[bytes]
+    ) -> dict[str, Any]:
+        """Send a share of a draft deal before its root is known; the node holds it pending."""
+        headers = {
+            **order.headers(signer),
+            "Content-Length": str(order.size),
+            "Content-Type": "application/octet-stream",
+        }
+        target = f"{url}/v1/pending/{order.deal_id}/{order.index}"
+        body = _chunks(data) if isinstance(data, bytes | bytearray | memoryview) else data
+        try:
+            async with self.session.put(target, data=body, headers=headers) as resp:
+                await self._raise_for(resp)
+                result: dict[str, Any] = await resp.json()
+                return result
+        except (aiohttp.ClientConnectionError, TimeoutError) as err:
+            raise NodeUnavailable(f"upload to {url} failed: {err}") from err
+
+    async def activate(self, url: str, order: StorageOrder, signer: LocalAccount) -> dict[str, Any]:
+        """Turn a pending share into a stored one with an ordinary order (checked against the committed root)."""
+        target = f"{url}/v1/pending/{order.deal_id}/{order.index}/activate"
+        try:
+            async with self.session.post(target, headers=order.headers(signer)) as resp:
+                await self._raise_for(resp)
+                result: dict[str, Any] = await resp.json()
+                return result
+        except (aiohttp.ClientConnectionError, TimeoutError) as err:
+            raise NodeUnavailable(f"activation at {url} failed: {err}") from err
 
     async def get_share(self, url: str, dataset: str, index: int, *, start: int = 0, end: int | None = None) -> bytes:
         """Bytes ``[start, end)`` of a share (the whole share by default)."""

@@ -13,7 +13,8 @@ with their module)::
     │   ├── CorruptShare           bytes on disk no longer match their root: quarantined
     │   ├── DiskFull               the disk itself ran out of space (507), whatever the configured capacity
     │   ├── BadManifest            a manifest that is malformed or not the dataset's
-    │   └── SchemaError            the index database is newer than this code
+    │   ├── SchemaError            the index database is newer than this code
+    │   └── NotPending             no pending upload to activate (expired, never sent, or lost at a restart)
     ├── KeyFileError               storage_node.identity: the operator key file is unreadable or unsafe
     ├── JoinError                  storage_node.membership: cannot stake or announce as asked
     │   └── InsufficientFunds      the wallet lacks the tokens to stake or the ETH for gas
@@ -31,6 +32,7 @@ with their module)::
         ├── NotAuthorized          the signer may not place it (not the deal's owner)
         ├── BelowAsk               the deal pays less than this node's announced ask (402)
         ├── UnknownDeal            no such deal on-chain, or it does not match the order
+        │   └── NotCommitted       a draft deal: no dataset or root committed yet (409)
         ├── WrongRoot              the share root is not part of the deal's commitment
         └── StillOwed              a delete order for a share the chain still asks this node to prove
 
@@ -112,6 +114,10 @@ class SchemaError(StoreError):
     status, code = 500, "schema"
 
 
+class NotPending(StoreError):
+    status, code = 404, "not_pending"
+
+
 class OrderError(NodeError):
     status, code = 400, "bad_order"
 
@@ -148,6 +154,10 @@ class BelowAsk(OrderError):
 
 class UnknownDeal(OrderError):
     status, code = 422, "unknown_deal"
+
+
+class NotCommitted(UnknownDeal):
+    status, code = 409, "deal_not_committed"
 
 
 class WrongRoot(OrderError):

@@ -34,6 +34,8 @@ from .errors import BadLayout, BadSignature, OrderError, OrderExpired, WrongNode
 DOMAIN = "datasov/storage-order/v1"
 DELETE_DOMAIN = "datasov/delete-order/v1"
 DELETE_HEADER = "X-Datasov-Delete"
+PENDING_DOMAIN = "datasov/pending-order/v1"
+PENDING_HEADER = "X-Datasov-Pending"
 VERSION = 1
 MAX_ORDER_BYTES = 4096
 MAX_VALIDITY = 24 * 3600
@@ -130,6 +132,80 @@ class DeleteOrder:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class PendingOrder:
+    """The owner of a draft deal asks a node to receive share ``index`` before its root is known.
+
+    The node holds the bytes pending (never served, never proven, not in its index) until an
+    ordinary :class:`StorageOrder` for the same deal and share activates them against the root
+    committed on-chain; pending bytes not activated in time are deleted (docs/streaming-publish.md).
+    """
+
+    node: str
+    deal_id: int
+    index: int
+    size: int
+    leaf_size: int
+    block_size: int
+    expiry: int
+    nonce: str
+    version: int = VERSION
+    domain: str = PENDING_DOMAIN
+
+    @classmethod
+    def new(
+        cls, *, node: str, deal_id: int, index: int, size: int, leaf_size: int, block_size: int, valid_for: int = 3600
+    ) -> PendingOrder:
+        return cls(
+            node, deal_id, index, size, leaf_size, block_size, int(time.time()) + valid_for, secrets.token_hex(16)
+        )
+
+    def canonical(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
+
+    def headers(self, account: LocalAccount) -> dict[str, str]:
+        signed = account.sign_message(encode_defunct(self.canonical()))
+        return {
+            PENDING_HEADER: base64.urlsafe_b64encode(self.canonical()).decode(),
+            SIGNATURE_HEADER: "0x" + bytes(signed.signature).hex(),
+        }
+
+
+_PENDING_FIELDS: dict[str, type] = {
+    "node": str,
+    "deal_id": int,
+    "index": int,
+    "size": int,
+    "leaf_size": int,
+    "block_size": int,
+    "expiry": int,
+    "nonce": str,
+    "version": int,
+    "domain": str,
+}
+
+
+def parse_pending(header: str | None) -> PendingOrder:
+    """Decode and type-check a pending-upload order header (the signature is checked by :func:`verify`)."""
+    if not header or len(header) > MAX_ORDER_BYTES:
+        raise OrderError(f"missing or oversized {PENDING_HEADER} header")
+    try:
+        obj: Any = json.loads(base64.urlsafe_b64decode(header.encode()))
+    except (ValueError, binascii.Error) as err:
+        raise OrderError(f"malformed pending order: {err}") from err
+    if not isinstance(obj, dict) or set(obj) != set(_PENDING_FIELDS):
+        raise OrderError("pending order must have exactly the fields " + ", ".join(sorted(_PENDING_FIELDS)))
+    for name, kind in _PENDING_FIELDS.items():
+        if not isinstance(obj[name], kind) or (kind is int and isinstance(obj[name], bool)):
+            raise OrderError(f"pending order field {name!r} must be {kind.__name__}")
+    if (obj["version"], obj["domain"]) != (VERSION, PENDING_DOMAIN) or len(obj["nonce"]) > 64:
+        raise OrderError("unsupported pending order version/domain or malformed nonce")
+    if obj["size"] < 1 or obj["deal_id"] < 1 or obj["index"] < 0:
+        raise OrderError("pending order needs size >= 1, deal_id >= 1 and index >= 0")
+    check_layout(obj["block_size"], obj["leaf_size"])
+    return PendingOrder(**obj)
+
+
 def parse_delete(header: str | None) -> DeleteOrder:
     if not header or len(header) > MAX_ORDER_BYTES:
         raise OrderError(f"missing or oversized {DELETE_HEADER} header")
@@ -210,7 +286,9 @@ def check_layout(block_size: int, leaf_size: int) -> None:
         raise BadLayout(str(err)) from err
 
 
-def verify(order: StorageOrder | DeleteOrder, signature: str | None, *, node: str, now: float | None = None) -> str:
+def verify(
+    order: StorageOrder | DeleteOrder | PendingOrder, signature: str | None, *, node: str, now: float | None = None
+) -> str:
     """Check addressing, expiry and signature; returns the signer's address."""
     now = time.time() if now is None else now
     if order.node.lower() != node.lower():

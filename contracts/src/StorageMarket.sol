@@ -98,6 +98,9 @@ contract StorageMarket is ReentrancyGuard {
     /// @notice Longest announcement record accepted, in bytes.
     uint256 public constant MAX_ANNOUNCEMENT = 2048;
     uint256 public immutable genesisBlock;
+    /// @notice The commitment root of a draft deal (`openDraftDeal`) until `commitDeal`: no proof
+    /// can reach it (that would take a SHA-256 preimage of it), and no share of it can be accepted.
+    bytes32 public constant PENDING_ROOT = bytes32(uint256(1));
 
     uint256 public dealCount;
     mapping(uint256 dealId => Deal) private _deals;
@@ -133,6 +136,7 @@ contract StorageMarket is ReentrancyGuard {
         uint32 endEpoch,
         uint256 feePerShareEpoch
     );
+    event DealDrafted(uint256 indexed dealId, address indexed owner);
     event ShareAccepted(uint256 indexed dealId, uint16 shareIndex, address indexed provider, uint32 activeFrom);
     event StorageProven(uint256 indexed dealId, uint16 shareIndex, uint32 epoch);
     event FeesClaimed(uint256 indexed dealId, uint16 shareIndex, address indexed provider, uint256 amount);
@@ -173,6 +177,9 @@ contract StorageMarket is ReentrancyGuard {
     error DealNotOver(uint256 dealId, uint32 endEpoch);
     error AlreadySettled(uint256 dealId);
     error NothingToWithdraw();
+    error NotCommitted(uint256 dealId);
+    error AlreadyCommitted(uint256 dealId);
+    error SizeMismatch(uint256 dealId, uint256 datasetId);
 
     constructor(
         DatasetRegistry registry_,
@@ -341,6 +348,69 @@ contract StorageMarket is ReentrancyGuard {
         DatasetRegistry.Dataset memory ds = registry.getDataset(datasetId);
         if (ds.owner != msg.sender) revert NotDatasetOwner(datasetId, msg.sender);
         if (providers.length != ds.n) revert WrongProviderCount(ds.n, providers.length);
+        dealId = _open(ds.shareSize, ds.leafSize, ds.k, providers, durationEpochs, feePerShareEpoch);
+        _commit(dealId, _deals[dealId], datasetId, ds.commitmentRoot);
+    }
+
+    /// @notice Open a deal before the data's commitment root is known (a streaming publish): its
+    /// sizes, providers, duration and fee are fixed and the escrow is pulled now, but no share can
+    /// be accepted (so nothing is proven or paid) until `commitDeal` names a registered dataset of
+    /// the same owner and sizes. Nodes hold uploads for it pending, up to the share size, and
+    /// activate them only against the committed root (docs/streaming-publish.md). Uncommitted, it
+    /// ends like any deal: terminate, settle, and the whole escrow goes back to the owner.
+    function openDraftDeal(
+        uint64 shareSize,
+        uint32 leafSize,
+        uint16 k,
+        address[] calldata providers,
+        uint32 durationEpochs,
+        uint256 feePerShareEpoch
+    ) external nonReentrant returns (uint256 dealId) {
+        if (shareSize == 0 || leafSize == 0 || k == 0 || k >= providers.length || providers.length > 256) {
+            revert InvalidParameters("need sizes > 0 and 1 <= k < n <= 256");
+        }
+        dealId = _open(shareSize, leafSize, k, providers, durationEpochs, feePerShareEpoch);
+        emit DealDrafted(dealId, msg.sender);
+    }
+
+    /// @notice Commit a draft deal to one of your registered datasets with the deal's sizes: its
+    /// commitment root becomes the deal's, and shares can be accepted from now on.
+    function commitDeal(uint256 dealId, uint256 datasetId) external {
+        Deal storage d = _deal(dealId);
+        if (d.owner != msg.sender) revert NotDealOwner(dealId, msg.sender);
+        if (d.commitmentRoot != PENDING_ROOT) revert AlreadyCommitted(dealId);
+        if (d.settled) revert DealOver(dealId);
+        DatasetRegistry.Dataset memory ds = registry.getDataset(datasetId);
+        if (ds.owner != msg.sender) revert NotDatasetOwner(datasetId, msg.sender);
+        uint40 leafCount = uint40((uint256(ds.shareSize) + ds.leafSize - 1) / ds.leafSize);
+        if (
+            ds.n != d.n || ds.k != d.k || ds.leafSize != d.leafSize || leafCount != d.leafCount
+                || ds.shareSize - uint256(leafCount - 1) * ds.leafSize != d.lastLeafSize
+        ) revert SizeMismatch(dealId, datasetId);
+        _commit(dealId, d, datasetId, ds.commitmentRoot);
+    }
+
+    /// @notice What a node reads to check an order, in one call: the deal, the share and the
+    /// dataset's manifest hash (zero while the deal is a draft).
+    function orderView(uint256 dealId, uint16 shareIndex)
+        external
+        view
+        returns (Deal memory d, Share memory s, bytes32 manifestHash)
+    {
+        Deal storage stored = _deal(dealId);
+        s = _share(dealId, stored, shareIndex);
+        d = stored;
+        if (d.commitmentRoot != PENDING_ROOT) manifestHash = registry.getDataset(d.datasetId).manifestHash;
+    }
+
+    function _open(
+        uint64 shareSize,
+        uint32 leafSize,
+        uint16 k,
+        address[] calldata providers,
+        uint32 durationEpochs,
+        uint256 feePerShareEpoch
+    ) private returns (uint256 dealId) {
         if (durationEpochs == 0) revert InvalidParameters("zero duration");
         uint256 nextDeal = dealCount + 1;
         for (uint256 i; i < providers.length; ++i) {
@@ -356,25 +426,25 @@ contract StorageMarket is ReentrancyGuard {
             }
             if (seen) revert DuplicateProvider(provider);
         }
-        uint40 leafCount = uint40((uint256(ds.shareSize) + ds.leafSize - 1) / ds.leafSize);
+        uint40 leafCount = uint40((uint256(shareSize) + leafSize - 1) / leafSize);
         uint32 start = currentEpoch() + 1;
-        uint256 escrow = uint256(ds.n) * durationEpochs * feePerShareEpoch;
+        uint256 escrow = providers.length * durationEpochs * feePerShareEpoch;
 
         dealId = nextDeal;
         dealCount = dealId;
         _deals[dealId] = Deal({
-            commitmentRoot: ds.commitmentRoot,
+            commitmentRoot: PENDING_ROOT,
             leafCount: leafCount,
-            leafSize: ds.leafSize,
-            lastLeafSize: uint32(ds.shareSize - uint256(leafCount - 1) * ds.leafSize),
-            n: ds.n,
+            leafSize: leafSize,
+            lastLeafSize: uint32(shareSize - uint256(leafCount - 1) * leafSize),
+            n: uint16(providers.length),
             startEpoch: start,
             endEpoch: start + durationEpochs,
             settled: false,
-            k: ds.k,
+            k: k,
             healthy: 0,
             owner: msg.sender,
-            datasetId: datasetId,
+            datasetId: 0,
             feePerShareEpoch: feePerShareEpoch,
             escrow: escrow,
             paid: 0
@@ -382,10 +452,20 @@ contract StorageMarket is ReentrancyGuard {
         for (uint256 i; i < providers.length; ++i) {
             _shares[dealId][i].provider = providers[i];
         }
+        if (escrow > 0) token.safeTransferFrom(msg.sender, address(this), escrow);
+    }
+
+    /// @dev Emits DealOpened (with the providers as they are now: a draft's may have been replaced).
+    function _commit(uint256 dealId, Deal storage d, uint256 datasetId, bytes32 commitmentRoot) private {
+        d.commitmentRoot = commitmentRoot;
+        d.datasetId = datasetId;
         DatasetDeals storage dd = _datasetDeals[datasetId];
         (dd.previous, dd.latest) = (dd.latest, uint128(dealId));
-        emit DealOpened(dealId, datasetId, msg.sender, providers, start, start + durationEpochs, feePerShareEpoch);
-        if (escrow > 0) token.safeTransferFrom(msg.sender, address(this), escrow);
+        address[] memory providers = new address[](d.n);
+        for (uint256 i; i < providers.length; ++i) {
+            providers[i] = _shares[dealId][i].provider;
+        }
+        emit DealOpened(dealId, datasetId, d.owner, providers, d.startEpoch, d.endEpoch, d.feePerShareEpoch);
     }
 
     /// @notice The assigned provider takes on a share; it is challenged from the next epoch
@@ -395,6 +475,7 @@ contract StorageMarket is ReentrancyGuard {
         Share storage s = _share(dealId, d, shareIndex);
         if (s.provider != msg.sender) revert NotProvider(dealId, shareIndex, msg.sender);
         if (s.activeFrom != 0) revert AlreadyAccepted(dealId, shareIndex);
+        if (d.commitmentRoot == PENDING_ROOT) revert NotCommitted(dealId);
         uint32 next = currentEpoch() + 1;
         if (d.settled || next >= d.endEpoch) revert DealOver(dealId);
         _checkAvailable(msg.sender);

@@ -9,7 +9,7 @@ import click
 
 from contracts.terms import TRAINING_ALLOWED, LicenseTerms, Permission
 from erasure.errors import ErasureError
-from erasure.pipeline import Layout
+from erasure.pipeline import Layout, preferred_codec
 from market import publisher
 from storage_node.client import NodeClient
 
@@ -56,7 +56,13 @@ TERMS_PRESETS: dict[str, LicenseTerms] = {
 @click.option("--terms-uri", default="", help="Where the full terms text is published.")
 @click.option("-k", "k", type=int, default=4, show_default=True, help="Shares needed to rebuild.")
 @click.option("-n", "n", type=int, default=10, show_default=True, help="Shares stored (on n distinct nodes).")
-@click.option("--codec", default="zfec", show_default=True, help="Erasure codec (zfec or isal).")
+@click.option(
+    "--codec",
+    type=click.Choice(["auto", "isal", "zfec"]),
+    default="auto",
+    show_default=True,
+    help="Erasure codec: auto is ISA-L where installed, else zfec (shares of either stay readable).",
+)
 @click.option("--epochs", type=int, default=1000, show_default=True, help="Storage deal length in epochs.")
 @click.option(
     "--fee", type=TOKENS, default="0.001", show_default=True, help="Storage fee per share per epoch, in tokens."
@@ -124,7 +130,7 @@ async def publish(
     """
     if guardian_count and not (threshold and 1 <= threshold <= guardian_count):
         raise click.BadParameter("give --threshold t with 1 <= t <= --guardians", param_hint="--threshold")
-    layout = Layout(codec=codec, k=k, n=n)
+    layout = Layout(codec=preferred_codec(k, n) if codec == "auto" else codec, k=k, n=n)
     try:
         layout.make_codec()
     except ErasureError as err:

@@ -10,6 +10,7 @@
     GET  /v1/manifests/{dataset}               the manifest, for buyers (verify its hash against the chain)
     GET  /v1/health                            liveness, capacity
     GET  /metrics                              Prometheus
+    PUT  /v1/pending/{deal}/{index}, POST .../activate   pending uploads of draft deals (see .pending)
 
 Every request is checked before it touches disk: path and id syntax, Content-Length against the
 order and the node's limits (413), the order's signature (401) and addressing/expiry (403), its
@@ -342,4 +343,7 @@ def make_app(state: NodeState) -> web.Application:
     app.router.add_get("/v1/manifests/{dataset}", get_manifest)
     app.router.add_get("/v1/health", health)
     app.router.add_get("/metrics", metrics)
+    from . import pending  # its own module (it imports this one)
+
+    pending.add_routes(app)
     return app

@@ -6,6 +6,7 @@ Layout under the node's home::
     shares/<dataset>/<index>.roots   its block roots (32 bytes per block), checked against the root
     shares/<dataset>/manifest.json   the dataset's manifest (its tagged hash is the dataset id)
     tmp/<random>.part                uploads in progress (removed on restart)
+    tmp/pending/<deal>-<index>.*     pending shares of draft deals (see pending.py; removed on restart)
     quarantine/                      shares found corrupted on disk, kept for inspection
     index.sqlite                     metadata (see index.py)
 
@@ -26,16 +27,17 @@ from erasure import manifest
 from erasure.errors import ErasureError
 
 from ..errors import BadManifest, ShareNotFound
-from .gc import Collection
 from .layout import _fsync_dir, check_address
+from .pending import PendingUploads
 from .reads import VerifiedReads
-from .uploads import Upload, Uploads
+from .uploads import Upload
 
 __all__ = ["ShareStore", "Upload", "check_address"]
 
 
-class ShareStore(VerifiedReads, Uploads, Collection):
+class ShareStore(VerifiedReads, PendingUploads):
     """One node's shares: layout and quota (:mod:`.layout`), uploads and recovery (:mod:`.uploads`),
+    pending shares of draft deals (:mod:`.pending`),
     verified reads, proofs and quarantine (:mod:`.reads`), garbage collection (:mod:`.gc`), and the
     datasets' manifests (here)."""
 

@@ -13,7 +13,7 @@ import errno
 import os
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -75,9 +75,14 @@ class Uploads(StoreBase):
         expires_at: float = 0.0,
         owner: str = "",
         share_proof: tuple[bytes, ...] = (),
+        pending: bool = False,
     ) -> Upload:
-        """Reserve space and start an upload; raises before any byte is written."""
-        check_address(dataset, idx)
+        """Reserve space and start an upload; raises before any byte is written.
+
+        ``pending`` (see :mod:`.pending`): ``dataset`` is a pending key, the root is not known yet and
+        the upload ends held, not indexed."""
+        if not pending:
+            check_address(dataset, idx)
         try:
             merkle.check_block_layout(block_size, leaf_size)
         except ParameterError as err:
@@ -86,7 +91,7 @@ class Uploads(StoreBase):
             raise UploadMismatch("empty share")
         key = (dataset, idx)
         async with self._begin_lock:  # check and reserve as one step: concurrent uploads cannot both pass
-            held = await self._db(self.index.get, dataset, idx)
+            held = None if pending else await self._db(self.index.get, dataset, idx)
             if key in self._active or (held is not None and held.state == "ok"):
                 raise ShareExists(f"share {dataset}/{idx} already stored or being uploaded")
             # a quarantined share is replaced by a valid upload (its owner's, or the repair agent's)
@@ -108,7 +113,7 @@ class Uploads(StoreBase):
                 (await opening).close()
                 part.unlink(missing_ok=True)
             raise
-        return Upload(self, record, part, file)
+        return Upload(self, record, part, file, pending=pending)
 
     def _release(self, record: ShareRecord) -> None:
         self._reserved -= record.size
@@ -129,10 +134,15 @@ def _disk_full_is_507() -> Iterator[None]:
 class Upload:
     """One share being received: ``await write(chunk)`` ... ``await commit()`` (or ``abort()``)."""
 
-    def __init__(self, store: Uploads, record: ShareRecord, part: Path, file: BinaryIO) -> None:
+    def __init__(
+        self, store: Uploads, record: ShareRecord, part: Path, file: BinaryIO, *, pending: bool = False
+    ) -> None:
         self.store = store
         self.record = record
         self.received = 0
+        self.pending = pending
+        self.on_hold: Callable[[Upload, bytes], None] | None = None
+        """Pending uploads: called (in a worker thread) with the computed root instead of indexing."""
         self._part = part
         self._file = file
         self._buffer = bytearray()
@@ -197,6 +207,10 @@ class Upload:
                 await self._drain()
                 await asyncio.to_thread(self._absorb, data)
                 root = await asyncio.to_thread(self._finish)
+                if self.pending and self.on_hold is not None:
+                    await asyncio.to_thread(self.on_hold, self, root)
+                    self._done = self._released = True  # the held share keeps the reservation
+                    return dataclasses.replace(r, root=root, state="pending")
                 if root != r.root:
                     raise UploadMismatch("the bytes do not hash to the declared share root")
                 record = dataclasses.replace(r, state="ok", stored_at=time.time())
@@ -207,6 +221,14 @@ class Upload:
             if not self._done:
                 await self.abort()
             self._release()
+
+    @property
+    def part(self) -> Path:
+        return self._part
+
+    @property
+    def block_roots(self) -> list[bytes]:
+        return self._roots
 
     def _install(self, record: ShareRecord) -> None:
         store = self.store

@@ -1,0 +1,73 @@
+"""Gas of opening a deal both ways: register + openDeal (root known first) against openDraftDeal +
+register + commitDeal (the streaming publish, root known last), n = 10, on the embedded EVM.
+
+    python -m bench.gas_deals [--json]
+
+Ratio printed: the streaming path's total over the staged path's (the price of knowing the root last).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+
+from contracts.connection import TOKEN
+from contracts.devchain import DevChain, dev_account
+from contracts.terms import TRAINING_ALLOWED
+
+from .gas import PROVIDERS
+
+
+async def run() -> dict[str, int]:
+    chain = await DevChain.embedded(dev_accounts=16)
+    owner = dev_account(1)
+    for p in PROVIDERS:
+        await chain.register_operator(p, 100 * TOKEN)
+    await chain.approve(owner, chain.deployment.storage_market, 10**24)
+    share_size, leaf_size, providers = 1 << 26, 1024, [p.address for p in PROVIDERS]
+
+    async def register() -> tuple[int, int]:
+        registration = (os.urandom(32), os.urandom(32), os.urandom(32), os.urandom(32), 1 << 28, share_size)
+        fn = chain.registry.functions.register(
+            (*registration, leaf_size, 3, 10, 5 * TOKEN, chain.deployment.token, "0x" + "00" * 20),
+            TRAINING_ALLOWED.to_abi(),
+        )
+        receipt = await chain.send(fn, owner)
+        return int(chain.tx.event(chain.registry, "DatasetRegistered", receipt)["args"]["datasetId"]), int(
+            receipt["gasUsed"]
+        )
+
+    out: dict[str, int] = {}
+    ds, out["register"] = await register()
+    receipt = await chain.send(chain.storage_market.functions.openDeal(ds, providers, 10, TOKEN // 100), owner)
+    out["open_deal"] = int(receipt["gasUsed"])
+    fn = chain.storage_market.functions.openDraftDeal(share_size, leaf_size, 3, providers, 10, TOKEN // 100)
+    receipt = await chain.send(fn, owner)
+    out["open_draft_deal"] = int(receipt["gasUsed"])
+    draft = int(chain.tx.event(chain.storage_market, "DealDrafted", receipt)["args"]["dealId"])
+    ds2, out["register_2"] = await register()
+    receipt = await chain.send(chain.storage_market.functions.commitDeal(draft, ds2), owner)
+    out["commit_deal"] = int(receipt["gasUsed"])
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    g = asyncio.run(run())
+    staged = g["register"] + g["open_deal"]
+    streamed = g["open_draft_deal"] + g["register_2"] + g["commit_deal"]
+    print(f"staged:    register {g['register']:,} + openDeal n=10 {g['open_deal']:,} = {staged:,} gas, 2 transactions")
+    print(
+        f"streaming: openDraftDeal n=10 {g['open_draft_deal']:,} + register {g['register_2']:,}"
+        f" + commitDeal {g['commit_deal']:,} = {streamed:,} gas, 3 transactions ({streamed / staged:.3f}x)"
+    )
+    if args.json:
+        print(json.dumps(g))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""Pending uploads for draft deals (streaming publish; see :mod:`storage_node.store.pending`).
+
+    PUT  /v1/pending/{deal}/{index}            a share's bytes before its root exists (signed pending order)
+    POST /v1/pending/{deal}/{index}/activate   make it a share: an ordinary storage order, checked
+                                               against the root committed on-chain
+
+The pending order (``X-Datasov-Pending``) is checked like a storage order before a byte is read:
+Content-Length against the order and the node's limits (413), signature (401), addressing and expiry
+(403), nonce (409), then the draft deal on-chain (the signer owns it, this node holds share
+``index``, the size is exactly the deal's share size: :meth:`DealAuthorizer.pending`). A body longer
+than the order says is refused (422 ``upload_mismatch``) and nothing is kept. The activation's
+order must name the deal and share of the URL; its root must be part of the committed commitment
+root (the ordinary authoriser) and equal the root the node computed from the bytes it holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from .. import orders
+from ..errors import Busy, OrderError, ShareNotFound, UploadAborted
+from ..store.index import ShareRecord
+from ..store.shares import Upload
+from .app import NODE, NodeState
+
+log = logging.getLogger("datasov.node.api")
+
+PendingAuthorizer = Callable[[str, orders.PendingOrder], Awaitable[None]]
+
+
+async def allow_any_pending(signer: str, order: orders.PendingOrder) -> None:
+    """Development default (a node without a chain): any correctly signed pending order is accepted."""
+
+
+def _pending_authorizer(state: NodeState) -> PendingAuthorizer:
+    """The chain's check when the node has one (``DealAuthorizer.pending``), else the dev default."""
+    check = getattr(state.authorize, "pending", None)
+    return check if callable(check) else allow_any_pending
+
+
+def _address(request: web.Request) -> tuple[int, int]:
+    try:
+        deal, index = int(request.match_info["deal"]), int(request.match_info["index"])
+    except ValueError as err:
+        raise ShareNotFound("deal id and share index must be integers") from err
+    if deal < 1 or not 0 <= index < 256:
+        raise ShareNotFound(f"invalid deal {deal} or share index {index}")
+    return deal, index
+
+
+async def put_pending(request: web.Request) -> web.Response:
+    state = request.app[NODE]
+    deal, index = _address(request)
+    length = request.content_length
+    if length is None:
+        raise web.HTTPLengthRequired(text="Content-Length is required")
+    order = orders.parse_pending(request.headers.get(orders.PENDING_HEADER))
+    if order.size > state.max_share_size or length > state.max_share_size:
+        raise web.HTTPRequestEntityTooLarge(max_size=state.max_share_size, actual_size=length)
+    signer = orders.verify(order, request.headers.get(orders.SIGNATURE_HEADER), node=state.address)
+    if (order.deal_id, order.index) != (deal, index):
+        raise OrderError("the pending order is for another share than the URL")
+    if order.size != length:
+        raise OrderError(f"Content-Length {length} differs from the order's size {order.size}")
+    await state.store.check_nonce(signer, order.nonce)
+    await _pending_authorizer(state)(signer, order)
+    await state.store.use_nonce(signer, order.nonce, order.expiry)
+    if state.uploads.locked():
+        raise Busy("too many uploads in progress", retry_after=1)
+    async with state.upload_slot():
+        upload = await state.store.begin_pending(
+            deal, index, size=order.size, leaf_size=order.leaf_size, block_size=order.block_size, owner=signer
+        )
+        try:
+            held = await _receive(request, state, upload)
+        except (ConnectionError, asyncio.CancelledError) as err:
+            state.metrics.uploads.labels("aborted").inc()
+            if isinstance(err, asyncio.CancelledError):
+                raise
+            raise UploadAborted("the connection was lost mid-upload") from err
+    state.metrics.uploads.labels("pending").inc()
+    return web.json_response(
+        {"deal": deal, "index": index, "size": held.size, "root": held.root.hex(), "state": "pending"}, status=202
+    )
+
+
+async def _receive(request: web.Request, state: NodeState, upload: Upload) -> ShareRecord:
+    deadline = state.upload_grace + upload.record.size / max(1, state.min_upload_rate)
+    try:
+        async with asyncio.timeout(deadline):
+            while chunk := await asyncio.wait_for(request.content.readany(), state.idle_timeout):
+                await upload.write(chunk)  # past the order's size: UploadMismatch (422), nothing kept
+                state.metrics.bytes_in.inc(len(chunk))
+            return await upload.commit()
+    except TimeoutError as err:
+        await asyncio.shield(upload.abort())
+        raise web.HTTPRequestTimeout(text=f"upload stalled or slower than its {deadline:.0f} s deadline") from err
+    except BaseException:
+        await asyncio.shield(upload.abort())
+        raise
+
+
+async def activate(request: web.Request) -> web.Response:
+    state = request.app[NODE]
+    deal, index = _address(request)
+    order = orders.parse(request.headers.get(orders.ORDER_HEADER))
+    signer = orders.verify(order, request.headers.get(orders.SIGNATURE_HEADER), node=state.address)
+    if (order.deal_id, order.index) != (deal, index):
+        raise OrderError("the order is for another share than the URL")
+    await state.store.check_nonce(signer, order.nonce)
+    await state.authorize(signer, order)  # the committed root, the share's proof, the provider
+    await state.store.use_nonce(signer, order.nonce, order.expiry)
+    record = await state.store.activate(
+        deal,
+        index,
+        dataset=order.dataset,
+        root=bytes.fromhex(order.share_root),
+        share_proof=tuple(bytes.fromhex(h) for h in order.share_proof),
+    )
+    state.metrics.uploads.labels("ok").inc()
+    state.activity.accepted(record.dataset, index, record.size, signer)
+    if state.on_stored is not None:
+        try:
+            await state.on_stored(record.dataset, index)
+        except Exception:  # stored is stored: discovery catches up at the next announcement
+            log.exception("could not announce %s/%s", record.dataset, index)
+    body = {"dataset": record.dataset, "index": index, "size": record.size, "root": record.root.hex(), "signer": signer}
+    return web.json_response(body, status=201)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_put("/v1/pending/{deal}/{index}", put_pending)
+    app.router.add_post("/v1/pending/{deal}/{index}/activate", activate)
