@@ -122,13 +122,17 @@ def open_keystore(home: Path, passphrase_file: Path | None) -> Keystore:
 
 
 @contextlib.asynccontextmanager
-async def open_chain(network: Network) -> AsyncIterator[Chain]:
+async def open_chain(network: Network, *, read_only: bool = False) -> AsyncIterator[Chain]:
     """The network's chain, connected for the length of the block; ``network.directory`` becomes
-    the chain's view of the nodes (their announcements)."""
+    the chain's view of the nodes (their announcements). ``read_only``: a reader (``Chain.reader``:
+    raw JSON-RPC, web3 never imported) for commands that send no transaction."""
     from contracts.chain import Chain
     from market.chain_directory import ChainDirectory
 
-    chain = await Chain.connect(network.rpc, network.deployment)
+    if read_only:
+        chain = await Chain.reader(network.rpc, network.deployment)
+    else:
+        chain = await Chain.connect(network.rpc, network.deployment)
     network.directory = ChainDirectory(chain)
     try:
         yield chain
