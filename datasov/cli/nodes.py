@@ -80,10 +80,10 @@ async def nodes(
     if deployment is not None:
         if rpc is None:
             raise click.UsageError("--deployment needs --rpc URL")
-        chain = await Chain.connect(rpc, Deployment.load(deployment))
+        chain = await Chain.reader(rpc, Deployment.load(deployment))
     else:
         network = load_network(home, rpc)
-        chain = await Chain.connect(network.rpc, network.deployment)
+        chain = await Chain.reader(network.rpc, network.deployment)
     try:
         started = time.perf_counter()
         directory = ChainDirectory(chain)
