@@ -15,13 +15,10 @@ A refused call raises the named error of its Solidity custom error (:mod:`contra
 
 from __future__ import annotations
 
-import itertools
-import json
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any, Protocol
 
-import aiohttp
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
@@ -29,57 +26,13 @@ from eth_utils.crypto import keccak
 
 from . import errors
 from .reverts import abi_type, decode_revert
+from .rpc_http import HttpTransport
 
 
 class Transport(Protocol):
     """One JSON-RPC endpoint: ``await request(method, params)`` is the call's ``result``."""
 
     async def request(self, method: str, params: list[Any]) -> Any: ...
-
-
-def _revert_data(error: Any) -> str | None:
-    """Revert bytes in a JSON-RPC error: ``error.data`` (geth, the devnet) or ``error.data.data`` (Hardhat)."""
-    data = error.get("data") if isinstance(error, dict) else None
-    if isinstance(data, dict):
-        data = data.get("data")
-    return data if isinstance(data, str) and data.startswith("0x") else None
-
-
-class HttpTransport:
-    """JSON-RPC over HTTP with one aiohttp session (opened on first use, closed by :meth:`close`)."""
-
-    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
-        self.url = url
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._session: aiohttp.ClientSession | None = None
-        self._ids = itertools.count(1)
-
-    async def request(self, method: str, params: list[Any]) -> Any:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-        body = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
-        try:
-            async with self._session.post(self.url, json=body) as response:
-                text = await response.text()
-        except (aiohttp.ClientError, TimeoutError, OSError) as err:
-            raise errors.ChainUnavailable(f"cannot reach {self.url}: {err}") from err
-        try:
-            answer = json.loads(text)
-        except ValueError as err:
-            raise errors.ChainError(f"{method}: {self.url} answered HTTP {response.status}: {text[:200]!r}") from err
-        if not isinstance(answer, dict):
-            raise errors.ChainError(f"{method}: malformed JSON-RPC answer {text[:200]!r}")
-        if "error" in answer:
-            data = _revert_data(answer["error"])
-            if data is not None and method == "eth_call":
-                raise errors.CallReverted(data)
-            raise errors.ChainError(f"{method}: {answer['error']}")
-        return answer.get("result")
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
 
 def _block(value: int | str) -> str:

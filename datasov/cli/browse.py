@@ -11,7 +11,6 @@ from rich.table import Table
 from contracts.chain import Chain
 from contracts.terms import LicenseTerms
 from market.health import DatasetHealth, dataset_health
-from storage_node.client import NodeClient
 from storage_node.errors import NodeError
 
 from . import titles
@@ -144,6 +143,8 @@ async def show(dataset_id: int, home: Path, rpc: str | None, as_json: bool) -> N
         )
         await add_titles(chain, network, home, [info])
         shares: list[dict[str, Any]] = []
+        from storage_node.client import NodeClient  # aiohttp: only for the commands that contact nodes
+
         async with NodeClient(retries=1, timeout=3.0) as client:
             for share in health.deal.shares if health.deal else ():
                 entry: dict[str, Any] = {
