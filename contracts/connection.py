@@ -152,7 +152,7 @@ class Connection:
     @classmethod
     async def reader(cls, rpc_url: str, deployment: Deployment, *, request_timeout: float = 30.0) -> Self:
         """Read contracts already deployed on a JSON-RPC endpoint, without web3 (see :mod:`contracts.rpc`):
-        for commands that only read. Checks the chain id, as :meth:`connect` does (not the code)."""
+        for commands that only read. Checks the chain id and the contracts' code, as :meth:`connect` does."""
         transport = rpc.HttpTransport(rpc_url, timeout=request_timeout)
         try:
             chain_id = await rpc.chain_id(transport)
@@ -160,6 +160,10 @@ class Connection:
                 raise errors.DeploymentError(
                     f"{rpc_url} is chain {chain_id}, the deployment is for {deployment.chain_id}"
                 )
+            addresses = (deployment.registry, deployment.license_manager, deployment.storage_market)
+            for address in addresses + ((deployment.key_guardians,) if deployment.key_guardians else ()):
+                if not await rpc.get_code(transport, address):
+                    raise errors.DeploymentError(f"no contract at {address} on {rpc_url}")
         except BaseException:
             await transport.close()
             raise

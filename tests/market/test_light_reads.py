@@ -116,3 +116,5 @@ async def test_a_reader_of_the_wrong_chain_or_no_chain_fails_clearly(chain: Chai
         await Chain.reader(url, replace(chain.deployment, chain_id=chain.deployment.chain_id + 1))
     with pytest.raises(errors.ChainUnavailable):
         await Chain.reader("http://127.0.0.1:9", chain.deployment)
+    with pytest.raises(errors.DeploymentError):
+        await Chain.reader(url, replace(chain.deployment, registry="0x" + "11" * 20))
