@@ -118,3 +118,12 @@ async def test_a_reader_of_the_wrong_chain_or_no_chain_fails_clearly(chain: Chai
         await Chain.reader("http://127.0.0.1:9", chain.deployment)
     with pytest.raises(errors.DeploymentError):
         await Chain.reader(url, replace(chain.deployment, registry="0x" + "11" * 20))
+
+
+def test_bn254_constants_are_py_eccs() -> None:
+    """contracts.delivery spells out BN254's prime and order so that reads do not import py_ecc."""
+    from py_ecc.fields.field_properties import field_properties
+    from py_ecc.optimized_bn128.optimized_curve import curve_order
+
+    assert field_properties["bn128"]["field_modulus"] == delivery.P
+    assert curve_order == delivery.N
