@@ -25,14 +25,15 @@ import json
 import re
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-from eth_account import Account
-from eth_account.messages import encode_defunct
-from eth_account.signers.local import LocalAccount
 from eth_utils.address import is_address, to_checksum_address
 
 from .errors import AnnouncementError, ForgedAnnouncement, MalformedAnnouncement
+from .signatures import recover_signer
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 __all__ = [
     "DOMAIN",
@@ -146,6 +147,8 @@ class Announcement:
         """Sign with the operator's key; raises ``AnnouncementError`` if the key is another address's."""
         if account.address.lower() != self.operator.lower():
             raise AnnouncementError(f"key of {account.address} cannot sign for operator {self.operator}")
+        from eth_account.messages import encode_defunct  # signing only: verifying needs no eth_account
+
         signature = bytes(account.sign_message(encode_defunct(self.canonical())).signature)
         signed = SignedAnnouncement(self, signature)
         if len(signed.to_bytes()) > MAX_ANNOUNCEMENT:
@@ -196,7 +199,7 @@ class SignedAnnouncement:
     def verify(self) -> str:
         """The operator address, if the signature is the operator's; else ``ForgedAnnouncement``."""
         try:
-            signer = Account.recover_message(encode_defunct(self.announcement.canonical()), signature=self.signature)
+            signer = recover_signer(self.announcement.canonical(), self.signature)
         except Exception as err:  # eth_keys: a signature that is no valid point / recovery id
             raise ForgedAnnouncement(f"announcement signature does not recover: {err}") from err
         if signer.lower() != self.announcement.operator.lower():

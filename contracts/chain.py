@@ -21,8 +21,8 @@ from .licenses import LicenseCalls
 from .operators import OperatorCalls
 from .pools import PoolCalls
 from .registry import RegistryCalls
+from .reverts import decode_revert
 from .storage import StorageCalls
-from .tx import decode_revert
 
 __all__ = ["Chain", "ChainConfig", "Connection", "decode_revert"]
 

@@ -11,19 +11,26 @@ estimated first, receipts awaited with a timeout, reverts raised as named errors
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
-from web3 import AsyncWeb3
-from web3.contract import AsyncContract
 
 import contracts
 
-from . import errors
-from .logindex import EventLogs
+from . import errors, rpc
+from .eventlogs import EventLogs
 from .models import Deployment
-from .tx import Transactor
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+    from web3 import AsyncWeb3
+    from web3.types import TxReceipt
+
+    from .tx import Transactor
+
+# A bound contract: web3's AsyncContract, or a contracts.rpc.RpcContract on a reader; the wrappers
+# use only what both have (``functions.f(*args).call()``, ``events.E().get_logs(...)``, ``address``).
+Bound = Any
 
 ETHER = 10**18
 TOKEN = 10**18
@@ -47,23 +54,34 @@ class ChainConfig:
 
 
 class Connection:
-    """An AsyncWeb3 connection with the datasov contracts bound (``registry``, ``licenses``,
-    ``storage_market``, ``token``); the per-contract wrappers build on it."""
+    """A chain connection with the datasov contracts bound (``registry``, ``licenses``,
+    ``storage_market``, ``token``); the per-contract wrappers build on it.
+
+    Two backends, one set of wrappers: an AsyncWeb3 connection (``connect``, ``deploy``, the embedded
+    chain) sends transactions and reads through web3; a reader (:meth:`reader`, kind ``"reader"``)
+    reads over raw JSON-RPC (:mod:`contracts.rpc`) without importing web3, and refuses to send.
+    """
 
     def __init__(
         self,
-        w3: AsyncWeb3[Any],
+        w3: AsyncWeb3[Any] | None,
         deployment: Deployment,
         *,
         kind: str,
         receipt_timeout: float = 60.0,
+        transport: rpc.HttpTransport | None = None,
     ) -> None:
-        self.w3 = w3
+        self._w3 = w3
+        self._transport = transport
         self.deployment = deployment
-        self.kind = kind  # "embedded" or "rpc"
-        self.tx = Transactor(w3, receipt_timeout=receipt_timeout)
-        self.send = self.tx.send
-        self.call = self.tx.call
+        self.kind = kind  # "embedded", "rpc" or "reader"
+        self._tx: Transactor | None = None
+        if w3 is not None:
+            from .tx import Transactor
+
+            self._tx = Transactor(w3, receipt_timeout=receipt_timeout)
+        elif transport is None:
+            raise ValueError("a connection needs web3 or a JSON-RPC transport")
         self.event_logs = EventLogs(deployment.deployed_block)  # lookups read only blocks mined since the last
         self.registry = self._bind("DatasetRegistry", deployment.registry)
         self.licenses = self._bind("LicenseManager", deployment.license_manager)
@@ -71,19 +89,49 @@ class Connection:
         self.key_guardians = self._bind("KeyGuardians", deployment.key_guardians or ZERO_ADDRESS)
         self.token = self._bind("TestToken", deployment.token)
 
+    @property
+    def w3(self) -> AsyncWeb3[Any]:
+        if self._w3 is None:
+            raise errors.ReadOnlyConnection("this chain connection only reads (open it with Chain.connect to send)")
+        return self._w3
+
+    @property
+    def tx(self) -> Transactor:
+        if self._tx is None:
+            raise errors.ReadOnlyConnection("this chain connection only reads (open it with Chain.connect to send)")
+        return self._tx
+
+    async def send(self, fn: Any, sender: LocalAccount, *, gas: int | None = None) -> TxReceipt:
+        """Estimate, sign locally, send and await the receipt (:meth:`contracts.tx.Transactor.send`)."""
+        return await self.tx.send(fn, sender, gas=gas)
+
+    async def call(self, fn: Any) -> Any:
+        """Read-only call; reverts become named errors (on a reader, :class:`contracts.rpc.RpcFunction` names them)."""
+        if self._tx is not None:
+            return await self._tx.call(fn)
+        return await fn.call()
+
     async def close(self) -> None:
         """Close the JSON-RPC connection (no-op for the embedded chain)."""
+        if self._transport is not None:
+            await self._transport.close()
         if self.kind == "rpc":
             await self.w3.provider.disconnect()
 
-    def _bind(self, name: str, address: str) -> AsyncContract:
-        return self.w3.eth.contract(address=to_checksum_address(address), abi=contracts.load(name).abi)
+    def _bind(self, name: str, address: str) -> Bound:
+        abi = contracts.load(name).abi
+        if self._w3 is None:
+            assert self._transport is not None
+            return rpc.RpcContract(self._transport, name, address, abi)
+        return self._w3.eth.contract(address=to_checksum_address(address), abi=abi)
 
     # ---------------------------------------------------------------- construction ----
 
     @classmethod
     async def connect(cls, rpc_url: str, deployment: Deployment, *, receipt_timeout: float = 60.0) -> Self:
         """Use contracts already deployed on any EVM JSON-RPC endpoint."""
+        from web3 import AsyncWeb3
+
         w3 = AsyncWeb3(AsyncWeb3.AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
         try:
             try:
@@ -104,8 +152,30 @@ class Connection:
         return cls(w3, deployment, kind="rpc", receipt_timeout=receipt_timeout)
 
     @classmethod
+    async def reader(cls, rpc_url: str, deployment: Deployment, *, request_timeout: float = 30.0) -> Self:
+        """Read contracts already deployed on a JSON-RPC endpoint, without web3 (see :mod:`contracts.rpc`):
+        for commands that only read. Checks the chain id and the contracts' code, as :meth:`connect` does."""
+        transport = rpc.HttpTransport(rpc_url, timeout=request_timeout)
+        try:
+            chain_id = await rpc.chain_id(transport)
+            if chain_id != deployment.chain_id:
+                raise errors.DeploymentError(
+                    f"{rpc_url} is chain {chain_id}, the deployment is for {deployment.chain_id}"
+                )
+            addresses = (deployment.registry, deployment.license_manager, deployment.storage_market)
+            for address in addresses + ((deployment.key_guardians,) if deployment.key_guardians else ()):
+                if not await rpc.get_code(transport, address):
+                    raise errors.DeploymentError(f"no contract at {address} on {rpc_url}")
+        except BaseException:
+            await transport.close()
+            raise
+        return cls(None, deployment, kind="reader", transport=transport)
+
+    @classmethod
     async def deploy(cls, rpc_url: str, deployer: LocalAccount, *, config: ChainConfig = ChainConfig()) -> Self:
         """Deploy fresh contracts on a JSON-RPC endpoint (the deployer must hold ETH)."""
+        from web3 import AsyncWeb3
+
         w3 = AsyncWeb3(AsyncWeb3.AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
         try:
             await w3.eth.chain_id
@@ -115,6 +185,8 @@ class Connection:
 
     @classmethod
     async def _deploy(cls, w3: AsyncWeb3[Any], deployer: LocalAccount, config: ChainConfig, *, kind: str) -> Self:
+        from .tx import Transactor
+
         tx = Transactor(w3)
         start = await w3.eth.block_number
         token = await tx.create("TestToken", deployer)
@@ -150,6 +222,8 @@ class Connection:
         return cls(w3, deployment, kind=kind)
 
     async def _rpc(self, method: str, params: list[Any]) -> Any:
+        if self._transport is not None:
+            return await self._transport.request(method, params)
         response = await self.w3.provider.make_request(method, params)
         if "error" in response:
             raise errors.ChainError(f"{method}: {response['error']}")
@@ -162,10 +236,18 @@ class Connection:
             await self.w3.eth.get_logs({"fromBlock": "latest", "toBlock": "latest"})
 
     async def block_number(self) -> int:
+        if self._transport is not None:
+            return await rpc.block_number(self._transport)
         return int(await self.w3.eth.block_number)
 
+    async def get_block(self, block: int | str = "latest") -> dict[str, Any]:
+        """A block's ``number``, ``timestamp`` and ``hash`` (and ``baseFeePerGas`` where it has one)."""
+        if self._transport is not None:
+            return await rpc.get_block(self._transport, block)
+        return dict(await self.w3.eth.get_block(block))  # type: ignore[arg-type]  # a tag or a number
+
     async def timestamp(self) -> int:
-        return int((await self.w3.eth.get_block("latest"))["timestamp"])
+        return int((await self.get_block("latest"))["timestamp"])
 
     # ------------------------------------------------------------------------- token ----
 
@@ -173,6 +255,8 @@ class Connection:
         await self.tx.transfer(sender, to, amount)
 
     async def eth_balance(self, address: str) -> int:
+        if self._transport is not None:
+            return await rpc.get_balance(self._transport, address)
         return int(await self.w3.eth.get_balance(to_checksum_address(address)))
 
     async def mint(self, sender: LocalAccount, to: str, amount: int) -> None:

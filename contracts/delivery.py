@@ -19,14 +19,13 @@ import secrets
 from dataclasses import dataclass
 
 from eth_utils.crypto import keccak
-from py_ecc.fields import optimized_bn128_FQ as FQ
-from py_ecc.fields.field_properties import field_properties
-from py_ecc.optimized_bn128.optimized_curve import G1, curve_order, multiply, normalize
 
 from .errors import ContractsError
 
-P: int = field_properties["bn128"]["field_modulus"]
-N = curve_order
+# BN254's field prime and group order (py_ecc's field_modulus and curve_order; a test checks they are
+# equal): py_ecc is imported by the multiplications only, so reading licenses does not import it
+P = 21888242871839275222246405745257275088696311157297823662689037894645226208583
+N = 21888242871839275222246405745257275088548364400416034343698204186575808495617
 POINT_SIZE = 64
 KEY_SIZE = 32
 DELIVERY_TAG = keccak(b"datasov/key-delivery/v1")
@@ -76,6 +75,9 @@ def encode_point(x: int, y: int) -> bytes:
 
 
 def _mul(point: bytes, scalar: int) -> bytes:
+    from py_ecc.fields import optimized_bn128_FQ as FQ
+    from py_ecc.optimized_bn128.optimized_curve import multiply, normalize
+
     x, y = check_point(point)
     rx, ry = normalize(multiply((FQ(x), FQ(y), FQ(1)), scalar))
     return encode_point(int(rx), int(ry))
@@ -93,6 +95,8 @@ def new_secret() -> int:
 
 def public_key(secret: int) -> bytes:
     """secret * G, 64 bytes."""
+    from py_ecc.optimized_bn128.optimized_curve import G1, multiply, normalize
+
     _check_secret(secret)
     x, y = normalize(multiply(G1, secret))
     return encode_point(int(x), int(y))

@@ -16,6 +16,8 @@
     └── ChainError                 anything that went wrong talking to the chain
         ├── ChainUnavailable       the JSON-RPC endpoint cannot be reached
         ├── TransactionTimeout     no receipt within the timeout
+        ├── ReadOnlyConnection     a transaction asked of a reader (Chain.reader: reads over contracts.rpc only)
+        ├── CallReverted           contracts.rpc: an eth_call answered with revert data (raised as its named error)
         └── ContractRevert         a contract refused; ``.error_name`` and ``.values`` decoded
             ├── AccessDenied       caller is not the owner / agent / provider
             ├── NotFound           unknown dataset, deal, license or share
@@ -67,6 +69,18 @@ class ChainError(ContractsError):
 
 class ChainUnavailable(ChainError):
     """The JSON-RPC endpoint could not be reached."""
+
+
+class ReadOnlyConnection(ChainError):
+    """A transaction was asked of a reader (``Chain.reader``): it holds no web3 to send with."""
+
+
+class CallReverted(ChainError):
+    """An ``eth_call`` answered with revert data (``contracts.rpc`` raises it as its named error)."""
+
+    def __init__(self, data: str) -> None:
+        super().__init__(f"execution reverted: {data[:74]}")
+        self.data = data
 
 
 class TransactionTimeout(ChainError):

@@ -5,13 +5,14 @@ the one release check (``mayRelease``), piece disputes and the record of bad pie
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-from eth_account.signers.local import LocalAccount
-from web3.types import TxReceipt
+from typing import TYPE_CHECKING, Any
 
 from . import delivery, errors
 from .connection import Connection
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+    from web3.types import TxReceipt
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,16 +3,17 @@ the license events an audit reads."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from eth_account.signers.local import LocalAccount
-from web3.types import TxReceipt
+from typing import TYPE_CHECKING, Any
 
 from . import delivery, errors
 from .connection import Connection
 from .models import License, LicenseStatus
 from .registry import RegistryCalls
 from .terms import Purpose
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+    from web3.types import TxReceipt
 
 
 class LicenseCalls(RegistryCalls, Connection):
@@ -88,7 +89,7 @@ class LicenseCalls(RegistryCalls, Connection):
             lo, hi = self.deployment.deployed_block, await self.block_number() + 1
             while lo < hi:
                 mid = (lo + hi) // 2
-                if int((await self.w3.eth.get_block(mid))["timestamp"]) > t:
+                if int((await self.get_block(mid))["timestamp"]) > t:
                     hi = mid
                 else:
                     lo = mid + 1
@@ -150,7 +151,7 @@ class LicenseCalls(RegistryCalls, Connection):
             logs = await self._license_logs(name, license_id, at)
             if logs:
                 log = logs[-1]
-                block = await self.w3.eth.get_block(log["blockNumber"])
+                block = await self.get_block(log["blockNumber"])
                 out[name] = {
                     "tx": "0x" + bytes(log["transactionHash"]).hex(),
                     "block": int(log["blockNumber"]),

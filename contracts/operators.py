@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
-from web3.types import TxReceipt
 
 from .announcements import SignedAnnouncement
 from .connection import Connection
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+    from web3.types import TxReceipt
 
 
 @dataclass(frozen=True, slots=True)

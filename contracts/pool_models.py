@@ -20,8 +20,6 @@ from enum import IntEnum
 from typing import Any
 
 from eth_utils.crypto import keccak
-from py_ecc.fields import optimized_bn128_FQ as FQ
-from py_ecc.optimized_bn128.optimized_curve import multiply, normalize
 
 from . import delivery
 from .terms import Purpose
@@ -206,6 +204,9 @@ def delivery_mask(shared: bytes, *, chain_id: int, pools: str, license_id: int, 
 
 def _mul(point: bytes, scalar: int) -> bytes:
     x, y = delivery.check_point(point)
+    from py_ecc.fields import optimized_bn128_FQ as FQ  # only where a seal is made or opened
+    from py_ecc.optimized_bn128.optimized_curve import multiply, normalize
+
     rx, ry = normalize(multiply((FQ(x), FQ(y), FQ(1)), scalar))
     return delivery.encode_point(int(rx), int(ry))
 

@@ -4,18 +4,19 @@ delivery per contribution, disputes and claims. Records and seals are in :mod:`c
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_abi.abi import encode as abi_encode
-from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
-from web3.contract import AsyncContract
-from web3.types import TxReceipt
 
 from . import delivery, errors
-from .connection import Connection
+from .connection import Bound, Connection
 from .pool_models import Contribution, Pool, PoolLicense, contribution_mask, delivery_mask, open_with, seal_to
 from .terms import LicenseTerms, Purpose
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+    from web3.types import TxReceipt
 
 ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -24,7 +25,7 @@ class PoolCalls(Connection):
     """The ``DataPools`` wrapper (mixed into :class:`contracts.chain.Chain`)."""
 
     @property
-    def pools(self) -> AsyncContract:
+    def pools(self) -> Bound:
         if not self.deployment.data_pools:
             raise errors.DeploymentError("this deployment has no DataPools contract (deployed before data pools)")
         return self._bind("DataPools", self.deployment.data_pools)

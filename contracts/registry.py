@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from eth_account.signers.local import LocalAccount
+from typing import TYPE_CHECKING
 
 from .connection import Connection
 from .models import Dataset
 from .terms import LicenseTerms
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 
 class RegistryCalls(Connection):

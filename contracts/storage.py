@@ -4,13 +4,14 @@ reports, fees, epochs and challenges."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-from eth_account.signers.local import LocalAccount
-from web3.types import TxReceipt
+from typing import TYPE_CHECKING, Any
 
 from .connection import Connection
 from .models import Deal, Operator, Share, StorageProof
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+    from web3.types import TxReceipt
 
 
 class StorageCalls(Connection):

@@ -12,9 +12,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
-from eth_utils.crypto import keccak
 from web3 import AsyncWeb3
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception, Web3RPCError
 from web3.logs import DISCARD
@@ -23,50 +21,9 @@ from web3.types import TxReceipt
 import contracts
 
 from . import errors
+from .reverts import decode_revert
 
-
-def _abi_type(param: dict[str, Any]) -> str:
-    if param["type"].startswith("tuple"):
-        inner = ",".join(_abi_type(c) for c in param["components"])
-        return f"({inner}){param['type'][5:]}"
-    return str(param["type"])
-
-
-def _error_table() -> dict[bytes, tuple[str, list[str], list[str]]]:
-    table = {}
-    for name in contracts.ARTIFACTS:
-        for item in contracts.load(name).abi:
-            if item["type"] != "error":
-                continue
-            types = [_abi_type(p) for p in item["inputs"]]
-            selector = keccak(text=f"{item['name']}({','.join(types)})")[:4]
-            table[selector] = (item["name"], types, [p["name"] for p in item["inputs"]])
-    return table
-
-
-_ERRORS = _error_table()
-_PANICS = {0x01: "assert failed", 0x11: "arithmetic overflow", 0x12: "division by zero", 0x32: "index out of range"}
-
-
-def decode_revert(data: str | bytes | None, function: str = "") -> errors.ContractRevert:
-    """The named error for raw revert data (selector + ABI-encoded arguments)."""
-    raw = bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else (data or b"")
-    where = f" in {function}" if function else ""
-    if len(raw) >= 4 and raw[:4] in _ERRORS:
-        name, types, names = _ERRORS[raw[:4]]
-        try:
-            values = dict(zip(names, abi_decode(types, raw[4:]), strict=True))
-        except Exception:  # malformed arguments: still name the error
-            values = {}
-        shown = ", ".join(f"{k}={v.hex() if isinstance(v, bytes) else v}" for k, v in values.items())
-        return errors.revert_class(name)(f"{name}({shown}){where}", values=values, function=function)
-    if raw[:4] == keccak(text="Panic(uint256)")[:4] and len(raw) == 36:
-        code = int.from_bytes(raw[4:], "big")
-        return errors.UnknownRevert(f"panic 0x{code:02x} ({_PANICS.get(code, 'panic')}){where}", function=function)
-    if raw[:4] == keccak(text="Error(string)")[:4]:
-        (reason,) = abi_decode(["string"], raw[4:])
-        return errors.UnknownRevert(f"reverted: {reason}{where}", function=function)
-    return errors.UnknownRevert(f"reverted without reason{where}", function=function)
+__all__ = ["Transactor", "accept_reverts_from", "decode_revert"]
 
 
 RawRevert = Callable[[BaseException], bytes | None]

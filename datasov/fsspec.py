@@ -22,16 +22,16 @@ import os
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fsspec.spec import AbstractFileSystem
 
-from contracts.chain import Chain
-from market.keystore import Keystore
-from market.reader import DatasetReader, ReaderError, SyncDatasetReader
-from storage_node.client import NodeClient
+from .netconfig import CONFIG, MACHINE_SECRET, Network
 
-from .cli.context import CONFIG, MACHINE_SECRET, Network
+if (
+    TYPE_CHECKING
+):  # imported on first read: `import datasov.fsspec` loads no chain client (fsspec imports it at start-up)
+    from market.reader import DatasetReader, SyncDatasetReader
 
 __all__ = ["DatasovFileSystem", "ReadOnlyDataset"]
 
@@ -57,6 +57,12 @@ def passphrase(home: Path, given: str | None, passphrase_file: Path | None) -> b
         f"the keystore in {home} needs a passphrase: pass storage_options passphrase or passphrase_file, "
         "or set DATASOV_PASSPHRASE"
     )
+
+
+def _reader_error() -> type[Exception]:
+    from market.reader import ReaderError
+
+    return ReaderError
 
 
 def _readonly(*_args: Any, **_kw: Any) -> Any:
@@ -92,6 +98,11 @@ class DatasovFileSystem(AbstractFileSystem):  # type: ignore[misc]
         home, secret_file, given = self.home, self._passphrase_file, self._passphrase
 
         async def opener() -> tuple[DatasetReader, Callable[[], Awaitable[None]]]:
+            from contracts.chain import Chain
+            from market.keystore import Keystore
+            from market.reader import DatasetReader
+            from storage_node.client import NodeClient
+
             network = Network.from_json(json.loads((home / CONFIG).read_text()))
             keystore = Keystore.open(home, passphrase(home, given, secret_file))
             chain = await Chain.connect(network.rpc, network.deployment)
@@ -116,6 +127,8 @@ class DatasovFileSystem(AbstractFileSystem):  # type: ignore[misc]
         with self._lock:
             found = self._readers.get(license_id)
             if found is None:
+                from market.reader import SyncDatasetReader
+
                 found = SyncDatasetReader(self._opener(license_id), timeout=self._timeout)
                 self._readers[license_id] = found
             return found
@@ -151,7 +164,7 @@ class DatasovFileSystem(AbstractFileSystem):  # type: ignore[misc]
                 rows = [self._info(license_id, entry)]
             else:
                 rows = [self._info(license_id, r.stat(e.path)) for e in r.listdir(rest)]
-        except ReaderError as err:
+        except _reader_error() as err:
             raise FileNotFoundError(f"datasov://{license_id}/{rest}: {err}") from err
         return rows if detail else [row["name"] for row in rows]
 
@@ -161,7 +174,7 @@ class DatasovFileSystem(AbstractFileSystem):  # type: ignore[misc]
             return {"name": str(license_id), "size": 0, "type": "directory"}
         try:
             return self._info(license_id, self.reader(license_id).stat(rest))
-        except ReaderError as err:
+        except _reader_error() as err:
             raise FileNotFoundError(f"datasov://{license_id}/{rest}: {err}") from err
 
     def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
@@ -172,7 +185,7 @@ class DatasovFileSystem(AbstractFileSystem):  # type: ignore[misc]
             lo = 0 if start is None else (start if start >= 0 else max(0, size + start))
             hi = size if end is None else (end if end >= 0 else max(0, size + end))
             return r.read_file(rest, lo, max(0, min(hi, size) - lo))
-        except ReaderError as err:
+        except _reader_error() as err:
             raise FileNotFoundError(f"datasov://{license_id}/{rest}: {err}") from err
 
     def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
@@ -181,7 +194,7 @@ class DatasovFileSystem(AbstractFileSystem):  # type: ignore[misc]
         license_id, rest = self._split(path)
         try:
             return self.reader(license_id).open(rest)
-        except ReaderError as err:
+        except _reader_error() as err:
             raise FileNotFoundError(f"datasov://{license_id}/{rest}: {err}") from err
 
     def ukey(self, path: str) -> str:

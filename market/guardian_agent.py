@@ -20,9 +20,8 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from eth_account.signers.local import LocalAccount
 from nacl.public import PrivateKey
 
 from contracts import errors, pieces, shamir
@@ -34,6 +33,9 @@ from contracts.terms import Purpose
 
 from .errors import MarketError
 from .key_agent import MAX_RANGE, TRANSIENT, default_margin
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 log = logging.getLogger("datasov.guardian")
 

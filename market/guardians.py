@@ -16,15 +16,17 @@ import ipaddress
 import logging
 import random
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-from eth_account.signers.local import LocalAccount
 
 from contracts import pieces, shamir
 from contracts.chain import Chain
 
 from .directory import NodeInfo
 from .errors import MarketError
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 log = logging.getLogger("datasov.guardians")
 

@@ -25,17 +25,19 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nacl.exceptions
 import nacl.pwhash
 import nacl.secret
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
+from eth_keys.datatypes import PrivateKey
 
 from contracts import delivery
 
 from .errors import MarketError
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 FORMAT = "datasov-keystore"
 VERSION = 1
@@ -93,7 +95,10 @@ class Keystore:
             "salt": salt.hex(),
         }
         store = cls(path, _derive(passphrase, salt, OPSLIMIT, MEMLIMIT), header)
-        account = account or Account.create()
+        if account is None:
+            from eth_account import Account  # eth_account (a second to import) only where it signs
+
+            account = Account.create()
         store._write({"account": bytes(account.key).hex(), "datasets": {}, "buyer_keys": {}, "licenses": {}})
         return store
 
@@ -170,8 +175,17 @@ class Keystore:
     def account(self) -> LocalAccount:
         """The account key (it never changes: read and decrypted once)."""
         if self._account is None:
+            from eth_account import Account
+
             self._account = Account.from_key(bytes.fromhex(self._load()["account"]))
         return self._account
+
+    @property
+    def address(self) -> str:
+        """The account's checksummed address, without importing eth_account (for commands that only read)."""
+        if self._account is not None:
+            return str(self._account.address)
+        return str(PrivateKey(bytes.fromhex(self._load()["account"])).public_key.to_checksum_address())
 
     def add_dataset(self, manifest_hash: bytes, data_key: bytes, *, dataset_id: int | None = None) -> None:
         """Keep a dataset's data key (first by manifest hash, before registration; then with its id)."""

@@ -26,9 +26,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from eth_account.signers.local import LocalAccount
+from typing import TYPE_CHECKING, Any
 
 from contracts import errors
 from contracts.chain import Chain
@@ -44,6 +42,9 @@ from .directory import Directory, NodeInfo
 from .errors import MarketError
 from .keystore import Keystore
 from .placement import NotEnoughNodes, PlacementPolicy, PublishError, choose_nodes, fee_for
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 __all__ = ["NotEnoughNodes", "PlacementPolicy", "PublishError", "PublishOptions", "Published", "publish"]
 

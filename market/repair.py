@@ -18,8 +18,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from eth_account.signers.local import LocalAccount
+from typing import TYPE_CHECKING
 
 from contracts import errors as chain_errors
 from contracts.chain import Chain
@@ -37,6 +36,9 @@ from storage_node.client import NodeClient
 from storage_node.errors import NodeError
 
 from .errors import MarketError
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 log = logging.getLogger("datasov.repair")
 

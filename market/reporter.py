@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-
-from eth_account.signers.local import LocalAccount
+from typing import TYPE_CHECKING
 
 from contracts import errors
 from contracts.chain import Chain
 from contracts.loop import Ticking
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 log = logging.getLogger("datasov.deals")
 

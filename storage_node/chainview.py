@@ -15,12 +15,13 @@ Errors are those of :mod:`contracts.errors` (``NotFound`` for an unknown deal or
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
-
-from eth_account.signers.local import LocalAccount
-from web3.types import TxReceipt
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from contracts.models import Dataset, Deal, Share, StorageProof
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+    from web3.types import TxReceipt
 
 
 class DealChain(Protocol):

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
-from eth_account.signers.local import LocalAccount
 
 from erasure import merkle
 
 from .errors import NodeError
 from .orders import DeleteOrder, PendingOrder, StorageOrder
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 T = TypeVar("T")
 MAX_MANIFEST = 64 * 1024

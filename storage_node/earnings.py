@@ -8,11 +8,12 @@ are still found.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-from eth_account.signers.local import LocalAccount
+from typing import TYPE_CHECKING, Any
 
 from contracts.chain import Chain
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 
 @dataclass(frozen=True, slots=True)

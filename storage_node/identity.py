@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
+from eth_keys.datatypes import PrivateKey
+from eth_utils.exceptions import ValidationError
 
 from .errors import NodeError
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 KEY_FILE = "operator.key"
 
@@ -20,6 +24,8 @@ class KeyFileError(NodeError):
 
 def load_or_create_operator(home: Path) -> LocalAccount:
     """The operator account stored in ``home/operator.key`` (0600), created on first use."""
+    from eth_account import Account  # a second to import: only where the key signs
+
     path = home / KEY_FILE
     home.mkdir(parents=True, exist_ok=True)
     if not path.exists():
@@ -36,3 +42,17 @@ def load_or_create_operator(home: Path) -> LocalAccount:
     except ValueError as err:
         raise KeyFileError(f"{path} does not hold a private key") from err
     return loaded
+
+
+def operator_address(home: Path) -> str:
+    """The operator's address from ``home/operator.key`` (created on first use), without eth_account."""
+    path = home / KEY_FILE
+    if not path.exists():
+        return str(load_or_create_operator(home).address)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise KeyFileError(f"{path} is readable by others (mode {mode:o}); run: chmod 600 {path}")
+    try:
+        return str(PrivateKey(bytes.fromhex(path.read_text().strip())).public_key.to_checksum_address())
+    except (ValueError, ValidationError) as err:
+        raise KeyFileError(f"{path} does not hold a private key") from err

@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import Protocol
-
-from eth_account.signers.local import LocalAccount
-from web3.types import TxReceipt
+from typing import TYPE_CHECKING, Protocol
 
 from contracts.announcements import Announcement, AnnouncementError, SignedAnnouncement
 from contracts.models import Operator
 from contracts.operators import AnnouncedRecord
 
 from .errors import NodeError
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+    from web3.types import TxReceipt
 
 log = logging.getLogger("datasov.node.membership")
 

@@ -20,16 +20,16 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from eth_account import Account
-from eth_account.messages import encode_defunct
-from eth_account.signers.local import LocalAccount
-
+from contracts.signatures import recover_signer
 from erasure import merkle
 from erasure.errors import ParameterError
 
 from .errors import BadLayout, BadSignature, OrderError, OrderExpired, WrongNode
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 DOMAIN = "datasov/storage-order/v1"
 DELETE_DOMAIN = "datasov/delete-order/v1"
@@ -95,6 +95,8 @@ class StorageOrder:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
 
     def sign(self, account: LocalAccount) -> str:
+        from eth_account.messages import encode_defunct  # signing only: verifying needs no eth_account
+
         signed = account.sign_message(encode_defunct(self.canonical()))
         return "0x" + bytes(signed.signature).hex()
 
@@ -125,6 +127,8 @@ class DeleteOrder:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
 
     def headers(self, account: LocalAccount) -> dict[str, str]:
+        from eth_account.messages import encode_defunct  # signing only: verifying needs no eth_account
+
         signed = account.sign_message(encode_defunct(self.canonical()))
         return {
             DELETE_HEADER: base64.urlsafe_b64encode(self.canonical()).decode(),
@@ -164,6 +168,8 @@ class PendingOrder:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
 
     def headers(self, account: LocalAccount) -> dict[str, str]:
+        from eth_account.messages import encode_defunct  # signing only: verifying needs no eth_account
+
         signed = account.sign_message(encode_defunct(self.canonical()))
         return {
             PENDING_HEADER: base64.urlsafe_b64encode(self.canonical()).decode(),
@@ -301,6 +307,6 @@ def verify(
         raise BadSignature(f"missing {SIGNATURE_HEADER} header")
     try:
         raw = bytes.fromhex(signature.removeprefix("0x"))
-        return str(Account.recover_message(encode_defunct(order.canonical()), signature=raw))
+        return recover_signer(order.canonical(), raw)
     except Exception as err:  # eth_keys raises several types for malformed signatures
         raise BadSignature(f"signature does not verify: {err}") from err

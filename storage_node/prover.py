@@ -16,8 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-from eth_account.signers.local import LocalAccount
+from typing import TYPE_CHECKING
 
 from contracts import errors as chain_errors
 from contracts.loop import Ticking
@@ -29,6 +28,9 @@ from .chainview import ProverChain
 from .errors import NodeError
 from .store.index import ShareRecord
 from .store.shares import ShareStore
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 log = logging.getLogger("datasov.node.prover")
 

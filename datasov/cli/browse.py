@@ -11,7 +11,6 @@ from rich.table import Table
 from contracts.chain import Chain
 from contracts.terms import LicenseTerms
 from market.health import DatasetHealth, dataset_health
-from storage_node.client import NodeClient
 from storage_node.errors import NodeError
 
 from . import titles
@@ -97,7 +96,7 @@ async def datasets(home: Path, rpc: str | None, as_json: bool) -> None:
       datasov datasets --json | jq '.[] | select(.health.servable and .terms.ai_training != "not_allowed")'
     """
     network = load_network(home, rpc)
-    async with open_chain(network) as chain:
+    async with open_chain(network, read_only=True) as chain:
         rows = [(await dataset_json(chain, i))[0] for i in range(1, await chain.dataset_count() + 1)]
         await add_titles(chain, network, home, rows)
     if as_json:
@@ -137,13 +136,15 @@ async def show(dataset_id: int, home: Path, rpc: str | None, as_json: bool) -> N
       datasov show 1
     """
     network = load_network(home, rpc)
-    async with open_chain(network) as chain:
+    async with open_chain(network, read_only=True) as chain:
         info, health = await dataset_json(chain, dataset_id)
         info["consent_forms"] = consent_forms(
             await chain.get_terms(dataset_id), chain_id=chain.deployment.chain_id, dataset=info
         )
         await add_titles(chain, network, home, [info])
         shares: list[dict[str, Any]] = []
+        from storage_node.client import NodeClient  # aiohttp: only for the commands that contact nodes
+
         async with NodeClient(retries=1, timeout=3.0) as client:
             for share in health.deal.shares if health.deal else ():
                 entry: dict[str, Any] = {

@@ -1,31 +1,29 @@
 """What every market command needs: the home directory, the network it talks to, the keystore.
 
-``HOME/config.json`` (written by ``datasov init``) says which network: a JSON-RPC URL, the contract
-deployment and libp2p bootstrap peers, in the same format ``datasov devnet up`` writes to ``devnet.json``::
-
-    {"version": 1, "rpc": "http://127.0.0.1:8545", "deployment": {...}, "bootstrap": ["/ip4/.../p2p/..."]}
-
-Nodes are found on the chain (:class:`market.chain_directory.ChainDirectory`, bound by
-:func:`open_chain`) and, when the config has bootstrap peers, in the DHT too
-(:func:`datasov.directory.open_directory`); a ``nodes`` list in an older file is read but not used
-while a chain is open.
+The network is ``HOME/config.json`` (written by ``datasov init``; format and reader in
+:mod:`datasov.netconfig`). Nodes are found on the chain (:class:`market.chain_directory.ChainDirectory`,
+bound by :func:`open_chain`) and, when the config has bootstrap peers, in the DHT too
+(:func:`datasov.directory.open_directory`).
 
 The keystore passphrase comes from, in order: ``--passphrase-file``, ``DATASOV_PASSPHRASE``, the
 machine secret ``HOME/machine.secret`` (made by ``datasov init --no-passphrase``; 0600), a prompt.
+
+Every command imports this module, so it imports only what start-up needs: the chain client, the
+keystore and the flows are imported where they are used (:func:`open_chain`, :func:`open_keystore`),
+and :func:`run` names the errors of the modules a command loaded (an error of a module that was never
+imported cannot have been raised).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import secrets
 import socket
 import stat
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -33,24 +31,22 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from contracts import errors
-from contracts.chain import Chain
-from contracts.models import Deployment
 from contracts.terms import Purpose
 from erasure.errors import ErasureError, IntegrityError, NotEnoughShares
-from market import buyer
-from market.directory import Directory, DirectoryError, StaticDirectory
 from market.errors import MarketError
-from market.keystore import Keystore, KeystoreError, WrongPassphrase
-from market.placement import NotEnoughNodes
 from storage_node.errors import NodeError
 
-from ..directory import open_directory
+from ..netconfig import CONFIG, MACHINE_SECRET, Network, NetworkConfigError, read_network
 from . import refusals
 from .ui import fail, json_errors
 
+if TYPE_CHECKING:
+    from contracts.chain import Chain
+    from market.keystore import Keystore
+
+__all__ = ["CONFIG", "MACHINE_SECRET", "Network"]
+
 T = TypeVar("T")
-CONFIG = "config.json"
-MACHINE_SECRET = "machine.secret"  # noqa: S105 - a file name, not a secret
 DEFAULT_HOME = Path(os.environ.get("DATASOV_HOME", Path.home() / ".datasov"))
 
 # exit codes (documented in `datasov --help`)
@@ -78,50 +74,17 @@ passphrase_option = click.option(
 )
 
 
-@dataclass
-class Network:
-    rpc: str
-    deployment: Deployment
-    directory: Directory  # the chain's view once open_chain() is entered; before, an old file's list
-    bootstrap: tuple[str, ...] = ()
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> Network:
-        if obj.get("version") != 1 or not obj.get("rpc"):
-            raise errors.DeploymentError("network config must have version 1 and an rpc URL")
-        bootstrap = obj.get("bootstrap") or []
-        if not isinstance(bootstrap, list) or not all(isinstance(b, str) for b in bootstrap):
-            raise errors.DeploymentError("bootstrap must be a list of multiaddrs")
-        return cls(
-            str(obj["rpc"]),
-            Deployment.from_json(obj["deployment"]),
-            StaticDirectory.from_json(obj.get("nodes") or []),
-            tuple(bootstrap),
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "version": 1,
-            "rpc": self.rpc,
-            "deployment": self.deployment.to_json(),
-            "bootstrap": list(self.bootstrap),
-        }
-
-
 def load_network(home: Path, rpc: str | None = None) -> Network:
-    path = home / CONFIG
-    if not path.exists():
-        fail(
-            f"{home} has no network config",
-            hint=f"run: datasov init --home {home} --network DEVNET_HOME/devnet.json (see `datasov devnet up`)",
-        )
+    """The home's network (:func:`datasov.netconfig.read_network`), or a clear error and exit 1."""
     try:
-        network = Network.from_json(json.loads(path.read_text()))
-    except (ValueError, KeyError, TypeError, errors.DeploymentError, DirectoryError) as err:
-        fail(f"{path} is malformed: {err}", hint=f"run `datasov init --home {home} --force` again")
-    if rpc:
-        network.rpc = rpc
-    return network
+        return read_network(home, rpc)
+    except NetworkConfigError as err:
+        if err.missing:
+            fail(
+                str(err),
+                hint=f"run: datasov init --home {home} --network DEVNET_HOME/devnet.json (see `datasov devnet up`)",
+            )
+        fail(str(err), hint=f"run `datasov init --home {home} --force` again")
 
 
 def passphrase(home: Path, passphrase_file: Path | None, *, confirm: bool = False) -> bytes:
@@ -154,15 +117,25 @@ def make_machine_secret(home: Path) -> bytes:
 
 
 def open_keystore(home: Path, passphrase_file: Path | None) -> Keystore:
+    from market.keystore import Keystore
+
     return Keystore.open(home, passphrase(home, passphrase_file))
 
 
 @contextlib.asynccontextmanager
-async def open_chain(network: Network) -> AsyncIterator[Chain]:
+async def open_chain(network: Network, *, read_only: bool = False) -> AsyncIterator[Chain]:
     """The network's chain, connected for the length of the block; ``network.directory`` becomes
     the chain's view of the nodes (their announcements), with the DHT's when the network has
-    bootstrap peers (:func:`datasov.directory.open_directory`)."""
-    chain = await Chain.connect(network.rpc, network.deployment)
+    bootstrap peers (:func:`datasov.directory.open_directory`). ``read_only``: a reader (``Chain.reader``:
+    raw JSON-RPC, web3 never imported) for commands that send no transaction."""
+    from contracts.chain import Chain
+
+    from ..directory import open_directory
+
+    if read_only:
+        chain = await Chain.reader(network.rpc, network.deployment)
+    else:
+        chain = await Chain.connect(network.rpc, network.deployment)
     try:
         async with open_directory(chain, network.bootstrap) as directory:
             network.directory = directory
@@ -180,12 +153,18 @@ def run(main: Awaitable[T]) -> T:
     raise AssertionError("unreachable")
 
 
+def _loaded(module: str, name: str) -> tuple[type[Exception], ...]:
+    """Error class ``module.name`` if ``module`` was imported (else nothing to catch: it was not raised)."""
+    found = sys.modules.get(module)
+    return (getattr(found, name),) if found is not None else ()
+
+
 async def _guard(main: Awaitable[T]) -> T:
     try:
         return await main
-    except WrongPassphrase as err:
+    except _loaded("market.keystore", "WrongPassphrase") as err:
         fail(str(err), name=type(err).__name__, hint="check DATASOV_PASSPHRASE / --passphrase-file")
-    except KeystoreError as err:
+    except _loaded("market.keystore", "KeystoreError") as err:
         fail(str(err), name=type(err).__name__)
     except errors.ChainUnavailable as err:
         fail(
@@ -194,14 +173,18 @@ async def _guard(main: Awaitable[T]) -> T:
             hint="is the chain running? (`datasov devnet up`, or check --rpc)",
             code=EXIT_UNAVAILABLE,
         )
-    except buyer.KeyNotDelivered as err:
-        hint = "take your payment back: datasov license refund LICENSE" if err.refundable else "try again later"
+    except _loaded("market.buyer", "KeyNotDelivered") as err:
+        hint = (
+            "take your payment back: datasov license refund LICENSE"
+            if getattr(err, "refundable", False)
+            else "try again later"
+        )
         fail(str(err), name=type(err).__name__, hint=hint, code=EXIT_PENDING)
-    except buyer.KeyMismatch as err:
+    except _loaded("market.buyer", "KeyMismatch") as err:
         fail(
             str(err),
             hint="the owner delivered a wrong key; it was disputed on-chain and refunded"
-            if err.refunded
+            if getattr(err, "refunded", False)
             else "the dispute window had closed; keep the receipt (datasov audit) as evidence",
             code=EXIT_INTEGRITY,
         )
@@ -229,15 +212,15 @@ async def _guard(main: Awaitable[T]) -> T:
             hint="too few nodes hold good shares right now; try again later",
             code=EXIT_INTEGRITY,
         )
-    except NotEnoughNodes as err:
+    except _loaded("market.placement", "NotEnoughNodes") as err:
         fail(
             str(err),
             name="NotEnoughNodes",
             hint="nothing was published; see `datasov nodes`, or raise --max-fee, or lower -n",
             code=EXIT_UNAVAILABLE,
-            needed=err.needed,
-            qualified=err.qualified,
-            rejected=err.rejected,
+            needed=getattr(err, "needed", None),
+            qualified=getattr(err, "qualified", None),
+            rejected=getattr(err, "rejected", None),
         )
     except (MarketError, errors.ContractsError, NodeError, ErasureError) as err:
         fail(str(err), name=type(err).__name__)

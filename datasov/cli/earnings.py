@@ -59,8 +59,8 @@ async def mine(home: Path, rpc: str | None, passphrase_file: Path | None, as_jso
       datasov mine --json | jq '.[] | {id, title, revenue_tokens, keys_pending}'
     """
     network = load_network(home, rpc)
-    address = open_keystore(home, passphrase_file).account.address
-    async with open_chain(network) as chain:
+    address = open_keystore(home, passphrase_file).address
+    async with open_chain(network, read_only=True) as chain:
         ids = [
             i
             for i in range(1, await chain.dataset_count() + 1)
@@ -146,8 +146,8 @@ async def balance(home: Path, rpc: str | None, passphrase_file: Path | None, as_
       datasov balance && datasov withdraw
     """
     network = load_network(home, rpc)
-    address = open_keystore(home, passphrase_file).account.address
-    async with open_chain(network) as chain:
+    address = open_keystore(home, passphrase_file).address
+    async with open_chain(network, read_only=True) as chain:
         result = await _balance(chain, address)
     if as_json:
         emit_json(result)

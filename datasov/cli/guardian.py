@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from eth_account.signers.local import LocalAccount
 
 from contracts.chain import Chain
 from contracts.models import Deployment
@@ -27,6 +26,9 @@ from .context import (
 )
 from .options import chain_options, signer_options
 from .ui import emit_json, err_console, out_console
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 DEFAULT_FEE_BPS = 200
 
@@ -152,7 +154,7 @@ def guardians() -> None:
 async def guardians_show(dataset_id: int, home: Path, rpc: str | None, as_json: bool) -> None:
     """Who guards a dataset's key (current epoch), their stake standing, bad pieces and deliveries."""
     network = load_network(home, rpc)
-    async with open_chain(network) as chain:
+    async with open_chain(network, read_only=True) as chain:
         gset = await chain.guardian_set(dataset_id)
         rows: list[dict[str, Any]] = []
         delivered = await _deliveries_by_guardian(chain, dataset_id)

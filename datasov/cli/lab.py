@@ -174,16 +174,13 @@ async def licenses(home: Path, rpc: str | None, passphrase_file: Path | None, as
     """
     network = load_network(home, rpc)
     keystore = open_keystore(home, passphrase_file)
-    async with open_chain(network) as chain:
-        rows = [
-            await queries.license_json(chain, lic)
-            for lic in await queries.licenses(chain, buyer=keystore.account.address)
-        ]
+    async with open_chain(network, read_only=True) as chain:
+        rows = [await queries.license_json(chain, lic) for lic in await queries.licenses(chain, buyer=keystore.address)]
     if as_json:
         emit_json(rows)
         return
     if not rows:
-        out_console.print(f"no licenses bought by {keystore.account.address}")
+        out_console.print(f"no licenses bought by {keystore.address}")
         return
     table = Table("license", "dataset", "purpose", "state", "key", "expires", "price paid", "bought")
     for r in rows:

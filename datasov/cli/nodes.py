@@ -119,10 +119,10 @@ async def nodes(
     if deployment is not None:
         if rpc is None:
             raise click.UsageError("--deployment needs --rpc URL")
-        chain = await Chain.connect(rpc, Deployment.load(deployment))
+        chain = await Chain.reader(rpc, Deployment.load(deployment))
     else:
         network = load_network(home, rpc)
-        chain = await Chain.connect(network.rpc, network.deployment)
+        chain = await Chain.reader(network.rpc, network.deployment)
         bootstrap = bootstrap or network.bootstrap
     try:
         async with open_directory(chain, bootstrap) as directory:

@@ -16,7 +16,7 @@ import click
 from contracts.chain import Chain
 from contracts.models import Deployment
 from storage_node.earnings import claim_all, operator_status
-from storage_node.identity import load_or_create_operator
+from storage_node.identity import load_or_create_operator, operator_address
 from storage_node.membership import join as join_network
 from storage_node.store.shares import ShareStore
 
@@ -42,8 +42,10 @@ json_arg = click.option("--json", "as_json", is_flag=True, help="Print the resul
 
 
 @asynccontextmanager
-async def connected(rpc: str, deployment: Path) -> AsyncIterator[Chain]:
-    chain = await Chain.connect(rpc, Deployment.load(deployment))
+async def connected(rpc: str, deployment: Path, *, read_only: bool = False) -> AsyncIterator[Chain]:
+    """The chain at ``rpc``; ``read_only``: a reader (``Chain.reader``, no web3) for commands that send nothing."""
+    load = Chain.reader if read_only else Chain.connect
+    chain = await load(rpc, Deployment.load(deployment))
     try:
         yield chain
     finally:
@@ -133,7 +135,7 @@ async def status(home: Path, rpc: str | None, deployment: Path | None, as_json: 
     try:
         records = store.index.all()
         result: dict[str, Any] = {
-            "operator": load_or_create_operator(home).address,
+            "operator": operator_address(home),
             "shares": sum(r.state == "ok" for r in records),
             "quarantined": sum(r.state == "quarantined" for r in records),
             "used": store.index.used_bytes(),
@@ -146,7 +148,7 @@ async def status(home: Path, rpc: str | None, deployment: Path | None, as_json: 
     if rpc is not None:
         if deployment is None:
             fail("--rpc needs --deployment FILE (the contract addresses)")
-        async with connected(rpc, deployment) as chain:
+        async with connected(rpc, deployment, read_only=True) as chain:
             result["chain"] = (await operator_status(chain, result["operator"])).to_json()
     _show(result, as_json)
 

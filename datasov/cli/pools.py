@@ -84,7 +84,7 @@ async def pools_list(home: Path, rpc: str | None, passphrase_file: Path | None, 
       datasov pools --json
     """
     network = load_network(home, rpc)
-    async with open_chain(network) as chain:
+    async with open_chain(network, read_only=True) as chain:
         found = [await chain.get_pool(i) for i in range(1, await chain.pool_count() + 1)]
     if as_json:
         emit_json([p.to_json() for p in found])

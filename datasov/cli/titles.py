@@ -12,14 +12,15 @@ import asyncio
 import contextlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from contracts.chain import Chain
 from contracts.errors import ContractsError
-from market import buyer
-from market.directory import Directory
 from market.errors import MarketError
-from storage_node.client import NodeClient
 from storage_node.errors import NodeError
+
+if TYPE_CHECKING:
+    from contracts.chain import Chain
+    from market.directory import Directory
 
 CACHE = "titles.json"
 
@@ -50,6 +51,9 @@ async def titles(
     missing = [i for i, title in out.items() if title is None]
     if not missing:
         return out
+    from market import buyer  # the fetch path and aiohttp: only when a title is not cached yet
+    from storage_node.client import NodeClient
+
     async with NodeClient(retries=1, timeout=per_node) as client:
 
         async def one(dataset_id: int) -> None:

@@ -11,9 +11,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
-from eth_account.signers.local import LocalAccount
 
 from contracts.chain import Chain
 from contracts.models import Deployment
@@ -22,6 +22,9 @@ from market.keystore import Keystore
 from storage_node.client import NodeClient
 
 from .jobs import Jobs
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 Connect = Callable[[], Awaitable[Chain]]
 

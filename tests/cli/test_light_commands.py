@@ -1,0 +1,89 @@
+"""Commands that only read the chain load neither web3 nor eth_account (a second of imports between
+them: eth_keyfile imports py_ecc's BLS12-381): they read through ``Chain.reader`` (raw JSON-RPC), and
+``import datasov.fsspec`` (which data tools do at start-up) loads no CLI and no chain client at all."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import datasov
+
+HEAVY = ("web3", "eth_account", "eth_keyfile", "py_ecc.bls", "eth_tester")
+
+PROBE = """
+import json, runpy, sys
+sys.argv = ["datasov", *json.loads(sys.argv[1])]
+code = 0
+try:
+    runpy.run_module("datasov", run_name="__main__", alter_sys=True)
+except SystemExit as exit:
+    code = exit.code
+heavy = sorted(m for m in sys.modules if any(m == h or m.startswith(h + ".") for h in {heavy!r}))
+print(json.dumps({{"code": code, "heavy": heavy}}), file=sys.stderr)
+"""
+
+
+def run_probed(*args: str) -> tuple[int, list[str], str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    env.pop("DATASOV_PASSPHRASE", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY), json.dumps(args)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    report = json.loads(proc.stderr.strip().splitlines()[-1])
+    return int(report["code"] or 0), report["heavy"], proc.stdout
+
+
+@pytest.fixture(scope="module")
+def home(devnet: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("light")
+    datasov("init", "--network", str(devnet / "devnet.json"), "--dev-account", "3", "--no-passphrase", home=home)
+    return home
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("balance",),
+        ("datasets",),
+        ("mine",),
+        ("licenses",),
+        ("pools",),
+        ("nodes", "--no-probe"),
+        ("guardians", "show", "1"),
+    ],
+)
+def test_a_reading_command_loads_no_web3(home: Path, command: tuple[str, ...]) -> None:
+    code, heavy, out = run_probed(*command, "--home", str(home), "--json")
+    assert heavy == []
+    if command[0] != "guardians":  # the devnet may hold no dataset 1: a refusal, read without web3 too
+        assert code == 0
+        json.loads(out)
+
+
+def test_a_refused_read_is_named_without_web3(home: Path) -> None:
+    code, heavy, out = run_probed("show", "999", "--home", str(home), "--json")
+    assert heavy == []
+    assert code == 4
+    assert json.loads(out)["error"]["name"]
+
+
+def test_importing_the_fsspec_filesystem_loads_no_cli_and_no_chain_client() -> None:
+    probe = (
+        "import json, sys, datasov.fsspec; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('web3', 'eth_account', 'click') "
+        "or m.startswith('datasov.cli') or m == 'contracts.chain')))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
+    assert json.loads(out.stdout) == []

@@ -1,0 +1,129 @@
+"""The reader (``Chain.reader``: raw JSON-RPC, no web3) answers every read as the web3 connection does.
+
+The same wrapper methods run over both backends (:mod:`contracts.rpc` implements the part of web3's
+contract interface they use), against the embedded chain served over JSON-RPC as ``datasov devnet up``
+serves it: results, decoded logs and named reverts must be equal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from contracts import delivery, errors
+from contracts.chain import Chain
+from contracts.terms import Purpose
+from datasov.rpc import serve
+from market.health import dataset_health
+
+from .conftest import BUYER, OPERATORS, OWNER, Published, make_servable
+
+LAB = delivery.new_secret()
+
+
+@pytest_asyncio.fixture
+async def reader(chain: Chain) -> AsyncIterator[Chain]:
+    if chain.kind != "embedded":
+        pytest.skip("the reader is checked against the embedded chain served over JSON-RPC")
+    runner, url = await serve(chain, "127.0.0.1", 0)
+    light = await Chain.reader(url, chain.deployment)
+    try:
+        yield light
+    finally:
+        await light.close()
+        await runner.cleanup()
+
+
+async def same(full: Chain, light: Chain, read: Callable[[Chain], Awaitable[Any]]) -> Any:
+    want = await read(full)
+    got = await read(light)
+    assert got == want
+    assert type(got) is type(want)
+    return got
+
+
+async def test_reads_agree_with_web3(chain: Chain, reader: Chain, published: Published) -> None:
+    ds = published.dataset_id
+    deal = await make_servable(chain, ds, published.manifest.n)
+    lic = await chain.purchase(BUYER, ds, Purpose.AI_TRAINING, delivery.public_key(LAB))
+    sealed = delivery.seal(published.key, delivery.public_key(LAB), await chain.delivery_context(lic))
+    await chain.deliver_key(OWNER, lic, sealed)
+    await chain.mine(2)
+    head = await chain.block_number()
+
+    assert reader.kind == "reader"
+    for read in (
+        lambda c: c.dataset_count(),
+        lambda c: c.get_dataset(ds),
+        lambda c: c.get_terms(ds),
+        lambda c: c.consent_revoked_at(ds),
+        lambda c: c.dataset_by_manifest(OWNER.address, published.manifest.hash()),
+        lambda c: c.balance_of(OWNER.address),
+        lambda c: c.eth_balance(BUYER.address),
+        lambda c: c.storage_balance(OPERATORS[0].address),
+        lambda c: c.get_operator(OPERATORS[0].address),
+        lambda c: c.deals_of(dataset_id=ds),
+        lambda c: c.deals_of(owner=OWNER.address),
+        lambda c: c.get_deal(deal),
+        lambda c: c.get_share(deal, 1),
+        lambda c: c.healthy_shares(deal),
+        lambda c: c.is_servable(ds),
+        lambda c: c.current_epoch(),
+        lambda c: c.get_license(lic),
+        lambda c: c.is_license_valid(lic),
+        lambda c: c.buyer_key(lic),
+        lambda c: c.delivery(lic),
+        lambda c: c.purchases(0, head),
+        lambda c: c.license_events(lic),
+        lambda c: c.announced(),
+        lambda c: c.min_stake(),
+        lambda c: c.block_number(),
+        lambda c: c.timestamp(),
+        lambda c: dataset_health(c, ds, k=published.manifest.k, n=published.manifest.n),
+    ):
+        await same(chain, reader, read)
+    assert (await reader.get_block(head))["hash"] == bytes((await chain.w3.eth.get_block(head))["hash"])
+
+
+async def test_refusals_are_the_same_named_errors(chain: Chain, reader: Chain, published: Published) -> None:
+    for c in (chain, reader):
+        with pytest.raises(errors.ContractRevert) as caught:
+            await c.get_license(999)
+        assert caught.value.error_name
+        assert caught.value.function == "getLicense"
+    kinds = []
+    for c in (chain, reader):
+        with pytest.raises(errors.ContractRevert) as caught:
+            await c.get_deal(999)
+        kinds.append((type(caught.value), caught.value.values))
+    assert kinds[0] == kinds[1]
+
+
+async def test_a_reader_refuses_to_send_and_changes_nothing(chain: Chain, reader: Chain, published: Published) -> None:
+    before = await chain.balance_of(OWNER.address)
+    with pytest.raises(errors.ReadOnlyConnection):
+        await reader.mint(OWNER, OWNER.address, 1)
+    assert await chain.balance_of(OWNER.address) == before
+
+
+async def test_a_reader_of_the_wrong_chain_or_no_chain_fails_clearly(chain: Chain, reader: Chain) -> None:
+    url = reader._transport.url  # type: ignore[union-attr]
+    with pytest.raises(errors.DeploymentError):
+        await Chain.reader(url, replace(chain.deployment, chain_id=chain.deployment.chain_id + 1))
+    with pytest.raises(errors.ChainUnavailable):
+        await Chain.reader("http://127.0.0.1:9", chain.deployment)
+    with pytest.raises(errors.DeploymentError):
+        await Chain.reader(url, replace(chain.deployment, registry="0x" + "11" * 20))
+
+
+def test_bn254_constants_are_py_eccs() -> None:
+    """contracts.delivery spells out BN254's prime and order so that reads do not import py_ecc."""
+    from py_ecc.fields.field_properties import field_properties
+    from py_ecc.optimized_bn128.optimized_curve import curve_order
+
+    assert field_properties["bn128"]["field_modulus"] == delivery.P
+    assert curve_order == delivery.N
