@@ -18,6 +18,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 SHARED_SESSION_FIXTURES = {
     "devnet": (
         "tests/cli/test_guardians_cli.py",
+        "tests/cli/test_light_commands.py",
+        "tests/cli/test_nodes.py",
         "tests/cli/test_operator.py",
         "tests/cli/test_owner_and_lab.py",
         "tests/cli/test_pools.py",

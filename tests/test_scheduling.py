@@ -15,7 +15,10 @@ def files_asking_for(fixture: str) -> set[str]:
     found = set()
     for path in (ROOT / "tests").rglob("test_*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or not node.name.startswith("test_"):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            # a test, or a fixture of the file's own that a test asks for in its place
+            if not node.name.startswith("test_") and not any("fixture" in ast.unparse(d) for d in node.decorator_list):
                 continue
             if fixture in {a.arg for a in node.args.args}:
                 found.add(path.relative_to(ROOT).as_posix())

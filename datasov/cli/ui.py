@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,8 +20,12 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+# Piped output (scripts, `| grep`, `| less`) is laid out 240 columns wide rather than rich's 80, so
+# tables keep whole addresses and URLs instead of cutting them with an ellipsis; a terminal (or an
+# explicit COLUMNS) keeps its own width.
+PIPED_WIDTH = 240
 err_console = Console(stderr=True)
-out_console = Console()
+out_console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else PIPED_WIDTH)
 
 
 def emit_json(obj: Any) -> None:
