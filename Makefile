@@ -61,8 +61,9 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m bench.pipeline --quick
 
 # Side by side with Tahoe-LAFS 1.20.0 (installed from PyPI into .venv-tahoe, pinned by
-# bench/tahoe-constraints.txt): 256 MiB, 3-of-10, 10 storage nodes each; not part of `make test`
-PEERS_ARGS ?= --size 256 -k 3 -n 10 --nodes 10 --rounds 2
+# bench/tahoe-constraints.txt): 256 MiB, 3-of-10, 10 storage nodes each, every node its own process on both
+# sides; not part of `make test`
+PEERS_ARGS ?= --size 256 -k 3 -n 10 --nodes 10 --rounds 2 --node-processes
 bench-peers: $(VENV)/.installed
 	$(BIN)/python -m bench.peers $(PEERS_ARGS)
 
