@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_utils.exceptions import ValidationError as EthValidationError
 from web3 import AsyncWeb3
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception, Web3RPCError
 from web3.logs import DISCARD
@@ -66,6 +67,16 @@ def _rpc_revert_data(err: Web3RPCError) -> str | None:
     return data if isinstance(data, str) and data.startswith("0x") and len(data) >= 10 else None
 
 
+NONCE_ATTEMPTS = 3
+
+
+def _stale_nonce(err: Exception) -> bool:
+    """The node refused the transaction's nonce as already used (eth-tester: "Invalid transaction
+    nonce: Expected 7, but got 6"; geth/Hardhat: "nonce too low")."""
+    text = str(err).lower()
+    return "nonce too low" in text or "invalid transaction nonce" in text
+
+
 class Transactor:
     """Signs, sends and awaits transactions for any number of local accounts on one connection."""
 
@@ -88,19 +99,31 @@ class Transactor:
                 raise _revert_from(err, name) from err
             except Web3Exception as err:
                 raise errors.ChainError(f"{name}: {err}") from err
-            nonce = max(self._nonces.get(address, 0), await self.w3.eth.get_transaction_count(address, "pending"))
-            params.update({"nonce": nonce, "gas": int(estimate * 1.25) + 20_000})
-            tx = await fn.build_transaction(params)
-            signed = sender.sign_transaction(tx)
-            try:
-                tx_hash = await self.w3.eth.send_raw_transaction(signed.raw_transaction)
-            except Web3RPCError as err:
-                # the state moved between the estimate and the block (e.g. an epoch boundary): a node
-                # that mines on arrival reports the revert here; the next send re-reads the nonce
-                raw = _rpc_revert_data(err)
-                if raw is not None:
-                    raise decode_revert(raw, name) from err
-                raise errors.ChainError(f"{name}: {err}") from err
+            for attempt in range(NONCE_ATTEMPTS):
+                nonce = max(self._nonces.get(address, 0), await self.w3.eth.get_transaction_count(address, "pending"))
+                params.update({"nonce": nonce, "gas": int(estimate * 1.25) + 20_000})
+                tx = await fn.build_transaction(params)
+                signed = sender.sign_transaction(tx)
+                try:
+                    tx_hash = await self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                except Web3RPCError as err:
+                    # the state moved between the estimate and the block (e.g. an epoch boundary): a node
+                    # that mines on arrival reports the revert here; the next send re-reads the nonce
+                    raw = _rpc_revert_data(err)
+                    if raw is not None:
+                        raise decode_revert(raw, name) from err
+                    if _stale_nonce(err) and attempt + 1 < NONCE_ATTEMPTS:
+                        # another process signing for this account (a running node and `node claim`)
+                        # took the nonce between our read and our send: read it again
+                        self._nonces.pop(address, None)
+                        continue
+                    raise errors.ChainError(f"{name}: {err}") from err
+                except EthValidationError as err:  # the embedded chain refuses in-process, not over JSON-RPC
+                    if _stale_nonce(err) and attempt + 1 < NONCE_ATTEMPTS:
+                        self._nonces.pop(address, None)
+                        continue
+                    raise
+                break
             self._nonces[address] = nonce + 1
         try:
             receipt = await self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout)
