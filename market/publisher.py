@@ -169,22 +169,7 @@ async def publish(
     )
     fee = max([options.fee_per_share_epoch, *(fee_for(node.ask, man.share_size) for node in chosen)])
     spares = [node for node in spares if fee_for(node.ask, man.share_size) <= fee]
-    dataset_id = await chain.register_dataset(
-        owner,
-        manifest_hash=man.hash(),
-        commitment_root=man.commitment_root,
-        key_commitment=man.key_commitment,
-        key_salt=man.salt,
-        plaintext_size=man.plaintext_size,
-        share_size=man.share_size,
-        leaf_size=man.leaf_size,
-        k=man.k,
-        n=man.n,
-        price=options.price,
-        terms=options.terms,
-        key_agent=options.key_agent,
-    )
-    keystore.add_dataset(man.hash(), data_key, dataset_id=dataset_id)
+    dataset_id = await register_manifest(chain, owner, man, options, keystore, data_key)
     deal_id = await chain.open_deal(
         owner,
         dataset_id,
@@ -291,3 +276,27 @@ async def end_storage(chain: Chain, owner: LocalAccount, directory: Directory, d
                 except (NodeError, MarketError, errors.ContractsError) as err:
                     pending[i] = str(err)
     return {"dataset_id": dataset_id, "deals": ended, "deleted": deleted, "pending": pending}
+
+
+async def register_manifest(
+    chain: Chain, owner: LocalAccount, man: Manifest, options: PublishOptions, keystore: Keystore, data_key: bytes
+) -> int:
+    """Register the dataset ``man`` describes on offer as ``options`` say, and keep its data key
+    (staged and streaming publish alike); the new dataset id."""
+    dataset_id = await chain.register_dataset(
+        owner,
+        manifest_hash=man.hash(),
+        commitment_root=man.commitment_root,
+        key_commitment=man.key_commitment,
+        key_salt=man.salt,
+        plaintext_size=man.plaintext_size,
+        share_size=man.share_size,
+        leaf_size=man.leaf_size,
+        k=man.k,
+        n=man.n,
+        price=options.price,
+        terms=options.terms,
+        key_agent=options.key_agent,
+    )
+    keystore.add_dataset(man.hash(), data_key, dataset_id=dataset_id)
+    return dataset_id

@@ -190,22 +190,9 @@ async def publish_streaming(
 
     # register, commit the deal (the root goes on-chain), activate the pending shares
     t2 = time.perf_counter()
-    dataset_id = await chain.register_dataset(
-        owner,
-        manifest_hash=man.hash(),
-        commitment_root=man.commitment_root,
-        key_commitment=man.key_commitment,
-        key_salt=man.salt,
-        plaintext_size=man.plaintext_size,
-        share_size=man.share_size,
-        leaf_size=man.leaf_size,
-        k=man.k,
-        n=man.n,
-        price=options.price,
-        terms=options.terms,
-        key_agent=options.key_agent,
-    )
-    keystore.add_dataset(man.hash(), data_key, dataset_id=dataset_id)
+    from .publisher import register_manifest
+
+    dataset_id = await register_manifest(chain, owner, man, options, keystore, data_key)
     await chain.commit_deal(owner, deal_id, dataset_id)
     timings["chain"] = time.perf_counter() - t2
 
