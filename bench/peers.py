@@ -6,8 +6,8 @@
 The peer: Tahoe-LAFS 1.20.0 (pinned, from PyPI, in a venv of its own: ``--tahoe-venv``), an
 introducer, NODES storage nodes and a client node on loopback, each its own process, speaking
 Foolscap (its best case), with shares.needed = K, shares.total = N, shares.happy = min(N, 7).
-Ours: a ``datasov devnet up`` process (embedded chain and NODES nodes, in that one process for now;
-``--node-processes`` once the devnet runs each node in its own), an owner and a lab home, and the CLI
+Ours: a ``datasov devnet up`` process (embedded chain) with NODES ``datasov node run`` processes
+(``--in-process``: the nodes inside the devnet's process), an owner and a lab home, and the CLI
 as a user runs it: ``publish -k K -n N`` timed; the lab buys a license and the owner's agent delivers
 the key (not timed); ``fetch`` timed. Every round draws a fresh random file and runs tahoe put,
 datasov publish, tahoe get, datasov fetch, in that order (so drift on a shared machine hits both);
@@ -78,18 +78,19 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=None, help="storage nodes on each side (default: n)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--tahoe-venv", type=Path, default=ROOT / ".venv-tahoe")
-    parser.add_argument("--node-processes", action="store_true", help="each datasov node in its own process")
+    parser.add_argument(
+        "--node-processes",
+        action="store_true",
+        help="each datasov node in its own process (the default; kept for scripts)",
+    )
+    parser.add_argument("--in-process", action="store_true", help="the datasov nodes inside the devnet's process")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args()
     size = (16 if args.quick else args.size) * MiB
     rounds = 1 if args.quick else args.rounds
     nodes = args.nodes or args.n
-    extra: tuple[str, ...] = ()
-    if args.node_processes:
-        help_text = run_timed("devnet", "up", "--help").stdout
-        if "--node-processes" not in help_text:
-            parser.error("this devnet runs its nodes in its own process only (no `devnet up --node-processes` yet)")
-        extra = ("--node-processes",)
+    # `devnet up` runs every node as its own process (as the Tahoe side does); --in-process is the old layout
+    extra: tuple[str, ...] = ("--in-process",) if args.in_process else ()
     tahoe = tahoe_grid.install(args.tahoe_venv)
     best: dict[str, float] = {}
     rss: dict[str, float] = {}
