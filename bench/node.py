@@ -35,7 +35,7 @@ from storage_node.client import NodeClient
 from storage_node.node import NodeConfig, StorageNode
 from storage_node.orders import StorageOrder
 
-from .rangeload import wait_for_stdin_eof
+from .rangeload import LoopProbe, wait_for_stdin_eof
 
 MiB = 1 << 20
 DS = "be" * 32
@@ -85,13 +85,14 @@ async def body(data: bytes):  # type: ignore[no-untyped-def]
         yield bytes(view[i : i + MiB])
 
 
-async def run(size: int, range_reads: int, *, only_ranges: bool = False) -> dict[str, float]:
+async def run(size: int, range_reads: int, *, only_ranges: bool = False, no_ranges: bool = False) -> dict[str, float]:
     data = os.urandom(size)
     out: dict[str, float] = {"share_mib": size / MiB}
     with tempfile.TemporaryDirectory(prefix="datasov-bench-node-") as tmp:
         if not only_ranges:
             out.update(await transfers(data, Path(tmp)))
-        out.update(await ranges(data, Path(tmp), range_reads))
+        if not no_ranges:
+            out.update(await ranges(data, Path(tmp), range_reads))
     return out
 
 
@@ -180,8 +181,20 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _load(url: str, blob: Path, reads: int, server_pid: int) -> dict[str, float]:
-    """One load-generator process against ``url``: reads/s, p50 and p99 in ms, server CPU per read."""
+async def _probe(server: asyncio.subprocess.Process) -> dict[str, float]:
+    """The server's event-loop lag and GC pauses since the last call (see :class:`LoopProbe`)."""
+    assert server.stdin is not None
+    assert server.stdout is not None
+    server.stdin.write(b"stats\n")
+    await server.stdin.drain()
+    return dict(json.loads(await asyncio.wait_for(server.stdout.readline(), 30)))
+
+
+async def _load(url: str, blob: Path, reads: int, server: asyncio.subprocess.Process) -> dict[str, float]:
+    """One load-generator process against ``url``: reads/s, p50 and p99 in ms, server CPU per read,
+    and the server's loop lag and GC pauses during the round."""
+    server_pid = server.pid
+    await _probe(server)  # start the server's figures afresh
     cpu = _cpu_seconds(server_pid)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -197,6 +210,7 @@ async def _load(url: str, blob: Path, reads: int, server_pid: int) -> dict[str, 
     )
     raw, _ = await proc.communicate()
     cpu = _cpu_seconds(server_pid) - cpu
+    probed = await _probe(server)
     if proc.returncode != 0:
         raise RuntimeError(f"the load generator failed against {url}")
     result = json.loads(raw)
@@ -207,7 +221,11 @@ async def _load(url: str, blob: Path, reads: int, server_pid: int) -> dict[str, 
         "p99_ms": lat[int(0.99 * (len(lat) - 1))] * 1000,
         "cpu_us": cpu / len(lat) * 1e6,
         "client_cpu_us": result["cpu"] / len(lat) * 1e6,
+        **probed,
     }
+
+
+_PROBED = ("lag_p99_ms", "lag_max_ms", "gc_pauses", "gc_max_ms")
 
 
 async def ranges(data: bytes, tmp: Path, reads: int) -> dict[str, float]:
@@ -232,8 +250,8 @@ async def ranges(data: bytes, tmp: Path, reads: int) -> dict[str, float]:
         best: dict[str, dict[str, float]] = {}
         cpu: dict[str, list[float]] = {}  # server CPU per read, every round after the warm-up
         for r in range(ROUNDS + 1):  # round 0 warms both (page cache, the node's verified digests)
-            for name, url, pid in (("bare", bare_url, bare.pid), ("node", node_url, node.pid)):
-                got = await _load(url, blob, reads, pid)
+            for name, url, server in (("bare", bare_url, bare), ("node", node_url, node)):
+                got = await _load(url, blob, reads, server)
                 cpu.setdefault(name, []).append(got["cpu_us"])
                 if r == 0:
                     cpu[name].clear()
@@ -249,6 +267,8 @@ async def ranges(data: bytes, tmp: Path, reads: int) -> dict[str, float]:
         "bare_range_p50_ms": round(best["bare"]["p50_ms"], 2),
         "bare_range_p99_ms": round(best["bare"]["p99_ms"], 2),
         "range_ratio": round(best["node"]["per_s"] / best["bare"]["per_s"], 3),
+        "range_p99_ratio": round(best["node"]["p99_ms"] / best["bare"]["p99_ms"], 3),
+        **{f"{who}_{k}": round(best[who][k], 2) for who in ("node", "bare") for k in _PROBED},
         "range_cpu_us": round(min(cpu["node"]), 1),
         "bare_range_cpu_us": round(min(cpu["bare"]), 1),
         "range_cpu_ratio": round(min(cpu["bare"]) / min(cpu["node"]), 3),
@@ -261,9 +281,12 @@ async def serve_node(home: Path, capacity: int) -> None:
     node = StorageNode(NodeConfig(home=home, capacity=capacity, summary_interval=0, gc_interval=0))
     await node.start()
     print(node.url, flush=True)
+    probe = LoopProbe()
+    probe.start()
     try:
-        await wait_for_stdin_eof()
+        await wait_for_stdin_eof(probe)
     finally:
+        await probe.stop()
         await node.stop()
 
 
@@ -272,6 +295,7 @@ def main() -> None:
     parser.add_argument("--serve-node", nargs=2, metavar=("HOME", "CAPACITY"), help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="64 MiB share, 6,000 range reads per round")
     parser.add_argument("--ranges", action="store_true", help="only the range reads")
+    parser.add_argument("--transfers", action="store_true", help="only the whole-share upload and download")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args()
     if args.serve_node:
@@ -284,7 +308,7 @@ def main() -> None:
             asyncio.run(serve_node(Path(args.serve_node[0]), int(args.serve_node[1])))
         return
     size, reads = (64 * MiB, 6000) if args.quick else (512 * MiB, 30000)
-    out = asyncio.run(run(size, reads, only_ranges=args.ranges))
+    out = asyncio.run(run(size, reads, only_ranges=args.ranges, no_ranges=args.transfers))
     print(f"node benchmark on loopback, {out['share_mib']:.0f} MiB share")
     if "upload_mbps" in out:
         print(
@@ -295,13 +319,20 @@ def main() -> None:
             f"  download {out['download_mbps']:8.1f} MB/s = {out['download_ratio']:.2f}x bare aiohttp "
             f"({out['bare_download_mbps']})"
         )
+    if "range_reads_per_s" not in out:
+        if args.json:
+            print(json.dumps(out, sort_keys=True))
+        return
     print(
         f"  16 KiB range reads, {CONCURRENCY} concurrent clients (node, bare and load generator each a process):\n"
         f"    node {out['range_reads_per_s']:8,.0f}/s = {out['range_ratio']:.2f}x bare aiohttp FileResponse "
         f"(limit 0.8), p50 {out['range_p50_ms']} ms, p99 {out['range_p99_ms']} ms = "
         f"{out['range_p99_ms'] / 50:.2f}x the 50 ms limit\n"
         f"    bare {out['bare_range_reads_per_s']:8,.0f}/s, p50 {out['bare_range_p50_ms']} ms, "
-        f"p99 {out['bare_range_p99_ms']} ms\n"
+        f"p99 {out['bare_range_p99_ms']} ms (node p99 = {out['range_p99_ratio']:.2f}x bare's)\n"
+        f"    event loop late by (p99 / max) node {out['node_lag_p99_ms']} / {out['node_lag_max_ms']} ms, "
+        f"bare {out['bare_lag_p99_ms']} / {out['bare_lag_max_ms']} ms; GC pauses node {out['node_gc_pauses']:.0f} "
+        f"(max {out['node_gc_max_ms']} ms), bare {out['bare_gc_pauses']:.0f} (max {out['bare_gc_max_ms']} ms)\n"
         f"    server CPU per read: node {out['range_cpu_us']} us, bare {out['bare_range_cpu_us']} us "
         f"(node = {out['range_cpu_ratio']:.2f}x bare's reads per CPU second); "
         f"load generator {out['load_generator_cpu_us']} us"

@@ -12,11 +12,17 @@ generator must cost less than the servers it measures, or the ratio measures the
 ``bare``: an aiohttp application answering ``GET /v1/shares/{dataset}/{index}`` with
 ``web.FileResponse(BLOB)`` (aiohttp's own Range handling and sendfile), no checks, no access log.
 Prints its URL on one line, then serves until its stdin closes.
+
+Both servers of the benchmark (this one and the node, ``bench.node --serve-node``) run a
+:class:`LoopProbe` and answer a ``stats`` line on stdin with one JSON line: how late their event
+loop woke up (p50, p99, max of a timer every 5 ms) and the garbage collector's pauses since the
+last ``stats``: where a server's latency tail comes from, measured inside it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import random
@@ -81,13 +87,67 @@ async def bare(blob: Path) -> None:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     print(f"http://127.0.0.1:{port}", flush=True)
-    await wait_for_stdin_eof()
+    probe = LoopProbe()
+    probe.start()
+    await wait_for_stdin_eof(probe)
+    await probe.stop()
     await runner.cleanup()
 
 
-async def wait_for_stdin_eof() -> None:
-    """Serve until the parent closes our stdin (it ends us by PID if that fails)."""
-    await asyncio.to_thread(sys.stdin.read)
+class LoopProbe:
+    """Event-loop lag (how late a 5 ms timer fires) and garbage-collector pauses of this process."""
+
+    INTERVAL = 0.005
+
+    def __init__(self) -> None:
+        self.lags: list[float] = []
+        self.gc_pauses: list[float] = []
+        self._gc_started = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        gc.callbacks.append(self._on_gc)
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        gc.callbacks.remove(self._on_gc)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_pauses.append(time.perf_counter() - self._gc_started)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + self.INTERVAL
+            await asyncio.sleep(self.INTERVAL)
+            self.lags.append(loop.time() - due)
+
+    def take(self) -> dict[str, float]:
+        """Figures since the last call (in ms), then start again."""
+        lags, self.lags = sorted(self.lags) or [0.0], []
+        pauses, self.gc_pauses = self.gc_pauses, []
+        return {
+            "lag_p50_ms": lags[len(lags) // 2] * 1000,
+            "lag_p99_ms": lags[int(0.99 * (len(lags) - 1))] * 1000,
+            "lag_max_ms": lags[-1] * 1000,
+            "gc_pauses": len(pauses),
+            "gc_total_ms": sum(pauses) * 1000,
+            "gc_max_ms": max(pauses, default=0.0) * 1000,
+        }
+
+
+async def wait_for_stdin_eof(probe: LoopProbe | None = None) -> None:
+    """Serve until the parent closes our stdin (it ends us by PID if that fails); a ``stats`` line
+    is answered with the probe's figures on one JSON line."""
+    while line := await asyncio.to_thread(sys.stdin.readline):
+        if line.strip() == "stats" and probe is not None:
+            print(json.dumps(probe.take()), flush=True)
 
 
 def main() -> None:
