@@ -1,11 +1,12 @@
 """Storage node benchmark on loopback: the node against bare aiohttp, measured in the same run.
 
-    python -m bench.node [--quick] [--json]
+    python -m bench.node [--quick] [--ranges | --transfers] [--json]
 
 - upload: a share PUT to a real node (order check, streamed hashing, fsync, atomic install) vs a
   bare aiohttp handler that writes the same bytes to a file and fsyncs, with no checks; target >= 0.8;
-- download: GET of the whole share (every block verified on the way) vs a bare handler streaming
-  the same bytes from a file; target >= 0.8;
+- download: GET of the whole share from the node (its own process, every block verified a few MiB
+  ahead, sent with sendfile) vs the bare ``web.FileResponse`` server below (its own process, sendfile,
+  no checks), this process the client; best of the alternating rounds; target >= 0.8;
 - 16 KiB range reads at random offsets, 200 concurrent keep-alive clients: the node (its own process,
   every range verified leaf by leaf) vs a bare aiohttp file server (its own process,
   ``web.FileResponse``: aiohttp's Range handling and sendfile, no checks) serving the same bytes; the
@@ -91,15 +92,13 @@ async def run(size: int, range_reads: int, *, only_ranges: bool = False, no_rang
     with tempfile.TemporaryDirectory(prefix="datasov-bench-node-") as tmp:
         if not only_ranges:
             out.update(await transfers(data, Path(tmp)))
-        if not no_ranges:
-            out.update(await ranges(data, Path(tmp), range_reads))
+        out.update(await served(data, Path(tmp), range_reads, whole=not only_ranges, ranges=not no_ranges))
     return out
 
 
 async def transfers(data: bytes, tmp: Path) -> dict[str, float]:
-    """Whole-share upload and download, node vs bare aiohttp (both in this process)."""
+    """Whole-share upload, node vs bare aiohttp (both in this process)."""
     size = len(data)
-    out: dict[str, float] = {}
     node = StorageNode(NodeConfig(home=tmp / "transfer-node", capacity=(ROUNDS + 1) * size))
     await node.start()
     runner, bare_url = await bare_server(data, tmp)
@@ -107,7 +106,7 @@ async def transfers(data: bytes, tmp: Path) -> dict[str, float]:
     try:
         async with aiohttp.ClientSession() as session, NodeClient() as client:
             # best of ROUNDS, bare and node alternating so that drift on this shared machine hits both
-            bare_up = bare_down = up = down = 0.0
+            bare_up = up = 0.0
             for r in range(ROUNDS):
                 t = time.perf_counter()
                 async with session.put(bare_url, data=body(data)) as resp:
@@ -125,30 +124,44 @@ async def transfers(data: bytes, tmp: Path) -> dict[str, float]:
                 t = time.perf_counter()
                 await client.put_share(node.url, order, owner, body(data))
                 up = max(up, size / (time.perf_counter() - t))
-                t = time.perf_counter()
-                async with session.get(bare_url) as resp:
-                    async for _ in resp.content.iter_chunked(MiB):
-                        pass
-                bare_down = max(bare_down, size / (time.perf_counter() - t))
-                t = time.perf_counter()
-                async for _ in client.stream_share(node.url, DS, 0):
-                    pass
-                down = max(down, size / (time.perf_counter() - t))
-            out.update(
-                {
-                    "bare_upload_mbps": round(bare_up / 1e6, 1),
-                    "upload_mbps": round(up / 1e6, 1),
-                    "upload_ratio": round(up / bare_up, 3),
-                    "bare_download_mbps": round(bare_down / 1e6, 1),
-                    "download_mbps": round(down / 1e6, 1),
-                    "download_ratio": round(down / bare_down, 3),
-                }
-            )
-
     finally:
         await runner.cleanup()
         await node.stop()
-    return out
+    return {
+        "bare_upload_mbps": round(bare_up / 1e6, 1),
+        "upload_mbps": round(up / 1e6, 1),
+        "upload_ratio": round(up / bare_up, 3),
+    }
+
+
+async def downloads(urls: dict[str, tuple[str, asyncio.subprocess.Process]], size: int) -> dict[str, float]:
+    """Whole-share GETs from the node and the bare ``FileResponse`` server (each its own process,
+    this one the client): best MB/s of each and server CPU per MiB sent, rounds alternating."""
+    best: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    async with aiohttp.ClientSession() as session:
+        for r in range(ROUNDS + 1):  # round 0 warms both
+            for name, (url, server) in urls.items():
+                used = _cpu_seconds(server.pid)
+                t = time.perf_counter()
+                got = 0
+                async with session.get(f"{url}/v1/shares/{DS}/0") as resp:
+                    async for piece in resp.content.iter_chunked(MiB):
+                        got += len(piece)
+                rate = got / (time.perf_counter() - t)
+                used = _cpu_seconds(server.pid) - used
+                if got != size:
+                    raise RuntimeError(f"{name} sent {got} of {size} bytes")
+                if r > 0:
+                    best[name] = max(best.get(name, 0.0), rate)
+                    cpu[name] = min(cpu.get(name, float("inf")), used / (size / MiB))
+    return {
+        "bare_download_mbps": round(best["bare"] / 1e6, 1),
+        "download_mbps": round(best["node"] / 1e6, 1),
+        "download_ratio": round(best["node"] / best["bare"], 3),
+        "download_cpu_ms_per_mib": round(cpu["node"] * 1000, 3),
+        "bare_download_cpu_ms_per_mib": round(cpu["bare"] * 1000, 3),
+    }
 
 
 async def _spawn(*args: str) -> tuple[asyncio.subprocess.Process, str]:
@@ -228,8 +241,9 @@ async def _load(url: str, blob: Path, reads: int, server: asyncio.subprocess.Pro
 _PROBED = ("lag_p99_ms", "lag_max_ms", "gc_pauses", "gc_max_ms")
 
 
-async def ranges(data: bytes, tmp: Path, reads: int) -> dict[str, float]:
-    """16 KiB range reads at 200 concurrent clients: node vs bare aiohttp, each its own process."""
+async def served(data: bytes, tmp: Path, reads: int, *, whole: bool, ranges: bool) -> dict[str, float]:
+    """Serving, node vs bare aiohttp, each its own process: whole-share downloads (``whole``) and
+    16 KiB range reads at 200 concurrent clients (``ranges``)."""
     blob = tmp / "range.blob"
     blob.write_bytes(data)
     home = tmp / "range-node"
@@ -247,6 +261,11 @@ async def ranges(data: bytes, tmp: Path, reads: int) -> dict[str, float]:
                 block_size=256 * 1024,
             )
             await client.put_share(node_url, order, Account.create(), body(data))
+        out: dict[str, float] = {}
+        if whole:
+            out.update(await downloads({"bare": (bare_url, bare), "node": (node_url, node)}, len(data)))
+        if not ranges:
+            return out
         best: dict[str, dict[str, float]] = {}
         cpu: dict[str, list[float]] = {}  # server CPU per read, every round after the warm-up
         for r in range(ROUNDS + 1):  # round 0 warms both (page cache, the node's verified digests)
@@ -260,6 +279,7 @@ async def ranges(data: bytes, tmp: Path, reads: int) -> dict[str, float]:
     finally:
         await asyncio.gather(_stop(node), _stop(bare))
     return {
+        **out,
         "range_reads_per_s": round(best["node"]["per_s"]),
         "range_p50_ms": round(best["node"]["p50_ms"], 2),
         "range_p99_ms": round(best["node"]["p99_ms"], 2),
@@ -316,8 +336,9 @@ def main() -> None:
             f"({out['bare_upload_mbps']})"
         )
         print(
-            f"  download {out['download_mbps']:8.1f} MB/s = {out['download_ratio']:.2f}x bare aiohttp "
-            f"({out['bare_download_mbps']})"
+            f"  download {out['download_mbps']:8.1f} MB/s = {out['download_ratio']:.2f}x bare aiohttp FileResponse "
+            f"({out['bare_download_mbps']}), each its own process (limit 0.8); server CPU per MiB "
+            f"node {out['download_cpu_ms_per_mib']} ms, bare {out['bare_download_cpu_ms_per_mib']} ms"
         )
     if "range_reads_per_s" not in out:
         if args.json:

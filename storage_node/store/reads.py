@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from typing_extensions import Buffer
 
 OPEN_FILES = 64  # share files kept open for small reads on the event loop
+VERIFY_AHEAD = 2  # batches of READ_BATCH bytes verified at once ahead of a sendfile download
 _NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
 
 try:  # the C core's leaf digests in one call (a MerkleTree would also build the levels above)
@@ -98,8 +100,9 @@ class VerifiedReads(StoreBase):
     ) -> AsyncGenerator[tuple[int, int]]:
         """``(offset, length)`` spans covering ``[start, end)`` of the share open as ``fd``, each
         yielded only once every block it touches has been read from ``fd`` and matched its root
-        (a few MiB per worker-thread call, the next batch checked while the caller sends this one);
-        a bad block quarantines the share after the spans before it (:class:`CorruptShare`).
+        (a few MiB per worker-thread call, ``VERIFY_AHEAD`` batches checked while the caller sends
+        the one before them); a bad block quarantines the share after the spans before it
+        (:class:`CorruptShare`).
 
         For the kernel's sendfile: the caller sends the same file's bytes the check just read
         (from the page cache), without copying them through Python."""
@@ -109,38 +112,55 @@ class VerifiedReads(StoreBase):
         size = record.block_size
         first, last = start // size, (end - 1) // size
         per_call = max(1, READ_BATCH // size)
-        starts = list(range(first, last + 1, per_call))
+        starts = iter(range(first, last + 1, per_call))
 
-        def batch(b: int) -> asyncio.Future[int | None]:
+        def batch(b: int) -> tuple[int, int, asyncio.Future[int | None]]:
             upto = min(last, b + per_call - 1)
-            return asyncio.ensure_future(asyncio.to_thread(self._check_blocks, fd, record, b, upto, roots))
+            check = asyncio.to_thread(self._check_blocks, fd, record, b, upto, roots)
+            return b, upto, asyncio.ensure_future(check)
 
-        ahead: asyncio.Future[int | None] | None = batch(starts[0])
+        # a window of batches being checked ahead, so that neither a worker thread's wake-up nor
+        # one batch's hashing leaves the sender waiting (two cores: two batches at a time)
+        ahead: deque[tuple[int, int, asyncio.Future[int | None]]] = deque()
         try:
-            for n, b in enumerate(starts):
-                assert ahead is not None
-                bad = await ahead
-                ahead = batch(starts[n + 1]) if n + 1 < len(starts) and bad is None else None
-                upto = min(last, b + per_call - 1) if bad is None else bad - 1
+            for b in itertools.islice(starts, VERIFY_AHEAD):
+                ahead.append(batch(b))
+            while ahead:
+                b, upto, check = ahead.popleft()
+                bad = await check
+                if bad is None:
+                    nxt = next(starts, None)
+                    if nxt is not None:
+                        ahead.append(batch(nxt))
+                else:
+                    upto = bad - 1
                 if upto >= b:
                     lo, hi = max(start, b * size), min(end, (upto + 1) * size)
                     yield lo, hi - lo
                 if bad is not None:
                     await self.quarantine(record, f"block {bad} does not match its root")
         finally:
-            if ahead is not None:
-                ahead.cancel()
+            for _, _, check in ahead:
+                check.cancel()
+            for _, _, check in ahead:
                 with contextlib.suppress(asyncio.CancelledError, OSError):
-                    await ahead
+                    await check
 
     @staticmethod
     def _check_blocks(fd: int, record: ShareRecord, first: int, last: int, roots: list[bytes]) -> int | None:
-        """The first of blocks first..last whose bytes in ``fd`` do not match their root, or None."""
-        for b in range(first, last + 1):
-            length = min(record.block_size, record.size - b * record.block_size)
-            block = os.pread(fd, length, b * record.block_size)
-            if len(block) != length or merkle.root(block, record.leaf_size) != roots[b]:
+        """The first of blocks first..last whose bytes in ``fd`` do not match their root, or None:
+        one read of the whole batch and one call of the C core for all its block roots."""
+        base = first * record.block_size
+        length = min((last - first + 1) * record.block_size, record.size - base)
+        buf = bytearray(length)
+        got = os.preadv(fd, [buf], base)
+        view = memoryview(buf)[:got]
+        computed = merkle.block_roots(view, record.block_size, record.leaf_size) if got else []
+        for n, b in enumerate(range(first, last + 1)):
+            if n >= len(computed) or computed[n] != roots[b]:
                 return b
+        if got != length:  # a short file: its last block came up short and cannot have matched
+            return last
         return None
 
     @staticmethod
