@@ -10,8 +10,10 @@ latencies (seconds) and the elapsed time. Raw asyncio streams rather than aiohtt
 generator must cost less than the servers it measures, or the ratio measures the load generator.
 
 ``bare``: an aiohttp application answering ``GET /v1/shares/{dataset}/{index}`` with
-``web.FileResponse(BLOB)`` (aiohttp's own Range handling and sendfile), no checks, no access log.
-Prints its URL on one line, then serves until its stdin closes.
+``web.FileResponse(BLOB)`` (aiohttp's own Range handling and sendfile), no checks, no access log,
+and ``PUT /v1/pending/{deal}/{index}`` by writing the body to a file next to BLOB (1 MiB reads, the
+writes in a worker thread, fsync at the end, then the file is removed: the upload benchmark's
+peer). Prints its URL on one line, then serves until its stdin closes.
 
 Both servers of the benchmark (this one and the node, ``bench.node --serve-node``) run a
 :class:`LoopProbe` and answer a ``stats`` line on stdin with one JSON line: how late their event
@@ -79,8 +81,21 @@ async def bare(blob: Path) -> None:
     async def get(request: web.Request) -> web.FileResponse:
         return web.FileResponse(blob)
 
+    async def put(request: web.Request) -> web.Response:
+        target = blob.with_name(f"upload-{request.match_info['deal']}-{request.match_info['index']}.blob")
+        f = await asyncio.to_thread(target.open, "wb")
+        try:
+            async for chunk in request.content.iter_chunked(1 << 20):
+                await asyncio.to_thread(f.write, chunk)
+            await asyncio.to_thread(os.fsync, f.fileno())
+        finally:
+            f.close()
+            target.unlink()
+        return web.json_response({"state": "written"}, status=202)
+
     app = web.Application()
     app.router.add_get("/v1/shares/{dataset}/{index}", get)
+    app.router.add_put("/v1/pending/{deal}/{index}", put)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
