@@ -16,7 +16,8 @@ Every request is checked before it touches disk: path and id syntax, Content-Len
 order and the node's limits (413), the order's signature (401) and addressing/expiry (403), its
 nonce (409), authorisation of the signer (403/422), capacity (507). Errors are JSON
 ``{"error": code, "message": text}``. Uploads have an idle timeout, an overall deadline (a minimum
-rate) and a concurrency cap; connections are capped and timed out by :mod:`.gate`. Shares are
+rate) and a concurrency cap (both upload routes share these checks and the receive loop:
+:mod:`.receive`); connections are capped and timed out by :mod:`.gate`. Shares are
 served (small ranges in one write, the rest through sendfile) by :mod:`.downloads`.
 """
 
@@ -37,10 +38,11 @@ from erasure import manifest
 
 from .. import orders
 from ..activity import Activity
-from ..errors import Busy, NodeError, NotAuthorized, OrderError, ShareNotFound, UploadAborted
+from ..errors import NodeError, NotAuthorized, OrderError, ShareNotFound
 from ..store.index import ShareRecord
 from ..store.shares import ShareStore, Upload, check_address
 from .downloads import serve_share
+from .receive import admit, receive
 
 log = logging.getLogger("datasov.node.api")
 
@@ -171,82 +173,47 @@ def _address(request: web.Request) -> tuple[str, int]:
 async def put_share(request: web.Request) -> web.Response:
     state = request.app[NODE]
     dataset, index = _address(request)
-    length = request.content_length
-    if length is None:
-        raise web.HTTPLengthRequired(text="Content-Length is required")
-    order = orders.parse(request.headers.get(orders.ORDER_HEADER))
-    if order.size > state.max_share_size or length > state.max_share_size:
-        raise web.HTTPRequestEntityTooLarge(max_size=state.max_share_size, actual_size=length)
-    signer = orders.verify(order, request.headers.get(orders.SIGNATURE_HEADER), node=state.address)
-    if (order.dataset, order.index) != (dataset, index):
-        raise OrderError("the order is for another share than the URL")
-    if order.size != length:
-        raise OrderError(f"Content-Length {length} differs from the order's size {order.size}")
-    await state.store.check_nonce(signer, order.nonce)  # a replay costs no chain call
-    await state.authorize(signer, order)  # the chain, last (see authorize.DealAuthorizer)
-    await state.store.use_nonce(signer, order.nonce, order.expiry)
-    if state.uploads.locked():
-        raise Busy("too many uploads in progress", retry_after=1)
-    async with state.upload_slot():
-        try:
-            record = await _receive(request, state, order, signer)
-        except (ConnectionError, asyncio.CancelledError) as err:  # the client went away: expected, not a fault
-            got = request.content.total_bytes
-            log.info("upload of %s/%s aborted by the client after %d of %d bytes", dataset, index, got, length)
-            state.metrics.uploads.labels("aborted").inc()
-            if isinstance(err, asyncio.CancelledError):
-                raise
-            raise UploadAborted("the connection was lost mid-upload") from err
+    order, signer = await admit(
+        request,
+        state,
+        parse=orders.parse,
+        header=orders.ORDER_HEADER,
+        names=lambda o: (o.dataset, o.index),
+        url=(dataset, index),
+        authorize=state.authorize,
+        what="order",
+    )
+
+    def begin() -> Awaitable[Upload]:
+        return state.store.begin(
+            order.dataset,
+            order.index,
+            root=bytes.fromhex(order.share_root),
+            size=order.size,
+            leaf_size=order.leaf_size,
+            block_size=order.block_size,
+            deal_id=order.deal_id,
+            owner=signer,
+            share_proof=tuple(bytes.fromhex(h) for h in order.share_proof),
+        )
+
+    record = await receive(request, state, begin)
     state.metrics.uploads.labels("ok").inc()
     state.activity.accepted(dataset, index, record.size, signer)
-    if state.on_stored is not None:
-        try:
-            await state.on_stored(dataset, index)
-        except Exception:  # stored is stored: discovery catches up at the next announcement
-            log.exception("could not announce %s/%s", dataset, index)
+    await announce(state, dataset, index)
     return web.json_response(
         {"dataset": dataset, "index": index, "size": record.size, "root": record.root.hex(), "signer": signer},
         status=201,
     )
 
 
-async def _receive(request: web.Request, state: NodeState, order: orders.StorageOrder, signer: str) -> ShareRecord:
-    """Stream the body into the store; any failure leaves nothing behind."""
-    upload = await state.store.begin(
-        order.dataset,
-        order.index,
-        root=bytes.fromhex(order.share_root),
-        size=order.size,
-        leaf_size=order.leaf_size,
-        block_size=order.block_size,
-        deal_id=order.deal_id,
-        owner=signer,
-        share_proof=tuple(bytes.fromhex(h) for h in order.share_proof),
-    )
-    deadline = state.upload_grace + order.size / max(1, state.min_upload_rate)
-    try:
-        async with asyncio.timeout(deadline):  # a trickle that never idles still ends
-            while True:
-                chunk = await asyncio.wait_for(request.content.readany(), state.idle_timeout)
-                if not chunk:
-                    break
-                await upload.write(chunk)
-                state.metrics.bytes_in.inc(len(chunk))
-            return await upload.commit()
-    except TimeoutError as err:
-        await _discard(upload)
-        state.metrics.uploads.labels("timeout").inc()
-        raise web.HTTPRequestTimeout(text=f"upload stalled or slower than its {deadline:.0f} s deadline") from err
-    except BaseException as err:
-        await _discard(upload)
-        if not isinstance(err, ConnectionError | asyncio.CancelledError):
-            state.metrics.uploads.labels("failed").inc()
-        raise
-
-
-async def _discard(upload: Upload) -> None:
-    """Abort an upload to the end even if the handler is being cancelled (no part file left open)."""
-    await asyncio.shield(upload.abort())
+async def announce(state: NodeState, dataset: str, index: int) -> None:
+    """Tell discovery about a share just stored (uploaded, or a pending one activated)."""
+    if state.on_stored is not None:
+        try:
+            await state.on_stored(dataset, index)
+        except Exception:  # stored is stored: discovery catches up at the next announcement
+            log.exception("could not announce %s/%s", dataset, index)
 
 
 async def get_share(request: web.Request) -> web.StreamResponse:

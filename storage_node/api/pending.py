@@ -15,19 +15,15 @@ root (the ordinary authoriser) and equal the root the node computed from the byt
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from .. import orders
-from ..errors import Busy, OrderError, ShareNotFound, UploadAborted
-from ..store.index import ShareRecord
+from ..errors import OrderError, ShareNotFound
 from ..store.shares import Upload
-from .app import NODE, NodeState
-
-log = logging.getLogger("datasov.node.api")
+from .app import NODE, NodeState, announce
+from .receive import admit, receive
 
 PendingAuthorizer = Callable[[str, orders.PendingOrder], Awaitable[None]]
 
@@ -55,53 +51,27 @@ def _address(request: web.Request) -> tuple[int, int]:
 async def put_pending(request: web.Request) -> web.Response:
     state = request.app[NODE]
     deal, index = _address(request)
-    length = request.content_length
-    if length is None:
-        raise web.HTTPLengthRequired(text="Content-Length is required")
-    order = orders.parse_pending(request.headers.get(orders.PENDING_HEADER))
-    if order.size > state.max_share_size or length > state.max_share_size:
-        raise web.HTTPRequestEntityTooLarge(max_size=state.max_share_size, actual_size=length)
-    signer = orders.verify(order, request.headers.get(orders.SIGNATURE_HEADER), node=state.address)
-    if (order.deal_id, order.index) != (deal, index):
-        raise OrderError("the pending order is for another share than the URL")
-    if order.size != length:
-        raise OrderError(f"Content-Length {length} differs from the order's size {order.size}")
-    await state.store.check_nonce(signer, order.nonce)
-    await _pending_authorizer(state)(signer, order)
-    await state.store.use_nonce(signer, order.nonce, order.expiry)
-    if state.uploads.locked():
-        raise Busy("too many uploads in progress", retry_after=1)
-    async with state.upload_slot():
-        upload = await state.store.begin_pending(
+    order, signer = await admit(
+        request,
+        state,
+        parse=orders.parse_pending,
+        header=orders.PENDING_HEADER,
+        names=lambda o: (o.deal_id, o.index),
+        url=(deal, index),
+        authorize=_pending_authorizer(state),
+        what="pending order",
+    )
+
+    def begin() -> Awaitable[Upload]:
+        return state.store.begin_pending(
             deal, index, size=order.size, leaf_size=order.leaf_size, block_size=order.block_size, owner=signer
         )
-        try:
-            held = await _receive(request, state, upload)
-        except (ConnectionError, asyncio.CancelledError) as err:
-            state.metrics.uploads.labels("aborted").inc()
-            if isinstance(err, asyncio.CancelledError):
-                raise
-            raise UploadAborted("the connection was lost mid-upload") from err
+
+    held = await receive(request, state, begin)  # past the order's size: UploadMismatch (422), nothing kept
     state.metrics.uploads.labels("pending").inc()
     return web.json_response(
         {"deal": deal, "index": index, "size": held.size, "root": held.root.hex(), "state": "pending"}, status=202
     )
-
-
-async def _receive(request: web.Request, state: NodeState, upload: Upload) -> ShareRecord:
-    deadline = state.upload_grace + upload.record.size / max(1, state.min_upload_rate)
-    try:
-        async with asyncio.timeout(deadline):
-            while chunk := await asyncio.wait_for(request.content.readany(), state.idle_timeout):
-                await upload.write(chunk)  # past the order's size: UploadMismatch (422), nothing kept
-                state.metrics.bytes_in.inc(len(chunk))
-            return await upload.commit()
-    except TimeoutError as err:
-        await asyncio.shield(upload.abort())
-        raise web.HTTPRequestTimeout(text=f"upload stalled or slower than its {deadline:.0f} s deadline") from err
-    except BaseException:
-        await asyncio.shield(upload.abort())
-        raise
 
 
 async def activate(request: web.Request) -> web.Response:
@@ -123,11 +93,7 @@ async def activate(request: web.Request) -> web.Response:
     )
     state.metrics.uploads.labels("ok").inc()
     state.activity.accepted(record.dataset, index, record.size, signer)
-    if state.on_stored is not None:
-        try:
-            await state.on_stored(record.dataset, index)
-        except Exception:  # stored is stored: discovery catches up at the next announcement
-            log.exception("could not announce %s/%s", record.dataset, index)
+    await announce(state, record.dataset, index)
     body = {"dataset": record.dataset, "index": index, "size": record.size, "root": record.root.hex(), "signer": signer}
     return web.json_response(body, status=201)
 
