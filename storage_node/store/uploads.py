@@ -145,8 +145,9 @@ class Upload:
         """Pending uploads: called (in a worker thread) with the computed root instead of indexing."""
         self._part = part
         self._file = file
-        self._buffer = bytearray()
-        self._block = bytearray()
+        self._chunks: list[bytes] = []  # received, not yet handed to the worker thread
+        self._buffered = 0
+        self._carry = bytearray()  # the start of a block the last batch ended inside
         self._roots: list[bytes] = []
         self._done = False
         self._released = False
@@ -158,16 +159,24 @@ class Upload:
             self.store._release(self.record)
 
     async def write(self, chunk: bytes) -> None:
+        """Take the next bytes of the share (kept by reference: a caller that reuses a mutable
+        buffer passes a copy). Every ``FLUSH`` bytes one worker-thread call writes and hashes them."""
         if self.received + len(chunk) > self.record.size:
             await self.abort()
             raise UploadMismatch(f"more than the declared {self.record.size} bytes")
         self.received += len(chunk)
-        self._buffer += chunk
-        if len(self._buffer) >= FLUSH:
-            data, self._buffer = bytes(self._buffer), bytearray()
+        self._chunks.append(chunk if type(chunk) is bytes else bytes(chunk))
+        self._buffered += len(chunk)
+        if self._buffered >= FLUSH:
+            data = self._take()
             with _disk_full_is_507():
                 await self._drain()  # at most one batch being written and hashed while the next arrives
             self._absorbing = asyncio.ensure_future(asyncio.to_thread(self._absorb, data))
+
+    def _take(self) -> bytes:
+        """The buffered chunks as one batch: the chunk itself when there is one, else one join."""
+        chunks, self._chunks, self._buffered = self._chunks, [], 0
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _drain(self) -> None:
         if self._absorbing is not None:
@@ -175,22 +184,30 @@ class Upload:
             await pending
 
     def _absorb(self, data: bytes) -> None:
-        """Write to the part file and hash whole blocks (runs in a worker thread)."""
+        """Write a batch to the part file and hash its whole blocks (runs in a worker thread): the
+        block the last batch ended inside is completed first, the rest hashed in one call of the C
+        core, and only the part of a block this batch ends inside is copied (kept for the next)."""
         self._file.write(data)
-        self._block += data
-        size = self.record.block_size
-        if len(self._block) >= size:
-            view = memoryview(self._block)
-            cut = len(self._block) - len(self._block) % size
-            for i in range(0, cut, size):
-                self._roots.append(merkle.root(view[i : i + size], self.record.leaf_size))
-            view.release()
-            del self._block[:cut]
+        size, leaf = self.record.block_size, self.record.leaf_size
+        view = memoryview(data)
+        if self._carry:
+            need = size - len(self._carry)
+            self._carry += view[:need]
+            if len(self._carry) < size:
+                return
+            self._roots.append(merkle.root(self._carry, leaf))
+            self._carry = bytearray()
+            view = view[need:]
+        cut = len(view) - len(view) % size
+        if cut:
+            self._roots.extend(merkle.block_roots(view[:cut], size, leaf))
+        if cut < len(view):
+            self._carry += view[cut:]
 
     def _finish(self) -> bytes:
-        if self._block:
-            self._roots.append(merkle.root(bytes(self._block), self.record.leaf_size))
-            self._block.clear()
+        if self._carry:  # the share's last, short block
+            self._roots.append(merkle.root(self._carry, self.record.leaf_size))
+            self._carry = bytearray()
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
@@ -202,7 +219,7 @@ class Upload:
         try:
             if self.received != r.size:
                 raise UploadMismatch(f"received {self.received} of {r.size} declared bytes")
-            data, self._buffer = bytes(self._buffer), bytearray()
+            data = self._take()
             with _disk_full_is_507():
                 await self._drain()
                 await asyncio.to_thread(self._absorb, data)
