@@ -23,6 +23,7 @@ from aiohttp import web
 from .. import orders
 from ..errors import Busy, OrderError, UploadAborted
 from ..store.index import ShareRecord
+from ..store.layout import FLUSH
 from ..store.uploads import Upload
 
 if TYPE_CHECKING:
@@ -90,18 +91,26 @@ async def _stream(request: web.Request, state: NodeState, upload: Upload) -> Sha
     """The body into ``upload`` and committed; any failure aborts it (nothing left behind).
 
     One timeout context re-armed per read (no task per chunk, as ``wait_for`` would make) for the
-    idle limit, inside one for the whole upload's deadline."""
+    idle limit, inside one for the whole upload's deadline. Only now, admitted and holding one of
+    the few upload slots, may the connection buffer up to ``2 * FLUSH`` bytes of body (aiohttp's
+    default is 128 KiB, what every connection not yet admitted keeps): the socket is read in large
+    pieces and seldom paused; the upload joins what it received once per batch."""
     loop = asyncio.get_running_loop()
     deadline = state.upload_grace + upload.record.size / max(1, state.min_upload_rate)
     content = request.content
+    widen = getattr(content, "set_read_chunk_size", None)  # aiohttp >= 3.14
+    if widen is not None:
+        widen(FLUSH)
     try:
         async with asyncio.timeout(deadline), asyncio.timeout(None) as idle:  # a trickle that never idles still ends
             while True:
                 idle.reschedule(loop.time() + state.idle_timeout)
-                chunk = await content.readany()
+                chunk, _ = await content.readchunk()  # as received: no join (readany joins what is buffered)
                 idle.reschedule(None)
                 if not chunk:
-                    break
+                    if content.at_eof():
+                        break
+                    continue  # the end of an HTTP chunk (chunked encoding), not of the body
                 await upload.write(chunk)  # past the order's size: UploadMismatch (422), nothing kept
                 state.metrics.bytes_in.inc(len(chunk))
             return await upload.commit()

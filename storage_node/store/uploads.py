@@ -173,20 +173,22 @@ class Upload:
                 await self._drain()  # at most one batch being written and hashed while the next arrives
             self._absorbing = asyncio.ensure_future(asyncio.to_thread(self._absorb, data))
 
-    def _take(self) -> bytes:
-        """The buffered chunks as one batch: the chunk itself when there is one, else one join."""
+    def _take(self) -> list[bytes]:
+        """The buffered chunks, as the next batch."""
         chunks, self._chunks, self._buffered = self._chunks, [], 0
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return chunks
 
     async def _drain(self) -> None:
         if self._absorbing is not None:
             pending, self._absorbing = self._absorbing, None
             await pending
 
-    def _absorb(self, data: bytes) -> None:
-        """Write a batch to the part file and hash its whole blocks (runs in a worker thread): the
-        block the last batch ended inside is completed first, the rest hashed in one call of the C
-        core, and only the part of a block this batch ends inside is copied (kept for the next)."""
+    def _absorb(self, chunks: list[bytes]) -> None:
+        """Write a batch to the part file and hash its whole blocks (runs in a worker thread): its
+        chunks joined once (here, off the event loop), the block the last batch ended inside
+        completed first, the rest hashed in one call of the C core, and only the part of a block
+        this batch ends inside copied (kept for the next)."""
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self._file.write(data)
         size, leaf = self.record.block_size, self.record.leaf_size
         view = memoryview(data)
