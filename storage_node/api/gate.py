@@ -132,10 +132,14 @@ class _Gated(asyncio.Protocol):
 
 
 class GatedSite(web.TCPSite):
-    """A TCP site whose connections pass a :class:`ConnectionGate` first."""
+    """A TCP site whose connections pass a :class:`ConnectionGate` first.
+
+    Its listen backlog holds as many pending connections as the gate admits (at most 4096): with
+    asyncio's default of 100, a burst of clients connecting at once (200 readers starting together)
+    overflows the accept queue and the kernel drops SYNs, which clients retry only after a second."""
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *, gate: ConnectionGate) -> None:
-        super().__init__(runner, host, port)
+        super().__init__(runner, host, port, backlog=min(4096, max(128, gate.max_connections)))
         self.gate = gate
 
     async def start(self) -> None:
@@ -143,5 +147,5 @@ class GatedSite(web.TCPSite):
         server = self._runner.server
         assert server is not None
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self.gate.wrap(server), self._host, self._port)
+        self._server = await loop.create_server(self.gate.wrap(server), self._host, self._port, backlog=self._backlog)
         self._bound_port = self._server.sockets[0].getsockname()[1]

@@ -130,3 +130,38 @@ async def test_a_trickling_upload_meets_its_deadline(make_node: NodeFactory) -> 
     assert await node.store.used() == 0
     assert node.state is not None
     assert node.state.active_uploads == 0
+
+
+async def test_a_burst_of_connections_while_the_loop_is_busy_is_queued_not_dropped(make_node: NodeFactory) -> None:
+    """200 readers connecting at once while the node's loop is busy all complete their handshake
+    (the kernel queues them: the listen backlog follows the connection cap); with asyncio's default
+    backlog of 100 the rest had their SYNs dropped and would wait a second to retry."""
+    import socket
+    import threading
+
+    node = await make_node()
+    host, port = address(node)
+    socks: list[socket.socket] = []
+    refused: list[BaseException] = []
+
+    def connect_all() -> None:
+        for _ in range(200):
+            s = socket.socket()
+            s.settimeout(0.5)  # a dropped SYN is retried after 1 s: that is the failure
+            socks.append(s)
+            try:
+                s.connect((host, port))
+            except OSError as err:
+                refused.append(err)
+                return
+
+    burst = threading.Thread(target=connect_all)
+    burst.start()
+    burst.join()  # the event loop is blocked meanwhile: nothing is accepted, all wait in the backlog
+    try:
+        assert not refused, f"connection {len(socks)} of 200 not queued: {refused[0]!r}"
+    finally:
+        for s in socks:
+            s.close()
+    async with NodeClient(timeout=10, retries=1) as client:
+        assert (await client.health(node.url))["status"] == "ok"  # and the node serves on
