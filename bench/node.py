@@ -33,7 +33,7 @@ from eth_account import Account
 
 from erasure import merkle
 from storage_node.client import NodeClient
-from storage_node.node import NodeConfig, StorageNode
+from storage_node.node import NodeConfig, StorageNode, freeze_startup_objects
 from storage_node.orders import StorageOrder
 
 from .rangeload import LoopProbe, wait_for_stdin_eof
@@ -300,6 +300,7 @@ async def serve_node(home: Path, capacity: int) -> None:
     """A storage node of its own process for the range benchmark; prints its URL, stops at stdin EOF."""
     node = StorageNode(NodeConfig(home=home, capacity=capacity, summary_interval=0, gc_interval=0))
     await node.start()
+    freeze_startup_objects()  # as `datasov node run` does
     print(node.url, flush=True)
     probe = LoopProbe()
     probe.start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,16 @@ class NodeConfig:
     chain_id: int = 0  # the chain its announcement is for (0: none, development)
     summary_interval: float = 300.0  # seconds between the INFO summaries of what the node did; 0: none
     announce_at_start: bool = True  # False: the caller calls start_announcing (with the on-chain record)
+
+
+def freeze_startup_objects() -> None:
+    """For a process that is one node: after start-up, collect once and move every object left
+    (modules, web3's and libp2p's tables, the app: some 180,000) out of the garbage collector's
+    view. A full collection then walks only what serving allocates since, instead of stalling the
+    event loop on all of them (1.1 s measured on this loaded machine, about 50 ms idle). Not for a
+    process that starts and stops many nodes (tests): frozen objects are never freed."""
+    gc.collect()
+    gc.freeze()
 
 
 class StorageNode:

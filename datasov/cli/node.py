@@ -23,7 +23,7 @@ from storage_node.authorize import DealAuthorizer
 from storage_node.errors import NodeError
 from storage_node.identity import load_or_create_operator
 from storage_node.membership import ensure_announced, latest_announcement
-from storage_node.node import NodeConfig, StorageNode
+from storage_node.node import NodeConfig, StorageNode, freeze_startup_objects
 from storage_node.prover import Prover
 
 from ..nodehome import CONFIG_FILE, NodeHome, NodeHomeError, announcement_for
@@ -257,6 +257,7 @@ async def _serve(
         log.warning("development mode: accepting any validly signed order, with no on-chain deal behind it")
     storage = StorageNode(config, authorize=authorize, chain=chain)
     await storage.start()
+    freeze_startup_objects()  # this process is the node: a full GC walks only what serving allocates
     if chain is not None and terms is not None:
         await _reannounce(chain, storage, terms)
     storage.start_announcing(await _on_chain(chain, storage) if chain is not None else None)
