@@ -339,7 +339,8 @@ def main() -> None:
         print(
             f"  download {out['download_mbps']:8.1f} MB/s = {out['download_ratio']:.2f}x bare aiohttp FileResponse "
             f"({out['bare_download_mbps']}), each its own process (limit 0.8); server CPU per MiB "
-            f"node {out['download_cpu_ms_per_mib']} ms, bare {out['bare_download_cpu_ms_per_mib']} ms"
+            f"node {out['download_cpu_ms_per_mib']} ms, bare {out['bare_download_cpu_ms_per_mib']} ms "
+            f"(/proc counts in ticks of {1000 / os.sysconf('SC_CLK_TCK') / out['share_mib']:.2f} ms per MiB here)"
         )
     if "range_reads_per_s" not in out:
         if args.json:
