@@ -2,7 +2,7 @@
 
     draft deal on-chain (sizes, providers, escrow; no root yet)
     -> encode (thread) ==bounded queue per share==> n parallel uploads, held pending by the nodes
-    -> data key into the keystore -> register the dataset -> commit the deal to it (root on-chain)
+    -> data key into the keystore -> register the dataset and commit the deal to it, one transaction
     -> activate every pending share (checked against the committed root) -> leave the manifest
 
 Reading, encryption, coding and hashing run in the pipeline's threads; sending runs on the event
@@ -188,12 +188,13 @@ async def publish_streaming(
     timings["stream"] = time.perf_counter() - t1
     keystore.add_dataset(man.hash(), data_key)  # before anything public names the data
 
-    # register, commit the deal (the root goes on-chain), activate the pending shares
+    # register and commit the deal in one transaction (the root goes on-chain), activate the pending shares
     t2 = time.perf_counter()
-    from .publisher import register_manifest
+    from .publisher import manifest_registration
 
-    dataset_id = await register_manifest(chain, owner, man, options, keystore, data_key)
-    await chain.commit_deal(owner, deal_id, dataset_id)
+    registration = manifest_registration(man, options)
+    dataset_id = await chain.register_and_commit(owner, deal_id, registration, options.terms)
+    keystore.add_dataset(man.hash(), data_key, dataset_id=dataset_id)
     timings["chain"] = time.perf_counter() - t2
 
     t3 = time.perf_counter()
