@@ -126,6 +126,7 @@ async def publish_streaming(
     )
     fee = max([options.fee_per_share_epoch, *(fee_for(node.ask, share_size) for node in chosen)])
     spares = [node for node in spares if fee_for(node.ask, share_size) <= fee]
+    timings["placement"] = time.perf_counter() - t0
     deal_id = await chain.open_draft_deal(
         owner,
         share_size=share_size,
@@ -135,7 +136,7 @@ async def publish_streaming(
         epochs=options.epochs,
         fee_per_share_epoch=fee,
     )
-    timings["draft_deal"] = time.perf_counter() - t0
+    timings["draft_deal"] = time.perf_counter() - t0 - timings["placement"]
 
     # encode into n bounded queues while n uploads drain them
     t1 = time.perf_counter()
