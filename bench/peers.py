@@ -129,6 +129,8 @@ def main() -> None:
                 rss["datasov_publish"] = max(rss.get("datasov_publish", 0), ours["publish"].peak_rss_mib)
                 rss["datasov_fetch"] = max(rss.get("datasov_fetch", 0), ours["fetch"].peak_rss_mib)
                 print(f"# round {r + 1}: " + ", ".join(f"{k} {v:.1f} s" for k, v in figures.items()) + "; sha256 ok")
+                stages = json.loads(ours["publish"].stdout).get("seconds", {})
+                print("#   datasov publish stages (s): " + ", ".join(f"{k} {v}" for k, v in stages.items()))
                 for key, value in figures.items():
                     best[key] = min(best.get(key, value), value)
         finally:

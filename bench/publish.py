@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from erasure import envelope, localfs
-from erasure.pipeline import Layout, encode
+from erasure.pipeline import Layout, encode, preferred_codec
 
 from .cliproc import Devnet, run_timed
 from .peers import MiB, random_file
@@ -44,11 +44,12 @@ def main() -> None:
     parser.add_argument("-k", type=int, default=3)
     parser.add_argument("-n", type=int, default=10)
     parser.add_argument("--nodes", type=int, default=None)
-    parser.add_argument("--codec", default="zfec")
+    parser.add_argument("--codec", default=None, help="isal or zfec (default: what the CLI picks, ISA-L if installed)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args()
     sizes = [16, 64] if args.quick else [int(s) for s in args.sizes.split(",")]
     nodes = args.nodes or args.n
+    args.codec = args.codec or preferred_codec(args.k, args.n)
     layout = Layout(codec=args.codec, k=args.k, n=args.n)
     rows: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="datasov-bench-publish-") as tmp_s:

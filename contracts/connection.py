@@ -195,6 +195,9 @@ class Connection:
         storage_market = await tx.create(
             "StorageMarket", deployer, registry, token, config.min_stake, config.slash_amount, config.epoch_blocks
         )
+        # the market may register a dataset for its owner inside that owner's transaction (registerAndCommit)
+        bound = w3.eth.contract(address=to_checksum_address(registry), abi=contracts.load("DatasetRegistry").abi)
+        await tx.send(bound.functions.setMarket(storage_market), deployer)
         guardians = await tx.create("KeyGuardians", deployer, registry, storage_market)
         licenses = await tx.create(
             "LicenseManager",

@@ -145,6 +145,7 @@ REVERTS: dict[str, type[ContractRevert]] = {
     **_define(
         AccessDenied, "NotDatasetOwner", "NotDealOwner", "NotKeyReleaser", "NotProvider", "NotBuyer", "NotPendingOwner"
     ),
+    **_define(AccessDenied, "NotMarket"),
     **_define(AccessDenied, "NotGuardian", "NotStakedOperator"),
     **_define(NotFound, "UnknownDataset", "UnknownDeal", "UnknownLicense", "InvalidShare"),
     **_define(
@@ -208,6 +209,7 @@ REVERTS: dict[str, type[ContractRevert]] = {
         "ReentrancyGuardReentrantCall",
         "PieceAlreadyDelivered",
         "GuardianBanned",
+        "MarketAlreadySet",
     ),
     **_define(
         InvalidInput,

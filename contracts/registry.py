@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from .connection import Connection
 from .models import Dataset
@@ -10,6 +11,43 @@ from .terms import LicenseTerms
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
+
+
+ZERO_ADDRESS = "0x" + "00" * 20
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """What ``DatasetRegistry.register`` records for a dataset (its ``Registration`` struct)."""
+
+    manifest_hash: bytes
+    commitment_root: bytes
+    key_commitment: bytes
+    key_salt: bytes
+    plaintext_size: int
+    share_size: int
+    leaf_size: int
+    k: int
+    n: int
+    price: int
+    payment_token: str | None = None  # None: the deployment's token
+    key_agent: str | None = None
+
+    def to_abi(self, default_token: str) -> tuple[Any, ...]:
+        return (
+            self.manifest_hash,
+            self.commitment_root,
+            self.key_commitment,
+            self.key_salt,
+            self.plaintext_size,
+            self.share_size,
+            self.leaf_size,
+            self.k,
+            self.n,
+            self.price,
+            self.payment_token or default_token,
+            self.key_agent or ZERO_ADDRESS,
+        )
 
 
 class RegistryCalls(Connection):
@@ -34,7 +72,7 @@ class RegistryCalls(Connection):
         key_agent: str | None = None,
     ) -> int:
         """Register a dataset; returns its id."""
-        registration = (
+        registration = Registration(
             manifest_hash,
             commitment_root,
             key_commitment,
@@ -45,10 +83,15 @@ class RegistryCalls(Connection):
             k,
             n,
             price,
-            payment_token or self.deployment.token,
-            key_agent or "0x" + "00" * 20,
+            payment_token,
+            key_agent,
         )
-        receipt = await self.send(self.registry.functions.register(registration, terms.to_abi()), owner)
+        return await self.register(owner, registration, terms)
+
+    async def register(self, owner: LocalAccount, registration: Registration, terms: LicenseTerms) -> int:
+        """Register a dataset; returns its id."""
+        fn = self.registry.functions.register(registration.to_abi(self.deployment.token), terms.to_abi())
+        receipt = await self.send(fn, owner)
         event = self.tx.event(self.registry, "DatasetRegistered", receipt)
         return int(event["args"]["datasetId"])
 

@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
     from web3.types import TxReceipt
 
+    from .registry import Registration
+    from .terms import LicenseTerms
+
 
 class StorageCalls(Connection):
     """The ``StorageMarket`` wrapper (mixed into :class:`contracts.chain.Chain`)."""
@@ -69,6 +72,18 @@ class StorageCalls(Connection):
     async def commit_deal(self, owner: LocalAccount, deal_id: int, dataset_id: int) -> None:
         """Bind a draft deal to a registered dataset of the same sizes (its root becomes the deal's)."""
         await self.send(self.storage_market.functions.commitDeal(deal_id, dataset_id), owner)
+
+    async def register_and_commit(
+        self, owner: LocalAccount, deal_id: int, registration: Registration, terms: LicenseTerms
+    ) -> int:
+        """Register the dataset and commit the draft deal to it in one transaction
+        (``registerAndCommit``: the checks of :meth:`commit_deal` hold). Returns the dataset id."""
+        fn = self.storage_market.functions.registerAndCommit(
+            deal_id, registration.to_abi(self.deployment.token), terms.to_abi()
+        )
+        receipt = await self.send(fn, owner)
+        event = self.tx.event(self.registry, "DatasetRegistered", receipt)
+        return int(event["args"]["datasetId"])
 
     async def accept_share(self, provider: LocalAccount, deal_id: int, share_index: int) -> None:
         await self.send(self.storage_market.functions.acceptShare(deal_id, share_index), provider)

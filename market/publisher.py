@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from contracts import errors
 from contracts.chain import Chain
+from contracts.registry import Registration
 from contracts.terms import TRAINING_ALLOWED, LicenseTerms
 from erasure import envelope, localfs, merkle
 from erasure.manifest import Manifest
@@ -278,13 +279,9 @@ async def end_storage(chain: Chain, owner: LocalAccount, directory: Directory, d
     return {"dataset_id": dataset_id, "deals": ended, "deleted": deleted, "pending": pending}
 
 
-async def register_manifest(
-    chain: Chain, owner: LocalAccount, man: Manifest, options: PublishOptions, keystore: Keystore, data_key: bytes
-) -> int:
-    """Register the dataset ``man`` describes on offer as ``options`` say, and keep its data key
-    (staged and streaming publish alike); the new dataset id."""
-    dataset_id = await chain.register_dataset(
-        owner,
+def manifest_registration(man: Manifest, options: PublishOptions) -> Registration:
+    """The on-chain registration of the dataset ``man`` describes, on offer as ``options`` say."""
+    return Registration(
         manifest_hash=man.hash(),
         commitment_root=man.commitment_root,
         key_commitment=man.key_commitment,
@@ -295,8 +292,15 @@ async def register_manifest(
         k=man.k,
         n=man.n,
         price=options.price,
-        terms=options.terms,
         key_agent=options.key_agent,
     )
+
+
+async def register_manifest(
+    chain: Chain, owner: LocalAccount, man: Manifest, options: PublishOptions, keystore: Keystore, data_key: bytes
+) -> int:
+    """Register the dataset ``man`` describes on offer as ``options`` say, and keep its data key
+    (the staged path; the streaming one registers and commits its deal at once); the new dataset id."""
+    dataset_id = await chain.register(owner, manifest_registration(man, options), options.terms)
     keystore.add_dataset(man.hash(), data_key, dataset_id=dataset_id)
     return dataset_id

@@ -2,7 +2,7 @@
 
     draft deal on-chain (sizes, providers, escrow; no root yet)
     -> encode (thread) ==bounded queue per share==> n parallel uploads, held pending by the nodes
-    -> data key into the keystore -> register the dataset -> commit the deal to it (root on-chain)
+    -> data key into the keystore -> register the dataset and commit the deal to it, one transaction
     -> activate every pending share (checked against the committed root) -> leave the manifest
 
 Reading, encryption, coding and hashing run in the pipeline's threads; sending runs on the event
@@ -126,6 +126,7 @@ async def publish_streaming(
     )
     fee = max([options.fee_per_share_epoch, *(fee_for(node.ask, share_size) for node in chosen)])
     spares = [node for node in spares if fee_for(node.ask, share_size) <= fee]
+    timings["placement"] = time.perf_counter() - t0
     deal_id = await chain.open_draft_deal(
         owner,
         share_size=share_size,
@@ -135,7 +136,7 @@ async def publish_streaming(
         epochs=options.epochs,
         fee_per_share_epoch=fee,
     )
-    timings["draft_deal"] = time.perf_counter() - t0
+    timings["draft_deal"] = time.perf_counter() - t0 - timings["placement"]
 
     # encode into n bounded queues while n uploads drain them
     t1 = time.perf_counter()
@@ -188,12 +189,13 @@ async def publish_streaming(
     timings["stream"] = time.perf_counter() - t1
     keystore.add_dataset(man.hash(), data_key)  # before anything public names the data
 
-    # register, commit the deal (the root goes on-chain), activate the pending shares
+    # register and commit the deal in one transaction (the root goes on-chain), activate the pending shares
     t2 = time.perf_counter()
-    from .publisher import register_manifest
+    from .publisher import manifest_registration
 
-    dataset_id = await register_manifest(chain, owner, man, options, keystore, data_key)
-    await chain.commit_deal(owner, deal_id, dataset_id)
+    registration = manifest_registration(man, options)
+    dataset_id = await chain.register_and_commit(owner, deal_id, registration, options.terms)
+    keystore.add_dataset(man.hash(), data_key, dataset_id=dataset_id)
     timings["chain"] = time.perf_counter() - t2
 
     t3 = time.perf_counter()

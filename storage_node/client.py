@@ -60,7 +60,9 @@ class BrokenResponse(NodeUnavailable):
 
 class NodeClient:
     """``timeout``: seconds to connect, and between bytes of an answer, on the first try of a read;
-    try n (from 0) of ``retries`` allows ``timeout * 2**n``. Uploads use ``timeout`` throughout."""
+    try n (from 0) of ``retries`` tries allows ``timeout * 2**n`` (``retries`` counts every try of a
+    read, the first included: 0 and 1 both read once, without retrying). Uploads use ``timeout``
+    throughout."""
 
     def __init__(self, *, timeout: float = 30.0, retries: int = 3, backoff: float = 0.05) -> None:
         self._base_timeout = timeout
@@ -108,50 +110,49 @@ class NodeClient:
 
     async def _retrying(self, attempt: Callable[[aiohttp.ClientTimeout], Awaitable[T]]) -> T:
         delay = self._backoff
-        for n in range(self._retries):
+        last = max(1, self._retries) - 1  # retries=0 is one try without retries, as retries=1
+        n = 0
+        while True:
             try:
                 return await attempt(self._timeout_of(n))
             except aiohttp.ClientPayloadError as err:
                 raise BrokenResponse(f"node broke off its answer: {err}") from err
             except (aiohttp.ClientConnectionError, TimeoutError) as err:
-                if n == self._retries - 1:
+                if n == last:
                     raise NodeUnavailable(f"node unreachable: {err}") from err
             except RemoteError as err:
                 transient = err.status in (502, 504) or (err.status == 503 and err.code != "share_corrupted")
-                if not transient or n == self._retries - 1:
+                if not transient or n == last:
                     raise
             await asyncio.sleep(delay)
             delay *= 2
-        raise AssertionError("unreachable")
+            n += 1
 
     async def put_share(
         self, url: str, order: StorageOrder, signer: LocalAccount, data: bytes | AsyncIterable[bytes]
     ) -> dict[str, Any]:
-        headers = {
-            **order.headers(signer),
-            "Content-Length": str(order.size),
-            "Content-Type": "application/octet-stream",
-        }
-        target = self.share_url(url, order.dataset, order.index)
-        body = _chunks(data) if isinstance(data, bytes | bytearray | memoryview) else data
-        try:
-            async with self.session.put(target, data=body, headers=headers) as resp:
-                await self._raise_for(resp)
-                result: dict[str, Any] = await resp.json()
-                return result
-        except (aiohttp.ClientConnectionError, TimeoutError) as err:
-            raise NodeUnavailable(f"upload to {url} failed: {err}") from err
+        return await self._upload(self.share_url(url, order.dataset, order.index), url, order, signer, data)
 
     async def put_pending(
         self, url: str, order: PendingOrder, signer: LocalAccount, data: bytes | AsyncIterable[bytes]
     ) -> dict[str, Any]:
         """Send a share of a draft deal before its root is known; the node holds it pending."""
+        return await self._upload(f"{url}/v1/pending/{order.deal_id}/{order.index}", url, order, signer, data)
+
+    async def _upload(
+        self,
+        target: str,
+        url: str,
+        order: StorageOrder | PendingOrder,
+        signer: LocalAccount,
+        data: bytes | AsyncIterable[bytes],
+    ) -> dict[str, Any]:
+        """PUT a share's ``order.size`` bytes with the signed order (not retried: its nonce is spent)."""
         headers = {
             **order.headers(signer),
             "Content-Length": str(order.size),
             "Content-Type": "application/octet-stream",
         }
-        target = f"{url}/v1/pending/{order.deal_id}/{order.index}"
         body = _chunks(data) if isinstance(data, bytes | bytearray | memoryview) else data
         try:
             async with self.session.put(target, data=body, headers=headers) as resp:

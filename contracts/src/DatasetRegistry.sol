@@ -7,6 +7,9 @@ import {LicenseTerms} from "./Types.sol";
 /// @notice Data owners register datasets: what was committed (manifest hash, Merkle commitment
 /// root, sizes, a commitment to the data key and its salt) and the offer (price, payment token, typed license
 /// terms). Owners may change the offer for future licenses and delegate key release to an agent.
+/// The storage market, named once by the deployer (`setMarket`), may register on an owner's behalf
+/// inside that owner's own transaction (`registerFor`: a streaming publish registers and commits
+/// its deal at once).
 contract DatasetRegistry {
     struct Dataset {
         address owner;
@@ -53,6 +56,10 @@ contract DatasetRegistry {
     mapping(address registrant => mapping(bytes32 manifestHash => uint256 datasetId)) public datasetByManifest;
     /// @notice The address a transfer was offered to, until it accepts (Ownable2Step pattern).
     mapping(uint256 datasetId => address) public pendingOwnerOf;
+    /// @notice Who deployed the registry: the only account that may name the market, once.
+    address public immutable deployer;
+    /// @notice The StorageMarket allowed to call `registerFor` (address(0) until `setMarket`).
+    address public market;
 
     event DatasetRegistered(
         uint256 indexed datasetId,
@@ -77,6 +84,8 @@ contract DatasetRegistry {
     error LicenseDurationTooLong(uint64 duration, uint64 maxDuration);
     error NotPendingOwner(uint256 datasetId, address caller);
     error ZeroAddress();
+    error NotMarket(address caller);
+    error MarketAlreadySet(address market);
 
     modifier onlyDatasetOwner(uint256 datasetId) {
         Dataset storage d = _datasets[datasetId];
@@ -85,8 +94,38 @@ contract DatasetRegistry {
         _;
     }
 
+    constructor() {
+        deployer = msg.sender;
+    }
+
+    /// @notice Name the StorageMarket that may call `registerFor`: by the deployer, once.
+    function setMarket(address market_) external {
+        if (msg.sender != deployer) revert NotMarket(msg.sender);
+        if (market != address(0)) revert MarketAlreadySet(market);
+        if (market_ == address(0)) revert ZeroAddress();
+        market = market_;
+    }
+
     /// @notice Register a dataset with its offer. The caller becomes its owner.
     function register(Registration calldata r, LicenseTerms calldata terms) external returns (uint256 datasetId) {
+        datasetId = _register(msg.sender, r, terms);
+    }
+
+    /// @notice Register a dataset for `owner`, who becomes its owner: only the market calls it, with
+    /// `owner` the sender of the transaction it is running (StorageMarket.registerAndCommit).
+    function registerFor(address owner, Registration calldata r, LicenseTerms calldata terms)
+        external
+        returns (uint256 datasetId)
+    {
+        if (msg.sender != market || market == address(0)) revert NotMarket(msg.sender);
+        if (owner == address(0)) revert ZeroAddress();
+        datasetId = _register(owner, r, terms);
+    }
+
+    function _register(address owner, Registration calldata r, LicenseTerms calldata terms)
+        private
+        returns (uint256 datasetId)
+    {
         if (r.manifestHash == bytes32(0) || r.commitmentRoot == bytes32(0) || r.keyCommitment == bytes32(0)) {
             revert InvalidRegistration("zero hash");
         }
@@ -94,13 +133,13 @@ contract DatasetRegistry {
         if (r.leafSize == 0 || r.shareSize == 0) revert InvalidRegistration("zero size");
         if (r.paymentToken == address(0)) revert ZeroAddress();
         _checkTerms(terms);
-        uint256 existing = datasetByManifest[msg.sender][r.manifestHash];
+        uint256 existing = datasetByManifest[owner][r.manifestHash];
         if (existing != 0) revert ManifestAlreadyRegistered(r.manifestHash, existing);
 
         datasetId = ++datasetCount;
-        datasetByManifest[msg.sender][r.manifestHash] = datasetId;
+        datasetByManifest[owner][r.manifestHash] = datasetId;
         _datasets[datasetId] = Dataset({
-            owner: msg.sender,
+            owner: owner,
             keyAgent: r.keyAgent,
             paymentToken: r.paymentToken,
             registeredAt: uint64(block.timestamp),
@@ -118,7 +157,7 @@ contract DatasetRegistry {
         });
         _terms[datasetId] = terms;
         emit DatasetRegistered(
-            datasetId, msg.sender, r.manifestHash, r.commitmentRoot, r.keyCommitment, r.price, r.paymentToken
+            datasetId, owner, r.manifestHash, r.commitmentRoot, r.keyCommitment, r.price, r.paymentToken
         );
         emit OfferUpdated(datasetId, r.price, r.paymentToken, 1, terms.termsHash);
         if (r.keyAgent != address(0)) emit KeyAgentSet(datasetId, r.keyAgent);

@@ -6,6 +6,7 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 
 import {DatasetRegistry} from "./DatasetRegistry.sol";
+import {LicenseTerms} from "./Types.sol";
 import {MerkleVerifier} from "./MerkleVerifier.sol";
 import {RevealedLeaves} from "./RevealedLeaves.sol";
 
@@ -376,18 +377,50 @@ contract StorageMarket is ReentrancyGuard {
     /// @notice Commit a draft deal to one of your registered datasets with the deal's sizes: its
     /// commitment root becomes the deal's, and shares can be accepted from now on.
     function commitDeal(uint256 dealId, uint256 datasetId) external {
-        Deal storage d = _deal(dealId);
+        Deal storage d = _draftOf(dealId);
+        DatasetRegistry.Dataset memory ds = registry.getDataset(datasetId);
+        if (ds.owner != msg.sender) revert NotDatasetOwner(datasetId, msg.sender);
+        _checkSizes(d, dealId, datasetId, ds.n, ds.k, ds.leafSize, ds.shareSize);
+        _commit(dealId, d, datasetId, ds.commitmentRoot);
+    }
+
+    /// @notice Register a dataset (you become its owner, as with `DatasetRegistry.register`) and
+    /// commit your draft deal to it, in one transaction: the checks of `commitDeal` hold.
+    function registerAndCommit(
+        uint256 dealId,
+        DatasetRegistry.Registration calldata r,
+        LicenseTerms calldata terms
+    ) external returns (uint256 datasetId) {
+        Deal storage d = _draftOf(dealId);
+        // the dataset id is not known before it is registered: SizeMismatch names the next one
+        _checkSizes(d, dealId, registry.datasetCount() + 1, r.n, r.k, r.leafSize, r.shareSize);
+        datasetId = registry.registerFor(msg.sender, r, terms); // the trusted registry: no callback
+        _commit(dealId, d, datasetId, r.commitmentRoot);
+    }
+
+    /// @dev A draft deal of the caller, not committed and not settled.
+    function _draftOf(uint256 dealId) private view returns (Deal storage d) {
+        d = _deal(dealId);
         if (d.owner != msg.sender) revert NotDealOwner(dealId, msg.sender);
         if (d.commitmentRoot != PENDING_ROOT) revert AlreadyCommitted(dealId);
         if (d.settled) revert DealOver(dealId);
-        DatasetRegistry.Dataset memory ds = registry.getDataset(datasetId);
-        if (ds.owner != msg.sender) revert NotDatasetOwner(datasetId, msg.sender);
-        uint40 leafCount = uint40((uint256(ds.shareSize) + ds.leafSize - 1) / ds.leafSize);
+    }
+
+    function _checkSizes(
+        Deal storage d,
+        uint256 dealId,
+        uint256 datasetId,
+        uint16 n,
+        uint16 k,
+        uint32 leafSize,
+        uint64 shareSize
+    ) private view {
+        if (leafSize == 0 || shareSize == 0) revert SizeMismatch(dealId, datasetId);
+        uint40 leafCount = uint40((uint256(shareSize) + leafSize - 1) / leafSize);
         if (
-            ds.n != d.n || ds.k != d.k || ds.leafSize != d.leafSize || leafCount != d.leafCount
-                || ds.shareSize - uint256(leafCount - 1) * ds.leafSize != d.lastLeafSize
+            n != d.n || k != d.k || leafSize != d.leafSize || leafCount != d.leafCount
+                || shareSize - uint256(leafCount - 1) * leafSize != d.lastLeafSize
         ) revert SizeMismatch(dealId, datasetId);
-        _commit(dealId, d, datasetId, ds.commitmentRoot);
     }
 
     /// @notice What a node reads to check an order, in one call: the deal, the share and the

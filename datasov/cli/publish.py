@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -22,11 +26,15 @@ from .context import (
     load_network,
     open_chain,
     open_keystore,
+    passphrase,
     passphrase_option,
     rpc_option,
 )
 from .guardian import DEFAULT_FEE_BPS, share_with_guardians
 from .ui import emit_json, err_console, out_console, stage_progress, tokens
+
+if TYPE_CHECKING:
+    from market.keystore import Keystore
 
 TERMS_PRESETS: dict[str, LicenseTerms] = {
     "training": TRAINING_ALLOWED,
@@ -137,8 +145,9 @@ async def publish(
         raise click.BadParameter(str(err), param_hint="-k / -n / --codec") from err
     if epochs < 1:
         raise click.BadParameter("a storage deal lasts at least 1 epoch", param_hint="--epochs")
+    started = _since_process_start()
     network = load_network(home, rpc)
-    keystore = open_keystore(home, passphrase_file)
+    secret = passphrase(home, passphrase_file)  # a prompt, if any, before anything runs beside it
     options = publisher.PublishOptions(
         layout=layout,
         price=price,
@@ -147,24 +156,35 @@ async def publish(
         fee_per_share_epoch=fee,
         placement=publisher.PlacementPolicy(max_ask=max_fee),
     )
-    async with open_chain(network) as chain, NodeClient() as client:
-        with stage_progress(enabled=not as_json) as progress:
-            pub = await publisher.publish(
-                path,
-                chain=chain,
-                keystore=keystore,
-                directory=network.directory,
-                client=client,
-                staging=home / "staging",
-                options=options,
-                progress=progress,
-                name=title,
-            )
-        shared = None
-        if guardian_count:
-            shared = await share_with_guardians(
-                chain, keystore, network, pub.dataset_id, guardian_count, threshold or 1, fee_bps=guardian_fee_bps
-            )
+    # the keystore's Argon2id runs in a thread (it releases the GIL) while the chain and directory open
+    t = time.perf_counter()
+    unlocking = asyncio.ensure_future(asyncio.to_thread(_unlock, home, secret))
+    try:
+        async with open_chain(network) as chain, NodeClient() as client:
+            connect_s = time.perf_counter() - t
+            keystore, unlock_s = await unlocking
+            with stage_progress(enabled=not as_json) as progress:
+                pub = await publisher.publish(
+                    path,
+                    chain=chain,
+                    keystore=keystore,
+                    directory=network.directory,
+                    client=client,
+                    staging=home / "staging",
+                    options=options,
+                    progress=progress,
+                    name=title,
+                )
+            shared = None
+            if guardian_count:
+                shared = await share_with_guardians(
+                    chain, keystore, network, pub.dataset_id, guardian_count, threshold or 1, fee_bps=guardian_fee_bps
+                )
+    finally:
+        if not unlocking.done():  # the chain failed to open: let the thread finish, report the first error
+            with contextlib.suppress(Exception):
+                await unlocking
+    timings = {"startup": started, "connect": connect_s, "unlock": unlock_s, **pub.timings}
     titles.remember(home, pub.manifest_hash, pub.manifest.name)
     result = {
         "dataset_id": pub.dataset_id,
@@ -177,7 +197,7 @@ async def publish(
         "n": pub.manifest.n,
         "nodes": {i: node.url for i, node in sorted(pub.placements.items())},
         "replaced": pub.replaced,
-        "seconds": {k: round(v, 3) for k, v in pub.timings.items()},
+        "seconds": {k: round(v, 3) for k, v in timings.items() if v is not None},
         "guardians": shared,
     }
     if as_json:
@@ -195,6 +215,23 @@ async def publish(
         err_console.print("[dim]buyers get the key from the guardians, or from `datasov agent run`[/]")
     else:
         err_console.print("[dim]keep `datasov agent run` going so buyers receive the key[/]")
+
+
+def _unlock(home: Path, secret: bytes) -> tuple[Keystore, float]:
+    from market.keystore import Keystore
+
+    t = time.perf_counter()
+    return Keystore.open(home, secret), time.perf_counter() - t
+
+
+def _since_process_start() -> float | None:
+    """Seconds since this process started (interpreter start-up and imports), where /proc says."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _terms(chosen: LicenseTerms, terms_text: Path | None, terms_uri: str) -> LicenseTerms:

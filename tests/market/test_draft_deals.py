@@ -13,8 +13,11 @@ from contracts import errors
 from contracts.chain import Chain
 from contracts.connection import TOKEN
 from contracts.models import PENDING_ROOT
+from contracts.registry import Registration
+from contracts.terms import TRAINING_ALLOWED
+from erasure.manifest import Manifest
 
-from .conftest import OPERATORS, OWNER, STAKE, STRANGER, Published, encode_sample, register
+from .conftest import DEPLOYER, OPERATORS, OWNER, PRICE, STAKE, STRANGER, Published, encode_sample, register
 from .prover_proofs import proof_for
 
 FEE = TOKEN // 10
@@ -132,3 +135,80 @@ async def test_draft_refusals(chain: Chain, published: Published) -> None:
         await chain.open_draft_deal(OWNER, k=2, providers=[*five[:4], five[0]], **sizes)
     with pytest.raises(errors.NotRegistered):
         await chain.open_draft_deal(OWNER, k=2, providers=[*five[:4], STRANGER.address], **sizes)
+
+
+def registration_of(man: Manifest, **changes: object) -> Registration:
+    fields = {
+        "manifest_hash": man.hash(),
+        "commitment_root": man.commitment_root,
+        "key_commitment": man.key_commitment,
+        "key_salt": man.salt,
+        "plaintext_size": man.plaintext_size,
+        "share_size": man.share_size,
+        "leaf_size": man.leaf_size,
+        "k": man.k,
+        "n": man.n,
+        "price": PRICE,
+        **changes,
+    }
+    return Registration(**fields)  # type: ignore[arg-type]
+
+
+async def test_register_and_commit_is_one_transaction_with_every_check_of_commit(
+    chain: Chain, published: Published
+) -> None:
+    """The streaming publish's second (and last) transaction: the dataset is registered for its
+    sender and the sender's draft committed to it; a refusal registers nothing."""
+    deal = await draft(chain, published)
+    man = encode_sample()[0]  # a fresh dataset of the same sizes
+    count = await chain.dataset_count()
+    with pytest.raises(errors.NotDealOwner):  # nobody commits (or registers into) someone else's draft
+        await chain.register_and_commit(STRANGER, deal, registration_of(man), TRAINING_ALLOWED)
+    other = encode_sample(size=50_000)[0]
+    with pytest.raises(errors.SizeMismatch):  # the nodes hold exactly the drafted share size
+        await chain.register_and_commit(OWNER, deal, registration_of(other), TRAINING_ALLOWED)
+    changes = ({"k": man.k + 1}, {"n": man.n + 1}, {"leaf_size": man.leaf_size * 2}, {"share_size": man.share_size + 1})
+    for bad in changes:
+        with pytest.raises(errors.SizeMismatch):
+            await chain.register_and_commit(OWNER, deal, registration_of(man, **bad), TRAINING_ALLOWED)
+    with pytest.raises(errors.InvalidRegistration):  # the registry's own checks still hold
+        await chain.register_and_commit(OWNER, deal, registration_of(man, key_commitment=bytes(32)), TRAINING_ALLOWED)
+    assert await chain.dataset_count() == count
+    assert not (await chain.get_deal(deal)).committed
+
+    dataset_id = await chain.register_and_commit(OWNER, deal, registration_of(man), TRAINING_ALLOWED)
+    ds = await chain.get_dataset(dataset_id)
+    assert ds.owner == OWNER.address
+    assert ds.manifest_hash == man.hash()
+    assert await chain.dataset_by_manifest(OWNER.address, man.hash()) == dataset_id
+    d = await chain.get_deal(deal)
+    assert d.committed
+    assert d.commitment_root == man.commitment_root
+    assert d.dataset_id == dataset_id
+    assert await chain.deals_of(dataset_id=dataset_id) == [deal]
+    with pytest.raises(errors.AlreadyCommitted):  # the root never changes under a node's feet
+        await chain.register_and_commit(OWNER, deal, registration_of(encode_sample()[0]), TRAINING_ALLOWED)
+
+
+async def test_register_and_commit_refuses_a_settled_draft(chain: Chain, published: Published) -> None:
+    deal = await draft(chain, published)
+    await chain.terminate_deal(OWNER, deal)
+    await chain.advance_to_epoch((await chain.get_deal(deal)).end_epoch + 1)
+    await chain.settle_deal(STRANGER, deal)
+    with pytest.raises(errors.DealOver):
+        await chain.register_and_commit(OWNER, deal, registration_of(encode_sample()[0]), TRAINING_ALLOWED)
+
+
+async def test_only_the_market_registers_for_someone_else(chain: Chain, published: Published) -> None:
+    """registerFor names any owner, so only the market (inside that owner's own transaction) may
+    call it, and the market is named once, by the deployer."""
+    raw = registration_of(encode_sample()[0]).to_abi(chain.deployment.token)
+    register_for = chain.registry.functions.registerFor(OWNER.address, raw, TRAINING_ALLOWED.to_abi())
+    for caller in (STRANGER, OWNER):
+        with pytest.raises(errors.NotMarket):
+            await chain.send(register_for, caller)
+    with pytest.raises(errors.NotMarket):
+        await chain.send(chain.registry.functions.setMarket(STRANGER.address), STRANGER)
+    with pytest.raises(errors.MarketAlreadySet):
+        await chain.send(chain.registry.functions.setMarket(STRANGER.address), DEPLOYER)
+    assert await chain.call(chain.registry.functions.market()) == chain.deployment.storage_market
