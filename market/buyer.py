@@ -38,6 +38,7 @@ from .dataset_fetch import FIRST_WAIT as FIRST_WAIT
 from .dataset_fetch import FetchReport as FetchReport
 from .dataset_fetch import fetch_dataset as fetch_dataset
 from .directory import Directory
+from .fetch_phases import mark
 from .holders import Holders as Holders
 from .holders import fetch_manifest as fetch_manifest
 from .holders import holders as holders
@@ -193,6 +194,7 @@ async def fetch(
     """
     lic = await usable_license(chain, license_id)
     data_key = await receive_key(chain, keystore, lic)
+    mark("license checked, key received")
     return await fetch_dataset(
         chain,
         directory,

@@ -27,13 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from contracts.chain import Chain
-from erasure import localfs
+from erasure import localfs, systematic
 from erasure.decoding import Decoder
 from erasure.errors import ErasureError
 from storage_node.client import NodeClient
 
 from .buy_errors import BuyError
 from .directory import Directory
+from .fetch_phases import mark
 from .holders import checked_manifest, holders, rank_holders
 from .remote_source import Latencies, RemoteShareSource
 
@@ -96,7 +97,25 @@ async def fetch_dataset(
     (:mod:`market.pools`). A seekable (format v2) dataset is fetched through a reader."""
     start = time.perf_counter()
     found = await holders(chain, directory, dataset_id)
+    mark("holders from chain")
     man = await checked_manifest(chain, client, dataset_id, found)
+    mark("manifest")
+    if man.content == "file" and systematic.fits(man):  # v2, one file: the k systematic shares streamed
+        from .stream_fetch import fetch_file
+
+        return await fetch_file(
+            client,
+            found,
+            man,
+            data_key,
+            out,
+            dataset_id=dataset_id,
+            license_id=license_id,
+            threads=threads,
+            progress=progress,
+            first_wait=first_wait,
+            deadline=deadline,
+        )
     if man.seekable:  # format v2: a reader client, given what was checked here
         from .reader_fetch import fetch_to
 

@@ -17,6 +17,7 @@ from erasure.manifest import Manifest
 from storage_node.client import NodeClient
 
 from .dataset_fetch import DEADLINE, FIRST_WAIT, FetchReport
+from .fetch_phases import mark
 from .holders import Holders
 from .reader import CHUNK, DatasetReader, ReaderError
 
@@ -54,6 +55,7 @@ async def fetch_to(
         deadline=deadline,
         partial_reads=False,  # every segment is decoded whole anyway: from the same k holders
     )
+    mark("holders ranked, block roots, reader")
     o = r.opened
     report = FetchReport(license_id, dataset_id, r.manifest.hash().hex(), 0, 0.0, holders=o.urls)
     report.faulty, report.unlisted, report.unreachable = o.faulty, dict(o.unlisted), dict(o.unreachable)
@@ -87,6 +89,7 @@ async def fetch_to(
 
     try:
         await asyncio.to_thread(run)
+        mark("transfer, verify, decode, decrypt, write")
     except ErasureError as err:
         raise ReaderError(f"could not rebuild dataset {dataset_id}: {err}") from err
     finally:
