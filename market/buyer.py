@@ -29,9 +29,12 @@ from storage_node.client import NodeClient
 from . import piece_buyer
 from .buy_errors import BadPieces as BadPieces
 from .buy_errors import BuyError as BuyError
+from .buy_errors import ConsentEnded as ConsentEnded
 from .buy_errors import KeyMismatch as KeyMismatch
 from .buy_errors import KeyNotDelivered as KeyNotDelivered
+from .buy_errors import LicenseExpired as LicenseExpired
 from .buy_errors import LicenseNotUsable as LicenseNotUsable
+from .buy_errors import LicenseRefunded as LicenseRefunded
 from .buy_errors import ManifestUnavailable as ManifestUnavailable
 from .dataset_fetch import DEADLINE as DEADLINE
 from .dataset_fetch import FIRST_WAIT as FIRST_WAIT
@@ -162,13 +165,42 @@ async def wait_for_key(
         await asyncio.sleep(poll)
 
 
-async def usable_license(chain: Chain, license_id: int) -> License:
+async def check_license(chain: Chain, license_id: int) -> License:
+    """The license if it may be used now; else exactly why not.
+
+    Raises :class:`~market.KeyNotDelivered` (pending), :class:`LicenseRefunded`,
+    :class:`LicenseExpired`, :class:`ConsentEnded`, or :class:`~market.LicenseNotUsable`
+    if the contract says no for a reason this code does not know."""
     lic = await chain.get_license(license_id)
-    if lic.status != LicenseStatus.DELIVERED:
-        raise LicenseNotUsable(f"license {license_id} is {lic.status.name.lower()}, not delivered")
+    now = await chain.timestamp()
+    if lic.status == LicenseStatus.PENDING:
+        raise KeyNotDelivered(
+            f"the key for license {license_id} has not been delivered yet", refundable=now > lic.delivery_deadline
+        )
+    if lic.status in (LicenseStatus.REFUNDED, LicenseStatus.REJECTED):
+        why = "after a disputed (wrong) key delivery" if lic.status == LicenseStatus.REJECTED else ""
+        raise LicenseRefunded(f"license {license_id} was refunded {why}".strip())
+    if lic.expires_at and now >= lic.expires_at:
+        raise LicenseExpired(f"license {license_id} expired at chain time {lic.expires_at} (now {now})")
+    if lic.revocable and (revoked := await chain.consent_revoked_at(lic.dataset_id)):
+        raise ConsentEnded(
+            f"license {license_id}: the owner revoked consent for dataset {lic.dataset_id} at chain time "
+            f"{revoked}, and the license's terms are revocable"
+        )
     if not await chain.is_license_valid(license_id):
-        raise LicenseNotUsable(f"license {license_id} is no longer valid (expired, or consent revoked)")
+        raise LicenseNotUsable(f"license {license_id} is not valid on-chain")
     return lic
+
+
+usable_license = check_license
+"""The name :func:`check_license` had here before (one definition)."""
+
+
+async def licensed_key(chain: Chain, keystore: Keystore, license_id: int) -> tuple[License, bytes]:
+    """The license if it may be used now (:func:`check_license`) and its data key, received and
+    checked against the on-chain key commitment (:func:`receive_key`): what every read starts with."""
+    lic = await check_license(chain, license_id)
+    return lic, await receive_key(chain, keystore, lic)
 
 
 async def fetch(
@@ -192,8 +224,7 @@ async def fetch(
     after the start give up. Raises :class:`BuyError` naming the shares that timed out, refused,
     were unreachable or failed verification if fewer than k verified blocks came in for a segment.
     """
-    lic = await usable_license(chain, license_id)
-    data_key = await receive_key(chain, keystore, lic)
+    lic, data_key = await licensed_key(chain, keystore, license_id)
     mark("license checked, key received")
     return await fetch_dataset(
         chain,

@@ -28,14 +28,15 @@ from typing import Any
 
 from contracts.chain import Chain
 from erasure import localfs, systematic
-from erasure.decoding import Decoder
+from erasure.decoding import Decoder, DecodeReport
 from erasure.errors import ErasureError
+from erasure.manifest import Manifest
 from storage_node.client import NodeClient
 
 from .buy_errors import BuyError
 from .directory import Directory
 from .fetch_phases import mark
-from .holders import checked_manifest, holders, rank_holders
+from .holders import Holders, located, rank_holders
 from .remote_source import Latencies, RemoteShareSource
 
 FIRST_WAIT = 2.0
@@ -59,6 +60,22 @@ class FetchReport:
     unlisted: dict[int, str] = field(default_factory=dict)  # no URL known for the holder
     timeouts: dict[int, int] = field(default_factory=dict)  # reads that did not answer in time
     hedged: dict[int, int] = field(default_factory=dict)  # reads behind their p95: a spare was asked
+
+    @classmethod
+    def begin(
+        cls, license_id: int, dataset_id: int, man: Manifest, found: Holders, unreachable: dict[int, str]
+    ) -> FetchReport:
+        """The report of a fetch about to start: who holds what, who is faulty, unlisted, unreachable."""
+        report = cls(license_id, dataset_id, man.hash().hex(), 0, 0.0, holders=dict(found.urls))
+        report.faulty, report.unlisted, report.unreachable = sorted(found.faulty), dict(found.unlisted), unreachable
+        return report
+
+    def took(self, decoded: DecodeReport) -> None:
+        """What the decoder found: shares excluded, blocks used, slow and hedged reads."""
+        self.excluded.update(decoded.excluded)
+        self.shares_used = sorted(set(self.shares_used) | set(decoded.blocks_used))
+        self.timeouts = dict(decoded.timeouts)
+        self.hedged = dict(decoded.hedged)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -96,10 +113,8 @@ async def fetch_dataset(
     against the commitment): also what a pool license fetches, one contribution at a time
     (:mod:`market.pools`). A seekable (format v2) dataset is fetched through a reader."""
     start = time.perf_counter()
-    found = await holders(chain, directory, dataset_id)
-    mark("holders from chain")
-    man = await checked_manifest(chain, client, dataset_id, found)
-    mark("manifest")
+    found, man = await located(chain, directory, client, dataset_id)
+    mark("holders from chain, manifest")
     if man.content == "file" and systematic.fits(man):  # v2, one file: the k systematic shares streamed
         from .stream_fetch import fetch_file
 
@@ -135,8 +150,7 @@ async def fetch_dataset(
 
     give_up = time.monotonic() + deadline
     order, unreachable = await rank_holders(client, found)
-    report = FetchReport(license_id, dataset_id, man.hash().hex(), 0, 0.0, holders=found.urls)
-    report.faulty, report.unlisted, report.unreachable = sorted(found.faulty), dict(found.unlisted), unreachable
+    report = FetchReport.begin(license_id, dataset_id, man, found, unreachable)
     loop = asyncio.get_running_loop()
     latencies = Latencies()
     sources = {
@@ -165,10 +179,7 @@ async def fetch_dataset(
                 f"could not rebuild dataset {dataset_id}: {err}; {problems(report, sources, decoder)}"
             ) from err
         finally:
-            report.excluded = dict(decoder.report.excluded)
-            report.shares_used = sorted(decoder.report.blocks_used)
-            report.timeouts = dict(decoder.report.timeouts)
-            report.hedged = dict(decoder.report.hedged)
+            report.took(decoder.report)
         return written
 
     try:

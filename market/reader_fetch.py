@@ -56,9 +56,7 @@ async def fetch_to(
         partial_reads=False,  # every segment is decoded whole anyway: from the same k holders
     )
     mark("holders ranked, block roots, reader")
-    o = r.opened
-    report = FetchReport(license_id, dataset_id, r.manifest.hash().hex(), 0, 0.0, holders=o.urls)
-    report.faulty, report.unlisted, report.unreachable = o.faulty, dict(o.unlisted), dict(o.unreachable)
+    report = FetchReport.begin(license_id, dataset_id, r.manifest, found, dict(r.opened.unreachable))
 
     def chunks(offset: int, size: int) -> Iterator[bytes]:
         end = offset + size
@@ -93,11 +91,7 @@ async def fetch_to(
     except ErasureError as err:
         raise ReaderError(f"could not rebuild dataset {dataset_id}: {err}") from err
     finally:
-        decoded = r.ranges.report
-        report.excluded = dict(decoded.excluded)
-        report.shares_used = sorted(decoded.blocks_used)
-        report.timeouts = dict(decoded.timeouts)
-        report.hedged = dict(decoded.hedged)
+        report.took(r.ranges.report)
         await r.aclose()
     report.seconds = time.perf_counter() - start
     return report

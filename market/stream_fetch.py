@@ -25,6 +25,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from erasure import merkle
@@ -83,13 +84,15 @@ class Window:
         return len(self._finished)
 
 
-class _Failed(Exception):
-    """A systematic stream could not go on (its cause chained): decode the rest."""
+@dataclass(frozen=True)
+class _Failed:
+    """A systematic stream that could not go on (share -1: not a holder's fault): decode the rest."""
 
-    def __init__(self, share: int, why: str) -> None:
-        super().__init__(f"share {share}: {why}")
-        self.share = share
-        self.why = why
+    share: int
+    why: str
+
+    def __str__(self) -> str:
+        return f"share {self.share}: {self.why}"
 
 
 async def fetch_file(
@@ -116,8 +119,7 @@ async def fetch_file(
     roots, failed = await _systematic_roots(client, found, man)
     order, unreachable = await probe
     mark("holders ranked, systematic block roots")
-    report = FetchReport(license_id, dataset_id, man.hash().hex(), 0, 0.0, holders=found.urls)
-    report.faulty, report.unlisted, report.unreachable = sorted(found.faulty), dict(found.unlisted), unreachable
+    report = FetchReport.begin(license_id, dataset_id, man, found, unreachable)
     tmp = out.with_name(out.name + ".part")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     used: dict[int, int] = {}
@@ -159,13 +161,14 @@ async def fetch_file(
                 mark("the rest decoded")
         os.fsync(fd)
         os.replace(tmp, out)
+        mark("synced and moved into place")
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
     finally:
         os.close(fd)
-    report.shares_used = sorted(used)
+    report.shares_used = sorted(set(report.shares_used) | set(used))
     report.seconds = time.perf_counter() - start
     return report
 
@@ -235,20 +238,20 @@ async def _stream(
             failure.append(_Failed(-1, f"segment {segment}: {err}"))
             window.abort()
 
-    async def pull(j: int) -> None:
+    async def pull(j: int) -> _Failed | None:
         sizes = (writer.block_size(s) for s in range(count))
         blocks = client.share_blocks(found.urls[j], dataset, j, sizes)
         try:
             for s in range(count):
                 await window.admit(s)
                 if failure:
-                    return
+                    return None
                 try:
                     block = await asyncio.wait_for(anext(blocks), stall)
-                except TimeoutError as err:
-                    raise _Failed(j, f"no block within {stall:g} s (segment {s})") from err
+                except TimeoutError:
+                    return _Failed(j, f"no block within {stall:g} s (segment {s})")
                 except NodeError as err:
-                    raise _Failed(j, f"stream broke at segment {s}: {err}") from err
+                    return _Failed(j, f"stream broke at segment {s}: {err}")
                 slot = arrived.setdefault(s, [])
                 if len(slot) < man.k:
                     slot.extend([b""] * (man.k - len(slot)))
@@ -258,16 +261,16 @@ async def _stream(
                     fut = loop.run_in_executor(pool, writer.write_blocks, s, slot)
                     writes.add(fut)
                     fut.add_done_callback(functools.partial(written, s))
+            return None
         finally:
             await blocks.aclose()
 
     tasks = [asyncio.ensure_future(pull(j)) for j in range(man.k)]
     try:
         for done in asyncio.as_completed(tasks):
-            try:
-                await done
-            except _Failed as err:
-                failure.append(err)
+            stopped = await done
+            if stopped is not None:
+                failure.append(stopped)
                 window.abort()
                 break
     finally:
@@ -324,11 +327,7 @@ async def _decode_rest(
                 f"could not rebuild dataset {report.dataset_id}: {err}; {problems(report, sources, decoder)}"
             ) from err
         finally:
-            report.excluded.update(decoder.report.excluded)
-            report.timeouts = dict(decoder.report.timeouts)
-            report.hedged = dict(decoder.report.hedged)
-            for i, n in decoder.report.blocks_used.items():
-                used[i] = used.get(i, 0) + n
+            report.took(decoder.report)
 
     try:
         await asyncio.to_thread(run)

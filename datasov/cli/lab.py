@@ -259,6 +259,7 @@ async def fetch(
                     out,
                     progress=lambda nbytes: progress("fetch", nbytes, dataset.plaintext_size),
                 )
+    mark("node client, chain and directory closed")
     if as_json:
         emit_json(report.to_json())
         return
