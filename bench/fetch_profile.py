@@ -1,13 +1,16 @@
 """Where a CLI fetch's time goes: a devnet with node processes, one dataset, ``datasov fetch`` timed by phase.
 
     python -m bench.fetch_profile [--size MiB] [-k K] [-n N] [--nodes NODES] [--rounds R] [--profile OUT.prof]
+                                  [--peer-tree DIR]
 
 Sets up as :mod:`bench.peers` does (``datasov devnet up`` with each node its own process, an owner
 that publishes SIZE MiB of random bytes, a lab that buys a license, the owner's agent delivering the
 key), then runs ``datasov fetch`` ROUNDS times with ``DATASOV_FETCH_PHASES`` set: the fetch writes
 a wall-clock timestamp per phase (:mod:`market.fetch_phases`), printed here as a breakdown with each
 phase's share of the whole; ``--profile`` runs the last round under cProfile. Each copy is checked
-by SHA-256. Everything started is stopped by PID.
+by SHA-256. ``--peer-tree DIR``: each round also fetches with the code in DIR (put first on
+``PYTHONPATH``; e.g. the commit before a change), and prints the ratio of the two in the same run.
+Everything started is stopped by PID.
 """
 
 from __future__ import annotations
@@ -38,6 +41,12 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=None, help="storage nodes (default: n)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--profile", type=Path, default=None, help="cProfile output of the last round")
+    parser.add_argument(
+        "--peer-tree",
+        type=Path,
+        default=None,
+        help="a checkout of other code (e.g. `git archive BASE | tar -x -C DIR`): each round also fetches with it",
+    )
     args = parser.parse_args()
     nodes = args.nodes or args.n
     with tempfile.TemporaryDirectory(prefix="datasov-bench-fetchprof-", dir=os.environ.get("TMPDIR")) as tmp_s:
@@ -85,6 +94,16 @@ def main() -> None:
                     last = at
                 if not ok:
                     sys.exit("the fetched copy differs from the input")
+                if args.peer_tree is not None:
+                    peer_env = {"PYTHONPATH": str(args.peer_tree.resolve())}
+                    theirs = run_timed("fetch", "--dataset", dataset, "-o", str(out), "--home", str(lab), env=peer_env)
+                    same = sha256(out) == want
+                    out.unlink()
+                    print(
+                        f"  peer tree {args.peer_tree}: fetch {theirs.seconds:.2f} s, peak RSS "
+                        f"{theirs.peak_rss_mib:.0f} MiB, sha256 {'ok' if same else 'DIFFERS'}; "
+                        f"ratio peer/ours {theirs.seconds / got.seconds:.2f}x"
+                    )
         finally:
             devnet.stop()
     print(f"# load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
