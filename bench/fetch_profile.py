@@ -1,6 +1,6 @@
 """Where a CLI fetch's time goes: a devnet with node processes, one dataset, ``datasov fetch`` timed by phase.
 
-    python -m bench.fetch_profile [--size MiB] [-k K] [-n N] [--nodes NODES] [--rounds R] [--profile OUT.prof]
+    python -m bench.fetch_profile [--size MiB [MiB...]] [-k K] [-n N] [--nodes NODES] [--rounds R] [--profile OUT.prof]
                                   [--peer-tree DIR]
 
 Sets up as :mod:`bench.peers` does (``datasov devnet up`` with each node its own process, an owner
@@ -33,9 +33,59 @@ def phases(path: Path, t0: float) -> list[tuple[str, float]]:
     return [(m["phase"], m["t"] - t0) for m in marks]
 
 
+def _one_size(args: argparse.Namespace, tmp: Path, owner: Path, lab: Path, size: int, nodes: int) -> None:
+    """Publish SIZE MiB, buy it, have the key delivered, then fetch it ``args.rounds`` times."""
+    src = tmp / "in.bin"
+    want = random_file(src, size * MiB)
+    pub = run_timed("publish", str(src), "--home", str(owner), "-k", str(args.k), "-n", str(args.n), "--json")
+    dataset = str(json.loads(pub.stdout)["dataset_id"])
+    print(f"# publish {size} MiB {args.k}-of-{args.n} on {nodes} node processes: {pub.seconds:.1f} s")
+    for _ in range(600):
+        try:
+            run_timed("license", "buy", dataset, "--home", str(lab), "--wait", "0", "--yes", "--json")
+            break
+        except RuntimeError as err:
+            if "servable" not in str(err).lower() and "can serve" not in str(err).lower():
+                raise
+            time.sleep(0.5)
+    run_timed("agent", "run", "--once", "--no-repair", "--json", "--home", str(owner))
+    for r in range(args.rounds):
+        out = tmp / "out.bin"
+        marks = tmp / "phases.jsonl"
+        marks.unlink(missing_ok=True)
+        prof = args.profile if args.profile is not None and r == args.rounds - 1 else None
+        pre = ("-m", "cProfile", "-o", str(prof)) if prof is not None else ()
+        t0 = time.time()
+        env = {"DATASOV_FETCH_PHASES": str(marks)}
+        got = run_timed("fetch", "--dataset", dataset, "-o", str(out), "--home", str(lab), env=env, pre=pre)
+        ok = sha256(out) == want
+        out.unlink()
+        mib_s = size / got.seconds
+        print(
+            f"# round {r + 1}{' (cProfile)' if prof else ''}: fetch {got.seconds:.2f} s, {mib_s:.1f} MiB/s, "
+            f"peak RSS {got.peak_rss_mib:.0f} MiB, sha256 {'ok' if ok else 'DIFFERS'}"
+        )
+        last = 0.0
+        for name, at in [*phases(marks, t0), ("exit", got.seconds)]:
+            print(f"  {name:<28} at {at:6.2f} s  (+{at - last:5.2f} s, {100 * (at - last) / got.seconds:4.1f}%)")
+            last = at
+        if not ok:
+            sys.exit("the fetched copy differs from the input")
+        if args.peer_tree is not None:
+            peer_env = {"PYTHONPATH": str(args.peer_tree.resolve())}
+            theirs = run_timed("fetch", "--dataset", dataset, "-o", str(out), "--home", str(lab), env=peer_env)
+            same = sha256(out) == want
+            out.unlink()
+            print(
+                f"  peer tree {args.peer_tree}: fetch {theirs.seconds:.2f} s, peak RSS "
+                f"{theirs.peak_rss_mib:.0f} MiB, sha256 {'ok' if same else 'DIFFERS'}; "
+                f"ratio peer/ours {theirs.seconds / got.seconds:.2f}x"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=int, default=256, help="MiB (default 256)")
+    parser.add_argument("--size", type=int, nargs="+", default=[256], help="MiB, one dataset each (default 256)")
     parser.add_argument("-k", type=int, default=3)
     parser.add_argument("-n", type=int, default=10)
     parser.add_argument("--nodes", type=int, default=None, help="storage nodes (default: n)")
@@ -55,55 +105,8 @@ def main() -> None:
         try:
             owner = devnet.init_home(tmp / "owner", 1)
             lab = devnet.init_home(tmp / "lab", 2)
-            src = tmp / "in.bin"
-            want = random_file(src, args.size * MiB)
-            pub = run_timed("publish", str(src), "--home", str(owner), "-k", str(args.k), "-n", str(args.n))
-            print(f"# publish {args.size} MiB {args.k}-of-{args.n} on {nodes} node processes: {pub.seconds:.1f} s")
-            dataset = ""
-            for _ in range(600):
-                try:
-                    bought = run_timed("license", "buy", "1", "--home", str(lab), "--wait", "0", "--yes", "--json")
-                    dataset = str(json.loads(bought.stdout).get("dataset_id", 1))
-                    break
-                except RuntimeError as err:
-                    if "servable" not in str(err).lower():
-                        raise
-                    time.sleep(0.5)
-            run_timed("agent", "run", "--once", "--no-repair", "--json", "--home", str(owner))
-            for r in range(args.rounds):
-                out = tmp / "out.bin"
-                marks = tmp / "phases.jsonl"
-                marks.unlink(missing_ok=True)
-                prof = args.profile if args.profile is not None and r == args.rounds - 1 else None
-                pre = ("-m", "cProfile", "-o", str(prof)) if prof is not None else ()
-                t0 = time.time()
-                env = {"DATASOV_FETCH_PHASES": str(marks)}
-                got = run_timed("fetch", "--dataset", dataset, "-o", str(out), "--home", str(lab), env=env, pre=pre)
-                ok = sha256(out) == want
-                out.unlink()
-                mib_s = args.size / got.seconds
-                print(
-                    f"# round {r + 1}{' (cProfile)' if prof else ''}: fetch {got.seconds:.2f} s, {mib_s:.1f} MiB/s, "
-                    f"peak RSS {got.peak_rss_mib:.0f} MiB, sha256 {'ok' if ok else 'DIFFERS'}"
-                )
-                last = 0.0
-                for name, at in [*phases(marks, t0), ("exit", got.seconds)]:
-                    print(
-                        f"  {name:<28} at {at:6.2f} s  (+{at - last:5.2f} s, {100 * (at - last) / got.seconds:4.1f}%)"
-                    )
-                    last = at
-                if not ok:
-                    sys.exit("the fetched copy differs from the input")
-                if args.peer_tree is not None:
-                    peer_env = {"PYTHONPATH": str(args.peer_tree.resolve())}
-                    theirs = run_timed("fetch", "--dataset", dataset, "-o", str(out), "--home", str(lab), env=peer_env)
-                    same = sha256(out) == want
-                    out.unlink()
-                    print(
-                        f"  peer tree {args.peer_tree}: fetch {theirs.seconds:.2f} s, peak RSS "
-                        f"{theirs.peak_rss_mib:.0f} MiB, sha256 {'ok' if same else 'DIFFERS'}; "
-                        f"ratio peer/ours {theirs.seconds / got.seconds:.2f}x"
-                    )
+            for size in args.size:
+                _one_size(args, tmp, owner, lab, size, nodes)
         finally:
             devnet.stop()
     print(f"# load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
