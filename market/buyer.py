@@ -45,6 +45,7 @@ from .fetch_phases import mark
 from .holders import Holders as Holders
 from .holders import fetch_manifest as fetch_manifest
 from .holders import holders as holders
+from .holders import located
 from .keystore import Keystore, KeystoreError
 from .piece_buyer import key_from_pieces
 
@@ -171,8 +172,9 @@ async def check_license(chain: Chain, license_id: int) -> License:
     Raises :class:`~market.KeyNotDelivered` (pending), :class:`LicenseRefunded`,
     :class:`LicenseExpired`, :class:`ConsentEnded`, or :class:`~market.LicenseNotUsable`
     if the contract says no for a reason this code does not know."""
-    lic = await chain.get_license(license_id)
-    now = await chain.timestamp()
+    lic, now, valid = await asyncio.gather(  # one round trip, not three
+        chain.get_license(license_id), chain.timestamp(), chain.is_license_valid(license_id)
+    )
     if lic.status == LicenseStatus.PENDING:
         raise KeyNotDelivered(
             f"the key for license {license_id} has not been delivered yet", refundable=now > lic.delivery_deadline
@@ -187,13 +189,20 @@ async def check_license(chain: Chain, license_id: int) -> License:
             f"license {license_id}: the owner revoked consent for dataset {lic.dataset_id} at chain time "
             f"{revoked}, and the license's terms are revocable"
         )
-    if not await chain.is_license_valid(license_id):
+    if not valid:
         raise LicenseNotUsable(f"license {license_id} is not valid on-chain")
     return lic
 
 
-usable_license = check_license
-"""The name :func:`check_license` had here before (one definition)."""
+async def usable_license(chain: Chain, license_id: int) -> License:
+    """The license if it is delivered and valid on-chain, else :class:`LicenseNotUsable` (a
+    pending one too: :func:`check_license` says which state it is in, for readers)."""
+    lic, valid = await asyncio.gather(chain.get_license(license_id), chain.is_license_valid(license_id))
+    if lic.status != LicenseStatus.DELIVERED:
+        raise LicenseNotUsable(f"license {license_id} is {lic.status.name.lower()}, not delivered")
+    if not valid:
+        raise LicenseNotUsable(f"license {license_id} is no longer valid (expired, or consent revoked)")
+    return lic
 
 
 async def licensed_key(chain: Chain, keystore: Keystore, license_id: int) -> tuple[License, bytes]:
@@ -224,8 +233,17 @@ async def fetch(
     after the start give up. Raises :class:`BuyError` naming the shares that timed out, refused,
     were unreachable or failed verification if fewer than k verified blocks came in for a segment.
     """
-    lic, data_key = await licensed_key(chain, keystore, license_id)
-    mark("license checked, key received")
+    lic = await usable_license(chain, license_id)
+    key = asyncio.ensure_future(receive_key(chain, keystore, lic))  # the key and where the shares are: at once
+    where = asyncio.ensure_future(located(chain, directory, client, lic.dataset_id))
+    try:
+        data_key = await key
+        await where
+    finally:  # the first failure is raised as it is; the other read is cancelled and awaited
+        for task in (key, where):
+            task.cancel()
+        await asyncio.gather(key, where, return_exceptions=True)
+    mark("license checked; key received, holders and manifest found (at once)")
     return await fetch_dataset(
         chain,
         directory,
@@ -238,4 +256,5 @@ async def fetch(
         progress=progress,
         first_wait=first_wait,
         deadline=deadline,
+        located=where.result(),
     )

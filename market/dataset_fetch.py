@@ -33,10 +33,11 @@ from erasure.errors import ErasureError
 from erasure.manifest import Manifest
 from storage_node.client import NodeClient
 
+from . import holders
 from .buy_errors import BuyError
 from .directory import Directory
 from .fetch_phases import mark
-from .holders import Holders, located, rank_holders
+from .holders import Holders, rank_holders
 from .remote_source import Latencies, RemoteShareSource
 
 FIRST_WAIT = 2.0
@@ -108,12 +109,15 @@ async def fetch_dataset(
     progress: Callable[[int], None] | None = None,
     first_wait: float = FIRST_WAIT,
     deadline: float = DEADLINE,
+    located: tuple[Holders, Manifest] | None = None,
 ) -> FetchReport:
     """:func:`market.buyer.fetch` once the license is checked and its data key received (checked
     against the commitment): also what a pool license fetches, one contribution at a time
-    (:mod:`market.pools`). A seekable (format v2) dataset is fetched through a reader."""
+    (:mod:`market.pools`). A single-file v2 dataset streams its k systematic shares
+    (:mod:`market.stream_fetch`); a v2 folder is fetched through a reader. ``located``: the holders
+    and the checked manifest (:func:`market.holders.located`) if the caller already has them."""
     start = time.perf_counter()
-    found, man = await located(chain, directory, client, dataset_id)
+    found, man = located if located is not None else await holders.located(chain, directory, client, dataset_id)
     mark("holders from chain, manifest")
     if man.content == "file" and systematic.fits(man):  # v2, one file: the k systematic shares streamed
         from .stream_fetch import fetch_file
