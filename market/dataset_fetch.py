@@ -38,7 +38,7 @@ from .buy_errors import BuyError
 from .directory import Directory
 from .fetch_phases import mark
 from .holders import Holders, rank_holders
-from .remote_source import Latencies, RemoteShareSource
+from .remote_source import RemoteShareSource
 
 FIRST_WAIT = 2.0
 """Seconds a block read may take before the decoder also asks other holders (doubles per timeout)."""
@@ -119,26 +119,12 @@ async def fetch_dataset(
     start = time.perf_counter()
     found, man = located if located is not None else await holders.located(chain, directory, client, dataset_id)
     mark("holders from chain, manifest")
-    if man.content == "file" and systematic.fits(man):  # v2, one file: the k systematic shares streamed
-        from .stream_fetch import fetch_file
-
-        return await fetch_file(
-            client,
-            found,
-            man,
-            data_key,
-            out,
-            dataset_id=dataset_id,
-            license_id=license_id,
-            threads=threads,
-            progress=progress,
-            first_wait=first_wait,
-            deadline=deadline,
-        )
-    if man.seekable:  # format v2: a reader client, given what was checked here
-        from .reader_fetch import fetch_to
-
-        return await fetch_to(
+    if man.seekable:  # v2: one file streams its k systematic shares; a folder is read through a reader
+        if man.content == "file" and systematic.fits(man):
+            from .stream_fetch import fetch_file as whole
+        else:
+            from .reader_fetch import fetch_to as whole
+        return await whole(
             client,
             found,
             man,
@@ -155,16 +141,7 @@ async def fetch_dataset(
     give_up = time.monotonic() + deadline
     order, unreachable = await rank_holders(client, found)
     report = FetchReport.begin(license_id, dataset_id, man, found, unreachable)
-    loop = asyncio.get_running_loop()
-    latencies = Latencies()
-    sources = {
-        i: RemoteShareSource.for_manifest(
-            client, found.urls[i], man, i, loop, first_wait=first_wait, deadline=give_up, latencies=latencies
-        )
-        for i in order
-    }
-    for source in sources.values():
-        source.start()  # every holder's block roots asked for at once
+    sources = RemoteShareSource.started(client, found.urls, man, order, first_wait=first_wait, deadline=give_up)
 
     def run() -> int:
         decoder = Decoder(man, data_key, sources, threads=threads, progress=progress)

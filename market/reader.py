@@ -37,7 +37,7 @@ from .buy_errors import LicenseRefunded as LicenseRefunded
 from .buyer import check_license as check_license
 from .directory import Directory
 from .keystore import Keystore
-from .remote_source import Latencies, RemoteShareSource
+from .remote_source import RemoteShareSource
 
 T = TypeVar("T")
 CHUNK = 1 << 20
@@ -137,25 +137,17 @@ class DatasetReader:
         opened = Opened(
             license, dataset_id, man, found.urls, order, unreachable, sorted(found.faulty), dict(found.unlisted)
         )
-        loop = asyncio.get_running_loop()
-        give_up = time.monotonic() + deadline
-        latencies = Latencies()  # the holders of this dataset: one class for hedging
-        sources = [
-            RemoteShareSource.for_manifest(
+        sources = list(
+            RemoteShareSource.started(
                 client,
-                found.urls[i],
+                found.urls,
                 man,
-                i,
-                loop,
+                order,
                 readahead=readahead,
                 first_wait=first_wait,
-                deadline=give_up,
-                latencies=latencies,
-            )
-            for i in order
-        ]
-        for source in sources:
-            source.start()  # every holder's block roots asked for at once
+                deadline=time.monotonic() + deadline,
+            ).values()
+        )
 
         def make() -> RangeReader:
             return RangeReader(

@@ -41,7 +41,7 @@ from .buy_errors import BuyError
 from .dataset_fetch import FetchReport, problems
 from .fetch_phases import mark
 from .holders import Holders, rank_holders
-from .remote_source import Latencies, RemoteShareSource
+from .remote_source import RemoteShareSource
 
 WINDOW_BYTES = 32 << 20
 """Ciphertext a whole fetch holds at most (segments received, not yet written), whatever its size."""
@@ -108,11 +108,10 @@ async def fetch_file(
     progress: Callable[[int], None] | None = None,
     first_wait: float = 2.0,
     deadline: float = 600.0,
-    window_bytes: int | None = None,
 ) -> FetchReport:
     """Write the single-file dataset ``man`` describes to ``out`` (through ``out.part``), given what
     the fetch checked (license, ``data_key`` against the commitment, ``man`` against the chain).
-    ``window_bytes``: ciphertext held at most (:data:`WINDOW_BYTES` by default)."""
+    Holds at most :data:`WINDOW_BYTES` of ciphertext (read when called)."""
     start = time.perf_counter()
     give_up = time.monotonic() + deadline
     probe = asyncio.ensure_future(rank_holders(client, found))
@@ -134,8 +133,7 @@ async def fetch_file(
                     progress(nbytes)
 
             if failed is None:
-                held = WINDOW_BYTES if window_bytes is None else window_bytes
-                failed = await _stream(client, found, man, writer, pool, wrote, used, held, 4 * first_wait)
+                failed = await _stream(client, found, man, writer, pool, wrote, used, WINDOW_BYTES, 4 * first_wait)
             mark("systematic shares streamed")
             if failed is not None:
                 report.excluded[failed.share] = failed.why
@@ -301,15 +299,7 @@ async def _decode_rest(
 ) -> None:
     """Decode ``missing`` segments from any k holders (``order``: whom to ask first) and write them."""
     loop = asyncio.get_running_loop()
-    latencies = Latencies()
-    sources = {
-        i: RemoteShareSource.for_manifest(
-            client, found.urls[i], man, i, loop, first_wait=first_wait, deadline=give_up, latencies=latencies
-        )
-        for i in order
-    }
-    for source in sources.values():
-        source.start()
+    sources = RemoteShareSource.started(client, found.urls, man, order, first_wait=first_wait, deadline=give_up)
 
     def run() -> None:
         decoder = Decoder(man, data_key, sources, threads=1)
