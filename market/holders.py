@@ -40,7 +40,8 @@ class Holders:
 
 async def holders(chain: Chain, directory: Directory, dataset_id: int) -> Holders:
     """Every share's holder from the dataset's latest deal on-chain, faulty ones marked. The n
-    share reads and the n URL look-ups are sent at once (one round trip each, not n)."""
+    share reads are sent at once; so are the URL look-ups after the first (which fills the
+    directory's view: n look-ups at once would each read the whole chain view)."""
     deals = await chain.deals_of(dataset_id=dataset_id)
     if not deals:
         raise BuyError(f"dataset {dataset_id} has no storage deal")
@@ -54,7 +55,8 @@ async def holders(chain: Chain, directory: Directory, dataset_id: int) -> Holder
             return err
 
     providers = sorted({s.provider for s in shares})
-    found = dict(zip(providers, await asyncio.gather(*(url(p) for p in providers)), strict=True))
+    first = [await url(providers[0])] if providers else []  # the directory reads the chain once, then answers
+    found = dict(zip(providers, first + list(await asyncio.gather(*(url(p) for p in providers[1:]))), strict=True))
     urls: dict[int, str] = {}
     unlisted: dict[int, str] = {}
     for i, share in enumerate(shares):
