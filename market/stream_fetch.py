@@ -154,7 +154,6 @@ async def fetch_file(
                     threads,
                     first_wait,
                     give_up,
-                    used,
                 )
                 mark("the rest decoded")
         os.fsync(fd)
@@ -295,7 +294,6 @@ async def _decode_rest(
     threads: int,
     first_wait: float,
     give_up: float,
-    used: dict[int, int],
 ) -> None:
     """Decode ``missing`` segments from any k holders (``order``: whom to ask first) and write them."""
     loop = asyncio.get_running_loop()
