@@ -26,12 +26,19 @@ class Timed:
     stdout: str
 
 
-def run_timed(*args: str, timeout: float = 3600, env: dict[str, str] | None = None) -> Timed:
-    """Run ``datasov ARGS`` to its end: its wall time and its own peak RSS (from ``wait4``)."""
+def run_timed(*args: str, timeout: float = 3600, env: dict[str, str] | None = None, pre: tuple[str, ...] = ()) -> Timed:
+    """Run ``datasov ARGS`` to its end: its wall time and its own peak RSS (from ``wait4``).
+    ``pre``: interpreter options before ``-m datasov`` (``("-m", "cProfile", "-o", OUT)``)."""
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t = time.perf_counter()
-        proc = subprocess.Popen([*CLI, *args], stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=full_env)
+        proc = subprocess.Popen(
+            [sys.executable, *pre, "-m", "datasov", *args],
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            env=full_env,
+        )
         deadline = t + timeout
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)

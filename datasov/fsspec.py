@@ -9,7 +9,7 @@ Registered through the ``fsspec.specs`` entry point, so data tools open these UR
 
 The first path component is the license id; the rest is a path inside the dataset (a single-file
 dataset holds one file, named as in its manifest). Each license is opened once per filesystem
-instance (:class:`market.reader.SyncDatasetReader`: the license checked on-chain, the key and
+instance (:class:`market.reader_sync.SyncDatasetReader`: the license checked on-chain, the key and
 manifest verified, then only the segments covering each read are fetched and verified). The
 keystore passphrase comes from ``passphrase``, ``passphrase_file``, ``$DATASOV_PASSPHRASE`` or
 the home's machine secret, in that order; there is no prompt. Writes raise :class:`ReadOnlyDataset`.
@@ -31,7 +31,8 @@ from .netconfig import CONFIG, MACHINE_SECRET, Network
 if (
     TYPE_CHECKING
 ):  # imported on first read: `import datasov.fsspec` loads no chain client (fsspec imports it at start-up)
-    from market.reader import DatasetReader, SyncDatasetReader
+    from market.reader import DatasetReader
+    from market.reader_sync import SyncDatasetReader
 
 __all__ = ["DatasovFileSystem", "ReadOnlyDataset"]
 
@@ -127,7 +128,7 @@ class DatasovFileSystem(AbstractFileSystem):  # type: ignore[misc]
         with self._lock:
             found = self._readers.get(license_id)
             if found is None:
-                from market.reader import SyncDatasetReader
+                from market.reader_sync import SyncDatasetReader
 
                 found = SyncDatasetReader(self._opener(license_id), timeout=self._timeout)
                 self._readers[license_id] = found

@@ -43,5 +43,17 @@ class LicenseNotUsable(BuyError):
     """The license is refunded, expired or its consent was revoked."""
 
 
+class LicenseRefunded(LicenseNotUsable):
+    """The license was refunded (no key in time, consent revoked before delivery, or a disputed key)."""
+
+
+class LicenseExpired(LicenseNotUsable):
+    """The license's term is over (``expires_at``, chain time)."""
+
+
+class ConsentEnded(LicenseNotUsable):
+    """The owner revoked consent and the license's terms are revocable."""
+
+
 class ManifestUnavailable(BuyError):
     """No holder served a manifest matching the on-chain manifest hash."""

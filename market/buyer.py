@@ -29,18 +29,23 @@ from storage_node.client import NodeClient
 from . import piece_buyer
 from .buy_errors import BadPieces as BadPieces
 from .buy_errors import BuyError as BuyError
+from .buy_errors import ConsentEnded as ConsentEnded
 from .buy_errors import KeyMismatch as KeyMismatch
 from .buy_errors import KeyNotDelivered as KeyNotDelivered
+from .buy_errors import LicenseExpired as LicenseExpired
 from .buy_errors import LicenseNotUsable as LicenseNotUsable
+from .buy_errors import LicenseRefunded as LicenseRefunded
 from .buy_errors import ManifestUnavailable as ManifestUnavailable
 from .dataset_fetch import DEADLINE as DEADLINE
 from .dataset_fetch import FIRST_WAIT as FIRST_WAIT
 from .dataset_fetch import FetchReport as FetchReport
 from .dataset_fetch import fetch_dataset as fetch_dataset
 from .directory import Directory
+from .fetch_phases import mark
 from .holders import Holders as Holders
 from .holders import fetch_manifest as fetch_manifest
 from .holders import holders as holders
+from .holders import located
 from .keystore import Keystore, KeystoreError
 from .piece_buyer import key_from_pieces
 
@@ -161,13 +166,50 @@ async def wait_for_key(
         await asyncio.sleep(poll)
 
 
+async def check_license(chain: Chain, license_id: int) -> License:
+    """The license if it may be used now; else exactly why not.
+
+    Raises :class:`~market.KeyNotDelivered` (pending), :class:`LicenseRefunded`,
+    :class:`LicenseExpired`, :class:`ConsentEnded`, or :class:`~market.LicenseNotUsable`
+    if the contract says no for a reason this code does not know."""
+    lic, now, valid = await asyncio.gather(  # one round trip, not three
+        chain.get_license(license_id), chain.timestamp(), chain.is_license_valid(license_id)
+    )
+    if lic.status == LicenseStatus.PENDING:
+        raise KeyNotDelivered(
+            f"the key for license {license_id} has not been delivered yet", refundable=now > lic.delivery_deadline
+        )
+    if lic.status in (LicenseStatus.REFUNDED, LicenseStatus.REJECTED):
+        why = "after a disputed (wrong) key delivery" if lic.status == LicenseStatus.REJECTED else ""
+        raise LicenseRefunded(f"license {license_id} was refunded {why}".strip())
+    if lic.expires_at and now >= lic.expires_at:
+        raise LicenseExpired(f"license {license_id} expired at chain time {lic.expires_at} (now {now})")
+    if lic.revocable and (revoked := await chain.consent_revoked_at(lic.dataset_id)):
+        raise ConsentEnded(
+            f"license {license_id}: the owner revoked consent for dataset {lic.dataset_id} at chain time "
+            f"{revoked}, and the license's terms are revocable"
+        )
+    if not valid:
+        raise LicenseNotUsable(f"license {license_id} is not valid on-chain")
+    return lic
+
+
 async def usable_license(chain: Chain, license_id: int) -> License:
-    lic = await chain.get_license(license_id)
+    """The license if it is delivered and valid on-chain, else :class:`LicenseNotUsable` (a
+    pending one too: :func:`check_license` says which state it is in, for readers)."""
+    lic, valid = await asyncio.gather(chain.get_license(license_id), chain.is_license_valid(license_id))
     if lic.status != LicenseStatus.DELIVERED:
         raise LicenseNotUsable(f"license {license_id} is {lic.status.name.lower()}, not delivered")
-    if not await chain.is_license_valid(license_id):
+    if not valid:
         raise LicenseNotUsable(f"license {license_id} is no longer valid (expired, or consent revoked)")
     return lic
+
+
+async def licensed_key(chain: Chain, keystore: Keystore, license_id: int) -> tuple[License, bytes]:
+    """The license if it may be used now (:func:`check_license`) and its data key, received and
+    checked against the on-chain key commitment (:func:`receive_key`): what every read starts with."""
+    lic = await check_license(chain, license_id)
+    return lic, await receive_key(chain, keystore, lic)
 
 
 async def fetch(
@@ -192,7 +234,16 @@ async def fetch(
     were unreachable or failed verification if fewer than k verified blocks came in for a segment.
     """
     lic = await usable_license(chain, license_id)
-    data_key = await receive_key(chain, keystore, lic)
+    key = asyncio.ensure_future(receive_key(chain, keystore, lic))  # the key and where the shares are: at once
+    where = asyncio.ensure_future(located(chain, directory, client, lic.dataset_id))
+    try:
+        data_key = await key
+        await where
+    finally:  # the first failure is raised as it is; the other read is cancelled and awaited
+        for task in (key, where):
+            task.cancel()
+        await asyncio.gather(key, where, return_exceptions=True)
+    mark("license checked; key received, holders and manifest found (at once)")
     return await fetch_dataset(
         chain,
         directory,
@@ -205,4 +256,5 @@ async def fetch(
         progress=progress,
         first_wait=first_wait,
         deadline=deadline,
+        located=where.result(),
     )

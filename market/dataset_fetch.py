@@ -27,15 +27,18 @@ from pathlib import Path
 from typing import Any
 
 from contracts.chain import Chain
-from erasure import localfs
-from erasure.decoding import Decoder
+from erasure import localfs, systematic
+from erasure.decoding import Decoder, DecodeReport
 from erasure.errors import ErasureError
+from erasure.manifest import Manifest
 from storage_node.client import NodeClient
 
+from . import holders
 from .buy_errors import BuyError
 from .directory import Directory
-from .holders import checked_manifest, holders, rank_holders
-from .remote_source import Latencies, RemoteShareSource
+from .fetch_phases import mark
+from .holders import Holders, rank_holders
+from .remote_source import RemoteShareSource
 
 FIRST_WAIT = 2.0
 """Seconds a block read may take before the decoder also asks other holders (doubles per timeout)."""
@@ -58,6 +61,22 @@ class FetchReport:
     unlisted: dict[int, str] = field(default_factory=dict)  # no URL known for the holder
     timeouts: dict[int, int] = field(default_factory=dict)  # reads that did not answer in time
     hedged: dict[int, int] = field(default_factory=dict)  # reads behind their p95: a spare was asked
+
+    @classmethod
+    def begin(
+        cls, license_id: int, dataset_id: int, man: Manifest, found: Holders, unreachable: dict[int, str]
+    ) -> FetchReport:
+        """The report of a fetch about to start: who holds what, who is faulty, unlisted, unreachable."""
+        report = cls(license_id, dataset_id, man.hash().hex(), 0, 0.0, holders=dict(found.urls))
+        report.faulty, report.unlisted, report.unreachable = sorted(found.faulty), dict(found.unlisted), unreachable
+        return report
+
+    def took(self, decoded: DecodeReport) -> None:
+        """What the decoder found: shares excluded, blocks used, slow and hedged reads."""
+        self.excluded.update(decoded.excluded)
+        self.shares_used = sorted(set(self.shares_used) | set(decoded.blocks_used))
+        self.timeouts = dict(decoded.timeouts)
+        self.hedged = dict(decoded.hedged)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -90,17 +109,22 @@ async def fetch_dataset(
     progress: Callable[[int], None] | None = None,
     first_wait: float = FIRST_WAIT,
     deadline: float = DEADLINE,
+    located: tuple[Holders, Manifest] | None = None,
 ) -> FetchReport:
     """:func:`market.buyer.fetch` once the license is checked and its data key received (checked
     against the commitment): also what a pool license fetches, one contribution at a time
-    (:mod:`market.pools`). A seekable (format v2) dataset is fetched through a reader."""
+    (:mod:`market.pools`). A single-file v2 dataset streams its k systematic shares
+    (:mod:`market.stream_fetch`); a v2 folder is fetched through a reader. ``located``: the holders
+    and the checked manifest (:func:`market.holders.located`) if the caller already has them."""
     start = time.perf_counter()
-    found = await holders(chain, directory, dataset_id)
-    man = await checked_manifest(chain, client, dataset_id, found)
-    if man.seekable:  # format v2: a reader client, given what was checked here
-        from .reader_fetch import fetch_to
-
-        return await fetch_to(
+    found, man = located if located is not None else await holders.located(chain, directory, client, dataset_id)
+    mark("holders from chain, manifest")
+    if man.seekable:  # v2: one file streams its k systematic shares; a folder is read through a reader
+        if man.content == "file" and systematic.fits(man):
+            from .stream_fetch import fetch_file as whole
+        else:
+            from .reader_fetch import fetch_to as whole
+        return await whole(
             client,
             found,
             man,
@@ -116,18 +140,8 @@ async def fetch_dataset(
 
     give_up = time.monotonic() + deadline
     order, unreachable = await rank_holders(client, found)
-    report = FetchReport(license_id, dataset_id, man.hash().hex(), 0, 0.0, holders=found.urls)
-    report.faulty, report.unlisted, report.unreachable = sorted(found.faulty), dict(found.unlisted), unreachable
-    loop = asyncio.get_running_loop()
-    latencies = Latencies()
-    sources = {
-        i: RemoteShareSource.for_manifest(
-            client, found.urls[i], man, i, loop, first_wait=first_wait, deadline=give_up, latencies=latencies
-        )
-        for i in order
-    }
-    for source in sources.values():
-        source.start()  # every holder's block roots asked for at once
+    report = FetchReport.begin(license_id, dataset_id, man, found, unreachable)
+    sources = RemoteShareSource.started(client, found.urls, man, order, first_wait=first_wait, deadline=give_up)
 
     def run() -> int:
         decoder = Decoder(man, data_key, sources, threads=threads, progress=progress)
@@ -146,10 +160,7 @@ async def fetch_dataset(
                 f"could not rebuild dataset {dataset_id}: {err}; {problems(report, sources, decoder)}"
             ) from err
         finally:
-            report.excluded = dict(decoder.report.excluded)
-            report.shares_used = sorted(decoder.report.blocks_used)
-            report.timeouts = dict(decoder.report.timeouts)
-            report.hedged = dict(decoder.report.hedged)
+            report.took(decoder.report)
         return written
 
     try:

@@ -9,9 +9,9 @@ timeouts, deployments, terms) are :mod:`contracts.errors` and the nodes' are :mo
     │   │   └── BadPieces          guardians' pieces failed their commitments (proven on-chain, named)
     │   ├── KeyMismatch            the delivered key fails the on-chain key commitment (disputed)
     │   ├── LicenseNotUsable       refunded, expired, or its consent was revoked
-    │   │   ├── LicenseRefunded    market.reader: refunded (no key in time, revoked before delivery, disputed)
-    │   │   ├── LicenseExpired     market.reader: the license's term is over
-    │   │   └── ConsentEnded       market.reader: consent revoked and the terms are revocable
+    │   │   ├── LicenseRefunded    market.buyer: refunded (no key in time, revoked before delivery, disputed)
+    │   │   ├── LicenseExpired     market.buyer: the license's term is over
+    │   │   └── ConsentEnded       market.buyer: consent revoked and the terms are revocable
     │   ├── ManifestUnavailable    no holder served a manifest matching the on-chain hash
     │   └── ReaderError            market.reader: no such file, not a file, or bytes not rebuildable
     ├── PublishError               market.placement: placement or upload failed (re-exported by market.publisher)

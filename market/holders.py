@@ -39,23 +39,33 @@ class Holders:
 
 
 async def holders(chain: Chain, directory: Directory, dataset_id: int) -> Holders:
-    """Every share's holder from the dataset's latest deal on-chain, faulty ones marked."""
+    """Every share's holder from the dataset's latest deal on-chain, faulty ones marked. The n
+    share reads are sent at once; so are the URL look-ups after the first (which fills the
+    directory's view: n look-ups at once would each read the whole chain view)."""
     deals = await chain.deals_of(dataset_id=dataset_id)
     if not deals:
         raise BuyError(f"dataset {dataset_id} has no storage deal")
     deal = await chain.get_deal(deals[-1])
-    urls: dict[int, str] = {}
-    faulty: set[int] = set()
-    unlisted: dict[int, str] = {}
-    for i in range(deal.n):
-        share = await chain.get_share(deal.deal_id, i)
-        if share.faulty:
-            faulty.add(i)
+    shares = await asyncio.gather(*(chain.get_share(deal.deal_id, i) for i in range(deal.n)))
+
+    async def url(address: str) -> str | DirectoryError:
         try:
-            urls[i] = await directory.url_of(share.provider)
+            return await directory.url_of(address)
         except DirectoryError as err:
-            unlisted[i] = str(err)
-    return Holders(urls, frozenset(faulty), unlisted)
+            return err
+
+    providers = sorted({s.provider for s in shares})
+    first = [await url(providers[0])] if providers else []  # the directory reads the chain once, then answers
+    found = dict(zip(providers, first + list(await asyncio.gather(*(url(p) for p in providers[1:]))), strict=True))
+    urls: dict[int, str] = {}
+    unlisted: dict[int, str] = {}
+    for i, share in enumerate(shares):
+        where = found[share.provider]
+        if isinstance(where, DirectoryError):
+            unlisted[i] = str(where)
+        else:
+            urls[i] = where
+    return Holders(urls, frozenset(i for i, s in enumerate(shares) if s.faulty), unlisted)
 
 
 async def fetch_manifest(client: NodeClient, urls: dict[int, str], dataset_hash: bytes) -> Manifest:
@@ -83,6 +93,13 @@ async def checked_manifest(chain: Chain, client: NodeClient, dataset_id: int, fo
     if (man.key_commitment, man.salt) != (dataset.key_commitment, dataset.key_salt):
         raise BuyError(f"dataset {dataset_id}: its manifest and its registration commit to different keys")
     return man
+
+
+async def located(chain: Chain, directory: Directory, client: NodeClient, dataset_id: int) -> tuple[Holders, Manifest]:
+    """The dataset's holders and its manifest, checked (:func:`holders`, :func:`checked_manifest`):
+    what a fetch and a reader both start from, once the license and key are."""
+    found = await holders(chain, directory, dataset_id)
+    return found, await checked_manifest(chain, client, dataset_id, found)
 
 
 async def rank_holders(client: NodeClient, found: Holders) -> tuple[list[int], dict[int, str]]:

@@ -17,6 +17,7 @@ from erasure.manifest import Manifest
 from storage_node.client import NodeClient
 
 from .dataset_fetch import DEADLINE, FIRST_WAIT, FetchReport
+from .fetch_phases import mark
 from .holders import Holders
 from .reader import CHUNK, DatasetReader, ReaderError
 
@@ -54,9 +55,8 @@ async def fetch_to(
         deadline=deadline,
         partial_reads=False,  # every segment is decoded whole anyway: from the same k holders
     )
-    o = r.opened
-    report = FetchReport(license_id, dataset_id, r.manifest.hash().hex(), 0, 0.0, holders=o.urls)
-    report.faulty, report.unlisted, report.unreachable = o.faulty, dict(o.unlisted), dict(o.unreachable)
+    mark("holders ranked, block roots, reader")
+    report = FetchReport.begin(license_id, dataset_id, r.manifest, found, dict(r.opened.unreachable))
 
     def chunks(offset: int, size: int) -> Iterator[bytes]:
         end = offset + size
@@ -87,14 +87,11 @@ async def fetch_to(
 
     try:
         await asyncio.to_thread(run)
+        mark("transfer, verify, decode, decrypt, write")
     except ErasureError as err:
         raise ReaderError(f"could not rebuild dataset {dataset_id}: {err}") from err
     finally:
-        decoded = r.ranges.report
-        report.excluded = dict(decoded.excluded)
-        report.shares_used = sorted(decoded.blocks_used)
-        report.timeouts = dict(decoded.timeouts)
-        report.hedged = dict(decoded.hedged)
+        report.took(r.ranges.report)
         await r.aclose()
     report.seconds = time.perf_counter() - start
     return report

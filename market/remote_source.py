@@ -173,6 +173,40 @@ class RemoteShareSource:
             latencies=latencies,
         )
 
+    @classmethod
+    def started(
+        cls,
+        client: NodeClient,
+        urls: dict[int, str],
+        man: Manifest,
+        order: Sequence[int],
+        *,
+        readahead: int = 8,
+        first_wait: float | None = None,
+        deadline: float | None = None,
+    ) -> dict[int, RemoteShareSource]:
+        """A source per share in ``order`` (whom to ask first), one :class:`Latencies` for them all
+        (one holder class: hedged), every holder's block roots asked for at once. On the event loop."""
+        loop = asyncio.get_running_loop()
+        latencies = Latencies()
+        sources = {
+            i: cls.for_manifest(
+                client,
+                urls[i],
+                man,
+                i,
+                loop,
+                readahead=readahead,
+                first_wait=first_wait,
+                deadline=deadline,
+                latencies=latencies,
+            )
+            for i in order
+        }
+        for source in sources.values():
+            source.start()
+        return sources
+
     def start(self) -> None:
         """Ask for the block roots now (from any thread), so that many holders are asked at once."""
         with self._lock:

@@ -11,7 +11,7 @@ status and error code, :class:`NodeUnavailable` when it cannot be reached, or :c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
@@ -194,6 +194,23 @@ class NodeClient:
                     yield piece
         except aiohttp.ClientPayloadError as err:
             raise BrokenResponse(f"node broke off its answer: {err}") from err
+
+    async def share_blocks(
+        self, url: str, dataset: str, index: int, sizes: Iterable[int]
+    ) -> AsyncGenerator[bytes, None]:
+        """The whole share in one request (the node answers it with sendfile), cut into blocks of
+        ``sizes`` bytes in order: for a whole fetch. Nothing is checked here (the caller verifies
+        each block against its root). Raises :class:`RemoteError`, :class:`BrokenResponse` (the
+        answer ended early) or :class:`NodeUnavailable`; not retried (the caller has other holders)."""
+        try:
+            async with self.session.get(self.share_url(url, dataset, index)) as resp:
+                await self._raise_for(resp)
+                for size in sizes:
+                    yield await resp.content.readexactly(size)
+        except (aiohttp.ClientPayloadError, asyncio.IncompleteReadError) as err:
+            raise BrokenResponse(f"node broke off its answer: {err}") from err
+        except (aiohttp.ClientConnectionError, TimeoutError) as err:
+            raise NodeUnavailable(f"node unreachable: {err}") from err
 
     async def head(self, url: str, dataset: str, index: int) -> tuple[int, bytes]:
         async def attempt(limits: aiohttp.ClientTimeout) -> tuple[int, bytes]:

@@ -11,6 +11,7 @@ from contracts.chain import Chain
 from contracts.models import License, LicenseStatus
 from contracts.terms import Purpose
 from market import buyer
+from market.fetch_phases import mark
 from storage_node.client import NodeClient
 
 from . import queries
@@ -226,6 +227,7 @@ async def fetch(
     Example:
       datasov fetch --dataset 1 -o ./data      (or: datasov fetch LICENSE -o ./data)
     """
+    mark("start-up: imports, click")
     if (license_id is None) == (dataset_id is None):
         raise click.UsageError("give a LICENSE id or --dataset DATASET (one of the two)")
     if out.exists():
@@ -245,6 +247,7 @@ async def fetch(
                 refundable=refundable,
             )
         dataset = await chain.get_dataset(lic.dataset_id)
+        mark("cli: keystore, chain, pick license")
         async with NodeClient() as client:
             with stage_progress(enabled=not as_json) as progress:
                 report = await buyer.fetch(
@@ -256,6 +259,7 @@ async def fetch(
                     out,
                     progress=lambda nbytes: progress("fetch", nbytes, dataset.plaintext_size),
                 )
+    mark("node client, chain and directory closed")
     if as_json:
         emit_json(report.to_json())
         return

@@ -106,3 +106,20 @@ async def test_publish_and_fetch_at_every_layout_boundary(
     path.write_bytes(_data(size))
     out = await _publish_and_fetch(net, lab, client, publish, path, size, SMALL)
     assert filecmp.cmp(path, out, shallow=False)
+
+
+# The same small layout with whole AEAD messages per segment (3 of 4,096 bytes): fetched by
+# streaming the systematic shares (market.stream_fetch), which writes segment by segment in place.
+ALIGNED = Layout(k=3, n=5, block_size=4096, leaf_size=1024, message_size=4096 - 16)
+ALIGNED_SIZES = [0, 1, 4080, 3 * 4080, 3 * 4080 + 1, 8 * 3 * 4080 + 4081]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("size", ALIGNED_SIZES)
+async def test_a_streamed_fetch_at_the_aligned_layout_boundaries(
+    net: LocalNetwork, lab: Keystore, client: NodeClient, publish: Publish, tmp_path: Path, size: int
+) -> None:
+    path = tmp_path / f"aligned-{size}.bin"
+    path.write_bytes(_data(size))
+    out = await _publish_and_fetch(net, lab, client, publish, path, size, ALIGNED)
+    assert filecmp.cmp(path, out, shallow=False)

@@ -13,7 +13,7 @@ import pytest
 from contracts.terms import TRAINING_ALLOWED, Purpose
 from datasov.devnet import LocalNetwork
 from erasure.pipeline import Layout
-from market import buyer, reader
+from market import buyer, reader, reader_sync
 from market.keystore import Keystore
 from storage_node.client import NodeClient
 
@@ -87,7 +87,7 @@ async def test_the_sync_face_gives_seekable_file_objects(
     def use() -> None:
         # its own loop in a thread; the chain object is the test loop's, so this test only reads
         # through the sync face's loop what that loop can reach: the nodes over HTTP
-        with reader.SyncDatasetReader(opener, timeout=60) as sync:  # type: ignore[arg-type]
+        with reader_sync.SyncDatasetReader(opener, timeout=60) as sync:  # type: ignore[arg-type]
             with sync.open("images/a.bin") as f:
                 data = files["images/a.bin"]
                 assert f.read(10) == data[:10]

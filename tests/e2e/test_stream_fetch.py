@@ -1,0 +1,119 @@
+"""A whole fetch of a single-file v2 dataset streams the k systematic shares (market.stream_fetch):
+nothing decoded while they serve, every block still verified, memory bounded by a window, and the
+rest decoded from any k holders when a systematic one lies, breaks off or is gone."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncGenerator, Iterable
+from pathlib import Path
+
+import pytest
+
+from contracts.terms import Purpose
+from datasov.devnet import LocalNetwork
+from market import buyer, stream_fetch
+from market.keystore import Keystore
+from storage_node.client import BrokenResponse, NodeClient
+
+from .conftest import Publish
+
+pytestmark = pytest.mark.asyncio
+SEGMENT = 4 * 256 * 1024  # the shared LAYOUT: 4-of-10, 256 KiB blocks
+
+
+def _data(size: int) -> bytes:
+    return b"".join(hashlib.sha256(i.to_bytes(8, "big")).digest() for i in range(-(-size // 32)))[:size]
+
+
+class Streams(NodeClient):
+    """The CLI's client, with whole-share streams watched (and, for one share, tampered with)."""
+
+    def __init__(self, *, lie: int | None = None, cut: int | None = None, at: int = 2) -> None:
+        super().__init__()
+        self.lie, self.cut, self.at = lie, cut, at
+        self.served: dict[int, int] = {}  # share -> blocks streamed so far
+        self.most_ahead = 0  # the most blocks one stream got ahead of another
+        self.ranges = 0  # range requests (the decoder's fallback)
+
+    async def share_blocks(
+        self, url: str, dataset: str, index: int, sizes: Iterable[int]
+    ) -> AsyncGenerator[bytes, None]:
+        async for block in super().share_blocks(url, dataset, index, sizes):
+            got = self.served[index] = self.served.get(index, 0) + 1
+            if index == self.cut and got == self.at:
+                raise BrokenResponse("node broke off its answer (injected)")
+            if index == self.lie and got == self.at:
+                block = bytes([block[0] ^ 1]) + block[1:]
+            self.most_ahead = max(self.most_ahead, max(self.served.values()) - min(self.served.values()))
+            if index == 0:
+                await asyncio.sleep(0.005)  # share 0 is the slow one (injected): the others would race ahead
+            yield block
+
+    async def get_share(self, url: str, dataset: str, index: int, *, start: int = 0, end: int | None = None) -> bytes:
+        self.ranges += 1
+        return await super().get_share(url, dataset, index, start=start, end=end)
+
+
+async def _fetch(net: LocalNetwork, lab: Keystore, publish: Publish, tmp_path: Path, client: Streams, size: int):
+    src = tmp_path / "in.bin"
+    src.write_bytes(_data(size))
+    offer = await publish(src)
+    license_id = await buyer.buy(net.chain, lab, offer.dataset_id, Purpose.AI_TRAINING)
+    await offer.agent.tick()
+    out = tmp_path / "out.bin"
+    async with client:
+        report = await buyer.fetch(net.chain, lab, net.directory, client, license_id, out)
+    assert out.read_bytes() == src.read_bytes()
+    assert report.bytes_written == size
+    return report
+
+
+async def test_a_whole_fetch_streams_the_systematic_shares_and_decodes_nothing(
+    net: LocalNetwork, lab: Keystore, publish: Publish, tmp_path: Path
+) -> None:
+    client = Streams()
+    report = await _fetch(net, lab, publish, tmp_path, client, 5 * SEGMENT + 12345)
+    assert sorted(client.served) == [0, 1, 2, 3]
+    assert client.ranges == 0
+    assert report.shares_used == [0, 1, 2, 3]
+    assert not report.excluded
+
+
+async def test_streams_stay_within_the_window_whatever_the_size(
+    net: LocalNetwork, lab: Keystore, publish: Publish, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stream_fetch, "WINDOW_BYTES", 2 * SEGMENT)  # two segments held at most
+    client = Streams()
+    await _fetch(net, lab, publish, tmp_path, client, 12 * SEGMENT)
+    assert 0 < client.most_ahead <= 3  # the window, plus the block in hand and the one being read
+
+
+async def test_the_window_admits_only_segments_near_the_lowest_unwritten_one() -> None:
+    window = stream_fetch.Window(2)
+    await window.admit(1)
+    waiting = asyncio.ensure_future(window.admit(3))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    window.finish(1)  # written out of order: the floor does not move yet
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    assert window.floor == 0
+    assert window.held == 1
+    window.finish(0)
+    window.finish(2)
+    await asyncio.wait_for(waiting, 1)
+    assert window.floor == 3
+    assert window.held == 0
+
+
+@pytest.mark.parametrize("fault", ["lie", "cut"])
+async def test_a_lying_or_broken_systematic_holder_is_decoded_around(
+    net: LocalNetwork, lab: Keystore, publish: Publish, tmp_path: Path, fault: str
+) -> None:
+    client = Streams(**{fault: 1})
+    report = await _fetch(net, lab, publish, tmp_path, client, 6 * SEGMENT + 999)
+    assert 1 in report.excluded
+    assert client.ranges > 0
+    assert set(report.shares_used) - {0, 1, 2, 3}  # another holder's blocks stood in for share 1's
