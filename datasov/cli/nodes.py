@@ -141,15 +141,15 @@ async def nodes(
     if deployment is not None:
         if rpc is None:
             raise click.UsageError("--deployment needs --rpc URL")
-        chain = await Chain.reader(rpc, Deployment.load(deployment))
+        url, deployed = rpc, Deployment.load(deployment)
     else:
         network = load_network(home, rpc)
-        chain = await Chain.reader(network.rpc, network.deployment)
+        url, deployed = network.rpc, network.deployment
         if use_dht and not bootstrap:
             bootstrap = network.bootstrap
     if use_dht and not bootstrap:
-        await chain.close()
         raise click.UsageError("--dht needs bootstrap peers (none in the network config; pass --bootstrap)")
+    chain = await Chain.reader(url, deployed)
     try:
         async with open_directory(chain, bootstrap) as directory:
             on_chain = directory.chain if isinstance(directory, DHTDirectory) else directory
