@@ -18,6 +18,7 @@ not supported: make a new directory).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -103,6 +104,7 @@ class ChainDirectory:
         self._latest: dict[str, tuple[SignedAnnouncement, int]] = {}  # operator -> (newest valid, block)
         self._nodes: list[NodeInfo] = []
         self._read_at = float("-inf")
+        self._reading = asyncio.Lock()
 
     @property
     def chain_id(self) -> int:
@@ -110,7 +112,13 @@ class ChainDirectory:
         return self.chain.deployment.chain_id
 
     async def refresh(self) -> int:
-        """Read new announcements and every announced operator's stake; returns the block read at."""
+        """Read new announcements and every announced operator's stake; returns the block read at.
+        Callers at once (a command asking about several nodes concurrently) read one after the
+        other: the events of a block range are applied once."""
+        async with self._reading:
+            return await self._refresh()
+
+    async def _refresh(self) -> int:
         head = await self.chain.block_number()
         if head == self.block:  # nothing can have changed since the view was read
             self._read_at = time.monotonic()
