@@ -99,6 +99,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     parser.add_argument("--nodes", type=int, default=12, help="devnet nodes (default 12)")
+    parser.add_argument("--rows", default=None, help="only these reading rows, comma-separated (e.g. show,nodes)")
     parser.add_argument("--devnet", type=Path, default=None, help="use this running `devnet up` home (not started)")
     parser.add_argument("--compare", type=Path, default=None, metavar="OLD_TREE", help="also time this tree's code")
     args = parser.parse_args()
@@ -163,7 +164,10 @@ def main() -> None:
             count = len(json.loads((Path(args.devnet or Path(tmp) / "net") / "devnet.json").read_text())["nodes"])
             print(f"  (devnet: {count} node processes; dataset {dataset}: {k}-of-{n})")
             os.chdir(tmp)  # `python -m datasov` puts the working directory first on sys.path: PYTHONPATH picks the tree
+            wanted = set(args.rows.split(",")) if args.rows else set(reads)
             for key, cmd in reads.items():
+                if key not in wanted:
+                    continue
                 label = f"datasov {' '.join(cmd[:1] + [c for c in cmd[1:] if c.startswith('-')])} --json"
                 runs = compare_runs([*cmd, "--home", str(home), "--json"], reps, trees)
                 times, cpu, rss = runs["new"]

@@ -63,6 +63,7 @@ def home(devnet: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("licenses",),
         ("pools",),
         ("nodes", "--no-probe"),
+        ("nodes",),  # and a health probe of every node (aiohttp), still no libp2p
         ("guardians", "show", "1"),
     ],
 )
