@@ -4,10 +4,14 @@ listens, what it offers, on what terms) next to the operator key and the libp2p 
 ``node.json`` (version 1)::
 
     {"version": 1, "host": "127.0.0.1", "port": 7401, "capacity": 53687091200,
-     "ask": 0, "region": "", "public_url": null}
+     "ask": 0, "region": "", "public_url": null, "p2p": "/ip4/127.0.0.1/tcp/7501"}
 
 ``ask`` is in token base units per GiB per epoch; ``public_url`` is the URL to announce when it is
-not ``http://host:port`` (behind NAT or a proxy). Older files without ask/region read as 0 / "".
+not ``http://host:port`` (behind NAT or a proxy); ``p2p`` the libp2p multiaddr ``node run`` listens on
+by default (null: no libp2p unless ``--p2p``). Older files without ask/region/p2p read as 0 / "" / null.
+
+``datasov node init`` creates the libp2p key too, so the first ``node join`` announces the peer id
+(and, with a fixed ``p2p`` port, the multiaddr) that ``node run`` will have: no second announcement.
 """
 
 from __future__ import annotations
@@ -38,7 +42,16 @@ class NodeHome:
     ask: int = 0
     region: str = ""
     public_url: str | None = None
+    p2p: str | None = None  # libp2p listen multiaddr (no /p2p/ part)
     version: int = 1
+
+    @property
+    def p2p_addrs(self) -> tuple[str, ...]:
+        """The multiaddrs to announce before the node runs: ``p2p`` when its port is fixed (with port 0
+        the port is known only once ``node run`` listens: it announces then)."""
+        if self.p2p is None or self.p2p.rstrip("/").endswith("/tcp/0"):
+            return ()
+        return (self.p2p,)
 
     @property
     def url(self) -> str:
@@ -64,6 +77,7 @@ class NodeHome:
                 ask=int(obj.get("ask", 0)),
                 region=str(obj.get("region", "")),
                 public_url=obj.get("public_url"),
+                p2p=obj.get("p2p"),
             )
         except FileNotFoundError as err:
             raise NodeHomeError(f"{home} is not a node home (no {CONFIG_FILE})") from err
@@ -90,6 +104,7 @@ def announcement_for(
 ) -> Announcement:
     """What this node announces (``issued_at`` 0: :func:`storage_node.membership.ensure_announced`
     stamps it). ``url`` overrides the configured one (a node listening on port 0 knows it once started)."""
+    pid = peer_id_of(home) if peer_id is None else peer_id
     return Announcement(
         operator=operator,
         http_url=config.public_url or url or config.url,
@@ -97,6 +112,6 @@ def announcement_for(
         capacity=config.capacity,
         ask=config.ask,
         region=config.region,
-        peer_id=peer_id_of(home) if peer_id is None else peer_id,
-        multiaddrs=multiaddrs,
+        peer_id=pid,
+        multiaddrs=multiaddrs or (config.p2p_addrs if peer_id is None and pid else ()),
     )

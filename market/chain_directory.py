@@ -18,6 +18,7 @@ not supported: make a new directory).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -103,9 +104,21 @@ class ChainDirectory:
         self._latest: dict[str, tuple[SignedAnnouncement, int]] = {}  # operator -> (newest valid, block)
         self._nodes: list[NodeInfo] = []
         self._read_at = float("-inf")
+        self._reading = asyncio.Lock()
+
+    @property
+    def chain_id(self) -> int:
+        """The chain every listed announcement is for (a DHT record for another chain is not this node)."""
+        return self.chain.deployment.chain_id
 
     async def refresh(self) -> int:
-        """Read new announcements and every announced operator's stake; returns the block read at."""
+        """Read new announcements and every announced operator's stake; returns the block read at.
+        Callers at once (a command asking about several nodes concurrently) read one after the
+        other: the events of a block range are applied once."""
+        async with self._reading:
+            return await self._refresh()
+
+    async def _refresh(self) -> int:
         head = await self.chain.block_number()
         if head == self.block:  # nothing can have changed since the view was read
             self._read_at = time.monotonic()
@@ -142,6 +155,7 @@ class ChainDirectory:
                     proofs_ok=op.proven,
                     proofs_missed=op.missed,
                     last_seen_block=max(block, op.last_block),
+                    issued_at=ann.issued_at,
                 )
             )
         self._nodes = sorted(nodes, key=lambda n: n.address.lower())
@@ -182,3 +196,12 @@ class ChainDirectory:
             if node.address.lower() == address.lower():
                 return node.url
         raise DirectoryError(f"no announced node for operator {address} (block {self.block})")
+
+    async def unreachable(self, address: str) -> str | None:
+        """The node at the URL given for ``address`` did not answer: the chain is read again now (it
+        may have re-announced since the cached view); its URL if that changed, else None
+        (:class:`market.directory.Rediscovers`)."""
+        before = next((n.url for n in self._nodes if n.address.lower() == address.lower()), None)
+        await self.refresh()
+        after = next((n.url for n in self._nodes if n.address.lower() == address.lower()), None)
+        return after if after is not None and after != before else None

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from .errors import MarketError
 
@@ -39,6 +39,7 @@ class NodeInfo:
     proofs_ok: int = 0
     proofs_missed: int = 0
     last_seen_block: int = 0  # latest announcement or proof on-chain
+    issued_at: int = 0  # unix seconds its announcement was signed (0 = unknown: a static list)
 
 
 class Directory(Protocol):
@@ -49,6 +50,25 @@ class Directory(Protocol):
     async def url_of(self, address: str) -> str:
         """The API URL of an operator's node; raises :class:`DirectoryError` if unknown."""
         ...
+
+
+@runtime_checkable
+class Rediscovers(Protocol):
+    async def unreachable(self, address: str) -> str | None:
+        """The caller could not reach the operator's node at the URL this directory gave: look again
+        (the chain re-read; the DHT asked where there is one). Returns the node's URL if it is now
+        another one (the caller retries there), else None."""
+        ...
+
+
+async def moved(directory: Directory, address: str, url: str) -> str | None:
+    """After ``url`` (what ``directory`` said for ``address``) did not answer: the node's new URL if
+    the directory can find one (:class:`Rediscovers`), else None. A directory that cannot look
+    again (a static list) finds none."""
+    if not isinstance(directory, Rediscovers):
+        return None
+    found = await directory.unreachable(address)
+    return found if found is not None and found.rstrip("/") != url.rstrip("/") else None
 
 
 class StaticDirectory:

@@ -10,9 +10,12 @@
   the node's libp2p peer id and multiaddrs, its free space and when it last said so.
 
 A record is used only if its operator signature verifies (again, here) and its URL is the one the
-chain announcement gives. With ``identify`` (e.g. :func:`identify_with` a ``NodeClient``), a node
-whose URL answers as another operator is dropped. Everything ignored is logged at WARNING with the
-reason, once per operator and reason. Units: ``free`` bytes, ``seen_at`` unix seconds.
+chain announcement gives, or, for a node that moved, if it is a newer announcement (``issued_at``
+later than the chain's, for the same chain) than the one on-chain: the operator signed the new URL and
+its on-chain re-announcement is not read yet (or not sent). With ``identify`` (e.g.
+:func:`identify_with` a ``NodeClient``), a node whose URL answers as another operator is dropped.
+Everything ignored is logged at WARNING with the reason, once per operator and reason. Units:
+``free`` bytes, ``seen_at`` unix seconds.
 """
 
 from __future__ import annotations
@@ -98,8 +101,11 @@ class NetworkDirectory:
         *,
         identify: Identify | None = None,
         max_age: float = 0.0,
+        chain_id: int | None = None,
     ) -> None:
         self.chain = chain
+        # a DHT record may replace the chain's URL only when its chain is known (ChainDirectory has it)
+        self.chain_id = chain_id if chain_id is not None else getattr(chain, "chain_id", None)
         self.dht = dht
         self.identify = identify
         self.max_age = max_age  # seconds :meth:`nodes` reuses the last view (0: asks every time)
@@ -136,7 +142,7 @@ class NetworkDirectory:
             if chain_node is None:
                 self._ignore(a.operator, f"DHT record of peer {a.peer_id}, but the chain lists no staked node for it")
                 continue
-            if a.http_url.rstrip("/") != chain_node.url.rstrip("/"):
+            if a.http_url.rstrip("/") != chain_node.url.rstrip("/") and not self._moved(record, chain_node):
                 self._ignore(
                     a.operator, f"its DHT record says {a.http_url}, its chain announcement says {chain_node.url}"
                 )
@@ -149,6 +155,23 @@ class NetworkDirectory:
             ):
                 best[a.operator.lower()] = record
         return best
+
+    def _moved(self, record: PeerView, chain_node: NodeInfo) -> bool:
+        """Is ``record`` (verified, of this operator) the node's newer announcement of a new URL?"""
+        a = record.signed.announcement
+        if self.chain_id is None or a.chain_id != self.chain_id or not 0 < chain_node.issued_at < a.issued_at:
+            return False
+        if (a.operator.lower(), a.http_url) not in self._said:
+            self._said.add((a.operator.lower(), a.http_url))
+            log.info(
+                "node %s moved: its DHT record (issued at %d) says %s, its older chain announcement (%d) %s",
+                a.operator,
+                a.issued_at,
+                a.http_url,
+                chain_node.issued_at,
+                chain_node.url,
+            )
+        return True
 
     async def _reach(self, node: NodeInfo) -> Reach:
         if self.identify is None:
@@ -163,26 +186,53 @@ class NetworkDirectory:
             return "impostor"
         return "up"
 
-    async def views(self) -> list[NodeView]:
-        """Every staked node, with what the DHT adds; impostors (with ``identify``) left out."""
-        staked = {n.address.lower(): n for n in await self.chain.nodes()}
+    async def _views(self, staked: dict[str, NodeInfo]) -> list[NodeView]:
         records = await self._records(staked)
+        for address, record in records.items():  # a node that moved is reached (and identified) at its new URL
+            a = record.signed.announcement
+            staked[address] = replace(
+                staked[address], url=a.http_url, peer_id=a.peer_id, multiaddrs=a.multiaddrs, issued_at=a.issued_at
+            )
         checks = await asyncio.gather(*(self._reach(n) for n in staked.values()))
         out = []
         for node, reach in zip(staked.values(), checks, strict=True):
             if reach == "impostor":
                 continue
             reachable = None if reach == "unasked" else reach == "up"
-            record = records.get(node.address.lower())
-            if record is None:
+            found = records.get(node.address.lower())
+            if found is None:
                 out.append(NodeView(node, reachable=reachable))
-                continue
-            a = record.signed.announcement
-            fresh = replace(node, peer_id=a.peer_id, multiaddrs=a.multiaddrs)
-            out.append(NodeView(fresh, True, record.free, record.seen_at, reachable))
+            else:
+                out.append(NodeView(node, True, found.free, found.seen_at, reachable))
+        return out
+
+    async def views(self) -> list[NodeView]:
+        """Every staked node, with what the DHT adds; impostors (with ``identify``) left out."""
+        out = await self._views({n.address.lower(): n for n in await self.chain.nodes()})
         self._last = {v.address.lower(): v for v in out}
         self._read_at = time.monotonic()
         return out
+
+    async def view_of(self, address: str) -> NodeView | None:
+        """One node as the chain and its own DHT record give it now (one record asked for, by the
+        peer id the chain announces; a walk of the DHT if it announced none); None if the chain
+        lists no staked node for ``address`` or it is an impostor."""
+        staked = {n.address.lower(): n for n in await self.chain.nodes() if n.address.lower() == address.lower()}
+        found = await self._views(staked) if staked else []
+        if not found:
+            self._last.pop(address.lower(), None)
+            return None
+        self._last[address.lower()] = found[0]
+        return found[0]
+
+    async def unreachable(self, address: str) -> str | None:
+        """The node at the URL given for ``address`` did not answer: its chain entry and DHT record
+        read again; its URL if that changed, else None (:class:`market.directory.Rediscovers`)."""
+        before = self._last.get(address.lower())
+        view = await self.view_of(address)
+        if view is None or (before is not None and view.url == before.url):
+            return None
+        return view.url
 
     async def nodes(self) -> Sequence[NodeInfo]:
         if self._read_at is not None and time.monotonic() - self._read_at < self.max_age:

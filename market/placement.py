@@ -19,13 +19,13 @@ import ipaddress
 import random
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from contracts.chain import Chain
 from storage_node.client import NodeClient
 from storage_node.errors import NodeError
 
-from .directory import Directory, NodeInfo
+from .directory import Directory, NodeInfo, moved
 from .errors import MarketError
 
 GIB = 1 << 30
@@ -139,6 +139,31 @@ async def qualify(
     return out
 
 
+async def look_again(
+    found: Qualified,
+    nodes: Iterable[NodeInfo],
+    directory: Directory,
+    client: NodeClient,
+    chain: Chain,
+    *,
+    need_free: int,
+    policy: PlacementPolicy,
+) -> None:
+    """Nodes ``found`` rejected as unreachable are probed again where ``directory`` finds them now
+    (:func:`market.directory.moved`: the chain re-read, the DHT asked); ``found`` is updated."""
+    known = {n.address: n for n in nodes}
+    lost = [known[a] for a, why in found.rejected.items() if why.startswith("unreachable at ") and a in known]
+    urls = await asyncio.gather(*(moved(directory, n.address, n.url) for n in lost))
+    again = [replace(n, url=url) for n, url in zip(lost, urls, strict=True) if url is not None]
+    if not again:
+        return
+    more = await qualify(again, client, chain, need_free=need_free, policy=policy)
+    found.rejected.update(more.rejected)
+    for c in more.candidates:
+        found.rejected.pop(c.node.address, None)
+    found.candidates = sorted([*found.candidates, *more.candidates], key=lambda c: c.rtt)
+
+
 def draw(
     candidates: Sequence[Candidate],
     n: int,
@@ -190,6 +215,7 @@ async def choose_nodes(
     excluded = {a.lower() for a in exclude}
     nodes = [node for node in await directory.nodes() if node.address.lower() not in excluded]
     found = await qualify(nodes, client, chain, need_free=need_free, policy=policy)
+    await look_again(found, nodes, directory, client, chain, need_free=need_free, policy=policy)
     chosen, skipped = draw(found.candidates, n + spares, policy=policy, taken_networks=taken_networks)
     if len(chosen) < n:
         why = {**found.rejected, **skipped}

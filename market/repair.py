@@ -28,7 +28,7 @@ from erasure.decoding import rebuild
 from erasure.errors import ErasureError
 from erasure.manifest import Manifest
 from market.buyer import fetch_manifest
-from market.directory import Directory, DirectoryError, NodeInfo
+from market.directory import Directory, DirectoryError, NodeInfo, moved
 from market.placement import PlacementPolicy, choose_nodes, network_of
 from market.publisher import upload_share
 from market.remote_source import RemoteShareSource
@@ -95,6 +95,7 @@ class RepairAgent(Ticking):
         deal = await self.chain.get_deal(deal_id)
         dataset = await self.chain.get_dataset(deal.dataset_id)
         urls: dict[int, str] = {}
+        providers: dict[int, str] = {}
         bad: dict[int, str] = {}
         for i in range(deal.n):
             share = await self.chain.get_share(deal_id, i)
@@ -103,6 +104,7 @@ class RepairAgent(Ticking):
                 continue
             try:
                 urls[i] = await self.directory.url_of(share.provider)
+                providers[i] = share.provider
             except DirectoryError:
                 bad[i] = "node not in the directory"
         man = await self._manifest(deal_id, list(urls.values()))
@@ -111,8 +113,16 @@ class RepairAgent(Ticking):
             try:
                 size, root = await self.client.head(url, dataset.manifest_hash.hex(), i)
             except NodeError as err:
-                bad[i] = f"spot check failed: {err}"
-                continue
+                found = await moved(self.directory, providers[i], url)  # it may have moved (chain, DHT)
+                if found is None:
+                    bad[i] = f"spot check failed: {err}"
+                    continue
+                try:
+                    size, root = await self.client.head(found, dataset.manifest_hash.hex(), i)
+                except NodeError as again:
+                    bad[i] = f"spot check failed at {url} and at {found}: {again}"
+                    continue
+                url = found
             if (size, root) != (man.share_size, man.share_roots[i]):
                 bad[i] = "node reports a different size or root"
                 continue

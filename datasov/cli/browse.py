@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -142,11 +143,11 @@ async def show(dataset_id: int, home: Path, rpc: str | None, as_json: bool) -> N
             await chain.get_terms(dataset_id), chain_id=chain.deployment.chain_id, dataset=info
         )
         await add_titles(chain, network, home, [info])
-        shares: list[dict[str, Any]] = []
         from storage_node.client import NodeClient  # aiohttp: only for the commands that contact nodes
 
         async with NodeClient(retries=1, timeout=3.0) as client:
-            for share in health.deal.shares if health.deal else ():
+
+            async def holder(share: Any) -> dict[str, Any]:
                 entry: dict[str, Any] = {
                     "index": share.index,
                     "provider": share.provider,
@@ -160,7 +161,10 @@ async def show(dataset_id: int, home: Path, rpc: str | None, as_json: bool) -> N
                     entry.update(url=url, online=True)
                 except (NodeError, Exception) as err:
                     entry.update(online=False, problem=str(err)[:120])
-                shares.append(entry)
+                return entry
+
+            # every holder asked at once: a holder that does not answer costs one timeout, not one each
+            shares = list(await asyncio.gather(*(holder(s) for s in (health.deal.shares if health.deal else ()))))
     if health.deal is not None:
         info["deal"] = health.deal.to_json()
     info["shares"] = shares

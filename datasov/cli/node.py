@@ -24,9 +24,10 @@ from storage_node.errors import NodeError
 from storage_node.identity import load_or_create_operator
 from storage_node.membership import ensure_announced, latest_announcement
 from storage_node.node import NodeConfig, StorageNode, freeze_startup_objects
+from storage_node.p2p.identity import load_or_create_p2p_key
 from storage_node.prover import Prover
 
-from ..nodehome import CONFIG_FILE, NodeHome, NodeHomeError, announcement_for
+from ..nodehome import CONFIG_FILE, NodeHome, NodeHomeError, announcement_for, peer_id_of
 from .context import TOKENS, check_port_free
 from .ui import emit_json, fail
 
@@ -93,26 +94,49 @@ def node() -> None:
 )
 @click.option("--region", default="", help="A region label to announce (e.g. eu-west), at most 32 characters.")
 @click.option("--public-url", default=None, help="URL to announce if not http://HOST:PORT (behind NAT or a proxy).")
+@click.option(
+    "--p2p",
+    "p2p_listen",
+    default=None,
+    metavar="MULTIADDR",
+    help="libp2p address `node run` listens on by default, e.g. /ip4/127.0.0.1/tcp/7501 (announced on join).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def init(home: Path, listen: str, capacity: str, ask: int, region: str, public_url: str | None, as_json: bool) -> None:
-    """Create a node's identity (operator key, 0600) and configuration, with the terms it announces.
+def init(
+    home: Path,
+    listen: str,
+    capacity: str,
+    ask: int,
+    region: str,
+    public_url: str | None,
+    p2p_listen: str | None,
+    as_json: bool,
+) -> None:
+    """Create a node's identity (operator key and libp2p key, 0600) and configuration, with the
+    terms it announces. The first `node join` announces the libp2p peer id (and, with a fixed
+    --p2p port, the address): `node run` then has nothing new to announce.
 
     \b
     Example:
       datasov node init --home ~/.datasov/node1 --http 127.0.0.1:7401 --capacity 500GiB --ask 0.01 --region eu-west
+      datasov node init --home ~/.datasov/node2 --http 127.0.0.1:7402 --p2p /ip4/127.0.0.1/tcp/7502
       datasov node join --home ~/.datasov/node1 --rpc http://127.0.0.1:8545 --deployment net/deployment.json
     """
     if (home / CONFIG_FILE).exists():
         fail(f"{home} already holds a node", hint="use another --home, or run it with: datasov node run")
     host, port = parse_listen(listen)
-    config = NodeHome(host, port, parse_size(capacity), ask=ask, region=region, public_url=public_url)
+    if p2p_listen is not None and (not p2p_listen.startswith("/") or "/p2p/" in p2p_listen):
+        raise click.BadParameter(f"{p2p_listen!r} is not a listen multiaddr (like /ip4/127.0.0.1/tcp/7501)")
+    config = NodeHome(host, port, parse_size(capacity), ask=ask, region=region, public_url=public_url, p2p=p2p_listen)
     operator = load_or_create_operator(home)
     try:  # the terms must make a valid announcement
-        announcement_for(home, config, operator=operator.address, chain_id=1, peer_id="")
+        announcement_for(home, config, operator=operator.address, chain_id=1, peer_id="", multiaddrs=config.p2p_addrs)
     except ContractsError as err:
         raise click.BadParameter(str(err)) from err
+    load_or_create_p2p_key(home)
+    peer_id = peer_id_of(home)
     config.save(home)
-    result = {"home": str(home), "operator": operator.address, **config.to_json()}
+    result = {"home": str(home), "operator": operator.address, "peer_id": peer_id, **config.to_json()}
     if as_json:
         emit_json(result)
     else:
@@ -138,7 +162,7 @@ def init(home: Path, listen: str, capacity: str, ask: int, region: str, public_u
     "p2p_listen",
     default=None,
     metavar="MULTIADDR",
-    help="Join the libp2p network listening here, e.g. /ip4/127.0.0.1/tcp/7501 (default: no libp2p).",
+    help="Join the libp2p network listening here, e.g. /ip4/127.0.0.1/tcp/7501 (default: node.json's p2p, if any).",
 )
 @click.option(
     "--bootstrap",
@@ -216,6 +240,7 @@ def run(
     check_port_free(host, port)
     size = parse_size(capacity) if capacity else config.capacity
     try:
+        p2p_listen = p2p_listen or config.p2p
         if bootstrap and p2p_listen is None:
             p2p_listen = "/ip4/127.0.0.1/tcp/0"
         if rpc is not None and deployment is None:
@@ -323,7 +348,7 @@ async def _reannounce(chain: Chain, storage: StorageNode, terms: NodeHome) -> No
         chain_id=chain.deployment.chain_id,
         url=storage.url,
         peer_id=str(p2p.peer_id) if p2p is not None else None,
-        multiaddrs=tuple(p2p.addrs)[:8] if p2p is not None else (),
+        multiaddrs=tuple(a.split("/p2p/", 1)[0] for a in p2p.addrs)[:8] if p2p is not None else (),
     )
     try:
         if await ensure_announced(chain, storage.operator, announcement):

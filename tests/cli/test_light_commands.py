@@ -1,6 +1,8 @@
 """Commands that only read the chain load neither web3 nor eth_account (a second of imports between
 them: eth_keyfile imports py_ecc's BLS12-381): they read through ``Chain.reader`` (raw JSON-RPC), and
-``import datasov.fsspec`` (which data tools do at start-up) loads no CLI and no chain client at all."""
+``import datasov.fsspec`` (which data tools do at start-up) loads no CLI and no chain client at all.
+Commands that find nodes take their URLs from the chain: none loads py-libp2p (another second) while
+every node answers there, though the devnet's network config has bootstrap peers."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import pytest
 
 from .conftest import datasov
 
-HEAVY = ("web3", "eth_account", "eth_keyfile", "py_ecc.bls", "eth_tester")
+HEAVY = ("web3", "eth_account", "eth_keyfile", "py_ecc.bls", "eth_tester", "libp2p")
 
 PROBE = """
 import json, runpy, sys
@@ -29,11 +31,11 @@ print(json.dumps({{"code": code, "heavy": heavy}}), file=sys.stderr)
 """
 
 
-def run_probed(*args: str) -> tuple[int, list[str], str]:
+def run_probed(*args: str, heavy: tuple[str, ...] = HEAVY) -> tuple[int, list[str], str]:
     env = {**os.environ, "COLUMNS": "200"}
     env.pop("DATASOV_PASSPHRASE", None)
     proc = subprocess.run(
-        [sys.executable, "-c", PROBE.format(heavy=HEAVY), json.dumps(args)],
+        [sys.executable, "-c", PROBE.format(heavy=heavy), json.dumps(args)],
         capture_output=True,
         text=True,
         timeout=180,
@@ -61,6 +63,7 @@ def home(devnet: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("licenses",),
         ("pools",),
         ("nodes", "--no-probe"),
+        ("nodes",),  # and a health probe of every node (aiohttp), still no libp2p
         ("guardians", "show", "1"),
     ],
 )
@@ -70,6 +73,22 @@ def test_a_reading_command_loads_no_web3(home: Path, command: tuple[str, ...]) -
     if command[0] != "guardians":  # the devnet may hold no dataset 1: a refusal, read without web3 too
         assert code == 0
         json.loads(out)
+
+
+def test_publish_and_show_find_the_nodes_on_the_chain_without_libp2p(home: Path, tmp_path: Path) -> None:
+    network = json.loads((home / "config.json").read_text())
+    assert network["bootstrap"]  # the DHT is there to join: they need not
+    sample = tmp_path / "sample.bin"
+    sample.write_bytes(os.urandom(4096))
+    code, heavy, out = run_probed(
+        "publish", str(sample), "-k", "2", "-n", "3", "--home", str(home), "--json", heavy=("libp2p",)
+    )
+    assert (code, heavy) == (0, [])
+    dataset = json.loads(out)["dataset_id"]
+    code, heavy, out = run_probed("show", str(dataset), "--home", str(home), "--json")
+    assert (code, heavy) == (0, [])
+    shown = json.loads(out)
+    assert [s["online"] for s in shown["shares"]] == [True] * 3
 
 
 def test_a_refused_read_is_named_without_web3(home: Path) -> None:

@@ -33,6 +33,10 @@ def test_nodes_shows_each_nodes_dht_record_and_whether_it_answers(devnet: Path) 
     assert "s ago" in text  # last seen: the block, and when its DHT record was published
     assert "DHT records in" in text
 
-    chain_only = as_json(datasov(*args[:5], "--no-probe", "--json"))  # no bootstrap peers: the chain alone
+    chain_only = as_json(datasov(*args[:5], "--no-probe", "--json"))  # no --dht, no bootstrap peers: the chain alone
     assert chain_only["dht_seconds"] is None
     assert all("in_dht" not in n for n in chain_only["nodes"])
+
+    no_peers = datasov(*args[:5], "--dht", "--json", check=False)  # --dht with no bootstrap peers to ask
+    assert no_peers.returncode == 2
+    assert "--dht needs bootstrap peers" in no_peers.stderr

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
+from unittest.mock import patch
 
 import pytest
 
@@ -89,3 +92,23 @@ async def test_the_view_is_cached_until_max_age(chain: Chain) -> None:
     assert directory.block == block
     assert await directory.url_of(OPERATORS[1].address) == "http://127.0.2.1:7401"  # an unknown one re-reads
     assert len(await directory.nodes()) == 2
+
+
+async def test_callers_at_once_read_each_block_range_once(chain: Chain) -> None:
+    """show and placement ask about several nodes concurrently: the first refreshes run one after the
+    other, so each event is applied once (a ProofMissed applied twice would slash a stake twice)."""
+    for i, op in enumerate(OPERATORS[:3]):
+        await join(chain, op, announcement(chain, op, i), stake=STAKE)
+    reads: list[tuple[int, int]] = []
+    announced = chain.announced
+
+    async def counted(**kw: Any) -> Any:
+        reads.append((kw["from_block"], kw["to_block"]))
+        return await announced(**kw)
+
+    directory = ChainDirectory(chain, max_age=60)
+    with patch.object(chain, "announced", counted):
+        urls = await asyncio.gather(*(directory.url_of(op.address) for op in OPERATORS[:3]))
+    assert urls == [f"http://127.0.{i + 1}.1:7401" for i in range(3)]
+    assert len(reads) == 1
+    assert [n.stake for n in await directory.nodes()] == [STAKE] * 3

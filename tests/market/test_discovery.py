@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 from libp2p.crypto.ed25519 import create_new_key_pair
@@ -13,7 +15,7 @@ from contracts.announcements import Announcement
 from contracts.chain import Chain
 from datasov.directory import DHTDirectory, open_directory
 from market.chain_directory import ChainDirectory
-from market.directory import NodeInfo, StaticDirectory
+from market.directory import NodeInfo, StaticDirectory, moved
 from market.discovery import NetworkDirectory, identify_with
 from storage_node.client import NodeClient
 from storage_node.membership import join
@@ -95,6 +97,7 @@ async def test_a_node_answering_as_another_operator_is_left_out(
     assert any(f"the node at {a.url} answers as operator {a.address}" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_clients_use_the_chain_and_the_dht_when_the_network_has_bootstrap_peers(
     chain: Chain, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -144,3 +147,54 @@ async def test_clients_use_the_chain_and_the_dht_when_the_network_has_bootstrap_
         assert "cannot join the DHT" in caplog.text
     finally:
         await asyncio.gather(*(h.stop() for h in hosts))
+        gc.collect()  # the sockets py-libp2p leaves to the collector are finalized under this test's filter
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_a_client_on_the_chain_finds_a_node_that_moved_through_its_dht_record(
+    chain: Chain, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Chain first: the URL is the chain's and no libp2p host runs until the caller says that URL
+    does not answer; then the node's own DHT record, a newer announcement its operator signed (its
+    on-chain re-announcement not sent yet), gives where it moved. A newer record for another chain
+    moves nothing; a later on-chain announcement wins again."""
+    first = P2PHost(create_new_key_pair(), listen="/ip4/127.0.1.1/tcp/0")
+    await first.start()
+    hosts = [first, P2PHost(create_new_key_pair(), listen="/ip4/127.0.2.1/tcp/0", bootstrap=first.full_addrs)]
+    try:
+        await hosts[1].start()
+        cid = chain.deployment.chain_id
+        olds = []
+        for x, (host, op) in enumerate(zip(hosts, OPERATORS[:2], strict=True), start=1):
+            old = host.announcement(operator=op.address, http_url=f"http://127.0.{x}.1:7401", chain_id=cid, capacity=9)
+            await join(chain, op, old, stake=STAKE)
+            olds.append(old)
+        mover, other = OPERATORS[:2]
+        later = olds[0].issued_at + 60
+        await hosts[0].announce(replace(olds[0], http_url="http://127.0.1.1:7402", issued_at=later).sign(mover), free=7)
+        elsewhere = replace(olds[1], http_url="http://127.0.2.1:7402", chain_id=cid + 1, issued_at=later)
+        await hosts[1].announce(elsewhere.sign(other), free=7)
+
+        async with open_directory(chain, hosts[0].full_addrs) as directory:
+            assert isinstance(directory, DHTDirectory)
+            assert await directory.url_of(mover.address) == "http://127.0.1.1:7401"
+            assert [n.url for n in await directory.nodes()] == ["http://127.0.1.1:7401", "http://127.0.2.1:7401"]
+            assert directory._host is None  # the chain answered: no DHT joined
+            with caplog.at_level(logging.INFO, logger="datasov"):
+                assert await moved(directory, mover.address, "http://127.0.1.1:7401") == "http://127.0.1.1:7402"
+            assert directory._host is not None
+            assert f"node {mover.address} moved" in caplog.text
+            assert await directory.url_of(mover.address) == "http://127.0.1.1:7402"
+            assert await moved(directory, other.address, "http://127.0.2.1:7401") is None  # another chain's record
+            assert await directory.url_of(other.address) == "http://127.0.2.1:7401"
+            assert {n.address: n.url for n in await directory.nodes()} == {
+                mover.address: "http://127.0.1.1:7402",
+                other.address: "http://127.0.2.1:7401",
+            }
+            again = replace(olds[0], http_url="http://127.0.1.1:7403", issued_at=later + 60)
+            await chain.announce(mover, again.sign(mover))  # the chain's newer announcement wins
+            assert await moved(directory, mover.address, "http://127.0.1.1:7402") == "http://127.0.1.1:7403"
+            assert await directory.url_of(mover.address) == "http://127.0.1.1:7403"
+    finally:
+        await asyncio.gather(*(h.stop() for h in hosts))
+        gc.collect()  # the sockets py-libp2p leaves to the collector are finalized under this test's filter
