@@ -77,16 +77,6 @@ contract StorageMarket is ReentrancyGuard {
         bool previousProven; // epoch lastProven - 2 was proven too
     }
 
-    struct StorageProof {
-        uint256 dealId;
-        uint16 shareIndex;
-        uint32 epoch;
-        bytes leaf;
-        bytes32[] leafProof; // leaf -> share root, bottom-up
-        bytes32 shareRoot;
-        bytes32[] shareProof; // share root -> commitment root, bottom-up
-    }
-
     DatasetRegistry public immutable registry;
     IERC20 public immutable token;
     uint256 public immutable minStake;
@@ -138,7 +128,9 @@ contract StorageMarket is ReentrancyGuard {
     );
     event DealDrafted(uint256 indexed dealId, address indexed owner);
     event ShareAccepted(uint256 indexed dealId, uint16 shareIndex, address indexed provider, uint32 activeFrom);
-    event StorageProven(uint256 indexed dealId, uint16 shareIndex, uint32 epoch);
+    /// @notice One per `proveStorage` call: `shares` lists what was proven, 10 bytes a proof
+    /// (dealId as uint64, then shareIndex as uint16, big-endian), in the call's order.
+    event StorageProofs(address indexed provider, uint32 epoch, bytes shares);
     event FeesClaimed(uint256 indexed dealId, uint16 shareIndex, address indexed provider, uint256 amount);
     event ProofMissed(
         uint256 indexed dealId, uint16 shareIndex, uint32 indexed epoch, address indexed provider, uint256 slashed
@@ -169,7 +161,7 @@ contract StorageMarket is ReentrancyGuard {
     error WrongEpoch(uint32 epoch, uint32 current);
     error SeedNotYetAvailable(uint32 epoch);
     error AlreadyProven(uint256 dealId, uint256 shareIndex, uint32 epoch);
-    error BadLeafLength(uint256 got, uint256 expected);
+    error MalformedProofs(uint256 length, uint256 parsed);
     error InvalidProof(uint256 dealId, uint256 shareIndex, uint32 epoch);
     error DeadlineNotPassed(uint32 epoch, uint32 current);
     error ReportWindowClosed(uint32 epoch, uint32 current);
@@ -486,41 +478,89 @@ contract StorageMarket is ReentrancyGuard {
         emit ShareAccepted(dealId, shareIndex, msg.sender, s.activeFrom);
     }
 
-    function proveStorage(StorageProof calldata p) external {
-        _prove(p, currentEpoch());
-    }
-
-    /// @notice Several proofs in one transaction (all or nothing).
-    function proveStorageBatch(StorageProof[] calldata proofs) external {
+    /// @notice Storage proofs of the current epoch, one or many (all or nothing), in a packed
+    /// layout parsed here instead of ABI-decoded (contracts/proofs.py writes it): the epoch (4 bytes)
+    /// and the number of proofs (1 byte), then per proof the deal id (8 bytes), the share index
+    /// (2 bytes), the challenged leaf (as long as the deal says that leaf is), the leaf's siblings up
+    /// to the share root and the share root's siblings up to the commitment root, bottom-up, 32 bytes
+    /// each and as many as the trees need (an odd last node moves up without one). The share root
+    /// itself is not sent: it is what the leaf path computes.
+    function proveStorage(bytes calldata proofs) external {
         uint32 epoch = currentEpoch();
-        for (uint256 i; i < proofs.length; ++i) {
-            _prove(proofs[i], epoch);
+        if (proofs.length < 5) revert MalformedProofs(proofs.length, 0);
+        uint32 claimed = uint32(bytes4(proofs[:4]));
+        if (claimed != epoch) revert WrongEpoch(claimed, epoch);
+        uint256 count = uint8(proofs[4]);
+        if (count == 0) revert MalformedProofs(proofs.length, 5);
+        bytes memory shares = new bytes(count * 10);
+        uint256 at;
+        assembly ("memory-safe") {
+            at := add(proofs.offset, 5)
         }
+        for (uint256 i; i < count; ++i) {
+            uint256 head;
+            (at, head) = _provePacked(at, epoch);
+            assembly ("memory-safe") {
+                let slot := add(add(shares, 0x20), mul(i, 10))
+                mstore(slot, or(shl(176, head), and(mload(slot), sub(shl(176, 1), 1))))
+            }
+        }
+        uint256 parsed;
+        assembly ("memory-safe") {
+            parsed := sub(at, proofs.offset)
+        }
+        if (parsed != proofs.length) revert MalformedProofs(proofs.length, parsed);
+        emit StorageProofs(msg.sender, epoch, shares);
     }
 
-    function _prove(StorageProof calldata p, uint32 epoch) private {
-        if (p.epoch != epoch) revert WrongEpoch(p.epoch, epoch);
-        Deal storage d = _deal(p.dealId);
-        uint40 leafCount = d.leafCount;
-        uint16 n = d.n;
-        if (p.shareIndex >= n) revert InvalidShare(p.dealId, p.shareIndex);
-        Share memory s = _shares[p.dealId][p.shareIndex];
-        if (s.provider != msg.sender) revert NotProvider(p.dealId, p.shareIndex, msg.sender);
-        if (!_due(s, epoch, d.endEpoch)) revert NotDue(p.dealId, p.shareIndex, epoch);
-        if (s.lastProven == epoch + 1) revert AlreadyProven(p.dealId, p.shareIndex, epoch);
-
-        mapping(uint256 => uint256) storage revealed = _revealed[d.commitmentRoot][p.shareIndex];
-        (uint40 index, bool fresh) = _challenge(p.dealId, revealed, p.shareIndex, epoch, leafCount);
-        uint256 expected = index == leafCount - 1 ? d.lastLeafSize : d.leafSize;
-        if (p.leaf.length != expected) revert BadLeafLength(p.leaf.length, expected);
-        if (!MerkleVerifier.verify(p.shareRoot, p.leaf, index, leafCount, p.leafProof)) {
-            revert InvalidProof(p.dealId, p.shareIndex, epoch);
+    /// @dev One packed proof at calldata offset `at`: returns the offset after it and its head
+    /// (dealId << 16 | shareIndex, its first 10 bytes).
+    function _provePacked(uint256 at, uint32 epoch) private returns (uint256 next, uint256 head) {
+        assembly ("memory-safe") {
+            head := shr(176, calldataload(at))
         }
-        (bytes32 root, bool ok) =
-            MerkleVerifier.computeRoot(MerkleVerifier.leafHash32(p.shareRoot), p.shareIndex, n, p.shareProof);
-        if (!ok || root != d.commitmentRoot) revert InvalidProof(p.dealId, p.shareIndex, epoch);
+        uint256 dealId = head >> 16;
+        uint16 shareIndex = uint16(head);
+        Deal storage d = _deal(dealId);
+        Share memory s = _provable(dealId, d, shareIndex, epoch);
+        mapping(uint256 => uint256) storage revealed = _revealed[d.commitmentRoot][shareIndex];
+        (uint40 index, bool fresh) = _challenge(dealId, revealed, shareIndex, epoch, d.leafCount);
+        bool ok;
+        (next, ok) = _verifyPacked(d, at + 10, index, shareIndex);
+        if (!ok) revert InvalidProof(dealId, shareIndex, epoch);
+        RevealedLeaves.reveal(revealed, index, d.leafCount, fresh); // not challenged again this round
+        _recordProof(dealId, d, shareIndex, s, epoch);
+    }
 
-        RevealedLeaves.reveal(revealed, index, leafCount, fresh); // not challenged again this round
+    /// @dev The checks before a proof of share `shareIndex` in `epoch` is verified.
+    function _provable(uint256 dealId, Deal storage d, uint16 shareIndex, uint32 epoch)
+        private
+        view
+        returns (Share memory s)
+    {
+        if (shareIndex >= d.n) revert InvalidShare(dealId, shareIndex);
+        s = _shares[dealId][shareIndex];
+        if (s.provider != msg.sender) revert NotProvider(dealId, shareIndex, msg.sender);
+        if (!_due(s, epoch, d.endEpoch)) revert NotDue(dealId, shareIndex, epoch);
+        if (s.lastProven == epoch + 1) revert AlreadyProven(dealId, shareIndex, epoch);
+    }
+
+    /// @dev Leaf `index` at `at` (its length from the deal), its path to the share root, then the
+    /// share root's path to the commitment root: the offset after them and whether they verify.
+    function _verifyPacked(Deal storage d, uint256 at, uint256 index, uint16 shareIndex)
+        private
+        view
+        returns (uint256 next, bool ok)
+    {
+        uint40 leafCount = d.leafCount;
+        uint256 length = index == leafCount - 1 ? d.lastLeafSize : d.leafSize;
+        bytes32 root;
+        (root, next) = MerkleVerifier.computeRootAt(MerkleVerifier.leafHashAt(at, length), index, leafCount, at + length);
+        (root, next) = MerkleVerifier.computeRootAt(MerkleVerifier.leafHash32(root), shareIndex, d.n, next);
+        ok = root == d.commitmentRoot;
+    }
+
+    function _recordProof(uint256 dealId, Deal storage d, uint16 shareIndex, Share memory s, uint32 epoch) private {
         s.previousProven = s.lastProven == epoch; // the epoch before this one
         s.lastProven = epoch + 1;
         if (s.unclaimed == type(uint16).max) {
@@ -529,11 +569,10 @@ contract StorageMarket is ReentrancyGuard {
             s.unclaimed = 0;
             d.paid += amount;
             balances[s.provider] += amount;
-            emit FeesClaimed(p.dealId, p.shareIndex, s.provider, amount);
+            emit FeesClaimed(dealId, shareIndex, s.provider, amount);
         }
         s.unclaimed += 1;
-        _storeShare(_shares[p.dealId][p.shareIndex], s);
-        emit StorageProven(p.dealId, p.shareIndex, epoch);
+        _storeShare(_shares[dealId][shareIndex], s);
     }
 
     /// @dev The Share slot in one SSTORE (the struct copy writes it member by member): provider in
