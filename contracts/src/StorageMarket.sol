@@ -234,7 +234,8 @@ contract StorageMarket is ReentrancyGuard {
     function challengeLeaf(uint256 dealId, uint16 shareIndex, uint32 epoch) public view returns (uint40) {
         Deal storage d = _deal(dealId);
         if (shareIndex >= d.n) revert InvalidShare(dealId, shareIndex);
-        (uint40 leaf,) = _challenge(dealId, _revealed[d.commitmentRoot][shareIndex], shareIndex, epoch, d.leafCount);
+        (uint40 leaf,) =
+            _challenge(dealId, _revealed[d.commitmentRoot][shareIndex], shareIndex, _seed(epoch), d.leafCount);
         return leaf;
     }
 
@@ -249,14 +250,26 @@ contract StorageMarket is ReentrancyGuard {
         uint256 dealId,
         mapping(uint256 => uint256) storage revealed,
         uint16 shareIndex,
-        uint32 epoch,
+        bytes32 seed,
         uint40 leafCount
     ) private view returns (uint40 leaf, bool fresh) {
-        bytes32 seed = epochSeed(epoch);
-        if (seed == bytes32(0)) revert SeedNotYetAvailable(epoch);
-        uint256 draw = uint256(keccak256(abi.encode(seed, dealId, shareIndex))) % leafCount;
+        uint256 draw; // keccak256(abi.encode(seed, dealId, shareIndex)), hashed in free memory
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            mstore(p, seed)
+            mstore(add(p, 0x20), dealId)
+            mstore(add(p, 0x40), and(shareIndex, 0xffff)) // a uint16 may carry dirty high bits here
+            draw := keccak256(p, 0x60)
+        }
+        draw %= leafCount;
         (uint256 picked, bool full) = RevealedLeaves.pick(revealed, draw, leafCount);
         return (uint40(picked), full);
+    }
+
+    /// @dev The seed of `epoch`, or SeedNotYetAvailable.
+    function _seed(uint32 epoch) private view returns (bytes32 seed) {
+        seed = epochSeed(epoch);
+        if (seed == bytes32(0)) revert SeedNotYetAvailable(epoch);
     }
 
     // --------------------------------------------------------------- operators ----
@@ -492,6 +505,7 @@ contract StorageMarket is ReentrancyGuard {
         if (claimed != epoch) revert WrongEpoch(claimed, epoch);
         uint256 count = uint8(proofs[4]);
         if (count == 0) revert MalformedProofs(proofs.length, 5);
+        bytes32 seed = _seed(epoch);
         bytes memory shares = new bytes(count * 10);
         uint256 at;
         assembly ("memory-safe") {
@@ -499,7 +513,7 @@ contract StorageMarket is ReentrancyGuard {
         }
         for (uint256 i; i < count; ++i) {
             uint256 head;
-            (at, head) = _provePacked(at, epoch);
+            (at, head) = _provePacked(at, epoch, seed);
             assembly ("memory-safe") {
                 let slot := add(add(shares, 0x20), mul(i, 10))
                 mstore(slot, or(shl(176, head), and(mload(slot), sub(shl(176, 1), 1))))
@@ -514,75 +528,79 @@ contract StorageMarket is ReentrancyGuard {
     }
 
     /// @dev One packed proof at calldata offset `at`: returns the offset after it and its head
-    /// (dealId << 16 | shareIndex, its first 10 bytes).
-    function _provePacked(uint256 at, uint32 epoch) private returns (uint256 next, uint256 head) {
+    /// (dealId << 16 | shareIndex, its first 10 bytes). The deal's second slot and the share slot
+    /// are each read once, raw, in the layouts `Deal` and `Share` declare (a change to either struct's
+    /// members before `owner` / of `Share` must change these shifts: every proof test would fail).
+    function _provePacked(uint256 at, uint32 epoch, bytes32 seed) private returns (uint256 next, uint256 head) {
         assembly ("memory-safe") {
             head := shr(176, calldataload(at))
         }
+        Deal storage d = _deal(head >> 16);
+        uint256 sizes; // leafCount 0-39, leafSize 40-71, lastLeafSize 72-103, n 104-119, endEpoch 152-183
+        assembly ("memory-safe") {
+            sizes := sload(add(d.slot, 1))
+        }
+        uint256 share = _provable(head, sizes, epoch);
+        mapping(uint256 => uint256) storage revealed = _revealed[d.commitmentRoot][uint16(head)];
+        (uint40 index, bool fresh) = _challenge(head >> 16, revealed, uint16(head), seed, uint40(sizes));
+        next = _verifyPacked(d, sizes, at + 10, index, head, epoch);
+        RevealedLeaves.reveal(revealed, index, uint40(sizes), fresh); // not challenged again this round
+        _recordProof(head, d, share, epoch);
+    }
+
+    /// @dev The checks before the proof of `head` (dealId << 16 | shareIndex) in `epoch` is
+    /// verified; returns the share slot as read.
+    function _provable(uint256 head, uint256 sizes, uint32 epoch) private view returns (uint256 share) {
         uint256 dealId = head >> 16;
         uint16 shareIndex = uint16(head);
-        Deal storage d = _deal(dealId);
-        Share memory s = _provable(dealId, d, shareIndex, epoch);
-        mapping(uint256 => uint256) storage revealed = _revealed[d.commitmentRoot][shareIndex];
-        (uint40 index, bool fresh) = _challenge(dealId, revealed, shareIndex, epoch, d.leafCount);
-        bool ok;
-        (next, ok) = _verifyPacked(d, at + 10, index, shareIndex);
-        if (!ok) revert InvalidProof(dealId, shareIndex, epoch);
-        RevealedLeaves.reveal(revealed, index, d.leafCount, fresh); // not challenged again this round
-        _recordProof(dealId, d, shareIndex, s, epoch);
+        if (shareIndex >= uint16(sizes >> 104)) revert InvalidShare(dealId, shareIndex);
+        Share storage slot = _shares[dealId][shareIndex];
+        assembly ("memory-safe") {
+            share := sload(slot.slot)
+        }
+        if (address(uint160(share)) != msg.sender) revert NotProvider(dealId, shareIndex, msg.sender);
+        uint32 activeFrom = uint32(share >> 160);
+        bool faulty = uint8(share >> 240) != 0;
+        if (activeFrom == 0 || faulty || epoch < activeFrom || epoch >= uint32(sizes >> 152)) {
+            revert NotDue(dealId, shareIndex, epoch); // as `_due`
+        }
+        if (uint32(share >> 192) == epoch + 1) revert AlreadyProven(dealId, shareIndex, epoch);
     }
 
-    /// @dev The checks before a proof of share `shareIndex` in `epoch` is verified.
-    function _provable(uint256 dealId, Deal storage d, uint16 shareIndex, uint32 epoch)
+    /// @dev Leaf `index` at `at` (its length from the deal's sizes), its path to the share root,
+    /// then the share root's path to the commitment root; returns the offset after them.
+    function _verifyPacked(Deal storage d, uint256 sizes, uint256 at, uint256 index, uint256 head, uint32 epoch)
         private
         view
-        returns (Share memory s)
+        returns (uint256 next)
     {
-        if (shareIndex >= d.n) revert InvalidShare(dealId, shareIndex);
-        s = _shares[dealId][shareIndex];
-        if (s.provider != msg.sender) revert NotProvider(dealId, shareIndex, msg.sender);
-        if (!_due(s, epoch, d.endEpoch)) revert NotDue(dealId, shareIndex, epoch);
-        if (s.lastProven == epoch + 1) revert AlreadyProven(dealId, shareIndex, epoch);
-    }
-
-    /// @dev Leaf `index` at `at` (its length from the deal), its path to the share root, then the
-    /// share root's path to the commitment root: the offset after them and whether they verify.
-    function _verifyPacked(Deal storage d, uint256 at, uint256 index, uint16 shareIndex)
-        private
-        view
-        returns (uint256 next, bool ok)
-    {
-        uint40 leafCount = d.leafCount;
-        uint256 length = index == leafCount - 1 ? d.lastLeafSize : d.leafSize;
+        uint256 leafCount = uint40(sizes);
+        uint256 length = index == leafCount - 1 ? uint32(sizes >> 72) : uint32(sizes >> 40);
         bytes32 root;
         (root, next) = MerkleVerifier.computeRootAt(MerkleVerifier.leafHashAt(at, length), index, leafCount, at + length);
-        (root, next) = MerkleVerifier.computeRootAt(MerkleVerifier.leafHash32(root), shareIndex, d.n, next);
-        ok = root == d.commitmentRoot;
+        (root, next) = MerkleVerifier.computeRootAt(MerkleVerifier.leafHash32(root), uint16(head), uint16(sizes >> 104), next);
+        if (root != d.commitmentRoot) revert InvalidProof(head >> 16, uint16(head), epoch);
     }
 
-    function _recordProof(uint256 dealId, Deal storage d, uint16 shareIndex, Share memory s, uint32 epoch) private {
-        s.previousProven = s.lastProven == epoch; // the epoch before this one
-        s.lastProven = epoch + 1;
-        if (s.unclaimed == type(uint16).max) {
+    /// @dev Epoch `epoch` proven: lastProven, previousProven and unclaimed of the share slot
+    /// (`share` as read) rewritten in one SSTORE. The slot: provider in bits 0-159, then
+    /// activeFrom, lastProven, unclaimed, faulty, previousProven, as `Share` declares them.
+    function _recordProof(uint256 head, Deal storage d, uint256 share, uint32 epoch) private {
+        uint256 unclaimed = uint16(share >> 224);
+        if (unclaimed == type(uint16).max) {
             // never reached by a provider that claims; claimed here rather than refusing a proof
-            uint256 amount = uint256(s.unclaimed) * d.feePerShareEpoch;
-            s.unclaimed = 0;
+            uint256 amount = unclaimed * d.feePerShareEpoch;
+            unclaimed = 0;
             d.paid += amount;
-            balances[s.provider] += amount;
-            emit FeesClaimed(dealId, shareIndex, s.provider, amount);
+            balances[msg.sender] += amount;
+            emit FeesClaimed(head >> 16, uint16(head), msg.sender, amount);
         }
-        s.unclaimed += 1;
-        _storeShare(_shares[dealId][shareIndex], s);
-    }
-
-    /// @dev The Share slot in one SSTORE (the struct copy writes it member by member): provider in
-    /// bits 0-159, then activeFrom, lastProven, unclaimed, faulty, previousProven, as declared.
-    function _storeShare(Share storage slot, Share memory s) private {
-        uint256 packed = uint256(uint160(s.provider)) | (uint256(s.activeFrom) << 160)
-            | (uint256(s.lastProven) << 192) | (uint256(s.unclaimed) << 224) | (s.faulty ? uint256(1) << 240 : 0)
-            | (s.previousProven ? uint256(1) << 248 : 0);
+        bool previousProven = uint32(share >> 192) == epoch; // the epoch before this one
+        share = (share & ((uint256(1) << 192) - 1)) | (uint256(epoch + 1) << 192) | ((unclaimed + 1) << 224)
+            | (share & (uint256(0xff) << 240)) | (previousProven ? uint256(1) << 248 : 0);
+        Share storage slot = _shares[head >> 16][uint16(head)];
         assembly ("memory-safe") {
-            sstore(slot.slot, packed)
+            sstore(slot.slot, share)
         }
     }
 
