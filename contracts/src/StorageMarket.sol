@@ -28,7 +28,7 @@ import {RevealedLeaves} from "./RevealedLeaves.sol";
 /// deal is settled, once the report window of its last epoch has closed (also after the owner
 /// terminates it).
 /// Gas: a proof reads two deal slots, one share slot and one revealed-leaf word, and rewrites the
-/// share slot and the word.
+/// share slot and the word; its calldata is packed (`proveStorage`), and a call emits one event.
 /// Operators announce their node (`announce`: an event carrying a record signed off-chain by the
 /// operator key, see contracts/announcements.py; only the sender's stake is checked here) and leave
 /// in two steps: `leave` stops new deals at once; the stake comes back (`withdrawStake` below the

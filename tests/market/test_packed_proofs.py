@@ -63,27 +63,26 @@ def test_a_call_holds_1_to_255_proofs_of_one_epoch() -> None:
     assert packed.proven_shares(bytes.fromhex("00" * 7 + "01" + "0203")) == [(1, 0x0203)]
 
 
-async def _deals(chain: Chain, pub: Published) -> tuple[int, int]:
-    """Two deals over the dataset; OPERATORS[0] holds share 0 of the first and share 1 of the second."""
+async def _deals(chain: Chain, pub: Published, count: int = 2) -> list[int]:
+    """``count`` deals over the dataset; OPERATORS[0] accepts share 0 of the first and share 1 of
+    the second (the others stay unaccepted: nothing else is proven)."""
     n = pub.manifest.n
     for op in OPERATORS[:n]:
         with contextlib.suppress(errors.AlreadyRegistered):
             await chain.register_operator(op, STAKE)
     first = [op.address for op in OPERATORS[:n]]
-    second = first[-1:] + first[:-1]
     deals = []
-    for providers in (first, second):
+    for share, providers in list(enumerate((first, first[-1:] + first[:-1])))[:count]:
         deal = await chain.open_deal(OWNER, pub.dataset_id, providers, epochs=5, fee_per_share_epoch=0)
-        for i, address in enumerate(providers):
-            await chain.accept_share(next(op for op in OPERATORS if op.address == address), deal, i)
+        await chain.accept_share(OPERATORS[0], deal, share)
         deals.append(deal)
-    return deals[0], deals[1]
+    return deals
 
 
 async def test_data_that_does_not_parse_exactly_is_refused_and_changes_nothing(
     chain: Chain, published: Published
 ) -> None:
-    deal, _ = await _deals(chain, published)
+    (deal,) = await _deals(chain, published, 1)
     epoch = (await chain.get_deal(deal)).start_epoch
     await chain.advance_to_epoch(epoch)
     good = packed.encode([await proof_for(chain, published, deal, 0, epoch)])
