@@ -186,7 +186,7 @@ REVERTS: dict[str, type[ContractRevert]] = {
         "ERC20InvalidSpender",
     ),
     **_define(
-        ProofRejected, "InvalidProof", "BadLeafLength", "WrongEpoch", "AlreadyProven", "NotDue", "SeedNotYetAvailable"
+        ProofRejected, "InvalidProof", "MalformedProofs", "WrongEpoch", "AlreadyProven", "NotDue", "SeedNotYetAvailable"
     ),
     **_define(
         StateError,

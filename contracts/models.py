@@ -251,7 +251,8 @@ class Share:
 
 @dataclass(frozen=True, slots=True)
 class StorageProof:
-    """One storage proof as ``proveStorage`` takes it."""
+    """One storage proof (``contracts.proofs.encode`` packs it for ``proveStorage``; the share root
+    is checked locally by the prover and recomputed on-chain, not sent)."""
 
     deal_id: int
     share_index: int
@@ -260,14 +261,3 @@ class StorageProof:
     leaf_proof: tuple[bytes, ...]
     share_root: bytes
     share_proof: tuple[bytes, ...]
-
-    def to_abi(self) -> tuple[Any, ...]:
-        return (
-            self.deal_id,
-            self.share_index,
-            self.epoch,
-            self.leaf,
-            list(self.leaf_proof),
-            self.share_root,
-            list(self.share_proof),
-        )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import proofs as packed
 from .connection import Connection
 from .models import Deal, Operator, Share, StorageProof
 
@@ -89,10 +90,12 @@ class StorageCalls(Connection):
         await self.send(self.storage_market.functions.acceptShare(deal_id, share_index), provider)
 
     async def prove_storage(self, provider: LocalAccount, proof: StorageProof) -> TxReceipt:
-        return await self.send(self.storage_market.functions.proveStorage(proof.to_abi()), provider)
+        return await self.prove_storage_batch(provider, [proof])
 
     async def prove_storage_batch(self, provider: LocalAccount, proofs: Sequence[StorageProof]) -> TxReceipt:
-        return await self.send(self.storage_market.functions.proveStorageBatch([p.to_abi() for p in proofs]), provider)
+        """One ``proveStorage`` call for up to 255 proofs of one epoch (all or nothing), in the
+        packed layout of :mod:`contracts.proofs`."""
+        return await self.send(self.storage_market.functions.proveStorage(packed.encode(proofs)), provider)
 
     async def report_missed_proof(self, reporter: LocalAccount, deal_id: int, share_index: int, epoch: int) -> None:
         await self.send(self.storage_market.functions.reportMissedProof(deal_id, share_index, epoch), reporter)

@@ -27,6 +27,7 @@ from typing import Any
 
 from contracts.announcements import AnnouncementError, SignedAnnouncement
 from contracts.chain import Chain
+from contracts.proofs import proven_shares
 
 from .directory import DirectoryError, NodeInfo
 
@@ -45,9 +46,9 @@ class OperatorRecord:
 class OperatorLedger:
     """Every operator's stake, exit and proof history, kept from StorageMarket's events alone
     (``OperatorRegistered``, ``StakeChanged``, ``ProofMissed`` (the slash), ``OperatorLeaving``,
-    ``ShareAccepted``, ``StorageProven``), read incrementally: no per-operator call."""
+    ``ShareAccepted``, ``StorageProofs``), read incrementally: no per-operator call."""
 
-    EVENTS = ("OperatorRegistered", "StakeChanged", "OperatorLeaving", "ShareAccepted", "StorageProven", "ProofMissed")
+    EVENTS = ("OperatorRegistered", "StakeChanged", "OperatorLeaving", "ShareAccepted", "StorageProofs", "ProofMissed")
 
     def __init__(self, chain: Chain) -> None:
         self.chain = chain
@@ -77,11 +78,12 @@ class OperatorLedger:
             self._set(str(args["operator"]), leaving=True)
         elif name == "ShareAccepted":
             self._provider[(int(args["dealId"]), int(args["shareIndex"]))] = str(args["provider"]).lower()
-        elif name == "StorageProven":
-            provider = self._provider.get((int(args["dealId"]), int(args["shareIndex"])))
-            if provider is not None:
-                r = self.of(provider)
-                self._set(provider, proven=r.proven + 1, last_block=max(r.last_block, block))
+        elif name == "StorageProofs":  # one event per call, listing its proofs (contracts.proofs)
+            for share in proven_shares(bytes(args["shares"])):
+                provider = self._provider.get(share)
+                if provider is not None:
+                    r = self.of(provider)
+                    self._set(provider, proven=r.proven + 1, last_block=max(r.last_block, block))
         elif name == "ProofMissed":
             r = self.of(str(args["provider"]))
             self._set(str(args["provider"]), stake=r.stake - int(args["slashed"]), missed=r.missed + 1)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from contracts.chain import Chain
+from contracts.proofs import proven_shares
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -82,10 +83,8 @@ async def operator_status(chain: Chain, address: str) -> OperatorStatus:
     shares = await shares_of(chain, address)
     proofs = 0
     if shares:
-        wanted = set(shares)
-        proven = await _logs(chain, "StorageProven", dealId=sorted({d for d, _ in shares}))
-        # a share replaced and re-assigned later is someone else's: count only while it was ours
-        proofs = sum((int(e["args"]["dealId"]), int(e["args"]["shareIndex"])) in wanted for e in proven)
+        proven = await _logs(chain, "StorageProofs", provider=address)  # one event per call, its own proofs
+        proofs = sum(len(proven_shares(bytes(e["args"]["shares"]))) for e in proven)
     missed = await _logs(chain, "ProofMissed", provider=address)
     claimed = await _logs(chain, "FeesClaimed", provider=address)
     epoch = await chain.current_epoch()

@@ -4,7 +4,8 @@ Each epoch the chain's seed picks one leaf of every share under an active deal, 
 proof has revealed in the current round (``challengeLeaf``; docs/replay.md). For
 each share it holds and owes a proof for, the node reads the challenged leaf from a *verified* block, builds the
 path leaf -> share root -> commitment root, checks the whole proof locally (it never submits one it
-knows to be wrong) and submits them in batches before the epoch ends.
+knows to be wrong) and submits them in batches before the epoch ends: one ``proveStorage`` call per
+batch in the packed layout of :mod:`contracts.proofs` (one ``StorageProofs`` event lists what it proved).
 
 Nothing is kept between runs: what is owed and what is proven is read from the chain, so a restart
 (or a slow chain) just resumes with the current epoch. A share found corrupted is quarantined by the

@@ -87,6 +87,51 @@ library MerkleVerifier {
         if (!ok) root = bytes32(0);
     }
 
+    /// @dev SHA256(0x00 || the `length` calldata bytes at `at`).
+    function leafHashAt(uint256 at, uint256 length) internal view returns (bytes32 h) {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore8(ptr, 0x00)
+            calldatacopy(add(ptr, 1), at, length)
+            if iszero(staticcall(gas(), 0x02, ptr, add(length, 1), 0x00, 0x20)) { revert(0, 0) }
+            h := mload(0x00)
+        }
+    }
+
+    /// @notice Root implied by a leaf digest at `index` of `count` leaves and its siblings read from
+    /// calldata at `at`, bottom-up, as many as the tree needs (none for an odd last node).
+    /// @return root the recomputed root; next the calldata offset after the last sibling read.
+    /// @dev For packed proofs (`StorageMarket.proveStorage`): the caller checks that what it parsed
+    /// ends exactly at the end of its data, so siblings read past it make the whole call revert.
+    function computeRootAt(bytes32 digest, uint256 index, uint256 count, uint256 at)
+        internal
+        view
+        returns (bytes32 root, uint256 next)
+    {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore8(ptr, 0x01)
+            let left := add(ptr, 1)
+            next := at
+            for {} gt(count, 1) {} {
+                let odd := and(index, 1)
+                if or(odd, lt(add(index, 1), count)) {
+                    let side := shl(5, odd) // the digest goes right of its sibling when odd
+                    mstore(add(left, side), digest)
+                    mstore(sub(add(left, 0x20), side), calldataload(next))
+                    next := add(next, 0x20)
+                    // no success check: the precompile fails only out of gas, leaving the last
+                    // digest at 0x00, so the root comes out wrong and the caller refuses it
+                    pop(staticcall(gas(), 0x02, ptr, 65, 0x00, 0x20))
+                    digest := mload(0x00)
+                }
+                index := shr(1, index)
+                count := shr(1, add(count, 1))
+            }
+            root := digest
+        }
+    }
+
     /// @notice True if `leaf` is leaf `index` of a tree of `count` leaves with root `root`.
     function verify(bytes32 root, bytes calldata leaf, uint256 index, uint256 count, bytes32[] calldata siblings)
         internal

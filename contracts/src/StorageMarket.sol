@@ -29,7 +29,7 @@ import {RevealedLeaves} from "./RevealedLeaves.sol";
 /// deal is settled, once the report window of its last epoch has closed (also after the owner
 /// terminates it).
 /// Gas: a proof reads two deal slots, one share slot and one revealed-leaf word, and rewrites the
-/// share slot and the word.
+/// share slot and the word; its calldata is packed (`proveStorage`), and a call emits one event.
 /// Operators announce their node (`announce`: an event carrying a record signed off-chain by the
 /// operator key, see contracts/announcements.py; only the sender's stake is checked here) and leave
 /// in two steps: `leave` stops new deals at once; the stake comes back (`withdrawStake` below the
@@ -76,16 +76,6 @@ contract StorageMarket is ReentrancyGuard {
         uint16 unclaimed; // proven epochs whose fees are not yet claimed (claimed at the limit)
         bool faulty;
         bool previousProven; // epoch lastProven - 2 was proven too
-    }
-
-    struct StorageProof {
-        uint256 dealId;
-        uint16 shareIndex;
-        uint32 epoch;
-        bytes leaf;
-        bytes32[] leafProof; // leaf -> share root, bottom-up
-        bytes32 shareRoot;
-        bytes32[] shareProof; // share root -> commitment root, bottom-up
     }
 
     DatasetRegistry public immutable registry;
@@ -139,7 +129,9 @@ contract StorageMarket is ReentrancyGuard {
     );
     event DealDrafted(uint256 indexed dealId, address indexed owner);
     event ShareAccepted(uint256 indexed dealId, uint16 shareIndex, address indexed provider, uint32 activeFrom);
-    event StorageProven(uint256 indexed dealId, uint16 shareIndex, uint32 epoch);
+    /// @notice One per `proveStorage` call: `shares` lists what was proven, 10 bytes a proof
+    /// (dealId as uint64, then shareIndex as uint16, big-endian), in the call's order.
+    event StorageProofs(address indexed provider, uint32 epoch, bytes shares);
     event FeesClaimed(uint256 indexed dealId, uint16 shareIndex, address indexed provider, uint256 amount);
     event ProofMissed(
         uint256 indexed dealId, uint16 shareIndex, uint32 indexed epoch, address indexed provider, uint256 slashed
@@ -170,7 +162,7 @@ contract StorageMarket is ReentrancyGuard {
     error WrongEpoch(uint32 epoch, uint32 current);
     error SeedNotYetAvailable(uint32 epoch);
     error AlreadyProven(uint256 dealId, uint256 shareIndex, uint32 epoch);
-    error BadLeafLength(uint256 got, uint256 expected);
+    error MalformedProofs(uint256 length, uint256 parsed);
     error InvalidProof(uint256 dealId, uint256 shareIndex, uint32 epoch);
     error DeadlineNotPassed(uint32 epoch, uint32 current);
     error ReportWindowClosed(uint32 epoch, uint32 current);
@@ -243,7 +235,8 @@ contract StorageMarket is ReentrancyGuard {
     function challengeLeaf(uint256 dealId, uint16 shareIndex, uint32 epoch) public view returns (uint40) {
         Deal storage d = _deal(dealId);
         if (shareIndex >= d.n) revert InvalidShare(dealId, shareIndex);
-        (uint40 leaf,) = _challenge(dealId, _revealed[d.commitmentRoot][shareIndex], shareIndex, epoch, d.leafCount);
+        (uint40 leaf,) =
+            _challenge(dealId, _revealed[d.commitmentRoot][shareIndex], shareIndex, _seed(epoch), d.leafCount);
         return leaf;
     }
 
@@ -258,14 +251,26 @@ contract StorageMarket is ReentrancyGuard {
         uint256 dealId,
         mapping(uint256 => uint256) storage revealed,
         uint16 shareIndex,
-        uint32 epoch,
+        bytes32 seed,
         uint40 leafCount
     ) private view returns (uint40 leaf, bool fresh) {
-        bytes32 seed = epochSeed(epoch);
-        if (seed == bytes32(0)) revert SeedNotYetAvailable(epoch);
-        uint256 draw = uint256(keccak256(abi.encode(seed, dealId, shareIndex))) % leafCount;
+        uint256 draw; // keccak256(abi.encode(seed, dealId, shareIndex)), hashed in free memory
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            mstore(p, seed)
+            mstore(add(p, 0x20), dealId)
+            mstore(add(p, 0x40), and(shareIndex, 0xffff)) // a uint16 may carry dirty high bits here
+            draw := keccak256(p, 0x60)
+        }
+        draw %= leafCount;
         (uint256 picked, bool full) = RevealedLeaves.pick(revealed, draw, leafCount);
         return (uint40(picked), full);
+    }
+
+    /// @dev The seed of `epoch`, or SeedNotYetAvailable.
+    function _seed(uint32 epoch) private view returns (bytes32 seed) {
+        seed = epochSeed(epoch);
+        if (seed == bytes32(0)) revert SeedNotYetAvailable(epoch);
     }
 
     // --------------------------------------------------------------- operators ----
@@ -519,64 +524,116 @@ contract StorageMarket is ReentrancyGuard {
         emit ShareAccepted(dealId, shareIndex, msg.sender, s.activeFrom);
     }
 
-    function proveStorage(StorageProof calldata p) external {
-        _prove(p, currentEpoch());
-    }
-
-    /// @notice Several proofs in one transaction (all or nothing).
-    function proveStorageBatch(StorageProof[] calldata proofs) external {
+    /// @notice Storage proofs of the current epoch, one or many (all or nothing), in a packed
+    /// layout parsed here instead of ABI-decoded (contracts/proofs.py writes it): the epoch (4 bytes)
+    /// and the number of proofs (1 byte), then per proof the deal id (8 bytes), the share index
+    /// (2 bytes), the challenged leaf (as long as the deal says that leaf is), the leaf's siblings up
+    /// to the share root and the share root's siblings up to the commitment root, bottom-up, 32 bytes
+    /// each and as many as the trees need (an odd last node moves up without one). The share root
+    /// itself is not sent: it is what the leaf path computes.
+    function proveStorage(bytes calldata proofs) external {
         uint32 epoch = currentEpoch();
-        for (uint256 i; i < proofs.length; ++i) {
-            _prove(proofs[i], epoch);
-        }
-    }
-
-    function _prove(StorageProof calldata p, uint32 epoch) private {
-        if (p.epoch != epoch) revert WrongEpoch(p.epoch, epoch);
-        Deal storage d = _deal(p.dealId);
-        uint40 leafCount = d.leafCount;
-        uint16 n = d.n;
-        if (p.shareIndex >= n) revert InvalidShare(p.dealId, p.shareIndex);
-        Share memory s = _shares[p.dealId][p.shareIndex];
-        if (s.provider != msg.sender) revert NotProvider(p.dealId, p.shareIndex, msg.sender);
-        if (!_due(s, epoch, d.endEpoch)) revert NotDue(p.dealId, p.shareIndex, epoch);
-        if (s.lastProven == epoch + 1) revert AlreadyProven(p.dealId, p.shareIndex, epoch);
-
-        mapping(uint256 => uint256) storage revealed = _revealed[d.commitmentRoot][p.shareIndex];
-        (uint40 index, bool fresh) = _challenge(p.dealId, revealed, p.shareIndex, epoch, leafCount);
-        uint256 expected = index == leafCount - 1 ? d.lastLeafSize : d.leafSize;
-        if (p.leaf.length != expected) revert BadLeafLength(p.leaf.length, expected);
-        if (!MerkleVerifier.verify(p.shareRoot, p.leaf, index, leafCount, p.leafProof)) {
-            revert InvalidProof(p.dealId, p.shareIndex, epoch);
-        }
-        (bytes32 root, bool ok) =
-            MerkleVerifier.computeRoot(MerkleVerifier.leafHash32(p.shareRoot), p.shareIndex, n, p.shareProof);
-        if (!ok || root != d.commitmentRoot) revert InvalidProof(p.dealId, p.shareIndex, epoch);
-
-        RevealedLeaves.reveal(revealed, index, leafCount, fresh); // not challenged again this round
-        s.previousProven = s.lastProven == epoch; // the epoch before this one
-        s.lastProven = epoch + 1;
-        if (s.unclaimed == type(uint16).max) {
-            // never reached by a provider that claims; claimed here rather than refusing a proof
-            uint256 amount = uint256(s.unclaimed) * d.feePerShareEpoch;
-            s.unclaimed = 0;
-            d.paid += amount;
-            balances[s.provider] += amount;
-            emit FeesClaimed(p.dealId, p.shareIndex, s.provider, amount);
-        }
-        s.unclaimed += 1;
-        _storeShare(_shares[p.dealId][p.shareIndex], s);
-        emit StorageProven(p.dealId, p.shareIndex, epoch);
-    }
-
-    /// @dev The Share slot in one SSTORE (the struct copy writes it member by member): provider in
-    /// bits 0-159, then activeFrom, lastProven, unclaimed, faulty, previousProven, as declared.
-    function _storeShare(Share storage slot, Share memory s) private {
-        uint256 packed = uint256(uint160(s.provider)) | (uint256(s.activeFrom) << 160)
-            | (uint256(s.lastProven) << 192) | (uint256(s.unclaimed) << 224) | (s.faulty ? uint256(1) << 240 : 0)
-            | (s.previousProven ? uint256(1) << 248 : 0);
+        if (proofs.length < 5) revert MalformedProofs(proofs.length, 0);
+        uint32 claimed = uint32(bytes4(proofs[:4]));
+        if (claimed != epoch) revert WrongEpoch(claimed, epoch);
+        uint256 count = uint8(proofs[4]);
+        if (count == 0) revert MalformedProofs(proofs.length, 5);
+        bytes32 seed = _seed(epoch);
+        bytes memory shares = new bytes(count * 10);
+        uint256 at;
         assembly ("memory-safe") {
-            sstore(slot.slot, packed)
+            at := add(proofs.offset, 5)
+        }
+        for (uint256 i; i < count; ++i) {
+            uint256 head;
+            (at, head) = _provePacked(at, epoch, seed);
+            assembly ("memory-safe") {
+                let slot := add(add(shares, 0x20), mul(i, 10))
+                mstore(slot, or(shl(176, head), and(mload(slot), sub(shl(176, 1), 1))))
+            }
+        }
+        uint256 parsed;
+        assembly ("memory-safe") {
+            parsed := sub(at, proofs.offset)
+        }
+        if (parsed != proofs.length) revert MalformedProofs(proofs.length, parsed);
+        emit StorageProofs(msg.sender, epoch, shares);
+    }
+
+    /// @dev One packed proof at calldata offset `at`: returns the offset after it and its head
+    /// (dealId << 16 | shareIndex, its first 10 bytes). The deal's second slot and the share slot
+    /// are each read once, raw, in the layouts `Deal` and `Share` declare (a change to either struct's
+    /// members before `owner` / of `Share` must change these shifts: every proof test would fail).
+    function _provePacked(uint256 at, uint32 epoch, bytes32 seed) private returns (uint256 next, uint256 head) {
+        assembly ("memory-safe") {
+            head := shr(176, calldataload(at))
+        }
+        Deal storage d = _deal(head >> 16);
+        uint256 sizes; // leafCount 0-39, leafSize 40-71, lastLeafSize 72-103, n 104-119, endEpoch 152-183
+        assembly ("memory-safe") {
+            sizes := sload(add(d.slot, 1))
+        }
+        uint256 share = _provable(head, sizes, epoch);
+        mapping(uint256 => uint256) storage revealed = _revealed[d.commitmentRoot][uint16(head)];
+        (uint40 index, bool fresh) = _challenge(head >> 16, revealed, uint16(head), seed, uint40(sizes));
+        next = _verifyPacked(d, sizes, at + 10, index, head, epoch);
+        RevealedLeaves.reveal(revealed, index, uint40(sizes), fresh); // not challenged again this round
+        _recordProof(head, d, share, epoch);
+    }
+
+    /// @dev The checks before the proof of `head` (dealId << 16 | shareIndex) in `epoch` is
+    /// verified; returns the share slot as read.
+    function _provable(uint256 head, uint256 sizes, uint32 epoch) private view returns (uint256 share) {
+        uint256 dealId = head >> 16;
+        uint16 shareIndex = uint16(head);
+        if (shareIndex >= uint16(sizes >> 104)) revert InvalidShare(dealId, shareIndex);
+        Share storage slot = _shares[dealId][shareIndex];
+        assembly ("memory-safe") {
+            share := sload(slot.slot)
+        }
+        if (address(uint160(share)) != msg.sender) revert NotProvider(dealId, shareIndex, msg.sender);
+        uint32 activeFrom = uint32(share >> 160);
+        bool faulty = uint8(share >> 240) != 0;
+        if (activeFrom == 0 || faulty || epoch < activeFrom || epoch >= uint32(sizes >> 152)) {
+            revert NotDue(dealId, shareIndex, epoch); // as `_due`
+        }
+        if (uint32(share >> 192) == epoch + 1) revert AlreadyProven(dealId, shareIndex, epoch);
+    }
+
+    /// @dev Leaf `index` at `at` (its length from the deal's sizes), its path to the share root,
+    /// then the share root's path to the commitment root; returns the offset after them.
+    function _verifyPacked(Deal storage d, uint256 sizes, uint256 at, uint256 index, uint256 head, uint32 epoch)
+        private
+        view
+        returns (uint256 next)
+    {
+        uint256 leafCount = uint40(sizes);
+        uint256 length = index == leafCount - 1 ? uint32(sizes >> 72) : uint32(sizes >> 40);
+        bytes32 root;
+        (root, next) = MerkleVerifier.computeRootAt(MerkleVerifier.leafHashAt(at, length), index, leafCount, at + length);
+        (root, next) = MerkleVerifier.computeRootAt(MerkleVerifier.leafHash32(root), uint16(head), uint16(sizes >> 104), next);
+        if (root != d.commitmentRoot) revert InvalidProof(head >> 16, uint16(head), epoch);
+    }
+
+    /// @dev Epoch `epoch` proven: lastProven, previousProven and unclaimed of the share slot
+    /// (`share` as read) rewritten in one SSTORE. The slot: provider in bits 0-159, then
+    /// activeFrom, lastProven, unclaimed, faulty, previousProven, as `Share` declares them.
+    function _recordProof(uint256 head, Deal storage d, uint256 share, uint32 epoch) private {
+        uint256 unclaimed = uint16(share >> 224);
+        if (unclaimed == type(uint16).max) {
+            // never reached by a provider that claims; claimed here rather than refusing a proof
+            uint256 amount = unclaimed * d.feePerShareEpoch;
+            unclaimed = 0;
+            d.paid += amount;
+            balances[msg.sender] += amount;
+            emit FeesClaimed(head >> 16, uint16(head), msg.sender, amount);
+        }
+        bool previousProven = uint32(share >> 192) == epoch; // the epoch before this one
+        share = (share & ((uint256(1) << 192) - 1)) | (uint256(epoch + 1) << 192) | ((unclaimed + 1) << 224)
+            | (share & (uint256(0xff) << 240)) | (previousProven ? uint256(1) << 248 : 0);
+        Share storage slot = _shares[head >> 16][uint16(head)];
+        assembly ("memory-safe") {
+            sstore(slot.slot, share)
         }
     }
 

@@ -1,7 +1,7 @@
 """The operator's Node page and the Network page.
 
 Node (with ``datasov ui --node-home DIR``): the shares the operator accepted (``ShareAccepted``),
-disk used and free (the node's ``/v1/health``), proofs made and missed per epoch (``StorageProven``,
+disk used and free (the node's ``/v1/health``), proofs made and missed per epoch (``StorageProofs``,
 ``ProofMissed``) drawn as an SVG chart, fees earned, unclaimed and withdrawable, stake and slashes;
 Claim and withdraw moves every unclaimed fee to the wallet. Network: every node this home's
 directory lists, with whether it answers now, how fast, and its stake on-chain.
@@ -18,6 +18,7 @@ from aiohttp import web
 from markupsafe import Markup
 
 from contracts.chain import Chain
+from contracts.proofs import proven_shares
 from datasov.cli.ui import tokens
 from storage_node.errors import NodeError
 
@@ -51,14 +52,13 @@ async def node_report(chain: Chain, node: NodeSide, client_health: dict[str, Any
     deals = {d: await chain.get_deal(d) for d in {d for d, _ in held}}
     proven: Counter[int] = Counter()
     earned: Counter[int] = Counter()
-    for deal_id in deals:
-        indexes = {i for d, i in held if d == deal_id}
-        logs = await chain.storage_market.events.StorageProven().get_logs(
-            from_block=chain.deployment.deployed_block, argument_filters={"dealId": deal_id}
-        )
-        for e in logs:
-            if int(e["args"]["shareIndex"]) in indexes:
-                epoch = int(e["args"]["epoch"])
+    logs = await chain.storage_market.events.StorageProofs().get_logs(
+        from_block=chain.deployment.deployed_block, argument_filters={"provider": operator}
+    )  # one event per proveStorage call, listing its proofs
+    for e in logs:
+        epoch = int(e["args"]["epoch"])
+        for deal_id, index in proven_shares(bytes(e["args"]["shares"])):
+            if (deal_id, index) in held:
                 proven[epoch] += 1
                 earned[epoch] += deals[deal_id].fee_per_share_epoch
     missed_logs = await chain.storage_market.events.ProofMissed().get_logs(

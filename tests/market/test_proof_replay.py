@@ -18,6 +18,7 @@ from web3 import Web3
 
 import contracts
 from contracts import errors
+from contracts import proofs as packed
 from contracts.chain import Chain
 from contracts.models import StorageProof
 from contracts.terms import TRAINING_ALLOWED
@@ -50,12 +51,11 @@ async def open_deal(chain: Chain, pub: Published, epochs: int) -> int:
 async def prove(chain: Chain, pub: Published, deal: int, epoch: int) -> StorageProof:
     """Prove share 0 honestly in ``epoch``; returns the proof as read back from the chain's calldata."""
     proof = await proof_for(chain, pub, deal, 0, epoch)
+    index = await chain.challenge_leaf(deal, 0, epoch)
     receipt = await chain.prove_storage(OPERATORS[0], proof)
     tx = await chain.w3.eth.get_transaction(receipt["transactionHash"])
     _, args = chain.storage_market.decode_function_input(tx["input"])
-    p = args["p"]
-    leaf_proof, share_proof = tuple(p["leafProof"]), tuple(p["shareProof"])
-    return StorageProof(p["dealId"], p["shareIndex"], p["epoch"], p["leaf"], leaf_proof, p["shareRoot"], share_proof)
+    return packed.decode(bytes(args["proofs"]), await chain.get_deal(deal), index)
 
 
 async def raw_draw(chain: Chain, deal: int, share: int, epoch: int, leaf_count: int) -> int:
