@@ -31,15 +31,43 @@ _SCOPE_OF = {
 }
 
 
+# The work units that take longest (seconds of one worker, CI on 2 cores; docs/test-suite.md), handed out
+# first, longest first: xdist's own order (most tests first) left a two-test file of 100 s to the end of a
+# run, when the other worker had nothing left to do. Units not listed follow in xdist's order.
+# tests/test_scheduling.py checks that each one is still a unit of the suite.
+LONGEST_UNITS = {
+    "shared session fixture devnet": 500,
+    "tests/test_cli_market.py": 170,
+    "tests/faults/test_proofs_and_repair.py": 150,
+    "tests/e2e/test_network_processes.py": 90,
+    "tests/market/test_security.py": 60,
+    "tests/test_cli_demo.py": 50,
+    "tests/market/test_pool_properties.py": 40,
+    "tests/cli/test_devnet_processes.py": 36,
+    "tests/e2e/test_fetch_resilience.py": 35,
+}
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """`--dist loadfile`, with the files of :data:`SHARED_SESSION_FIXTURES` as one work unit each."""
+    """`--dist loadfile`, with the files of :data:`SHARED_SESSION_FIXTURES` as one work unit each and
+    the units of :data:`LONGEST_UNITS` handed out first."""
     if config.getoption("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
 
     class SharedFixtureScheduling(LoadFileScheduling):
+        ordered = False
+
         def _split_scope(self, nodeid: str) -> str:
             path = super()._split_scope(nodeid)
             return _SCOPE_OF.get(path, path)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if not self.ordered:  # the queue is complete before the first unit is handed out
+                self.ordered = True
+                units = sorted(self.workqueue.items(), key=lambda unit: -LONGEST_UNITS.get(unit[0], 0))
+                self.workqueue.clear()
+                self.workqueue.update(units)
+            super()._assign_work_unit(node)
 
     return SharedFixtureScheduling(config, log)

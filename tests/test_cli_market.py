@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from datasov.demo import SAMPLE, _same_tree
+from tests.support.devnet import start_devnet, stop_devnet
 
 EXIT_REFUSED, EXIT_INTEGRITY = 4, 6
 
@@ -31,28 +31,15 @@ def datasov(*args: str, home: Path | None = None, check: bool = True) -> subproc
 @pytest.fixture(scope="module")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("devnet")
-    cmd = [sys.executable, "-m", "datasov", "devnet", "up", "--home", str(home), "--rpc-port", "0", "--json"]
-    cmd += ["--in-process"]  # this module kills no node: in-process nodes keep the suite short (tests/cli: processes)
-    cmd += ["--block-time", "0.5"]
-    log = (home / "devnet.log").open("w")  # a file, not a pipe: a chatty devnet can never block on it
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
-    assert proc.stdout is not None
-    lines = []
-    for line in proc.stdout:  # the description is printed as soon as everything is up
-        lines.append(line)
-        if line.rstrip() == "}":
-            break
-    described = json.loads("".join(lines))
-    assert len(described["nodes"]) == 12
-    assert (home / "devnet.json").exists()
+    # this module kills no node: in-process nodes keep the suite short (tests/cli: processes)
+    proc, described = start_devnet(home, "--in-process")
     try:
+        assert len(described["nodes"]) == 12
+        assert (home / "devnet.json").exists()
         yield home
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=60)
-        log.close()
-        assert proc.returncode == 0
-        assert "devnet stopped" in (home / "devnet.log").read_text()
+        stop_devnet(proc)
+    assert "devnet stopped" in (home / "devnet.log").read_text()
 
 
 def test_owner_and_lab_on_a_devnet(devnet: Path, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from .conftest import SHARED_SESSION_FIXTURES
+from .conftest import _SCOPE_OF, LONGEST_UNITS, SHARED_SESSION_FIXTURES
 
 ROOT = Path(__file__).parent.parent
 
@@ -29,3 +29,9 @@ def test_each_shared_fixture_lists_exactly_the_files_that_use_it() -> None:
     for fixture, paths in SHARED_SESSION_FIXTURES.items():
         # test_cli_market.py has a module fixture of the same name: its own devnet, not the session's
         assert files_asking_for(fixture) - {"tests/test_cli_market.py"} == set(paths), fixture
+
+
+def test_each_of_the_longest_units_is_a_unit_of_the_suite() -> None:
+    units = set(_SCOPE_OF.values()) | {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").rglob("test_*.py")}
+    assert set(LONGEST_UNITS) <= units
+    assert not set(LONGEST_UNITS) & set(_SCOPE_OF)  # a file of a shared unit is scheduled with it

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -12,6 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.devnet import start_devnet, stop_devnet
+
+__all__ = ["as_json", "datasov", "start_devnet", "stop_devnet"]
 
 Datasov = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -33,34 +36,12 @@ def as_json(proc: subprocess.CompletedProcess[str]) -> Any:
     return json.loads(proc.stdout)
 
 
-def start_devnet(home: Path, *extra: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    """Start `datasov devnet up --json` and return it with its description, once everything is up."""
-    cmd = [sys.executable, "-m", "datasov", "devnet", "up", "--home", str(home), "--rpc-port", "0", "--json"]
-    cmd += ["--block-time", "0.5", *extra]
-    log = (home / "devnet.log").open("a")  # a file, not a pipe: a chatty devnet can never block on it
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
-    log.close()
-    assert proc.stdout is not None
-    lines = []
-    for line in proc.stdout:  # the description is printed as soon as everything is up
-        lines.append(line)
-        if line.rstrip() == "}":
-            break
-    return proc, json.loads("".join(lines))
-
-
-def stop_devnet(proc: subprocess.Popen[str]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=60)
-    assert proc.returncode == 0
-
-
 @pytest.fixture(scope="session")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("devnet")
     proc, described = start_devnet(home)
-    assert len(described["nodes"]) == 12
     try:
+        assert len(described["nodes"]) == 12
         yield home
     finally:
         stop_devnet(proc)

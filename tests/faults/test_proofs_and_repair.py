@@ -153,16 +153,23 @@ async def test_value_is_conserved_across_fees_and_slashes(tmp_path: Path) -> Non
 
 
 async def test_short_seeded_soak_keeps_every_invariant(tmp_path: Path) -> None:
+    """Seed 55's first 8 rounds (bench.soak.schedule): publish, corrupt, publish, kill, restart, epoch,
+    kill, fetch, then the closing epoch and a fetch of every dataset: each fault the soak injects, in
+    two epochs (seed 7's 18 rounds were seven publishes and fetches, no fault at all). The long soak is
+    `python -m bench.soak`."""
     from bench.soak import soak
 
-    stats = await soak(tmp_path, rounds=18, nodes=12, seed=7)
-    assert stats.rounds == 18
+    stats = await soak(tmp_path, rounds=8, nodes=12, seed=55)
+    assert stats.rounds == 8
     assert stats.published >= 2
     assert stats.fetches >= 2
+    assert min(stats.kills, stats.restarts, stats.corruptions) >= 1  # every fault was injected
     assert stats.datasets_lost == 0, stats.problems
     assert stats.bytes_wrong == 0
     assert not stats.honest_slashed, stats.problems  # every slash was for a window really missed
     assert stats.slashed_nodes == stats.faulty_nodes
+    assert stats.faulty_nodes  # the corrupted share's holder missed its proof and was slashed
+    assert stats.repairs >= 1  # and its share was rebuilt elsewhere
     assert stats.honest_epochs == 3
     assert stats.honest_slashes == 0, stats.problems  # every epoch reported, right after the proofs
 
