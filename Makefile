@@ -45,7 +45,7 @@ typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
 pytest: $(VENV)/.installed-test contracts/node_modules/.installed
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=15
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=40
 
 # Debian's Chromium for the browser tests (Playwright drives it; it cannot download browsers here)
 CHROMIUM ?= /usr/bin/chromium

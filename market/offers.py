@@ -7,9 +7,14 @@ it; the full structured terms are in that call's calldata. So version v of datas
 OfferUpdated log for (d, v), the transaction that emitted it, its input decoded with the registry
 ABI, the ``terms`` argument, and a check that its ``termsHash`` is the one the event announced.
 
+A streaming publish registers through the deployment's StorageMarket (``registerAndCommit``,
+which calls the registry's ``registerFor``: only that market may): its calldata is decoded with the
+market's ABI, the same ``terms`` argument.
+
 Trust: the chain's logs and transactions (as served by the RPC endpoint). Limit: the transaction
-must call the registry directly (an EOA, not a multisig or another contract); otherwise the
-calldata is not the registry's and the terms are reported as not re-derivable, never guessed.
+must call the registry or the deployment's market directly (an EOA, not a multisig or another
+contract); otherwise the calldata is neither's and the terms are reported as not re-derivable,
+never guessed.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from contracts.terms import LicenseTerms
 from .errors import MarketError
 
 _SETTERS = ("register", "updateOffer")
+_MARKET_SETTERS = ("registerAndCommit",)
 
 
 class TermsUnavailable(MarketError):
@@ -45,17 +51,22 @@ async def terms_of_version(chain: Chain, dataset_id: int, version: int) -> Licen
         raise TermsUnavailable(f"dataset {dataset_id} has {len(found)} offers of terms version {version} on-chain")
     log = found[0]
     tx = await chain.w3.eth.get_transaction(log["transactionHash"])
-    if str(tx.get("to") or "").lower() != chain.deployment.registry.lower():
+    to = str(tx.get("to") or "").lower()
+    if to == chain.deployment.registry.lower():
+        contract, setters = chain.registry, _SETTERS
+    elif to == chain.deployment.storage_market.lower():
+        contract, setters = chain.storage_market, _MARKET_SETTERS
+    else:
         raise TermsUnavailable(
             f"terms version {version} of dataset {dataset_id} was set through another contract; "
             "its calldata cannot be decoded"
         )
     try:
-        fn, args = chain.registry.decode_function_input(tx["input"])
+        fn, args = contract.decode_function_input(tx["input"])
     except ValueError as err:
         raise TermsUnavailable(f"the transaction that set terms version {version} does not decode: {err}") from err
-    if fn.fn_name not in _SETTERS or "terms" not in args:
-        raise TermsUnavailable(f"terms version {version} was set by {fn.fn_name}, not by {' or '.join(_SETTERS)}")
+    if fn.fn_name not in setters or "terms" not in args:
+        raise TermsUnavailable(f"terms version {version} was set by {fn.fn_name}, not by {' or '.join(setters)}")
     if fn.fn_name == "updateOffer" and int(args["datasetId"]) != dataset_id:
         raise TermsUnavailable(f"the transaction that set terms version {version} updates another dataset")
     terms = LicenseTerms.from_abi(_abi_terms(args["terms"]))
