@@ -26,8 +26,8 @@ from contracts.terms import LicenseTerms
 
 from .errors import MarketError
 
-_SETTERS = ("register", "updateOffer")
-_MARKET_SETTERS = ("registerAndCommit",)
+_SETTERS: tuple[str, ...] = ("register", "updateOffer")
+_MARKET_SETTERS: tuple[str, ...] = ("registerAndCommit",)
 
 
 class TermsUnavailable(MarketError):
