@@ -61,7 +61,7 @@ def datasov_round(devnet: Devnet, owner: Path, lab: Path, src: Path, out: Path, 
             run_timed("license", "buy", dataset, "--home", str(lab), "--wait", "0", "--yes", "--json")
             break
         except RuntimeError as err:
-            if "DatasetNotServable" not in str(err) and "not servable" not in str(err).lower():
+            if "no storage deal that can serve it" not in str(err):  # refusals.py's DatasetNotServable
                 raise
             time.sleep(0.5)
     run_timed("agent", "run", "--once", "--no-repair", "--json", "--home", str(owner))
