@@ -53,6 +53,15 @@ class ChainConfig:
     slash_amount: int = DEFAULT_SLASH
 
 
+def _without_validation(w3: AsyncWeb3[Any]) -> None:
+    """Drop web3's validation middleware: it asks the node for its chain id before every call and
+    transaction (one more round trip per read; half the time of a read on the embedded chain). The
+    chain id is checked once at connection, and every transaction is signed here for that id
+    (EIP-155), so a node on another chain refuses it anyway."""
+    if "validation" in {name for _, name in w3.middleware_onion.middleware}:
+        w3.middleware_onion.remove("validation")
+
+
 class Connection:
     """A chain connection with the datasov contracts bound (``registry``, ``licenses``,
     ``storage_market``, ``token``); the per-contract wrappers build on it.
@@ -79,6 +88,7 @@ class Connection:
         if w3 is not None:
             from .tx import Transactor
 
+            _without_validation(w3)
             self._tx = Transactor(w3, receipt_timeout=receipt_timeout)
         elif transport is None:
             raise ValueError("a connection needs web3 or a JSON-RPC transport")

@@ -80,6 +80,7 @@ class DevChain(Chain):
         w3.middleware_onion.add(LogIndexMiddleware)
         tester = provider.ethereum_tester
         coinbase = tester.get_accounts()[0]
+        w3.eth.default_account = coinbase  # what eth-tester's middleware would ask for on every call
         for i in range(dev_accounts):
             acct = dev_account(i)
             tester.add_account(acct.key.hex())

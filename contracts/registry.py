@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -126,6 +127,20 @@ class RegistryCalls(Connection):
 
     async def get_terms(self, dataset_id: int) -> LicenseTerms:
         return LicenseTerms.from_abi(await self.call(self.registry.functions.getTerms(dataset_id)))
+
+    async def datasets_of(self, owner: str) -> list[int]:
+        """Ids of the datasets ``owner`` holds now, oldest first: those it registered or took over
+        (two log reads), less those it handed on (one read of each candidate)."""
+        registered = self.registry.events.DatasetRegistered().get_logs(
+            from_block=self.deployment.deployed_block, argument_filters={"owner": owner}
+        )
+        received = self.registry.events.DatasetOwnerChanged().get_logs(
+            from_block=self.deployment.deployed_block, argument_filters={"newOwner": owner}
+        )
+        logs = [log for found in await asyncio.gather(registered, received) for log in found]
+        candidates = sorted({int(log["args"]["datasetId"]) for log in logs})
+        held = await asyncio.gather(*(self.get_dataset(i) for i in candidates))
+        return [d.dataset_id for d in held if d.owner.lower() == owner.lower()]
 
     async def dataset_count(self) -> int:
         return int(await self.call(self.registry.functions.datasetCount()))

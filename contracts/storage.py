@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from .terms import LicenseTerms
 
 
+def _share(t: Sequence[Any]) -> Share:
+    return Share(str(t[0]), int(t[1]), int(t[2]), int(t[3]), bool(t[4]), bool(t[5]))
+
+
 class StorageCalls(Connection):
     """The ``StorageMarket`` wrapper (mixed into :class:`contracts.chain.Chain`)."""
 
@@ -132,13 +136,34 @@ class StorageCalls(Connection):
         )
         return [int(log["args"]["dealId"]) for log in logs]
 
+    async def deals_of_datasets(self, dataset_ids: Sequence[int]) -> dict[int, list[int]]:
+        """dataset id -> ids of the deals opened for it, oldest first: one log read for all."""
+        out: dict[int, list[int]] = {i: [] for i in dataset_ids}
+        if not out:
+            return out
+        logs = await self.storage_market.events.DealOpened().get_logs(
+            from_block=self.deployment.deployed_block, argument_filters={"datasetId": list(out)}
+        )
+        for log in sorted(logs, key=lambda log: int(log["args"]["dealId"])):
+            out[int(log["args"]["datasetId"])].append(int(log["args"]["dealId"]))
+        return out
+
+    async def terminated_deals(self, deal_ids: Sequence[int]) -> set[int]:
+        """Those of ``deal_ids`` their owner terminated early: one log read."""
+        if not deal_ids:
+            return set()
+        logs = await self.storage_market.events.DealTerminated().get_logs(
+            from_block=self.deployment.deployed_block, argument_filters={"dealId": list(deal_ids)}
+        )
+        return {int(log["args"]["dealId"]) for log in logs}
+
     async def get_deal(self, deal_id: int) -> Deal:
         return Deal.from_abi(deal_id, await self.call(self.storage_market.functions.getDeal(deal_id)))
 
     async def order_view(self, deal_id: int, share_index: int) -> tuple[Deal, Share, bytes]:
         """The deal, the share and the dataset's manifest hash (zero for a draft deal), in one read."""
         d, t, manifest_hash = await self.call(self.storage_market.functions.orderView(deal_id, share_index))
-        share = Share(str(t[0]), int(t[1]), int(t[2]), int(t[3]), bool(t[4]), bool(t[5]))
+        share = _share(t)
         return Deal.from_abi(deal_id, d), share, bytes(manifest_hash)
 
     async def is_servable(self, dataset_id: int) -> bool:
@@ -150,8 +175,12 @@ class StorageCalls(Connection):
         return int(await self.call(self.storage_market.functions.healthyShares(deal_id)))
 
     async def get_share(self, deal_id: int, share_index: int) -> Share:
-        t = await self.call(self.storage_market.functions.getShare(deal_id, share_index))
-        return Share(str(t[0]), int(t[1]), int(t[2]), int(t[3]), bool(t[4]), bool(t[5]))
+        return _share(await self.call(self.storage_market.functions.getShare(deal_id, share_index)))
+
+    async def get_shares(self, deal_id: int) -> list[Share]:
+        """Every share of the deal in index order, in one read."""
+        found = await self.call(self.storage_market.functions.getShares(deal_id))
+        return [_share(t) for t in found]
 
     async def current_epoch(self) -> int:
         return int(await self.call(self.storage_market.functions.currentEpoch()))

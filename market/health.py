@@ -13,6 +13,8 @@ first.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -122,13 +124,6 @@ class DatasetHealth:
         }
 
 
-async def _terminated(chain: Chain, deal_id: int) -> bool:
-    logs = await chain.storage_market.events.DealTerminated().get_logs(
-        from_block=chain.deployment.deployed_block, argument_filters={"dealId": deal_id}
-    )
-    return bool(logs)
-
-
 def _state(deal: Deal, epoch: int, terminated: bool) -> DealState:
     if deal.settled:
         return "settled"
@@ -141,19 +136,37 @@ def _state(deal: Deal, epoch: int, terminated: bool) -> DealState:
     return "active"
 
 
-async def deal_health(chain: Chain, deal_id: int, *, epoch: int) -> DealHealth:
-    deal = await chain.get_deal(deal_id)
-    shares = tuple([ShareHealth.of(i, await chain.get_share(deal_id, i)) for i in range(deal.n)])
-    state = _state(deal, epoch, await _terminated(chain, deal_id))
-    return DealHealth(deal_id, deal.start_epoch, deal.end_epoch, state, shares)
+async def deal_health(chain: Chain, deal_id: int, *, epoch: int, terminated: bool | None = None) -> DealHealth:
+    """One deal's health (two reads: the deal and its shares; a third, its termination event,
+    unless ``terminated`` is known)."""
+    deal, shares = await asyncio.gather(chain.get_deal(deal_id), chain.get_shares(deal_id))
+    if terminated is None:
+        terminated = deal_id in await chain.terminated_deals([deal_id])
+    state = _state(deal, epoch, terminated)
+    return DealHealth(
+        deal_id, deal.start_epoch, deal.end_epoch, state, tuple(ShareHealth.of(i, s) for i, s in enumerate(shares))
+    )
 
 
 async def dataset_health(chain: Chain, dataset_id: int, *, k: int, n: int) -> DatasetHealth:
     """The health of dataset ``dataset_id`` (``k``-of-``n``, as registered) at the current epoch."""
-    epoch = await chain.current_epoch()
-    deal_ids = (await chain.deals_of(dataset_id=dataset_id))[-DEALS_CONSIDERED:]
-    candidates = [await deal_health(chain, d, epoch=epoch) for d in reversed(deal_ids)]  # latest first
-    chosen = next((d for d in candidates if d.state == "active" and d.healthy >= k), None)
-    if chosen is None and candidates:
-        chosen = candidates[0]
-    return DatasetHealth(dataset_id, k, n, epoch, chosen)
+    return (await datasets_health(chain, {dataset_id: (k, n)}))[dataset_id]
+
+
+async def datasets_health(chain: Chain, datasets: Mapping[int, tuple[int, int]]) -> dict[int, DatasetHealth]:
+    """The health of each dataset (id -> its registered (k, n)) at the current epoch: the reads do
+    not grow with n (two log reads for all, then two reads per deal looked at, all at once)."""
+    epoch, opened = await asyncio.gather(chain.current_epoch(), chain.deals_of_datasets(list(datasets)))
+    considered = {i: opened[i][-DEALS_CONSIDERED:] for i in datasets}
+    deal_ids = sorted({d for ids in considered.values() for d in ids})
+    terminated = await chain.terminated_deals(deal_ids)
+    found = await asyncio.gather(*(deal_health(chain, d, epoch=epoch, terminated=d in terminated) for d in deal_ids))
+    deals = dict(zip(deal_ids, found, strict=True))
+    out = {}
+    for dataset_id, (k, n) in datasets.items():
+        candidates = [deals[d] for d in reversed(considered[dataset_id])]  # latest first
+        chosen = next((d for d in candidates if d.state == "active" and d.healthy >= k), None)
+        if chosen is None and candidates:
+            chosen = candidates[0]
+        out[dataset_id] = DatasetHealth(dataset_id, k, n, epoch, chosen)
+    return out

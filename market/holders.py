@@ -46,7 +46,7 @@ async def holders(chain: Chain, directory: Directory, dataset_id: int) -> Holder
     if not deals:
         raise BuyError(f"dataset {dataset_id} has no storage deal")
     deal = await chain.get_deal(deals[-1])
-    shares = await asyncio.gather(*(chain.get_share(deal.deal_id, i) for i in range(deal.n)))
+    shares = await chain.get_shares(deal.deal_id)
 
     async def url(address: str) -> str | DirectoryError:
         try:

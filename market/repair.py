@@ -97,8 +97,7 @@ class RepairAgent(Ticking):
         urls: dict[int, str] = {}
         providers: dict[int, str] = {}
         bad: dict[int, str] = {}
-        for i in range(deal.n):
-            share = await self.chain.get_share(deal_id, i)
+        for i, share in enumerate(await self.chain.get_shares(deal_id)):
             if share.faulty:
                 bad[i] = "faulty on-chain (missed a proof)"
                 continue
@@ -142,15 +141,16 @@ class RepairAgent(Ticking):
         if len(healthy) < man.k:
             raise RepairError(f"deal {deal_id}: only {len(healthy)} healthy shares, {man.k} needed: data lost")
         movable = []
+        shares = await self.chain.get_shares(deal_id)
         for i in sorted(bad):
-            share = await self.chain.get_share(deal_id, i)
+            share = shares[i]
             if share.faulty or not share.accepted:
                 movable.append(i)
             else:
                 report.failed[i] = "unhealthy but not yet faulty on-chain: it can be moved after its missed proof"
         if not movable:
             return report
-        providers = {(await self.chain.get_share(deal_id, i)).provider.lower() for i in range(man.n)}
+        providers = {share.provider.lower() for share in shares}
         networks = {network_of(url) for url in healthy.values()}  # the new nodes go to other networks
         _, spares = await choose_nodes(  # n = 0: never raises; the spares it finds, in draw order
             self.directory,

@@ -797,6 +797,16 @@ contract StorageMarket is ReentrancyGuard {
         return _share(dealId, d, shareIndex);
     }
 
+    /// @notice Every share of the deal in index order: a deal's health in one read, not n.
+    function getShares(uint256 dealId) external view returns (Share[] memory out) {
+        Deal storage d = _deal(dealId);
+        mapping(uint256 => Share) storage shares = _shares[dealId];
+        out = new Share[](d.n);
+        for (uint256 i; i < out.length; ++i) {
+            out[i] = shares[i];
+        }
+    }
+
     /// @dev A deal exists iff its commitment root is set (registration refuses a zero root); slot 0
     /// is read by every proof anyway, so the check costs no extra cold read.
     function _deal(uint256 dealId) private view returns (Deal storage d) {

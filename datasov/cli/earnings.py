@@ -18,7 +18,7 @@ from contracts.chain import Chain
 from contracts.models import License, LicenseStatus
 
 from . import queries
-from .browse import add_titles, dataset_json
+from .browse import add_titles, datasets_json
 from .context import (
     command_runner,
     home_option,
@@ -61,12 +61,8 @@ async def mine(home: Path, rpc: str | None, passphrase_file: Path | None, as_jso
     network = load_network(home, rpc)
     address = open_keystore(home, passphrase_file).address
     async with open_chain(network, read_only=True) as chain:
-        ids = [
-            i
-            for i in range(1, await chain.dataset_count() + 1)
-            if (await chain.get_dataset(i)).owner.lower() == address.lower()
-        ]
-        rows = [(await dataset_json(chain, i))[0] for i in ids]
+        ids = await chain.datasets_of(address)
+        rows = [info for info, _ in await datasets_json(chain, ids)]
         await add_titles(chain, network, home, rows)
         sold = await queries.licenses(chain, dataset_ids=set(ids))
         for r in rows:
@@ -107,11 +103,7 @@ async def mine(home: Path, rpc: str | None, passphrase_file: Path | None, as_jso
 
 
 async def _balance(chain: Chain, address: str) -> dict[str, Any]:
-    owned = {
-        i
-        for i in range(1, await chain.dataset_count() + 1)
-        if (await chain.get_dataset(i)).owner.lower() == address.lower()
-    }
+    owned = set(await chain.datasets_of(address))
     sold = await queries.licenses(chain, dataset_ids=owned)
     claimable = [lic for lic in sold if await _claimable(chain, lic)]
     in_window = [lic for lic in sold if _sold(lic) and not lic.paid and lic not in claimable]

@@ -7,15 +7,18 @@ from the wallet, the delivery deadline, whether the terms allow the purpose) and
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
 from contracts.chain import Chain
 from contracts.terms import Purpose
 from datasov.cli import queries, titles
-from datasov.cli.browse import dataset_json
+from datasov.cli.browse import dataset_json, datasets_json
 from market import buyer
 from storage_node.errors import NodeError
 
@@ -24,6 +27,7 @@ from .state import STATE, WebState
 
 routes = web.RouteTableDef()
 TOKEN = 10**18
+PAGE, MAX_PAGE = 25, 200  # datasets per listing page: by default, and the most a query may ask
 LIVE = ("valid", "waiting for key")  # a license of these states makes a second purchase worth a warning
 
 
@@ -45,19 +49,68 @@ def parse_purpose(text: str) -> Purpose:
         raise web.HTTPBadRequest(text=str(err)) from err
 
 
+@dataclass(frozen=True)
+class Cursor:
+    """Which page of a listing (newest first): the datasets with an id below ``before`` (None: from
+    the newest), at most ``limit`` of them."""
+
+    before: int | None
+    limit: int
+
+    @classmethod
+    def of(cls, query: Mapping[str, str]) -> Cursor:
+        """From ``?before=ID&limit=N``; a bad value is a 400 naming it."""
+        return cls(_whole(query, "before", None, 1, None), _whole(query, "limit", PAGE, 1, MAX_PAGE) or PAGE)
+
+    def ids(self, newest: int) -> range:
+        """The ids to look at, newest first, of ``1..newest``."""
+        top = newest if self.before is None else min(newest, self.before - 1)
+        return range(top, 0, -1)
+
+    def older(self, query: Mapping[str, str], last: int) -> str:
+        """The link to the page after one whose last row is dataset ``last`` (other parameters kept)."""
+        return "?" + urlencode({**query, "before": str(last)})
+
+
+def _whole(query: Mapping[str, str], name: str, default: int | None, low: int, high: int | None) -> int | None:
+    if name not in query:
+        return default
+    text = query[name]
+    if not text.isdigit() or int(text) < low or (high is not None and int(text) > high):
+        bounds = f"{low} to {high}" if high is not None else f"{low} or more"
+        raise web.HTTPBadRequest(text=f"{name}: {text!r} is not a whole number from {bounds}")
+    return int(text)
+
+
+async def listing(
+    state: WebState,
+    chain: Chain,
+    ids: Sequence[int],
+    cursor: Cursor,
+    keep: Callable[[dict[str, Any]], bool] = lambda _: True,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """One page of ``ids`` (newest first) as rows with titles, those ``keep`` accepts: read a page's
+    worth at a time until the page is full; and the last row's id if older rows may follow."""
+    shown: list[dict[str, Any]] = []
+    for start in range(0, len(ids), cursor.limit):
+        batch = ids[start : start + cursor.limit]
+        shown += [info for info, _ in await datasets_json(chain, batch) if keep(info)]
+        if len(shown) >= cursor.limit:
+            shown = shown[: cursor.limit]
+            more = shown[-1]["id"] != ids[-1]
+            break
+    else:
+        more = False
+    found = await titles.titles(
+        chain, state.directory, state.home, {r["id"]: bytes.fromhex(r["manifest_hash"]) for r in shown}, per_node=1.0
+    )
+    for r in shown:
+        r["title"] = found[r["id"]]
+    return shown, shown[-1]["id"] if more else None
+
+
 def dataset_id_of(request: web.Request) -> int:
     return int(request.match_info["dataset_id"])
-
-
-async def rows(state: WebState, chain: Chain, ids: list[int]) -> list[dict[str, Any]]:
-    """Datasets as ``datasov datasets --json`` lists them, with titles."""
-    out = [(await dataset_json(chain, i))[0] for i in ids]
-    found = await titles.titles(
-        chain, state.directory, state.home, {r["id"]: bytes.fromhex(r["manifest_hash"]) for r in out}, per_node=1.0
-    )
-    for r in out:
-        r["title"] = found[r["id"]]
-    return out
 
 
 def _matches(row: dict[str, Any], purpose: str, max_price: int | None, max_size: int | None) -> bool:
@@ -77,9 +130,18 @@ async def market(request: web.Request) -> dict[str, Any]:
     purpose = parse_purpose(q["purpose"]).name.lower() if q.get("purpose") else ""
     max_price = parse_tokens(q["max_price"], field="max price") if q.get("max_price") else None
     max_size = int(float(q["max_size_mib"]) * (1 << 20)) if q.get("max_size_mib") else None
-    listed = await rows(state, chain, list(range(1, await chain.dataset_count() + 1)))
-    shown = [r for r in listed if _matches(r, purpose, max_price, max_size)]
-    return {"rows": shown, "total": len(listed), "q": q, "purposes": [p.name.lower() for p in Purpose]}
+    cursor = Cursor.of(q)
+    total = await chain.dataset_count()
+    shown, last = await listing(
+        state, chain, cursor.ids(total), cursor, lambda r: _matches(r, purpose, max_price, max_size)
+    )
+    return {
+        "rows": shown,
+        "total": total,
+        "q": q,
+        "older": cursor.older(q, last) if last else None,
+        "purposes": [p.name.lower() for p in Purpose],
+    }
 
 
 async def _holders(state: WebState, health: Any, manifest_hash: str) -> list[dict[str, Any]]:

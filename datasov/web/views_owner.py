@@ -31,18 +31,10 @@ from .errors import explain
 from .jobs import Job
 from .render import page
 from .state import STATE, WebState
-from .views_market import parse_tokens, rows
+from .views_market import Cursor, listing, parse_tokens
 
 routes = web.RouteTableDef()
 PERMISSIONS = [p.name.lower() for p in Permission]
-
-
-async def _owned_ids(chain: Chain, address: str) -> list[int]:
-    return [
-        i
-        for i in range(1, await chain.dataset_count() + 1)
-        if (await chain.get_dataset(i)).owner.lower() == address.lower()
-    ]
 
 
 def agent_decisions(home: Path) -> list[dict[str, Any]]:
@@ -61,9 +53,11 @@ def agent_decisions(home: Path) -> list[dict[str, Any]]:
 async def mine(request: web.Request) -> dict[str, Any]:
     state = request.app[STATE]
     chain = await state.chain()
-    ids = await _owned_ids(chain, state.address)
-    owned = await rows(state, chain, ids)
-    sold = await queries.licenses(chain, dataset_ids=set(ids))
+    cursor = Cursor.of(request.query)
+    held = await chain.datasets_of(state.address)
+    ids = [i for i in reversed(held) if cursor.before is None or i < cursor.before]
+    owned, last = await listing(state, chain, ids, cursor)
+    sold = await queries.licenses(chain, dataset_ids={r["id"] for r in owned})
     for r in owned:
         mine_ = [lic for lic in sold if lic.dataset_id == r["id"]]
         delivered = [lic for lic in mine_ if lic.status == LicenseStatus.DELIVERED]
@@ -73,6 +67,8 @@ async def mine(request: web.Request) -> dict[str, Any]:
     job = state.jobs.get(int(request.query["job"])) if request.query.get("job", "").isdigit() else None
     return {
         "rows": owned,
+        "total": len(held),
+        "older": cursor.older(request.query, last) if last else None,
         "balance": await _balance(chain, state.address),
         "decisions": agent_decisions(state.home),
         "job": job,

@@ -188,12 +188,6 @@ async def test_an_owner_revokes_consent_and_the_labs_page_shows_it(
     await lab_app.shot(tmp_path, "error-refused")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect, open: on the session e2e network after the whole e2e set (pytest -n 0 tests/e2e "
-    "--deselect tests/e2e/test_network_processes.py) the page's publish job is still running after 60 s "
-    "(alone: 3 s); found at the end of session 6, cause not yet traced",
-)
 async def test_an_owner_publishes_a_folder_through_the_page_with_a_progress_bar(owner_app: App, tmp_path: Path) -> None:
     page = owner_app.page
     await page.goto(f"{owner_app.base}mine")

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from web3.middleware import Web3Middleware
+from web3.types import RPCEndpoint, RPCResponse
 
 from contracts import delivery, errors
 from contracts.chain import Chain
@@ -70,6 +72,10 @@ async def test_reads_agree_with_web3(chain: Chain, reader: Chain, published: Pub
         lambda c: c.deals_of(owner=OWNER.address),
         lambda c: c.get_deal(deal),
         lambda c: c.get_share(deal, 1),
+        lambda c: c.get_shares(deal),
+        lambda c: c.deals_of_datasets([ds, ds + 1]),
+        lambda c: c.terminated_deals([deal]),
+        lambda c: c.datasets_of(OWNER.address),
         lambda c: c.healthy_shares(deal),
         lambda c: c.is_servable(ds),
         lambda c: c.current_epoch(),
@@ -127,3 +133,30 @@ def test_bn254_constants_are_py_eccs() -> None:
 
     assert field_properties["bn128"]["field_modulus"] == delivery.P
     assert curve_order == delivery.N
+
+
+async def test_a_read_over_json_rpc_is_one_request(chain: Chain, published: Published) -> None:
+    """A web3 connection asks the node only what a read needs (web3's validation middleware asked
+    for the chain id before every call: two round trips per read to a remote node)."""
+    if chain.kind != "embedded":
+        pytest.skip("counted against the embedded chain served over JSON-RPC")
+    runner, url = await serve(chain, "127.0.0.1", 0)
+    remote = await Chain.connect(url, chain.deployment)
+    asked: list[str] = []
+
+    class Count(Web3Middleware):
+        async def async_wrap_make_request(self, make_request: Any) -> Any:
+            async def middleware(method: RPCEndpoint, params: Any) -> RPCResponse:
+                asked.append(str(method))
+                response: RPCResponse = await make_request(method, params)
+                return response
+
+            return middleware
+
+    try:
+        remote.w3.middleware_onion.add(Count)
+        assert await remote.get_dataset(published.dataset_id) == await chain.get_dataset(published.dataset_id)
+        assert asked == ["eth_call"]
+    finally:
+        await remote.close()
+        await runner.cleanup()

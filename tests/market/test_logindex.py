@@ -106,3 +106,26 @@ async def test_kept_event_logs_grow_with_new_blocks_filter_by_arguments_and_forg
     await chain.revert(snap)
     await register(chain, 3)  # the reverted block numbers again, other content
     assert await registered() == [1, 3]
+
+
+async def test_empty_blocks_are_indexed_without_reading_their_logs() -> None:
+    """Epochs advanced by mining thousands of empty blocks: the index skips a block whose header
+    bloom is empty (eth-tester's per-block log read took ~10 ms each: minutes of event loop)."""
+    chain = await DevChain.embedded(dev_accounts=3)
+    event = chain.registry.events.DatasetRegistered()
+    await register(chain, 1)
+    assert len(await event.get_logs(from_block=0)) == 1
+    tester = chain.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+    asked: list[int] = []
+    get_logs = tester.get_logs
+
+    def counted(**kw: Any) -> Any:
+        asked.append(kw.get("from_block", -1))
+        return get_logs(**kw)
+
+    tester.get_logs = counted
+    await chain.mine(500)
+    await register(chain, 2)
+    found = await event.get_logs(from_block=0)
+    assert [bytes(e["args"]["manifestHash"])[0] for e in found] == [1, 2]
+    assert len(asked) == 1  # the block with the registration; none of the 500 empty ones
