@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 REVERIFY_AFTER = 3600.0
 """Seconds a share's verified blocks are trusted before a download checks them again."""
-RECORDS = 65536  # shares with a record (a share's record: one byte per block)
+FLAG_BYTES = 16 << 20  # the records' block flags, all shares together (one byte per block: 4 TiB of 256 KiB blocks)
 
 Identity = tuple[int, int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns
 
@@ -74,6 +74,7 @@ class AtRest:
         self.reverify_after = reverify_after
         self._clock = clock
         self._records: OrderedDict[tuple[str, int], Verified] = OrderedDict()
+        self._flag_bytes = 0
 
     def lookup(self, key: tuple[str, int], fd: int) -> Verified | None:
         """The record of the share open as ``fd``, if it is still that file unchanged and younger
@@ -82,7 +83,7 @@ class AtRest:
         if found is None:
             return None
         if self._clock() - found.since >= self.reverify_after or not found.matches(fd):
-            del self._records[key]
+            self.forget(key)
             return None
         self._records.move_to_end(key)
         return found
@@ -105,11 +106,16 @@ class AtRest:
             self._put(key, Verified(ident, self._clock(), bytearray(b"\x01" * blocks)))
 
     def forget(self, key: tuple[str, int]) -> None:
-        self._records.pop(key, None)
+        dropped = self._records.pop(key, None)
+        if dropped is not None:
+            self._flag_bytes -= len(dropped.blocks)
 
     def _put(self, key: tuple[str, int], record: Verified) -> Verified:
+        """Keep ``record`` (the newest); the least recently used go while the flags exceed ``FLAG_BYTES``."""
+        self.forget(key)
         self._records[key] = record
-        self._records.move_to_end(key)
-        while len(self._records) > RECORDS:
-            self._records.popitem(last=False)
+        self._flag_bytes += len(record.blocks)
+        while self._flag_bytes > FLAG_BYTES and len(self._records) > 1:
+            _, dropped = self._records.popitem(last=False)
+            self._flag_bytes -= len(dropped.blocks)
         return record

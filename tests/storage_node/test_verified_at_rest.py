@@ -15,7 +15,7 @@ import pytest
 from erasure import merkle
 from storage_node.client import NodeClient, RemoteError
 from storage_node.errors import CorruptShare
-from storage_node.store import reads
+from storage_node.store import at_rest, reads
 from storage_node.store.reads import VerifiedReads
 from storage_node.store.shares import ShareStore
 
@@ -200,3 +200,18 @@ async def test_a_node_never_serves_a_block_changed_since_its_upload(make_node: N
         with pytest.raises(RemoteError) as info:
             await client.get_share(node.url, API_DS, 0)
         assert info.value.code == "share_corrupted"
+
+
+async def test_records_are_bounded_by_their_flag_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The least recently used records go first once all flags together exceed ``FLAG_BYTES``."""
+    monkeypatch.setattr(at_rest, "FLAG_BYTES", 10)
+    records = at_rest.AtRest()
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    with path.open("rb") as f:
+        for share in range(3):
+            assert records.start((DS, share), f.fileno(), 4) is not None
+        # 12 flag bytes > 10: share 0 went; the newest (share 2's stamp) matches the file
+        assert records.lookup((DS, 0), f.fileno()) is None
+        assert records.lookup((DS, 2), f.fileno()) is not None
+        assert records._flag_bytes == 8
