@@ -4,9 +4,12 @@
 
 - upload: a share PUT to a real node (order check, streamed hashing, fsync, atomic install) vs a
   bare aiohttp handler that writes the same bytes to a file and fsyncs, with no checks; target >= 0.8;
-- download: GET of the whole share from the node (its own process, every block verified a few MiB
-  ahead, sent with sendfile) vs the bare ``web.FileResponse`` server below (its own process, sendfile,
-  no checks), this process the client; best of the alternating rounds; target >= 0.8;
+- download: GET of the whole share from the node (its own process, sent with sendfile; its blocks
+  verified at rest since the upload, ``storage_node/store/at_rest.py``), from a second node process
+  checking every block of every download (``reverify_after = 0``: read and hashed a few MiB ahead, as
+  after a restart or once the record is older than ``reverify_after``), and from the bare
+  ``web.FileResponse`` server below (its own process, sendfile, no checks), this process the client;
+  best of seven alternating rounds (``DOWNLOAD_ROUNDS``); target >= 0.8;
 - 16 KiB range reads at random offsets, 200 concurrent keep-alive clients: the node (its own process,
   every range verified leaf by leaf) vs a bare aiohttp file server (its own process,
   ``web.FileResponse``: aiohttp's Range handling and sendfile, no checks) serving the same bytes; the
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import statistics
@@ -41,6 +45,7 @@ from .rangeload import LoopProbe, wait_for_stdin_eof
 MiB = 1 << 20
 DS = "be" * 32
 ROUNDS = 3
+DOWNLOAD_ROUNDS = 7  # a 64 MiB download takes tens of milliseconds: more rounds, less of the neighbours' noise
 SPAN = 16 * 1024
 CONCURRENCY = 200
 
@@ -135,12 +140,13 @@ async def transfers(data: bytes, tmp: Path) -> dict[str, float]:
 
 
 async def downloads(urls: dict[str, tuple[str, asyncio.subprocess.Process]], size: int) -> dict[str, float]:
-    """Whole-share GETs from the node and the bare ``FileResponse`` server (each its own process,
-    this one the client): best MB/s of each and server CPU per MiB sent, rounds alternating."""
+    """Whole-share GETs from the node (verified at rest), the node checking every block and the bare
+    ``FileResponse`` server (each its own process, this one the client): best MB/s of each and server
+    CPU per MiB sent, rounds alternating."""
     best: dict[str, float] = {}
     cpu: dict[str, float] = {}
     async with aiohttp.ClientSession() as session:
-        for r in range(ROUNDS + 1):  # round 0 warms both
+        for r in range(DOWNLOAD_ROUNDS + 1):  # round 0 warms both
             for name, (url, server) in urls.items():
                 used = _cpu_seconds(server.pid)
                 t = time.perf_counter()
@@ -159,7 +165,10 @@ async def downloads(urls: dict[str, tuple[str, asyncio.subprocess.Process]], siz
         "bare_download_mbps": round(best["bare"] / 1e6, 1),
         "download_mbps": round(best["node"] / 1e6, 1),
         "download_ratio": round(best["node"] / best["bare"], 3),
+        "checked_download_mbps": round(best["checking"] / 1e6, 1),
+        "checked_download_ratio": round(best["checking"] / best["bare"], 3),
         "download_cpu_ms_per_mib": round(cpu["node"] * 1000, 3),
+        "checked_download_cpu_ms_per_mib": round(cpu["checking"] * 1000, 3),
         "bare_download_cpu_ms_per_mib": round(cpu["bare"] * 1000, 3),
     }
 
@@ -246,24 +255,29 @@ async def served(data: bytes, tmp: Path, reads: int, *, whole: bool, ranges: boo
     16 KiB range reads at 200 concurrent clients (``ranges``)."""
     blob = tmp / "range.blob"
     blob.write_bytes(data)
-    home = tmp / "range-node"
-    node, node_url = await _spawn("-m", "bench.node", "--serve-node", str(home), str(2 * len(data)))
+    capacity = str(2 * len(data))
+    node, node_url = await _spawn("-m", "bench.node", "--serve-node", str(tmp / "range-node"), capacity)
     bare, bare_url = await _spawn("-m", "bench.rangeload", "bare", str(blob))
+    nodes = {"node": (node_url, node)}
+    if whole:  # a second node checking every block of every download
+        checking = await _spawn("-m", "bench.node", "--serve-node", str(tmp / "checking-node"), capacity, "0")
+        nodes["checking"] = checking[1], checking[0]
     try:
         async with NodeClient() as client:
-            order = StorageOrder.new(
-                node=(await client.health(node_url))["address"],
-                dataset=DS,
-                index=0,
-                share_root=merkle.root(data, 1024, 2),
-                size=len(data),
-                leaf_size=1024,
-                block_size=256 * 1024,
-            )
-            await client.put_share(node_url, order, Account.create(), body(data))
+            for url, _ in nodes.values():
+                order = StorageOrder.new(
+                    node=(await client.health(url))["address"],
+                    dataset=DS,
+                    index=0,
+                    share_root=merkle.root(data, 1024, 2),
+                    size=len(data),
+                    leaf_size=1024,
+                    block_size=256 * 1024,
+                )
+                await client.put_share(url, order, Account.create(), body(data))
         out: dict[str, float] = {}
         if whole:
-            out.update(await downloads({"bare": (bare_url, bare), "node": (node_url, node)}, len(data)))
+            out.update(await downloads({"bare": (bare_url, bare), **nodes}, len(data)))
         if not ranges:
             return out
         best: dict[str, dict[str, float]] = {}
@@ -277,7 +291,7 @@ async def served(data: bytes, tmp: Path, reads: int, *, whole: bool, ranges: boo
                 elif got["per_s"] > best.get(name, {"per_s": 0.0})["per_s"]:
                     best[name] = got
     finally:
-        await asyncio.gather(_stop(node), _stop(bare))
+        await asyncio.gather(_stop(bare), *(_stop(proc) for _, proc in nodes.values()))
     return {
         **out,
         "range_reads_per_s": round(best["node"]["per_s"]),
@@ -296,9 +310,12 @@ async def served(data: bytes, tmp: Path, reads: int, *, whole: bool, ranges: boo
     }
 
 
-async def serve_node(home: Path, capacity: int) -> None:
+async def serve_node(home: Path, capacity: int, reverify_after: float | None = None) -> None:
     """A storage node of its own process for the range benchmark; prints its URL, stops at stdin EOF."""
-    node = StorageNode(NodeConfig(home=home, capacity=capacity, summary_interval=0, gc_interval=0))
+    config = NodeConfig(home=home, capacity=capacity, summary_interval=0, gc_interval=0)
+    if reverify_after is not None:
+        config = dataclasses.replace(config, reverify_after=reverify_after)
+    node = StorageNode(config)
     await node.start()
     freeze_startup_objects()  # as `datasov node run` does
     print(node.url, flush=True)
@@ -313,20 +330,22 @@ async def serve_node(home: Path, capacity: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--serve-node", nargs=2, metavar=("HOME", "CAPACITY"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve-node", nargs="+", metavar="HOME CAPACITY [REVERIFY_AFTER]", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="64 MiB share, 6,000 range reads per round")
     parser.add_argument("--ranges", action="store_true", help="only the range reads")
     parser.add_argument("--transfers", action="store_true", help="only the whole-share upload and download")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args()
     if args.serve_node:
+        home, capacity = Path(args.serve_node[0]), int(args.serve_node[1])
+        reverify = float(args.serve_node[2]) if len(args.serve_node) > 2 else None
         profile = os.environ.get("DATASOV_BENCH_PROFILE")  # a path: the node's cProfile stats go there
         if profile:
             import cProfile
 
-            cProfile.run(f"asyncio.run(serve_node(Path({args.serve_node[0]!r}), {int(args.serve_node[1])}))", profile)
+            cProfile.runctx("asyncio.run(serve_node(home, capacity, reverify))", globals(), locals(), profile)
         else:
-            asyncio.run(serve_node(Path(args.serve_node[0]), int(args.serve_node[1])))
+            asyncio.run(serve_node(home, capacity, reverify))
         return
     size, reads = (64 * MiB, 6000) if args.quick else (512 * MiB, 30000)
     out = asyncio.run(run(size, reads, only_ranges=args.ranges, no_ranges=args.transfers))
@@ -338,8 +357,11 @@ def main() -> None:
         )
         print(
             f"  download {out['download_mbps']:8.1f} MB/s = {out['download_ratio']:.2f}x bare aiohttp FileResponse "
-            f"({out['bare_download_mbps']}), each its own process (limit 0.8); server CPU per MiB "
-            f"node {out['download_cpu_ms_per_mib']} ms, bare {out['bare_download_cpu_ms_per_mib']} ms "
+            f"({out['bare_download_mbps']}), each its own process (limit 0.8), blocks verified at rest\n"
+            f"           {out['checked_download_mbps']:8.1f} MB/s = {out['checked_download_ratio']:.2f}x bare with "
+            f"every block checked (reverify_after 0: after a restart, or a record past its age)\n"
+            f"    server CPU per MiB: node {out['download_cpu_ms_per_mib']} ms, checking every block "
+            f"{out['checked_download_cpu_ms_per_mib']} ms, bare {out['bare_download_cpu_ms_per_mib']} ms "
             f"(/proc counts in ticks of {1000 / os.sysconf('SC_CLK_TCK') / out['share_mib']:.2f} ms per MiB here)"
         )
     if "range_reads_per_s" not in out:

@@ -20,6 +20,7 @@ from .chainview import EpochChain
 from .identity import load_or_create_operator
 from .p2p.host import P2PHost
 from .p2p.identity import load_or_create_p2p_key
+from .store.at_rest import REVERIFY_AFTER
 from .store.shares import ShareStore
 
 log = logging.getLogger("datasov.node")
@@ -47,6 +48,7 @@ class NodeConfig:
     chain_id: int = 0  # the chain its announcement is for (0: none, development)
     summary_interval: float = 300.0  # seconds between the INFO summaries of what the node did; 0: none
     announce_at_start: bool = True  # False: the caller calls start_announcing (with the on-chain record)
+    reverify_after: float = REVERIFY_AFTER  # seconds a block verified at rest is trusted (store/at_rest.py); 0: never
 
 
 def freeze_startup_objects() -> None:
@@ -85,7 +87,7 @@ class StorageNode:
 
     async def start(self) -> None:
         cfg = self.config
-        self.store = ShareStore(cfg.home, capacity=cfg.capacity)
+        self.store = ShareStore(cfg.home, capacity=cfg.capacity, reverify_after=cfg.reverify_after)
         report = await asyncio.to_thread(self.store.recover)
         if any(report.values()):
             log.warning("recovered %s", report)

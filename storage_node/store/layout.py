@@ -21,6 +21,7 @@ from ..errors import (
     Replayed,
     ShareNotFound,
 )
+from .at_rest import REVERIFY_AFTER, AtRest
 from .index import Index, ShareRecord
 
 T = TypeVar("T")
@@ -52,7 +53,7 @@ def _fsync_dir(path: Path) -> None:
 class StoreBase:
     """State and bookkeeping shared by the store's parts (see :class:`~storage_node.store.shares.ShareStore`)."""
 
-    def __init__(self, home: Path, *, capacity: int) -> None:
+    def __init__(self, home: Path, *, capacity: int, reverify_after: float = REVERIFY_AFTER) -> None:
         self.home = home
         self.capacity = capacity
         self.shares_dir = home / "shares"
@@ -68,6 +69,7 @@ class StoreBase:
         self._records: dict[tuple[str, int], ShareRecord] = {}  # only "ok" shares; dropped on any change
         self._digests: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()  # verified leaf digests
         self._digest_bytes = 0
+        self.at_rest = AtRest(reverify_after=reverify_after)  # blocks verified since their file last changed
         self._begin_lock = asyncio.Lock()
         self.corruptions = self.index.corruptions()  # kept in the index: survives restarts
 
@@ -129,6 +131,7 @@ class StoreBase:
 
     def _forget(self, dataset: str, idx: int) -> None:
         self._records.pop((dataset, idx), None)
+        self.at_rest.forget((dataset, idx))
         for key in [k for k in self._digests if k[:2] == (dataset, idx)]:
             self._digest_bytes -= len(self._digests.pop(key))
 

@@ -29,10 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import NotPending, ShareExists, UploadMismatch
+from .at_rest import Identity
 from .gc import Collection
 from .index import ShareRecord
 from .layout import _fsync_dir, check_address
-from .uploads import Upload, Uploads
+from .uploads import Upload, Uploads, unchanged_since
 
 PENDING_HOLD = 1800.0
 """Seconds a pending share waits for activation before garbage collection deletes it."""
@@ -52,6 +53,7 @@ class Held:
     roots_path: Path
     deadline: float
     owner: str
+    stamped: os.stat_result | None = None  # the file as its bytes were hashed (see .at_rest)
 
 
 def pending_key(deal_id: int, idx: int) -> tuple[str, int]:
@@ -115,7 +117,8 @@ class PendingUploads(Uploads, Collection):
         roots_path.write_bytes(b"".join(upload.block_roots))
         os.replace(upload.part, path)
         deadline = time.time() + self.pending_hold
-        held = Held(r.deal_id, r.idx, r.size, r.leaf_size, r.block_size, root, path, roots_path, deadline, r.owner)
+        shape = (r.size, r.leaf_size, r.block_size)
+        held = Held(r.deal_id, r.idx, *shape, root, path, roots_path, deadline, r.owner, upload.stamped)
         self.held[(r.deal_id, r.idx)] = held
 
     async def activate(
@@ -159,19 +162,25 @@ class PendingUploads(Uploads, Collection):
                 share_proof,
             )
             try:
-                await asyncio.to_thread(self._install_held, held, record)
+                at_rest = await asyncio.to_thread(self._install_held, held, record)
             finally:
                 self._unreserve(held)
+        if at_rest is not None:
+            self.at_rest.uploaded((dataset, idx), at_rest, -(-held.size // held.block_size))
         return dataclasses.replace(record)
 
-    def _install_held(self, held: Held, record: ShareRecord) -> None:
+    def _install_held(self, held: Held, record: ShareRecord) -> Identity | None:
+        """Move the held files into place and index the share; the file's identity if its blocks are
+        verified at rest (unwritten since they were hashed)."""
         final = self.share_path(record.dataset, record.idx)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(held.roots_path, self.roots_path(record.dataset, record.idx))
         os.replace(held.path, final)
+        at_rest = unchanged_since(held.stamped, final)
         _fsync_dir(final.parent)
         with self._lock:
             self.index.add(record)
+        return at_rest
 
     def _unreserve(self, held: Held) -> None:
         self._reserved -= held.size

@@ -21,6 +21,7 @@ from ..errors import (
     CorruptShare,
     ShareNotFound,
 )
+from .at_rest import REVERIFY_AFTER
 from .index import ShareRecord
 from .layout import (
     DIGEST_CACHE_BYTES,
@@ -47,8 +48,8 @@ except ImportError:  # not built: the same digests in Python
 class VerifiedReads(StoreBase):
     """Reads, proofs and quarantine (mixed into :class:`~storage_node.store.shares.ShareStore`)."""
 
-    def __init__(self, home: Path, *, capacity: int) -> None:
-        super().__init__(home, capacity=capacity)
+    def __init__(self, home: Path, *, capacity: int, reverify_after: float = REVERIFY_AFTER) -> None:
+        super().__init__(home, capacity=capacity, reverify_after=reverify_after)
         self._fds: OrderedDict[tuple[str, int], int] = OrderedDict()  # see _open_fd
 
     async def block_roots(self, record: ShareRecord) -> list[bytes]:
@@ -99,13 +100,14 @@ class VerifiedReads(StoreBase):
         self, record: ShareRecord, fd: int, start: int, end: int
     ) -> AsyncGenerator[tuple[int, int]]:
         """``(offset, length)`` spans covering ``[start, end)`` of the share open as ``fd``, each
-        yielded only once every block it touches has been read from ``fd`` and matched its root
-        (a few MiB per worker-thread call, ``VERIFY_AHEAD`` batches checked while the caller sends
-        the one before them); a bad block quarantines the share after the spans before it
-        (:class:`CorruptShare`).
+        yielded only once every block it touches has matched its root: blocks verified at rest
+        (:mod:`.at_rest`: checked since the file last changed, which is tested with ``fstat`` before
+        each span) without reading them again, the others read from ``fd`` and checked a few MiB per
+        worker-thread call, ``VERIFY_AHEAD`` batches checked while the caller sends the one before
+        them; a bad block quarantines the share after the spans before it (:class:`CorruptShare`).
 
-        For the kernel's sendfile: the caller sends the same file's bytes the check just read
-        (from the page cache), without copying them through Python."""
+        For the kernel's sendfile: the caller sends the same file's bytes the check read (from the
+        page cache), without copying them through Python."""
         if not 0 <= start < end <= record.size:
             raise ShareNotFound(f"range {start}-{end} outside the share")
         roots = await self.block_roots(record)
@@ -113,21 +115,35 @@ class VerifiedReads(StoreBase):
         first, last = start // size, (end - 1) // size
         per_call = max(1, READ_BATCH // size)
         starts = iter(range(first, last + 1, per_call))
+        key = (record.dataset, record.idx)
+        seen = self.at_rest.lookup(key, fd)
+        if seen is None or not seen.covers(first, last):
+            seen = seen or self.at_rest.start(key, fd, len(roots))  # stamped before any block is read
 
-        def batch(b: int) -> tuple[int, int, asyncio.Future[int | None]]:
+        def batch(b: int) -> tuple[int, int, asyncio.Future[int | None] | None]:
             upto = min(last, b + per_call - 1)
+            if seen is not None and seen.covers(b, upto):
+                return b, upto, None  # verified at rest: the file is compared again when its turn comes
             check = asyncio.to_thread(self._check_blocks, fd, record, b, upto, roots)
             return b, upto, asyncio.ensure_future(check)
 
         # a window of batches being checked ahead, so that neither a worker thread's wake-up nor
         # one batch's hashing leaves the sender waiting (two cores: two batches at a time)
-        ahead: deque[tuple[int, int, asyncio.Future[int | None]]] = deque()
+        ahead: deque[tuple[int, int, asyncio.Future[int | None] | None]] = deque()
         try:
             for b in itertools.islice(starts, VERIFY_AHEAD):
                 ahead.append(batch(b))
             while ahead:
                 b, upto, check = ahead.popleft()
-                bad = await check
+                if check is None and seen is not None and seen.matches(fd):
+                    bad = None
+                elif check is None:  # the file changed since its blocks were checked: check them now
+                    seen = None
+                    bad = await asyncio.to_thread(self._check_blocks, fd, record, b, upto, roots)
+                else:
+                    bad = await check
+                    if seen is not None:
+                        seen.mark(b, upto if bad is None else bad - 1)
                 if bad is None:
                     nxt = next(starts, None)
                     if nxt is not None:
@@ -141,10 +157,12 @@ class VerifiedReads(StoreBase):
                     await self.quarantine(record, f"block {bad} does not match its root")
         finally:
             for _, _, check in ahead:
-                check.cancel()
+                if check is not None:
+                    check.cancel()
             for _, _, check in ahead:
-                with contextlib.suppress(asyncio.CancelledError, OSError):
-                    await check
+                if check is not None:
+                    with contextlib.suppress(asyncio.CancelledError, OSError):
+                        await check
 
     @staticmethod
     def _check_blocks(fd: int, record: ShareRecord, first: int, last: int, roots: list[bytes]) -> int | None:

@@ -27,6 +27,7 @@ from ..errors import (
     ShareExists,
     UploadMismatch,
 )
+from .at_rest import Identity, identity, stamp
 from .index import ShareRecord
 from .layout import (
     FLUSH,
@@ -120,6 +121,19 @@ class Uploads(StoreBase):
         self._active.discard((record.dataset, record.idx))
 
 
+def unchanged_since(stamped: os.stat_result | None, path: Path) -> Identity | None:
+    """The identity of the file at ``path`` now, if it is the stamped one and unwritten since (only
+    renamed: a rename changes the change time, not the modification time); else None."""
+    if stamped is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    same = identity(st)[:4] == identity(stamped)[:4]
+    return identity(st) if same else None
+
+
 @contextlib.contextmanager
 def _disk_full_is_507() -> Iterator[None]:
     """The disk (or the operator's quota on it) ran out: :class:`DiskFull`, not an internal error."""
@@ -152,6 +166,10 @@ class Upload:
         self._done = False
         self._released = False
         self._absorbing: asyncio.Future[None] | None = None
+        self.stamped: os.stat_result | None = None
+        """The part file once fsynced and stamped (see :mod:`.at_rest`), or None if it could not be."""
+        self.at_rest: Identity | None = None
+        """The installed file's identity, if unchanged since the stamp (its blocks are verified at rest)."""
 
     def _release(self) -> None:
         if not self._released:
@@ -212,6 +230,8 @@ class Upload:
             self._carry = bytearray()
         self._file.flush()
         os.fsync(self._file.fileno())
+        with contextlib.suppress(OSError):  # the bytes just hashed are the file's: stamp it (see .at_rest)
+            self.stamped = stamp(self._file.fileno())
         self._file.close()
         return merkle.root_of_nodes(self._roots)
 
@@ -235,6 +255,8 @@ class Upload:
                 record = dataclasses.replace(r, state="ok", stored_at=time.time())
                 await asyncio.to_thread(self._install, record)
             self._done = True
+            if self.at_rest is not None:
+                self.store.at_rest.uploaded((r.dataset, r.idx), self.at_rest, len(self._roots))
             return record
         finally:
             if not self._done:
@@ -260,6 +282,7 @@ class Upload:
             os.fsync(f.fileno())
         os.replace(roots_tmp, store.roots_path(record.dataset, record.idx))
         os.replace(self._part, final)
+        self.at_rest = unchanged_since(self.stamped, final)
         _fsync_dir(final.parent)
         with store._lock:
             store.index.add(record)

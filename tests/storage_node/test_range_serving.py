@@ -139,7 +139,7 @@ async def test_warm_small_reads_touch_neither_the_index_nor_a_thread(
     for start, end in spans:  # warm: each block verified once, its leaf digests kept
         await store.read_small(record, start, end)
     statements: list[str] = []
-    store.index.db.conn.set_trace_callback(statements.append)
+    store.index.db.set_trace_callback(statements.append)
     hops: list[object] = []
     real = asyncio.to_thread
 

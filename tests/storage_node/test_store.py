@@ -21,7 +21,7 @@ from storage_node.errors import (
     ShareNotFound,
     UploadMismatch,
 )
-from storage_node.store.index import MIGRATIONS, SCHEMA_VERSION, Index
+from storage_node.store.index import SCHEMA_VERSION, Index
 from storage_node.store.shares import ShareStore
 
 LEAF, BLOCK = 1024, 4096
@@ -185,14 +185,31 @@ def test_index_schema_and_nonces(tmp_path: Path) -> None:
         Index(tmp_path / "i.sqlite")
 
 
-def test_migration_from_v1_keeps_shares(tmp_path: Path) -> None:
+def _sqlite_utils_v1(path: Path) -> None:
+    """An index as a node of schema v1 wrote it (with sqlite-utils), holding one share."""
     import sqlite3
 
     import sqlite_utils
 
-    db = sqlite_utils.Database(sqlite3.connect(tmp_path / "old.sqlite"))
+    db = sqlite_utils.Database(sqlite3.connect(path))
     db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
-    MIGRATIONS[0](db)  # a node from before v2
+    db.table("shares").create(
+        {
+            "dataset": str,
+            "idx": int,
+            "root": str,
+            "size": int,
+            "leaf_size": int,
+            "block_size": int,
+            "deal_id": int,
+            "state": str,
+            "stored_at": float,
+            "expires_at": float,
+        },
+        pk=("dataset", "idx"),
+    )
+    db.table("nonces").create({"signer": str, "nonce": str, "expires_at": float}, pk=("signer", "nonce"))
+    db.table("nonces").create_index(["expires_at"])
     db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
     db.table("shares").insert(
         {
@@ -210,6 +227,10 @@ def test_migration_from_v1_keeps_shares(tmp_path: Path) -> None:
     )
     db.conn.commit()
     db.conn.close()
+
+
+def test_migration_from_v1_keeps_shares(tmp_path: Path) -> None:
+    _sqlite_utils_v1(tmp_path / "old.sqlite")
     index = Index(tmp_path / "old.sqlite")
     try:
         assert index.schema_version == 3
@@ -219,6 +240,24 @@ def test_migration_from_v1_keeps_shares(tmp_path: Path) -> None:
         assert record.share_proof == ()
     finally:
         index.close()
+
+
+def test_a_new_index_has_the_schema_of_a_migrated_sqlite_utils_one(tmp_path: Path) -> None:
+    """The plain-SQL migrations make the tables sqlite-utils made (columns, types, keys, index)."""
+    _sqlite_utils_v1(tmp_path / "old.sqlite")
+
+    def schema(path: Path) -> dict[str, list[tuple[object, ...]]]:
+        index = Index(path)
+        pragma = {"table": "table_info", "index": "index_info"}
+        try:
+            master = index.db.execute("SELECT type, name FROM sqlite_master ORDER BY name").fetchall()
+            return {
+                name: [tuple(c) for c in index.db.execute(f"PRAGMA {pragma[kind]}({name})")] for kind, name in master
+            }
+        finally:
+            index.close()
+
+    assert schema(tmp_path / "new.sqlite") == schema(tmp_path / "old.sqlite")
 
 
 WRITER = textwrap.dedent(
