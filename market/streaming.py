@@ -26,8 +26,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from eth_account.signers.local import LocalAccount
-
 from contracts.chain import Chain
 from erasure import envelope, localfs
 from erasure.manifest import Manifest
@@ -41,6 +39,8 @@ from .keystore import Keystore
 from .placement import NotEnoughNodes, PublishError, choose_nodes, fee_for
 
 if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
     from .publisher import PublishOptions
 
 log = logging.getLogger("datasov.publish")

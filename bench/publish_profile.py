@@ -1,0 +1,150 @@
+"""Where a CLI publish's time goes: a devnet with node processes, ``datasov publish --json`` timed by phase.
+
+    python -m bench.publish_profile [--size MiB] [-k K] [-n N] [--nodes NODES] [--rounds R]
+                                    [--profile OUT.prof] [--importtime OUT.txt] [--peer-tree DIR]
+
+Sets up as :mod:`bench.peers` does (``datasov devnet up``, each node its own process, an owner home),
+then runs ``datasov publish`` ROUNDS times on fresh random files and prints, per round: wall time,
+the client's own CPU (user + system, from ``wait4``), the phases ``publish --json`` reports, and the
+CPU the node processes and the devnet (chain) process spent meanwhile (``/proc/PID/stat`` before and
+after). ``--profile`` runs the last round under cProfile (main thread only: the encoder's threads
+are not in it); ``--importtime`` runs ``-X importtime`` once more and keeps its report.
+``--peer-tree DIR``: each round also publishes with the code in DIR first on ``PYTHONPATH`` and
+prints the ratio of the two measured in the same run. Everything started is stopped by PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .cliproc import Devnet
+from .peers import MiB, random_file
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+@dataclass
+class Run:
+    seconds: float
+    cpu_user: float
+    cpu_sys: float
+    peak_rss_mib: float
+    stdout: str
+    stderr: str
+
+
+def _wait4(args: list[str], env: dict[str, str] | None, pre: tuple[str, ...]) -> Run:
+    """``datasov ARGS`` to its end with its own rusage (wait4, no reaping by anyone else)."""
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, *pre, "-m", "datasov", *args],
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            env=full_env,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - t
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode(errors="replace")
+    if proc.returncode:
+        raise RuntimeError(f"datasov {' '.join(args)}: exit {proc.returncode}\n{stderr[-2000:]}")
+    return Run(seconds, usage.ru_utime, usage.ru_stime, usage.ru_maxrss / 1024, stdout, stderr)
+
+
+def publish_once(
+    devnet: Devnet,
+    owner: Path,
+    src: Path,
+    k: int,
+    n: int,
+    *,
+    env: dict[str, str] | None = None,
+    pre: tuple[str, ...] = (),
+) -> tuple[Run, dict[str, float]]:
+    """One publish; its run and the CPU seconds each other process spent meanwhile."""
+    pids = {f"node{i}": pid for i, pid in enumerate(devnet.described.get("pids", {}).values()) if pid}
+    pids["devnet"] = devnet.proc.pid
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    got = _wait4(["publish", str(src), "--home", str(owner), "-k", str(k), "-n", str(n), "--json"], env, pre)
+    return got, {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+
+
+def report(label: str, got: Run, others: dict[str, float], size_mib: float) -> None:
+    seconds = json.loads(got.stdout).get("seconds", {})
+    nodes = sum(v for k, v in others.items() if k.startswith("node"))
+    print(
+        f"# {label}: publish {got.seconds:.2f} s ({size_mib / got.seconds:.1f} MiB/s),"
+        f" peak RSS {got.peak_rss_mib:.0f} MiB;"
+        f" client CPU {got.cpu_user:.2f} user + {got.cpu_sys:.2f} sys; nodes CPU {nodes:.2f} s"
+        f" (max one {max((v for k, v in others.items() if k.startswith('node')), default=0):.2f});"
+        f" devnet/chain CPU {others.get('devnet', 0):.2f} s"
+    )
+    print("#   phases (s): " + ", ".join(f"{k} {v}" for k, v in seconds.items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=256, help="MiB per file (default 256)")
+    parser.add_argument("-k", type=int, default=3)
+    parser.add_argument("-n", type=int, default=10)
+    parser.add_argument("--nodes", type=int, default=None, help="storage nodes (default: n)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--profile", type=Path, default=None, help="cProfile output of the last round")
+    parser.add_argument("--importtime", type=Path, default=None, help="-X importtime report of one more round")
+    parser.add_argument("--peer-tree", type=Path, default=None, help="other code (git archive BASE | tar -x -C DIR)")
+    args = parser.parse_args()
+    nodes = args.nodes or args.n
+    with tempfile.TemporaryDirectory(prefix="datasov-bench-pubprof-", dir=os.environ.get("TMPDIR")) as tmp_s:
+        tmp = Path(tmp_s)
+        t = time.perf_counter()
+        devnet = Devnet(tmp / "net", nodes=nodes)
+        try:
+            owner = devnet.init_home(tmp / "owner", 1)
+            print(f"# devnet up ({nodes} node processes) in {time.perf_counter() - t:.1f} s")
+            src = tmp / "in.bin"
+            for r in range(args.rounds):
+                random_file(src, args.size * MiB)
+                prof = args.profile if args.profile is not None and r == args.rounds - 1 else None
+                pre = ("-m", "cProfile", "-o", str(prof)) if prof is not None else ()
+                got, others = publish_once(devnet, owner, src, args.k, args.n, pre=pre)
+                report(f"round {r + 1}{' (cProfile)' if prof else ''}", got, others, args.size)
+                if args.peer_tree is not None:
+                    random_file(src, args.size * MiB)
+                    env = {"PYTHONPATH": str(args.peer_tree.resolve())}
+                    theirs, others = publish_once(devnet, owner, src, args.k, args.n, env=env)
+                    report(f"round {r + 1} peer tree", theirs, others, args.size)
+                    print(f"#   ratio peer/ours {theirs.seconds / got.seconds:.2f}x (same run)")
+            if args.importtime is not None:
+                random_file(src, args.size * MiB)
+                got, _ = publish_once(devnet, owner, src, args.k, args.n, pre=("-X", "importtime"))
+                args.importtime.write_text(got.stderr)
+                print(f"# -X importtime report in {args.importtime}")
+        finally:
+            devnet.stop()
+    print(f"# load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    main()
