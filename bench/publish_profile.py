@@ -29,6 +29,7 @@ from .cliproc import Devnet
 from .peers import MiB, random_file
 
 TICK = os.sysconf("SC_CLK_TCK")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -50,8 +51,9 @@ class Run:
     stderr: str
 
 
-def _wait4(args: list[str], env: dict[str, str] | None, pre: tuple[str, ...]) -> Run:
-    """``datasov ARGS`` to its end with its own rusage (wait4, no reaping by anyone else)."""
+def _wait4(args: list[str], env: dict[str, str] | None, pre: tuple[str, ...], cwd: Path) -> Run:
+    """``datasov ARGS`` to its end with its own rusage (wait4, no reaping by anyone else), run in
+    ``cwd`` (``-m`` puts the working directory before PYTHONPATH: a peer tree runs from itself)."""
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t = time.perf_counter()
@@ -61,6 +63,7 @@ def _wait4(args: list[str], env: dict[str, str] | None, pre: tuple[str, ...]) ->
             stderr=err,
             stdin=subprocess.DEVNULL,
             env=full_env,
+            cwd=cwd,
         )
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -82,12 +85,13 @@ def publish_once(
     *,
     env: dict[str, str] | None = None,
     pre: tuple[str, ...] = (),
+    cwd: Path = ROOT,
 ) -> tuple[Run, dict[str, float]]:
     """One publish; its run and the CPU seconds each other process spent meanwhile."""
     pids = {f"node{i}": pid for i, pid in enumerate(devnet.described.get("pids", {}).values()) if pid}
     pids["devnet"] = devnet.proc.pid
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    got = _wait4(["publish", str(src), "--home", str(owner), "-k", str(k), "-n", str(n), "--json"], env, pre)
+    got = _wait4(["publish", str(src), "--home", str(owner), "-k", str(k), "-n", str(n), "--json"], env, pre, cwd)
     return got, {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
 
 
@@ -133,7 +137,8 @@ def main() -> None:
                 if args.peer_tree is not None:
                     random_file(src, args.size * MiB)
                     env = {"PYTHONPATH": str(args.peer_tree.resolve())}
-                    theirs, others = publish_once(devnet, owner, src, args.k, args.n, env=env)
+                    tree = args.peer_tree.resolve()
+                    theirs, others = publish_once(devnet, owner, src, args.k, args.n, env=env, cwd=tree)
                     report(f"round {r + 1} peer tree", theirs, others, args.size)
                     print(f"#   ratio peer/ours {theirs.seconds / got.seconds:.2f}x (same run)")
             if args.importtime is not None:
