@@ -14,12 +14,14 @@ imported, the hook does nothing.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.machinery
 import sys
 import types
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from importlib.abc import Loader
+    from importlib.machinery import ModuleSpec
 
 TARGET = "eth_keyfile.keyfile"
 BLS12_381_CURVE_ORDER = 52435875175126190479447740508185965837690552500527637822603658699938581184513
@@ -47,11 +49,14 @@ def _stand_ins() -> dict[str, types.ModuleType]:
     return {"py_ecc.bls": bls, "py_ecc.bls12_381": curve}
 
 
-class _Loader(importlib.abc.Loader):
-    def __init__(self, real: importlib.abc.Loader) -> None:
+class _Loader:
+    """The real loader of ``eth_keyfile.keyfile``, run with the stand-ins in place (no ABC base:
+    ``importlib.abc`` costs more to import than this whole hook saves on ``--help``)."""
+
+    def __init__(self, real: Loader) -> None:
         self._real = real
 
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+    def create_module(self, spec: ModuleSpec) -> types.ModuleType | None:
         return self._real.create_module(spec)
 
     def exec_module(self, module: types.ModuleType) -> None:
@@ -68,16 +73,18 @@ class _Loader(importlib.abc.Loader):
                     del sys.modules[name]
 
 
-class _Finder(importlib.abc.MetaPathFinder):
+class _Finder:
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
+    ) -> ModuleSpec | None:
         if fullname != TARGET:
             return None
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        from importlib.machinery import PathFinder
+
+        spec = PathFinder.find_spec(fullname, path)
         if spec is None or spec.loader is None:
             return None
-        spec.loader = _Loader(spec.loader)
+        spec.loader = cast("Loader", _Loader(spec.loader))
         return spec
 
 
