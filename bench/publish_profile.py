@@ -1,6 +1,6 @@
 """Where a CLI publish's time goes: a devnet with node processes, ``datasov publish --json`` timed by phase.
 
-    python -m bench.publish_profile [--size MiB] [-k K] [-n N] [--nodes NODES] [--rounds R]
+    python -m bench.publish_profile [--size MiB [MiB...]] [-k K] [-n N] [--nodes NODES] [--rounds R]
                                     [--profile OUT.prof] [--importtime OUT.txt] [--peer-tree DIR]
 
 Sets up as :mod:`bench.peers` does (``datasov devnet up``, each node its own process, an owner home),
@@ -110,7 +110,7 @@ def report(label: str, got: Run, others: dict[str, float], size_mib: float) -> N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=int, default=256, help="MiB per file (default 256)")
+    parser.add_argument("--size", type=int, nargs="+", default=[256], help="MiB, one file each (default 256)")
     parser.add_argument("-k", type=int, default=3)
     parser.add_argument("-n", type=int, default=10)
     parser.add_argument("--nodes", type=int, default=None, help="storage nodes (default: n)")
@@ -128,21 +128,30 @@ def main() -> None:
             owner = devnet.init_home(tmp / "owner", 1)
             print(f"# devnet up ({nodes} node processes) in {time.perf_counter() - t:.1f} s")
             src = tmp / "in.bin"
-            for r in range(args.rounds):
-                random_file(src, args.size * MiB)
-                prof = args.profile if args.profile is not None and r == args.rounds - 1 else None
-                pre = ("-m", "cProfile", "-o", str(prof)) if prof is not None else ()
-                got, others = publish_once(devnet, owner, src, args.k, args.n, pre=pre)
-                report(f"round {r + 1}{' (cProfile)' if prof else ''}", got, others, args.size)
-                if args.peer_tree is not None:
-                    random_file(src, args.size * MiB)
-                    env = {"PYTHONPATH": str(args.peer_tree.resolve())}
-                    tree = args.peer_tree.resolve()
-                    theirs, others = publish_once(devnet, owner, src, args.k, args.n, env=env, cwd=tree)
-                    report(f"round {r + 1} peer tree", theirs, others, args.size)
-                    print(f"#   ratio peer/ours {theirs.seconds / got.seconds:.2f}x (same run)")
+            peaks: dict[int, float] = {}
+            for size in args.size:
+                for r in range(args.rounds):
+                    random_file(src, size * MiB)
+                    prof = args.profile if args.profile is not None and r == args.rounds - 1 else None
+                    pre = ("-m", "cProfile", "-o", str(prof)) if prof is not None else ()
+                    got, others = publish_once(devnet, owner, src, args.k, args.n, pre=pre)
+                    report(f"{size} MiB round {r + 1}{' (cProfile)' if prof else ''}", got, others, size)
+                    peaks[size] = max(peaks.get(size, 0.0), got.peak_rss_mib)
+                    if args.peer_tree is not None:
+                        random_file(src, size * MiB)
+                        env = {"PYTHONPATH": str(args.peer_tree.resolve())}
+                        tree = args.peer_tree.resolve()
+                        theirs, others = publish_once(devnet, owner, src, args.k, args.n, env=env, cwd=tree)
+                        report(f"{size} MiB round {r + 1} peer tree", theirs, others, size)
+                        print(f"#   ratio peer/ours {theirs.seconds / got.seconds:.2f}x (same run)")
+            if len(peaks) > 1:
+                low, high = min(peaks), max(peaks)
+                print(
+                    f"# peak RSS {low} MiB: {peaks[low]:.0f} MiB, {high} MiB: {peaks[high]:.0f} MiB"
+                    f" (ratio {peaks[high] / peaks[low]:.2f}; limit 300 MiB: {peaks[high] / 300:.2f}x of it)"
+                )
             if args.importtime is not None:
-                random_file(src, args.size * MiB)
+                random_file(src, args.size[-1] * MiB)
                 got, _ = publish_once(devnet, owner, src, args.k, args.n, pre=("-X", "importtime"))
                 args.importtime.write_text(got.stderr)
                 print(f"# -X importtime report in {args.importtime}")
