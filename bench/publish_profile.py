@@ -18,14 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from .cliproc import Devnet
+from .cliproc import Devnet, Timed, run_timed
 from .peers import MiB, random_file
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -41,41 +38,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-@dataclass
-class Run:
-    seconds: float
-    cpu_user: float
-    cpu_sys: float
-    peak_rss_mib: float
-    stdout: str
-    stderr: str
-
-
-def _wait4(args: list[str], env: dict[str, str] | None, pre: tuple[str, ...], cwd: Path) -> Run:
-    """``datasov ARGS`` to its end with its own rusage (wait4, no reaping by anyone else), run in
-    ``cwd`` (``-m`` puts the working directory before PYTHONPATH: a peer tree runs from itself)."""
-    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        t = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, *pre, "-m", "datasov", *args],
-            stdout=out,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-            env=full_env,
-            cwd=cwd,
-        )
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        seconds = time.perf_counter() - t
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read().decode(), err.read().decode(errors="replace")
-    if proc.returncode:
-        raise RuntimeError(f"datasov {' '.join(args)}: exit {proc.returncode}\n{stderr[-2000:]}")
-    return Run(seconds, usage.ru_utime, usage.ru_stime, usage.ru_maxrss / 1024, stdout, stderr)
-
-
 def publish_once(
     devnet: Devnet,
     owner: Path,
@@ -86,16 +48,18 @@ def publish_once(
     env: dict[str, str] | None = None,
     pre: tuple[str, ...] = (),
     cwd: Path = ROOT,
-) -> tuple[Run, dict[str, float]]:
+) -> tuple[Timed, dict[str, float]]:
     """One publish; its run and the CPU seconds each other process spent meanwhile."""
     pids = {f"node{i}": pid for i, pid in enumerate(devnet.described.get("pids", {}).values()) if pid}
     pids["devnet"] = devnet.proc.pid
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    got = _wait4(["publish", str(src), "--home", str(owner), "-k", str(k), "-n", str(n), "--json"], env, pre, cwd)
+    got = run_timed(
+        "publish", str(src), "--home", str(owner), "-k", str(k), "-n", str(n), "--json", env=env, pre=pre, cwd=cwd
+    )
     return got, {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
 
 
-def report(label: str, got: Run, others: dict[str, float], size_mib: float) -> None:
+def report(label: str, got: Timed, others: dict[str, float], size_mib: float) -> None:
     seconds = json.loads(got.stdout).get("seconds", {})
     nodes = sum(v for k, v in others.items() if k.startswith("node"))
     print(
