@@ -1,6 +1,6 @@
 """Where a CLI publish's time goes: a devnet with node processes, ``datasov publish --json`` timed by phase.
 
-    python -m bench.publish_profile [--size MiB [MiB...]] [-k K] [-n N] [--nodes NODES] [--rounds R]
+    python -m bench.publish_profile [--size MiB [MiB...]] [-k K] [-n N] [--nodes NODES] [--rounds R] [--idle S]
                                     [--profile OUT.prof] [--importtime OUT.txt] [--peer-tree DIR]
 
 Sets up as :mod:`bench.peers` does (``datasov devnet up``, each node its own process, an owner home),
@@ -50,13 +50,31 @@ def publish_once(
     cwd: Path = ROOT,
 ) -> tuple[Timed, dict[str, float]]:
     """One publish; its run and the CPU seconds each other process spent meanwhile."""
-    pids = {f"node{i}": pid for i, pid in enumerate(devnet.described.get("pids", {}).values()) if pid}
-    pids["devnet"] = devnet.proc.pid
+    pids = _pids(devnet)
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     got = run_timed(
         "publish", str(src), "--home", str(owner), "-k", str(k), "-n", str(n), "--json", env=env, pre=pre, cwd=cwd
     )
     return got, {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+
+
+def _pids(devnet: Devnet) -> dict[str, int]:
+    pids = {f"node{i}": pid for i, pid in enumerate(devnet.described.get("pids", {}).values()) if pid}
+    pids["devnet"] = devnet.proc.pid
+    return pids
+
+
+def idle_cpu(devnet: Devnet, seconds: float) -> None:
+    """CPU the nodes and the devnet spend with nothing asked of them (their background loops)."""
+    pids = _pids(devnet)
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    time.sleep(seconds)
+    spent = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+    nodes = sum(v for k, v in spent.items() if k.startswith("node"))
+    print(
+        f"# idle {seconds:.0f} s: nodes CPU {nodes:.2f} s ({nodes / seconds:.3f} CPU-s per s, all nodes),"
+        f" devnet/chain CPU {spent['devnet']:.2f} s ({spent['devnet'] / seconds:.3f} per s)"
+    )
 
 
 def report(label: str, got: Timed, others: dict[str, float], size_mib: float) -> None:
@@ -79,6 +97,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=10)
     parser.add_argument("--nodes", type=int, default=None, help="storage nodes (default: n)")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--idle", type=float, default=0, help="first measure the nodes' CPU idle for this long (s)")
     parser.add_argument("--profile", type=Path, default=None, help="cProfile output of the last round")
     parser.add_argument("--importtime", type=Path, default=None, help="-X importtime report of one more round")
     parser.add_argument("--peer-tree", type=Path, default=None, help="other code (git archive BASE | tar -x -C DIR)")
@@ -91,6 +110,8 @@ def main() -> None:
         try:
             owner = devnet.init_home(tmp / "owner", 1)
             print(f"# devnet up ({nodes} node processes) in {time.perf_counter() - t:.1f} s")
+            if args.idle:
+                idle_cpu(devnet, args.idle)
             src = tmp / "in.bin"
             peaks: dict[int, float] = {}
             for size in args.size:
