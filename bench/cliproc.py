@@ -91,6 +91,9 @@ class Devnet:
             self.stop()
             raise RuntimeError(f"devnet did not start; see {home / 'devnet.log'}")
         self.described: dict[str, Any] = json.loads("".join(lines))
+        if "error" in self.described:  # `devnet up --json` failed (e.g. a node process did not start in time)
+            self.stop()
+            raise RuntimeError(f"devnet did not start: {self.described['error']}; see {home / 'devnet.log'}")
 
     def init_home(self, home: Path, account: int) -> Path:
         net = str(self.home / "devnet.json")
