@@ -24,11 +24,21 @@ class Timed:
     seconds: float
     peak_rss_mib: float
     stdout: str
+    cpu_user: float = 0.0
+    cpu_sys: float = 0.0
+    stderr: str = ""
 
 
-def run_timed(*args: str, timeout: float = 3600, env: dict[str, str] | None = None, pre: tuple[str, ...] = ()) -> Timed:
-    """Run ``datasov ARGS`` to its end: its wall time and its own peak RSS (from ``wait4``).
-    ``pre``: interpreter options before ``-m datasov`` (``("-m", "cProfile", "-o", OUT)``)."""
+def run_timed(
+    *args: str,
+    timeout: float = 3600,
+    env: dict[str, str] | None = None,
+    pre: tuple[str, ...] = (),
+    cwd: Path | None = None,
+) -> Timed:
+    """Run ``datasov ARGS`` to its end: its wall time, its own peak RSS and CPU (from ``wait4``).
+    ``pre``: interpreter options before ``-m datasov`` (``("-m", "cProfile", "-o", OUT)``); ``cwd``:
+    where it runs (``-m`` puts the working directory first on ``sys.path``, before PYTHONPATH)."""
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t = time.perf_counter()
@@ -38,6 +48,7 @@ def run_timed(*args: str, timeout: float = 3600, env: dict[str, str] | None = No
             stderr=err,
             stdin=subprocess.DEVNULL,
             env=full_env,
+            cwd=cwd,
         )
         deadline = t + timeout
         while True:
@@ -56,7 +67,7 @@ def run_timed(*args: str, timeout: float = 3600, env: dict[str, str] | None = No
         stdout, stderr = out.read().decode(), err.read().decode(errors="replace")
     if proc.returncode != 0:
         raise RuntimeError(f"datasov {' '.join(args)}: exit {proc.returncode}\n{stderr[-2000:]}")
-    return Timed(seconds, usage.ru_maxrss / 1024, stdout)
+    return Timed(seconds, usage.ru_maxrss / 1024, stdout, usage.ru_utime, usage.ru_stime, stderr)
 
 
 class Devnet:
@@ -80,6 +91,9 @@ class Devnet:
             self.stop()
             raise RuntimeError(f"devnet did not start; see {home / 'devnet.log'}")
         self.described: dict[str, Any] = json.loads("".join(lines))
+        if "error" in self.described:  # `devnet up --json` failed (e.g. a node process did not start in time)
+            self.stop()
+            raise RuntimeError(f"devnet did not start: {self.described['error']}; see {home / 'devnet.log'}")
 
     def init_home(self, home: Path, account: int) -> Path:
         net = str(self.home / "devnet.json")

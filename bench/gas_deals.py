@@ -55,6 +55,17 @@ async def run() -> dict[str, int]:
     draft = int(chain.tx.event(chain.storage_market, "DealDrafted", receipt)["args"]["dealId"])
     fn = chain.storage_market.functions.registerAndCommit(draft, registration(), TRAINING_ALLOWED.to_abi())
     out["register_and_commit"] = int((await chain.send(fn, owner))["gasUsed"])
+    # the escrow's allowance: approve + openDraftDeal, against openDraftDealWithPermit (fresh accounts)
+    args, escrow = (share_size, leaf_size, 3, providers, 10, TOKEN // 100), 10 * 10 * (TOKEN // 100)
+    approver, permitter = dev_account(2), dev_account(3)
+    fn = chain.token.functions.approve(chain.deployment.storage_market, escrow)
+    out["approve"] = int((await chain.send(fn, approver))["gasUsed"])
+    receipt = await chain.send(chain.storage_market.functions.openDraftDeal(*args), approver)
+    out["open_draft_deal_fresh"] = int(receipt["gasUsed"])
+    permit = await chain.escrow_permit(permitter, escrow)
+    assert permit is not None
+    fn = chain.storage_market.functions.openDraftDealWithPermit(*args, *permit)
+    out["open_draft_deal_with_permit"] = int((await chain.send(fn, permitter))["gasUsed"])
     return out
 
 
@@ -75,6 +86,12 @@ def main() -> None:
         f"streaming, now: openDraftDeal n=10 {g['open_draft_deal']:,} + registerAndCommit"
         f" {g['register_and_commit']:,} = {folded:,} gas, 2 transactions ({folded / staged:.3f}x staged,"
         f" {folded / streamed:.3f}x before)"
+    )
+    approved = g["approve"] + g["open_draft_deal_fresh"]
+    print(
+        f"escrow allowance: approve {g['approve']:,} + openDraftDeal {g['open_draft_deal_fresh']:,} = {approved:,} gas,"
+        f" 2 transactions; openDraftDealWithPermit {g['open_draft_deal_with_permit']:,} gas, 1 transaction"
+        f" ({g['open_draft_deal_with_permit'] / approved:.3f}x)"
     )
     if args.json:
         print(json.dumps(g))

@@ -230,6 +230,16 @@ REVERTS: dict[str, type[ContractRevert]] = {
         "FeeTooHigh",
         "AnnouncementTooLong",
     ),
+    # TestToken's EIP-2612 permit (OpenZeppelin ERC20Permit: ECDSA, Nonces, ShortStrings)
+    **_define(
+        AccessDenied,
+        "ERC2612InvalidSigner",
+        "ECDSAInvalidSignature",
+        "ECDSAInvalidSignatureLength",
+        "ECDSAInvalidSignatureS",
+    ),
+    **_define(StateError, "ERC2612ExpiredSignature", "InvalidAccountNonce"),
+    **_define(InvalidInput, "InvalidShortString", "StringTooLong"),
     # DataPools (contracts/src/DataPools.sol); its other errors share LicenseManager's names
     **_define(AccessDenied, "NotCurator", "NotContributor", "NotPoolKeyReleaser", "NotPoolBuyer", "SelfAcceptance"),
     **_define(NotFound, "UnknownPool", "UnknownContribution", "UnknownPoolLicense"),

@@ -3,9 +3,11 @@ reports, fees, epochs and challenges."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import errors
 from . import proofs as packed
 from .connection import Connection
 from .models import Deal, Operator, Share, StorageProof
@@ -16,6 +18,17 @@ if TYPE_CHECKING:
 
     from .registry import Registration
     from .terms import LicenseTerms
+
+PERMIT_SECONDS = 3600
+"""How long an escrow permit stays valid (it is used in the transaction it was signed for)."""
+PERMIT_TYPE = [
+    {"name": "owner", "type": "address"},
+    {"name": "spender", "type": "address"},
+    {"name": "value", "type": "uint256"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
+]
+"""EIP-2612's Permit struct."""
 
 
 def _share(t: Sequence[Any]) -> Share:
@@ -65,14 +78,51 @@ class StorageCalls(Connection):
         """Open a deal before its dataset exists (``openDraftDeal``): escrow pulled now, no share
         acceptable until :meth:`commit_deal`. Returns the deal id."""
         escrow = len(providers) * epochs * fee_per_share_epoch
-        if escrow:
-            await self.approve(owner, self.deployment.storage_market, escrow)
-        fn = self.storage_market.functions.openDraftDeal(
-            share_size, leaf_size, k, list(providers), epochs, fee_per_share_epoch
-        )
+        args = (share_size, leaf_size, k, list(providers), epochs, fee_per_share_epoch)
+        permit = await self.escrow_permit(owner, escrow) if escrow else None
+        if permit is not None:  # the allowance granted inside the deal's own transaction
+            fn = self.storage_market.functions.openDraftDealWithPermit(*args, *permit)
+        else:
+            if escrow:
+                await self.approve(owner, self.deployment.storage_market, escrow)
+            fn = self.storage_market.functions.openDraftDeal(*args)
         receipt = await self.send(fn, owner)
         event = self.tx.event(self.storage_market, "DealDrafted", receipt)
         return int(event["args"]["dealId"])
+
+    async def escrow_permit(
+        self, owner: LocalAccount, amount: int, *, valid_for: int = PERMIT_SECONDS
+    ) -> tuple[int, int, bytes, bytes] | None:
+        """``(deadline, v, r, s)``: an EIP-2612 permit, signed by ``owner``, for the market to pull
+        exactly ``amount`` of the token, valid ``valid_for`` seconds of chain time; None when the
+        token has no permit (``eip712Domain``/``nonces`` revert: then ``approve`` it is)."""
+        try:
+            domain, nonce, latest = await asyncio.gather(
+                self.call(self.token.functions.eip712Domain()),
+                self.call(self.token.functions.nonces(owner.address)),
+                self.w3.eth.get_block("latest"),
+            )
+        except errors.ChainError:
+            return None
+        _fields, name, version, chain_id, verifying_contract, _salt, _extensions = domain
+        deadline = int(latest["timestamp"]) + valid_for
+        signed = owner.sign_typed_data(
+            domain_data={
+                "name": name,
+                "version": version,
+                "chainId": int(chain_id),
+                "verifyingContract": verifying_contract,
+            },
+            message_types={"Permit": PERMIT_TYPE},
+            message_data={
+                "owner": owner.address,
+                "spender": self.deployment.storage_market,
+                "value": amount,
+                "nonce": int(nonce),
+                "deadline": deadline,
+            },
+        )
+        return deadline, signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big")
 
     async def commit_deal(self, owner: LocalAccount, deal_id: int, dataset_id: int) -> None:
         """Bind a draft deal to a registered dataset of the same sizes (its root becomes the deal's)."""

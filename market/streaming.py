@@ -26,8 +26,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from eth_account.signers.local import LocalAccount
-
 from contracts.chain import Chain
 from erasure import envelope, localfs
 from erasure.manifest import Manifest
@@ -41,6 +39,8 @@ from .keystore import Keystore
 from .placement import NotEnoughNodes, PublishError, choose_nodes, fee_for
 
 if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
     from .publisher import PublishOptions
 
 log = logging.getLogger("datasov.publish")
@@ -180,14 +180,17 @@ async def publish_streaming(
                 sink.close()
 
     uploads = [asyncio.ensure_future(send(i, node)) for i, node in enumerate(chosen)]
+    saving: asyncio.Future[None] | None = None
     try:
         man = await asyncio.to_thread(run_encode)
+        if man.share_size == share_size:  # the key is kept (fsync) while the uploads end, before anything public
+            saving = asyncio.ensure_future(asyncio.to_thread(keystore.add_dataset, man.hash(), data_key))
     finally:
         await asyncio.gather(*uploads, return_exceptions=True)
-    if man.share_size != share_size:
+    if saving is None:
         raise PublishError(f"{path} changed while it was read ({man.plaintext_size} bytes, not {size})")
+    await saving
     timings["stream"] = time.perf_counter() - t1
-    keystore.add_dataset(man.hash(), data_key)  # before anything public names the data
 
     # register and commit the deal in one transaction (the root goes on-chain), activate the pending shares
     t2 = time.perf_counter()
@@ -195,7 +198,9 @@ async def publish_streaming(
 
     registration = manifest_registration(man, options)
     dataset_id = await chain.register_and_commit(owner, deal_id, registration, options.terms)
-    keystore.add_dataset(man.hash(), data_key, dataset_id=dataset_id)
+    noting = asyncio.ensure_future(  # the dataset id noted beside the key while the shares are activated
+        asyncio.to_thread(keystore.add_dataset, man.hash(), data_key, dataset_id=dataset_id)
+    )
     timings["chain"] = time.perf_counter() - t2
 
     t3 = time.perf_counter()
@@ -213,7 +218,10 @@ async def publish_streaming(
             log.warning("share %d: activation at %s failed: %s", index, node.url, err)
             failed[index] = str(err)
 
-    await asyncio.gather(*(activate(i, node) for i, node in enumerate(chosen)))
+    try:
+        await asyncio.gather(*(activate(i, node) for i, node in enumerate(chosen)))
+    finally:
+        await noting
     replaced: list[tuple[int, str, str]] = []
     for index in sorted(failed):
         node = await _rebuild_on_spare(

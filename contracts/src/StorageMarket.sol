@@ -2,6 +2,7 @@
 pragma solidity 0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 
@@ -372,6 +373,39 @@ contract StorageMarket is ReentrancyGuard {
         uint32 durationEpochs,
         uint256 feePerShareEpoch
     ) external nonReentrant returns (uint256 dealId) {
+        dealId = _openDraft(shareSize, leafSize, k, providers, durationEpochs, feePerShareEpoch);
+    }
+
+    /// @notice `openDraftDeal` with the escrow's allowance granted in the same transaction by an
+    /// EIP-2612 permit the sender signed for this market and exactly the escrow (one transaction
+    /// instead of `approve` + `openDraftDeal`). The permit is tried, not required: one already
+    /// submitted by someone else (front-run) leaves the allowance it granted, and the escrow is
+    /// pulled from the sender only, so a permit signed by another account opens nothing at its cost.
+    function openDraftDealWithPermit(
+        uint64 shareSize,
+        uint32 leafSize,
+        uint16 k,
+        address[] calldata providers,
+        uint32 durationEpochs,
+        uint256 feePerShareEpoch,
+        uint256 deadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external nonReentrant returns (uint256 dealId) {
+        uint256 escrow = providers.length * durationEpochs * feePerShareEpoch;
+        try IERC20Permit(address(token)).permit(msg.sender, address(this), escrow, deadline, v, r, s) {} catch {}
+        dealId = _openDraft(shareSize, leafSize, k, providers, durationEpochs, feePerShareEpoch);
+    }
+
+    function _openDraft(
+        uint64 shareSize,
+        uint32 leafSize,
+        uint16 k,
+        address[] calldata providers,
+        uint32 durationEpochs,
+        uint256 feePerShareEpoch
+    ) private returns (uint256 dealId) {
         if (shareSize == 0 || leafSize == 0 || k == 0 || k >= providers.length || providers.length > 256) {
             revert InvalidParameters("need sizes > 0 and 1 <= k < n <= 256");
         }

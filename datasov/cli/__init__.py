@@ -11,7 +11,10 @@ expected failures into messages and exit codes; ``ui`` the terminal output.
 
 from __future__ import annotations
 
+from .keyfile_import import install as _install_keyfile_import
 from .lazy import LazyGroup
+
+_install_keyfile_import()  # eth_account without py_ecc's BLS12-381 (keyfile_import.py)
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "agent": (

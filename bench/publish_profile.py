@@ -1,0 +1,149 @@
+"""Where a CLI publish's time goes: a devnet with node processes, ``datasov publish --json`` timed by phase.
+
+    python -m bench.publish_profile [--size MiB [MiB...]] [-k K] [-n N] [--nodes NODES] [--rounds R] [--idle S]
+                                    [--profile OUT.prof] [--importtime OUT.txt] [--peer-tree DIR]
+
+Sets up as :mod:`bench.peers` does (``datasov devnet up``, each node its own process, an owner home),
+then runs ``datasov publish`` ROUNDS times on fresh random files and prints, per round: wall time,
+the client's own CPU (user + system, from ``wait4``), the phases ``publish --json`` reports, and the
+CPU the node processes and the devnet (chain) process spent meanwhile (``/proc/PID/stat`` before and
+after). ``--profile`` runs the last round under cProfile (main thread only: the encoder's threads
+are not in it); ``--importtime`` runs ``-X importtime`` once more and keeps its report.
+``--peer-tree DIR``: each round also publishes with the code in DIR first on ``PYTHONPATH`` and
+prints the ratio of the two measured in the same run. Everything started is stopped by PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from .cliproc import Devnet, Timed, run_timed
+from .peers import MiB, random_file
+
+TICK = os.sysconf("SC_CLK_TCK")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def publish_once(
+    devnet: Devnet,
+    owner: Path,
+    src: Path,
+    k: int,
+    n: int,
+    *,
+    env: dict[str, str] | None = None,
+    pre: tuple[str, ...] = (),
+    cwd: Path = ROOT,
+) -> tuple[Timed, dict[str, float]]:
+    """One publish; its run and the CPU seconds each other process spent meanwhile."""
+    pids = _pids(devnet)
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    got = run_timed(
+        "publish", str(src), "--home", str(owner), "-k", str(k), "-n", str(n), "--json", env=env, pre=pre, cwd=cwd
+    )
+    return got, {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+
+
+def _pids(devnet: Devnet) -> dict[str, int]:
+    pids = {f"node{i}": pid for i, pid in enumerate(devnet.described.get("pids", {}).values()) if pid}
+    pids["devnet"] = devnet.proc.pid
+    return pids
+
+
+def idle_cpu(devnet: Devnet, seconds: float) -> None:
+    """CPU the nodes and the devnet spend with nothing asked of them (their background loops)."""
+    pids = _pids(devnet)
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    time.sleep(seconds)
+    spent = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+    nodes = sum(v for k, v in spent.items() if k.startswith("node"))
+    print(
+        f"# idle {seconds:.0f} s: nodes CPU {nodes:.2f} s ({nodes / seconds:.3f} CPU-s per s, all nodes),"
+        f" devnet/chain CPU {spent['devnet']:.2f} s ({spent['devnet'] / seconds:.3f} per s)"
+    )
+
+
+def report(label: str, got: Timed, others: dict[str, float], size_mib: float) -> None:
+    seconds = json.loads(got.stdout).get("seconds", {})
+    nodes = sum(v for k, v in others.items() if k.startswith("node"))
+    print(
+        f"# {label}: publish {got.seconds:.2f} s ({size_mib / got.seconds:.1f} MiB/s),"
+        f" peak RSS {got.peak_rss_mib:.0f} MiB;"
+        f" client CPU {got.cpu_user:.2f} user + {got.cpu_sys:.2f} sys; nodes CPU {nodes:.2f} s"
+        f" (max one {max((v for k, v in others.items() if k.startswith('node')), default=0):.2f});"
+        f" devnet/chain CPU {others.get('devnet', 0):.2f} s"
+    )
+    print("#   phases (s): " + ", ".join(f"{k} {v}" for k, v in seconds.items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, nargs="+", default=[256], help="MiB, one file each (default 256)")
+    parser.add_argument("-k", type=int, default=3)
+    parser.add_argument("-n", type=int, default=10)
+    parser.add_argument("--nodes", type=int, default=None, help="storage nodes (default: n)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--idle", type=float, default=0, help="first measure the nodes' CPU idle for this long (s)")
+    parser.add_argument("--profile", type=Path, default=None, help="cProfile output of the last round")
+    parser.add_argument("--importtime", type=Path, default=None, help="-X importtime report of one more round")
+    parser.add_argument("--peer-tree", type=Path, default=None, help="other code (git archive BASE | tar -x -C DIR)")
+    args = parser.parse_args()
+    nodes = args.nodes or args.n
+    with tempfile.TemporaryDirectory(prefix="datasov-bench-pubprof-", dir=os.environ.get("TMPDIR")) as tmp_s:
+        tmp = Path(tmp_s)
+        t = time.perf_counter()
+        devnet = Devnet(tmp / "net", nodes=nodes)
+        try:
+            owner = devnet.init_home(tmp / "owner", 1)
+            print(f"# devnet up ({nodes} node processes) in {time.perf_counter() - t:.1f} s")
+            if args.idle:
+                idle_cpu(devnet, args.idle)
+            src = tmp / "in.bin"
+            peaks: dict[int, float] = {}
+            for size in args.size:
+                for r in range(args.rounds):
+                    random_file(src, size * MiB)
+                    prof = args.profile if args.profile is not None and r == args.rounds - 1 else None
+                    pre = ("-m", "cProfile", "-o", str(prof)) if prof is not None else ()
+                    got, others = publish_once(devnet, owner, src, args.k, args.n, pre=pre)
+                    report(f"{size} MiB round {r + 1}{' (cProfile)' if prof else ''}", got, others, size)
+                    peaks[size] = max(peaks.get(size, 0.0), got.peak_rss_mib)
+                    if args.peer_tree is not None:
+                        random_file(src, size * MiB)
+                        env = {"PYTHONPATH": str(args.peer_tree.resolve())}
+                        tree = args.peer_tree.resolve()
+                        theirs, others = publish_once(devnet, owner, src, args.k, args.n, env=env, cwd=tree)
+                        report(f"{size} MiB round {r + 1} peer tree", theirs, others, size)
+                        print(f"#   ratio peer/ours {theirs.seconds / got.seconds:.2f}x (same run)")
+            if len(peaks) > 1:
+                low, high = min(peaks), max(peaks)
+                print(
+                    f"# peak RSS {low} MiB: {peaks[low]:.0f} MiB, {high} MiB: {peaks[high]:.0f} MiB"
+                    f" (ratio {peaks[high] / peaks[low]:.2f}; limit 300 MiB: {peaks[high] / 300:.2f}x of it)"
+                )
+            if args.importtime is not None:
+                random_file(src, args.size[-1] * MiB)
+                got, _ = publish_once(devnet, owner, src, args.k, args.n, pre=("-X", "importtime"))
+                args.importtime.write_text(got.stderr)
+                print(f"# -X importtime report in {args.importtime}")
+        finally:
+            devnet.stop()
+    print(f"# load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    main()
