@@ -96,6 +96,25 @@ class FetchReport:
         }
 
 
+@dataclass(frozen=True)
+class WholeFetch:
+    """A whole format-v2 fetch given what :func:`fetch_dataset` checked (the license, ``data_key``
+    against the chain's commitment, ``man`` against the chain's hash): the one signature of both
+    paths (:func:`market.stream_fetch.fetch_file`, :func:`market.reader_fetch.fetch_to`)."""
+
+    client: NodeClient
+    found: Holders
+    man: Manifest
+    data_key: bytes
+    out: Path
+    dataset_id: int
+    license_id: int = 0
+    threads: int = 8
+    progress: Callable[[int], None] | None = None
+    first_wait: float = FIRST_WAIT
+    deadline: float = DEADLINE
+
+
 async def fetch_dataset(
     chain: Chain,
     directory: Directory,
@@ -124,19 +143,8 @@ async def fetch_dataset(
             from .stream_fetch import fetch_file as whole
         else:
             from .reader_fetch import fetch_to as whole
-        return await whole(
-            client,
-            found,
-            man,
-            data_key,
-            out,
-            dataset_id=dataset_id,
-            license_id=license_id,
-            threads=threads,
-            progress=progress,
-            first_wait=first_wait,
-            deadline=deadline,
-        )
+        checked = (client, found, man, data_key, out, dataset_id)
+        return await whole(WholeFetch(*checked, license_id, threads, progress, first_wait, deadline))
 
     give_up = time.monotonic() + deadline
     order, unreachable = await rank_holders(client, found)

@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 from erasure import merkle
 from erasure.decoding import Decoder
@@ -38,7 +37,7 @@ from storage_node.client import NodeClient
 from storage_node.errors import NodeError
 
 from .buy_errors import BuyError
-from .dataset_fetch import FetchReport, problems
+from .dataset_fetch import FetchReport, WholeFetch, problems
 from .fetch_phases import mark
 from .holders import Holders, rank_holders
 from .remote_source import RemoteShareSource
@@ -95,30 +94,18 @@ class _Failed:
         return f"share {self.share}: {self.why}"
 
 
-async def fetch_file(
-    client: NodeClient,
-    found: Holders,
-    man: Manifest,
-    data_key: bytes,
-    out: Path,
-    *,
-    dataset_id: int,
-    license_id: int = 0,
-    threads: int = 8,
-    progress: Callable[[int], None] | None = None,
-    first_wait: float = 2.0,
-    deadline: float = 600.0,
-) -> FetchReport:
-    """Write the single-file dataset ``man`` describes to ``out`` (through ``out.part``), given what
-    the fetch checked (license, ``data_key`` against the commitment, ``man`` against the chain).
+async def fetch_file(job: WholeFetch) -> FetchReport:
+    """Write the single-file dataset ``job.man`` describes to ``job.out`` (through ``out.part``).
     Holds at most :data:`WINDOW_BYTES` of ciphertext (read when called)."""
+    client, found, man, data_key, out = job.client, job.found, job.man, job.data_key, job.out
+    threads, progress, first_wait = job.threads, job.progress, job.first_wait
     start = time.perf_counter()
-    give_up = time.monotonic() + deadline
+    give_up = time.monotonic() + job.deadline
     probe = asyncio.ensure_future(rank_holders(client, found))
     roots, failed = await _systematic_roots(client, found, man)
     order, unreachable = await probe
     mark("holders ranked, systematic block roots")
-    report = FetchReport.begin(license_id, dataset_id, man, found, unreachable)
+    report = FetchReport.begin(job.license_id, job.dataset_id, man, found, unreachable)
     tmp = out.with_name(out.name + ".part")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     used: dict[int, int] = {}
