@@ -120,7 +120,9 @@ async def fetch_file(job: WholeFetch) -> FetchReport:
                     progress(nbytes)
 
             if failed is None:
-                failed = await _stream(client, found, man, writer, pool, wrote, used, WINDOW_BYTES, 4 * first_wait)
+                failed = await _stream(
+                    client, found, man, writer, pool, wrote, used, WINDOW_BYTES, 4 * first_wait, first_wait
+                )
             mark("systematic shares streamed")
             if failed is not None:
                 report.excluded[failed.share] = failed.why
@@ -195,14 +197,18 @@ async def _stream(
     used: dict[int, int],
     window_bytes: int,
     stall: float,
+    lag: float,
 ) -> _Failed | None:
-    """Stream shares 0..k-1 and write every segment; the first failure (the streams then stop)."""
+    """Stream shares 0..k-1 and write every segment; the first failure (the streams then stop). A
+    stream that holds the others back (they wait ``lag`` seconds at the window for a segment it
+    has not delivered) is hedged: a failure naming it, so that the rest is decoded from spares."""
     loop = asyncio.get_running_loop()
     count = man.segment_count
     window = Window(window_bytes // man.segment_size)
     arrived: dict[int, list[bytes]] = {}  # segment -> its blocks so far (at most window.size segments)
     writes: set[asyncio.Future[int]] = set()
     failure: list[_Failed] = []
+    got = dict.fromkeys(range(man.k), 0)  # share -> blocks delivered so far (in order)
     dataset = man.hash().hex()
 
     def written(segment: int, fut: asyncio.Future[int]) -> None:
@@ -222,12 +228,27 @@ async def _stream(
             failure.append(_Failed(-1, f"segment {segment}: {err}"))
             window.abort()
 
+    async def held(segment: int) -> _Failed | None:
+        """Wait until ``segment`` may be read; the stream holding the window back if that takes
+        over ``lag`` seconds (a holder behind the others, not a slow write: it has not delivered
+        the lowest unwritten segment)."""
+        while True:
+            try:
+                await asyncio.wait_for(window.admit(segment), lag)
+                return None
+            except TimeoutError:
+                behind = [i for i in range(man.k) if got[i] <= window.floor]
+                if behind:
+                    why = f"fell {window.size} segments behind the other systematic streams for {lag:g} s"
+                    return _Failed(behind[0], f"{why} (at segment {window.floor}): hedged by decoding the rest")
+
     async def pull(j: int) -> _Failed | None:
         sizes = (writer.block_size(s) for s in range(count))
         blocks = client.share_blocks(found.urls[j], dataset, j, sizes)
         try:
             for s in range(count):
-                await window.admit(s)
+                if (lagging := await held(s)) is not None:
+                    return lagging
                 if failure:
                     return None
                 try:
@@ -240,12 +261,13 @@ async def _stream(
                 if len(slot) < man.k:
                     slot.extend([b""] * (man.k - len(slot)))
                 slot[j] = block
+                got[j] = s + 1
                 if all(slot):
                     del arrived[s]
                     fut = loop.run_in_executor(pool, writer.write_blocks, s, slot)
                     writes.add(fut)
                     fut.add_done_callback(functools.partial(written, s))
-            return None
+            return await held(count - 1 + window.size)  # done: until every segment is written
         finally:
             await blocks.aclose()
 

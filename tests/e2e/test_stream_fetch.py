@@ -30,9 +30,9 @@ def _data(size: int) -> bytes:
 class Streams(NodeClient):
     """The CLI's client, with whole-share streams watched (and, for one share, tampered with)."""
 
-    def __init__(self, *, lie: int | None = None, cut: int | None = None, at: int = 2) -> None:
+    def __init__(self, *, lie: int | None = None, cut: int | None = None, slow: int | None = None, at: int = 2) -> None:
         super().__init__()
-        self.lie, self.cut, self.at = lie, cut, at
+        self.lie, self.cut, self.slow, self.at = lie, cut, slow, at
         self.served: dict[int, int] = {}  # share -> blocks streamed so far
         self.most_ahead = 0  # the most blocks one stream got ahead of another
         self.ranges = 0  # range requests (the decoder's fallback)
@@ -47,6 +47,8 @@ class Streams(NodeClient):
             if index == self.lie and got == self.at:
                 block = bytes([block[0] ^ 1]) + block[1:]
             self.most_ahead = max(self.most_ahead, max(self.served.values()) - min(self.served.values()))
+            if index == self.slow and got >= self.at:
+                await asyncio.sleep(0.5)  # a slow holder (injected), never stalled: a block every 0.5 s
             if index == 0:
                 await asyncio.sleep(0.005)  # share 0 is the slow one (injected): the others would race ahead
             yield block
@@ -56,7 +58,9 @@ class Streams(NodeClient):
         return await super().get_share(url, dataset, index, start=start, end=end)
 
 
-async def _fetch(net: LocalNetwork, lab: Keystore, publish: Publish, tmp_path: Path, client: Streams, size: int):
+async def _fetch(
+    net: LocalNetwork, lab: Keystore, publish: Publish, tmp_path: Path, client: Streams, size: int, **fetch: float
+):
     src = tmp_path / "in.bin"
     src.write_bytes(_data(size))
     offer = await publish(src)
@@ -64,7 +68,7 @@ async def _fetch(net: LocalNetwork, lab: Keystore, publish: Publish, tmp_path: P
     await offer.agent.tick()
     out = tmp_path / "out.bin"
     async with client:
-        report = await buyer.fetch(net.chain, lab, net.directory, client, license_id, out)
+        report = await buyer.fetch(net.chain, lab, net.directory, client, license_id, out, **fetch)
     assert out.read_bytes() == src.read_bytes()
     assert report.bytes_written == size
     return report
@@ -117,3 +121,14 @@ async def test_a_lying_or_broken_systematic_holder_is_decoded_around(
     assert 1 in report.excluded
     assert client.ranges > 0
     assert set(report.shares_used) - {0, 1, 2, 3}  # another holder's blocks stood in for share 1's
+
+
+async def test_a_systematic_holder_that_lags_behind_the_others_is_hedged(
+    net: LocalNetwork, lab: Keystore, publish: Publish, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stream_fetch, "WINDOW_BYTES", 2 * SEGMENT)  # the others are two segments ahead at most
+    client = Streams(slow=2)  # a block every 0.5 s from its second on: under the stall (4 x first_wait = 1 s)
+    report = await _fetch(net, lab, publish, tmp_path, client, 12 * SEGMENT, first_wait=0.25)
+    assert "behind" in report.excluded[2]
+    assert client.served[2] < 12  # not waited for to the end
+    assert set(report.shares_used) - {0, 1, 2, 3}  # a spare holder's blocks stood in for share 2's
