@@ -113,6 +113,7 @@ class WholeFetch:
     progress: Callable[[int], None] | None = None
     first_wait: float = FIRST_WAIT
     deadline: float = DEADLINE
+    directory: Directory | None = None  # where a holder that does not answer is looked up again
 
 
 async def fetch_dataset(
@@ -144,10 +145,10 @@ async def fetch_dataset(
         else:
             from .reader_fetch import fetch_to as whole
         checked = (client, found, man, data_key, out, dataset_id)
-        return await whole(WholeFetch(*checked, license_id, threads, progress, first_wait, deadline))
+        return await whole(WholeFetch(*checked, license_id, threads, progress, first_wait, deadline, directory))
 
     give_up = time.monotonic() + deadline
-    order, unreachable = await rank_holders(client, found)
+    order, unreachable = await rank_holders(client, found, directory)
     report = FetchReport.begin(license_id, dataset_id, man, found, unreachable)
     sources = RemoteShareSource.started(client, found.urls, man, order, first_wait=first_wait, deadline=give_up)
 

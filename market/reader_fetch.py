@@ -36,7 +36,8 @@ async def fetch_to(job: WholeFetch) -> FetchReport:
         threads=threads,
         first_wait=job.first_wait,
         deadline=job.deadline,
-        partial_reads=False,  # every segment is decoded whole anyway: from the same k holders
+        partial_reads=False,
+        directory=job.directory,  # every segment is decoded whole anyway: from the same k holders
     )
     mark("holders ranked, block roots, reader")
     report = FetchReport.begin(job.license_id, dataset_id, r.manifest, job.found, dict(r.opened.unreachable))

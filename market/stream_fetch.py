@@ -101,9 +101,12 @@ async def fetch_file(job: WholeFetch) -> FetchReport:
     threads, progress, first_wait = job.threads, job.progress, job.first_wait
     start = time.perf_counter()
     give_up = time.monotonic() + job.deadline
-    probe = asyncio.ensure_future(rank_holders(client, found))
+    listed = dict(found.urls)
+    probe = asyncio.ensure_future(rank_holders(client, found, job.directory))
     roots, failed = await _systematic_roots(client, found, man)
     order, unreachable = await probe
+    if failed is not None and found.urls.get(failed.share) != listed.get(failed.share):  # it moved: ask there
+        roots, failed = await _systematic_roots(client, found, man)
     mark("holders ranked, systematic block roots")
     report = FetchReport.begin(job.license_id, job.dataset_id, man, found, unreachable)
     tmp = out.with_name(out.name + ".part")

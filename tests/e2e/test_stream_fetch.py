@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncGenerator, Iterable
+import socket
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from contracts.terms import Purpose
 from datasov.devnet import LocalNetwork
 from market import buyer, stream_fetch
+from market.directory import Directory, NodeInfo
 from market.keystore import Keystore
 from storage_node.client import BrokenResponse, NodeClient
 
@@ -58,8 +60,37 @@ class Streams(NodeClient):
         return await super().get_share(url, dataset, index, start=start, end=end)
 
 
+class Moved:
+    """The network's directory, but one operator's node is given at an old URL where nothing
+    answers, until the node is looked up again (:class:`market.directory.Rediscovers`)."""
+
+    def __init__(self, inner: Directory, address: str) -> None:
+        self.inner, self.address = inner, address
+        with socket.socket() as s:  # a loopback port nothing listens on: connections are refused
+            s.bind(("127.0.0.1", 0))
+            self.old = f"http://127.0.0.1:{s.getsockname()[1]}"
+        self.asked: list[str] = []
+
+    async def nodes(self) -> Sequence[NodeInfo]:
+        return await self.inner.nodes()
+
+    async def url_of(self, address: str) -> str:
+        return self.old if address.lower() == self.address.lower() else await self.inner.url_of(address)
+
+    async def unreachable(self, address: str) -> str | None:
+        self.asked.append(address)
+        return await self.inner.url_of(address)
+
+
 async def _fetch(
-    net: LocalNetwork, lab: Keystore, publish: Publish, tmp_path: Path, client: Streams, size: int, **fetch: float
+    net: LocalNetwork,
+    lab: Keystore,
+    publish: Publish,
+    tmp_path: Path,
+    client: Streams,
+    size: int,
+    moved: int | None = None,
+    **fetch: float,
 ):
     src = tmp_path / "in.bin"
     src.write_bytes(_data(size))
@@ -67,8 +98,9 @@ async def _fetch(
     license_id = await buyer.buy(net.chain, lab, offer.dataset_id, Purpose.AI_TRAINING)
     await offer.agent.tick()
     out = tmp_path / "out.bin"
+    directory = net.directory if moved is None else Moved(net.directory, offer.pub.placements[moved].address)
     async with client:
-        report = await buyer.fetch(net.chain, lab, net.directory, client, license_id, out, **fetch)
+        report = await buyer.fetch(net.chain, lab, directory, client, license_id, out, **fetch)
     assert out.read_bytes() == src.read_bytes()
     assert report.bytes_written == size
     return report
@@ -132,3 +164,14 @@ async def test_a_systematic_holder_that_lags_behind_the_others_is_hedged(
     assert "behind" in report.excluded[2]
     assert client.served[2] < 12  # not waited for to the end
     assert set(report.shares_used) - {0, 1, 2, 3}  # a spare holder's blocks stood in for share 2's
+
+
+async def test_a_systematic_holder_that_moved_is_looked_up_again_and_streamed_from_its_new_url(
+    net: LocalNetwork, lab: Keystore, publish: Publish, tmp_path: Path
+) -> None:
+    client = Streams()
+    report = await _fetch(net, lab, publish, tmp_path, client, 3 * SEGMENT + 7, moved=1)
+    assert 1 not in report.unreachable
+    assert sorted(client.served) == [0, 1, 2, 3]  # share 1 streamed from where its node is now
+    assert client.ranges == 0  # nothing decoded around it
+    assert report.shares_used == [0, 1, 2, 3]
