@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from contracts.chain import Chain
+from contracts.models import Dataset
 from erasure import manifest
 from erasure.errors import ErasureError
 from erasure.manifest import Manifest
@@ -88,9 +89,13 @@ async def fetch_manifest(client: NodeClient, urls: dict[int, str], dataset_hash:
     raise ManifestUnavailable(f"no holder served the manifest {dataset_hash.hex()} ({shown})")
 
 
-async def checked_manifest(chain: Chain, client: NodeClient, dataset_id: int, found: Holders) -> Manifest:
-    """The dataset's manifest, checked against its on-chain hash, key commitment and salt."""
-    dataset = await chain.get_dataset(dataset_id)
+async def checked_manifest(
+    chain: Chain, client: NodeClient, dataset_id: int, found: Holders, dataset: Dataset | None = None
+) -> Manifest:
+    """The dataset's manifest, checked against its on-chain hash, key commitment and salt
+    (``dataset``: its on-chain record, if the caller read it already)."""
+    if dataset is None:
+        dataset = await chain.get_dataset(dataset_id)
     man = await fetch_manifest(client, found.healthy_first(), dataset.manifest_hash)
     if (man.key_commitment, man.salt) != (dataset.key_commitment, dataset.key_salt):
         raise BuyError(f"dataset {dataset_id}: its manifest and its registration commit to different keys")
@@ -99,9 +104,10 @@ async def checked_manifest(chain: Chain, client: NodeClient, dataset_id: int, fo
 
 async def located(chain: Chain, directory: Directory, client: NodeClient, dataset_id: int) -> tuple[Holders, Manifest]:
     """The dataset's holders and its manifest, checked (:func:`holders`, :func:`checked_manifest`):
-    what a fetch and a reader both start from, once the license and key are."""
-    found = await holders(chain, directory, dataset_id)
-    return found, await checked_manifest(chain, client, dataset_id, found)
+    what a fetch and a reader both start from, once the license and key are. The dataset's record
+    is read while the holders are."""
+    found, dataset = await asyncio.gather(holders(chain, directory, dataset_id), chain.get_dataset(dataset_id))
+    return found, await checked_manifest(chain, client, dataset_id, found, dataset)
 
 
 async def rank_holders(
