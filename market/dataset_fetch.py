@@ -142,6 +142,8 @@ async def fetch_dataset(
     if man.seekable:  # v2: one file streams its k systematic shares; a folder is read through a reader
         if man.content == "file" and systematic.fits(man):
             from .stream_fetch import fetch_file as whole
+        elif man.content == "folder" and man.index is not None and systematic.fits(man):
+            from .stream_folder import fetch_folder as whole
         else:
             from .reader_fetch import fetch_to as whole
         checked = (client, found, man, data_key, out, dataset_id)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from contracts.terms import Purpose
+from datasov.demo import _same_tree
 from datasov.devnet import LocalNetwork
 from market import buyer, stream_fetch
 from market.directory import Directory, NodeInfo
@@ -175,3 +176,24 @@ async def test_a_systematic_holder_that_moved_is_looked_up_again_and_streamed_fr
     assert sorted(client.served) == [0, 1, 2, 3]  # share 1 streamed from where its node is now
     assert client.ranges == 0  # nothing decoded around it
     assert report.shares_used == [0, 1, 2, 3]
+
+
+async def test_a_folder_streams_its_systematic_shares_too_and_is_unpacked_checked(
+    net: LocalNetwork, lab: Keystore, publish: Publish, tmp_path: Path
+) -> None:
+    src = tmp_path / "tree"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.bin").write_bytes(_data(2 * SEGMENT + 5))
+    (src / "sub" / "b.txt").write_bytes(b"hello " * 1000)
+    (src / "empty").write_bytes(b"")
+    offer = await publish(src)
+    license_id = await buyer.buy(net.chain, lab, offer.dataset_id, Purpose.AI_TRAINING)
+    await offer.agent.tick()
+    client = Streams()
+    async with client:
+        await buyer.fetch(net.chain, lab, net.directory, client, license_id, tmp_path / "out")
+    assert _same_tree(src, tmp_path / "out")
+    assert not (tmp_path / "out.packed").exists()  # the packed copy is gone once unpacked
+    assert not (tmp_path / "out.part").exists()
+    assert sorted(client.served) == [0, 1, 2, 3]
+    assert client.ranges == 0  # streamed, nothing decoded
