@@ -2,8 +2,9 @@
 decrypt, write.
 
     holders (latest deal on-chain) -> manifest from any holder, checked against the on-chain hash
-    and key commitment -> format v2: a reader client (:mod:`market.reader_fetch`), given what was
-    checked here (nothing is checked twice); format v1: block roots of each share checked against
+    and key commitment -> format v2: the k systematic shares streamed (:mod:`market.stream_fetch`,
+    a folder unpacked after: :mod:`market.stream_folder`; a layout that does not fit: a reader
+    client, :mod:`market.reader_fetch`), given what was checked here (nothing is checked twice); format v1: block roots of each share checked against
     the committed share roots -> any k verified blocks per segment, fastest holders first, k at
     once and hedged (:mod:`market.remote_source`) -> decode -> decrypt -> write
 
@@ -100,7 +101,8 @@ class FetchReport:
 class WholeFetch:
     """A whole format-v2 fetch given what :func:`fetch_dataset` checked (the license, ``data_key``
     against the chain's commitment, ``man`` against the chain's hash): the one signature of both
-    paths (:func:`market.stream_fetch.fetch_file`, :func:`market.reader_fetch.fetch_to`)."""
+    paths (:func:`market.stream_fetch.fetch_file`, :func:`market.stream_folder.fetch_folder`,
+    :func:`market.reader_fetch.fetch_to`)."""
 
     client: NodeClient
     found: Holders
@@ -133,13 +135,14 @@ async def fetch_dataset(
 ) -> FetchReport:
     """:func:`market.buyer.fetch` once the license is checked and its data key received (checked
     against the commitment): also what a pool license fetches, one contribution at a time
-    (:mod:`market.pools`). A single-file v2 dataset streams its k systematic shares
-    (:mod:`market.stream_fetch`); a v2 folder is fetched through a reader. ``located``: the holders
+    (:mod:`market.pools`). A v2 dataset streams its k systematic shares (:mod:`market.stream_fetch`;
+    a folder is unpacked after, :mod:`market.stream_folder`); a layout whose segments do not hold
+    whole messages is fetched through a reader. ``located``: the holders
     and the checked manifest (:func:`market.holders.located`) if the caller already has them."""
     start = time.perf_counter()
     found, man = located if located is not None else await holders.located(chain, directory, client, dataset_id)
     mark("holders from chain, manifest")
-    if man.seekable:  # v2: one file streams its k systematic shares; a folder is read through a reader
+    if man.seekable:  # v2: the k systematic shares streamed where the layout fits; else through a reader
         if man.content == "file" and systematic.fits(man):
             from .stream_fetch import fetch_file as whole
         elif man.content == "folder" and man.index is not None and systematic.fits(man):
