@@ -6,7 +6,8 @@ decrypt, write.
     a folder unpacked after: :mod:`market.stream_folder`; a layout that does not fit: a reader
     client, :mod:`market.reader_fetch`), given what was checked here (nothing is checked twice);
     format v1: block roots of each share checked against the committed share roots -> any k
-    verified blocks per segment, fastest holders first, k at once and hedged (:mod:`market.remote_source`) -> decode -> decrypt -> write
+    verified blocks per segment, fastest holders first, k at once and hedged
+    (:mod:`market.remote_source`) -> decode -> decrypt -> write
 
 Nothing unverified reaches the output: a node serving wrong bytes only costs a retry elsewhere.
 A slow holder is not a missing one: a read that has not answered within its wait (``first_wait``
