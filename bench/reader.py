@@ -14,7 +14,8 @@ dataset of S bytes (1 GiB; 64 MiB with --quick): 4 MiB files, plus one file of e
 - bytes moved from the nodes per byte read, for the 1 MiB file read alone (no prefetch), against the
   covering segments' share of it (the target: no more than those), block roots counted apart;
 - peak RSS of a separate process streaming the whole dataset through ``datasov://`` (fsspec), for S
-  and 4 S (quick: 32 and 128 MiB): the ratio should stay near 1 (flat).
+  and 4 S (quick: 32 and 128 MiB): the ratio should stay near 1 (flat). The child is
+  :mod:`bench.reader_rss`, which imports only ``datasov.fsspec`` as a data tool does.
 
 Everything but the RSS child runs in this one process on a shared CPU: nodes, chain and reader
 compete, so the figures are floors for a real network.
@@ -106,24 +107,6 @@ async def publish_and_license(net: LocalNetwork, owner: Keystore, lab: Keystore,
     return license_id
 
 
-def rss_child(home: str, license_id: int) -> None:
-    """Stream every file of the dataset through datasov:// and print this process's peak RSS."""
-    from datasov.fsspec import DatasovFileSystem
-
-    fs = DatasovFileSystem(home=home, passphrase=PASS, skip_instance_cache=True)
-    total = 0
-    for path in fs.find(str(license_id)):
-        with fs.open(path) as f:
-            while chunk := f.read(MiB):
-                total += len(chunk)
-    fs.close()
-    hwm = 0.0
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            hwm = int(line.split()[1]) / 1024
-    print(json.dumps({"bytes": total, "peak_rss_mib": round(hwm, 1)}))
-
-
 async def measure(work: Path, size: int, opens: int, random_reads: int, rss_sizes: tuple[int, int]) -> dict[str, Any]:
     net = await LocalNetwork.start(
         work / "net", nodes=10, config=ChainConfig(epoch_blocks=200), capacity=64 << 30, provers=False
@@ -202,12 +185,14 @@ async def measure(work: Path, size: int, opens: int, random_reads: int, rss_size
                 folder = work / f"rss-{rss_size // MiB}"
                 make_folder(folder, rss_size)
                 lid = await publish_and_license(net, owner, lab, folder, work)
-                proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "bench.reader", "--rss-child", str(home), str(lid),
-                    stdout=subprocess.PIPE,
-                )  # fmt: skip
+                proc = await asyncio.create_subprocess_exec(  # a data tool's process: nothing of this benchmark
+                    sys.executable, "-m", "bench.reader_rss", str(home), str(lid), PASS, stdout=subprocess.PIPE
+                )
                 out, _ = await proc.communicate()
-                peaks.append(json.loads(out.decode().strip().splitlines()[-1])["peak_rss_mib"])
+                child = json.loads(out.decode().strip().splitlines()[-1])
+                peaks.append(child["peak_rss_mib"])
+                results.setdefault("rss_imported_mib", []).append(child["imported_mib"])
+                results.setdefault("rss_opened_mib", []).append(child["opened_mib"])
             results["rss_sizes_mib"] = [s // MiB for s in rss_sizes]
             results["rss_peaks_mib"] = peaks
             results["rss_growth_ratio"] = round(peaks[1] / peaks[0], 2)
@@ -223,11 +208,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="64 MiB dataset, RSS at 32 and 128 MiB")
     parser.add_argument("--size", type=int, default=None, help="dataset size in MiB")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    parser.add_argument("--rss-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.rss_child:
-        rss_child(args.rss_child[0], int(args.rss_child[1]))
-        return
     size = (args.size or (64 if args.quick else 1024)) * MiB
     rss_sizes = (32 * MiB, 128 * MiB) if args.quick else (256 * MiB, 2048 * MiB)
     opens, random_reads = (10, 200) if args.quick else (40, 2000)
@@ -248,7 +229,8 @@ def main() -> None:
     )
     print(
         f"  peak RSS streaming everything: {r['rss_peaks_mib'][0]} MiB at {r['rss_sizes_mib'][0]} MiB, "
-        f"{r['rss_peaks_mib'][1]} MiB at {r['rss_sizes_mib'][1]} MiB: {r['rss_growth_ratio']}x"
+        f"{r['rss_peaks_mib'][1]} MiB at {r['rss_sizes_mib'][1]} MiB: {r['rss_growth_ratio']}x "
+        f"(the child after its imports {r['rss_imported_mib']} MiB, after opening {r['rss_opened_mib']} MiB)"
     )
     if args.json:
         print(json.dumps(r, sort_keys=True))

@@ -100,20 +100,30 @@ class DatasovFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
         async def opener() -> tuple[DatasetReader, Callable[[], Awaitable[None]]]:
             from contracts.chain import Chain
+            from contracts.errors import ReadOnlyConnection
             from market.keystore import Keystore
             from market.reader import DatasetReader
             from storage_node.client import NodeClient
 
             network = Network.from_json(json.loads((home / CONFIG).read_text()))
             keystore = Keystore.open(home, passphrase(home, given, secret_file))
-            chain = await Chain.connect(network.rpc, network.deployment)
             client = NodeClient(timeout=30, retries=2)
-            try:
-                reader = await DatasetReader.open(chain, keystore, network.directory, client, license_id)
+            chain: Chain | None = None
+            try:  # a reader (no web3) unless a transaction must be sent: a wrong key disputed, a bad piece proven
+                for read_only in (True, False):
+                    chain = await (Chain.reader if read_only else Chain.connect)(network.rpc, network.deployment)
+                    try:
+                        reader = await DatasetReader.open(chain, keystore, network.directory, client, license_id)
+                        break
+                    except ReadOnlyConnection:
+                        await chain.close()
+                        chain = None
             except BaseException:
                 await client.close()
-                await chain.close()
+                if chain is not None:
+                    await chain.close()
                 raise
+            assert chain is not None
 
             async def cleanup() -> None:
                 await client.close()

@@ -2,10 +2,12 @@
 decrypt, write.
 
     holders (latest deal on-chain) -> manifest from any holder, checked against the on-chain hash
-    and key commitment -> format v2: a reader client (:mod:`market.reader_fetch`), given what was
-    checked here (nothing is checked twice); format v1: block roots of each share checked against
-    the committed share roots -> any k verified blocks per segment, fastest holders first, k at
-    once and hedged (:mod:`market.remote_source`) -> decode -> decrypt -> write
+    and key commitment -> format v2: the k systematic shares streamed (:mod:`market.stream_fetch`,
+    a folder unpacked after: :mod:`market.stream_folder`; a layout that does not fit: a reader
+    client, :mod:`market.reader_fetch`), given what was checked here (nothing is checked twice);
+    format v1: block roots of each share checked against the committed share roots -> any k
+    verified blocks per segment, fastest holders first, k at once and hedged
+    (:mod:`market.remote_source`) -> decode -> decrypt -> write
 
 Nothing unverified reaches the output: a node serving wrong bytes only costs a retry elsewhere.
 A slow holder is not a missing one: a read that has not answered within its wait (``first_wait``
@@ -96,6 +98,27 @@ class FetchReport:
         }
 
 
+@dataclass(frozen=True)
+class WholeFetch:
+    """A whole format-v2 fetch given what :func:`fetch_dataset` checked (the license, ``data_key``
+    against the chain's commitment, ``man`` against the chain's hash): the one signature of both
+    paths (:func:`market.stream_fetch.fetch_file`, :func:`market.stream_folder.fetch_folder`,
+    :func:`market.reader_fetch.fetch_to`)."""
+
+    client: NodeClient
+    found: Holders
+    man: Manifest
+    data_key: bytes
+    out: Path
+    dataset_id: int
+    license_id: int = 0
+    threads: int = 8
+    progress: Callable[[int], None] | None = None
+    first_wait: float = FIRST_WAIT
+    deadline: float = DEADLINE
+    directory: Directory | None = None  # where a holder that does not answer is looked up again
+
+
 async def fetch_dataset(
     chain: Chain,
     directory: Directory,
@@ -113,33 +136,25 @@ async def fetch_dataset(
 ) -> FetchReport:
     """:func:`market.buyer.fetch` once the license is checked and its data key received (checked
     against the commitment): also what a pool license fetches, one contribution at a time
-    (:mod:`market.pools`). A single-file v2 dataset streams its k systematic shares
-    (:mod:`market.stream_fetch`); a v2 folder is fetched through a reader. ``located``: the holders
+    (:mod:`market.pools`). A v2 dataset streams its k systematic shares (:mod:`market.stream_fetch`;
+    a folder is unpacked after, :mod:`market.stream_folder`); a layout whose segments do not hold
+    whole messages is fetched through a reader. ``located``: the holders
     and the checked manifest (:func:`market.holders.located`) if the caller already has them."""
     start = time.perf_counter()
     found, man = located if located is not None else await holders.located(chain, directory, client, dataset_id)
     mark("holders from chain, manifest")
-    if man.seekable:  # v2: one file streams its k systematic shares; a folder is read through a reader
+    if man.seekable:  # v2: the k systematic shares streamed where the layout fits; else through a reader
         if man.content == "file" and systematic.fits(man):
             from .stream_fetch import fetch_file as whole
+        elif man.content == "folder" and man.index is not None and systematic.fits(man):
+            from .stream_folder import fetch_folder as whole
         else:
             from .reader_fetch import fetch_to as whole
-        return await whole(
-            client,
-            found,
-            man,
-            data_key,
-            out,
-            dataset_id=dataset_id,
-            license_id=license_id,
-            threads=threads,
-            progress=progress,
-            first_wait=first_wait,
-            deadline=deadline,
-        )
+        checked = (client, found, man, data_key, out, dataset_id)
+        return await whole(WholeFetch(*checked, license_id, threads, progress, first_wait, deadline, directory))
 
     give_up = time.monotonic() + deadline
-    order, unreachable = await rank_holders(client, found)
+    order, unreachable = await rank_holders(client, found, directory)
     report = FetchReport.begin(license_id, dataset_id, man, found, unreachable)
     sources = RemoteShareSource.started(client, found.urls, man, order, first_wait=first_wait, deadline=give_up)
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from contracts.chain import Chain
+from contracts.models import Dataset
 from erasure import manifest
 from erasure.errors import ErasureError
 from erasure.manifest import Manifest
@@ -19,7 +20,7 @@ from storage_node.client import NodeClient
 from storage_node.errors import NodeError
 
 from .buy_errors import BuyError, ManifestUnavailable
-from .directory import Directory, DirectoryError
+from .directory import Directory, DirectoryError, moved
 
 PROBE_WAIT = 5.0
 """Seconds a holder may take to answer the health probe before it is ranked after those that did."""
@@ -29,9 +30,10 @@ PROBE_WAIT = 5.0
 class Holders:
     """Where a dataset's shares are, from its latest deal on-chain."""
 
-    urls: dict[int, str]  # share index -> node URL (faulty ones included)
+    urls: dict[int, str]  # share index -> node URL (faulty ones included); a moved node's is replaced
     faulty: frozenset[int]  # shares marked faulty on-chain (a missed proof): asked last
     unlisted: dict[int, str]  # shares whose provider the directory does not know -> why
+    providers: dict[int, str] = field(default_factory=dict)  # share index -> its operator's address
 
     def healthy_first(self) -> dict[int, str]:
         """The URLs, shares marked faulty on-chain last (the order the manifest is asked in)."""
@@ -65,7 +67,8 @@ async def holders(chain: Chain, directory: Directory, dataset_id: int) -> Holder
             unlisted[i] = str(where)
         else:
             urls[i] = where
-    return Holders(urls, frozenset(i for i, s in enumerate(shares) if s.faulty), unlisted)
+    faulty = frozenset(i for i, s in enumerate(shares) if s.faulty)
+    return Holders(urls, faulty, unlisted, {i: s.provider for i, s in enumerate(shares)})
 
 
 async def fetch_manifest(client: NodeClient, urls: dict[int, str], dataset_hash: bytes) -> Manifest:
@@ -86,9 +89,13 @@ async def fetch_manifest(client: NodeClient, urls: dict[int, str], dataset_hash:
     raise ManifestUnavailable(f"no holder served the manifest {dataset_hash.hex()} ({shown})")
 
 
-async def checked_manifest(chain: Chain, client: NodeClient, dataset_id: int, found: Holders) -> Manifest:
-    """The dataset's manifest, checked against its on-chain hash, key commitment and salt."""
-    dataset = await chain.get_dataset(dataset_id)
+async def checked_manifest(
+    chain: Chain, client: NodeClient, dataset_id: int, found: Holders, dataset: Dataset | None = None
+) -> Manifest:
+    """The dataset's manifest, checked against its on-chain hash, key commitment and salt
+    (``dataset``: its on-chain record, if the caller read it already)."""
+    if dataset is None:
+        dataset = await chain.get_dataset(dataset_id)
     man = await fetch_manifest(client, found.healthy_first(), dataset.manifest_hash)
     if (man.key_commitment, man.salt) != (dataset.key_commitment, dataset.key_salt):
         raise BuyError(f"dataset {dataset_id}: its manifest and its registration commit to different keys")
@@ -97,24 +104,39 @@ async def checked_manifest(chain: Chain, client: NodeClient, dataset_id: int, fo
 
 async def located(chain: Chain, directory: Directory, client: NodeClient, dataset_id: int) -> tuple[Holders, Manifest]:
     """The dataset's holders and its manifest, checked (:func:`holders`, :func:`checked_manifest`):
-    what a fetch and a reader both start from, once the license and key are."""
-    found = await holders(chain, directory, dataset_id)
-    return found, await checked_manifest(chain, client, dataset_id, found)
+    what a fetch and a reader both start from, once the license and key are. The dataset's record
+    is read while the holders are."""
+    found, dataset = await asyncio.gather(holders(chain, directory, dataset_id), chain.get_dataset(dataset_id))
+    return found, await checked_manifest(chain, client, dataset_id, found, dataset)
 
 
-async def rank_holders(client: NodeClient, found: Holders) -> tuple[list[int], dict[int, str]]:
+async def rank_holders(
+    client: NodeClient, found: Holders, directory: Directory | None = None
+) -> tuple[list[int], dict[int, str]]:
     """Share indexes fastest holder first (by a health probe), then those that did not answer,
-    then those marked faulty on-chain; and why each that did not answer did not."""
+    then those marked faulty on-chain; and why each that did not answer did not. With a
+    ``directory``, a holder that does not answer at its URL is looked up again
+    (:func:`market.directory.moved`, as placement and repair do): if it answers at a new one,
+    that replaces its URL in ``found.urls``."""
 
-    async def rtt(index: int, url: str) -> tuple[float | None, int, str]:
+    async def rtt(url: str) -> float | str:
         t = time.perf_counter()
         try:
             await asyncio.wait_for(client.health(url), PROBE_WAIT)
         except (NodeError, TimeoutError) as err:
-            return None, index, str(err) or f"no answer to the health probe in {PROBE_WAIT:g} s"
-        return time.perf_counter() - t, index, url
+            return str(err) or f"no answer to the health probe in {PROBE_WAIT:g} s"
+        return time.perf_counter() - t
 
-    probes = await asyncio.gather(*(rtt(i, u) for i, u in found.urls.items()))
+    async def probe(index: int, url: str) -> tuple[float | None, int, str]:
+        got = await rtt(url)
+        if isinstance(got, str) and directory is not None and index in found.providers:
+            new = await moved(directory, found.providers[index], url)
+            if new is not None and not isinstance(again := await rtt(new), str):
+                found.urls[index] = new
+                return again, index, new
+        return (None, index, got) if isinstance(got, str) else (got, index, url)
+
+    probes = await asyncio.gather(*(probe(i, u) for i, u in found.urls.items()))
     live = sorted((p for p in probes if p[0] is not None), key=lambda p: p[0] or 0.0)
     unreachable = {i: msg for t, i, msg in probes if t is None}
     order = [i for _, i, _ in live] + sorted(unreachable)

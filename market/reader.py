@@ -110,6 +110,7 @@ class DatasetReader:
             threads=threads,
             first_wait=first_wait,
             deadline=deadline,
+            directory=directory,
         )
 
     @classmethod
@@ -129,11 +130,13 @@ class DatasetReader:
         first_wait: float = buyer.FIRST_WAIT,
         deadline: float = buyer.DEADLINE,
         partial_reads: bool = True,
+        directory: Directory | None = None,
     ) -> DatasetReader:
         """:meth:`open` once the license, the key (``data_key``, checked against the manifest's
         commitment again by the decoder) and the manifest (``man``, checked against the chain:
-        :func:`market.holders.checked_manifest`) are: ranks the holders, reads a folder's index."""
-        order, unreachable = await holders.rank_holders(client, found)
+        :func:`market.holders.checked_manifest`) are: ranks the holders (a holder that does not
+        answer is looked up again in ``directory``), reads a folder's index."""
+        order, unreachable = await holders.rank_holders(client, found, directory)
         opened = Opened(
             license, dataset_id, man, found.urls, order, unreachable, sorted(found.faulty), dict(found.unlisted)
         )

@@ -8,55 +8,39 @@ import asyncio
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 from erasure import folderpack, localfs
 from erasure.errors import ErasureError
-from erasure.manifest import Manifest
-from storage_node.client import NodeClient
 
-from .dataset_fetch import DEADLINE, FIRST_WAIT, FetchReport
+from .dataset_fetch import FetchReport, WholeFetch
 from .fetch_phases import mark
-from .holders import Holders
 from .reader import CHUNK, DatasetReader, ReaderError
 
 
-async def fetch_to(
-    client: NodeClient,
-    found: Holders,
-    man: Manifest,
-    data_key: bytes,
-    out: Path,
-    *,
-    dataset_id: int,
-    license_id: int = 0,
-    threads: int = 8,
-    progress: Callable[[int], None] | None = None,
-    first_wait: float = FIRST_WAIT,
-    deadline: float = DEADLINE,
-) -> FetchReport:
-    """``datasov fetch`` of a format-v2 dataset through a reader, given what the fetch checked (the
-    license, ``data_key`` against the chain's commitment, ``man`` against the chain's hash): each
+async def fetch_to(job: WholeFetch) -> FetchReport:
+    """``datasov fetch`` of a format-v2 dataset through a reader, given what the fetch checked: each
     file streamed in order with segments prefetched ahead; a folder is rebuilt file by file (each
     checked against its SHA-256 in the file index) aside and moved into place whole."""
+    threads, progress, out, dataset_id = job.threads, job.progress, job.out, job.dataset_id
     start = time.perf_counter()
     r = await DatasetReader.from_checked(
-        client,
-        found,
-        man,
-        data_key,
+        job.client,
+        job.found,
+        job.man,
+        job.data_key,
         dataset_id=dataset_id,
         prefetch=threads,
         cache_segments=2 * threads + 2,
         readahead=8,
         threads=threads,
-        first_wait=first_wait,
-        deadline=deadline,
-        partial_reads=False,  # every segment is decoded whole anyway: from the same k holders
+        first_wait=job.first_wait,
+        deadline=job.deadline,
+        partial_reads=False,
+        directory=job.directory,  # every segment is decoded whole anyway: from the same k holders
     )
     mark("holders ranked, block roots, reader")
-    report = FetchReport.begin(license_id, dataset_id, r.manifest, found, dict(r.opened.unreachable))
+    report = FetchReport.begin(job.license_id, dataset_id, r.manifest, job.found, dict(r.opened.unreachable))
 
     def chunks(offset: int, size: int) -> Iterator[bytes]:
         end = offset + size

@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 from erasure import merkle
 from erasure.decoding import Decoder
@@ -38,7 +37,7 @@ from storage_node.client import NodeClient
 from storage_node.errors import NodeError
 
 from .buy_errors import BuyError
-from .dataset_fetch import FetchReport, problems
+from .dataset_fetch import FetchReport, WholeFetch, problems
 from .fetch_phases import mark
 from .holders import Holders, rank_holders
 from .remote_source import RemoteShareSource
@@ -95,30 +94,21 @@ class _Failed:
         return f"share {self.share}: {self.why}"
 
 
-async def fetch_file(
-    client: NodeClient,
-    found: Holders,
-    man: Manifest,
-    data_key: bytes,
-    out: Path,
-    *,
-    dataset_id: int,
-    license_id: int = 0,
-    threads: int = 8,
-    progress: Callable[[int], None] | None = None,
-    first_wait: float = 2.0,
-    deadline: float = 600.0,
-) -> FetchReport:
-    """Write the single-file dataset ``man`` describes to ``out`` (through ``out.part``), given what
-    the fetch checked (license, ``data_key`` against the commitment, ``man`` against the chain).
+async def fetch_file(job: WholeFetch) -> FetchReport:
+    """Write the single-file dataset ``job.man`` describes to ``job.out`` (through ``out.part``).
     Holds at most :data:`WINDOW_BYTES` of ciphertext (read when called)."""
+    client, found, man, data_key, out = job.client, job.found, job.man, job.data_key, job.out
+    threads, progress, first_wait = job.threads, job.progress, job.first_wait
     start = time.perf_counter()
-    give_up = time.monotonic() + deadline
-    probe = asyncio.ensure_future(rank_holders(client, found))
+    give_up = time.monotonic() + job.deadline
+    listed = dict(found.urls)
+    probe = asyncio.ensure_future(rank_holders(client, found, job.directory))
     roots, failed = await _systematic_roots(client, found, man)
     order, unreachable = await probe
+    if failed is not None and found.urls.get(failed.share) != listed.get(failed.share):  # it moved: ask there
+        roots, failed = await _systematic_roots(client, found, man)
     mark("holders ranked, systematic block roots")
-    report = FetchReport.begin(license_id, dataset_id, man, found, unreachable)
+    report = FetchReport.begin(job.license_id, job.dataset_id, man, found, unreachable)
     tmp = out.with_name(out.name + ".part")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     used: dict[int, int] = {}
@@ -133,7 +123,9 @@ async def fetch_file(
                     progress(nbytes)
 
             if failed is None:
-                failed = await _stream(client, found, man, writer, pool, wrote, used, WINDOW_BYTES, 4 * first_wait)
+                failed = await _stream(
+                    client, found, man, writer, pool, wrote, used, WINDOW_BYTES, 4 * first_wait, first_wait
+                )
             mark("systematic shares streamed")
             if failed is not None:
                 report.excluded[failed.share] = failed.why
@@ -208,14 +200,18 @@ async def _stream(
     used: dict[int, int],
     window_bytes: int,
     stall: float,
+    lag: float,
 ) -> _Failed | None:
-    """Stream shares 0..k-1 and write every segment; the first failure (the streams then stop)."""
+    """Stream shares 0..k-1 and write every segment; the first failure (the streams then stop). A
+    stream that holds the others back (they wait ``lag`` seconds at the window for a segment it
+    has not delivered) is hedged: a failure naming it, so that the rest is decoded from spares."""
     loop = asyncio.get_running_loop()
     count = man.segment_count
     window = Window(window_bytes // man.segment_size)
     arrived: dict[int, list[bytes]] = {}  # segment -> its blocks so far (at most window.size segments)
     writes: set[asyncio.Future[int]] = set()
     failure: list[_Failed] = []
+    got = dict.fromkeys(range(man.k), 0)  # share -> blocks delivered so far (in order)
     dataset = man.hash().hex()
 
     def written(segment: int, fut: asyncio.Future[int]) -> None:
@@ -235,12 +231,27 @@ async def _stream(
             failure.append(_Failed(-1, f"segment {segment}: {err}"))
             window.abort()
 
+    async def held(segment: int) -> _Failed | None:
+        """Wait until ``segment`` may be read; the stream holding the window back if that takes
+        over ``lag`` seconds (a holder behind the others, not a slow write: it has not delivered
+        the lowest unwritten segment)."""
+        while True:
+            try:
+                await asyncio.wait_for(window.admit(segment), lag)
+                return None
+            except TimeoutError:
+                behind = [i for i in range(man.k) if got[i] <= window.floor]
+                if behind:
+                    why = f"fell {window.size} segments behind the other systematic streams for {lag:g} s"
+                    return _Failed(behind[0], f"{why} (at segment {window.floor}): hedged by decoding the rest")
+
     async def pull(j: int) -> _Failed | None:
         sizes = (writer.block_size(s) for s in range(count))
         blocks = client.share_blocks(found.urls[j], dataset, j, sizes)
         try:
             for s in range(count):
-                await window.admit(s)
+                if (lagging := await held(s)) is not None:
+                    return lagging
                 if failure:
                     return None
                 try:
@@ -253,12 +264,13 @@ async def _stream(
                 if len(slot) < man.k:
                     slot.extend([b""] * (man.k - len(slot)))
                 slot[j] = block
+                got[j] = s + 1
                 if all(slot):
                     del arrived[s]
                     fut = loop.run_in_executor(pool, writer.write_blocks, s, slot)
                     writes.add(fut)
                     fut.add_done_callback(functools.partial(written, s))
-            return None
+            return await held(count - 1 + window.size)  # done: until every segment is written
         finally:
             await blocks.aclose()
 

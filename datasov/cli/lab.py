@@ -8,16 +8,19 @@ import click
 from rich.table import Table
 
 from contracts.chain import Chain
+from contracts.errors import ReadOnlyConnection
 from contracts.models import License, LicenseStatus
 from contracts.terms import Purpose
 from market import buyer
 from market.fetch_phases import mark
+from market.keystore import Keystore
 from storage_node.client import NodeClient
 
 from . import queries
 from .context import (
     PURPOSE,
     TOKENS,
+    Network,
     command_runner,
     confirm,
     home_option,
@@ -234,10 +237,35 @@ async def fetch(
         fail(f"{out} already exists", hint="choose a new path with -o")
     network = load_network(home, rpc)
     keystore = open_keystore(home, passphrase_file)
-    async with open_chain(network) as chain:
+    try:  # a reader (raw JSON-RPC, web3 not imported): a fetch sends a transaction only to dispute
+        report, license_id = await _fetch(network, keystore, license_id, dataset_id, out, as_json, read_only=True)
+    except ReadOnlyConnection:  # a wrong key or a bad piece to prove on-chain: again, with a chain that sends
+        report, license_id = await _fetch(network, keystore, license_id, dataset_id, out, as_json, read_only=False)
+    mark("node client, chain and directory closed")
+    if as_json:
+        emit_json(report.to_json())
+        return
+    out_console.print(
+        f"wrote {report.bytes_written:,} bytes to {out} in {report.seconds:.1f} s from license {license_id} "
+        f"(shares used {report.shares_used}; unreachable {sorted(report.unreachable)})"
+    )
+
+
+async def _fetch(
+    network: Network,
+    keystore: Keystore,
+    license_id: int | None,
+    dataset_id: int | None,
+    out: Path,
+    as_json: bool,
+    *,
+    read_only: bool,
+) -> tuple[buyer.FetchReport, int]:
+    """The license picked (or given), checked, its dataset fetched into ``out``: the report and the license."""
+    async with open_chain(network, read_only=read_only) as chain:
         if license_id is None:
             assert dataset_id is not None
-            license_id = await _pick_license(chain, keystore.account.address, dataset_id)
+            license_id = await _pick_license(chain, keystore.address, dataset_id)
         lic = await chain.get_license(license_id)
         if lic.status == LicenseStatus.PENDING:
             refundable = await queries.license_state(chain, lic) == "refundable"
@@ -259,14 +287,7 @@ async def fetch(
                     out,
                     progress=lambda nbytes: progress("fetch", nbytes, dataset.plaintext_size),
                 )
-    mark("node client, chain and directory closed")
-    if as_json:
-        emit_json(report.to_json())
-        return
-    out_console.print(
-        f"wrote {report.bytes_written:,} bytes to {out} in {report.seconds:.1f} s from license {license_id} "
-        f"(shares used {report.shares_used}; unreachable {sorted(report.unreachable)})"
-    )
+    return report, license_id
 
 
 async def _pick_license(chain: Chain, buyer_address: str, dataset_id: int) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import datasov
+from .conftest import as_json, datasov
 
 HEAVY = ("web3", "eth_account", "eth_keyfile", "py_ecc.bls", "eth_tester", "libp2p")
 
@@ -106,3 +106,19 @@ def test_importing_the_fsspec_filesystem_loads_no_cli_and_no_chain_client() -> N
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
     assert json.loads(out.stdout) == []
+
+
+def test_a_fetch_reads_through_the_reader_and_loads_no_web3(devnet: Path, home: Path, tmp_path: Path) -> None:
+    owner = tmp_path / "owner"
+    datasov("init", "--network", str(devnet / "devnet.json"), "--dev-account", "4", "--no-passphrase", home=owner)
+    sample = tmp_path / "sample.bin"
+    sample.write_bytes(os.urandom(100_000))
+    dataset = str(as_json(datasov("publish", str(sample), "-k", "2", "-n", "3", "--json", home=owner))["dataset_id"])
+    datasov("license", "buy", dataset, "--wait", "0", "--yes", "--json", home=home)
+    datasov("agent", "run", "--once", "--no-repair", "--json", home=owner)  # the key delivered
+    code, heavy, out = run_probed(
+        "fetch", "--dataset", dataset, "-o", str(tmp_path / "copy"), "--home", str(home), "--json"
+    )
+    assert (code, heavy) == (0, [])
+    assert json.loads(out)["bytes"] == 100_000
+    assert (tmp_path / "copy").read_bytes() == sample.read_bytes()

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from contracts import delivery, errors
-from contracts.chain import ChainConfig
+from contracts.chain import Chain, ChainConfig
 from contracts.devchain import dev_account
 from contracts.models import LicenseStatus
 from contracts.terms import LicenseTerms, Permission, Purpose
+from datasov import rpc
 from datasov.demo import _same_tree
 from datasov.devnet import LocalNetwork
 from erasure import envelope
@@ -178,7 +179,17 @@ async def test_key_not_matching_the_commitment_is_rejected(
     wrong = delivery.seal(envelope.new_data_key(), await net.chain.buyer_key(license_id), context)  # a dishonest owner
     await net.chain.deliver_key(owner.account, license_id, wrong)
     before = await net.chain.balance_of(lab.account.address)
-    with pytest.raises(buyer.KeyMismatch) as mismatch:
+    runner, url = await rpc.serve(net.chain, "127.0.0.1", 0)
+    reader = await Chain.reader(url, net.chain.deployment)
+    try:  # a fetch on a reader (the CLI's first try) stops at the dispute, before anything is sent or written
+        with pytest.raises(errors.ReadOnlyConnection):
+            await buyer.fetch(reader, lab, net.directory, client, license_id, tmp_path / "out")
+    finally:
+        await reader.close()
+        await runner.cleanup()
+    assert (await net.chain.get_license(license_id)).status == LicenseStatus.DELIVERED
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(buyer.KeyMismatch) as mismatch:  # then on a chain that sends, as the CLI does next
         await buyer.fetch(net.chain, lab, net.directory, client, license_id, tmp_path / "out")
     assert mismatch.value.refunded  # the lab disputed on-chain and took its payment back
     assert await net.chain.balance_of(lab.account.address) == before + PRICE

@@ -7,8 +7,10 @@ event loop, which must keep serving while the tool blocks on its reads.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -149,3 +151,27 @@ async def test_loader_workers_split_the_files(licensed: tuple[int, dict[str, byt
         assert all(seen)
 
     await asyncio.to_thread(use)
+
+
+READ_IN_A_CHILD = """
+import hashlib, json, sys
+from datasov.fsspec import DatasovFileSystem
+fs = DatasovFileSystem(home=sys.argv[1], passphrase=sys.argv[2], skip_instance_cache=True)
+with fs.open(sys.argv[3]) as f:
+    digest = hashlib.sha256(f.read()).hexdigest()
+fs.close()
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("web3", "eth_account", "eth_keyfile"))
+print(json.dumps({"sha256": digest, "heavy": heavy}))
+"""
+
+
+async def test_a_data_tool_reads_through_the_chain_reader_without_web3(
+    licensed: tuple[int, dict[str, bytes]], lab_home: Path
+) -> None:
+    lid, files = licensed
+    child = await asyncio.create_subprocess_exec(  # the network serves on this loop while the child reads
+        sys.executable, "-c", READ_IN_A_CHILD, str(lab_home), PASS, f"{lid}/labels.csv", stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await child.communicate()
+    assert child.returncode == 0
+    assert json.loads(out) == {"sha256": hashlib.sha256(files["labels.csv"]).hexdigest(), "heavy": []}

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncGenerator, Iterable
+import socket
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from pathlib import Path
 
 import pytest
 
 from contracts.terms import Purpose
+from datasov.demo import _same_tree
 from datasov.devnet import LocalNetwork
 from market import buyer, stream_fetch
+from market.directory import Directory, NodeInfo
 from market.keystore import Keystore
 from storage_node.client import BrokenResponse, NodeClient
 
@@ -30,9 +33,9 @@ def _data(size: int) -> bytes:
 class Streams(NodeClient):
     """The CLI's client, with whole-share streams watched (and, for one share, tampered with)."""
 
-    def __init__(self, *, lie: int | None = None, cut: int | None = None, at: int = 2) -> None:
+    def __init__(self, *, lie: int | None = None, cut: int | None = None, slow: int | None = None, at: int = 2) -> None:
         super().__init__()
-        self.lie, self.cut, self.at = lie, cut, at
+        self.lie, self.cut, self.slow, self.at = lie, cut, slow, at
         self.served: dict[int, int] = {}  # share -> blocks streamed so far
         self.most_ahead = 0  # the most blocks one stream got ahead of another
         self.ranges = 0  # range requests (the decoder's fallback)
@@ -47,6 +50,8 @@ class Streams(NodeClient):
             if index == self.lie and got == self.at:
                 block = bytes([block[0] ^ 1]) + block[1:]
             self.most_ahead = max(self.most_ahead, max(self.served.values()) - min(self.served.values()))
+            if index == self.slow and got >= self.at:
+                await asyncio.sleep(0.5)  # a slow holder (injected), never stalled: a block every 0.5 s
             if index == 0:
                 await asyncio.sleep(0.005)  # share 0 is the slow one (injected): the others would race ahead
             yield block
@@ -56,15 +61,47 @@ class Streams(NodeClient):
         return await super().get_share(url, dataset, index, start=start, end=end)
 
 
-async def _fetch(net: LocalNetwork, lab: Keystore, publish: Publish, tmp_path: Path, client: Streams, size: int):
+class Moved:
+    """The network's directory, but one operator's node is given at an old URL where nothing
+    answers, until the node is looked up again (:class:`market.directory.Rediscovers`)."""
+
+    def __init__(self, inner: Directory, address: str) -> None:
+        self.inner, self.address = inner, address
+        with socket.socket() as s:  # a loopback port nothing listens on: connections are refused
+            s.bind(("127.0.0.1", 0))
+            self.old = f"http://127.0.0.1:{s.getsockname()[1]}"
+        self.asked: list[str] = []
+
+    async def nodes(self) -> Sequence[NodeInfo]:
+        return await self.inner.nodes()
+
+    async def url_of(self, address: str) -> str:
+        return self.old if address.lower() == self.address.lower() else await self.inner.url_of(address)
+
+    async def unreachable(self, address: str) -> str | None:
+        self.asked.append(address)
+        return await self.inner.url_of(address)
+
+
+async def _fetch(
+    net: LocalNetwork,
+    lab: Keystore,
+    publish: Publish,
+    tmp_path: Path,
+    client: Streams,
+    size: int,
+    moved: int | None = None,
+    **fetch: float,
+):
     src = tmp_path / "in.bin"
     src.write_bytes(_data(size))
     offer = await publish(src)
     license_id = await buyer.buy(net.chain, lab, offer.dataset_id, Purpose.AI_TRAINING)
     await offer.agent.tick()
     out = tmp_path / "out.bin"
+    directory = net.directory if moved is None else Moved(net.directory, offer.pub.placements[moved].address)
     async with client:
-        report = await buyer.fetch(net.chain, lab, net.directory, client, license_id, out)
+        report = await buyer.fetch(net.chain, lab, directory, client, license_id, out, **fetch)
     assert out.read_bytes() == src.read_bytes()
     assert report.bytes_written == size
     return report
@@ -117,3 +154,46 @@ async def test_a_lying_or_broken_systematic_holder_is_decoded_around(
     assert 1 in report.excluded
     assert client.ranges > 0
     assert set(report.shares_used) - {0, 1, 2, 3}  # another holder's blocks stood in for share 1's
+
+
+async def test_a_systematic_holder_that_lags_behind_the_others_is_hedged(
+    net: LocalNetwork, lab: Keystore, publish: Publish, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stream_fetch, "WINDOW_BYTES", 2 * SEGMENT)  # the others are two segments ahead at most
+    client = Streams(slow=2)  # a block every 0.5 s from its second on: under the stall (4 x first_wait = 1 s)
+    report = await _fetch(net, lab, publish, tmp_path, client, 12 * SEGMENT, first_wait=0.25)
+    assert "behind" in report.excluded[2]
+    assert client.served[2] < 12  # not waited for to the end
+    assert set(report.shares_used) - {0, 1, 2, 3}  # a spare holder's blocks stood in for share 2's
+
+
+async def test_a_systematic_holder_that_moved_is_looked_up_again_and_streamed_from_its_new_url(
+    net: LocalNetwork, lab: Keystore, publish: Publish, tmp_path: Path
+) -> None:
+    client = Streams()
+    report = await _fetch(net, lab, publish, tmp_path, client, 3 * SEGMENT + 7, moved=1)
+    assert 1 not in report.unreachable
+    assert sorted(client.served) == [0, 1, 2, 3]  # share 1 streamed from where its node is now
+    assert client.ranges == 0  # nothing decoded around it
+    assert report.shares_used == [0, 1, 2, 3]
+
+
+async def test_a_folder_streams_its_systematic_shares_too_and_is_unpacked_checked(
+    net: LocalNetwork, lab: Keystore, publish: Publish, tmp_path: Path
+) -> None:
+    src = tmp_path / "tree"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.bin").write_bytes(_data(2 * SEGMENT + 5))
+    (src / "sub" / "b.txt").write_bytes(b"hello " * 1000)
+    (src / "empty").write_bytes(b"")
+    offer = await publish(src)
+    license_id = await buyer.buy(net.chain, lab, offer.dataset_id, Purpose.AI_TRAINING)
+    await offer.agent.tick()
+    client = Streams()
+    async with client:
+        await buyer.fetch(net.chain, lab, net.directory, client, license_id, tmp_path / "out")
+    assert _same_tree(src, tmp_path / "out")
+    assert not (tmp_path / "out.packed").exists()  # the packed copy is gone once unpacked
+    assert not (tmp_path / "out.part").exists()
+    assert sorted(client.served) == [0, 1, 2, 3]
+    assert client.ranges == 0  # streamed, nothing decoded
