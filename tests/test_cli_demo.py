@@ -12,11 +12,11 @@ from click.testing import CliRunner
 
 from datasov.cli import cli
 
-from .cli.conftest import datasov
+from .cli.conftest import datasov, datasov_process
 
 
 def test_helpful_errors_without_setup(tmp_path: Path) -> None:
-    missing = datasov("datasets", home=tmp_path / "nowhere", check=False)
+    missing = datasov_process("datasets", home=tmp_path / "nowhere", check=False)  # exit code of a real process
     assert missing.returncode == 1
     assert "datasov init" in missing.stderr
 

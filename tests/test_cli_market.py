@@ -1,31 +1,19 @@
 """The marketplace CLI driven as a user would: a `datasov devnet up` process, then the commands an
-owner and a lab type, as subprocesses with real exit codes and output."""
+owner and a lab type, with their exit codes and output (in this process: tests/support/cli.py)."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from datasov.demo import SAMPLE, _same_tree
+from tests.support.cli import datasov
 from tests.support.devnet import start_devnet, stop_devnet
 
 EXIT_REFUSED, EXIT_INTEGRITY = 4, 6
-
-
-def datasov(*args: str, home: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
-    env.pop("DATASOV_PASSPHRASE", None)
-    full = [sys.executable, "-m", "datasov", *args, *(["--home", str(home)] if home else [])]
-    proc = subprocess.run(full, capture_output=True, text=True, timeout=180, check=False, env=env)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{args}: exit {proc.returncode}\nstdout:{proc.stdout}\nstderr:{proc.stderr}")
-    return proc
 
 
 @pytest.fixture(scope="module")

@@ -1,39 +1,17 @@
-"""A `datasov devnet up` process for the CLI tests, and `datasov(...)` to run commands as a user would."""
+"""A `datasov devnet up` process for the CLI tests; `datasov(...)` runs a command as a user types it, in
+this process (tests/support/cli.py), and `datasov_process(...)` as a new interpreter."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.support.cli import as_json, datasov, datasov_process
 from tests.support.devnet import start_devnet, stop_devnet
 
-__all__ = ["as_json", "datasov", "start_devnet", "stop_devnet"]
-
-Datasov = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def datasov(*args: str, home: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m datasov ARGS [--home HOME]`` with no terminal (stdin closed)."""
-    env = {**os.environ, "COLUMNS": "200"}
-    env.pop("DATASOV_PASSPHRASE", None)
-    full = [sys.executable, "-m", "datasov", *args, *(["--home", str(home)] if home else [])]
-    proc = subprocess.run(
-        full, capture_output=True, text=True, timeout=180, check=False, env=env, stdin=subprocess.DEVNULL
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{args}: exit {proc.returncode}\nstdout:{proc.stdout}\nstderr:{proc.stderr}")
-    return proc
-
-
-def as_json(proc: subprocess.CompletedProcess[str]) -> Any:
-    return json.loads(proc.stdout)
+__all__ = ["as_json", "datasov", "datasov_process", "start_devnet", "stop_devnet"]
 
 
 @pytest.fixture(scope="session")
