@@ -1,6 +1,6 @@
 """The CLI without a network: `datasov demo` tells the whole story on its own, and a command used
 before `datasov init` (or asked for --help) says what to do. No devnet here, so loadfile can run this
-file on the other worker than tests/test_cli_market.py."""
+file on the other worker than the CLI session devnet (tests/cli/conftest.py)."""
 
 from __future__ import annotations
 
