@@ -12,14 +12,14 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 # Test files that share one expensive session fixture run as one xdist work unit under
 # `--dist loadfile` (make pytest), so one worker builds it once instead of each worker its own:
-# the 12-process `datasov devnet up` of tests/cli/conftest.py costs ~45 CPU-seconds to start and
-# keeps ~0.2 of a core busy while it lives (figures in docs/test-suite.md). tests/test_scheduling.py
+# the `datasov devnet up --in-process` of tests/cli/conftest.py costs ~9 CPU-seconds to start and
+# keeps ~0.07 of a core busy while it lives (figures in docs/test-suite.md). tests/test_scheduling.py
 # checks that every file using the fixture is listed.
 SHARED_SESSION_FIXTURES = {
     "devnet": (
         "tests/cli/test_guardians_cli.py",
         "tests/cli/test_light_commands.py",
-        "tests/cli/test_nodes.py",
+        "tests/cli/test_market_flows.py",
         "tests/cli/test_operator.py",
         "tests/cli/test_owner_and_lab.py",
         "tests/cli/test_pools.py",
@@ -36,8 +36,7 @@ _SCOPE_OF = {
 # run, when the other worker had nothing left to do. Units not listed follow in xdist's order.
 # tests/test_scheduling.py checks that each one is still a unit of the suite.
 LONGEST_UNITS = {
-    "shared session fixture devnet": 500,
-    "tests/test_cli_market.py": 170,
+    "shared session fixture devnet": 300,
     "tests/faults/test_proofs_and_repair.py": 150,
     "tests/e2e/test_network_processes.py": 90,
     "tests/market/test_security.py": 60,

@@ -1,6 +1,6 @@
 """The CLI without a network: `datasov demo` tells the whole story on its own, and a command used
 before `datasov init` (or asked for --help) says what to do. No devnet here, so loadfile can run this
-file on the other worker than tests/test_cli_market.py."""
+file on the other worker than the CLI session devnet (tests/cli/conftest.py)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from click.testing import CliRunner
 
 from datasov.cli import cli
 
-from .cli.conftest import datasov
+from .cli.conftest import datasov, datasov_process
 
 
 def test_helpful_errors_without_setup(tmp_path: Path) -> None:
-    missing = datasov("datasets", home=tmp_path / "nowhere", check=False)
+    missing = datasov_process("datasets", home=tmp_path / "nowhere", check=False)  # exit code of a real process
     assert missing.returncode == 1
     assert "datasov init" in missing.stderr
 

@@ -27,8 +27,7 @@ def files_asking_for(fixture: str) -> set[str]:
 
 def test_each_shared_fixture_lists_exactly_the_files_that_use_it() -> None:
     for fixture, paths in SHARED_SESSION_FIXTURES.items():
-        # test_cli_market.py has a module fixture of the same name: its own devnet, not the session's
-        assert files_asking_for(fixture) - {"tests/test_cli_market.py"} == set(paths), fixture
+        assert files_asking_for(fixture) == set(paths), fixture
 
 
 def test_each_of_the_longest_units_is_a_unit_of_the_suite() -> None:

@@ -1,5 +1,6 @@
-"""`datasov devnet up` runs each node as its own process: a killed node is a real kill -9, and
-nothing outlives a devnet, even one killed by SIGKILL."""
+"""`datasov devnet up` runs each node as its own process on libp2p: `datasov nodes` finds their DHT
+records, a killed node is a real kill -9, and nothing outlives a devnet, even one killed by SIGKILL.
+The tests share one devnet of 3 node processes, in this order: the last one kills it."""
 
 from __future__ import annotations
 
@@ -7,14 +8,29 @@ import json
 import os
 import select
 import signal
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .conftest import datasov, start_devnet
+from .conftest import as_json, datasov, datasov_process, start_devnet, stop_devnet
 
 pytestmark = pytest.mark.slow
+NODES = 3
+Devnet = tuple[Path, "subprocess.Popen[str]", dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    home = tmp_path_factory.mktemp("processes")
+    proc, described = start_devnet(home, "--nodes", str(NODES))
+    try:
+        yield home, proc, described
+    finally:
+        stop_devnet(proc, check=False)  # the last test kills it
 
 
 def alive(pid: int) -> bool:
@@ -41,9 +57,46 @@ def wait_gone(pids: list[int], within: float = 60.0) -> list[int]:
     return left
 
 
+@pytest.mark.timeout(600)  # the devnet starts in its setup
+def test_nodes_shows_each_nodes_dht_record_and_whether_it_answers(processes: Devnet) -> None:
+    """`datasov nodes` over the node processes: chain terms, DHT last seen, reachable now."""
+    devnet, _, described = processes
+    assert described["bootstrap"]  # the process devnet writes its first node's multiaddrs
+    args = ["nodes", "--rpc", described["rpc"], "--deployment", str(devnet / "deployment.json")]
+    for peer in described["bootstrap"]:
+        args += ["--bootstrap", peer]
+    # a process of its own: in this one, the DHT walk leaves two sockets to the nodes unclosed (ResourceWarning)
+    seen = as_json(datasov_process(*args, "--timeout", "5", "--json"))
+    listed = {n["operator"]: n for n in seen["nodes"]}
+    ours = [listed[n["address"]] for n in described["nodes"]]  # another test may have joined one more
+    assert len(ours) == NODES
+    for node in ours:
+        assert node["in_dht"], node
+        assert node["peer_id"].startswith("12D3KooW")
+        assert node["dht_seen_ago_s"] is not None
+        assert node["dht_seen_ago_s"] >= 0
+        assert node["dht_free"] > 0
+        assert node["reachable"], node
+    assert seen["dht_seconds"] is not None
+
+    text = datasov_process(*args, "--timeout", "5").stdout
+    first = ours[0]["operator"]
+    assert first in text
+    assert "s ago" in text  # last seen: the block, and when its DHT record was published
+    assert "DHT records in" in text
+
+    chain_only = as_json(datasov(*args[:5], "--no-probe", "--json"))  # no --dht, no bootstrap peers: the chain alone
+    assert chain_only["dht_seconds"] is None
+    assert all("in_dht" not in n for n in chain_only["nodes"])
+
+    no_peers = datasov(*args[:5], "--dht", "--json", check=False)  # --dht with no bootstrap peers to ask
+    assert no_peers.returncode == 2
+    assert "--dht needs bootstrap peers" in no_peers.stderr
+
+
 @pytest.mark.timeout(600)  # devnet up: node init, node join and node run children per node; slow on a loaded machine
-def test_nodes_are_processes_on_their_own_addresses_and_die_with_a_killed_devnet(tmp_path: Path) -> None:
-    proc, described = start_devnet(tmp_path, "--nodes", "3")
+def test_nodes_are_processes_on_their_own_addresses_and_die_with_a_killed_devnet(processes: Devnet) -> None:
+    tmp_path, proc, described = processes
     try:
         pids = [int(p) for p in described["pids"].values()]
         assert len(set(pids)) == 3

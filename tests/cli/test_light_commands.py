@@ -2,7 +2,7 @@
 them: eth_keyfile imports py_ecc's BLS12-381): they read through ``Chain.reader`` (raw JSON-RPC), and
 ``import datasov.fsspec`` (which data tools do at start-up) loads no CLI and no chain client at all.
 Commands that find nodes take their URLs from the chain: none loads py-libp2p (another second) while
-every node answers there, though the devnet's network config has bootstrap peers."""
+every node answers there, though the home's network config has bootstrap peers."""
 
 from __future__ import annotations
 
@@ -47,10 +47,17 @@ def run_probed(*args: str, heavy: tuple[str, ...] = HEAVY) -> tuple[int, list[st
     return int(report["code"] or 0), report["heavy"], proc.stdout
 
 
+# a libp2p peer to bootstrap from, as a process devnet writes its first node's: none of these commands
+# may need it (they would import libp2p to dial it, and the probe names the import)
+BOOTSTRAP = "/ip4/127.0.0.1/tcp/9/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"
+
+
 @pytest.fixture(scope="module")
 def home(devnet: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("light")
     datasov("init", "--network", str(devnet / "devnet.json"), "--dev-account", "3", "--no-passphrase", home=home)
+    config = json.loads((home / "config.json").read_text())
+    (home / "config.json").write_text(json.dumps({**config, "bootstrap": [BOOTSTRAP]}))
     return home
 
 

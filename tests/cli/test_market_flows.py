@@ -1,51 +1,24 @@
-"""The marketplace CLI driven as a user would: a `datasov devnet up` process, then the commands an
-owner and a lab type, as subprocesses with real exit codes and output."""
+"""The marketplace CLI driven as a user would against the session's `datasov devnet up --in-process`
+(tests/cli/conftest.py): the commands an owner and a lab type, with their exit codes and output."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from datasov.demo import SAMPLE, _same_tree
-from tests.support.devnet import start_devnet, stop_devnet
+
+from .conftest import datasov
 
 EXIT_REFUSED, EXIT_INTEGRITY = 4, 6
-
-
-def datasov(*args: str, home: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
-    env.pop("DATASOV_PASSPHRASE", None)
-    full = [sys.executable, "-m", "datasov", *args, *(["--home", str(home)] if home else [])]
-    proc = subprocess.run(full, capture_output=True, text=True, timeout=180, check=False, env=env)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{args}: exit {proc.returncode}\nstdout:{proc.stdout}\nstderr:{proc.stderr}")
-    return proc
-
-
-@pytest.fixture(scope="module")
-def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    home = tmp_path_factory.mktemp("devnet")
-    # this module kills no node: in-process nodes keep the suite short (tests/cli: processes)
-    proc, described = start_devnet(home, "--in-process")
-    try:
-        assert len(described["nodes"]) == 12
-        assert (home / "devnet.json").exists()
-        yield home
-    finally:
-        stop_devnet(proc)
-    assert "devnet stopped" in (home / "devnet.log").read_text()
 
 
 def test_owner_and_lab_on_a_devnet(devnet: Path, tmp_path: Path) -> None:
     alice, lab = tmp_path / "alice", tmp_path / "lab"
     network = str(devnet / "devnet.json")
-    for home, account in ((alice, "1"), (lab, "2")):
+    for home, account in ((alice, "3"), (lab, "4")):  # 1 and 2: test_owner_and_lab counts their licenses
         out = json.loads(
             datasov(
                 "init", "--network", network, "--dev-account", account, "--no-passphrase", "--json", home=home
@@ -131,7 +104,7 @@ def test_lab_files_a_training_mix_on_a_devnet(devnet: Path, tmp_path: Path) -> N
     SPDX and Croissant output against the chain (a tampered copy: exit 6, the field named)."""
     owner, lab = tmp_path / "owner", tmp_path / "lab"
     network = str(devnet / "devnet.json")
-    for home, account in ((owner, "1"), (lab, "2")):
+    for home, account in ((owner, "3"), (lab, "4")):
         datasov("init", "--network", network, "--dev-account", account, "--no-passphrase", home=home)
     dataset = str(
         json.loads(datasov("publish", str(SAMPLE), "--price", "1", "--json", home=owner).stdout)["dataset_id"]
