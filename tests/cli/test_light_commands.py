@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import wait_servable
+
 from .conftest import as_json, datasov
 
 HEAVY = ("web3", "eth_account", "eth_keyfile", "py_ecc.bls", "eth_tester", "libp2p")
@@ -121,6 +123,7 @@ def test_a_fetch_reads_through_the_reader_and_loads_no_web3(devnet: Path, home: 
     sample = tmp_path / "sample.bin"
     sample.write_bytes(os.urandom(100_000))
     dataset = str(as_json(datasov("publish", str(sample), "-k", "2", "-n", "3", "--json", home=owner))["dataset_id"])
+    wait_servable(dataset, home)
     datasov("license", "buy", dataset, "--wait", "0", "--yes", "--json", home=home)
     datasov("agent", "run", "--once", "--no-repair", "--json", home=owner)  # the key delivered
     code, heavy, out = run_probed(

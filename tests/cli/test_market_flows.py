@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from datasov.demo import SAMPLE, _same_tree
+from tests.support.cli import wait_servable
 
 from .conftest import datasov
 
@@ -36,6 +37,7 @@ def test_owner_and_lab_on_a_devnet(devnet: Path, tmp_path: Path) -> None:
     shown = json.loads(datasov("show", dataset, "--json", home=lab).stdout)
     assert sum(s["online"] for s in shown["shares"]) == 10
 
+    wait_servable(dataset, lab)
     bought = json.loads(datasov("license", "buy", dataset, "--wait", "0", "--json", home=lab).stdout)
     license_id = str(bought["license_id"])
     assert not bought["key_delivered"]
@@ -114,6 +116,7 @@ def test_lab_files_a_training_mix_on_a_devnet(devnet: Path, tmp_path: Path) -> N
     assert forms["tdmrep"]["policy"]["profile"] == "http://www.w3.org/ns/tdmrep"
     assert forms["aipref"]["content_usage"] == "train-ai=y, train-genai=y"
     assert forms["cawg"]["label"] == "cawg.training-mining"
+    wait_servable(dataset, lab)
     license_id = str(
         json.loads(datasov("license", "buy", dataset, "--wait", "0", "--json", home=lab).stdout)["license_id"]
     )

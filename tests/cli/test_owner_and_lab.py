@@ -8,6 +8,7 @@ import datetime
 from pathlib import Path
 
 from datasov.demo import SAMPLE, _same_tree
+from tests.support.cli import wait_servable
 
 from .conftest import as_json, datasov
 
@@ -55,6 +56,7 @@ def test_owner_and_lab_views(devnet: Path, tmp_path: Path) -> None:
     assert as_json(datasov("show", dataset, "--json", home=lab))["title"] == "tiny corpus"
 
     # the lab buys; before the key comes, fetch says so with exit 5, and the refund waits for the deadline
+    wait_servable(dataset, lab)
     bought = as_json(datasov("license", "buy", dataset, "--wait", "0", "--json", home=lab))
     license_id = bought["license_id"]
     for args in (("--dataset", dataset), (str(license_id),)):
