@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from datasov.demo import SAMPLE
+from tests.support.cli import wait_servable
 
 from .conftest import as_json, datasov
 
@@ -38,6 +39,7 @@ def test_publish_with_guardians_and_sell_while_the_owner_is_offline(devnet: Path
     chosen = published["guardians"]["guardians"]
     assert len(set(chosen)) == 5
     # no `datasov agent run` anywhere: the devnet's guardians deliver
+    wait_servable(dataset, lab)
     bought = as_json(datasov("license", "buy", dataset, "--wait", "120", "--json", home=lab))
     assert bought["key_delivered"]
     shown = as_json(datasov("guardians", dataset, "--json", home=owner))

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import wait_servable
+
 from .conftest import as_json, datasov
 
 EXIT_USAGE = 2
@@ -29,6 +31,7 @@ def test_ls_cat_and_ranges(devnet: Path, tmp_path: Path) -> None:
     image = os.urandom(300_000)
     (corpus / "images" / "a.bin").write_bytes(image)
     dataset = str(as_json(datasov("publish", str(corpus), "--price", "1", "--json", home=owner))["dataset_id"])
+    wait_servable(dataset, lab)
     license_id = str(as_json(datasov("license", "buy", dataset, "--wait", "0", "--json", home=lab))["license_id"])
     datasov("agent", "run", "--once", "--no-repair", "--json", home=owner)
 
