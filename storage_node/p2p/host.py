@@ -110,8 +110,9 @@ class P2PHost:
                 await stack.enter_async_context(background_trio_service(dht))
                 self._host, self._dht = host, dht
                 self.addrs = [str(a) for a in host.get_addrs()]
-                for addr in self._bootstrap:
-                    await self._connect(addr)
+                reached = [addr for addr in self._bootstrap if await self._reach(addr)]
+                if self._bootstrap and not reached:
+                    log.warning("no bootstrap peer answered: the DHT is empty until a peer connects to this one")
                 self._token = trio.lowlevel.current_trio_token()
                 self._stop = trio.Event()
                 self._ready.set()
@@ -124,6 +125,16 @@ class P2PHost:
             self._ready.set()
             if not isinstance(err, Exception):
                 raise
+
+    async def _reach(self, addr: str) -> bool:
+        """Connect to bootstrap peer ``addr``; one that is down (killed, moved) is logged, not fatal:
+        the chain names the nodes, so a node serves without the DHT."""
+        try:
+            await self._connect(addr)
+        except Exception as err:  # py-libp2p raises ExceptionGroups, swarm and multiaddr errors
+            log.warning("bootstrap peer %s unreachable: %s", addr, err)
+            return False
+        return True
 
     async def _connect(self, addr: str) -> None:
         assert self._host is not None

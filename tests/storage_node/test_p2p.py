@@ -37,6 +37,23 @@ async def pair() -> AsyncIterator[tuple[P2PHost, P2PHost]]:
         await a.stop()
 
 
+async def test_a_host_whose_bootstrap_peer_is_down_starts_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    """A node whose only bootstrap peer is gone (killed, moved) still starts: the chain names the
+    nodes, the DHT is joined on demand. It used to fail the whole node ("libp2p host failed to start")."""
+    gone = P2PHost(create_new_key_pair(), listen="/ip4/127.0.0.1/tcp/0")
+    await gone.start()
+    dead = gone.full_addrs
+    await gone.stop()
+    host = P2PHost(create_new_key_pair(), listen="/ip4/127.0.0.1/tcp/0", bootstrap=dead)
+    caplog.set_level(logging.WARNING, logger="datasov")
+    try:
+        await host.start()
+        assert host.addrs
+        assert any("bootstrap peer" in r.getMessage() and "unreachable" in r.getMessage() for r in caplog.records)
+    finally:
+        await host.stop()
+
+
 class Complaints(logging.Handler):
     """py-libp2p's log records (its logger does not propagate: caplog alone would see nothing)."""
 
