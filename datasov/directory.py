@@ -74,11 +74,13 @@ class DHTDirectory:
         from libp2p.crypto.ed25519 import create_new_key_pair
 
         from market.discovery import NetworkDirectory
-        from storage_node.p2p.host import P2PHost
+        from storage_node.p2p.host import P2PError, P2PHost
 
         host = P2PHost(create_new_key_pair(), listen=self.listen, bootstrap=self.bootstrap)
         try:
             await host.start()
+            if not host.bootstrapped:  # a node starts without its peers; a client has nothing to ask then
+                raise P2PError("no bootstrap peer answered")
         except Exception as err:  # the DHT is a freshness hint; the chain alone still lists every staked node
             log.warning("cannot join the DHT through %s (%s): using the chain alone", ", ".join(self.bootstrap), err)
             await host.stop()

@@ -97,6 +97,7 @@ class P2PHost:
         self._host: Any = None
         self._dht: KadDHT | None = None
         self.addrs: list[str] = []
+        self.bootstrapped: list[str] = []  # the bootstrap peers that answered at start
 
     # ------------------------------------------------------------ trio side ----
 
@@ -110,8 +111,8 @@ class P2PHost:
                 await stack.enter_async_context(background_trio_service(dht))
                 self._host, self._dht = host, dht
                 self.addrs = [str(a) for a in host.get_addrs()]
-                reached = [addr for addr in self._bootstrap if await self._reach(addr)]
-                if self._bootstrap and not reached:
+                self.bootstrapped = [addr for addr in self._bootstrap if await self._reach(addr)]
+                if self._bootstrap and not self.bootstrapped:
                     log.warning("no bootstrap peer answered: the DHT is empty until a peer connects to this one")
                 self._token = trio.lowlevel.current_trio_token()
                 self._stop = trio.Event()
