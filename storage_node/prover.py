@@ -81,6 +81,9 @@ class Prover(Ticking):
         self._deals: dict[int, Deal] = {}
         self._accepted: set[tuple[int, int]] = set()
         self._done_epoch = -1
+        self._next_start = 0  # the first block of the epoch after the one done (0: unknown)
+        self.epoch_reads = 0
+        """How many ticks read the current epoch from the chain (tests)."""
 
     async def _deal(self, deal_id: int) -> Deal:
         if deal_id not in self._deals:
@@ -196,8 +199,15 @@ class Prover(Ticking):
     # ---------------------------------------------------------------------- loop ----
 
     async def tick(self) -> EpochReport | None:
-        """Accept new shares; prove the current epoch once its seed is readable; claim fees."""
+        """Accept new shares; prove the current epoch once its seed is readable; claim fees.
+
+        Once an epoch is done, a tick reads only the block number until the next epoch can have
+        begun (a call's block may be one past the latest), instead of the current epoch: every
+        node ticks every second, and each ``currentEpoch`` call ran the chain's EVM."""
         await self.accept_new()
+        if self._next_start and await self.chain.block_number() + 1 < self._next_start:
+            return None
+        self.epoch_reads += 1
         epoch = await self.chain.current_epoch()
         if epoch == self._done_epoch:
             return None
@@ -206,6 +216,7 @@ class Prover(Ticking):
         report = await self.prove_epoch(epoch)
         if not report.failed:  # otherwise try the failed ones again next round, while the epoch lasts
             self._done_epoch = epoch
+            self._next_start = await self.chain.epoch_start_block(epoch + 1)
             if self.claim_every:
                 await self.claim()
         return report
