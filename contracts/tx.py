@@ -6,10 +6,11 @@ receipts are awaited with a timeout, and every revert becomes the named Python c
 Solidity custom error (:mod:`contracts.errors`) with its decoded arguments.
 
 The fee fields are filled here, not by web3 (which reads the chain id, the priority fee and the
-latest block for every transaction): the chain id once per connection, the priority fee and the
-base fee at most once per ``fee_ttl`` seconds (about a block), shared by every transaction sent
-meanwhile; ``maxFeePerGas`` is ``2 x base fee + priority fee``, web3's own rule, which stays above
-the base fee through six full blocks in a row. A send the node refuses for its fee re-reads them.
+latest block for every transaction): the chain id once per connection, the node's suggested
+priority fee once per ``priority_ttl`` (60 s), the base fee at most once per ``fee_ttl`` seconds
+(about a block), shared by every transaction sent meanwhile; ``maxFeePerGas`` is ``2 x base fee +
+priority fee``, web3's own rule, which stays above the base fee through six full blocks in a row.
+A send the node refuses for its fee re-reads them.
 """
 
 from __future__ import annotations
@@ -91,7 +92,9 @@ def _fee_too_low(err: Exception) -> bool:
 
 
 FEE_TTL = 1.0
-"""Seconds the fee fields read from the chain are reused for (about a block; see the module)."""
+"""Seconds the base fee read from the chain is reused for (about a block; see the module)."""
+PRIORITY_TTL = 60.0
+"""Seconds the node's suggested priority fee is reused for."""
 
 
 class Transactor:
@@ -106,6 +109,8 @@ class Transactor:
         self._chain_id: int | None = None
         self._fees: tuple[float, dict[str, int]] | None = None  # (monotonic time read, fee fields)
         self._fees_reading: asyncio.Future[dict[str, int]] | None = None
+        self._priority: tuple[float, int] | None = None  # (monotonic time read, suggested priority fee)
+        self.priority_ttl = PRIORITY_TTL
         self.fee_reads = 0
         """How many times the fee fields were read from the chain (tests and benchmarks)."""
 
@@ -123,7 +128,12 @@ class Transactor:
     async def _read_fees(self) -> dict[str, int]:
         if self._chain_id is None:
             self._chain_id = int(await self.w3.eth.chain_id)
-        priority, latest = await asyncio.gather(self.w3.eth.max_priority_fee, self.w3.eth.get_block("latest"))
+        now = time.monotonic()
+        if self._priority is not None and now - self._priority[0] < self.priority_ttl:
+            priority, latest = self._priority[1], await self.w3.eth.get_block("latest")
+        else:
+            priority, latest = await asyncio.gather(self.w3.eth.max_priority_fee, self.w3.eth.get_block("latest"))
+            self._priority = (now, int(priority))
         base = int(latest.get("baseFeePerGas", 0))
         fields = {
             "chainId": self._chain_id,
@@ -136,7 +146,7 @@ class Transactor:
 
     def forget_fees(self) -> None:
         """Read the fee fields again for the next transaction."""
-        self._fees = None
+        self._fees = self._priority = None
 
     async def send(self, fn: Any, sender: LocalAccount, *, gas: int | None = None) -> TxReceipt:
         """Estimate, sign locally, send and await the receipt of a contract call or creation."""

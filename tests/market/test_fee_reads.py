@@ -1,4 +1,5 @@
-"""The fee fields of a transaction are read from the chain about once per block, not for every
+"""The fee fields of a transaction are read from the chain about once per block (the base fee),
+once a minute (the suggested priority fee) and once per connection (the chain id), not for every
 transaction (web3 read the chain id, the priority fee and the latest block each time: three of a
 transaction's round trips; every node's ``acceptShare`` and the publisher's transactions paid them)."""
 
@@ -49,6 +50,12 @@ async def test_stale_fees_are_read_again(chain: Chain, monkeypatch: pytest.Monke
     await chain.send(chain.token.functions.transfer(STRANGER.address, TOKEN), BUYER)
     assert seen["eth_maxPriorityFeePerGas"] == 1
     assert seen["eth_getBlockByNumber"] >= 1
-    monkeypatch.setattr(chain.tx, "fee_ttl", 0.0)  # every read is stale at once
+    blocks = seen["eth_getBlockByNumber"]
+    monkeypatch.setattr(chain.tx, "fee_ttl", 0.0)  # the base fee is stale at once
+    await chain.send(chain.token.functions.transfer(STRANGER.address, TOKEN), BUYER)
+    assert seen["eth_getBlockByNumber"] == blocks + 1
+    assert seen["eth_maxPriorityFeePerGas"] == 1  # kept for a minute
+    assert seen["eth_chainId"] <= 1  # once per connection
+    monkeypatch.setattr(chain.tx, "priority_ttl", 0.0)
     await chain.send(chain.token.functions.transfer(STRANGER.address, TOKEN), BUYER)
     assert seen["eth_maxPriorityFeePerGas"] == 2
