@@ -210,6 +210,8 @@ class Prover(Ticking):
         self.epoch_reads += 1
         epoch = await self.chain.current_epoch()
         if epoch == self._done_epoch:
+            if not self._next_start:  # its read failed when the epoch was done
+                self._next_start = await self.chain.epoch_start_block(epoch + 1)
             return None
         if await self.chain.block_number() <= await self.chain.epoch_start_block(epoch):
             return None  # the seed (hash of the epoch's first block) is not available yet
