@@ -111,8 +111,6 @@ class Transactor:
         self._fees_reading: asyncio.Future[dict[str, int]] | None = None
         self._priority: tuple[float, int] | None = None  # (monotonic time read, suggested priority fee)
         self.priority_ttl = PRIORITY_TTL
-        self.fee_reads = 0
-        """How many times the fee fields were read from the chain (tests and benchmarks)."""
 
     async def fee_fields(self) -> dict[str, int]:
         """``chainId``, ``maxPriorityFeePerGas`` and ``maxFeePerGas`` for a transaction sent now
@@ -140,7 +138,6 @@ class Transactor:
             "maxPriorityFeePerGas": int(priority),
             "maxFeePerGas": int(priority) + 2 * base,
         }
-        self.fee_reads += 1
         self._fees = (time.monotonic(), fields)
         return fields
 

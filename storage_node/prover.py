@@ -82,8 +82,6 @@ class Prover(Ticking):
         self._accepted: set[tuple[int, int]] = set()
         self._done_epoch = -1
         self._next_start = 0  # the first block of the epoch after the one done (0: unknown)
-        self.epoch_reads = 0
-        """How many ticks read the current epoch from the chain (tests)."""
 
     async def _deal(self, deal_id: int) -> Deal:
         if deal_id not in self._deals:
@@ -207,7 +205,6 @@ class Prover(Ticking):
         await self.accept_new()
         if self._next_start and await self.chain.block_number() + 1 < self._next_start:
             return None
-        self.epoch_reads += 1
         epoch = await self.chain.current_epoch()
         if epoch == self._done_epoch:
             if not self._next_start:  # its read failed when the epoch was done
