@@ -73,13 +73,24 @@ def run_timed(
 class Devnet:
     """``datasov devnet up --json`` on a home of its own, and homes initialised against it."""
 
-    def __init__(self, home: Path, *, nodes: int, block_time: float = 0.5, extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        home: Path,
+        *,
+        nodes: int,
+        block_time: float = 0.5,
+        extra: tuple[str, ...] = (),
+        cwd: Path | None = None,
+    ) -> None:
+        """``cwd``: the code tree the devnet (chain and node processes) runs, as for :func:`run_timed`."""
         self.home = home
         home.mkdir(parents=True, exist_ok=True)
         cmd = [*CLI, "devnet", "up", "--home", str(home), "--rpc-port", "0", "--json", "--nodes", str(nodes)]
         cmd += ["--block-time", str(block_time), *extra]
         log = (home / "devnet.log").open("a")  # a file, not a pipe: a chatty devnet never blocks on it
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True, cwd=cwd
+        )
         log.close()
         assert self.proc.stdout is not None
         lines = []

@@ -4,11 +4,19 @@ Transactions are signed locally (keys never leave the process) under a per-sende
 keeps nonces in order, gas is estimated first so a refusal is caught before anything is sent,
 receipts are awaited with a timeout, and every revert becomes the named Python class of its
 Solidity custom error (:mod:`contracts.errors`) with its decoded arguments.
+
+The fee fields are filled here, not by web3 (which reads the chain id, the priority fee and the
+latest block for every transaction): the chain id once per connection, the node's suggested
+priority fee once per ``priority_ttl`` (60 s), the base fee at most once per ``fee_ttl`` seconds
+(about a block), shared by every transaction sent meanwhile; ``maxFeePerGas`` is ``2 x base fee +
+priority fee``, web3's own rule, which stays above the base fee through six full blocks in a row.
+A send the node refuses for its fee re-reads them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -77,14 +85,65 @@ def _stale_nonce(err: Exception) -> bool:
     return "nonce too low" in text or "invalid transaction nonce" in text
 
 
+def _fee_too_low(err: Exception) -> bool:
+    """The node refused the transaction's fee (the base fee rose past a cached one)."""
+    text = str(err).lower()
+    return "fee" in text and ("too low" in text or "less than" in text or "underpriced" in text)
+
+
+FEE_TTL = 1.0
+"""Seconds the base fee read from the chain is reused for (about a block; see the module)."""
+PRIORITY_TTL = 60.0
+"""Seconds the node's suggested priority fee is reused for."""
+
+
 class Transactor:
     """Signs, sends and awaits transactions for any number of local accounts on one connection."""
 
-    def __init__(self, w3: AsyncWeb3[Any], *, receipt_timeout: float = 60.0) -> None:
+    def __init__(self, w3: AsyncWeb3[Any], *, receipt_timeout: float = 60.0, fee_ttl: float = FEE_TTL) -> None:
         self.w3 = w3
         self.receipt_timeout = receipt_timeout
+        self.fee_ttl = fee_ttl
         self._locks: dict[str, asyncio.Lock] = {}
         self._nonces: dict[str, int] = {}
+        self._chain_id: int | None = None
+        self._fees: tuple[float, dict[str, int]] | None = None  # (monotonic time read, fee fields)
+        self._fees_reading: asyncio.Future[dict[str, int]] | None = None
+        self._priority: tuple[float, int] | None = None  # (monotonic time read, suggested priority fee)
+        self.priority_ttl = PRIORITY_TTL
+
+    async def fee_fields(self) -> dict[str, int]:
+        """``chainId``, ``maxPriorityFeePerGas`` and ``maxFeePerGas`` for a transaction sent now
+        (cached, see the module; concurrent callers share one read)."""
+        cached = self._fees
+        if cached is not None and time.monotonic() - cached[0] < self.fee_ttl:
+            return cached[1]
+        if self._fees_reading is None:
+            self._fees_reading = asyncio.ensure_future(self._read_fees())
+            self._fees_reading.add_done_callback(lambda _: setattr(self, "_fees_reading", None))
+        return await asyncio.shield(self._fees_reading)
+
+    async def _read_fees(self) -> dict[str, int]:
+        if self._chain_id is None:
+            self._chain_id = int(await self.w3.eth.chain_id)
+        now = time.monotonic()
+        if self._priority is not None and now - self._priority[0] < self.priority_ttl:
+            priority, latest = self._priority[1], await self.w3.eth.get_block("latest")
+        else:
+            priority, latest = await asyncio.gather(self.w3.eth.max_priority_fee, self.w3.eth.get_block("latest"))
+            self._priority = (now, int(priority))
+        base = int(latest.get("baseFeePerGas", 0))
+        fields = {
+            "chainId": self._chain_id,
+            "maxPriorityFeePerGas": int(priority),
+            "maxFeePerGas": int(priority) + 2 * base,
+        }
+        self._fees = (time.monotonic(), fields)
+        return fields
+
+    def forget_fees(self) -> None:
+        """Read the fee fields again for the next transaction."""
+        self._fees = self._priority = None
 
     async def send(self, fn: Any, sender: LocalAccount, *, gas: int | None = None) -> TxReceipt:
         """Estimate, sign locally, send and await the receipt of a contract call or creation."""
@@ -100,8 +159,11 @@ class Transactor:
             except Web3Exception as err:
                 raise errors.ChainError(f"{name}: {err}") from err
             for attempt in range(NONCE_ATTEMPTS):
-                nonce = max(self._nonces.get(address, 0), await self.w3.eth.get_transaction_count(address, "pending"))
-                params.update({"nonce": nonce, "gas": int(estimate * 1.25) + 20_000})
+                count, fees = await asyncio.gather(
+                    self.w3.eth.get_transaction_count(address, "pending"), self.fee_fields()
+                )
+                nonce = max(self._nonces.get(address, 0), count)
+                params.update({"nonce": nonce, "gas": int(estimate * 1.25) + 20_000, **fees})
                 tx = await fn.build_transaction(params)
                 signed = sender.sign_transaction(tx)
                 try:
@@ -117,10 +179,16 @@ class Transactor:
                         # took the nonce between our read and our send: read it again
                         self._nonces.pop(address, None)
                         continue
+                    if _fee_too_low(err) and attempt + 1 < NONCE_ATTEMPTS:
+                        self.forget_fees()  # the base fee rose past the cached one
+                        continue
                     raise errors.ChainError(f"{name}: {err}") from err
                 except EthValidationError as err:  # the embedded chain refuses in-process, not over JSON-RPC
                     if _stale_nonce(err) and attempt + 1 < NONCE_ATTEMPTS:
                         self._nonces.pop(address, None)
+                        continue
+                    if _fee_too_low(err) and attempt + 1 < NONCE_ATTEMPTS:
+                        self.forget_fees()
                         continue
                     raise
                 break

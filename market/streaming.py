@@ -3,7 +3,7 @@
     draft deal on-chain (sizes, providers, escrow; no root yet)
     -> encode (thread) ==bounded queue per share==> n parallel uploads, held pending by the nodes
     -> data key into the keystore -> register the dataset and commit the deal to it, one transaction
-    -> activate every pending share (checked against the committed root) -> leave the manifest
+    -> activate every pending share (checked against the committed root), the manifest in the same request
 
 Reading, encryption, coding and hashing run in the pipeline's threads; sending runs on the event
 loop. Each share's queue holds at most ``QUEUE_BLOCKS`` blocks, and the encoder waits when one is
@@ -211,8 +211,7 @@ async def publish_streaming(
         if index in failed:
             return
         try:
-            await client.activate(node.url, storage_order(man, deal_id, index, node), owner)
-            await client.put_manifest(node.url, man.hash().hex(), raw_manifest)
+            await client.activate(node.url, storage_order(man, deal_id, index, node), owner, manifest=raw_manifest)
             placements[index] = node
         except NodeError as err:
             log.warning("share %d: activation at %s failed: %s", index, node.url, err)

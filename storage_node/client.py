@@ -162,11 +162,14 @@ class NodeClient:
         except (aiohttp.ClientConnectionError, TimeoutError) as err:
             raise NodeUnavailable(f"upload to {url} failed: {err}") from err
 
-    async def activate(self, url: str, order: StorageOrder, signer: LocalAccount) -> dict[str, Any]:
-        """Turn a pending share into a stored one with an ordinary order (checked against the committed root)."""
+    async def activate(
+        self, url: str, order: StorageOrder, signer: LocalAccount, *, manifest: bytes = b""
+    ) -> dict[str, Any]:
+        """Turn a pending share into a stored one with an ordinary order (checked against the committed
+        root); ``manifest``: the dataset's manifest, left with the node in the same request."""
         target = f"{url}/v1/pending/{order.deal_id}/{order.index}/activate"
         try:
-            async with self.session.post(target, headers=order.headers(signer)) as resp:
+            async with self.session.post(target, headers=order.headers(signer), data=manifest or None) as resp:
                 await self._raise_for(resp)
                 result: dict[str, Any] = await resp.json()
                 return result

@@ -81,6 +81,7 @@ class Prover(Ticking):
         self._deals: dict[int, Deal] = {}
         self._accepted: set[tuple[int, int]] = set()
         self._done_epoch = -1
+        self._next_start = 0  # the first block of the epoch after the one done (0: unknown)
 
     async def _deal(self, deal_id: int) -> Deal:
         if deal_id not in self._deals:
@@ -196,16 +197,25 @@ class Prover(Ticking):
     # ---------------------------------------------------------------------- loop ----
 
     async def tick(self) -> EpochReport | None:
-        """Accept new shares; prove the current epoch once its seed is readable; claim fees."""
+        """Accept new shares; prove the current epoch once its seed is readable; claim fees.
+
+        Once an epoch is done, a tick reads only the block number until the next epoch can have
+        begun (a call's block may be one past the latest), instead of the current epoch: every
+        node ticks every second, and each ``currentEpoch`` call ran the chain's EVM."""
         await self.accept_new()
+        if self._next_start and await self.chain.block_number() + 1 < self._next_start:
+            return None
         epoch = await self.chain.current_epoch()
         if epoch == self._done_epoch:
+            if not self._next_start:  # its read failed when the epoch was done
+                self._next_start = await self.chain.epoch_start_block(epoch + 1)
             return None
         if await self.chain.block_number() <= await self.chain.epoch_start_block(epoch):
             return None  # the seed (hash of the epoch's first block) is not available yet
         report = await self.prove_epoch(epoch)
         if not report.failed:  # otherwise try the failed ones again next round, while the epoch lasts
             self._done_epoch = epoch
+            self._next_start = await self.chain.epoch_start_block(epoch + 1)
             if self.claim_every:
                 await self.claim()
         return report

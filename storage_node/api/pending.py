@@ -2,7 +2,8 @@
 
     PUT  /v1/pending/{deal}/{index}            a share's bytes before its root exists (signed pending order)
     POST /v1/pending/{deal}/{index}/activate   make it a share: an ordinary storage order, checked
-                                               against the root committed on-chain
+                                               against the root committed on-chain; the body, if
+                                               any, is the dataset's manifest, kept with the share
 
 The pending order (``X-Datasov-Pending``) is checked like a storage order before a byte is read:
 Content-Length against the order and the node's limits (413), signature (401), addressing and expiry
@@ -10,7 +11,10 @@ Content-Length against the order and the node's limits (413), signature (401), a
 ``index``, the size is exactly the deal's share size: :meth:`DealAuthorizer.pending`). A body longer
 than the order says is refused (422 ``upload_mismatch``) and nothing is kept. The activation's
 order must name the deal and share of the URL; its root must be part of the committed commitment
-root (the ordinary authoriser) and equal the root the node computed from the bytes it holds.
+root (the ordinary authoriser) and equal the root the node computed from the bytes it holds. A
+manifest sent with it (one request instead of an activation and a ``PUT /v1/manifests``) must hash
+to the order's dataset and name the order's share root, checked before anything changes (422
+``bad_manifest``).
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from erasure import manifest
+
 from .. import orders
-from ..errors import OrderError, ShareNotFound
-from ..store.shares import Upload
+from ..errors import BadManifest, OrderError, ShareNotFound
+from ..store.shares import Upload, parse_manifest
 from .app import NODE, NodeState, announce
 from .receive import admit, receive
 
@@ -81,6 +87,13 @@ async def activate(request: web.Request) -> web.Response:
     signer = orders.verify(order, request.headers.get(orders.SIGNATURE_HEADER), node=state.address)
     if (order.deal_id, order.index) != (deal, index):
         raise OrderError("the order is for another share than the URL")
+    length = request.content_length or 0
+    if length > manifest.MAX_MANIFEST_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=manifest.MAX_MANIFEST_BYTES, actual_size=length)
+    raw = await request.read() if request.can_read_body else b""
+    man = parse_manifest(order.dataset, raw) if raw else None
+    if man is not None and (index >= man.n or man.share_roots[index] != bytes.fromhex(order.share_root)):
+        raise BadManifest("the manifest names another root for this share")
     await state.store.check_nonce(signer, order.nonce)
     await state.authorize(signer, order)  # the committed root, the share's proof, the provider
     await state.store.use_nonce(signer, order.nonce, order.expiry)
@@ -91,6 +104,8 @@ async def activate(request: web.Request) -> web.Response:
         root=bytes.fromhex(order.share_root),
         share_proof=tuple(bytes.fromhex(h) for h in order.share_proof),
     )
+    if man is not None:
+        await state.store.keep_manifest(record.dataset, man)
     state.metrics.uploads.labels("ok").inc()
     state.activity.accepted(record.dataset, index, record.size, signer)
     await announce(state, record.dataset, index)

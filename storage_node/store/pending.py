@@ -54,11 +54,17 @@ class Held:
     deadline: float
     owner: str
     stamped: os.stat_result | None = None  # the file as its bytes were hashed (see .at_rest)
+    synced: asyncio.Future[None] | None = None  # its fsync, run in the background (see PendingUploads.hold)
 
 
 def pending_key(deal_id: int, idx: int) -> tuple[str, int]:
     """The key a pending upload holds its place under (never a dataset id: those are 64 hex)."""
     return (f"deal:{deal_id}", idx)
+
+
+def _quiet(done: asyncio.Future[None]) -> None:
+    if not done.cancelled():
+        done.exception()  # retrieved: not logged as never retrieved
 
 
 class PendingUploads(Uploads, Collection):
@@ -105,10 +111,22 @@ class PendingUploads(Uploads, Collection):
             owner=owner,
             pending=True,
         )
-        upload.on_hold = self._hold
+        upload.on_hold = self.hold
         return upload
 
-    def _hold(self, upload: Upload, root: bytes) -> None:
+    async def hold(self, upload: Upload, root: bytes) -> None:
+        """Keep a received pending share under ``tmp/pending`` and start its fsync in a worker thread.
+
+        The upload's answer does not wait for the fsync (the publisher waits for every node's
+        answer before it commits the root; the disk writes while the root is committed), and
+        :meth:`activate` waits for it before the share is indexed. A pending share is dropped at
+        restart, so it needs to be on disk only once it is activated."""
+        held = await asyncio.to_thread(self._hold, upload, root)
+        synced = asyncio.ensure_future(asyncio.to_thread(_fsync_dir, held.path))  # works on a file too
+        synced.add_done_callback(_quiet)  # awaited by activation; otherwise its error is not news
+        self.held[(held.deal_id, held.idx)] = dataclasses.replace(held, synced=synced)
+
+    def _hold(self, upload: Upload, root: bytes) -> Held:
         """Move a received pending share under ``tmp/pending`` (runs in a worker thread)."""
         r = upload.record
         self.pending_dir.mkdir(exist_ok=True)
@@ -118,8 +136,7 @@ class PendingUploads(Uploads, Collection):
         os.replace(upload.part, path)
         deadline = time.time() + self.pending_hold
         shape = (r.size, r.leaf_size, r.block_size)
-        held = Held(r.deal_id, r.idx, *shape, root, path, roots_path, deadline, r.owner, upload.stamped)
-        self.held[(r.deal_id, r.idx)] = held
+        return Held(r.deal_id, r.idx, *shape, root, path, roots_path, deadline, r.owner, upload.stamped)
 
     async def activate(
         self,
@@ -142,6 +159,10 @@ class PendingUploads(Uploads, Collection):
         if held.root != root:
             await self._drop(held)
             raise UploadMismatch("the pending bytes do not hash to the committed share root: deleted")
+        if held.synced is not None:
+            await asyncio.shield(held.synced)  # its bytes on disk before the index names it
+            if self.held.get((deal_id, idx)) is not held:  # collected or activated meanwhile
+                raise NotPending(f"share {idx} of deal {deal_id} is no longer pending here")
         async with self._begin_lock:
             existing = await self._db(self.index.get, dataset, idx)
             if (dataset, idx) in self._active or (existing is not None and existing.state == "ok"):
@@ -189,6 +210,10 @@ class PendingUploads(Uploads, Collection):
     async def _drop(self, held: Held) -> None:
         if self.held.pop((held.deal_id, held.idx), None) is None:
             return
+
+        if held.synced is not None:
+            with contextlib.suppress(Exception):
+                await held.synced  # no fsync left running on a file being removed
 
         def remove() -> None:
             held.path.unlink(missing_ok=True)

@@ -35,6 +35,18 @@ from .uploads import Upload
 __all__ = ["ShareStore", "Upload", "check_address"]
 
 
+def parse_manifest(dataset: str, raw: bytes) -> manifest.Manifest:
+    """The manifest in ``raw`` if it is well formed and hashes to ``dataset`` (else BadManifest)."""
+    check_address(dataset, 0)
+    try:
+        man = manifest.parse(raw)
+    except ErasureError as err:
+        raise BadManifest(f"malformed manifest: {err}") from err
+    if man.hash().hex() != dataset:
+        raise BadManifest("the manifest does not hash to the dataset id")
+    return man
+
+
 class ShareStore(VerifiedReads, PendingUploads):
     """One node's shares: layout and quota (:mod:`.layout`), uploads and recovery (:mod:`.uploads`),
     pending shares of draft deals (:mod:`.pending`),
@@ -46,18 +58,16 @@ class ShareStore(VerifiedReads, PendingUploads):
 
         Accepted only for a dataset this node holds a share of, so nobody can fill the disk with
         manifests; a manifest already stored is left as it is."""
-        check_address(dataset, 0)
-        try:
-            man = manifest.parse(raw)
-        except ErasureError as err:
-            raise BadManifest(f"malformed manifest: {err}") from err
-        if man.hash().hex() != dataset:
-            raise BadManifest("the manifest does not hash to the dataset id")
+        man = parse_manifest(dataset, raw)
         held = [r for r in await self.records() if r.dataset == dataset and r.state == "ok"]
         if not held:
             raise ShareNotFound(f"no share of {dataset} is stored here")
         if any(man.share_roots[r.idx] != r.root for r in held if r.idx < man.n):
             raise BadManifest("the manifest's share roots differ from the shares stored here")
+        await self.keep_manifest(dataset, man)
+
+    async def keep_manifest(self, dataset: str, man: manifest.Manifest) -> None:
+        """Write a manifest the caller checked against a share stored here (unless one is kept)."""
         path = self.manifest_path(dataset)
         if path.exists():
             return

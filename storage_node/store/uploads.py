@@ -13,7 +13,7 @@ import errno
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -155,8 +155,9 @@ class Upload:
         self.record = record
         self.received = 0
         self.pending = pending
-        self.on_hold: Callable[[Upload, bytes], None] | None = None
-        """Pending uploads: called (in a worker thread) with the computed root instead of indexing."""
+        self.on_hold: Callable[[Upload, bytes], Awaitable[None]] | None = None
+        """Pending uploads: awaited with the computed root instead of indexing (the file is not
+        fsynced yet: see :meth:`storage_node.store.pending.PendingUploads.hold`)."""
         self._part = part
         self._file = file
         self._chunks: list[bytes] = []  # received, not yet handed to the worker thread
@@ -229,7 +230,8 @@ class Upload:
             self._roots.append(merkle.root(self._carry, self.record.leaf_size))
             self._carry = bytearray()
         self._file.flush()
-        os.fsync(self._file.fileno())
+        if not self.pending:  # a pending share is fsynced in the background, before its activation
+            os.fsync(self._file.fileno())
         with contextlib.suppress(OSError):  # the bytes just hashed are the file's: stamp it (see .at_rest)
             self.stamped = stamp(self._file.fileno())
         self._file.close()
@@ -247,7 +249,7 @@ class Upload:
                 await asyncio.to_thread(self._absorb, data)
                 root = await asyncio.to_thread(self._finish)
                 if self.pending and self.on_hold is not None:
-                    await asyncio.to_thread(self.on_hold, self, root)
+                    await self.on_hold(self, root)
                     self._done = self._released = True  # the held share keeps the reservation
                     return dataclasses.replace(r, root=root, state="pending")
                 if root != r.root:

@@ -131,8 +131,15 @@ async def test_pending_shares_are_bounded_by_the_draft_deal_and_activated_only_a
         with pytest.raises(RemoteError) as info:  # not the owner
             await client.activate(node.url, order(), STRANGER)
         assert info.value.code == "not_authorized"
-        await client.activate(node.url, order(), OWNER)
+        other, _, _ = encode_sample(size=30_000, k=2, n=5)
+        for wrong in (b"not a manifest", other.canonical_bytes()):  # with a manifest not the dataset's
+            with pytest.raises(RemoteError) as info:
+                await client.activate(node.url, order(), OWNER, manifest=wrong)
+            assert (info.value.status, info.value.code) == (422, "bad_manifest")
+        assert (deal, 0) in store.held  # refused before anything changed
+        await client.activate(node.url, order(), OWNER, manifest=man.canonical_bytes())  # one request
         assert await client.get_share(node.url, man.hash().hex(), 0) == shares[0]
+        assert await client.get_manifest(node.url, man.hash().hex()) == man.canonical_bytes()
         assert store.held == {}
         assert await store.free() == free_before - man.share_size
         assert await prover.accept_new() == 1  # now it is a share like any other
