@@ -183,6 +183,7 @@ async def _process_devnet(
     from ..devnet_guardians import DevnetGuardians
     from ..procnet import NodeProcessError
 
+    _log_progress()
     try:
         net = await ProcessNetwork.start(
             home, nodes=nodes, config=ChainConfig(epoch_blocks=epoch_blocks), capacity=capacity, rpc_port=rpc_port
@@ -205,6 +206,18 @@ async def _process_devnet(
             await guards.stop()
         await net.stop()
         err_console.print("devnet stopped")
+
+
+def _log_progress() -> None:
+    """The start's progress on stderr (each stage's and each node's seconds: a slow start says where)."""
+    import logging
+
+    progress = logging.getLogger("datasov.devnet")
+    if not progress.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        progress.addHandler(handler)
+        progress.setLevel(logging.INFO)
 
 
 def _say_up(
