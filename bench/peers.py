@@ -59,6 +59,19 @@ def node_capacity_mib(size_mib: float, k: int, rounds: int) -> int:
     return max(1024, math.ceil(rounds * size_mib / k * 1.1) + 64)
 
 
+def fetch_path(stdout: str) -> str:
+    """How the fetch went (its --json report): the shares it used, and any it excluded, hedged or
+    waited on (then the segments not streamed were decoded from other holders)."""
+    try:
+        report = json.loads(stdout)
+    except ValueError:
+        return "(no JSON report)"
+    report = report.get("report", report)
+    parts = [f"shares used {report.get('shares_used')}"]
+    parts += [f"{key} {report[key]}" for key in ("excluded", "hedged", "timeouts") if report.get(key)]
+    return "; ".join(parts)
+
+
 def datasov_round(devnet: Devnet, owner: Path, lab: Path, src: Path, out: Path, k: int, n: int) -> dict[str, Any]:
     published = run_timed(
         "publish", str(src), "--home", str(owner), "-k", str(k), "-n", str(n), "--price", "0", "--json"
@@ -140,6 +153,7 @@ def main() -> None:
                 print(f"# round {r + 1}: " + ", ".join(f"{k} {v:.1f} s" for k, v in figures.items()) + "; sha256 ok")
                 stages = json.loads(ours["publish"].stdout).get("seconds", {})
                 print("#   datasov publish stages (s): " + ", ".join(f"{k} {v}" for k, v in stages.items()))
+                print("#   datasov fetch: " + fetch_path(ours["fetch"].stdout))
                 for key, value in figures.items():
                     best[key] = min(best.get(key, value), value)
         finally:
