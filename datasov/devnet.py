@@ -3,7 +3,9 @@
 :class:`ProcessNetwork` (``datasov devnet up``, the CLI tests) runs each node as its own
 ``datasov node run`` child on its own 127.0.x.1 (see :mod:`datasov.procnet`), talking to the chain
 over JSON-RPC and to each other over libp2p, bootstrapped to the first node; each node joins the
-way an outside operator's does, with ``datasov node init`` and ``datasov node join`` child processes.
+way an outside operator's does, with a ``datasov node join`` child process, on a home made as
+``datasov node init`` makes it (in the devnet's process: :func:`datasov.procnet.make_node_home`;
+:meth:`ProcessNetwork.add_node` runs ``node init`` itself), a bounded number of children at once.
 :class:`LocalNetwork` is what ``datasov demo`` and the end-to-end tests run (Tahoe's no_network grid):
 a fresh in-process EVM with the contracts deployed, N real nodes (real sockets, real files under
 ``home``), each with its own operator key, funded, and joined on-chain the way ``datasov node join``
