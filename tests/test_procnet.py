@@ -17,11 +17,13 @@ async def test_bounded_runs_at_most_limit_at_once_and_keeps_order() -> None:
     running: set[int] = set()
     most = 0
     release = {i: asyncio.Event() for i in range(7)}
+    entered = {i: asyncio.Event() for i in range(7)}
 
     async def work(i: int) -> int:
         nonlocal most
         running.add(i)
         most = max(most, len(running))
+        entered[i].set()
         await release[i].wait()
         running.discard(i)
         if i == 3:
@@ -30,8 +32,7 @@ async def test_bounded_runs_at_most_limit_at_once_and_keeps_order() -> None:
 
     task = asyncio.create_task(bounded(list(range(7)), work, limit=3))
     for i in range(7):  # release them one by one, as each gets in
-        while i not in running:
-            await asyncio.sleep(0)
+        await entered[i].wait()
         assert len(running) <= 3
         release[i].set()
     results = await task
