@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import subprocess
 import tempfile
 import time
@@ -49,6 +50,26 @@ def random_file(path: Path, size: int) -> str:
             dst.write(chunk)
             left -= len(chunk)
     return sha256(path)
+
+
+def node_capacity_mib(size_mib: float, k: int, rounds: int) -> int:
+    """What each datasov node offers (``devnet up --capacity``): one share (size / k) of every
+    round's file, plus a tenth and some slack, never under the default 1 GiB (a 3-of-10 share of
+    4 GiB is 1.37 GiB: the default refuses it)."""
+    return max(1024, math.ceil(rounds * size_mib / k * 1.1) + 64)
+
+
+def fetch_path(stdout: str) -> str:
+    """How the fetch went (its --json report): the shares it used, and any it excluded, hedged or
+    waited on (then the segments not streamed were decoded from other holders)."""
+    try:
+        report = json.loads(stdout)
+    except ValueError:
+        return "(no JSON report)"
+    report = report.get("report", report)
+    parts = [f"shares used {report.get('shares_used')}"]
+    parts += [f"{key} {report[key]}" for key in ("excluded", "hedged", "timeouts") if report.get(key)]
+    return "; ".join(parts)
 
 
 def datasov_round(devnet: Devnet, owner: Path, lab: Path, src: Path, out: Path, k: int, n: int) -> dict[str, Any]:
@@ -91,6 +112,7 @@ def main() -> None:
     nodes = args.nodes or args.n
     # `devnet up` runs every node as its own process (as the Tahoe side does); --in-process is the old layout
     extra: tuple[str, ...] = ("--in-process",) if args.in_process else ()
+    extra += ("--capacity", f"{node_capacity_mib(size / MiB, args.k, rounds)}MiB")
     tahoe = tahoe_grid.install(args.tahoe_venv)
     best: dict[str, float] = {}
     rss: dict[str, float] = {}
@@ -131,6 +153,7 @@ def main() -> None:
                 print(f"# round {r + 1}: " + ", ".join(f"{k} {v:.1f} s" for k, v in figures.items()) + "; sha256 ok")
                 stages = json.loads(ours["publish"].stdout).get("seconds", {})
                 print("#   datasov publish stages (s): " + ", ".join(f"{k} {v}" for k, v in stages.items()))
+                print("#   datasov fetch: " + fetch_path(ours["fetch"].stdout))
                 for key, value in figures.items():
                     best[key] = min(best.get(key, value), value)
         finally:

@@ -3,7 +3,9 @@
 :class:`ProcessNetwork` (``datasov devnet up``, the CLI tests) runs each node as its own
 ``datasov node run`` child on its own 127.0.x.1 (see :mod:`datasov.procnet`), talking to the chain
 over JSON-RPC and to each other over libp2p, bootstrapped to the first node; each node joins the
-way an outside operator's does, with ``datasov node init`` and ``datasov node join`` child processes.
+way an outside operator's does, with a ``datasov node join`` child process, on a home made as
+``datasov node init`` makes it (in the devnet's process: :func:`datasov.procnet.make_node_home`;
+:meth:`ProcessNetwork.add_node` runs ``node init`` itself), a bounded number of children at once.
 :class:`LocalNetwork` is what ``datasov demo`` and the end-to-end tests run (Tahoe's no_network grid):
 a fresh in-process EVM with the contracts deployed, N real nodes (real sockets, real files under
 ``home``), each with its own operator key, funded, and joined on-chain the way ``datasov node join``
@@ -24,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,14 +47,25 @@ from storage_node.node import NodeConfig, StorageNode
 from storage_node.prover import Prover
 
 from .nodehome import NodeHome, announcement_for
-from .procnet import NodeProcess, node_host, node_init, node_join, start_all, stop_all
+from .procnet import (
+    START_CONCURRENCY,
+    NodeProcess,
+    bounded,
+    first_failure,
+    make_node_home,
+    node_host,
+    node_init,
+    node_join,
+    start_all,
+    stop_all,
+)
 
 log = logging.getLogger("datasov.devnet")
 
 DEVNET_FILE = "devnet.json"
 OPERATOR_ETH = 10 * ETHER
 DEFAULT_CONFIG = ChainConfig()
-JOIN_CONCURRENCY = 4  # `node join` children at once (devnet up); each is mostly waiting on the chain
+JOIN_CONCURRENCY = START_CONCURRENCY  # `node join` children at once (devnet up)
 
 
 async def stop_task(task: asyncio.Task[None], worker: Ticking | None = None) -> None:
@@ -252,6 +266,12 @@ class LocalNetwork:
         await self.chain.close()
 
 
+def _stage(what: str, since: float) -> float:
+    now = time.perf_counter()
+    log.info("devnet: %s in %.1f s", what, now - since)
+    return now
+
+
 @dataclass
 class ProcessNetwork:
     """An embedded chain served over JSON-RPC and N ``datasov node run`` processes (see module doc)."""
@@ -275,9 +295,12 @@ class ProcessNetwork:
         rpc_port: int = 0,
         chain: DevChain | None = None,
         rpc_url: str | None = None,
+        join_children: bool = False,
     ) -> ProcessNetwork:
         """``chain`` and ``rpc_url``: a chain already served elsewhere (a Hardhat node); else an
-        embedded one, served here on ``rpc_port``."""
+        embedded one, served here on ``rpc_port``. ``join_children``: each node joins by its own
+        ``datasov node join`` process (over JSON-RPC); else by the same calls in this process
+        (:meth:`join`; 30 children took 204 s of a loaded devnet's start, 2 CPU-s of imports each)."""
         from .rpc import serve
 
         runner = None
@@ -288,58 +311,87 @@ class ProcessNetwork:
         await asyncio.to_thread(home.mkdir, parents=True, exist_ok=True)
         net.chain.deployment.save(net.deployment_file)
         try:
-            procs = list(await asyncio.gather(*(net.prepare_node(i) for i in range(nodes))))
+            stage = time.perf_counter()
+            procs = [await net.prepare_node(i, child=False) for i in range(nodes)]  # as `node init` makes them
+            stage = _stage(f"{nodes} node homes", stage)
             for p in procs:  # the faucet's transactions, one after another (one sender, one nonce)
                 await fund_operator(net.chain, p.operator)
-            joins = asyncio.Semaphore(JOIN_CONCURRENCY)
+            stage = _stage(f"{nodes} operators funded", stage)
 
-            async def join(p: NodeProcess) -> None:
-                async with joins:
+            if join_children:
+
+                async def join(p: NodeProcess) -> None:
                     await net.join(p, fund=False)
 
-            await asyncio.gather(*(join(p) for p in procs))
+                if (failure := first_failure(await bounded(procs, join, limit=JOIN_CONCURRENCY))) is not None:
+                    raise failure
+            else:
+                for p in procs:  # one sender at a time on the embedded chain, as LocalNetwork joins
+                    await net.join(p, fund=False, child=False)
+            stage = _stage(f"{nodes} operators staked and announced", stage)
             await net.start_nodes(procs)
+            _stage(f"{nodes} nodes running (node run)", stage)
         except BaseException:
             await net.stop()
             raise
         return net
 
     async def start_nodes(self, procs: list[NodeProcess]) -> None:
-        """``datasov node run`` for each (joined) node: the first, then the rest at once,
-        bootstrapping to it (or to the running network's bootstrap peers)."""
+        """``datasov node run`` for each (joined) node: the first, then the rest bootstrapping to it
+        (or to the running network's bootstrap peers), :data:`~datasov.procnet.START_CONCURRENCY` at once."""
         if self.bootstrap:
-            results = await asyncio.gather(
-                *(p.start(self.rpc_url, self.deployment_file, bootstrap=self.bootstrap) for p in procs),
-                return_exceptions=True,
-            )
-            failures = [r for r in results if isinstance(r, BaseException)]
+
+            async def start(p: NodeProcess) -> None:
+                await p.start(self.rpc_url, self.deployment_file, bootstrap=self.bootstrap)
+
+            results = await bounded(procs, start)
             self.nodes += [p for p, r in zip(procs, results, strict=True) if not isinstance(r, BaseException)]
-            if failures:
-                raise failures[0]
+            if (failure := first_failure(results)) is not None:
+                raise failure
             return
         self.bootstrap = await start_all(procs, self.rpc_url, self.deployment_file)
         self.nodes += procs
 
-    async def join(self, proc: NodeProcess, *, fund: bool = True) -> dict[str, Any]:
-        """What an outside operator does: ``datasov node join`` (a child process: it checks funds,
-        stakes the minimum and announces), after the devnet faucet (dev account 0) sent the
-        operator ETH and tokens (unless ``fund`` is False); the command's JSON result."""
+    async def join(self, proc: NodeProcess, *, fund: bool = True, child: bool = True) -> dict[str, Any]:
+        """What an outside operator does: ``datasov node join`` (``child``: a child process, over
+        JSON-RPC; else its calls in this process, on the devnet's chain: funds checked, the minimum
+        staked, the home's announcement with its peer id and libp2p address), after the devnet faucet
+        (dev account 0) sent the operator ETH and tokens (unless ``fund`` is False); the command's
+        JSON result (operator, staked, stake, announced, url, ask)."""
         if fund:
             await fund_operator(self.chain, proc.operator)
-        return await node_join(proc.home, self.rpc_url, self.deployment_file)
+        if child:
+            return await node_join(proc.home, self.rpc_url, self.deployment_file)
+        terms = await asyncio.to_thread(NodeHome.load, proc.home)
+        account = await asyncio.to_thread(load_or_create_operator, proc.home)
+        chain_id = self.chain.deployment.chain_id
+        announcement = announcement_for(proc.home, terms, operator=account.address, chain_id=chain_id)
+        result = await join(self.chain, account, announcement)
+        return {
+            "operator": result.operator,
+            "staked": str(result.staked),
+            "stake": str(result.stake),
+            "announced": result.announced,
+            "url": announcement.http_url,
+            "ask": str(announcement.ask),
+        }
 
     @property
     def deployment_file(self) -> Path:
         return self.home / "deployment.json"
 
-    async def prepare_node(self, index: int | None = None) -> NodeProcess:
-        """Node ``index``'s home (default: the next one), made by ``datasov node init`` (a child
-        process; keys, node.json on 127.0.x.1 and a free port), not joined or started: its operator
-        can be funded first."""
+    async def prepare_node(self, index: int | None = None, *, child: bool = True) -> NodeProcess:
+        """Node ``index``'s home (default: the next one): keys and node.json on 127.0.x.1 with free
+        HTTP and libp2p ports, as ``datasov node init`` makes them (``child``: by running it, a
+        process; else in this one, see :func:`~datasov.procnet.make_node_home`); not joined or
+        started: its operator can be funded first."""
         index = len(self.nodes) if index is None else index
         host = node_host(index)
         node_home = self.home / "nodes" / f"node-{index:02d}"
-        operator = await node_init(node_home, host=host, capacity=self.capacity)
+        if child:
+            operator = await node_init(node_home, host=host, capacity=self.capacity)
+        else:
+            operator = await asyncio.to_thread(make_node_home, node_home, host=host, capacity=self.capacity)
         return NodeProcess(index, node_home, host, operator=operator)
 
     async def add_node(self, proc: NodeProcess | None = None, *, fund: bool = True) -> NodeProcess:

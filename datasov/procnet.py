@@ -24,15 +24,21 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 log = logging.getLogger("datasov.devnet")
+T = TypeVar("T")
+R = TypeVar("R")
 
 PR_SET_PDEATHSIG = 1
-START_TIMEOUT = 300.0  # seconds for a child to import, start and print its line (2 busy cores)
+START_TIMEOUT = 300.0  # seconds for one child, from its own spawn, to import, start and print its line
+# children starting at once (each spends ~2 CPU-s importing): more would only share the cores, so
+# that every child of a batch of 30 took nearly the whole batch's CPU time and passed START_TIMEOUT
+START_CONCURRENCY = max(2, 2 * (os.cpu_count() or 1))
 
 
 class NodeProcessError(RuntimeError):
@@ -63,6 +69,7 @@ def free_port(host: str) -> int:
 async def run_cli(*args: str, log_file: Path, within: float = START_TIMEOUT) -> dict[str, Any]:
     """``python -m datasov ARGS --json`` as a child (stderr appended to ``log_file``); its JSON
     output. :class:`NodeProcessError` with the error it printed if it fails or is late."""
+    started = time.perf_counter()
     with log_file.open("ab") as err:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -81,7 +88,9 @@ async def run_cli(*args: str, log_file: Path, within: float = START_TIMEOUT) -> 
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         await proc.wait()
-        raise NodeProcessError(f"datasov {' '.join(args[:2])} took over {within:.0f} s") from e
+        raise NodeProcessError(
+            f"datasov {' '.join(args[:2])} took over {within:.0f} s ({log_file}: {_tail_of(log_file, 3)})"
+        ) from e
     text = out.decode(errors="replace")
     if proc.returncode != 0:
         said = text.strip() or _tail_of(log_file)
@@ -92,12 +101,15 @@ async def run_cli(*args: str, log_file: Path, within: float = START_TIMEOUT) -> 
         result: dict[str, Any] = json.loads(text)
     except ValueError as e:
         raise NodeProcessError(f"datasov {' '.join(args[:2])} printed no JSON: {text[:200]!r}") from e
+    log.debug("datasov %s: %.1f s (%s)", " ".join(args[:2]), time.perf_counter() - started, log_file.parent.name)
     return result
 
 
 async def node_init(home: Path, *, host: str, capacity: int) -> str:
-    """``datasov node init --home H --http HOST:PORT --capacity N`` (a fixed free port, so that
-    ``node join`` has a URL to announce), unless ``home`` holds a node already; the operator address."""
+    """``datasov node init --home H --http HOST:PORT --p2p /ip4/HOST/tcp/PORT2 --capacity N`` (fixed
+    free ports, so that ``node join`` announces the URL and libp2p address ``node run`` will have: the
+    run has nothing to re-announce, one transaction less per node), unless ``home`` holds a node
+    already; the operator address."""
     from storage_node.identity import load_or_create_operator
 
     from .nodehome import CONFIG_FILE
@@ -106,6 +118,7 @@ async def node_init(home: Path, *, host: str, capacity: int) -> str:
         return load_or_create_operator(home).address
     await asyncio.to_thread(home.mkdir, parents=True, exist_ok=True)
     args = ["node", "init", "--home", str(home), "--http", f"{host}:{free_port(host)}", "--capacity", str(capacity)]
+    args += ["--p2p", f"/ip4/{host}/tcp/{free_port(host)}"]
     return str((await run_cli(*args, log_file=home / "node.log"))["operator"])
 
 
@@ -114,6 +127,22 @@ async def node_join(home: Path, rpc: str, deployment: Path, *, stake: str | None
     operator runs to stake and announce; its JSON result (operator, staked, stake, announced, url)."""
     args = ["node", "join", "--home", str(home), "--rpc", rpc, "--deployment", str(deployment)]
     return await run_cli(*args, *(["--stake", stake] if stake is not None else []), log_file=home / "node.log")
+
+
+def make_node_home(home: Path, *, host: str, capacity: int) -> str:
+    """What :func:`node_init` has its child do, in this process (``devnet up``: the child's imports
+    were ~2 CPU-s of a node's ~5; its keys and ``node.json`` are the same), unless ``home`` holds a
+    node already; the operator address."""
+    from storage_node.identity import load_or_create_operator
+    from storage_node.p2p.identity import load_or_create_p2p_key
+
+    from .nodehome import CONFIG_FILE, NodeHome
+
+    operator = load_or_create_operator(home).address  # creates home and the key (0600)
+    if not (home / CONFIG_FILE).exists():
+        load_or_create_p2p_key(home)
+        NodeHome(host, free_port(host), capacity, p2p=f"/ip4/{host}/tcp/{free_port(host)}").save(home)
+    return operator
 
 
 def _tail_of(path: Path, lines: int = 8) -> str:
@@ -149,15 +178,28 @@ class NodeProcess:
 
     def command(self, rpc: str, deployment: Path, bootstrap: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
         cmd = [sys.executable, "-m", "datasov", "node", "run", "--home", str(self.home), "--json"]
-        cmd += ["--rpc", rpc, "--deployment", str(deployment), "--p2p", f"/ip4/{self.host}/tcp/0"]
+        cmd += ["--rpc", rpc, "--deployment", str(deployment), "--p2p", self.p2p_listen()]
         for addr in bootstrap:
             cmd += ["--bootstrap", addr]
         return cmd + list(extra)
 
+    def p2p_listen(self) -> str:
+        """The libp2p address of the home's node.json (what ``node join`` announced), else any port."""
+        from .nodehome import NodeHome, NodeHomeError
+
+        try:
+            configured = NodeHome.load(self.home).p2p
+        except (NodeHomeError, OSError):
+            configured = None
+        return configured or f"/ip4/{self.host}/tcp/0"
+
     async def start(
         self, rpc: str, deployment: Path, *, bootstrap: Sequence[str] = (), extra: Sequence[str] = ()
     ) -> None:
-        """Spawn the child and wait for its line (:class:`NodeProcessError` if it exits first or is late)."""
+        """Spawn the child and wait for its line, at most :data:`START_TIMEOUT` from the spawn
+        (:class:`NodeProcessError` naming the node, what it was doing and its log's tail if it
+        exits first or is late)."""
+        started = time.perf_counter()
         with self.log_file.open("ab") as err:
             self.proc = await asyncio.create_subprocess_exec(
                 *self.command(rpc, deployment, bootstrap, extra),
@@ -172,12 +214,25 @@ class NodeProcess:
             line = await asyncio.wait_for(self.proc.stdout.readline(), START_TIMEOUT)
             info: dict[str, Any] = json.loads(line)
         except (TimeoutError, ValueError) as err:
+            late = isinstance(err, TimeoutError)
+            pid = self.proc.pid
             await self.stop()
-            raise NodeProcessError(f"node {self.index} did not start: {self._tail()}") from err
+            how = f"printed nothing within {START_TIMEOUT:.0f} s" if late else f"exited ({self.proc.returncode})"
+            raise NodeProcessError(
+                f"node {self.index} ({self.host}, pid {pid}) did not start: `node run` {how}; "
+                f"{self.log_file}: {self._tail()}"
+            ) from err
         self.address, self.url = str(info["address"]), str(info["url"])
         self.peer_id = str(info.get("peer_id") or "")
         self.multiaddrs = [str(a) for a in info.get("multiaddrs") or []]
-        log.info("node %d (pid %d) %s at %s", self.index, self.proc.pid, self.address, self.url)
+        log.info(
+            "node %d (pid %d) %s at %s, up in %.1f s",
+            self.index,
+            self.proc.pid,
+            self.address,
+            self.url,
+            time.perf_counter() - started,
+        )
 
     def _tail(self, lines: int = 8) -> str:
         return _tail_of(self.log_file, lines)
@@ -206,21 +261,43 @@ class NodeProcess:
                 await self.proc.stdout.read()
 
 
+async def bounded(
+    items: Sequence[T], work: Callable[[T], Awaitable[R]], *, limit: int = START_CONCURRENCY
+) -> list[R | BaseException]:
+    """``work(item)`` for every item, at most ``limit`` at once, in order; each result or exception."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(item: T) -> R:
+        async with gate:
+            return await work(item)
+
+    return list(await asyncio.gather(*(one(i) for i in items), return_exceptions=True))
+
+
+def first_failure(results: Sequence[object]) -> BaseException | None:
+    """The first exception among ``results`` (a cancellation before the others)."""
+    failures = [r for r in results if isinstance(r, BaseException)]
+    cancelled = [r for r in failures if not isinstance(r, Exception)]
+    return next(iter(cancelled or failures), None)
+
+
 async def start_all(
     nodes: Sequence[NodeProcess], rpc: str, deployment: Path, *, extra: Sequence[str] = ()
 ) -> list[str]:
-    """Start the first node, then the rest at once, bootstrapping to the first; the bootstrap addresses."""
+    """Start the first node, then the rest bootstrapping to it, :data:`START_CONCURRENCY` at once;
+    the bootstrap addresses. If one does not start, all are stopped and its error raised."""
     if not nodes:
         return []
     await nodes[0].start(rpc, deployment, extra=extra)
     bootstrap = nodes[0].multiaddrs
-    results = await asyncio.gather(
-        *(n.start(rpc, deployment, bootstrap=bootstrap, extra=extra) for n in nodes[1:]), return_exceptions=True
-    )
-    failures = [r for r in results if isinstance(r, BaseException)]
-    if failures:
+
+    async def start(n: NodeProcess) -> None:
+        await n.start(rpc, deployment, bootstrap=bootstrap, extra=extra)
+
+    failure = first_failure(await bounded(nodes[1:], start))
+    if failure is not None:
         await stop_all(nodes)
-        raise failures[0]
+        raise failure
     return bootstrap
 
 

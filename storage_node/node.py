@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from .api.gate import ConnectionGate, GatedSite
 from .authorize import DeletionGuard, collect_ended_deals
 from .chainview import EpochChain
 from .identity import load_or_create_operator
+from .p2p.chainpeers import AnnouncementsChain, chain_peers
 from .p2p.host import P2PHost
 from .p2p.identity import load_or_create_p2p_key
 from .store.at_rest import REVERIFY_AFTER
@@ -112,7 +114,13 @@ class StorageNode:
         await self.open_http(cfg.port)
         log.info("node %s listening on %s", self.address, self.url)
         if cfg.p2p_listen is not None:
-            self.p2p = P2PHost(load_or_create_p2p_key(cfg.home), listen=cfg.p2p_listen, bootstrap=cfg.bootstrap)
+            chain = self.chain if isinstance(self.chain, AnnouncementsChain) else None
+            self.p2p = P2PHost(
+                load_or_create_p2p_key(cfg.home),
+                listen=cfg.p2p_listen,
+                bootstrap=cfg.bootstrap,
+                more_peers=functools.partial(chain_peers, chain) if chain is not None else None,
+            )
             await self.p2p.start()
             if cfg.announce_at_start:
                 self.start_announcing()

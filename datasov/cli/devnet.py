@@ -22,6 +22,16 @@ from .context import DEV_ACCOUNTS, check_port_free, json_option
 from .ui import emit_json, err_console, fail, json_errors, out_console
 
 
+def _capacity(_ctx: click.Context, _param: click.Parameter, text: str) -> int:
+    """--capacity in bytes, from `datasov node`'s sizes (500MiB, 8GiB, 2TB)."""
+    from .node import parse_size
+
+    size = parse_size(text)
+    if size <= 0:
+        raise click.BadParameter(f"{text!r}: a node must offer some space")
+    return size
+
+
 @click.group()
 def devnet() -> None:
     """A long-running local network: embedded chain over JSON-RPC plus storage nodes."""
@@ -33,6 +43,13 @@ def devnet() -> None:
 @click.option("--rpc-port", type=int, default=8545, show_default=True, help="Loopback port for JSON-RPC (0: any).")
 @click.option("--block-time", type=float, default=1.0, show_default=True, help="Seconds between empty blocks.")
 @click.option("--epoch-blocks", type=click.IntRange(2, 256), default=30, show_default=True)
+@click.option(
+    "--capacity",
+    default="1GiB",
+    show_default=True,
+    callback=_capacity,
+    help="Disk space each node offers for shares (e.g. 8GiB; a share of a 4 GiB file at 3-of-10 is 1.37 GiB).",
+)
 @click.option("--fresh", is_flag=True, help="Start over on a home whose devnet stopped (its chain is gone).")
 @click.option("--no-guardians", is_flag=True, help="Do not run the nodes as key guardians (see docs/guardians.md).")
 @click.option(
@@ -47,6 +64,7 @@ def devnet_up(
     rpc_port: int,
     block_time: float,
     epoch_blocks: int,
+    capacity: int,
     fresh: bool,
     no_guardians: bool,
     in_process: bool,
@@ -65,6 +83,7 @@ def devnet_up(
     \b
     Example:
       datasov devnet up --home ./net --nodes 12 &
+      datasov devnet up --home ./big --nodes 30 --capacity 8GiB --fresh &
       datasov init --home ./alice --network ./net/devnet.json --dev-account 1 --no-passphrase
       datasov publish ./my-corpus --home ./alice --price 5
     """
@@ -75,12 +94,10 @@ def devnet_up(
     pid_file = home / PID_FILE
     pid_file.write_text(f"{os.getpid()}\n")
     try:
-        if in_process:
-            asyncio.run(_devnet(home, nodes, rpc_port, block_time, epoch_blocks, as_json, guardians=not no_guardians))
-        else:
-            asyncio.run(
-                _process_devnet(home, nodes, rpc_port, block_time, epoch_blocks, as_json, guardians=not no_guardians)
-            )
+        run = _devnet if in_process else _process_devnet
+        asyncio.run(
+            run(home, nodes, rpc_port, block_time, epoch_blocks, as_json, capacity=capacity, guardians=not no_guardians)
+        )
     finally:
         pid_file.unlink(missing_ok=True)
 
@@ -116,13 +133,22 @@ def _claim_home(home: Path, *, fresh: bool) -> None:
 
 
 async def _devnet(
-    home: Path, nodes: int, rpc_port: int, block_time: float, epoch_blocks: int, as_json: bool, *, guardians: bool
+    home: Path,
+    nodes: int,
+    rpc_port: int,
+    block_time: float,
+    epoch_blocks: int,
+    as_json: bool,
+    *,
+    capacity: int,
+    guardians: bool,
 ) -> None:
     from ..devnet import LocalNetwork
     from ..devnet_guardians import DevnetGuardians
     from ..rpc import serve
 
-    net = await LocalNetwork.start(home, nodes=nodes, config=ChainConfig(epoch_blocks=epoch_blocks), prover_poll=1.0)
+    config = ChainConfig(epoch_blocks=epoch_blocks)
+    net = await LocalNetwork.start(home, nodes=nodes, config=config, capacity=capacity, prover_poll=1.0)
     guards = (
         await DevnetGuardians.start(net.chain, [(n.home, n.node.operator) for n in net.nodes]) if guardians else None
     )
@@ -141,7 +167,15 @@ async def _devnet(
 
 
 async def _process_devnet(
-    home: Path, nodes: int, rpc_port: int, block_time: float, epoch_blocks: int, as_json: bool, *, guardians: bool
+    home: Path,
+    nodes: int,
+    rpc_port: int,
+    block_time: float,
+    epoch_blocks: int,
+    as_json: bool,
+    *,
+    capacity: int,
+    guardians: bool,
 ) -> None:
     from storage_node.identity import load_or_create_operator
 
@@ -149,9 +183,10 @@ async def _process_devnet(
     from ..devnet_guardians import DevnetGuardians
     from ..procnet import NodeProcessError
 
+    _log_progress()
     try:
         net = await ProcessNetwork.start(
-            home, nodes=nodes, config=ChainConfig(epoch_blocks=epoch_blocks), rpc_port=rpc_port
+            home, nodes=nodes, config=ChainConfig(epoch_blocks=epoch_blocks), capacity=capacity, rpc_port=rpc_port
         )
     except NodeProcessError as err:
         fail(str(err), hint=f"see the node logs under {home / 'nodes'}")
@@ -171,6 +206,18 @@ async def _process_devnet(
             await guards.stop()
         await net.stop()
         err_console.print("devnet stopped")
+
+
+def _log_progress() -> None:
+    """The start's progress on stderr (each stage's and each node's seconds: a slow start says where)."""
+    import logging
+
+    progress = logging.getLogger("datasov.devnet")
+    if not progress.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        progress.addHandler(handler)
+        progress.setLevel(logging.INFO)
 
 
 def _say_up(

@@ -15,6 +15,8 @@ host without announcing anything: :meth:`P2PHost.peer_records` is what ``market.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import hashlib
 import logging
 import threading
@@ -46,6 +48,7 @@ MIN_CONNECTIONS, LOW_WATERMARK = 4, 8  # the background dialer keeps this many c
 ASK_TIMEOUT = 3.0  # seconds for a peer to hand over its own record
 LOOKUP_TIMEOUT = 10.0  # seconds for a DHT lookup of a record
 ADDR_TTL = 600  # seconds: how long addresses learnt from announcements stay in the peerstore
+REJOIN_FIRST, REJOIN_MAX = 1.0, 60.0  # seconds between tries at the bootstrap peers (doubling) until one answers
 
 
 def content_key(name: str) -> str:
@@ -83,7 +86,11 @@ class P2PHost:
         listen: str = "/ip4/127.0.0.1/tcp/0",
         bootstrap: Sequence[str] = (),
         start_timeout: float = 30.0,
+        more_peers: Callable[[], Awaitable[Sequence[str]]] | None = None,
+        rejoin: tuple[float, float] = (REJOIN_FIRST, REJOIN_MAX),
     ) -> None:
+        """``more_peers``: full multiaddrs to try besides ``bootstrap`` when re-joining (the peers
+        the chain's announcements name); ``rejoin``: the first and the longest wait between tries."""
         self.key_pair = key_pair
         self.peer_id = ID.from_pubkey(key_pair.public_key).to_base58()
         self._listen = listen
@@ -97,7 +104,15 @@ class P2PHost:
         self._host: Any = None
         self._dht: KadDHT | None = None
         self.addrs: list[str] = []
-        self.bootstrapped: list[str] = []  # the bootstrap peers that answered at start
+        self.bootstrapped: list[str] = []  # the bootstrap peers that answered (at start, or the one re-joined through)
+        self._more_peers = more_peers
+        self._rejoin_waits = rejoin
+        self._rejoin_task: asyncio.Task[None] | None = None
+        self._record: bytes | None = None  # the peer record last announced, put again on re-joining
+        self._provided: dict[str, None] = {}  # keys provided, in order (provided again on re-joining)
+        self.joined = asyncio.Event()
+        """Set once a bootstrap peer answered (at start, or later by :meth:`_rejoin`); unset while
+        this host is alone (a first node with no bootstrap peers never sets it)."""
 
     # ------------------------------------------------------------ trio side ----
 
@@ -127,13 +142,14 @@ class P2PHost:
             if not isinstance(err, Exception):
                 raise
 
-    async def _reach(self, addr: str) -> bool:
-        """Connect to bootstrap peer ``addr``; one that is down (killed, moved) is logged, not fatal:
-        the chain names the nodes, so a node serves without the DHT."""
+    async def _reach(self, addr: str, *, quiet: bool = False) -> bool:
+        """Connect to bootstrap peer ``addr``; one that is down (killed, moved) is logged (at debug
+        level if ``quiet``: a re-join's tries), not fatal: the chain names the nodes, so a node
+        serves without the DHT."""
         try:
             await self._connect(addr)
         except Exception as err:  # py-libp2p raises ExceptionGroups, swarm and multiaddr errors
-            log.warning("bootstrap peer %s unreachable: %s", addr, err)
+            log.log(logging.DEBUG if quiet else logging.WARNING, "bootstrap peer %s unreachable: %s", addr, err)
             return False
         return True
 
@@ -154,6 +170,46 @@ class P2PHost:
         if self._failure is not None:
             raise P2PError(f"libp2p host failed to start: {self._failure}") from self._failure
         log.info("libp2p peer %s listening on %s", self.peer_id, ", ".join(self.addrs))
+        if self.bootstrapped:
+            self.joined.set()
+        elif self._bootstrap or self._more_peers is not None:
+            self._rejoin_task = asyncio.create_task(self._rejoin(), name="libp2p-rejoin")
+
+    async def _rejoin(self) -> None:
+        """Try the bootstrap peers and those :attr:`_more_peers` names, waiting longer after each
+        round (doubling, up to the longest wait), until one answers; then put this host's record
+        and provider keys again (announced while alone, they reached nobody) and set :attr:`joined`."""
+        wait, longest = self._rejoin_waits
+        tries = 0
+        while True:
+            await asyncio.sleep(wait)  # backoff between rounds of dials
+            tries += 1
+            candidates = list(self._bootstrap)
+            if self._more_peers is not None:
+                try:
+                    candidates += [a for a in await self._more_peers() if a not in candidates]
+                except Exception as err:  # the chain down for a moment: the bootstrap peers alone this round
+                    log.debug("no peers from the chain this round: %s", err)
+            for addr in candidates:
+                if f"/p2p/{self.peer_id}" in addr:
+                    continue  # ourselves, as the chain names us
+                if await self._call(functools.partial(self._reach, addr, quiet=True)):
+                    self.bootstrapped = [addr]
+                    log.info("joined the DHT through %s (after %d tries)", addr, tries)
+                    await self._republish()
+                    self.joined.set()
+                    return
+            wait = min(2 * wait, longest)
+
+    async def _republish(self) -> None:
+        assert self._dht is not None
+        try:
+            if self._record is not None:
+                await self._call(self._dht.put_value, records.dht_key(self.peer_id), self._record)
+            for key in list(self._provided):
+                await self._call(self._dht.provide, key)
+        except Exception as err:  # put again on the node's next announcement
+            log.warning("could not announce again after joining the DHT: %s", err)
 
     async def _call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         if self._token is None:
@@ -161,6 +217,11 @@ class P2PHost:
         return await asyncio.to_thread(trio.from_thread.run, fn, *args, trio_token=self._token)
 
     async def stop(self) -> None:
+        if self._rejoin_task is not None:
+            self._rejoin_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._rejoin_task
+            self._rejoin_task = None
         if self._token is not None and self._stop is not None:
             await asyncio.to_thread(trio.from_thread.run_sync, self._stop.set, trio_token=self._token)
             self._token = None
@@ -192,13 +253,17 @@ class P2PHost:
         """Publish this node's peer record (its signed announcement, ``free`` bytes) and provide the nodes key."""
         raw = records.make_record(signed, self.key_pair, free=free)
         assert self._dht is not None
+        self._record = raw
+        self._provided[NODES_KEY] = None
         await self._call(self._dht.put_value, records.dht_key(self.peer_id), raw)
         await self._call(self._dht.provide, NODES_KEY)
         return records.open_record(raw)
 
     async def provide_share(self, dataset: str, index: int) -> None:
         assert self._dht is not None
-        await self._call(self._dht.provide, share_key(dataset, index))
+        key = share_key(dataset, index)
+        self._provided[key] = None
+        await self._call(self._dht.provide, key)
 
     async def record_of(self, peer_id: str) -> records.PeerRecord | None:
         """A peer's record from the DHT, verified; None if absent or invalid."""

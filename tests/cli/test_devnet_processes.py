@@ -26,7 +26,7 @@ Devnet = tuple[Path, "subprocess.Popen[str]", dict[str, Any]]
 @pytest.fixture(scope="module")
 def processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     home = tmp_path_factory.mktemp("processes")
-    proc, described = start_devnet(home, "--nodes", str(NODES))
+    proc, described = start_devnet(home, "--nodes", str(NODES), "--capacity", "2GiB")
     try:
         yield home, proc, described
     finally:
@@ -88,6 +88,7 @@ def test_nodes_shows_each_nodes_dht_record_and_whether_it_answers(processes: Dev
     chain_only = as_json(datasov(*args[:5], "--no-probe", "--json"))  # no --dht, no bootstrap peers: the chain alone
     assert chain_only["dht_seconds"] is None
     assert all("in_dht" not in n for n in chain_only["nodes"])
+    assert {n["capacity"] for n in chain_only["nodes"] if n["operator"] in listed} == {2 << 30}  # --capacity 2GiB
 
     no_peers = datasov(*args[:5], "--dht", "--json", check=False)  # --dht with no bootstrap peers to ask
     assert no_peers.returncode == 2

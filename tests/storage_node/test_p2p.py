@@ -271,3 +271,91 @@ async def test_a_client_finds_every_node_of_a_wider_network(narrow_dht: int) -> 
         # the sockets py-libp2p left to the garbage collector are finalized here, under this test's filter,
         # not in whichever test of this worker happens to run the next collection (CI: a Hardhat test)
         gc.collect()
+
+
+async def test_a_node_whose_bootstrap_peer_comes_up_later_joins_and_is_findable() -> None:
+    """A node started while its only bootstrap peer was down used to stay alone in the DHT for
+    good; it now tries again (backoff) until the peer answers, then puts its record there."""
+    from datasov.procnet import free_port
+
+    peer_key = create_new_key_pair()
+    port = free_port("127.0.0.1")
+    later = f"/ip4/127.0.0.1/tcp/{port}/p2p/{ID.from_pubkey(peer_key.public_key).to_base58()}"
+    node = P2PHost(create_new_key_pair(), bootstrap=[later], rejoin=(0.05, 0.2))
+    peer = P2PHost(peer_key, listen=f"/ip4/127.0.0.1/tcp/{port}")
+    try:
+        await node.start()
+        assert node.bootstrapped == []
+        assert not node.joined.is_set()
+        operator = Account.create()
+        await announce(node, operator, "http://127.0.1.1:7001")  # while alone: it reaches nobody
+        await peer.start()
+        await asyncio.wait_for(node.joined.wait(), 60)  # the event, not a clock: 60 s is only a guard
+        assert node.bootstrapped == [later]
+        found = await peer.record_of(node.peer_id)
+        assert found is not None
+        assert found.operator == operator.address
+        assert [r.peer_id for r in await peer.find_nodes()] == [node.peer_id]
+    finally:
+        await peer.stop()
+        await node.stop()
+
+
+async def test_a_node_rejoins_through_a_peer_the_chain_names() -> None:
+    """The bootstrap peer is gone for good; a peer named by the chain's announcements answers."""
+    gone = P2PHost(create_new_key_pair())
+    await gone.start()
+    dead = gone.full_addrs
+    await gone.stop()
+    other = P2PHost(create_new_key_pair())
+    await other.start()
+    asked: list[int] = []
+
+    async def named() -> list[str]:  # what storage_node.p2p.chainpeers reads from the chain
+        asked.append(1)
+        return [*node.full_addrs, *other.full_addrs]  # the chain names this node too: skipped
+
+    node = P2PHost(create_new_key_pair(), bootstrap=dead, more_peers=named, rejoin=(0.01, 0.05))
+    try:
+        await node.start()
+        await asyncio.wait_for(node.joined.wait(), 60)
+        assert node.bootstrapped == other.full_addrs
+        assert asked
+    finally:
+        await node.stop()
+        await other.stop()
+
+
+async def test_chain_peers_are_each_operators_newest_announced_addresses() -> None:
+    """What a node re-joins through besides its bootstrap peers: the newest announcement per
+    operator; one sent by another account, or with no peer id, names nobody."""
+    from contracts.operators import AnnouncedRecord
+    from storage_node.p2p.chainpeers import chain_peers
+
+    a, b, c = Account.create(), Account.create(), Account.create()
+
+    def raw(op: LocalAccount, peer: str, addr: str, at: int) -> bytes:
+        ann = Announcement(
+            operator=op.address,
+            http_url="http://127.0.1.1:7001",
+            chain_id=31337,
+            capacity=1,
+            peer_id=peer,
+            multiaddrs=(addr,) if addr else (),
+        )
+        return ann.with_time(at).sign(op).to_bytes()
+
+    pa, pb = ID.from_pubkey(create_new_key_pair().public_key), ID.from_pubkey(create_new_key_pair().public_key)
+    events = [
+        AnnouncedRecord(a.address, raw(a, pa.to_base58(), "/ip4/127.0.1.1/tcp/1", 1), 1, 0),
+        AnnouncedRecord(a.address, raw(a, pa.to_base58(), "/ip4/127.0.1.1/tcp/2", 2), 2, 0),  # newer: wins
+        AnnouncedRecord(b.address, raw(a, pb.to_base58(), "/ip4/127.0.9.1/tcp/9", 3), 3, 0),  # a's, sent by b
+        AnnouncedRecord(c.address, raw(c, "", "", 4), 4, 0),  # no libp2p
+        AnnouncedRecord(c.address, b"not an announcement", 5, 0),
+    ]
+
+    class Chain:
+        async def announced(self, **_: object) -> list[AnnouncedRecord]:
+            return events
+
+    assert await chain_peers(Chain()) == [f"/ip4/127.0.1.1/tcp/2/p2p/{pa.to_base58()}"]
