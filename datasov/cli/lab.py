@@ -16,7 +16,7 @@ from market.fetch_phases import mark
 from market.keystore import Keystore
 from storage_node.client import NodeClient
 
-from . import queries
+from . import fastexit, queries
 from .context import (
     PURPOSE,
     TOKENS,
@@ -242,6 +242,7 @@ async def fetch(
     except ReadOnlyConnection:  # a wrong key or a bad piece to prove on-chain: again, with a chain that sends
         report, license_id = await _fetch(network, keystore, license_id, dataset_id, out, as_json, read_only=False)
     mark("node client, chain and directory closed")
+    fastexit.request()  # the copy is synced and in place: no interpreter teardown after the report
     if as_json:
         emit_json(report.to_json())
         return
