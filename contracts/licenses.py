@@ -106,10 +106,10 @@ class LicenseCalls(RegistryCalls, Connection):
             asked = [p for p in probes if p not in times]
             blocks = await asyncio.gather(*(self.get_block(p) for p in asked))
             times.update(zip(asked, (int(b["timestamp"]) for b in blocks), strict=True))
-            for bounds, later in ((first, lambda t: t >= timestamp), (after, lambda t: t > timestamp)):
+            for bounds, strictly in ((first, False), (after, True)):
                 for p in probes:  # probes ascend; block times never decrease
                     if bounds[0] <= p < bounds[1]:
-                        if later(times[p]):
+                        if times[p] > timestamp or (times[p] == timestamp and not strictly):
                             bounds[1] = p
                             break
                         bounds[0] = p + 1
