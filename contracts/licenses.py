@@ -123,9 +123,11 @@ class LicenseCalls(RegistryCalls, Connection):
         )
         return logs
 
-    async def delivery(self, license_id: int) -> delivery.Sealed | None:
-        """What was delivered for a license (from the KeyDelivered event), if anything."""
-        lic = await self.get_license(license_id)
+    async def delivery(self, license_id: int, lic: License | None = None) -> delivery.Sealed | None:
+        """What was delivered for a license (from the KeyDelivered event), if anything (``lic``: the
+        license as the caller read it, not read again)."""
+        if lic is None or lic.license_id != license_id:
+            lic = await self.get_license(license_id)
         if not lic.delivered_at:
             return None
         logs = await self._license_logs("KeyDelivered", license_id, lic.delivered_at)

@@ -86,9 +86,9 @@ async def receive_key(chain: Chain, keystore: Keystore, lic: License, dataset: D
     piece (:mod:`market.piece_buyer`): bad pieces are proven on-chain and raise :class:`BadPieces`.
     ``dataset``: the license's dataset record, if the caller read it already."""
     if dataset is None:
-        sealed, record = await asyncio.gather(chain.delivery(lic.license_id), chain.get_dataset(lic.dataset_id))
+        sealed, record = await asyncio.gather(chain.delivery(lic.license_id, lic), chain.get_dataset(lic.dataset_id))
     else:
-        sealed, record = await chain.delivery(lic.license_id), dataset
+        sealed, record = await chain.delivery(lic.license_id, lic), dataset
     if sealed is None and (await chain.license_pieces(lic.license_id)).complete:
         return await key_from_pieces(chain, keystore, lic)
     if sealed is None:
