@@ -65,7 +65,8 @@ def _one_size(args: argparse.Namespace, tmp: Path, owner: Path, lab: Path, size:
         mib_s = size / got.seconds
         print(
             f"# round {r + 1}{' (cProfile)' if prof else ''}: fetch {got.seconds:.2f} s, {mib_s:.1f} MiB/s, "
-            f"peak RSS {got.peak_rss_mib:.0f} MiB, sha256 {'ok' if ok else 'DIFFERS'}"
+            f"CPU {got.cpu_user + got.cpu_sys:.2f} s, peak RSS {got.peak_rss_mib:.0f} MiB, "
+            f"sha256 {'ok' if ok else 'DIFFERS'}"
         )
         last = 0.0
         for name, at in [*phases(marks, t0), ("exit", got.seconds)]:
@@ -80,7 +81,8 @@ def _one_size(args: argparse.Namespace, tmp: Path, owner: Path, lab: Path, size:
             same = sha256(out) == want
             out.unlink()
             print(
-                f"  peer tree {args.peer_tree}: fetch {theirs.seconds:.2f} s, peak RSS "
+                f"  peer tree {args.peer_tree}: fetch {theirs.seconds:.2f} s, "
+                f"CPU {theirs.cpu_user + theirs.cpu_sys:.2f} s, peak RSS "
                 f"{theirs.peak_rss_mib:.0f} MiB, sha256 {'ok' if same else 'DIFFERS'}; "
                 f"ratio peer/ours {theirs.seconds / got.seconds:.2f}x"
             )
