@@ -148,7 +148,8 @@ async def fetch_file(job: WholeFetch) -> FetchReport:
                     give_up,
                 )
                 mark("the rest decoded")
-        os.fsync(fd)
+        if job.sync:
+            os.fsync(fd)
         os.replace(tmp, out)
         mark("synced and moved into place")
     except BaseException:
