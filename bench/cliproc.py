@@ -40,6 +40,8 @@ def run_timed(
     ``pre``: interpreter options before ``-m datasov`` (``("-m", "cProfile", "-o", OUT)``); ``cwd``:
     where it runs (``-m`` puts the working directory first on ``sys.path``, before PYTHONPATH)."""
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    # as an installed package runs: from bytecode (written on the first run), not compiled each time
+    full_env.pop("PYTHONDONTWRITEBYTECODE", None)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t = time.perf_counter()
         proc = subprocess.Popen(

@@ -26,6 +26,8 @@ from pathlib import Path
 from .cliproc import Devnet, run_timed
 from .peers import MiB, random_file, sha256
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def phases(path: Path, t0: float) -> list[tuple[str, float]]:
     """(phase, seconds since the process was started) from a phase file."""
@@ -57,13 +59,14 @@ def _one_size(args: argparse.Namespace, tmp: Path, owner: Path, lab: Path, size:
         pre = ("-m", "cProfile", "-o", str(prof)) if prof is not None else ()
         t0 = time.time()
         env = {"DATASOV_FETCH_PHASES": str(marks)}
-        got = run_timed("fetch", "--dataset", dataset, "-o", str(out), "--home", str(lab), env=env, pre=pre)
+        got = run_timed("fetch", "--dataset", dataset, "-o", str(out), "--home", str(lab), env=env, pre=pre, cwd=ROOT)
         ok = sha256(out) == want
         out.unlink()
         mib_s = size / got.seconds
         print(
             f"# round {r + 1}{' (cProfile)' if prof else ''}: fetch {got.seconds:.2f} s, {mib_s:.1f} MiB/s, "
-            f"peak RSS {got.peak_rss_mib:.0f} MiB, sha256 {'ok' if ok else 'DIFFERS'}"
+            f"CPU {got.cpu_user + got.cpu_sys:.2f} s, peak RSS {got.peak_rss_mib:.0f} MiB, "
+            f"sha256 {'ok' if ok else 'DIFFERS'}"
         )
         last = 0.0
         for name, at in [*phases(marks, t0), ("exit", got.seconds)]:
@@ -72,12 +75,14 @@ def _one_size(args: argparse.Namespace, tmp: Path, owner: Path, lab: Path, size:
         if not ok:
             sys.exit("the fetched copy differs from the input")
         if args.peer_tree is not None:
-            peer_env = {"PYTHONPATH": str(args.peer_tree.resolve())}
-            theirs = run_timed("fetch", "--dataset", dataset, "-o", str(out), "--home", str(lab), env=peer_env)
+            tree = args.peer_tree.resolve()  # `-m` puts the working directory first on sys.path: run in the tree
+            fetch = ("fetch", "--dataset", dataset, "-o", str(out), "--home", str(lab))
+            theirs = run_timed(*fetch, env={"PYTHONPATH": str(tree)}, cwd=tree)
             same = sha256(out) == want
             out.unlink()
             print(
-                f"  peer tree {args.peer_tree}: fetch {theirs.seconds:.2f} s, peak RSS "
+                f"  peer tree {args.peer_tree}: fetch {theirs.seconds:.2f} s, "
+                f"CPU {theirs.cpu_user + theirs.cpu_sys:.2f} s, peak RSS "
                 f"{theirs.peak_rss_mib:.0f} MiB, sha256 {'ok' if same else 'DIFFERS'}; "
                 f"ratio peer/ours {theirs.seconds / got.seconds:.2f}x"
             )

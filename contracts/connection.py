@@ -10,6 +10,7 @@ estimated first, receipts awaited with a timeout, reverts raised as named errors
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
@@ -166,15 +167,18 @@ class Connection:
         """Read contracts already deployed on a JSON-RPC endpoint, without web3 (see :mod:`contracts.rpc`):
         for commands that only read. Checks the chain id and the contracts' code, as :meth:`connect` does."""
         transport = rpc.HttpTransport(rpc_url, timeout=request_timeout)
-        try:
-            chain_id = await rpc.chain_id(transport)
+        try:  # the chain id and every contract's code asked at once: one round trip, not five
+            addresses = [deployment.registry, deployment.license_manager, deployment.storage_market]
+            addresses += [deployment.key_guardians] if deployment.key_guardians else []
+            chain_id, *codes = await asyncio.gather(
+                rpc.chain_id(transport), *(rpc.get_code(transport, address) for address in addresses)
+            )
             if chain_id != deployment.chain_id:
                 raise errors.DeploymentError(
                     f"{rpc_url} is chain {chain_id}, the deployment is for {deployment.chain_id}"
                 )
-            addresses = (deployment.registry, deployment.license_manager, deployment.storage_market)
-            for address in addresses + ((deployment.key_guardians,) if deployment.key_guardians else ()):
-                if not await rpc.get_code(transport, address):
+            for address, code in zip(addresses, codes, strict=True):
+                if not code:
                     raise errors.DeploymentError(f"no contract at {address} on {rpc_url}")
         except BaseException:
             await transport.close()

@@ -3,6 +3,7 @@ the license events an audit reads."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from . import delivery, errors
@@ -14,6 +15,17 @@ from .terms import Purpose
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
     from web3.types import TxReceipt
+
+BLOCK_PROBES = 8
+"""Blocks :meth:`LicenseCalls.blocks_at` asks at once per round (per bound searched)."""
+
+
+def _probes(lo: int, hi: int, fan_out: int) -> list[int]:
+    """Up to ``fan_out`` distinct blocks in ``[lo, hi)`` cutting it into near-equal gaps (all of them
+    when there are no more)."""
+    if hi - lo <= fan_out:
+        return list(range(lo, hi))
+    return [lo + (hi - lo) * (i + 1) // (fan_out + 1) for i in range(fan_out)]
 
 
 class LicenseCalls(RegistryCalls, Connection):
@@ -81,21 +93,27 @@ class LicenseCalls(RegistryCalls, Connection):
     async def get_license(self, license_id: int) -> License:
         return License.from_abi(license_id, await self.call(self.licenses.functions.getLicense(license_id)))
 
-    async def blocks_at(self, timestamp: int) -> tuple[int, int]:
-        """The blocks mined at ``timestamp`` (first, last), found by bisection over block times; a
+    async def blocks_at(self, timestamp: int, *, fan_out: int = BLOCK_PROBES) -> tuple[int, int]:
+        """The blocks mined at ``timestamp`` (first, last), found by a ``fan_out``-ary search over
+        block times (each round asks ``fan_out`` blocks at once and keeps the gap between two of
+        them: log base fan_out + 1 of the chain's length in round trips, not log 2 of it twice); a
         record's time stamp (purchase, delivery...) then narrows a log query to a few blocks."""
-
-        async def first_after(t: int) -> int:  # first block with timestamp > t
-            lo, hi = self.deployment.deployed_block, await self.block_number() + 1
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if int((await self.get_block(mid))["timestamp"]) > t:
-                    hi = mid
-                else:
-                    lo = mid + 1
-            return lo
-
-        return await first_after(timestamp - 1), await first_after(timestamp) - 1
+        lo, hi = self.deployment.deployed_block, await self.block_number() + 1
+        first, after = [lo, hi], [lo, hi]  # [lo, hi): the first block with timestamp >= t, and > t
+        times: dict[int, int] = {}
+        while first[0] < first[1] or after[0] < after[1]:
+            probes = sorted({p for b in (first, after) if b[0] < b[1] for p in _probes(b[0], b[1], fan_out)})
+            asked = [p for p in probes if p not in times]
+            blocks = await asyncio.gather(*(self.get_block(p) for p in asked))
+            times.update(zip(asked, (int(b["timestamp"]) for b in blocks), strict=True))
+            for bounds, strictly in ((first, False), (after, True)):
+                for p in probes:  # probes ascend; block times never decrease
+                    if bounds[0] <= p < bounds[1]:
+                        if times[p] > timestamp or (times[p] == timestamp and not strictly):
+                            bounds[1] = p
+                            break
+                        bounds[0] = p + 1
+        return first[0], after[0] - 1
 
     async def _license_logs(self, name: str, license_id: int, at: int | None) -> list[Any]:
         start, end = (self.deployment.deployed_block, "latest") if not at else await self.blocks_at(at)
@@ -105,9 +123,11 @@ class LicenseCalls(RegistryCalls, Connection):
         )
         return logs
 
-    async def delivery(self, license_id: int) -> delivery.Sealed | None:
-        """What was delivered for a license (from the KeyDelivered event), if anything."""
-        lic = await self.get_license(license_id)
+    async def delivery(self, license_id: int, lic: License | None = None) -> delivery.Sealed | None:
+        """What was delivered for a license (from the KeyDelivered event), if anything (``lic``: the
+        license as the caller read it, not read again)."""
+        if lic is None or lic.license_id != license_id:
+            lic = await self.get_license(license_id)
         if not lic.delivered_at:
             return None
         logs = await self._license_logs("KeyDelivered", license_id, lic.delivered_at)

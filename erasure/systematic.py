@@ -62,7 +62,7 @@ class SegmentWriter:
         """Bytes of each block of ``segment`` (the last segment's are shorter)."""
         return self._codec.block_size(self.manifest.segment_len(segment))
 
-    def verify(self, share: int, segment: int, block: bytes) -> None:
+    def verify(self, share: int, segment: int, block: bytes | bytearray) -> None:
         """:class:`IntegrityError` unless ``block`` is share ``share``'s committed block of ``segment``."""
         if len(block) != self.block_size(segment) or (
             merkle.root(block, self.manifest.leaf_size) != self._roots[share][segment]
@@ -73,21 +73,29 @@ class SegmentWriter:
                 segment=segment,
             )
 
-    def write_blocks(self, segment: int, blocks: Sequence[bytes]) -> int:
+    def write_blocks(self, segment: int, blocks: Sequence[bytes | bytearray]) -> int:
         """Check the k systematic ``blocks`` of ``segment`` (block j from share j), then write it."""
         for j, block in enumerate(blocks):
             self.verify(j, segment, block)
-        return self.write_segment(segment, b"".join(blocks)[: self.manifest.segment_len(segment)])
+        size, length = self.block_size(segment), self.manifest.segment_len(segment)
+        if size % self._full or length != size * len(blocks):  # messages cross blocks (or padding): join
+            return self.write_segment(segment, b"".join(blocks)[:length])
+        full = self._full  # each block holds whole messages: opened where they are, no joined copy
+        return self._write(segment, [memoryview(b)[at : at + full] for b in blocks for at in range(0, size, full)])
 
     def write_segment(self, segment: int, ciphertext: bytes) -> int:
         """Open the messages of a verified ciphertext ``segment`` and write their plaintext in
         place; the plaintext bytes written (a :class:`DecryptionError` if a message does not open)."""
         full = self._full
-        first = segment * self.manifest.segment_size // full
         view = memoryview(ciphertext)
+        return self._write(segment, [view[at : at + full] for at in range(0, len(view), full)])
+
+    def _write(self, segment: int, messages: list[memoryview]) -> int:
+        """Open a verified segment's ciphertext ``messages`` (in order) and write their plaintext."""
+        first = segment * self.manifest.segment_size // self._full
         plain = [
-            self._cipher.open(i, view[at : at + full], last=i == self._messages - 1)
-            for i, at in zip(range(first, first + -(-len(view) // full)), range(0, len(view), full), strict=True)
+            self._cipher.open(i, message, last=i == self._messages - 1)
+            for i, message in zip(range(first, first + len(messages)), messages, strict=True)
         ]
         offset = first * self.manifest.encryption.message_size
         size = sum(len(p) for p in plain)

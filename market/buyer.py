@@ -20,7 +20,7 @@ from pathlib import Path
 
 from contracts import delivery
 from contracts.chain import Chain
-from contracts.models import License, LicenseStatus
+from contracts.models import Dataset, License, LicenseStatus
 from contracts.terms import Purpose
 from erasure import envelope
 from erasure.errors import ErasureError
@@ -79,12 +79,16 @@ async def buy(
     return license_id
 
 
-async def receive_key(chain: Chain, keystore: Keystore, lic: License) -> bytes:
+async def receive_key(chain: Chain, keystore: Keystore, lic: License, dataset: Dataset | None = None) -> bytes:
     """The data key delivered for a license, checked against the dataset's on-chain key
     commitment. A wrong key (or garbage) is disputed on-chain at once, which refunds the buyer,
     and raises :class:`KeyMismatch`. A license delivered by t guardian pieces is opened piece by
-    piece (:mod:`market.piece_buyer`): bad pieces are proven on-chain and raise :class:`BadPieces`."""
-    sealed, dataset = await asyncio.gather(chain.delivery(lic.license_id), chain.get_dataset(lic.dataset_id))
+    piece (:mod:`market.piece_buyer`): bad pieces are proven on-chain and raise :class:`BadPieces`.
+    ``dataset``: the license's dataset record, if the caller read it already."""
+    if dataset is None:
+        sealed, record = await asyncio.gather(chain.delivery(lic.license_id, lic), chain.get_dataset(lic.dataset_id))
+    else:
+        sealed, record = await chain.delivery(lic.license_id, lic), dataset
     if sealed is None and (await chain.license_pieces(lic.license_id)).complete:
         return await key_from_pieces(chain, keystore, lic)
     if sealed is None:
@@ -97,7 +101,7 @@ async def receive_key(chain: Chain, keystore: Keystore, lic: License) -> bytes:
     context = await chain.delivery_context(lic.license_id)
     try:  # BN254 in pure Python (~0.2-0.5 s): on a thread, so that the fetch's chain and node reads go on meanwhile
         key = await asyncio.to_thread(delivery.open_sealed, sealed, secret, context)
-        good = envelope.check_key_commitment(key, dataset.key_salt, dataset.key_commitment)
+        good = envelope.check_key_commitment(key, record.key_salt, record.key_commitment)
     except (delivery.DeliveryError, ErasureError):
         good = False
     if good:
@@ -224,8 +228,12 @@ async def fetch(
     progress: Callable[[int], None] | None = None,
     first_wait: float = FIRST_WAIT,
     deadline: float = DEADLINE,
+    checked: tuple[License | None, Dataset] | None = None,
 ) -> FetchReport:
     """Fetch, verify, decode and decrypt a licensed dataset into ``out`` (a file or a directory).
+
+    ``checked``: what the caller read already, not read again: the license as :func:`usable_license`
+    returned it (None: read and checked here) and its dataset's on-chain record.
 
     Holders are asked fastest first, those that missed the health probe next, those marked faulty
     on-chain last. A read that has not answered in ``first_wait`` seconds (then twice that, and so
@@ -233,9 +241,13 @@ async def fetch(
     after the start give up. Raises :class:`BuyError` naming the shares that timed out, refused,
     were unreachable or failed verification if fewer than k verified blocks came in for a segment.
     """
-    lic = await usable_license(chain, license_id)
-    key = asyncio.ensure_future(receive_key(chain, keystore, lic))  # the key and where the shares are: at once
-    where = asyncio.ensure_future(located(chain, directory, client, lic.dataset_id))
+    lic, dataset = checked if checked is not None else (None, None)
+    if lic is None or lic.license_id != license_id:
+        lic = await usable_license(chain, license_id)
+    if dataset is not None and dataset.dataset_id != lic.dataset_id:
+        dataset = None
+    key = asyncio.ensure_future(receive_key(chain, keystore, lic, dataset))  # the key and where the shares are: at once
+    where = asyncio.ensure_future(located(chain, directory, client, lic.dataset_id, dataset))
     try:
         data_key = await key
         await where

@@ -63,9 +63,9 @@ class OperatorLedger:
         if to_block < self._next_block:
             return
         events = self.chain.storage_market.events
-        logs: list[Any] = []
-        for name in self.EVENTS:
-            logs.extend(await getattr(events, name)().get_logs(from_block=self._next_block, to_block=to_block))
+        start = self._next_block
+        asked = [getattr(events, name)().get_logs(from_block=start, to_block=to_block) for name in self.EVENTS]
+        logs: list[Any] = [log for got in await asyncio.gather(*asked) for log in got]  # at once, not one by one
         logs.sort(key=lambda e: (int(e["blockNumber"]), int(e["logIndex"])))
         for e in logs:
             self._apply(e["event"], e["args"], int(e["blockNumber"]))
@@ -125,14 +125,20 @@ class ChainDirectory:
         if head == self.block:  # nothing can have changed since the view was read
             self._read_at = time.monotonic()
             return head
-        if head >= self._next_block:
-            for record in await self.chain.announced(from_block=self._next_block, to_block=head):
-                self._take(record.operator, record.record, record.block)
-            self._next_block = head + 1
-        await self.ledger.update(head)
-        if self._minimum is None:
-            self._minimum = await self.chain.min_stake()  # immutable
+
+        async def announced() -> None:
+            if head >= self._next_block:
+                for record in await self.chain.announced(from_block=self._next_block, to_block=head):
+                    self._take(record.operator, record.record, record.block)
+                self._next_block = head + 1
+
+        async def stake_floor() -> None:
+            if self._minimum is None:
+                self._minimum = await self.chain.min_stake()  # immutable
+
+        await asyncio.gather(announced(), self.ledger.update(head), stake_floor())  # independent reads: at once
         minimum = self._minimum
+        assert minimum is not None  # read above
         chain_id = self.chain.deployment.chain_id
         nodes = []
         for address, (signed, block) in self._latest.items():

@@ -117,6 +117,7 @@ class WholeFetch:
     first_wait: float = FIRST_WAIT
     deadline: float = DEADLINE
     directory: Directory | None = None  # where a holder that does not answer is looked up again
+    sync: bool = True  # fsync the output before it is moved into place (not a temporary that is unpacked)
 
 
 async def fetch_dataset(

@@ -102,11 +102,16 @@ async def checked_manifest(
     return man
 
 
-async def located(chain: Chain, directory: Directory, client: NodeClient, dataset_id: int) -> tuple[Holders, Manifest]:
+async def located(
+    chain: Chain, directory: Directory, client: NodeClient, dataset_id: int, dataset: Dataset | None = None
+) -> tuple[Holders, Manifest]:
     """The dataset's holders and its manifest, checked (:func:`holders`, :func:`checked_manifest`):
     what a fetch and a reader both start from, once the license and key are. The dataset's record
-    is read while the holders are."""
-    found, dataset = await asyncio.gather(holders(chain, directory, dataset_id), chain.get_dataset(dataset_id))
+    (``dataset``, if the caller has it) is read while the holders are."""
+    if dataset is not None:
+        found = await holders(chain, directory, dataset_id)
+    else:
+        found, dataset = await asyncio.gather(holders(chain, directory, dataset_id), chain.get_dataset(dataset_id))
     return found, await checked_manifest(chain, client, dataset_id, found, dataset)
 
 

@@ -148,7 +148,8 @@ async def fetch_file(job: WholeFetch) -> FetchReport:
                     give_up,
                 )
                 mark("the rest decoded")
-        os.fsync(fd)
+        if job.sync:
+            os.fsync(fd)
         os.replace(tmp, out)
         mark("synced and moved into place")
     except BaseException:
@@ -208,7 +209,7 @@ async def _stream(
     loop = asyncio.get_running_loop()
     count = man.segment_count
     window = Window(window_bytes // man.segment_size)
-    arrived: dict[int, list[bytes]] = {}  # segment -> its blocks so far (at most window.size segments)
+    arrived: dict[int, list[bytes | bytearray]] = {}  # segment -> its blocks so far (at most window.size segments)
     writes: set[asyncio.Future[int]] = set()
     failure: list[_Failed] = []
     got = dict.fromkeys(range(man.k), 0)  # share -> blocks delivered so far (in order)

@@ -39,7 +39,7 @@ async def fetch_folder(job: WholeFetch) -> FetchReport:
     packed = job.out.with_name(job.out.name + ".packed")
     tmp = job.out.with_name(job.out.name + ".part")
     try:
-        report = await fetch_file(dataclasses.replace(job, out=packed))
+        report = await fetch_file(dataclasses.replace(job, out=packed, sync=False))  # a temporary: not synced
 
         def unpack() -> None:
             fd = os.open(packed, os.O_RDONLY)

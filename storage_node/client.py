@@ -200,20 +200,34 @@ class NodeClient:
 
     async def share_blocks(
         self, url: str, dataset: str, index: int, sizes: Iterable[int]
-    ) -> AsyncGenerator[bytes, None]:
+    ) -> AsyncGenerator[bytes | bytearray, None]:
         """The whole share in one request (the node answers it with sendfile), cut into blocks of
         ``sizes`` bytes in order: for a whole fetch. Nothing is checked here (the caller verifies
         each block against its root). Raises :class:`RemoteError`, :class:`BrokenResponse` (the
         answer ended early) or :class:`NodeUnavailable`; not retried (the caller has other holders)."""
+        from .share_stream import ShareStream  # the body read on a thread (GIL released in recv)
+
+        stream = ShareStream(self.share_url(url, dataset, index), timeout=self._base_timeout)
+        pending: asyncio.Future[Any] | None = None
+
+        async def on_thread(fn: Callable[..., T], *args: Any) -> T:
+            nonlocal pending  # shielded: a cancelled reader still waits for its thread (woken by abort)
+            pending = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+            result: T = await asyncio.shield(pending)
+            return result
+
         try:
-            async with self.session.get(self.share_url(url, dataset, index)) as resp:
-                await self._raise_for(resp)
-                for size in sizes:
-                    yield await resp.content.readexactly(size)
-        except (aiohttp.ClientPayloadError, asyncio.IncompleteReadError) as err:
-            raise BrokenResponse(f"node broke off its answer: {err}") from err
-        except (aiohttp.ClientConnectionError, TimeoutError) as err:
-            raise NodeUnavailable(f"node unreachable: {err}") from err
+            await stream.connect()
+            await on_thread(stream.open)
+            left = iter(sizes)
+            while blocks := await on_thread(stream.read, left):
+                for block in blocks:
+                    yield block
+        finally:  # a reader cancelled mid-block (a stall, a hedge): wake its thread, wait for it, close
+            stream.abort()
+            if pending is not None and not pending.done():
+                await asyncio.gather(pending, return_exceptions=True)
+            stream.close()
 
     async def head(self, url: str, dataset: str, index: int) -> tuple[int, bytes]:
         async def attempt(limits: aiohttp.ClientTimeout) -> tuple[int, bytes]:

@@ -131,4 +131,11 @@ cli = LazyGroup(
 
 
 def main() -> None:
-    cli(prog_name="datasov")
+    try:
+        cli(prog_name="datasov")
+    except SystemExit as done:  # click's standalone mode always ends here
+        from .fastexit import main_exit
+
+        if done.code is None or isinstance(done.code, int):  # a message to print: the usual way
+            main_exit(done.code or 0)
+        raise

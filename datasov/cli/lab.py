@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from pathlib import Path
 
 import click
@@ -16,7 +18,7 @@ from market.fetch_phases import mark
 from market.keystore import Keystore
 from storage_node.client import NodeClient
 
-from . import queries
+from . import fastexit, queries
 from .context import (
     PURPOSE,
     TOKENS,
@@ -28,6 +30,7 @@ from .context import (
     load_network,
     open_chain,
     open_keystore,
+    passphrase,
     passphrase_option,
     rpc_option,
     yes_option,
@@ -236,12 +239,18 @@ async def fetch(
     if out.exists():
         fail(f"{out} already exists", hint="choose a new path with -o")
     network = load_network(home, rpc)
-    keystore = open_keystore(home, passphrase_file)
-    try:  # a reader (raw JSON-RPC, web3 not imported): a fetch sends a transaction only to dispute
-        report, license_id = await _fetch(network, keystore, license_id, dataset_id, out, as_json, read_only=True)
-    except ReadOnlyConnection:  # a wrong key or a bad piece to prove on-chain: again, with a chain that sends
-        report, license_id = await _fetch(network, keystore, license_id, dataset_id, out, as_json, read_only=False)
+    secret = passphrase(home, passphrase_file)
+    # Argon2id (libsodium, GIL released) on a thread while the chain is connected and the license read
+    unlocking = asyncio.ensure_future(asyncio.to_thread(Keystore.open, home, secret))
+    try:
+        try:  # a reader (raw JSON-RPC, web3 not imported): a fetch sends a transaction only to dispute
+            report, license_id = await _fetch(network, unlocking, license_id, dataset_id, out, as_json, read_only=True)
+        except ReadOnlyConnection:  # a wrong key or a bad piece to prove on-chain: again, with a chain that sends
+            report, license_id = await _fetch(network, unlocking, license_id, dataset_id, out, as_json, read_only=False)
+    finally:  # a failure before the keystore was needed: the unlock is still awaited (a thread is not cancelled)
+        await asyncio.gather(unlocking, return_exceptions=True)
     mark("node client, chain and directory closed")
+    fastexit.request()  # the copy is synced and in place: no interpreter teardown after the report
     if as_json:
         emit_json(report.to_json())
         return
@@ -253,7 +262,7 @@ async def fetch(
 
 async def _fetch(
     network: Network,
-    keystore: Keystore,
+    unlocking: Awaitable[Keystore],
     license_id: int | None,
     dataset_id: int | None,
     out: Path,
@@ -261,20 +270,31 @@ async def _fetch(
     *,
     read_only: bool,
 ) -> tuple[buyer.FetchReport, int]:
-    """The license picked (or given), checked, its dataset fetched into ``out``: the report and the license."""
+    """The license picked (or given), checked, its dataset fetched into ``out``: the report and the
+    license. ``unlocking``: the keystore being opened (awaited when its address or keys are needed)."""
     async with open_chain(network, read_only=read_only) as chain:
         if license_id is None:
             assert dataset_id is not None
-            license_id = await _pick_license(chain, keystore.address, dataset_id)
-        lic = await chain.get_license(license_id)
+            lic, state = await _pick_license(chain, (await unlocking).address, dataset_id)
+            license_id = lic.license_id
+        else:
+            lic = await chain.get_license(license_id)
+            state = None
         if lic.status == LicenseStatus.PENDING:
-            refundable = await queries.license_state(chain, lic) == "refundable"
+            refundable = (state or await queries.license_state(chain, lic)) == "refundable"
             raise buyer.KeyNotDelivered(
                 f"the key for license {license_id} has not been delivered yet "
                 f"(due by {local_time(lic.delivery_deadline)})",
                 refundable=refundable,
             )
-        dataset = await chain.get_dataset(lic.dataset_id)
+        if state == "valid":  # the pick read it delivered and valid on-chain: not asked again
+            dataset = await chain.get_dataset(lic.dataset_id)
+            checked: License | None = lic
+        else:
+            dataset, checked = await asyncio.gather(
+                chain.get_dataset(lic.dataset_id), buyer.usable_license(chain, lic.license_id)
+            )
+        keystore = await unlocking
         mark("cli: keystore, chain, pick license")
         async with NodeClient() as client:
             with stage_progress(enabled=not as_json) as progress:
@@ -286,20 +306,22 @@ async def _fetch(
                     license_id,
                     out,
                     progress=lambda nbytes: progress("fetch", nbytes, dataset.plaintext_size),
+                    checked=(checked, dataset),
                 )
     return report, license_id
 
 
-async def _pick_license(chain: Chain, buyer_address: str, dataset_id: int) -> int:
-    """The caller's newest valid license for the dataset; else a clear reason why there is none."""
+async def _pick_license(chain: Chain, buyer_address: str, dataset_id: int) -> tuple[License, str]:
+    """The caller's newest valid license for the dataset and its state (``queries.license_state``);
+    else a clear reason why there is none."""
     held = await queries.licenses(chain, buyer=buyer_address, dataset_ids={dataset_id})
-    states = [(lic, await queries.license_state(chain, lic)) for lic in held]
+    states = list(zip(held, await asyncio.gather(*(queries.license_state(chain, lic) for lic in held)), strict=True))
     for lic, state in reversed(states):
         if state == "valid":
-            return lic.license_id
+            return lic, state
     for lic, state in reversed(states):
         if state in ("waiting for key", "refundable"):
-            return lic.license_id  # fetch says the key is not there yet (exit 5)
+            return lic, state  # fetch says the key is not there yet (exit 5)
     if states:
         listed = ", ".join(f"license {lic.license_id} is {state}" for lic, state in states)
         raise buyer.LicenseNotUsable(f"no valid license for dataset {dataset_id}: {listed}")

@@ -197,3 +197,29 @@ async def test_a_folder_streams_its_systematic_shares_too_and_is_unpacked_checke
     assert not (tmp_path / "out.part").exists()
     assert sorted(client.served) == [0, 1, 2, 3]
     assert client.ranges == 0  # streamed, nothing decoded
+
+
+async def test_a_fetch_given_the_checked_license_and_dataset_reads_neither_again(
+    net: LocalNetwork, lab: Keystore, publish: Publish, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "in.bin"
+    src.write_bytes(_data(2 * SEGMENT + 7))
+    offer = await publish(src)
+    license_id = await buyer.buy(net.chain, lab, offer.dataset_id, Purpose.AI_TRAINING)
+    await offer.agent.tick()
+    lic = await buyer.usable_license(net.chain, license_id)
+    dataset = await net.chain.get_dataset(offer.dataset_id)
+    reads: list[str] = []
+    for name in ("get_license", "is_license_valid", "get_dataset"):
+        real = getattr(net.chain, name)
+
+        async def counted(*args: object, _real=real, _name=name) -> object:  # type: ignore[no-untyped-def]
+            reads.append(_name)
+            return await _real(*args)
+
+        monkeypatch.setattr(net.chain, name, counted)
+    out = tmp_path / "out.bin"
+    async with NodeClient() as client:
+        await buyer.fetch(net.chain, lab, net.directory, client, license_id, out, checked=(lic, dataset))
+    assert out.read_bytes() == src.read_bytes()
+    assert reads == []  # the CLI read them to pick the license: each was read once per fetch, now
