@@ -31,19 +31,27 @@ _SCOPE_OF = {
 }
 
 
-# The work units that take longest (seconds of one worker, CI on 2 cores; docs/test-suite.md), handed out
-# first, longest first: xdist's own order (most tests first) left a two-test file of 100 s to the end of a
-# run, when the other worker had nothing left to do. Units not listed follow in xdist's order.
-# tests/test_scheduling.py checks that each one is still a unit of the suite.
+# The work units that take longest (seconds of one worker: the sums of their entries in the 40 slowest of the
+# last clean-clone CI on 2 cores, 12 min 54 s, less what this round cut; docs/test-suite.md), handed out first,
+# longest first: xdist's own order (most tests first) left a file of a few long tests (the browser's, the
+# reader's) to the end of a run, when the other worker had nothing left to do. Units not listed follow in
+# xdist's order. tests/test_scheduling.py checks that each one is still a unit of the suite.
 LONGEST_UNITS = {
-    "shared session fixture devnet": 300,
-    "tests/faults/test_proofs_and_repair.py": 150,
-    "tests/e2e/test_network_processes.py": 90,
-    "tests/market/test_security.py": 60,
-    "tests/test_cli_demo.py": 50,
-    "tests/market/test_pool_properties.py": 40,
-    "tests/cli/test_devnet_processes.py": 36,
+    "shared session fixture devnet": 140,
+    "tests/test_cli_demo.py": 70,
+    "tests/e2e/test_network_processes.py": 50,
+    "tests/e2e/test_web_browser.py": 45,
+    "tests/faults/test_proofs_and_repair.py": 40,
+    "tests/market/test_security.py": 40,
     "tests/e2e/test_fetch_resilience.py": 35,
+    "tests/cli/test_devnet_processes.py": 27,
+    "tests/market/test_operator_lifecycle.py": 25,
+    "tests/market/test_pool_properties.py": 25,
+    "tests/e2e/test_reader.py": 25,
+    "tests/storage_node/test_p2p.py": 20,
+    "tests/e2e/test_receipt_exports.py": 19,
+    "tests/faults/test_honest_network.py": 16,
+    "tests/market/test_key_agent.py": 15,
 }
 
 
