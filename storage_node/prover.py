@@ -81,6 +81,7 @@ class Prover(Ticking):
         self._deals: dict[int, Deal] = {}
         self._accepted: set[tuple[int, int]] = set()
         self._done_epoch = -1
+        self._idle_head = -1  # the head at the last round that found nothing to prove
 
     async def _deal(self, deal_id: int) -> Deal:
         if deal_id not in self._deals:
@@ -198,10 +199,15 @@ class Prover(Ticking):
     async def tick(self) -> EpochReport | None:
         """Accept new shares; prove the current epoch once its seed is readable; claim fees."""
         await self.accept_new()
+        head = await self.chain.block_number()
+        if head == self._idle_head:
+            return None  # no block since a round with nothing to prove: the epoch reads would say the same
         epoch = await self.chain.current_epoch()
         if epoch == self._done_epoch:
+            self._idle_head = head
             return None
-        if await self.chain.block_number() <= await self.chain.epoch_start_block(epoch):
+        if head <= await self.chain.epoch_start_block(epoch):
+            self._idle_head = head
             return None  # the seed (hash of the epoch's first block) is not available yet
         report = await self.prove_epoch(epoch)
         if not report.failed:  # otherwise try the failed ones again next round, while the epoch lasts
