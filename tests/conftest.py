@@ -1,14 +1,24 @@
 import os
 from typing import Any
 
+import nacl.pwhash
 import pytest
 from hypothesis import HealthCheck, settings
+
+from market import keystore
 
 settings.register_profile("dev", max_examples=60, deadline=None)
 settings.register_profile(
     "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+# Keystores made in this process derive their key with argon2id at its minimum cost: the suite makes and
+# opens hundreds (each CLI command opens its home's: 33 derivations, 14 s of test_owner_and_lab's profile
+# at load ~20), and none of its tests is about the cost. A keystore records its limits, so one made by a
+# new process (the product's: PRODUCT_KDF, checked by tests/market/test_keystore.py) opens here as made.
+PRODUCT_KDF = (keystore.OPSLIMIT, keystore.MEMLIMIT)
+keystore.OPSLIMIT, keystore.MEMLIMIT = nacl.pwhash.argon2id.OPSLIMIT_MIN, nacl.pwhash.argon2id.MEMLIMIT_MIN
 
 # Test files that share one expensive session fixture run as one xdist work unit under
 # `--dist loadfile` (make pytest), so one worker builds it once instead of each worker its own:
