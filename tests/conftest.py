@@ -41,27 +41,31 @@ _SCOPE_OF = {
 }
 
 
-# The work units that take longest (seconds of one worker: the sums of their entries in the 40 slowest of the
-# last clean-clone CI on 2 cores, 12 min 54 s, less what this round cut; docs/test-suite.md), handed out first,
-# longest first: xdist's own order (most tests first) left a file of a few long tests (the browser's, the
-# reader's) to the end of a run, when the other worker had nothing left to do. Units not listed follow in
-# xdist's order. tests/test_scheduling.py checks that each one is still a unit of the suite.
+# The work units that take longest (seconds of one worker: per-file sums of a full `-n 2` run at load 1-5,
+# docs/test-suite.md), handed out first, longest first: xdist's own order (most tests first) left a file of a
+# few long tests (the browser's, the reader's) to the end of a run, when the other worker had nothing left to
+# do. Units not listed follow in xdist's order. tests/test_scheduling.py checks that each one is still a unit.
 LONGEST_UNITS = {
-    "shared session fixture devnet": 140,
-    "tests/test_cli_demo.py": 70,
-    "tests/e2e/test_network_processes.py": 50,
-    "tests/e2e/test_web_browser.py": 45,
-    "tests/faults/test_proofs_and_repair.py": 40,
-    "tests/market/test_security.py": 40,
-    "tests/e2e/test_fetch_resilience.py": 35,
-    "tests/cli/test_devnet_processes.py": 27,
-    "tests/market/test_operator_lifecycle.py": 25,
-    "tests/market/test_pool_properties.py": 25,
-    "tests/e2e/test_reader.py": 25,
-    "tests/storage_node/test_p2p.py": 20,
-    "tests/e2e/test_receipt_exports.py": 19,
-    "tests/faults/test_honest_network.py": 16,
-    "tests/market/test_key_agent.py": 15,
+    "shared session fixture devnet": 147,
+    "tests/e2e/test_network_processes.py": 68,
+    "tests/e2e/test_fetch_sizes.py": 65,
+    "tests/test_cli_demo.py": 47,
+    "tests/faults/test_proofs_and_repair.py": 44,
+    "tests/market/test_pool_properties.py": 38,
+    "tests/e2e/test_flows.py": 36,
+    "tests/market/test_delivery.py": 35,
+    "tests/market/test_operator_lifecycle.py": 32,
+    "tests/market/test_security.py": 32,
+    "tests/market/test_licensing.py": 30,
+    "tests/market/test_storage_market.py": 30,
+    "tests/market/test_proof_replay.py": 28,
+    "tests/e2e/test_web_browser.py": 28,
+    "tests/market/test_deal_faults.py": 26,
+    "tests/e2e/test_receipt_exports.py": 25,
+    "tests/storage_node/test_p2p.py": 22,
+    "tests/e2e/test_fetch_resilience.py": 22,
+    "tests/cli/test_devnet_processes.py": 21,
+    "tests/market/test_discovery.py": 21,
 }
 
 
