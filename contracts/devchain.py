@@ -131,8 +131,10 @@ class DevChain(Chain):
     async def revert(self, snapshot: Any) -> None:
         """Go back to a snapshot; the nonce cache is dropped with it."""
         if self.kind == "embedded":
-            self.w3.provider.ethereum_tester.revert_to_snapshot(snapshot)
-            self.w3.provider.log_index.clear()  # the blocks after the snapshot are gone
+            tester = self.w3.provider.ethereum_tester
+            tester.revert_to_snapshot(snapshot)
+            head = int(tester.get_block_by_number("latest")["number"])
+            self.w3.provider.log_index.forget_after(head)  # the blocks after the snapshot are gone
         else:
             await self._rpc("evm_revert", [snapshot])
         self.tx.forget_nonces()

@@ -2,7 +2,7 @@
 of every block in range, finding each receipt by walking back from the head, on every call (seconds
 on a busy local chain, and it runs on the event loop the nodes share). This web3 middleware reads
 each block's logs once, while the block is recent, and answers ``eth_getLogs`` from memory in the
-wire format a real node returns. :meth:`LogIndex.clear` after a chain revert.
+wire format a real node returns. :meth:`LogIndex.forget_after` after a chain revert.
 
 The client side, for any chain, is :class:`contracts.eventlogs.EventLogs`.
 """
@@ -39,6 +39,11 @@ class LogIndex:
 
     def clear(self) -> None:
         self._logs.clear()
+
+    def forget_after(self, block: int) -> None:
+        """Drop what was read of the blocks after ``block`` (a revert to a snapshot at ``block``: the
+        blocks up to it are the same blocks, those after it are gone or mined again)."""
+        del self._logs[block + 1 :]
 
     async def update(self, make_request: MakeRequest, has_logs: Callable[[int], bool] = lambda _: True) -> None:
         """Read the logs of the blocks mined since the last update; ``has_logs(n)`` False means

@@ -141,6 +141,7 @@ class GuardianAgent(Ticking):
 
     async def tick(self) -> list[PieceDecision]:
         state = self._load()
+        loaded = dict(state)
         head = await self.chain.block_number()
         guarded = await self._refresh_guarded(head)
         pending = set(state["pending"])
@@ -172,7 +173,8 @@ class GuardianAgent(Ticking):
                 self._last[license_id] = decision
                 decided.append(decision)
         state["pending"] = sorted(pending)
-        self._save(state)
+        if state != loaded:  # a round with nothing new leaves the file alone
+            self._save(state)
         self.decisions.extend(decided)
         return decided
 

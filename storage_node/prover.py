@@ -82,6 +82,7 @@ class Prover(Ticking):
         self._accepted: set[tuple[int, int]] = set()
         self._done_epoch = -1
         self._next_start = 0  # the first block of the epoch after the one done (0: unknown)
+        self._idle_head = -1  # the head at the last round that found nothing to prove
 
     async def _deal(self, deal_id: int) -> Deal:
         if deal_id not in self._deals:
@@ -201,16 +202,22 @@ class Prover(Ticking):
 
         Once an epoch is done, a tick reads only the block number until the next epoch can have
         begun (a call's block may be one past the latest), instead of the current epoch: every
-        node ticks every second, and each ``currentEpoch`` call ran the chain's EVM."""
+        node ticks every second, and each ``currentEpoch`` call ran the chain's EVM. A round that
+        found nothing to prove is not repeated until a block is mined."""
         await self.accept_new()
-        if self._next_start and await self.chain.block_number() + 1 < self._next_start:
+        head = await self.chain.block_number()
+        if self._next_start and head + 1 < self._next_start:
             return None
+        if head == self._idle_head:
+            return None  # no block since a round with nothing to prove: the epoch reads would say the same
         epoch = await self.chain.current_epoch()
         if epoch == self._done_epoch:
             if not self._next_start:  # its read failed when the epoch was done
                 self._next_start = await self.chain.epoch_start_block(epoch + 1)
+            self._idle_head = head
             return None
-        if await self.chain.block_number() <= await self.chain.epoch_start_block(epoch):
+        if head <= await self.chain.epoch_start_block(epoch):
+            self._idle_head = head
             return None  # the seed (hash of the epoch's first block) is not available yet
         report = await self.prove_epoch(epoch)
         if not report.failed:  # otherwise try the failed ones again next round, while the epoch lasts

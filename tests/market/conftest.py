@@ -28,6 +28,15 @@ PRICE = 5 * TOKEN
 STAKE = 100 * TOKEN
 
 
+# A test that runs on one of the chains only (a property test with its own example count on each:
+# on Hardhat it checks that a real node over JSON-RPC agrees, which needs fewer examples than the model):
+# ``@ON_EMBEDDED`` / ``@ON_HARDHAT`` above its other decorators.
+ON_EMBEDDED = pytest.mark.parametrize("base_chain", ["embedded"], indirect=True)
+ON_HARDHAT = pytest.mark.parametrize(
+    "base_chain", [pytest.param("hardhat", marks=pytest.mark.integration)], indirect=True
+)
+
+
 @pytest_asyncio.fixture(scope="session", params=["embedded", pytest.param("hardhat", marks=pytest.mark.integration)])
 async def base_chain(request: pytest.FixtureRequest) -> AsyncIterator[Chain]:
     """The same suite runs on the embedded EVM and on a real Hardhat node over JSON-RPC."""

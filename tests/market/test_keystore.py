@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import nacl.pwhash
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,6 +15,8 @@ from contracts import delivery
 from contracts.devchain import dev_account
 from erasure import envelope
 from market.keystore import Keystore, KeystoreError, WrongPassphrase
+
+from ..conftest import PRODUCT_KDF
 
 
 def test_roundtrip_and_permissions(tmp_path: Path) -> None:
@@ -82,3 +85,8 @@ def test_any_passphrase_roundtrips(tmp_path_factory: pytest.TempPathFactory, pas
         store.add_dataset(i.to_bytes(32, "big"), key, dataset_id=i)
     opened = Keystore.open(home, passphrase)
     assert {i: opened.dataset_key(i).data_key for i in ids} == keys
+
+
+def test_the_product_derives_keys_at_argon2id_interactive_cost() -> None:
+    """The suite's own keystores use the minimum cost (tests/conftest.py); the product's is this."""
+    assert PRODUCT_KDF == (nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE, nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE)

@@ -19,7 +19,18 @@ from contracts.connection import TOKEN
 from erasure import merkle
 from market.chain_directory import OperatorLedger
 
-from .conftest import DEPLOYER, OPERATORS, OWNER, STAKE, STRANGER, Published, encode_sample, register
+from .conftest import (
+    DEPLOYER,
+    ON_EMBEDDED,
+    ON_HARDHAT,
+    OPERATORS,
+    OWNER,
+    STAKE,
+    STRANGER,
+    Published,
+    encode_sample,
+    register,
+)
 from .prover_proofs import proof_for
 
 FEE = TOKEN // 10
@@ -218,9 +229,28 @@ async def _owed(chain: Chain, deals: list[int]) -> int:
     return owed
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROPERTY = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@ON_EMBEDDED
+@settings(PROPERTY, max_examples=12)
 @given(actions=ACTIONS)
 async def test_leaving_never_takes_stake_early_and_value_is_conserved(
+    market: Market, actions: list[tuple[str, int]]
+) -> None:
+    await leaving_never_takes_stake_early_and_value_is_conserved(market, actions)
+
+
+@ON_HARDHAT  # the same on a real node over JSON-RPC, fewer examples
+@settings(PROPERTY, max_examples=5)
+@given(actions=ACTIONS)
+async def test_leaving_never_takes_stake_early_and_value_is_conserved_on_hardhat(
+    market: Market, actions: list[tuple[str, int]]
+) -> None:
+    await leaving_never_takes_stake_early_and_value_is_conserved(market, actions)
+
+
+async def leaving_never_takes_stake_early_and_value_is_conserved(
     market: Market, actions: list[tuple[str, int]]
 ) -> None:
     chain, pub = market.chain, market.pub

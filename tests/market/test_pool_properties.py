@@ -25,7 +25,7 @@ from contracts.chain import Chain
 from contracts.pool_models import SCALE, seal_to
 from contracts.terms import TRAINING_ALLOWED, Purpose
 
-from .conftest import BUYER, STRANGER
+from .conftest import BUYER, ON_EMBEDDED, ON_HARDHAT, STRANGER
 from .pool_support import CURATOR, LAB_KEY, RELEASE_SECRET, Contributed, open_pool, three_datasets
 
 POOLS = (  # (price, curator fee in bps, revocable terms)
@@ -169,30 +169,45 @@ async def _step(b: Bench, m: Model, action: str, i: int, w: int) -> None:
         m.delivered.add((lic, cid))
 
 
-@settings(
-    max_examples=12,
+# the story every run covers: both pools sold, a withdrawal between two sales, releases, claims
+STORY = [
+    *(("contribute", i, 0) for i in range(6)),
+    *(("accept", i, w) for i, w in ((0, 0), (1, 5), (2, 3), (3, 5), (5, 1))),
+    ("reject", 4, 0),
+    ("purchase", 0, 0),
+    ("purchase", 1, 0),
+    ("withdraw", 1, 0),
+    ("purchase", 0, 0),
+    ("purchase", 1, 0),
+    *(("release", i, w) for i in range(6) for w in range(4)),
+    *(("claim", i, 0) for i in range(6)),
+    ("curator", 0, 0),
+    ("purchase", 1, 0),
+]
+PROPERTY = settings(
     deadline=None,
     phases=(Phase.explicit, Phase.reuse, Phase.generate),  # no shrinking: each example is a dozen transactions
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@example(  # the story every run covers: both pools sold, a withdrawal between two sales, releases, claims
-    actions=[
-        *(("contribute", i, 0) for i in range(6)),
-        *(("accept", i, w) for i, w in ((0, 0), (1, 5), (2, 3), (3, 5), (5, 1))),
-        ("reject", 4, 0),
-        ("purchase", 0, 0),
-        ("purchase", 1, 0),
-        ("withdraw", 1, 0),
-        ("purchase", 0, 0),
-        ("purchase", 1, 0),
-        *(("release", i, w) for i in range(6) for w in range(4)),
-        *(("claim", i, 0) for i in range(6)),
-        ("curator", 0, 0),
-        ("purchase", 1, 0),
-    ]
-)
+
+
+@ON_EMBEDDED
+@settings(PROPERTY, max_examples=12)
+@example(actions=STORY)
 @given(actions=ACTIONS)
 async def test_pool_accounting_matches_the_model(bench: Bench, actions: list[tuple[str, int, int]]) -> None:
+    await pool_accounting_matches_the_model(bench, actions)
+
+
+@ON_HARDHAT  # the same on a real node over JSON-RPC: the story and fewer generated examples (12 took 13 s in CI)
+@settings(PROPERTY, max_examples=4)
+@example(actions=STORY)
+@given(actions=ACTIONS)
+async def test_pool_accounting_matches_the_model_on_hardhat(bench: Bench, actions: list[tuple[str, int, int]]) -> None:
+    await pool_accounting_matches_the_model(bench, actions)
+
+
+async def pool_accounting_matches_the_model(bench: Bench, actions: list[tuple[str, int, int]]) -> None:
     chain = bench.chain
     model = Model()
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
@@ -29,9 +30,19 @@ from .pool_support import (
 )
 
 
+@pytest_asyncio.fixture(scope="module")
+async def registered(base_chain: Chain) -> AsyncIterator[list[Contributed]]:
+    """The three datasets, registered and made servable once per chain for this file (~3 s of
+    transactions that each test repeated); each test's ``chain`` reverts what it did on top of them."""
+    before = await base_chain.snapshot()
+    made = await three_datasets(base_chain)
+    yield made
+    await base_chain.revert(before)
+
+
 @pytest_asyncio.fixture
-async def datasets(chain: Chain) -> list[Contributed]:
-    return await three_datasets(chain)
+async def datasets(registered: list[Contributed], chain: Chain) -> list[Contributed]:
+    return registered
 
 
 async def _pool_with_three(chain: Chain, datasets: list[Contributed], **kw: object) -> tuple[int, list[int]]:
