@@ -31,18 +31,21 @@ STAKE = 100 * TOKEN
 # A test that runs on one of the chains only (a property test with its own example count on each:
 # on Hardhat it checks that a real node over JSON-RPC agrees, which needs fewer examples than the model):
 # ``@ON_EMBEDDED`` / ``@ON_HARDHAT`` above its other decorators.
-ON_EMBEDDED = pytest.mark.parametrize("base_chain", ["embedded"], indirect=True)
+ON_EMBEDDED = pytest.mark.parametrize("chain_kind", ["embedded"], indirect=True)
 ON_HARDHAT = pytest.mark.parametrize(
-    "base_chain", [pytest.param("hardhat", marks=pytest.mark.integration)], indirect=True
+    "chain_kind", [pytest.param("hardhat", marks=pytest.mark.integration)], indirect=True
 )
 
 
-@pytest_asyncio.fixture(scope="session", params=["embedded", pytest.param("hardhat", marks=pytest.mark.integration)])
-async def base_chain(request: pytest.FixtureRequest) -> AsyncIterator[Chain]:
-    """The same suite runs on the embedded EVM and on a real Hardhat node over JSON-RPC."""
-    if request.param == "embedded":
-        yield await DevChain.embedded(dev_accounts=12)
-        return
+@pytest_asyncio.fixture(scope="session")
+async def embedded_chain() -> AsyncIterator[Chain]:
+    """One embedded EVM for the worker's whole session (each file and test reverts what it did)."""
+    yield await DevChain.embedded(dev_accounts=12)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def hardhat_chain() -> AsyncIterator[Chain]:
+    """One Hardhat node for the worker's whole session, deployed and funded once."""
     node = HardhatNode()
     try:
         w3 = AsyncWeb3(AsyncWeb3.AsyncHTTPProvider(node.url))
@@ -54,6 +57,26 @@ async def base_chain(request: pytest.FixtureRequest) -> AsyncIterator[Chain]:
         await chain.close()
     finally:
         node.stop()
+
+
+@pytest.fixture(scope="module", params=["embedded", pytest.param("hardhat", marks=pytest.mark.integration)])
+def chain_kind(request: pytest.FixtureRequest) -> Chain:
+    """The session's chain of the kind a test is parametrized with (``base_chain`` below)."""
+    chain: Chain = request.getfixturevalue(f"{request.param}_chain")
+    return chain
+
+
+@pytest_asyncio.fixture(scope="module")
+async def base_chain(chain_kind: Chain) -> AsyncIterator[Chain]:
+    """The same suite runs on the embedded EVM and on a real Hardhat node over JSON-RPC.
+
+    The chains themselves live for the session (a parametrized session fixture keeps one value at
+    a time, so every file used to start Hardhat and deploy the embedded chain again); a file gets
+    the chain as the previous file left it, which is as it was deployed: each test's ``chain`` and
+    each module fixture revert what they did, and the file's own snapshot here makes sure of it."""
+    snapshot = await chain_kind.snapshot()
+    yield chain_kind
+    await chain_kind.revert(snapshot)
 
 
 @pytest_asyncio.fixture
