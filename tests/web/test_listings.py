@@ -24,6 +24,7 @@ from contracts.chain import Chain
 from contracts.connection import TOKEN
 from contracts.devchain import DevChain, dev_account
 from contracts.terms import TRAINING_ALLOWED
+from datasov.cli import titles
 from datasov.web import views_market
 
 from .conftest import MakeClient
@@ -89,8 +90,10 @@ async def with_deal(chain: Chain, dataset_id: int, n: int) -> None:
 
 async def reads(client: Any, path: str, chain: Chain) -> tuple[int, str]:
     """JSON-RPC requests made while serving ``path``, and the page (the log index caught up first:
-    its catch-up reads grow with the blocks mined since, not with the page)."""
+    its catch-up reads grow with the blocks mined since, not with the page; titles not found on an
+    earlier load asked again, as on a first load)."""
     await chain.terminated_deals([1])
+    titles._misses.clear()
     Requests.seen.clear()
     resp = await client.get(path)
     assert resp.status == 200, await resp.text()
