@@ -284,10 +284,12 @@ class RemoteShareSource:
         read = _Read(fut, time.monotonic(), end - start)
         latencies = self.latencies
         if latencies is not None:
+            size, started = read.size, read.started  # not `read`: future -> callback -> read -> future is a
+            # cycle, which kept each window's bytes until the cycle collector ran (big bytes never make it run)
 
             def done(f: Future[bytes]) -> None:
                 if not f.cancelled() and f.exception() is None:
-                    latencies.record(read.size, time.monotonic() - read.started)
+                    latencies.record(size, time.monotonic() - started)
 
             fut.add_done_callback(done)
         return read
