@@ -21,6 +21,18 @@ READAHEAD_BUDGET = 64 << 20
 about 2 windows each: 40 MiB at 10 x 2 MiB windows)."""
 
 
+WINDOWS_PER_SOURCE_READ = 4
+"""Windows each of the k sources a decoder reads may hold at once (measured: 22 windows, ~2.2 per
+source, for a 10-of-30 decode on 8 threads; a budget below what they need would evict windows still
+to be read, and ask for them again)."""
+
+
+def budget_for(k: int, window_bytes: int) -> int:
+    """The budget of a fetch reading ``k`` holders in windows of ``window_bytes``: what those k need
+    (:data:`WINDOWS_PER_SOURCE_READ` windows each), at least :data:`READAHEAD_BUDGET`."""
+    return max(READAHEAD_BUDGET, WINDOWS_PER_SOURCE_READ * k * window_bytes)
+
+
 class Holder(Protocol):
     def evict(self, window: int, token: object) -> None:
         """Let go of ``window`` if it is still the request ``token`` (any thread; takes the holder's lock)."""

@@ -25,7 +25,7 @@ from erasure.manifest import Manifest
 from storage_node.client import NodeClient, RemoteError
 from storage_node.errors import NodeError
 
-from .readahead_budget import Holder, ReadaheadBudget
+from .readahead_budget import Holder, ReadaheadBudget, budget_for
 
 KEEP_BEHIND = 32
 """Segments behind the newest window a window not read whole is kept for (decoder threads run
@@ -199,7 +199,7 @@ class RemoteShareSource:
         the event loop."""
         loop = asyncio.get_running_loop()
         latencies = Latencies()
-        budget = budget if budget is not None else ReadaheadBudget()
+        budget = budget if budget is not None else ReadaheadBudget(budget_for(man.k, readahead * man.block_size))
         sources = {
             i: cls.for_manifest(
                 client,

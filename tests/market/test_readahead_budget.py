@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from erasure import decoding
-from market.readahead_budget import READAHEAD_BUDGET, ReadaheadBudget
+from market.readahead_budget import READAHEAD_BUDGET, ReadaheadBudget, budget_for
 from market.remote_source import Latencies, RemoteShareSource
 
 from .test_remote_source import StrictNode, _encoded
@@ -120,6 +120,13 @@ def test_the_sources_of_one_fetch_share_one_budget_of_the_default_size(loop: asy
     finally:
         for source in sources.values():
             source.close()
+
+
+def test_the_budget_covers_what_the_k_sources_read_need_whatever_k() -> None:
+    window = 8 * (256 << 10)  # 8 blocks of 256 KiB
+    assert budget_for(3, window) == READAHEAD_BUDGET
+    assert budget_for(10, window) == 80 << 20  # 4 windows for each of the 10 read
+    assert budget_for(20, window) == 160 << 20
 
 
 class GatedNode(StrictNode):
