@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import threading
 import weakref
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from erasure import decoding
 from market.readahead_budget import READAHEAD_BUDGET, ReadaheadBudget, budget_for
@@ -20,17 +16,6 @@ from .test_remote_source import StrictNode, _encoded
 
 BLOCK = 4096
 BLOCKS = 400  # a share of 400 blocks, read ahead 8 blocks (32 KiB) at a time
-
-
-@pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield loop
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join()
-    loop.close()
 
 
 def _prefetch_all(sources: dict[int, RemoteShareSource]) -> None:
