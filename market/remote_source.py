@@ -25,6 +25,8 @@ from erasure.manifest import Manifest
 from storage_node.client import NodeClient, RemoteError
 from storage_node.errors import NodeError
 
+from .readahead_budget import Holder, ReadaheadBudget, budget_for
+
 KEEP_BEHIND = 32
 """Segments behind the newest window a window not read whole is kept for (decoder threads run
 that far apart at most: ``2 * threads + 1`` segments in flight; a hedged window is not read whole)."""
@@ -119,12 +121,14 @@ class RemoteShareSource:
         first_wait: float | None = None,
         deadline: float | None = None,
         latencies: Latencies | None = None,
+        budget: ReadaheadBudget | None = None,
     ) -> None:
         """``first_wait``: seconds a read may take before :class:`ShareSlow` says "not yet" (the
         request keeps running; the next wait on this share is twice as long); None waits for the
         client's own timeouts. ``deadline``: ``time.monotonic()`` after which a read that has not
         answered gives up (an OSError; ``failure`` says "timed out"). ``latencies``: the holder
-        class's record (shared by the sources of one fetch); with it, reads are hedged."""
+        class's record (shared by the sources of one fetch); with it, reads are hedged. ``budget``: the
+        bytes of windows the sources of one fetch hold together (:mod:`market.readahead_budget`)."""
         self.client = client
         self.url = url
         self.dataset = dataset
@@ -139,6 +143,7 @@ class RemoteShareSource:
         self._direct_pending: dict[tuple[int, int], _Read] = {}  # (offset, size) -> bytes
         self._hedged: set[int] = set()  # segments this source lagged on: the next ask waits
         self.latencies = latencies
+        self.budget = budget
         self._roots: Future[list[bytes]] | None = None
         self._wait = first_wait
         self.deadline = deadline
@@ -157,6 +162,7 @@ class RemoteShareSource:
         first_wait: float | None = None,
         deadline: float | None = None,
         latencies: Latencies | None = None,
+        budget: ReadaheadBudget | None = None,
     ) -> RemoteShareSource:
         """Share ``index`` of the dataset ``man`` describes, reading ahead along its layout."""
         return cls(
@@ -171,6 +177,7 @@ class RemoteShareSource:
             first_wait=first_wait,
             deadline=deadline,
             latencies=latencies,
+            budget=budget,
         )
 
     @classmethod
@@ -184,11 +191,15 @@ class RemoteShareSource:
         readahead: int = 8,
         first_wait: float | None = None,
         deadline: float | None = None,
+        budget: ReadaheadBudget | None = None,
     ) -> dict[int, RemoteShareSource]:
-        """A source per share in ``order`` (whom to ask first), one :class:`Latencies` for them all
-        (one holder class: hedged), every holder's block roots asked for at once. On the event loop."""
+        """A source per share in ``order`` (whom to ask first), one :class:`Latencies` and one
+        :class:`~market.readahead_budget.ReadaheadBudget` for them all (one holder class: hedged; the
+        windows of all of them bounded together), every holder's block roots asked for at once. On
+        the event loop."""
         loop = asyncio.get_running_loop()
         latencies = Latencies()
+        budget = budget if budget is not None else ReadaheadBudget(budget_for(man.k, readahead * man.block_size))
         sources = {
             i: cls.for_manifest(
                 client,
@@ -200,6 +211,7 @@ class RemoteShareSource:
                 first_wait=first_wait,
                 deadline=deadline,
                 latencies=latencies,
+                budget=budget,
             )
             for i in order
         }
@@ -220,11 +232,19 @@ class RemoteShareSource:
         with self._lock:
             running: list[Future[Any]] = [r.future for r in (*self._pending.values(), *self._direct_pending.values())]
             running += [self._roots] if self._roots is not None else []
+            for number in list(self._pending):
+                self._drop(number)
             self._pending.clear()
             self._consumed.clear()
             self._direct_pending.clear()
         for fut in running:
             fut.cancel()
+
+    @property
+    def held(self) -> int:
+        """Bytes of the read-ahead windows this source keeps (asked for, not let go of yet)."""
+        with self._lock:
+            return sum(r.size for r in self._pending.values())
 
     def _result(self, fut: Future[Any]) -> Any:
         wait = self._wait
@@ -264,10 +284,12 @@ class RemoteShareSource:
         read = _Read(fut, time.monotonic(), end - start)
         latencies = self.latencies
         if latencies is not None:
+            size, started = read.size, read.started  # not `read`: future -> callback -> read -> future is a
+            # cycle, which kept each window's bytes until the cycle collector ran (big bytes never make it run)
 
             def done(f: Future[bytes]) -> None:
                 if not f.cancelled() and f.exception() is None:
-                    latencies.record(read.size, time.monotonic() - read.started)
+                    latencies.record(size, time.monotonic() - started)
 
             fut.add_done_callback(done)
         return read
@@ -288,27 +310,50 @@ class RemoteShareSource:
         """The request holding this block (started now if none is) and the block's offset in that
         window (None: the request is the block alone)."""
         window = self._window(segment, offset, size)
-        with self._lock:
-            if window is None:
-                read = self._direct_pending.get((offset, size))
-                if read is None:
-                    read = self._direct_pending[(offset, size)] = self._launch(offset, offset + size)
-                    if len(self._direct_pending) > 64:  # prefetched blocks never asked for (a hedge won)
-                        for key in [key for key, r in self._direct_pending.items() if r.future.done()][:32]:
-                            del self._direct_pending[key]
-                return read, None
-            number, start, end = window
-            read = self._pending.get(number)
+        victims: list[tuple[Holder, int, object]] = []
+        try:
+            with self._lock:
+                return self._read_under_lock(window, offset, size, victims)
+        finally:  # windows over the fetch's budget let go of, with no source lock held (they may be another's)
+            for owner, number, token in victims:
+                owner.evict(number, token)
+
+    def _read_under_lock(
+        self, window: tuple[int, int, int] | None, offset: int, size: int, victims: list[tuple[Holder, int, object]]
+    ) -> tuple[_Read, int | None]:
+        """:meth:`_read_for` under the lock: windows over the budget are added to ``victims``."""
+        if window is None:
+            read = self._direct_pending.get((offset, size))
             if read is None:
-                read = self._pending[number] = self._launch(start, end)
-                behind = max(2, -(-KEEP_BEHIND // self.readahead))
-                for old in [w for w in self._pending if w < number - behind]:
-                    self._drop(old)  # the decoder has moved well past these (read elsewhere, or hedged)
-            return read, offset - start
+                read = self._direct_pending[(offset, size)] = self._launch(offset, offset + size)
+                if len(self._direct_pending) > 64:  # prefetched blocks never asked for (a hedge won)
+                    for key in [key for key, r in self._direct_pending.items() if r.future.done()][:32]:
+                        del self._direct_pending[key]
+            return read, None
+        number, start, end = window
+        read = self._pending.get(number)
+        if read is None:
+            read = self._pending[number] = self._launch(start, end)
+            if self.budget is not None:
+                victims += self.budget.take(self, number, read, end - start)
+            behind = max(2, -(-KEEP_BEHIND // self.readahead))
+            for old in [w for w in self._pending if w < number - behind]:
+                self._drop(old)  # the decoder has moved well past these (read elsewhere, or hedged)
+        return read, offset - start
 
     def _drop(self, window: int) -> None:
-        self._pending.pop(window, None)
+        read = self._pending.pop(window, None)
         self._consumed.pop(window, None)
+        if read is not None and self.budget is not None:
+            self.budget.release(self, window, read)
+
+    def evict(self, window: int, token: object) -> None:
+        """The fetch's budget let go of ``window`` (least recently used): dropped if it is still the
+        request ``token`` (a block of it asked for later is asked again; a read waiting on it still
+        gets its answer)."""
+        with self._lock:
+            if self._pending.get(window) is token:
+                self._drop(window)
 
     def _consume(self, segment: int, offset: int, size: int) -> None:
         """Note a block read from its window (under the lock); a window read whole is let go."""
@@ -318,6 +363,8 @@ class RemoteShareSource:
         number, start, end = window
         seen = self._consumed.setdefault(number, set())
         seen.add(segment)
+        if self.budget is not None:
+            self.budget.touch(self, number)
         if len(seen) >= -(-(end - start) // self.block_size):
             self._drop(number)
 

@@ -167,11 +167,13 @@ async def _systematic_roots(
     client: NodeClient, found: Holders, man: Manifest
 ) -> tuple[dict[int, Sequence[bytes]], _Failed | None]:
     """Block roots of shares 0..k-1, each checked against its committed share root; the first
-    share that could not give them (the streams are then not tried)."""
+    share that could not give them (the streams are then not tried). A holder marked faulty on-chain
+    (a missed proof) is asked like the others: its roots and blocks are checked as theirs are, and
+    if it does not answer, or lies, the rest is decoded, it last."""
     wanted = range(man.k)
-    missing = [j for j in wanted if j not in found.urls or j in found.faulty]
+    missing = [j for j in wanted if j not in found.urls]
     if missing:
-        return {}, _Failed(missing[0], "no healthy holder known for this systematic share")
+        return {}, _Failed(missing[0], "no holder known for this systematic share")
     answers = await asyncio.gather(
         *(client.roots(found.urls[j], man.hash().hex(), j) for j in wanted), return_exceptions=True
     )

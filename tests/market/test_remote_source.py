@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -42,17 +40,6 @@ class StrictNode:
 
     async def roots(self, url: str, dataset: str, index: int) -> list[bytes]:
         return self._roots[index]
-
-
-@pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield loop
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join()
-    loop.close()
 
 
 class _Sink:
