@@ -3,7 +3,7 @@
     python -m bench.network [--quick] [--json] [--nodes N] [--size MiB] [--announced M]
 
 - publish and fetch (zfec, k-of-n over N nodes): once with every node its own ``datasov node run``
-  process (libp2p on, chain over JSON-RPC: :class:`datasov.devnet.ProcessNetwork`), once with every
+  process (libp2p on, chain over JSON-RPC: :class:`datasov.devnet_processes.ProcessNetwork`), once with every
   node in this process (:class:`datasov.devnet.LocalNetwork`); ratio = in-process / processes
   (1.0: processes cost nothing; the processes pay JSON-RPC and their own imports, and gain their
   own event loops);
@@ -34,7 +34,8 @@ from libp2p.crypto.ed25519 import create_new_key_pair
 from contracts.chain import ChainConfig
 from contracts.devchain import dev_account
 from contracts.terms import Purpose
-from datasov.devnet import LocalNetwork, ProcessNetwork
+from datasov.devnet import LocalNetwork
+from datasov.devnet_processes import ProcessNetwork
 from erasure.pipeline import Layout
 from market import buyer, key_agent, publisher
 from market.directory import Directory, NodeInfo, StaticDirectory

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from contracts.announcements import Announcement, AnnouncementError, SignedAnnouncement
 from contracts.models import Operator
@@ -68,6 +68,17 @@ class JoinResult:
     stake: int  # the operator's stake now
     announced: bool  # False: the same announcement was already on-chain
     announcement: Announcement
+
+    def to_json(self) -> dict[str, Any]:
+        """``datasov node join --json``'s result (amounts as decimal strings of base units)."""
+        return {
+            "operator": self.operator,
+            "staked": str(self.staked),
+            "stake": str(self.stake),
+            "announced": self.announced,
+            "url": self.announcement.http_url,
+            "ask": str(self.announcement.ask),
+        }
 
 
 def same_terms(a: Announcement, b: Announcement) -> bool:

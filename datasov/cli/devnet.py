@@ -9,6 +9,7 @@ import shutil
 import signal
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -95,14 +96,26 @@ def devnet_up(
     pid_file.write_text(f"{os.getpid()}\n")
     try:
         run = _devnet if in_process else _process_devnet
-        asyncio.run(
-            run(home, nodes, rpc_port, block_time, epoch_blocks, as_json, capacity=capacity, guardians=not no_guardians)
-        )
+        asyncio.run(run(_Up(home, nodes, rpc_port, block_time, epoch_blocks, as_json, capacity, not no_guardians)))
     finally:
         pid_file.unlink(missing_ok=True)
 
 
 PID_FILE = "devnet.pid"
+
+
+@dataclass(frozen=True, slots=True)
+class _Up:
+    """What ``devnet up`` was asked for, for either kind of devnet."""
+
+    home: Path
+    nodes: int
+    rpc_port: int
+    block_time: float
+    epoch_blocks: int
+    as_json: bool
+    capacity: int  # bytes each node offers
+    guardians: bool
 
 
 def _running(pid_file: Path) -> int | None:
@@ -132,32 +145,22 @@ def _claim_home(home: Path, *, fresh: bool) -> None:
     shutil.rmtree(home / "nodes", ignore_errors=True)
 
 
-async def _devnet(
-    home: Path,
-    nodes: int,
-    rpc_port: int,
-    block_time: float,
-    epoch_blocks: int,
-    as_json: bool,
-    *,
-    capacity: int,
-    guardians: bool,
-) -> None:
+async def _devnet(up: _Up) -> None:
     from ..devnet import LocalNetwork
     from ..devnet_guardians import DevnetGuardians
     from ..rpc import serve
 
-    config = ChainConfig(epoch_blocks=epoch_blocks)
-    net = await LocalNetwork.start(home, nodes=nodes, config=config, capacity=capacity, prover_poll=1.0)
+    config = ChainConfig(epoch_blocks=up.epoch_blocks)
+    net = await LocalNetwork.start(up.home, nodes=up.nodes, config=config, capacity=up.capacity, prover_poll=1.0)
     guards = (
-        await DevnetGuardians.start(net.chain, [(n.home, n.node.operator) for n in net.nodes]) if guardians else None
+        await DevnetGuardians.start(net.chain, [(n.home, n.node.operator) for n in net.nodes]) if up.guardians else None
     )
-    runner, url = await serve(net.chain, "127.0.0.1", rpc_port)
+    runner, url = await serve(net.chain, "127.0.0.1", up.rpc_port)
     path = net.save(url)
     rows = [(str(n.index), n.node.address, n.node.url) for n in net.nodes]
-    _say_up(net.describe(url), path, rows, chain_id=net.chain.deployment.chain_id, as_json=as_json)
+    _say_up(net.describe(url), path, rows, chain_id=net.chain.deployment.chain_id, as_json=up.as_json)
     try:
-        await _run_until_stopped(net.chain, block_time)
+        await _run_until_stopped(net.chain, up.block_time)
     finally:
         await runner.cleanup()
         if guards is not None:
@@ -166,41 +169,35 @@ async def _devnet(
         err_console.print("devnet stopped")
 
 
-async def _process_devnet(
-    home: Path,
-    nodes: int,
-    rpc_port: int,
-    block_time: float,
-    epoch_blocks: int,
-    as_json: bool,
-    *,
-    capacity: int,
-    guardians: bool,
-) -> None:
+async def _process_devnet(up: _Up) -> None:
     from storage_node.identity import load_or_create_operator
 
-    from ..devnet import ProcessNetwork
     from ..devnet_guardians import DevnetGuardians
+    from ..devnet_processes import ProcessNetwork
     from ..procnet import NodeProcessError
 
     _log_progress()
     try:
         net = await ProcessNetwork.start(
-            home, nodes=nodes, config=ChainConfig(epoch_blocks=epoch_blocks), capacity=capacity, rpc_port=rpc_port
+            up.home,
+            nodes=up.nodes,
+            config=ChainConfig(epoch_blocks=up.epoch_blocks),
+            capacity=up.capacity,
+            rpc_port=up.rpc_port,
         )
     except NodeProcessError as err:
-        fail(str(err), hint=f"see the node logs under {home / 'nodes'}")
+        fail(str(err), hint=f"see the node logs under {up.home / 'nodes'}")
     # the guardians run in the devnet process, with each node's operator key (docs/guardians.md)
     guards = (
         await DevnetGuardians.start(net.chain, [(n.home, load_or_create_operator(n.home)) for n in net.nodes])
-        if guardians
+        if up.guardians
         else None
     )
     path = net.save()
     rows = [(str(n.index), n.address, n.url, str(n.pid)) for n in net.nodes]
-    _say_up(net.describe(), path, rows, chain_id=net.chain.deployment.chain_id, as_json=as_json)
+    _say_up(net.describe(), path, rows, chain_id=net.chain.deployment.chain_id, as_json=up.as_json)
     try:
-        await _run_until_stopped(net.chain, block_time)
+        await _run_until_stopped(net.chain, up.block_time)
     finally:
         if guards is not None:
             await guards.stop()

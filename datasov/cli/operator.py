@@ -91,14 +91,7 @@ async def join(home: Path, rpc: str, deployment: Path, stake: int | None, as_jso
     async with connected(rpc, deployment) as chain:
         announcement = announcement_for(home, config, operator=account.address, chain_id=chain.deployment.chain_id)
         result = await join_network(chain, account, announcement, stake=stake)
-    out = {
-        "operator": result.operator,
-        "staked": str(result.staked),
-        "stake": str(result.stake),
-        "announced": result.announced,
-        "url": announcement.http_url,
-        "ask": str(announcement.ask),
-    }
+    out = result.to_json()
     if as_json:
         emit_json(out)
     else:

@@ -23,7 +23,8 @@ from contracts.connection import ETHER, TOKEN
 from contracts.devchain import DevChain, dev_account
 from contracts.terms import Purpose
 from datasov.demo import SAMPLE, _same_tree
-from datasov.devnet import ProcessNetwork, fund_operator
+from datasov.devnet import fund_operator
+from datasov.devnet_processes import ProcessNetwork
 from erasure.pipeline import Layout
 from market import buyer, key_agent, publisher
 from market.chain_directory import ChainDirectory
