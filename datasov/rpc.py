@@ -33,7 +33,10 @@ class RpcServer:
         self.tester = chain.w3.provider.ethereum_tester
 
     async def _local(self, method: str, params: list[Any]) -> Any:
-        """Test-chain methods eth-tester does not speak."""
+        """Test-chain methods eth-tester does not speak, and the block number (every node asks it
+        every second; through eth-tester it builds and serializes the whole latest block)."""
+        if method == "eth_blockNumber":
+            return hex(self.tester.backend.chain.header.block_number - 1)  # the header is the pending block's
         if method == "hardhat_mine":
             self.tester.mine_blocks(int(params[0], 16) if params else 1)
             return True
@@ -49,7 +52,8 @@ class RpcServer:
             return hex(self.tester.take_snapshot())
         if method == "evm_revert":
             self.tester.revert_to_snapshot(int(params[0], 16))
-            self.chain.w3.provider.log_index.clear()  # the blocks after the snapshot are gone
+            head = self.tester.backend.chain.header.block_number - 1
+            self.chain.w3.provider.log_index.forget_after(head)  # the blocks after the snapshot are gone
             return True
         raise KeyError(method)
 
