@@ -250,6 +250,17 @@ class Share:
 
 
 @dataclass(frozen=True, slots=True)
+class ProofDuty:
+    """A share in one epoch, as a prover sees it (``StorageMarket.proofDuty``)."""
+
+    provider: str
+    owed: bool
+    """Due in the epoch (accepted, not faulty, deal running) and not proven yet."""
+    leaf: int
+    """The challenged leaf when owed (0 otherwise)."""
+
+
+@dataclass(frozen=True, slots=True)
 class StorageProof:
     """One storage proof (``contracts.proofs.encode`` packs it for ``proveStorage``; the share root
     is checked locally by the prover and recomputed on-chain, not sent)."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from . import errors
 from . import proofs as packed
 from .connection import Connection
-from .models import Deal, Operator, Share, StorageProof
+from .models import Deal, Operator, ProofDuty, Share, StorageProof
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -240,6 +240,11 @@ class StorageCalls(Connection):
 
     async def challenge_leaf(self, deal_id: int, share_index: int, epoch: int) -> int:
         return int(await self.call(self.storage_market.functions.challengeLeaf(deal_id, share_index, epoch)))
+
+    async def proof_duty(self, deal_id: int, share_index: int, epoch: int) -> ProofDuty:
+        """Who provides the share, whether a proof is owed in ``epoch``, and its leaf: one read."""
+        provider, owed, leaf = await self.call(self.storage_market.functions.proofDuty(deal_id, share_index, epoch))
+        return ProofDuty(str(provider), bool(owed), int(leaf))
 
     async def is_proven(self, deal_id: int, share_index: int, epoch: int) -> bool:
         return bool(await self.call(self.storage_market.functions.isProven(deal_id, share_index, epoch)))

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from contracts.models import Dataset, Deal, Share, StorageProof
+from contracts.models import Dataset, Deal, ProofDuty, Share, StorageProof
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -61,14 +61,8 @@ class ProverChain(EpochChain, Protocol):
     async def epoch_start_block(self, epoch: int) -> int:
         """The first block of ``epoch`` (its hash seeds the epoch's challenges)."""
 
-    async def challenge_leaf(self, deal_id: int, share_index: int, epoch: int) -> int:
-        """The leaf of a share challenged in ``epoch``."""
-
-    async def is_due(self, deal_id: int, share_index: int, epoch: int) -> bool:
-        """Does the share owe a proof in ``epoch``?"""
-
-    async def is_proven(self, deal_id: int, share_index: int, epoch: int) -> bool:
-        """Was the share proven in ``epoch`` already?"""
+    async def proof_duty(self, deal_id: int, share_index: int, epoch: int) -> ProofDuty:
+        """Who provides the share, whether a proof of it is owed in ``epoch``, and the challenged leaf."""
 
     async def accept_share(self, provider: LocalAccount, deal_id: int, share_index: int) -> None:
         """Accept an assigned share (raises ``contracts.errors.StateError`` once the deal is over)."""

@@ -117,10 +117,10 @@ class Prover(Ticking):
 
     # ------------------------------------------------------------------- proofs ----
 
-    async def build(self, record: ShareRecord, epoch: int) -> StorageProof:
-        """The proof for one share in ``epoch``, checked end to end before it is returned."""
+    async def build(self, record: ShareRecord, epoch: int, leaf_index: int) -> StorageProof:
+        """The proof of ``leaf_index`` (the challenged leaf) of one share in ``epoch``, checked end to
+        end before it is returned."""
         deal = await self._deal(record.deal_id)
-        leaf_index = await self.chain.challenge_leaf(record.deal_id, record.idx, epoch)
         leaf, leaf_proof = await self.store.prove(record, leaf_index)  # reads a verified block
         share_proof = merkle.MerkleProof(record.idx, deal.n, record.share_proof)
         if merkle.root_from_proof(merkle.leaf_hash(leaf), leaf_proof) != record.root:
@@ -144,12 +144,10 @@ class Prover(Ticking):
         for r in await self._held():
             key = (r.deal_id, r.idx)
             try:
-                if not await self.chain.is_due(*key, epoch) or await self.chain.is_proven(*key, epoch):
+                duty = await self.chain.proof_duty(*key, epoch)  # one read: was four
+                if not duty.owed or duty.provider.lower() != self.account.address.lower():
                     continue
-                share = await self.chain.get_share(*key)
-                if share.provider.lower() != self.account.address.lower():
-                    continue
-                proofs.append(await self.build(r, epoch))
+                proofs.append(await self.build(r, epoch, duty.leaf))
             except (NodeError, OSError, chain_errors.ChainError) as err:  # a lost file is a missed proof
                 report.failed[key] = str(err)
                 log.warning("no proof for share %d/%d in epoch %d: %s", *key, epoch, err)

@@ -241,6 +241,23 @@ contract StorageMarket is ReentrancyGuard {
         return leaf;
     }
 
+    /// @notice A prover's round in one read: who provides the share, whether a proof of it is owed
+    /// in `epoch` and not given yet, and if so the leaf it must answer (`challengeLeaf`; 0 otherwise).
+    /// Reverts like `challengeLeaf` while the epoch's seed is not readable.
+    function proofDuty(uint256 dealId, uint16 shareIndex, uint32 epoch)
+        external
+        view
+        returns (address provider, bool owed, uint40 leaf)
+    {
+        Deal storage d = _deal(dealId);
+        Share storage s = _share(dealId, d, shareIndex);
+        provider = s.provider;
+        owed = _due(s, epoch, d.endEpoch) && !_proven(s, epoch);
+        if (owed) {
+            (leaf,) = _challenge(dealId, _revealed[d.commitmentRoot][shareIndex], shareIndex, _seed(epoch), d.leafCount);
+        }
+    }
+
     /// @notice Has a proof revealed leaf `leafIndex` of this share (under any deal over the same data)?
     function isRevealed(uint256 dealId, uint16 shareIndex, uint40 leafIndex) external view returns (bool) {
         Deal storage d = _deal(dealId);

@@ -55,4 +55,5 @@ async def _held(pub: Published) -> tuple[ShareStore, dict[int, ShareRecord]]:
 async def proof_for(chain: Chain, pub: Published, deal: int, share: int, epoch: int) -> StorageProof:
     """The proof the node's prover builds (and checks) for ``share`` of ``deal`` in ``epoch``."""
     store, records = await _held(pub)
-    return await Prover(chain, OPERATORS[share], store).build(replace(records[share], deal_id=deal), epoch)
+    leaf = await chain.challenge_leaf(deal, share, epoch)
+    return await Prover(chain, OPERATORS[share], store).build(replace(records[share], deal_id=deal), epoch, leaf)

@@ -238,3 +238,33 @@ async def test_termination_settlement_and_withdrawal(chain: Chain, published: Pu
     exit_epoch = await chain.leave(OPERATORS[0])
     await chain.advance_to_epoch(exit_epoch)
     await chain.withdraw_stake(OPERATORS[0], STAKE)  # stake is free once the deal is settled
+
+
+async def test_a_proof_duty_is_what_the_separate_reads_say(chain: Chain, published: Published) -> None:
+    """``proofDuty`` (the prover's one read per share and epoch) against isDue, isProven,
+    getShare and challengeLeaf: before acceptance, owed, proven, and on a faulty share."""
+    deal = await open_deal(chain, published, accept=False)
+    d = await chain.get_deal(deal)
+    await chain.accept_share(OPERATORS[0], deal, 0)
+    await chain.accept_share(OPERATORS[1], deal, 1)
+    await chain.advance_to_epoch(d.start_epoch)
+    epoch = d.start_epoch
+
+    async def agrees(i: int) -> bool:
+        duty = await chain.proof_duty(deal, i, epoch)
+        assert duty.provider == (await chain.get_share(deal, i)).provider
+        owed = await chain.is_due(deal, i, epoch) and not await chain.is_proven(deal, i, epoch)
+        assert duty.owed == owed
+        assert duty.leaf == (await chain.challenge_leaf(deal, i, epoch) if owed else 0)
+        return duty.owed
+
+    assert not await agrees(2)  # not accepted: nothing owed
+    assert await agrees(0)
+    await chain.prove_storage(OPERATORS[0], await proof_for(chain, published, deal, 0, epoch))
+    assert not await agrees(0)  # proven
+    assert await agrees(1)
+    await chain.advance_to_epoch(epoch + 1)
+    await chain.report_missed_proof(STRANGER, deal, 1, epoch)
+    epoch += 1
+    assert not await agrees(1)  # faulty
+    assert await agrees(0)
