@@ -42,7 +42,14 @@ def devnet() -> None:
 @click.option("--home", type=click.Path(path_type=Path, file_okay=False), required=True, help="Network directory.")
 @click.option("--nodes", type=click.IntRange(1, 64), default=12, show_default=True)
 @click.option("--rpc-port", type=int, default=8545, show_default=True, help="Loopback port for JSON-RPC (0: any).")
-@click.option("--block-time", type=float, default=1.0, show_default=True, help="Seconds between empty blocks.")
+@click.option(
+    "--block-time",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    help="Seconds per block: one block per slot, mined at the slot's first transaction (or empty at its end); "
+    "later transactions of the slot share the next block, as on a real chain.",
+)
 @click.option("--epoch-blocks", type=click.IntRange(2, 256), default=30, show_default=True)
 @click.option(
     "--capacity",
@@ -235,19 +242,14 @@ def _say_up(
 
 
 async def _run_until_stopped(chain: DevChain, block_time: float) -> None:
-    """Mine a block every ``block_time`` seconds until SIGINT or SIGTERM."""
+    """One block per ``block_time`` slot (contracts.slots) until SIGINT or SIGTERM."""
+    from contracts.slots import SlotMiner
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-
-    async def blocks() -> None:
-        while True:
-            await asyncio.sleep(block_time)
-            await chain.mine(1)
-            await chain.index_logs()  # while the block is recent: cheap (see contracts.logindex)
-
-    ticker = asyncio.create_task(blocks())
+    ticker = asyncio.create_task(SlotMiner(chain, block_time).run())
     try:
         await stop.wait()
     finally:
