@@ -13,7 +13,7 @@ from typing import Any
 def start_devnet(home: Path, *extra: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     """Start `datasov devnet up --json` and return it with its description, once everything is up."""
     cmd = [sys.executable, "-m", "datasov", "devnet", "up", "--home", str(home), "--rpc-port", "0", "--json"]
-    cmd += ["--block-time", "0.5", *extra]
+    cmd += ["--block-time", "0.2", *extra]
     log = (home / "devnet.log").open("a")  # a file, not a pipe: a chatty devnet can never block on it
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
     log.close()
