@@ -248,6 +248,14 @@ class Share:
     def accepted(self) -> bool:
         return self.active_from != 0
 
+    def due(self, epoch: int, end_epoch: int) -> bool:
+        """Was a proof owed in ``epoch`` (``StorageMarket.isDue``; ``end_epoch``: the deal's)?"""
+        return self.active_from != 0 and not self.faulty and self.active_from <= epoch < end_epoch
+
+    def proven(self, epoch: int) -> bool:
+        """Was ``epoch`` proven (``StorageMarket.isProven``: the last two proven epochs are known)?"""
+        return self.last_proven == epoch + 1 or (self.previous_proven and self.last_proven == epoch + 2)
+
 
 @dataclass(frozen=True, slots=True)
 class ProofDuty:

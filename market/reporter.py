@@ -59,10 +59,9 @@ class FaultReporter(Ticking):
             deal = await self.chain.get_deal(deal_id)
             if deal.settled or epoch >= deal.end_epoch:
                 continue
-            for i in range(deal.n):
-                if not await self.chain.is_due(deal_id, i, epoch) or await self.chain.is_proven(deal_id, i, epoch):
+            for i, share in enumerate(await self.chain.get_shares(deal_id)):  # one read, not 2n
+                if not share.due(epoch, deal.end_epoch) or share.proven(epoch):
                     continue
-                share = await self.chain.get_share(deal_id, i)
                 try:
                     await self.chain.report_missed_proof(self.reporter, deal_id, i, epoch)
                 except (errors.StateError, errors.ProofRejected) as err:  # proven or reported meanwhile

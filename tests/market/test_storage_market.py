@@ -241,8 +241,9 @@ async def test_termination_settlement_and_withdrawal(chain: Chain, published: Pu
 
 
 async def test_a_proof_duty_is_what_the_separate_reads_say(chain: Chain, published: Published) -> None:
-    """``proofDuty`` (the prover's one read per share and epoch) against isDue, isProven,
-    getShare and challengeLeaf: before acceptance, owed, proven, and on a faulty share."""
+    """``proofDuty`` (the prover's one read per share and epoch) and ``Share.due``/``proven`` (the
+    reporter's, from ``getShares``) against isDue, isProven, getShare and challengeLeaf: before
+    acceptance, owed, proven, and on a faulty share."""
     deal = await open_deal(chain, published, accept=False)
     d = await chain.get_deal(deal)
     await chain.accept_share(OPERATORS[0], deal, 0)
@@ -255,6 +256,9 @@ async def test_a_proof_duty_is_what_the_separate_reads_say(chain: Chain, publish
         assert duty.provider == (await chain.get_share(deal, i)).provider
         owed = await chain.is_due(deal, i, epoch) and not await chain.is_proven(deal, i, epoch)
         assert duty.owed == owed
+        share, end = (await chain.get_shares(deal))[i], (await chain.get_deal(deal)).end_epoch
+        assert share.due(epoch, end) == await chain.is_due(deal, i, epoch)  # the reporter's reading of one read
+        assert share.proven(epoch) == await chain.is_proven(deal, i, epoch)
         assert duty.leaf == (await chain.challenge_leaf(deal, i, epoch) if owed else 0)
         return duty.owed
 
