@@ -29,6 +29,7 @@ in the same run; read their ratios.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import resource
 import socket
@@ -43,6 +44,7 @@ from pathlib import Path
 
 from erasure import merkle, pipeline, stream
 from erasure.codec import get_codec
+from storage_node.store.direct import ShareWriter
 
 MiB = 1 << 20
 BLOCK = pipeline.DEFAULT_BLOCK_SIZE
@@ -136,15 +138,32 @@ def loopback(total: int) -> None:
     assert got == [total], got
 
 
-def node_receive(total: int, n: int, folder: Path) -> None:
-    """What n nodes do per byte received: write to the page cache and hash into block roots."""
+def node_receive(total: int, n: int, folder: Path, how: str) -> None:
+    """What n nodes do per byte received: write and hash into block roots, then fsync. ``how``:
+    "reused" (each file removed at once: its page-cache pages reused by the next, the cheapest case),
+    "kept" (files kept until the step ends, as a node keeps its shares: the page cache grows) or
+    "direct" (kept, written past the page cache with ``O_DIRECT`` as the nodes now write)."""
     per = total // n
+    kept = []
     for i in range(n):
         path = folder / f"{i}.share"
-        with path.open("wb") as f:
+        writer = ShareWriter(path) if how == "direct" else path.open("wb")
+        try:
             for piece in chunks(per, 4 * MiB):
-                f.write(piece)
+                writer.write(piece)
                 merkle.block_roots(piece, BLOCK, LEAF)
+            if isinstance(writer, ShareWriter):
+                writer.finish()
+            else:
+                writer.flush()
+            os.fsync(writer.fileno())
+        finally:
+            writer.close()
+        if how == "reused":
+            path.unlink()
+        else:
+            kept.append(path)
+    for path in kept:
         path.unlink()
 
 
@@ -243,11 +262,13 @@ def main() -> None:
         row("(parts)", "  erasure code the input, one thread", measure(lambda: code(size, k, n)))
         row("(parts)", "  Merkle block roots of the shares, one thread", measure(lambda: hash_blocks(shares)))
         row("publish", "wire: the shares over loopback TCP, both sides", measure(lambda: loopback(shares)))
-        row(
-            "publish",
-            "nodes: the shares written to the page cache and hashed",
-            measure(lambda: node_receive(shares, n, tmp)),
-        )
+        for how, what in (
+            ("reused", "nodes: the shares written, hashed, fsynced; page cache reused"),
+            ("kept", "  the same, files kept (the page cache grows, as a node's does)"),
+            ("direct", "  the same, files kept, written with O_DIRECT (ShareWriter)"),
+        ):
+            side = "publish" if how == "direct" else "(nodes)"
+            row(side, what, measure(functools.partial(node_receive, shares, n, tmp, how)))
         with ThreadPoolExecutor(1) as pool:  # a fresh thread: the pool of encode is gone
             got = pool.submit(fetch_bytes, size, k, tmp).result()
         row("fetch", "k shares sendfile'd over loopback, hashed, opened, pwritten", got)
