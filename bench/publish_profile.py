@@ -180,9 +180,17 @@ def main() -> None:
         peer_tree = args.peer_net.resolve() if args.peer_net is not None else None
         with concurrent.futures.ThreadPoolExecutor(2) as pool:  # both devnets come up together
             ours = pool.submit(Devnet, tmp / "net", nodes=nodes)
-            theirs = pool.submit(Devnet, tmp / "peer-net", nodes=nodes, cwd=peer_tree) if peer_tree else None
+            peer_up = pool.submit(Devnet, tmp / "peer-net", nodes=nodes, cwd=peer_tree) if peer_tree else None
+            started = [f for f in (ours, peer_up) if f is not None]
+            concurrent.futures.wait(started)
+            failed = [f for f in started if f.exception() is not None]
+            if failed:  # one did not come up: stop the other before saying why (nothing left running)
+                for f in started:
+                    if f.exception() is None:
+                        f.result().stop()
+                raise failed[0].exception()  # type: ignore[misc]
             devnet = ours.result()
-            peer_net = theirs.result() if theirs is not None else None
+            peer_net = peer_up.result() if peer_up is not None else None
         try:
             owner = devnet.init_home(tmp / "owner", 1)
             peer_owner = peer_net.init_home(tmp / "peer-owner", 1) if peer_net is not None else None
