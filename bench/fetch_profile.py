@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .cliproc import Devnet, run_timed
 from .peers import MiB, random_file, sha256
+from .publish_profile import cpu_seconds, floor, publish_once, report, running
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,13 +36,15 @@ def phases(path: Path, t0: float) -> list[tuple[str, float]]:
     return [(m["phase"], m["t"] - t0) for m in marks]
 
 
-def _one_size(args: argparse.Namespace, tmp: Path, owner: Path, lab: Path, size: int, nodes: int) -> None:
+def _one_size(
+    args: argparse.Namespace, devnet: Devnet, tmp: Path, owner: Path, lab: Path, size: int, nodes: int
+) -> None:
     """Publish SIZE MiB, buy it, have the key delivered, then fetch it ``args.rounds`` times."""
     src = tmp / "in.bin"
     want = random_file(src, size * MiB)
-    pub = run_timed("publish", str(src), "--home", str(owner), "-k", str(args.k), "-n", str(args.n), "--json")
+    pub, pub_cpu = publish_once(devnet, owner, src, args.k, args.n)
     dataset = str(json.loads(pub.stdout)["dataset_id"])
-    print(f"# publish {size} MiB {args.k}-of-{args.n} on {nodes} node processes: {pub.seconds:.1f} s")
+    report(f"publish {size} MiB {args.k}-of-{args.n} on {nodes} node processes", pub, pub_cpu, size)
     for _ in range(600):
         try:
             run_timed("license", "buy", dataset, "--home", str(lab), "--wait", "0", "--yes", "--json")
@@ -66,7 +69,10 @@ def _one_size(args: argparse.Namespace, tmp: Path, owner: Path, lab: Path, size:
         pre = ("-m", "cProfile", "-o", str(prof)) if prof is not None else ()
         t0 = time.time()
         env = {"DATASOV_FETCH_PHASES": str(marks)}
+        pids = running(devnet)
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         got = run_timed("fetch", "--dataset", dataset, "-o", str(out), "--home", str(lab), env=env, pre=pre, cwd=ROOT)
+        spent = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
         ok = sha256(out) == want
         out.unlink()
         mib_s = size / got.seconds
@@ -79,6 +85,7 @@ def _one_size(args: argparse.Namespace, tmp: Path, owner: Path, lab: Path, size:
         for name, at in [*phases(marks, t0), ("exit", got.seconds)]:
             print(f"  {name:<28} at {at:6.2f} s  (+{at - last:5.2f} s, {100 * (at - last) / got.seconds:4.1f}%)")
             last = at
+        print(floor(got, spent))
         if not ok:
             sys.exit("the fetched copy differs from the input")
         if args.peer_tree is not None:
@@ -118,7 +125,7 @@ def main() -> None:
             owner = devnet.init_home(tmp / "owner", 1)
             lab = devnet.init_home(tmp / "lab", 2)
             for size in args.size:
-                _one_size(args, tmp, owner, lab, size, nodes)
+                _one_size(args, devnet, tmp, owner, lab, size, nodes)
         finally:
             devnet.stop()
     print(f"# load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")

@@ -62,7 +62,7 @@ def publish_once(
     cwd: Path = ROOT,
 ) -> tuple[Timed, dict[str, float]]:
     """One publish; its run and the CPU seconds each other process spent meanwhile."""
-    pids = _pids(devnet)
+    pids = running(devnet)
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     got = run_timed(
         "publish", str(src), "--home", str(owner), "-k", str(k), "-n", str(n), "--json", env=env, pre=pre, cwd=cwd
@@ -70,7 +70,8 @@ def publish_once(
     return got, {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
 
 
-def _pids(devnet: Devnet) -> dict[str, int]:
+def running(devnet: Devnet) -> dict[str, int]:
+    """Name -> PID of each node process and of the devnet (chain) process."""
     pids = {f"node{i}": pid for i, pid in enumerate(devnet.described.get("pids", {}).values()) if pid}
     pids["devnet"] = devnet.proc.pid
     return pids
@@ -78,7 +79,7 @@ def _pids(devnet: Devnet) -> dict[str, int]:
 
 def idle_cpu(devnet: Devnet, seconds: float) -> None:
     """CPU the nodes and the devnet spend with nothing asked of them (their background loops)."""
-    pids = _pids(devnet)
+    pids = running(devnet)
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     time.sleep(seconds)
     spent = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
@@ -100,6 +101,20 @@ def report(label: str, got: Timed, others: dict[str, float], size_mib: float) ->
         f" devnet/chain CPU {others.get('devnet', 0):.2f} s"
     )
     print("#   phases (s): " + ", ".join(f"{k} {v}" for k, v in seconds.items()))
+    print(floor(got, others))
+
+
+def floor(got: Timed, others: dict[str, float]) -> str:
+    """Every process's CPU in one run, and the wall time 2 cores cannot beat: (total CPU-s) / cores."""
+    client = got.cpu_user + got.cpu_sys
+    total = client + sum(others.values())
+    cores = os.cpu_count() or 1
+    per_node = " ".join(f"{v:.2f}" for k, v in sorted(others.items()) if k.startswith("node"))
+    return (
+        f"#   CPU-s: client {client:.2f}, devnet/chain {others.get('devnet', 0):.2f}, nodes [{per_node}];"
+        f" total {total:.2f} -> floor {total / cores:.2f} s on {cores} cores;"
+        f" wall/floor {got.seconds / max(1e-9, total / cores):.2f}x"
+    )
 
 
 def _watch_node(
@@ -108,7 +123,7 @@ def _watch_node(
     """Start cProfile and/or ``perf record`` of the first node process."""
     if profile is None and perf is None:
         return None
-    pid = next(v for k, v in _pids(devnet).items() if k.startswith("node"))
+    pid = next(v for k, v in running(devnet).items() if k.startswith("node"))
     if profile is not None:
         node_profile.start(pid)
     recorder = None
@@ -165,9 +180,17 @@ def main() -> None:
         peer_tree = args.peer_net.resolve() if args.peer_net is not None else None
         with concurrent.futures.ThreadPoolExecutor(2) as pool:  # both devnets come up together
             ours = pool.submit(Devnet, tmp / "net", nodes=nodes)
-            theirs = pool.submit(Devnet, tmp / "peer-net", nodes=nodes, cwd=peer_tree) if peer_tree else None
+            peer_up = pool.submit(Devnet, tmp / "peer-net", nodes=nodes, cwd=peer_tree) if peer_tree else None
+            started = [f for f in (ours, peer_up) if f is not None]
+            concurrent.futures.wait(started)
+            failed = [f for f in started if f.exception() is not None]
+            if failed:  # one did not come up: stop the other before saying why (nothing left running)
+                for f in started:
+                    if f.exception() is None:
+                        f.result().stop()
+                raise failed[0].exception()  # type: ignore[misc]
             devnet = ours.result()
-            peer_net = theirs.result() if theirs is not None else None
+            peer_net = peer_up.result() if peer_up is not None else None
         try:
             owner = devnet.init_home(tmp / "owner", 1)
             peer_owner = peer_net.init_home(tmp / "peer-owner", 1) if peer_net is not None else None

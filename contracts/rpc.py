@@ -16,7 +16,7 @@ A refused call raises the named error of its Solidity custom error (:mod:`contra
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Protocol
 
 from eth_abi.abi import decode as abi_decode
@@ -56,6 +56,28 @@ def _signature(item: dict[str, Any]) -> str:
     return f"{item['name']}({','.join(abi_type(p) for p in item['inputs'])})"
 
 
+@lru_cache(maxsize=1024)
+def _selector(signature: str) -> bytes:
+    return keccak(text=signature)[:4]
+
+
+def calldata(item: dict[str, Any], args: Sequence[Any]) -> bytes:
+    """The call data of ABI function ``item`` with ``args``: its selector (computed once per
+    signature; web3 computes every function's of the contract on each call) and the encoded args."""
+    types = [abi_type(p) for p in item["inputs"]]
+    return _selector(_signature(item)) + abi_encode(types, list(args))
+
+
+def decode_output(item: dict[str, Any], data: bytes, address: str) -> Any:
+    """What ABI function ``item`` returned, as web3 returns it (a single output unwrapped)."""
+    outputs = item["outputs"]
+    if not data and outputs:
+        raise errors.ChainError(f"{item['name']}: empty answer (no contract at {address}?)")
+    values = abi_decode([abi_type(p) for p in outputs], data)
+    result = [_normalize(p["type"], v, p.get("components", ())) for p, v in zip(outputs, values, strict=True)]
+    return result[0] if len(result) == 1 else result
+
+
 class RpcFunction:
     """One call of a contract function with its arguments (web3's ``ContractFunction`` for reads)."""
 
@@ -66,8 +88,7 @@ class RpcFunction:
         self.args = args
 
     def calldata(self) -> str:
-        types = [abi_type(p) for p in self.abi["inputs"]]
-        return "0x" + (keccak(text=_signature(self.abi))[:4] + abi_encode(types, list(self.args))).hex()
+        return "0x" + calldata(self.abi, self.args).hex()
 
     async def call(self, transaction: dict[str, Any] | None = None, block_identifier: int | str = "latest") -> Any:
         """``eth_call`` at ``block_identifier``; a revert raises its named error."""
@@ -76,13 +97,7 @@ class RpcFunction:
             raw = await self.contract.rpc.request("eth_call", [tx, _block(block_identifier)])
         except errors.CallReverted as err:
             raise decode_revert(err.data, self.fn_name) from err
-        outputs = self.abi["outputs"]
-        data = bytes.fromhex(str(raw)[2:])
-        if not data and outputs:
-            raise errors.ChainError(f"{self.fn_name}: empty answer (no contract at {self.contract.address}?)")
-        values = abi_decode([abi_type(p) for p in outputs], data)
-        result = [_normalize(p["type"], v, p.get("components", ())) for p, v in zip(outputs, values, strict=True)]
-        return result[0] if len(result) == 1 else result
+        return decode_output(self.abi, bytes.fromhex(str(raw)[2:]), self.contract.address)
 
 
 class RpcEvent:
@@ -232,4 +247,4 @@ async def get_code(rpc: Transport, address: str) -> bytes:
     return bytes.fromhex(str(await rpc.request("eth_getCode", [to_checksum_address(address), "latest"]))[2:])
 
 
-__all__ = ["HttpTransport", "RpcContract", "RpcEvent", "RpcFunction", "Transport"]
+__all__ = ["HttpTransport", "RpcContract", "RpcEvent", "RpcFunction", "Transport", "calldata", "decode_output"]

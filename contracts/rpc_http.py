@@ -4,7 +4,9 @@
 that only reads the chain then imports no HTTP client library at all (aiohttp alone costs about as
 much to import as the reads take). Requests may run concurrently (one connection each); a
 kept-alive connection the server closed meanwhile is retried once on a fresh one (reads only:
-the reader sends no transactions).
+the reader sends no transactions). Calls made in the same turn of the event loop go as one JSON-RPC
+batch (one POST, one worker thread), each answered or refused on its own; an endpoint that answers a
+batch with anything but a list gets the calls one by one.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class HttpTransport:
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        self._queued: dict[asyncio.AbstractEventLoop, list[tuple[dict[str, Any], asyncio.Future[Any]]]] = {}
+        self._sending: set[asyncio.Future[None]] = set()
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._https:
@@ -89,14 +93,55 @@ class HttpTransport:
         raise AssertionError("unreachable")
 
     async def request(self, method: str, params: list[Any]) -> Any:
-        body = json.dumps({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}).encode()
-        status, data = await asyncio.to_thread(self._post, body)
+        """Send one call; the calls made in the same turn of the event loop (an ``asyncio.gather`` of
+        reads) go together as one JSON-RPC batch in one POST, each answered (or refused) on its own."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Any] = loop.create_future()
+        queued = self._queued.setdefault(loop, [])  # per loop: a future is completed on its own loop
+        queued.append(({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}, answer))
+        if len(queued) == 1:
+            loop.call_soon(self._send_queued, loop)
+        return self._result(method, await answer)
+
+    def _send_queued(self, loop: asyncio.AbstractEventLoop) -> None:
+        queued = self._queued.pop(loop)
+        task = asyncio.ensure_future(self._send(queued))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, queued: list[tuple[dict[str, Any], asyncio.Future[Any]]]) -> None:
         try:
-            answer = json.loads(data)
+            if len(queued) == 1:
+                answers = [await self._post_json(queued[0][0])]
+            else:
+                got = await self._post_json([call for call, _ in queued])
+                if isinstance(got, list):
+                    by_id = {a.get("id"): a for a in got if isinstance(a, dict)}
+                    answers = [by_id.get(call["id"]) for call, _ in queued]
+                else:  # an endpoint that takes no batches: each call on its own
+                    answers = list(await asyncio.gather(*(self._post_json(call) for call, _ in queued)))
+        except BaseException as err:
+            for _, answer in queued:
+                if not answer.done():
+                    answer.set_exception(err)
+            if not isinstance(err, Exception):
+                raise
+            return
+        for (call, answer), got in zip(queued, answers, strict=True):
+            if not answer.done():
+                answer.set_result(got if got is not None else {"error": f"no answer to call {call['id']}"})
+
+    async def _post_json(self, body: Any) -> Any:
+        status, data = await asyncio.to_thread(self._post, json.dumps(body).encode())
+        try:
+            return json.loads(data)
         except ValueError as err:
-            raise errors.ChainError(f"{method}: {self.url} answered HTTP {status}: {data[:200]!r}") from err
+            what = body["method"] if isinstance(body, dict) else f"a batch of {len(body)} calls"
+            raise errors.ChainError(f"{what}: {self.url} answered HTTP {status}: {data[:200]!r}") from err
+
+    def _result(self, method: str, answer: Any) -> Any:
         if not isinstance(answer, dict):
-            raise errors.ChainError(f"{method}: malformed JSON-RPC answer {data[:200]!r}")
+            raise errors.ChainError(f"{method}: malformed JSON-RPC answer {str(answer)[:200]!r}")
         if "error" in answer:
             revert = _revert_data(answer["error"])
             if revert is not None and method == "eth_call":

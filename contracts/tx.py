@@ -29,7 +29,7 @@ from web3.types import TxReceipt
 
 import contracts
 
-from . import errors
+from . import errors, rpc
 from .reverts import decode_revert
 
 __all__ = ["Transactor", "accept_reverts_from", "decode_revert"]
@@ -41,6 +41,15 @@ RawRevert = Callable[[BaseException], bytes | None]
 # web3's ContractLogicError carries them in ``.data``; a backend that raises its own type (the
 # embedded eth-tester chain, :mod:`contracts.devchain`) registers it with :func:`accept_reverts_from`.
 _REFUSALS: tuple[type[Exception], ...] = (ContractLogicError,)
+
+
+def encodable(fn: Any) -> bool:
+    """Whether :meth:`Transactor.call` encodes ``fn`` itself: a bound contract function with positional
+    arguments only (anything else goes through web3's ``fn.call()``)."""
+    abi = getattr(fn, "abi", None)
+    return not fn.kwargs and isinstance(abi, dict) and abi.get("type") == "function" and bool(fn.address)
+
+
 _RAW_READERS: dict[type[Exception], RawRevert] = {}
 
 
@@ -241,9 +250,21 @@ class Transactor:
         return errors.UnknownRevert(f"{name} reverted (out of gas or state changed)", function=name)
 
     async def call(self, fn: Any) -> Any:
-        """Read-only call; reverts become named errors."""
+        """Read-only call; reverts become named errors.
+
+        A bound function with positional arguments is encoded and decoded here (:func:`contracts.rpc.calldata`:
+        its selector computed once) and sent as a plain ``eth_call``: web3's ``fn.call()`` looks the
+        function up again in the ABI and hashes every function's signature of the contract, each call
+        (~850 keccaks for 18 reads of a node's publish, the largest part of its chain reads' CPU)."""
         try:
-            return await fn.call()
+            if not encodable(fn):
+                return await fn.call()
+            tx: dict[str, Any] = {"to": fn.address, "data": rpc.calldata(fn.abi, fn.args or ())}
+            sender = self.w3.eth.default_account
+            if isinstance(sender, str):  # as web3's call: the connection's default account, if it has one
+                tx["from"] = sender
+            raw = await self.w3.eth.call(tx)  # type: ignore[arg-type]
+            return rpc.decode_output(fn.abi, bytes(raw), fn.address)
         except _REFUSALS as err:
             raise _revert_from(err, fn.fn_name) from err
 

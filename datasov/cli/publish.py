@@ -14,8 +14,6 @@ import click
 from contracts.terms import TRAINING_ALLOWED, LicenseTerms, Permission
 from erasure.errors import ErasureError
 from erasure.pipeline import Layout, preferred_codec
-from market import publisher
-from storage_node.client import NodeClient
 
 from . import titles
 from .context import (
@@ -146,6 +144,10 @@ async def publish(
     if epochs < 1:
         raise click.BadParameter("a storage deal lasts at least 1 epoch", param_hint="--epochs")
     started = _since_process_start()
+    # imported here, not with the module: `datasov publish --help` needs neither (web3, aiohttp)
+    from market import publisher
+    from storage_node.client import NodeClient
+
     network = load_network(home, rpc)
     secret = passphrase(home, passphrase_file)  # a prompt, if any, before anything runs beside it
     options = publisher.PublishOptions(

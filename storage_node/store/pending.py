@@ -62,6 +62,12 @@ def pending_key(deal_id: int, idx: int) -> tuple[str, int]:
     return (f"deal:{deal_id}", idx)
 
 
+def _fsync_files(*paths: Path) -> None:
+    """The share's bytes and its block roots on disk (what the node serves and proves from)."""
+    for path in paths:
+        _fsync_dir(path)  # works on a file too
+
+
 def _quiet(done: asyncio.Future[None]) -> None:
     if not done.cancelled():
         done.exception()  # retrieved: not logged as never retrieved
@@ -122,7 +128,7 @@ class PendingUploads(Uploads, Collection):
         :meth:`activate` waits for it before the share is indexed. A pending share is dropped at
         restart, so it needs to be on disk only once it is activated."""
         held = await asyncio.to_thread(self._hold, upload, root)
-        synced = asyncio.ensure_future(asyncio.to_thread(_fsync_dir, held.path))  # works on a file too
+        synced = asyncio.ensure_future(asyncio.to_thread(_fsync_files, held.path, held.roots_path))
         synced.add_done_callback(_quiet)  # awaited by activation; otherwise its error is not news
         self.held[(held.deal_id, held.idx)] = dataclasses.replace(held, synced=synced)
 

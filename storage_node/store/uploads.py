@@ -15,7 +15,6 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from erasure import merkle
 from erasure.errors import ParameterError
@@ -28,6 +27,7 @@ from ..errors import (
     UploadMismatch,
 )
 from .at_rest import Identity, identity, stamp
+from .direct import ShareWriter
 from .index import ShareRecord
 from .layout import (
     FLUSH,
@@ -105,7 +105,7 @@ class Uploads(StoreBase):
             dataset, idx, root, size, leaf_size, block_size, deal_id, "ok", 0.0, expires_at, owner, share_proof
         )
         part = self.tmp_dir / f"{secrets.token_hex(8)}.part"
-        opening = asyncio.ensure_future(asyncio.to_thread(part.open, "wb"))
+        opening = asyncio.ensure_future(asyncio.to_thread(ShareWriter, part))  # past the page cache
         try:
             file = await asyncio.shield(opening)
         except BaseException:  # cancelled or failed: the file may still be opened in the thread
@@ -149,7 +149,7 @@ class Upload:
     """One share being received: ``await write(chunk)`` ... ``await commit()`` (or ``abort()``)."""
 
     def __init__(
-        self, store: Uploads, record: ShareRecord, part: Path, file: BinaryIO, *, pending: bool = False
+        self, store: Uploads, record: ShareRecord, part: Path, file: ShareWriter, *, pending: bool = False
     ) -> None:
         self.store = store
         self.record = record
@@ -229,7 +229,7 @@ class Upload:
         if self._carry:  # the share's last, short block
             self._roots.append(merkle.root(self._carry, self.record.leaf_size))
             self._carry = bytearray()
-        self._file.flush()
+        self._file.finish()
         if not self.pending:  # a pending share is fsynced in the background, before its activation
             os.fsync(self._file.fileno())
         with contextlib.suppress(OSError):  # the bytes just hashed are the file's: stamp it (see .at_rest)

@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from eth_utils.crypto import keccak
 from web3.middleware import Web3Middleware
 from web3.types import RPCEndpoint, RPCResponse
 
-from contracts import delivery, errors
+from contracts import delivery, errors, rpc, tx
 from contracts.chain import Chain
 from contracts.terms import Purpose
 from datasov.rpc import serve
@@ -48,17 +49,21 @@ async def same(full: Chain, light: Chain, read: Callable[[Chain], Awaitable[Any]
     return got
 
 
-async def test_reads_agree_with_web3(chain: Chain, reader: Chain, published: Published) -> None:
+async def sample(chain: Chain, published: Published) -> tuple[int, int, int]:
+    """A servable deal and a license with its key delivered: (deal, license, head)."""
     ds = published.dataset_id
     deal = await make_servable(chain, ds, published.manifest.n)
     lic = await chain.purchase(BUYER, ds, Purpose.AI_TRAINING, delivery.public_key(LAB))
     sealed = delivery.seal(published.key, delivery.public_key(LAB), await chain.delivery_context(lic))
     await chain.deliver_key(OWNER, lic, sealed)
     await chain.mine(2)
-    head = await chain.block_number()
+    return deal, lic, await chain.block_number()
 
-    assert reader.kind == "reader"
-    for read in (
+
+def reads(published: Published, deal: int, lic: int, head: int) -> list[Callable[[Chain], Awaitable[Any]]]:
+    """Every kind of read the wrappers make (structs, arrays, addresses, bytes, several outputs, logs)."""
+    ds = published.dataset_id
+    return [
         lambda c: c.dataset_count(),
         lambda c: c.get_dataset(ds),
         lambda c: c.get_terms(ds),
@@ -73,6 +78,7 @@ async def test_reads_agree_with_web3(chain: Chain, reader: Chain, published: Pub
         lambda c: c.get_deal(deal),
         lambda c: c.get_share(deal, 1),
         lambda c: c.get_shares(deal),
+        lambda c: c.order_view(deal, 1),
         lambda c: c.deals_of_datasets([ds, ds + 1]),
         lambda c: c.terminated_deals([deal]),
         lambda c: c.datasets_of(OWNER.address),
@@ -90,9 +96,51 @@ async def test_reads_agree_with_web3(chain: Chain, reader: Chain, published: Pub
         lambda c: c.block_number(),
         lambda c: c.timestamp(),
         lambda c: dataset_health(c, ds, k=published.manifest.k, n=published.manifest.n),
-    ):
+    ]
+
+
+async def test_reads_agree_with_web3(chain: Chain, reader: Chain, published: Published) -> None:
+    deal, lic, head = await sample(chain, published)
+    assert reader.kind == "reader"
+    for read in reads(published, deal, lic, head):
         await same(chain, reader, read)
     assert (await reader.get_block(head))["hash"] == bytes((await chain.w3.eth.get_block(head))["hash"])
+
+
+async def test_calls_encoded_here_agree_with_web3s_own(
+    chain: Chain, published: Published, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A web3 connection's reads are encoded and decoded by ``contracts.rpc`` (``Transactor.call``):
+    every read, and every named refusal, equals what web3's own ``fn.call()`` gives."""
+    deal, lic, head = await sample(chain, published)
+    for read in reads(published, deal, lic, head):
+        ours = await read(chain)
+        with monkeypatch.context() as patched:
+            patched.setattr(tx, "encodable", lambda fn: False)
+            theirs = await read(chain)
+        assert ours == theirs
+        assert type(ours) is type(theirs)
+    refusals = []
+    for encoded_here in (True, False):
+        with monkeypatch.context() as patched:
+            if not encoded_here:
+                patched.setattr(tx, "encodable", lambda fn: False)
+            with pytest.raises(errors.ContractRevert) as caught:
+                await chain.get_deal(999)
+            refusals.append((type(caught.value), caught.value.values, caught.value.function))
+    assert refusals[0] == refusals[1]
+
+
+def test_a_call_is_encoded_with_its_selector_computed_once() -> None:
+    """web3 hashed every function signature of the contract on each call; here one per signature, once."""
+    import contracts
+
+    abi = next(i for i in contracts.load("StorageMarket").abi if i.get("name") == "orderView")
+    rpc._selector.cache_clear()
+    first = rpc.calldata(abi, (7, 1))
+    assert rpc.calldata(abi, (7, 1)) == first
+    assert rpc._selector.cache_info().misses == 1
+    assert first[:4] == keccak(text="orderView(uint256,uint16)")[:4]
 
 
 async def test_refusals_are_the_same_named_errors(chain: Chain, reader: Chain, published: Published) -> None:

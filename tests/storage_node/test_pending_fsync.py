@@ -68,7 +68,7 @@ async def test_a_pending_upload_answers_before_its_fsync_and_activation_waits_fo
         await store.get(DS, 1)
     gate.set()
     record = await asyncio.wait_for(activating, 10)
-    assert len(done) == 1
+    assert len(done) == 2  # the share's bytes and its block roots
     assert record.root == held.root
     assert store.share_path(DS, 1).read_bytes() == data
 
@@ -86,3 +86,26 @@ async def test_a_pending_share_dropped_before_its_fsync_leaves_nothing(
     assert store.pending_bytes() == 0
     assert list(store.pending_dir.iterdir()) == []
     assert await store.free() == store.capacity
+
+
+async def test_an_activated_share_has_its_block_roots_on_disk_too(
+    store: ShareStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The roots file is what the node serves and proves from: it is fsynced before the share is
+    indexed, as the share's bytes are (an ordinary upload fsyncs both; a pending one fsynced only the
+    bytes, so a crash after activation could leave an indexed share with an empty roots file)."""
+    synced: set[int] = set()
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        real(fd)
+        synced.add(os.fstat(fd).st_ino)
+
+    monkeypatch.setattr(pending.os, "fsync", fsync)
+    data = os.urandom(3 * BLOCK + 7)
+    up = await store.begin_pending(9, 3, size=len(data), leaf_size=LEAF, block_size=BLOCK, owner=OWNER)
+    await up.write(data)
+    held = await up.commit()
+    await store.activate(9, 3, dataset=DS, root=held.root)
+    assert os.stat(store.share_path(DS, 3)).st_ino in synced
+    assert os.stat(store.roots_path(DS, 3)).st_ino in synced
