@@ -103,13 +103,13 @@ async def run_demo(workdir: Path, say: Callable[[str], None], *, nodes: int = 12
     async def start() -> str:
         nonlocal net
         net = await LocalNetwork.start(
-            workdir / "network", nodes=nodes, config=ChainConfig(epoch_blocks=EPOCH_BLOCKS), prover_poll=0.2
+            workdir / "network", nodes=nodes, config=ChainConfig(epoch_blocks=EPOCH_BLOCKS), prover_poll=0.5
         )
-        for n in net.nodes:
+        for n in net.nodes:  # claim every epoch's fees until the epoch step has shown them
             if n.prover is not None:
-                n.prover.claim_every = 1
+                state["claim_every"], n.prover.claim_every = n.prover.claim_every, 1
         nodes_and_operators = [(n.home, n.node.operator) for n in net.nodes]
-        state["guards"] = await DevnetGuardians.start(net.chain, nodes_and_operators, poll=0.2)
+        state["guards"] = await DevnetGuardians.start(net.chain, nodes_and_operators, poll=0.5)
         state["owner"] = Keystore.create(workdir / "owner", b"demo owner passphrase", account=dev_account(1))
         state["lab"] = Keystore.create(workdir / "lab", b"demo lab passphrase", account=dev_account(2))
         return f"chain {net.chain.deployment.chain_id} (embedded EVM), {nodes} nodes on {net.nodes[0].node.url}..."
@@ -236,6 +236,9 @@ async def run_demo(workdir: Path, say: Callable[[str], None], *, nodes: int = 12
             return all([(await chain.get_share(pub.deal_id, i)).unclaimed == 0 for i in live])
 
         await _wait_until(claimed, 30, "fees to be claimed")
+        for n in net.nodes:  # shown: from here on as often as a node does (a claim is a transaction per share)
+            if n.prover is not None:
+                n.prover.claim_every = state["claim_every"]
         earned = [await chain.storage_balance(pub.placements[i].address) for i in live]
         shown = sorted(a[:10] for a in slashed)
         return (

@@ -42,20 +42,20 @@ _SCOPE_OF = {
 
 
 # The work units that take longest (seconds of one worker: per-file sums of a full `-n 2` run at load 1-5,
-# docs/test-suite.md), handed out first, longest first: xdist's own order (most tests first) left a file of a
-# few long tests (the browser's, the reader's) to the end of a run, when the other worker had nothing left to
-# do. Units not listed follow in xdist's order. tests/test_scheduling.py checks that each one is still a unit.
+# docs/test-suite.md; the demo, the six-node test and test_security scaled by round 9's cuts of each), handed
+# out first, longest first: xdist's own order (most tests first) left a file of a few long tests (the
+# browser's, the reader's) to the end of a run, when the other worker had nothing left to do. Units not
+# listed follow in xdist's order. tests/test_scheduling.py checks that each one is still a unit.
 LONGEST_UNITS = {
     "shared session fixture devnet": 147,
-    "tests/e2e/test_network_processes.py": 68,
     "tests/e2e/test_fetch_sizes.py": 65,
-    "tests/test_cli_demo.py": 47,
     "tests/faults/test_proofs_and_repair.py": 44,
+    "tests/e2e/test_network_processes.py": 41,
     "tests/market/test_pool_properties.py": 38,
+    "tests/test_cli_demo.py": 37,
     "tests/e2e/test_flows.py": 36,
     "tests/market/test_delivery.py": 35,
     "tests/market/test_operator_lifecycle.py": 32,
-    "tests/market/test_security.py": 32,
     "tests/market/test_licensing.py": 30,
     "tests/market/test_storage_market.py": 30,
     "tests/market/test_proof_replay.py": 28,
@@ -66,6 +66,7 @@ LONGEST_UNITS = {
     "tests/e2e/test_fetch_resilience.py": 22,
     "tests/cli/test_devnet_processes.py": 21,
     "tests/market/test_discovery.py": 21,
+    "tests/market/test_security.py": 20,
 }
 
 

@@ -1,6 +1,9 @@
 """A real network on a Hardhat node: six `datasov node run` processes, each on its own 127.0.x.1,
-joined one by one through the operator's own commands (`datasov node init`, `datasov node join`,
-`datasov node run`, each a child process) and found through the chain and the DHT (bootstrap peers only, no node list).
+joined one by one and found through the chain and the DHT (bootstrap peers only, no node list). The first
+and the seventh operator run their own commands (`datasov node init`, `datasov node join`, each a child
+process); the other four make their homes and join with the same calls in this process, as `datasov devnet
+up` does (an interpreter is ~2 CPU-seconds of imports; the commands' own processes are tested here and in
+`datasov demo`'s outside node).
 
 Publish 4-of-6, fetch, `kill -9` one node mid-epoch: it is reported and slashed; a seventh node joins
 later and the repair agent, finding it through the chain and the DHT, rebuilds the lost share there;
@@ -42,6 +45,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.asyncio(loo
 DEPLOYER, OWNER, LAB, REPORTER = dev_account(0), dev_account(1), dev_account(2), dev_account(4)
 FEE = TOKEN // 100
 EPOCH_BLOCKS = 20
+CHILDREN = (0, 6)  # the operators whose `node init` and `node join` are child processes
 
 
 async def until(check: Callable[[], Awaitable[bool]], what: str, within: float = 60.0) -> None:
@@ -76,8 +80,9 @@ async def test_six_node_processes_publish_kill_slash_repair_claim_leave(
     net = await ProcessNetwork.start(tmp_path / "net", nodes=0, chain=chain, rpc_url=url)
     host = P2PHost(create_new_key_pair(), listen="/ip4/127.0.9.1/tcp/0")
     try:
-        # seven operators run `datasov node init`; the faucet funds them now, so the token sum covers them
-        homes = list(await asyncio.gather(*(net.prepare_node(i) for i in range(7))))
+        # seven operators' homes (`datasov node init` for the first and the seventh); the faucet funds them
+        # now, so the token sum covers them
+        homes = list(await asyncio.gather(*(net.prepare_node(i, child=i in CHILDREN) for i in range(7))))
         for p in homes:
             await fund_operator(chain, p.operator)
         seventh = homes[6]
@@ -91,9 +96,9 @@ async def test_six_node_processes_publish_kill_slash_repair_claim_leave(
 
         before = await token_sum()
         minimum = await chain.min_stake()
-        for p in homes[:6]:  # one by one, each operator's `datasov node join` (a child process)
+        for i, p in enumerate(homes[:6]):  # one by one (`datasov node join`, a child process, for the first)
             assert not (await chain.get_operator(p.operator)).registered
-            joined = await net.join(p, fund=False)
+            joined = await net.join(p, fund=False, child=i in CHILDREN)
             assert joined["announced"]
             op = await chain.get_operator(p.operator)
             assert op.registered
