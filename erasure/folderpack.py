@@ -210,9 +210,20 @@ def parse_index(raw: bytes, span: Span) -> FileIndex:
     return FileIndex(entries)
 
 
+def sync_dir(path: Path) -> None:
+    """fsync a directory: the names created, renamed or removed in it are on disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def unpack_entries(index: FileIndex, read: Any, dest: Path) -> None:
     """Recreate the tree under ``dest``: ``read(entry)`` yields a file's bytes, checked against its
-    SHA-256 (:class:`FileIndexError` on a mismatch). Links stay links; none may point outside."""
+    SHA-256 (:class:`FileIndexError` on a mismatch). Links stay links; none may point outside.
+    Every file and directory of the tree is fsynced before it returns, as a fetched single file is:
+    the caller renames ``dest`` into place and syncs the directory it is renamed in."""
     dest.mkdir(parents=True, exist_ok=True)
     for entry in index.entries.values():
         target = dest / PurePosixPath(entry.path)
@@ -229,6 +240,12 @@ def unpack_entries(index: FileIndex, read: Any, dest: Path) -> None:
                 for chunk in read(entry):
                     digest.update(chunk)
                     f.write(chunk)
-            if digest.digest() != entry.sha256:
-                raise FileIndexError(f"{entry.path!r} does not match its SHA-256 in the file index")
-            target.chmod(entry.mode)
+                if digest.digest() != entry.sha256:
+                    raise FileIndexError(f"{entry.path!r} does not match its SHA-256 in the file index")
+                os.fchmod(f.fileno(), entry.mode)
+                f.flush()
+                os.fsync(f.fileno())
+    for entry in index.entries.values():
+        if entry.type == "dir":
+            sync_dir(dest / PurePosixPath(entry.path))
+    sync_dir(dest)

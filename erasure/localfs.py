@@ -171,6 +171,7 @@ def write_dataset(content: str, chunks: Iterator[bytes], out: Path, *, index: Sp
         finally:
             blob.unlink(missing_ok=True)
         os.replace(tmp, out)
+        folderpack.sync_dir(out.parent)
         return
     if content == "tar":  # unpacked aside and moved into place whole: a failed decode leaves nothing
         shutil.rmtree(tmp, ignore_errors=True)

@@ -66,6 +66,7 @@ async def fetch_to(job: WholeFetch) -> FetchReport:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             os.replace(tmp, out)
+            folderpack.sync_dir(out.parent)
         else:
             localfs.write_dataset("file", chunks(0, r.manifest.plaintext_size), out)
 

@@ -60,6 +60,7 @@ async def fetch_folder(job: WholeFetch) -> FetchReport:
             finally:
                 os.close(fd)
             os.replace(tmp, job.out)
+            folderpack.sync_dir(job.out.parent)
 
         await asyncio.to_thread(unpack)
         mark("unpacked")

@@ -3,6 +3,7 @@
 import hashlib
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,28 @@ def test_any_tree_packs_to_an_index_that_finds_every_file(tmp_path_factory: pyte
     for rel, data in written.items():
         entry = index.get(rel)
         assert plain[entry.offset : entry.offset + entry.size] == data
+
+
+def test_an_unpacked_folder_is_on_disk_when_the_write_returns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file and directory of a fetched folder is fsynced, and the directory it is renamed
+    into, as a fetched single file is (the folder path did not sync anything)."""
+    root = tree(tmp_path / "src")
+    result, shares, key = encode(root)
+    man = result.manifest
+    synced: list[str] = []
+    fsync = os.fsync
+
+    def recorded(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recorded)
+    sources = {i: MemoryShareSource(s, 4096, 1024) for i, s in enumerate(shares)}
+    out = tmp_path / "out"
+    localfs.write_dataset(man.content, iter(Decoder(man, key, sources)), out, index=man.index)
+    part = str(out.with_name(out.name + ".part"))  # the tree is synced where it is built, then renamed
+    for path in root.rglob("*"):
+        if not path.is_symlink():
+            assert f"{part}/{path.relative_to(root)}" in synced
+    assert part in synced
+    assert str(tmp_path) in synced  # the rename into place
