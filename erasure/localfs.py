@@ -192,3 +192,4 @@ def write_dataset(content: str, chunks: Iterator[bytes], out: Path, *, index: Sp
         tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, out)
+    folderpack.sync_dir(out.parent)  # the rename too

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from erasure import merkle
+from erasure import folderpack, merkle
 from erasure.decoding import Decoder
 from erasure.errors import ErasureError, IntegrityError
 from erasure.manifest import Manifest
@@ -151,6 +151,8 @@ async def fetch_file(job: WholeFetch) -> FetchReport:
         if job.sync:
             os.fsync(fd)
         os.replace(tmp, out)
+        if job.sync:
+            folderpack.sync_dir(out.parent)  # the rename too
         mark("synced and moved into place")
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import os
 import socket
 from collections.abc import AsyncGenerator, Iterable, Sequence
 from pathlib import Path
@@ -246,3 +247,19 @@ async def test_a_systematic_holder_marked_faulty_that_answers_is_streamed_not_de
     assert sorted(client.served) == [0, 1, 2, 3]
     assert client.ranges == 0  # nothing decoded
     assert report.shares_used == [0, 1, 2, 3]
+
+
+async def test_a_fetched_file_and_its_rename_are_on_disk_when_the_fetch_returns(
+    net: LocalNetwork, lab: Keystore, publish: Publish, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[str] = []
+    fsync = os.fsync
+
+    def recorded(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recorded)
+    await _fetch(net, lab, publish, tmp_path, Streams(), 2 * SEGMENT + 7)
+    assert str(tmp_path / "out.bin.part") in synced  # the copy, before it is renamed
+    assert str(tmp_path) in synced  # and the directory it is renamed in
