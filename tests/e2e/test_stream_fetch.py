@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import os
 import socket
 from collections.abc import AsyncGenerator, Iterable, Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from market import holders as holders_mod
 from market.directory import Directory, NodeInfo
 from market.keystore import Keystore
 from storage_node.client import BrokenResponse, NodeClient
+from tests.support.fsyncs import record_fsyncs
 
 from .conftest import Publish
 
@@ -252,14 +252,7 @@ async def test_a_systematic_holder_marked_faulty_that_answers_is_streamed_not_de
 async def test_a_fetched_file_and_its_rename_are_on_disk_when_the_fetch_returns(
     net: LocalNetwork, lab: Keystore, publish: Publish, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    synced: list[str] = []
-    fsync = os.fsync
-
-    def recorded(fd: int) -> None:
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", recorded)
+    synced = record_fsyncs(monkeypatch)
     await _fetch(net, lab, publish, tmp_path, Streams(), 2 * SEGMENT + 7)
     assert str(tmp_path / "out.bin.part") in synced  # the copy, before it is renamed
     assert str(tmp_path) in synced  # and the directory it is renamed in

@@ -3,7 +3,6 @@
 import hashlib
 import io
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from erasure import envelope, folderpack, localfs, pipeline
 from erasure.decoding import Decoder, MemoryShareSource
 from erasure.errors import FileIndexError
 from erasure.manifest import Span
+from tests.support.fsyncs import record_fsyncs
 
 LAYOUT = pipeline.Layout(k=2, n=4, block_size=4096, leaf_size=1024, message_size=1000)
 
@@ -151,14 +151,7 @@ def test_an_unpacked_folder_is_on_disk_when_the_write_returns(tmp_path: Path, mo
     root = tree(tmp_path / "src")
     result, shares, key = encode(root)
     man = result.manifest
-    synced: list[str] = []
-    fsync = os.fsync
-
-    def recorded(fd: int) -> None:
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", recorded)
+    synced = record_fsyncs(monkeypatch)
     sources = {i: MemoryShareSource(s, 4096, 1024) for i, s in enumerate(shares)}
     out = tmp_path / "out"
     localfs.write_dataset(man.content, iter(Decoder(man, key, sources)), out, index=man.index)
