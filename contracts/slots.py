@@ -62,8 +62,11 @@ class SlotMiner:
         try:
             while True:
                 ends = loop.time() + self.slot
-                with contextlib.suppress(TimeoutError):  # the slot's block: at its first transaction, or at its end
-                    await asyncio.wait_for(self._arrived.wait(), timeout=self.slot)
+                # the slot's block: at its first transaction, or at its end (asyncio.timeout, not
+                # wait_for: Python 3.11's wait_for loses a cancellation that meets a set event)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.slot):
+                        await self._arrived.wait()
                 self._arrived.clear()
                 await self.chain.mine(1)
                 self.blocks += 1

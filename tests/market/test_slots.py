@@ -59,3 +59,17 @@ async def test_a_refused_transaction_is_still_refused_at_once(mined: tuple[DevCh
     chain, _ = mined
     with pytest.raises(errors.ContractRevert):
         await chain.send(chain.storage_market.functions.acceptShare(99, 0), dev_account(1))
+
+
+async def test_a_miner_cancelled_as_a_transaction_arrives_stops() -> None:
+    """``devnet up`` stops its miner by cancelling it; a cancellation that met a transaction's
+    wake-up was swallowed (asyncio.wait_for in Python 3.11) and the devnet ran on until SIGKILL."""
+    chain = await DevChain.embedded(dev_accounts=1)
+    miner = SlotMiner(chain, 30.0)  # a long slot: the miner waits inside it
+    task = asyncio.create_task(miner.run())
+    for _ in range(5):
+        await asyncio.sleep(0)  # into the slot's wait
+    miner._arrived.set()  # what a transaction's arrival does
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, timeout=10)  # a hang guard, not a timing: it stops at once or never
