@@ -7,6 +7,7 @@ the limit of 0 (every node here is honest). Reading the events only at the end k
 from loading the chain it measures. Example::
 
     python -m bench.proof_rounds --nodes 30 -k 10 -n 30 --seconds 120
+    python -m bench.proof_rounds --quick
 """
 
 from __future__ import annotations
@@ -55,7 +56,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=16, help="MiB published")
     parser.add_argument("--seconds", type=float, default=120, help="how long the nodes prove")
     parser.add_argument("--block-time", type=float, default=0.5)
+    parser.add_argument("--quick", action="store_true", help="10 nodes, 3-of-10, 4 MiB, 40 s")
     args = parser.parse_args()
+    if args.quick:
+        args.nodes, args.k, args.n, args.size, args.seconds = 10, 3, 10, 4, 40.0
     with tempfile.TemporaryDirectory(prefix="datasov-proofs-") as tmp_name:
         tmp = Path(tmp_name)
         src = tmp / "data.bin"

@@ -12,7 +12,7 @@ import ast
 import hashlib
 from typing import Any, cast
 
-from eth.abc import SignedTransactionAPI, StateAPI
+from eth.abc import ComputationAPI, SignedTransactionAPI, StateAPI
 from eth.estimators.gas import binary_gas_search
 from eth.vm.forks.cancun import CancunVM
 from eth.vm.spoof import SpoofTransaction
@@ -59,17 +59,11 @@ def raw_revert(err: BaseException | None) -> bytes | None:
 accept_reverts_from(TransactionFailed, raw_revert)  # eth-tester's refusals become named reverts
 
 
-def _spoof(transaction: SignedTransactionAPI, gas: int) -> SignedTransactionAPI:
-    return cast(SignedTransactionAPI, SpoofTransaction(transaction, gas=gas, gas_price=0))
-
-
-def _gas_needed(state: StateAPI, transaction: SignedTransactionAPI, gas: int) -> int | None:
-    """Gas the transaction used with ``gas`` (intrinsic gas and refunds included), or None if it
-    failed with that much; the state is left as it was."""
+def _run(state: StateAPI, transaction: SignedTransactionAPI, gas: int) -> ComputationAPI:
+    """Execute ``transaction`` with ``gas`` (gas price 0) and undo it: what it did, not kept."""
     snapshot = state.snapshot()
     try:
-        computation = state.apply_transaction(_spoof(transaction, gas))
-        return None if computation.is_error else transaction.intrinsic_gas + computation.get_gas_used()
+        return state.apply_transaction(cast(SignedTransactionAPI, SpoofTransaction(transaction, gas=gas, gas_price=0)))
     finally:
         state.revert(snapshot)
 
@@ -80,16 +74,12 @@ def estimate_gas(state: StateAPI, transaction: SignedTransactionAPI) -> int:
     search only if the second run fails. py-evm's default searches from the intrinsic gas to the
     block limit: ~11 runs of every estimated transaction, most of a devnet chain's CPU when 30 nodes
     prove each epoch. Refusals raise as before (the full run's error, with its revert bytes)."""
-    snapshot = state.snapshot()
-    try:
-        computation = state.apply_transaction(_spoof(transaction, state.gas_limit))
-        if computation.is_error:
-            raise computation.error
-        used = transaction.intrinsic_gas + computation.get_gas_used()
-    finally:
-        state.revert(snapshot)
+    full = _run(state, transaction, state.gas_limit)
+    if full.is_error:
+        raise full.error
+    used = transaction.intrinsic_gas + full.get_gas_used()
     guess = min(state.gas_limit, used + used // 63 + 2_300)  # 2,300: SSTORE needs that much left (EIP-2200)
-    if _gas_needed(state, transaction, guess) is not None:
+    if not _run(state, transaction, guess).is_error:
         return guess
     return int(binary_gas_search(state, transaction, tolerance=1_000))
 
@@ -150,6 +140,11 @@ class DevChain(Chain):
         else:
             await self._rpc("hardhat_mine", [hex(blocks)])
 
+    def head(self) -> int:
+        """The embedded chain's latest block number, from its header (eth-tester's own answer
+        builds and serializes the whole block; the header is the pending block's, one past it)."""
+        return int(self.w3.provider.ethereum_tester.backend.chain.header.block_number) - 1
+
     async def advance_time(self, seconds: int) -> None:
         """Move the chain clock forward and mine a block at the new time."""
         if self.kind == "embedded":
@@ -172,10 +167,8 @@ class DevChain(Chain):
     async def revert(self, snapshot: Any) -> None:
         """Go back to a snapshot; the nonce cache is dropped with it."""
         if self.kind == "embedded":
-            tester = self.w3.provider.ethereum_tester
-            tester.revert_to_snapshot(snapshot)
-            head = int(tester.get_block_by_number("latest")["number"])
-            self.w3.provider.log_index.forget_after(head)  # the blocks after the snapshot are gone
+            self.w3.provider.ethereum_tester.revert_to_snapshot(snapshot)
+            self.w3.provider.log_index.forget_after(self.head())  # the blocks after the snapshot are gone
         else:
             await self._rpc("evm_revert", [snapshot])
         self.tx.forget_nonces()

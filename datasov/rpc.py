@@ -17,8 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from contracts.chain import Chain
-from contracts.devchain import TransactionFailed, raw_revert
+from contracts.devchain import DevChain, TransactionFailed, raw_revert
 from contracts.logindex import to_wire
 
 log = logging.getLogger("datasov.rpc")
@@ -26,7 +25,7 @@ MAX_BODY = 4 << 20
 
 
 class RpcServer:
-    def __init__(self, chain: Chain) -> None:
+    def __init__(self, chain: DevChain) -> None:
         if chain.kind != "embedded":
             raise ValueError("only the embedded chain is served over RPC")
         self.chain = chain
@@ -36,7 +35,7 @@ class RpcServer:
         """Test-chain methods eth-tester does not speak, and the block number (every node asks it
         every second; through eth-tester it builds and serializes the whole latest block)."""
         if method == "eth_blockNumber":
-            return hex(self.tester.backend.chain.header.block_number - 1)  # the header is the pending block's
+            return hex(self.chain.head())
         if method == "hardhat_mine":
             self.tester.mine_blocks(int(params[0], 16) if params else 1)
             return True
@@ -51,9 +50,7 @@ class RpcServer:
         if method == "evm_snapshot":
             return hex(self.tester.take_snapshot())
         if method == "evm_revert":
-            self.tester.revert_to_snapshot(int(params[0], 16))
-            head = self.tester.backend.chain.header.block_number - 1
-            self.chain.w3.provider.log_index.forget_after(head)  # the blocks after the snapshot are gone
+            await self.chain.revert(int(params[0], 16))  # the log index and this process's nonces too
             return True
         raise KeyError(method)
 
@@ -100,7 +97,7 @@ class RpcServer:
         return app
 
 
-async def serve(chain: Chain, host: str, port: int) -> tuple[web.AppRunner, str]:
+async def serve(chain: DevChain, host: str, port: int) -> tuple[web.AppRunner, str]:
     """Start the JSON-RPC server; returns its runner (clean up to stop) and URL."""
     runner = web.AppRunner(RpcServer(chain).app(), access_log=None)
     await runner.setup()

@@ -9,8 +9,9 @@ import weakref
 from typing import Any
 
 from erasure import decoding
+from market.latencies import Latencies
 from market.readahead_budget import READAHEAD_BUDGET, ReadaheadBudget, budget_for
-from market.remote_source import Latencies, RemoteShareSource
+from market.remote_source import RemoteShareSource
 
 from .test_remote_source import StrictNode, _encoded
 

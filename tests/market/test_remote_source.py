@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from erasure import decoding, envelope, pipeline
 from erasure.pipeline import Layout
-from market.remote_source import Latencies, RemoteShareSource
+from market.latencies import Latencies
+from market.remote_source import RemoteShareSource
 from storage_node.errors import NodeError
 
 
